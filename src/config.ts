@@ -1,0 +1,82 @@
+// The tenants file named by ACCESS_CONFIG (CONTRACT §4), read and checked once at start-up.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const awsSchema = z.strictObject({
+  region: z.string().min(1),
+  sso_instance_arn: z.string().regex(/^arn:aws:sso:::instance\/ssoins-[a-zA-Z0-9.-]+$/, 'an IAM Identity Center instance ARN'),
+  identity_store_id: z.string().regex(/^d-[0-9a-z]{10}$/, 'an identity store id like d-0123456789'),
+  assume_role_arn: z.string().startsWith('arn:aws:iam::').optional(),
+  endpoint: z.url().optional(),
+});
+
+const tenantSchema = z.strictObject({
+  id: z.uuid({ version: undefined }).transform((id) => id.toLowerCase()),
+  name: z.string().min(1),
+  auth: z
+    .strictObject({
+      issuer: z.string().min(1),
+      audience: z.string().min(1),
+      jwks_file: z.string().optional(),
+      jwks_url: z.url().optional(),
+    })
+    .refine((a) => Boolean(a.jwks_file) !== Boolean(a.jwks_url), 'give exactly one of jwks_file and jwks_url'),
+  aws: awsSchema,
+  policies: z.string().default('./policies'),
+  grants: z
+    .strictObject({
+      default_duration_seconds: z.int().positive().default(3600),
+      max_duration_seconds: z.int().positive().default(12 * 3600),
+      pending_request_ttl_seconds: z.int().positive().default(24 * 3600),
+    })
+    .prefault({}),
+  /** Account attributes the policies see (e.g. `environment: production`); unlisted accounts have none. */
+  accounts: z.record(z.string().regex(/^\d{12}$/), z.strictObject({ environment: z.string().default('') })).default({}),
+});
+
+const configSchema = z.strictObject({ tenants: z.array(tenantSchema).min(1) });
+
+export type TenantConfig = z.infer<typeof tenantSchema>;
+export type AwsTenantConfig = z.infer<typeof awsSchema>;
+export type AppConfig = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+/** Reads and checks the config; relative paths in it are resolved against the file's folder. */
+export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
+  if (!file) throw new ConfigError('ACCESS_CONFIG is not set: name the tenants file (YAML or JSON)');
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`${file}: ${(err as Error).message}`);
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(top)'}: ${i.message}`);
+    throw new ConfigError(`${file}: invalid config\n${lines.join('\n')}`);
+  }
+  const base = path.dirname(path.resolve(file));
+  const ids = new Set<string>();
+  for (const tenant of parsed.data.tenants) {
+    if (ids.has(tenant.id)) throw new ConfigError(`${file}: tenants: duplicate id ${tenant.id}`);
+    ids.add(tenant.id);
+    tenant.policies = path.resolve(base, tenant.policies);
+    if (tenant.auth.jwks_file) tenant.auth.jwks_file = path.resolve(base, tenant.auth.jwks_file);
+  }
+  return parsed.data;
+}
+
+export function tenantById(config: AppConfig, tenantId: string): TenantConfig | undefined {
+  return config.tenants.find((t) => t.id === tenantId.toLowerCase());
+}
+
+/** Environment (CONTRACT §4): names as @temporalio/envconfig reads them, where it covers them. */
+export const env = {
+  port: Number(process.env.PORT ?? 8080),
+  temporalAddress: process.env.TEMPORAL_ADDRESS ?? 'localhost:7233',
+  temporalNamespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
+  taskQueue: process.env.TEMPORAL_TASK_QUEUE ?? 'access-grants',
+};

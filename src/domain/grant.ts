@@ -1,0 +1,220 @@
+// The grant's types and the pure rules over them. Imported by the workflow (so: deterministic,
+// no I/O, no Node APIs) and by the API (for dry runs and the read-only path).
+
+export type GrantStatus = 'pending' | 'provisioning' | 'active' | 'expired' | 'revoked';
+export type GrantChange = 'none' | 'activated' | 'requested' | 'extended';
+export type ProvisioningStatus = 'pending' | 'successful' | 'failed';
+export type DiagnosticLevel = 'info' | 'warning' | 'error';
+
+export const OPEN_STATUSES: readonly GrantStatus[] = ['pending', 'provisioning', 'active'];
+
+export interface Diagnostic {
+  level: DiagnosticLevel;
+  code: string;
+  message: string;
+  [key: string]: unknown;
+}
+
+export interface Principal {
+  id: string;
+  email?: string;
+  groups: string[];
+}
+
+/** What identifies a grant: one workflow per key. */
+export interface GrantKey {
+  tenantId: string;
+  principalId: string;
+  /** `AWS::Account::{12 digits}` */
+  target: string;
+  role: string;
+}
+
+export interface Validation {
+  has_reason: boolean;
+  has_ticket_attachment: boolean;
+}
+
+export interface Justification {
+  reason?: string;
+  attachments?: string[];
+}
+
+/** One entitlement of one ensure call, after validation and policy evaluation. */
+export interface EnsureRequest {
+  durationSeconds: number;
+  /** `activate` permitted by policy: no reviewer needed. */
+  autoApprove: boolean;
+  justification: Justification;
+  validation: Validation;
+  /** How long a request waits for a reviewer before it closes. */
+  pendingTtlSeconds: number;
+  /** Why review is needed, who may review: shown to the requester. */
+  reviewDiagnostics: Diagnostic[];
+}
+
+export interface Review {
+  decision: 'approve' | 'deny';
+  reviewerId: string;
+  comment?: string;
+}
+
+export interface Revocation {
+  revokedBy: string;
+  reason?: string;
+}
+
+export interface GrantState {
+  key: GrantKey;
+  id: string;
+  principal: Principal;
+  /** `new` only between the workflow's start and its first ensure. */
+  status: GrantStatus | 'new';
+  approved: boolean;
+  durationSeconds: number;
+  requestedAt: string | null;
+  activatedAt: string | null;
+  expiresAt: string | null;
+  pendingExpiresAt: string | null;
+  accessRequestId: string | null;
+  provisioningStatus: ProvisioningStatus;
+  /** Set once the assignment has been looked up: true if it existed before this grant. */
+  assignmentPreexisted: boolean | null;
+  /** True from the moment deprovisioning starts until the assignment is gone. */
+  closing: boolean;
+  validation: Validation;
+  justification: Justification;
+  review: Review | null;
+  revocation: Revocation | null;
+  diagnostics: Diagnostic[];
+}
+
+export interface GrantView {
+  id: string;
+  name: string;
+  status: GrantStatus;
+  change: GrantChange;
+  approved: boolean;
+  duration_seconds: number;
+  expires_at: string | null;
+  activated_at: string | null;
+  access_request_id: string | null;
+  provisioning_status: ProvisioningStatus;
+  validation: Validation;
+  diagnostics: Diagnostic[];
+  // Beyond the seed's fields, for the grants endpoints.
+  target: string;
+  role: string;
+  principal_id: string;
+}
+
+export const TARGET_PATTERN = /^AWS::Account::(\d{12})$/;
+
+export function accountIdOf(target: string): string {
+  const match = TARGET_PATTERN.exec(target);
+  if (!match) throw new Error(`not an account target: ${target}`);
+  return match[1];
+}
+
+export function isOpen(state: GrantState): boolean {
+  return state.status !== 'new' && OPEN_STATUSES.includes(state.status) && !state.closing;
+}
+
+export function grantName(key: Pick<GrantKey, 'target' | 'role'>): string {
+  return `${key.role} on ${key.target}`;
+}
+
+/**
+ * Workflow id of a grant key: readable by an operator, and unambiguous because the principal
+ * id (the only free-form part) is percent-encoded, so it cannot contain the separator.
+ */
+export function grantWorkflowId(key: GrantKey): string {
+  return `grant/${key.tenantId}/${encodeURIComponent(key.principalId)}/${accountIdOf(key.target)}/${key.role}`;
+}
+
+export type EnsureDecision =
+  | { change: 'activated' | 'requested' }
+  | { change: 'extended'; expiresAt: string }
+  | { change: 'none'; diagnostics?: Diagnostic[] };
+
+/**
+ * What an ensure does to a grant in `state` at time `now` (CONTRACT §2). The workflow applies
+ * it; the API uses it to answer dry runs and to keep no-change calls off the workflow history.
+ */
+export function decideEnsure(state: GrantState | null, req: EnsureRequest, now: Date): EnsureDecision {
+  if (!state || !isOpen(state)) return { change: req.autoApprove ? 'activated' : 'requested' };
+  if (state.status !== 'active' || !state.expiresAt) return { change: 'none' };
+  const wanted = new Date(now.getTime() + req.durationSeconds * 1000);
+  if (wanted.getTime() <= Date.parse(state.expiresAt)) return { change: 'none' };
+  if (!req.autoApprove) {
+    return {
+      change: 'none',
+      diagnostics: [
+        {
+          level: 'warning',
+          code: 'extension_requires_review',
+          message:
+            'This role needs a reviewer, so an active grant is not extended by itself; request it again once it has expired.',
+        },
+      ],
+    };
+  }
+  return { change: 'extended', expiresAt: wanted.toISOString() };
+}
+
+export function toView(state: GrantState, change: GrantChange, extraDiagnostics: Diagnostic[] = []): GrantView {
+  const status: GrantStatus = state.status === 'new' ? 'pending' : state.status;
+  return {
+    id: state.id,
+    name: grantName(state.key),
+    status,
+    change,
+    approved: state.approved,
+    duration_seconds: state.durationSeconds,
+    expires_at: state.expiresAt,
+    activated_at: state.activatedAt,
+    access_request_id: state.accessRequestId,
+    provisioning_status: state.provisioningStatus,
+    validation: state.validation,
+    diagnostics: [...state.diagnostics, ...extraDiagnostics],
+    target: state.key.target,
+    role: state.key.role,
+    principal_id: state.key.principalId,
+  };
+}
+
+export function newGrantState(key: GrantKey, principal: Principal, id: string): GrantState {
+  return {
+    key,
+    id,
+    principal,
+    status: 'new',
+    approved: false,
+    durationSeconds: 0,
+    requestedAt: null,
+    activatedAt: null,
+    expiresAt: null,
+    pendingExpiresAt: null,
+    accessRequestId: null,
+    provisioningStatus: 'pending',
+    assignmentPreexisted: null,
+    closing: false,
+    validation: { has_reason: false, has_ticket_attachment: false },
+    justification: {},
+    review: null,
+    revocation: null,
+    diagnostics: [],
+  };
+}
+
+const TICKET_KEY = /^[A-Z][A-Z0-9]+-\d+$/;
+const TICKET_URL = /^https?:\/\/\S+\/(browse|issues?|tickets?|requests?|pull|servicedesk|jira)\b/i;
+
+export function validateJustification(justification: Justification | undefined): Validation {
+  return {
+    has_reason: (justification?.reason ?? '').trim().length > 0,
+    has_ticket_attachment: (justification?.attachments ?? []).some(
+      (a) => TICKET_KEY.test(a.trim()) || TICKET_URL.test(a.trim()),
+    ),
+  };
+}
