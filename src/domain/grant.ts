@@ -125,11 +125,16 @@ export function grantName(key: Pick<GrantKey, 'target' | 'role'>): string {
 }
 
 /**
- * Workflow id of a grant key: readable by an operator, and unambiguous because the principal
- * id (the only free-form part) is percent-encoded, so it cannot contain the separator.
+ * The principal id (from a token's `sub`) is the only free-form part of a grant key. Encoded,
+ * it holds no separator, quote or backslash, so it is safe in a workflow id and a list query.
  */
+export function encodePrincipal(principalId: string): string {
+  return encodeURIComponent(principalId).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** Workflow id of a grant key: readable by an operator, unambiguous. */
 export function grantWorkflowId(key: GrantKey): string {
-  return `grant/${key.tenantId}/${encodeURIComponent(key.principalId)}/${accountIdOf(key.target)}/${key.role}`;
+  return `grant/${key.tenantId}/${encodePrincipal(key.principalId)}/${accountIdOf(key.target)}/${key.role}`;
 }
 
 export type EnsureDecision =

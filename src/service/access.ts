@@ -1,0 +1,313 @@
+// What the API does, without HTTP: policy decisions, then messages to grant workflows.
+import { randomUUID } from 'node:crypto';
+import { type Client, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
+import { type AppConfig, env, type TenantConfig } from '../config';
+import {
+  accountIdOf,
+  decideEnsure,
+  type Diagnostic,
+  encodePrincipal,
+  type EnsureRequest,
+  type GrantChange,
+  type GrantKey,
+  type GrantState,
+  type GrantStatus,
+  type GrantView,
+  grantWorkflowId,
+  isOpen,
+  type Justification,
+  newGrantState,
+  type Principal,
+  toView,
+  validateJustification,
+} from '../domain/grant';
+import { AccessError } from '../domain/errors';
+import type { PolicyAction, PolicyDecision, PolicySet } from '../policy';
+import type { grantWorkflow } from '../workflows/grant';
+import {
+  ensureUpdate,
+  grantStateQuery,
+  rejection,
+  reviewUpdate,
+  revokeUpdate,
+} from '../workflows/messages';
+
+export interface Caller {
+  tenant: TenantConfig;
+  principal: Principal;
+}
+
+export interface EnsureInput {
+  entitlements: { target: string; role: string; duration_seconds?: number }[];
+  justification?: Justification;
+  dry_run?: boolean;
+}
+
+export interface GrantFilters {
+  status?: GrantStatus;
+  target?: string;
+  role?: string;
+}
+
+/** Id of the grant a dry run would make: no grant exists yet, so none is invented. */
+const DRY_RUN_GRANT_ID = '00000000-0000-0000-0000-000000000000';
+/** Visibility is eventually consistent: a grant made a moment ago may take this long to be found. */
+const VISIBILITY_WAIT_MS = 5000;
+/** How long a revoke waits for the assignment to be removed before answering. */
+const REVOKE_WAIT_MS = 30_000;
+
+export class AccessService {
+  constructor(
+    private readonly client: Client,
+    private readonly policies: ReadonlyMap<string, PolicySet>,
+  ) {}
+
+  async ensure(caller: Caller, input: EnsureInput): Promise<GrantView[]> {
+    const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}));
+    const denied = planned.filter((p) => p.denied);
+    if (denied.length > 0) {
+      throw new AccessError('forbidden', 'Policy does not allow every entitlement; nothing was changed.', {
+        details: { denied: denied.map((p) => ({ target: p.key.target, role: p.key.role })) },
+        notices: [...new Set(denied.flatMap((p) => p.notices))],
+      });
+    }
+    return Promise.all(planned.map((p) => this.ensureOne(caller, p.key, p.request, input.dry_run ?? false)));
+  }
+
+  async listGrants(caller: Caller, filters: GrantFilters): Promise<GrantView[]> {
+    const clauses = [`AccessPrincipal = '${encodePrincipal(caller.principal.id)}'`];
+    if (filters.status) clauses.push(`AccessStatus = '${filters.status}'`);
+    if (filters.target) clauses.push(`AccessTarget = '${filters.target}'`);
+    if (filters.role) clauses.push(`AccessRole = '${filters.role}'`);
+    const found = await this.findRuns(caller.tenant, clauses, 100);
+    const states = await Promise.all(found.map((run) => this.stateOf(run)));
+    return states.filter((s): s is GrantState => s !== null).map((s) => toView(s, 'none'));
+  }
+
+  async getGrant(caller: Caller, grantId: string): Promise<GrantView> {
+    return toView((await this.visibleGrant(caller, grantId)).state, 'none');
+  }
+
+  async review(caller: Caller, accessRequestId: string, decision: 'approve' | 'deny', comment?: string): Promise<GrantView> {
+    const { run, state } = await this.findGrant(caller.tenant, `AccessRequestId = '${accessRequestId}'`, 'access request');
+    if (state.key.principalId === caller.principal.id) {
+      throw new AccessError('forbidden', 'Nobody reviews their own request.');
+    }
+    const verdict = this.decide(caller, 'review', state);
+    if (!verdict.allowed) {
+      throw new AccessError('forbidden', 'Policy does not allow you to review this request.', { notices: verdict.notices });
+    }
+    const handle = this.client.workflow.getHandle(run.workflowId, run.runId);
+    const after = await rejectionsAsErrors(() =>
+      handle.executeUpdate(reviewUpdate, { args: [{ decision, reviewerId: caller.principal.id, comment }] }),
+    );
+    return toView(after, 'none');
+  }
+
+  async revoke(caller: Caller, grantId: string, reason?: string): Promise<GrantView> {
+    const { run, state } = await this.visibleGrant(caller, grantId);
+    if (state.key.principalId !== caller.principal.id) {
+      const verdict = this.decide(caller, 'revoke', state);
+      if (!verdict.allowed) {
+        throw new AccessError('forbidden', 'Policy does not allow you to revoke this grant.', { notices: verdict.notices });
+      }
+    }
+    const handle = this.client.workflow.getHandle<typeof grantWorkflow>(run.workflowId, run.runId);
+    const revoked = await rejectionsAsErrors(() =>
+      handle.executeUpdate(revokeUpdate, { args: [{ revokedBy: caller.principal.id, reason }] }),
+    );
+    // Answer once the assignment is gone, so the caller's "revoked" means no access.
+    const closed = await Promise.race([handle.result(), delay(REVOKE_WAIT_MS).then(() => null)]);
+    return toView(closed ?? revoked, 'none');
+  }
+
+  private authorizeEntitlement(caller: Caller, entitlement: EnsureInput['entitlements'][number], justification: Justification) {
+    const { tenant, principal } = caller;
+    const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
+    const limits = tenant.grants;
+    const durationSeconds = entitlement.duration_seconds ?? limits.default_duration_seconds;
+    const validation = validateJustification(justification);
+    const context = { role: key.role, duration_seconds: durationSeconds, has_reason: validation.has_reason, has_ticket_attachment: validation.has_ticket_attachment };
+    const request: EnsureRequest = {
+      durationSeconds,
+      autoApprove: false,
+      justification,
+      validation,
+      pendingTtlSeconds: limits.pending_request_ttl_seconds,
+      reviewDiagnostics: [],
+    };
+    if (durationSeconds > limits.max_duration_seconds) {
+      const notice = `${key.role} on ${key.target}: at most ${limits.max_duration_seconds} seconds may be requested (asked for ${durationSeconds}).`;
+      return { key, request, denied: true, notices: [notice] };
+    }
+    const asked = this.decideFor(tenant, principal, 'request', key, context);
+    if (!asked.allowed) {
+      const notices = asked.notices.length > 0 ? asked.notices : [`No policy allows ${principal.id} to request ${key.role} on ${key.target}.`];
+      return { key, request, denied: true, notices };
+    }
+    request.autoApprove = this.decideFor(tenant, principal, 'activate', key, context).allowed;
+    if (!request.autoApprove) {
+      request.reviewDiagnostics = [
+        {
+          level: 'info',
+          code: 'review_required',
+          message: `${key.role} on ${key.target} needs approval by a reviewer.`,
+          notices: asked.notices,
+          policies: asked.policyIds,
+        },
+      ];
+    }
+    return { key, request, denied: false, notices: [] as string[] };
+  }
+
+  private async ensureOne(caller: Caller, key: GrantKey, request: EnsureRequest, dryRun: boolean): Promise<GrantView> {
+    const workflowId = grantWorkflowId(key);
+    const handle = this.client.workflow.getHandle<typeof grantWorkflow>(workflowId);
+    for (let attempt = 1; ; attempt++) {
+      const current = await handle.query(grantStateQuery).catch((err) => {
+        if (err instanceof WorkflowNotFoundError) return null;
+        throw err;
+      });
+      const decision = decideEnsure(current, request, new Date());
+      const extra: Diagnostic[] = decision.change === 'none' ? (decision.diagnostics ?? []) : [];
+      // The read-only answers stay off the workflow's history.
+      if (decision.change === 'none' && current) return toView(current, 'none', extra);
+      if (dryRun) return toView(wouldBe(current, caller.principal, key, request, decision), decision.change, extra);
+      try {
+        const outcome = await this.client.workflow.executeUpdateWithStart(ensureUpdate, {
+          args: [request],
+          startWorkflowOperation: new WithStartWorkflowOperation<typeof grantWorkflow>('grantWorkflow', {
+            workflowId,
+            taskQueue: env.taskQueue,
+            args: [{ key, principal: caller.principal, grantId: randomUUID() }],
+            workflowIdConflictPolicy: 'USE_EXISTING',
+            staticSummary: `${key.principalId}: ${key.role} on ${key.target}`,
+          }),
+        });
+        return toView(outcome.state, outcome.change, outcome.diagnostics);
+      } catch (err) {
+        // The grant is being closed: once its run ends, the next attempt starts a new grant.
+        if (attempt < 3 && rejectionType(err) === rejection.closing) {
+          await Promise.race([handle.result().catch(() => undefined), delay(30_000)]);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private decide(caller: Caller, action: PolicyAction, grant: GrantState): PolicyDecision {
+    return this.decideFor(caller.tenant, caller.principal, action, grant.key, {
+      role: grant.key.role,
+      duration_seconds: grant.durationSeconds,
+      has_reason: grant.validation.has_reason,
+      has_ticket_attachment: grant.validation.has_ticket_attachment,
+    });
+  }
+
+  private decideFor(
+    tenant: TenantConfig,
+    principal: Principal,
+    action: PolicyAction,
+    key: GrantKey,
+    context: { role: string; duration_seconds: number; has_reason: boolean; has_ticket_attachment: boolean },
+  ): PolicyDecision {
+    const accountId = accountIdOf(key.target);
+    return this.policySet(tenant).authorize({
+      principal,
+      action,
+      accountId,
+      accountEnvironment: tenant.accounts[accountId]?.environment ?? '',
+      context,
+    });
+  }
+
+  private policySet(tenant: TenantConfig): PolicySet {
+    const set = this.policies.get(tenant.id);
+    if (!set) throw new Error(`no policies loaded for tenant ${tenant.id}`);
+    return set;
+  }
+
+  private async findRuns(tenant: TenantConfig, clauses: string[], limit: number): Promise<{ workflowId: string; runId: string }[]> {
+    // Every value in a clause is validated (uuid, enum, pattern) or encoded (principal) by the caller.
+    const query = [`WorkflowType = 'grantWorkflow'`, `AccessTenant = '${tenant.id}'`, ...clauses].join(' AND ');
+    const runs: { workflowId: string; runId: string }[] = [];
+    for await (const info of this.client.workflow.list({ query, pageSize: limit })) {
+      runs.push({ workflowId: info.workflowId, runId: info.runId });
+      if (runs.length >= limit) break;
+    }
+    return runs;
+  }
+
+  /** A grant its grantee, its reviewers and its revokers may see; to anyone else it does not exist. */
+  private async visibleGrant(caller: Caller, grantId: string) {
+    const found = await this.findGrant(caller.tenant, `AccessGrantId = '${grantId}'`, 'grant');
+    const { state } = found;
+    const visible =
+      state.key.principalId === caller.principal.id ||
+      this.decide(caller, 'review', state).allowed ||
+      this.decide(caller, 'revoke', state).allowed;
+    if (!visible) throw notFound('grant');
+    return found;
+  }
+
+  private async findGrant(tenant: TenantConfig, clause: string, what: string) {
+    const deadline = Date.now() + VISIBILITY_WAIT_MS;
+    for (;;) {
+      const [run] = await this.findRuns(tenant, [clause], 1);
+      const state = run ? await this.stateOf(run) : null;
+      if (run && state) return { run, state };
+      if (Date.now() > deadline) throw notFound(what);
+      await delay(250);
+    }
+  }
+
+  private async stateOf(run: { workflowId: string; runId: string }): Promise<GrantState | null> {
+    try {
+      return await this.client.workflow.getHandle(run.workflowId, run.runId).query(grantStateQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+}
+
+function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey, req: EnsureRequest, decision: { change: GrantChange; expiresAt?: string }): GrantState {
+  const state = current && isOpen(current) ? structuredClone(current) : newGrantState(key, principal, DRY_RUN_GRANT_ID);
+  state.validation = current && isOpen(current) ? state.validation : req.validation;
+  if (decision.change === 'activated') {
+    Object.assign(state, { status: 'provisioning', approved: true, durationSeconds: req.durationSeconds });
+  } else if (decision.change === 'requested') {
+    Object.assign(state, { status: 'pending', durationSeconds: req.durationSeconds });
+    state.diagnostics = req.reviewDiagnostics;
+  } else if (decision.change === 'extended') {
+    Object.assign(state, { expiresAt: decision.expiresAt, durationSeconds: req.durationSeconds });
+  }
+  return state;
+}
+
+function rejectionType(err: unknown): string | undefined {
+  const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+async function rejectionsAsErrors<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const type = rejectionType(err);
+    const message = (err as WorkflowUpdateFailedError).cause?.message ?? '';
+    if (type === rejection.selfReview) throw new AccessError('forbidden', message);
+    if (type === rejection.notPending || type === rejection.notOpen) throw new AccessError('conflict', message);
+    throw err;
+  }
+}
+
+function notFound(what: string): AccessError {
+  return new AccessError('not_found', `No such ${what} in this tenant.`);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,52 @@
+// The grant workflow's messages and search attributes: everything a client needs to talk to it.
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Diagnostic, EnsureRequest, GrantChange, GrantKey, GrantState, Principal, Revocation, Review } from '../domain/grant';
+
+export interface GrantWorkflowInput {
+  key: GrantKey;
+  principal: Principal;
+  /** Chosen by the caller that starts the run; ignored when the run already exists. */
+  grantId: string;
+  /** Carried over by continue-as-new. */
+  state?: GrantState;
+}
+
+export interface EnsureOutcome {
+  change: GrantChange;
+  state: GrantState;
+  diagnostics: Diagnostic[];
+}
+
+/** Operators send these from the Web UI or `temporal workflow signal`: `{"reviewer": "alice", "comment": "ok"}`. */
+export interface OperatorReview {
+  reviewer: string;
+  comment?: string;
+}
+
+export const grantStateQuery = defineQuery<GrantState>('grant');
+export const ensureUpdate = defineUpdate<EnsureOutcome, [EnsureRequest]>('ensure');
+export const reviewUpdate = defineUpdate<GrantState, [Review]>('review');
+export const revokeUpdate = defineUpdate<GrantState, [Revocation]>('revoke');
+export const approveSignal = defineSignal<[OperatorReview]>('approve');
+export const denySignal = defineSignal<[OperatorReview]>('deny');
+export const revokeSignal = defineSignal<[Revocation]>('revoke');
+
+/** Registered by temporal-dev.sh; all Keyword. */
+export const searchAttributes = {
+  tenant: defineSearchAttributeKey('AccessTenant', SearchAttributeType.KEYWORD),
+  principal: defineSearchAttributeKey('AccessPrincipal', SearchAttributeType.KEYWORD),
+  target: defineSearchAttributeKey('AccessTarget', SearchAttributeType.KEYWORD),
+  role: defineSearchAttributeKey('AccessRole', SearchAttributeType.KEYWORD),
+  status: defineSearchAttributeKey('AccessStatus', SearchAttributeType.KEYWORD),
+  grantId: defineSearchAttributeKey('AccessGrantId', SearchAttributeType.KEYWORD),
+  requestId: defineSearchAttributeKey('AccessRequestId', SearchAttributeType.KEYWORD),
+};
+
+/** Failure types a workflow's update validators reject with; the API maps them to HTTP errors. */
+export const rejection = {
+  closing: 'GrantClosing',
+  notPending: 'NotPending',
+  selfReview: 'SelfReview',
+  notOpen: 'NotOpen',
+} as const;

@@ -1,0 +1,101 @@
+// Credentials, tenants and bad input: a clear error in the contract's shape, and nothing changes.
+import assert from 'node:assert/strict';
+import { generateKeyPair, SignJWT } from 'jose';
+import { call, current, freshAccount, OTHER_TENANT, target, TENANT, tokenFor, USERS } from './support/world';
+
+const body = (account = freshAccount()) => ({ entitlements: [{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 60 }] });
+
+function assertErrorShape(reply: { body: any }, code: string) {
+  assert.equal(reply.body.code, code, JSON.stringify(reply.body));
+  assert.equal(typeof reply.body.message, 'string');
+  assert.ok(!/at .+\.(js|ts):\d+/.test(JSON.stringify(reply.body)), 'no stack trace');
+  for (const key of Object.keys(reply.body)) assert.ok(['code', 'message', 'details', 'notices'].includes(key), key);
+}
+
+describe('authentication and tenants', function () {
+  this.timeout(60_000);
+
+  it('answers 401 for a missing, malformed, expired or wrongly signed token', async () => {
+    const { privateKey } = await generateKeyPair('ES256');
+    const forged = await new SignJWT({ ...USERS.alice })
+      .setProtectedHeader({ alg: 'ES256' })
+      .setIssuer('https://idp.example.example/')
+      .setAudience('access-api')
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(privateKey);
+    const expired = await current().stack.issueToken(TENANT.id, USERS.alice, { expiresIn: -60 });
+    const cases: [string, string | null][] = [
+      ['missing', null],
+      ['malformed', 'not-a-jwt'],
+      ['expired', expired],
+      ['wrongly signed', forged],
+    ];
+    for (const [what, token] of cases) {
+      const reply = await call('POST', '/v1/access/ensure', { token, body: body() });
+      assert.equal(reply.status, 401, what);
+      assertErrorShape(reply, 'unauthenticated');
+    }
+  });
+
+  it("answers 403 tenant_mismatch for a token of one tenant and another tenant's header", async () => {
+    const reply = await call('POST', '/v1/access/ensure', { token: await tokenFor('alice', TENANT.id), tenant: OTHER_TENANT.id, body: body() });
+    assert.equal(reply.status, 403);
+    assertErrorShape(reply, 'tenant_mismatch');
+    const unknown = await call('POST', '/v1/access/ensure', { tenant: '00000000-0000-4000-8000-000000000000', body: body() });
+    assert.equal(unknown.status, 403);
+    assertErrorShape(unknown, 'tenant_mismatch');
+  });
+
+  it('accepts the tenant id in any case, as the seed example writes it', async () => {
+    const reply = await call('POST', '/v1/access/ensure', { tenant: TENANT.id.toUpperCase(), body: { ...body(), dry_run: true } });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+  });
+
+  it('answers 400 for a missing or malformed X-Tenant-ID', async () => {
+    for (const tenant of [null, 'not-a-uuid']) {
+      const reply = await call('POST', '/v1/access/ensure', { tenant, body: body() });
+      assert.equal(reply.status, 400, String(tenant));
+      assertErrorShape(reply, 'invalid_request');
+    }
+  });
+});
+
+describe('request validation', function () {
+  this.timeout(60_000);
+
+  const bad: [string, unknown][] = [
+    ['bad target format', { entitlements: [{ target: 'arn:aws:iam::123456789012', role: 'ReadOnlyAccess' }] }],
+    ['short account id', { entitlements: [{ target: 'AWS::Account::12345', role: 'ReadOnlyAccess' }] }],
+    ['negative duration', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess', duration_seconds: -5 }] }],
+    ['fractional duration', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess', duration_seconds: 1.5 }] }],
+    ['unknown field', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess' }], urgent: true }],
+    ['unknown entitlement field', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess', account: 1 }] }],
+    ['wrong types', { entitlements: [{ target: 123456789012, role: ['ReadOnlyAccess'] }], dry_run: 'yes' }],
+    ['no entitlements', { entitlements: [] }],
+    ['missing entitlements', { justification: { reason: 'x' } }],
+    ['attachments not strings', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess' }], justification: { attachments: [1] } }],
+    ['a role that is not a permission set name', { entitlements: [{ target: 'AWS::Account::123456789012', role: "x' OR 1=1" }] }],
+    ['the same entitlement twice', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess' }, { target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess' }] }],
+  ];
+  for (const [what, payload] of bad) {
+    it(`answers 400 invalid_request with details for ${what}`, async () => {
+      const reply = await call('POST', '/v1/access/ensure', { body: payload });
+      assert.equal(reply.status, 400);
+      assertErrorShape(reply, 'invalid_request');
+      assert.ok(Array.isArray(reply.body.details.issues) && reply.body.details.issues.length > 0);
+    });
+  }
+
+  it('answers 400 for a body that is not JSON', async () => {
+    const reply = await call('POST', '/v1/access/ensure', { rawBody: '{"entitlements": [' });
+    assert.equal(reply.status, 400);
+    assertErrorShape(reply, 'invalid_request');
+  });
+
+  it('answers 404 not_found in the same shape for an unknown path', async () => {
+    const reply = await call('GET', '/v1/nothing-here');
+    assert.equal(reply.status, 404);
+    assertErrorShape(reply, 'not_found');
+  });
+});

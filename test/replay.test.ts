@@ -1,0 +1,53 @@
+// Histories recorded from the real server (`npm run record-histories`) must replay on today's
+// workflow code: a change that breaks determinism fails here, not in production.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+
+const HISTORIES = path.resolve(__dirname, '../../test/histories');
+const MAIN_PATHS = [
+  'activate-then-expire',
+  'activate-extend-expire',
+  'preexisting-assignment',
+  'request-approve-revoke',
+  'request-deny',
+  'request-expire',
+  'provisioning-failed',
+];
+
+function histories() {
+  return readdirSync(HISTORIES)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => ({ workflowId: path.basename(f, '.json'), history: historyFromJSON(JSON.parse(readFileSync(path.join(HISTORIES, f), 'utf8'))) }));
+}
+
+async function replayErrors(workflowsPath: string): Promise<Map<string, Error | undefined>> {
+  const errors = new Map<string, Error | undefined>();
+  for await (const result of Worker.runReplayHistories({ workflowsPath }, histories())) {
+    errors.set(result.workflowId, result.error);
+  }
+  return errors;
+}
+
+describe('workflow replay', function () {
+  this.timeout(180_000);
+
+  it('has a recorded history of every main path', () => {
+    const recorded = histories().map((h) => h.workflowId);
+    for (const name of MAIN_PATHS) assert.ok(recorded.includes(name), `test/histories/${name}.json is missing`);
+  });
+
+  it('replays every recorded history on the current workflow code', async () => {
+    const errors = await replayErrors(require.resolve('../src/workflows'));
+    assert.equal(errors.size, histories().length);
+    for (const [name, error] of errors) assert.equal(error, undefined, `${name}: ${error?.message}`);
+  });
+
+  it('fails when the workflow code changes non-deterministically', async () => {
+    const errors = await replayErrors(require.resolve('./fixtures/nondeterministic-workflows'));
+    for (const [name, error] of errors) assert.ok(error instanceof DeterminismViolationError, `${name} replayed without error`);
+  });
+});

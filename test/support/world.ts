@@ -1,0 +1,237 @@
+// The real stack the end-to-end tests run on: Temporal dev server, moto, an in-process worker and
+// API. Started once for the whole run by mocha's root hooks (see .mocharc.yml).
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { CreateAccountAssignmentCommand, ListAccountAssignmentsCommand, ListPermissionSetsCommand, DescribePermissionSetCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
+import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
+import { Client, Connection } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { createApi } from '../../src/api/server';
+import { env, loadConfig } from '../../src/config';
+import type { GrantView } from '../../src/domain/grant';
+import { createWorker } from '../../src/worker';
+import { repoRoot, type Stack, startStack } from '../../scripts/stack';
+
+export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
+/** Its own policies (everything auto-activates) and a 3-second review window. */
+export const OTHER_TENANT = { id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', name: 'other' };
+export const PRODUCTION_ACCOUNT = '111111111111';
+
+export const USERS = {
+  alice: { sub: 'alice', email: 'alice@example.com', groups: ['engineering'] },
+  bob: { sub: 'bob', email: 'bob@example.com', groups: ['engineering'] },
+  carol: { sub: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
+  mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
+  oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
+};
+type User = keyof typeof USERS;
+
+interface World {
+  stack: Stack;
+  baseUrl: string;
+  temporal: Client;
+  sso: SSOAdminClient;
+  identity: IdentitystoreClient;
+  worker: Worker;
+  stop(): Promise<void>;
+}
+let world: World | undefined;
+
+export function current(): World {
+  if (!world) throw new Error('the test stack is not running');
+  return world;
+}
+
+export async function startWorld(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'access-test-'));
+  const stack = await startStack({
+    dir,
+    tenants: [
+      { ...TENANT, accounts: { [PRODUCTION_ACCOUNT]: { environment: 'production' } } },
+      { ...OTHER_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), grants: { pending_request_ttl_seconds: 3 } },
+    ],
+    users: Object.values(USERS).map((u) => u.email),
+    permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
+  });
+  const config = loadConfig(stack.configPath);
+  const workerConnection = await NativeConnection.connect({ address: stack.temporalAddress });
+  const worker = await createWorker(config, workerConnection);
+  const running = worker.run();
+  const connection = await Connection.connect({ address: stack.temporalAddress });
+  const server: Server = await new Promise((resolve) => {
+    const s = createApi(config, connection).listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const aws = { region: 'us-east-1', endpoint: stack.awsEndpoint, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
+  world = {
+    stack,
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    temporal: new Client({ connection, namespace: env.temporalNamespace }),
+    sso: new SSOAdminClient(aws),
+    identity: new IdentitystoreClient(aws),
+    worker,
+    async stop() {
+      await new Promise((resolve) => server.close(resolve));
+      worker.shutdown();
+      await running;
+      await workerConnection.close();
+      await connection.close();
+      await stack.stop();
+    },
+  };
+}
+
+export async function stopWorld(): Promise<void> {
+  await world?.stop();
+  world = undefined;
+}
+
+export async function tokenFor(user: User, tenantId = user === 'oscar' ? OTHER_TENANT.id : TENANT.id): Promise<string> {
+  return current().stack.issueToken(tenantId, USERS[user]);
+}
+
+export interface Reply<T = any> {
+  status: number;
+  body: T;
+}
+
+export async function call<T = any>(
+  method: string,
+  urlPath: string,
+  opts: { as?: User; token?: string | null; tenant?: string | null; body?: unknown; rawBody?: string } = {},
+): Promise<Reply<T>> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  const token = opts.token !== undefined ? opts.token : await tokenFor(opts.as ?? 'alice');
+  if (token) headers.authorization = `Bearer ${token}`;
+  const tenant = opts.tenant !== undefined ? opts.tenant : opts.as === 'oscar' ? OTHER_TENANT.id : TENANT.id;
+  if (tenant) headers['x-tenant-id'] = tenant;
+  const body = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
+  const res = await fetch(current().baseUrl + urlPath, { method, headers, body });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+/** A 200's grants, or an error's code, message, details and notices. */
+export interface EnsureReply {
+  grants: GrantView[];
+  code?: string;
+  message?: string;
+  details?: any;
+  notices?: string[];
+}
+
+export interface EntitlementInput {
+  target: string;
+  role: string;
+  duration_seconds?: number;
+}
+
+export async function ensure(
+  entitlements: EntitlementInput[],
+  opts: { as?: User; reason?: string; attachments?: string[]; dryRun?: boolean } = {},
+): Promise<Reply<EnsureReply>> {
+  return call('POST', '/v1/access/ensure', {
+    as: opts.as,
+    body: {
+      entitlements,
+      justification: { reason: opts.reason ?? 'testing', attachments: opts.attachments ?? [] },
+      ...(opts.dryRun === undefined ? {} : { dry_run: opts.dryRun }),
+    },
+  });
+}
+
+let accountSeq = 0;
+/** A fresh account per test, so no test sees another's grants or assignments. */
+export function freshAccount(): string {
+  accountSeq += 1;
+  return `2${String(process.pid % 100000).padStart(5, '0')}${String(accountSeq).padStart(6, '0')}`;
+}
+
+export const target = (account: string) => `AWS::Account::${account}`;
+
+async function userIdOf(user: User): Promise<string> {
+  const { identity, stack } = current();
+  const { UserId } = await identity.send(
+    new GetUserIdCommand({
+      IdentityStoreId: stack.identityStoreId,
+      AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: USERS[user].email } },
+    }),
+  );
+  return UserId!;
+}
+
+/** The user's assignments of `role` on `account`, as the (emulated) AWS holds them. */
+export async function assignmentsOf(user: User, account: string, role: string): Promise<number> {
+  const { sso, stack } = current();
+  const [userId, permissionSetArn] = await Promise.all([userIdOf(user), permissionSetArnOf(role)]);
+  const listed = await sso.send(
+    new ListAccountAssignmentsCommand({ InstanceArn: stack.instanceArn, AccountId: account, PermissionSetArn: permissionSetArn }),
+  );
+  return (listed.AccountAssignments ?? []).filter((a) => a.PrincipalType === 'USER' && a.PrincipalId === userId).length;
+}
+
+/** An assignment made behind the service's back (by hand, or another tool). */
+export async function assignDirectly(user: User, account: string, role: string): Promise<void> {
+  const { sso, stack } = current();
+  await sso.send(
+    new CreateAccountAssignmentCommand({
+      InstanceArn: stack.instanceArn,
+      TargetId: account,
+      TargetType: 'AWS_ACCOUNT',
+      PermissionSetArn: await permissionSetArnOf(role),
+      PrincipalType: 'USER',
+      PrincipalId: await userIdOf(user),
+    }),
+  );
+}
+
+export async function permissionSetArnOf(role: string): Promise<string> {
+  const { sso, stack } = current();
+  const { PermissionSets = [] } = await sso.send(new ListPermissionSetsCommand({ InstanceArn: stack.instanceArn }));
+  for (const arn of PermissionSets) {
+    const { PermissionSet } = await sso.send(new DescribePermissionSetCommand({ InstanceArn: stack.instanceArn, PermissionSetArn: arn }));
+    if (PermissionSet?.Name === role) return arn;
+  }
+  throw new Error(`no permission set ${role} in moto`);
+}
+
+/** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** The grant as GET /v1/access/grants/{id} shows it, once it has reached `status`. */
+export async function grantReaching(id: string, status: string, as: User = 'alice', timeoutMs?: number): Promise<GrantView> {
+  return eventually(`grant ${id} to be ${status}`, async () => {
+    const reply = await call<GrantView>('GET', `/v1/access/grants/${id}`, { as });
+    return reply.status === 200 && reply.body.status === status ? reply.body : undefined;
+  }, timeoutMs);
+}
+
+/**
+ * With RECORD_HISTORIES=1, saves the history of the grant's workflow under test/histories for the
+ * replay test (`npm run record-histories`). The grant must have closed.
+ */
+export async function recordHistory(name: string, grantId: string): Promise<void> {
+  if (process.env.RECORD_HISTORIES !== '1') return;
+  const { temporal } = current();
+  for await (const info of temporal.workflow.list({ query: `AccessGrantId = '${grantId}'` })) {
+    const history = await temporal.workflow.getHandle(info.workflowId, info.runId).fetchHistory();
+    writeFileSync(path.join(repoRoot, 'test/histories', `${name}.json`), historyToJSON(history));
+    return;
+  }
+  throw new Error(`no workflow for grant ${grantId}`);
+}
