@@ -1,0 +1,317 @@
+// The activities against a real moto_server on loopback (CONTRACT §7: no SDK stubs).
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { CreateUserCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
+import {
+  CreateAccountAssignmentCommand,
+  CreatePermissionSetCommand,
+  ListAccountAssignmentsCommand,
+  ListInstancesCommand,
+  SSOAdminClient,
+} from '@aws-sdk/client-sso-admin';
+import { ApplicationFailure } from '@temporalio/common';
+import type { AppConfig } from '../src/config';
+import { createActivities, type AssignmentRef, type GrantActivities } from '../src/activities';
+import { pacer, semaphore } from '../src/activities/aws';
+import { settle } from '../src/activities/poll';
+
+const TENANT = '6f1c2a7e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
+const REGION = 'us-east-1';
+const ACCOUNT = '111122223333';
+const CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
+
+// Kept private to this file: scripts/stack.ts starts its own moto for the full stack.
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startMoto(): Promise<{ endpoint: string; process: ChildProcess }> {
+  const port = await freePort();
+  // Its own process group, so `after` can stop the pyenv shim and the Python under it together.
+  const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore', detached: true });
+  const endpoint = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`moto_server exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${endpoint}/moto-api/`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('moto_server did not start within 30 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // Fixed random ids, so the instance ARN and identity store id are the same on every run.
+  const seeded = await fetch(`${endpoint}/moto-api/seed?a=42`, { method: 'POST' });
+  assert.ok(seeded.ok, `seeding moto: HTTP ${seeded.status}`);
+  return { endpoint, process: child };
+}
+
+function isFailure(type: string, nonRetryable: boolean) {
+  return (err: unknown) => {
+    assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
+    assert.equal(err.type, type);
+    assert.equal(err.nonRetryable, nonRetryable);
+    return true;
+  };
+}
+
+describe('activities against moto', function () {
+  this.timeout(60_000);
+
+  let moto: ChildProcess | undefined;
+  let sso: SSOAdminClient;
+  let identity: IdentitystoreClient;
+  let instanceArn: string;
+  let activities: GrantActivities;
+  const userIds = new Map<string, string>();
+  const permissionSetArns = new Map<string, string>();
+
+  before(async function () {
+    const started = await startMoto();
+    moto = started.process;
+    const clientConfig = { region: REGION, endpoint: started.endpoint, credentials: CREDENTIALS };
+    sso = new SSOAdminClient(clientConfig);
+    identity = new IdentitystoreClient(clientConfig);
+
+    const { Instances } = await sso.send(new ListInstancesCommand({}));
+    assert.equal(Instances?.length, 1, 'moto makes one instance per account and region');
+    instanceArn = Instances[0].InstanceArn!;
+    const identityStoreId = Instances[0].IdentityStoreId!;
+
+    const users = [
+      { userName: 'alice@example.com', email: 'alice@example.com', given: 'Alice', family: 'Archer' },
+      { userName: 'bob@example.com', email: 'bob@example.com', given: 'Bob', family: 'Baker' },
+      // User name is not the email: found by the emails.value fallback.
+      { userName: 'carol', email: 'carol@example.com', given: 'Carol', family: 'Cooper' },
+    ];
+    for (const u of users) {
+      const { UserId } = await identity.send(
+        new CreateUserCommand({
+          IdentityStoreId: identityStoreId,
+          UserName: u.userName,
+          DisplayName: `${u.given} ${u.family}`,
+          Name: { GivenName: u.given, FamilyName: u.family },
+          Emails: [{ Value: u.email, Primary: true }],
+        }),
+      );
+      userIds.set(u.email, UserId!);
+    }
+    for (const name of ['ReadOnlyAccess', 'AdministratorAccess']) {
+      const { PermissionSet } = await sso.send(new CreatePermissionSetCommand({ InstanceArn: instanceArn, Name: name }));
+      permissionSetArns.set(name, PermissionSet!.PermissionSetArn!);
+    }
+
+    const config: AppConfig = {
+      tenants: [
+        {
+          id: TENANT,
+          name: 'Moto',
+          auth: { issuer: 'https://issuer.invalid', audience: 'jit-access', jwks_file: '/dev/null' },
+          aws: { region: REGION, sso_instance_arn: instanceArn, identity_store_id: identityStoreId, endpoint: started.endpoint },
+          policies: './policies',
+          grants: { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400 },
+          accounts: {},
+        },
+      ],
+    };
+    activities = createActivities(config);
+  });
+
+  after(function () {
+    if (moto?.pid) process.kill(-moto.pid, 'SIGTERM');
+  });
+
+  async function assignmentsOf(role: string, accountId = ACCOUNT) {
+    const { AccountAssignments } = await sso.send(
+      new ListAccountAssignmentsCommand({ InstanceArn: instanceArn, AccountId: accountId, PermissionSetArn: permissionSetArns.get(role) }),
+    );
+    return AccountAssignments ?? [];
+  }
+
+  const ref = (email: string, role = 'ReadOnlyAccess', accountId = ACCOUNT): AssignmentRef => ({
+    tenantId: TENANT,
+    accountId,
+    role,
+    principal: { id: `idp|${email}`, email },
+  });
+
+  it('moto: fixed instance, and it duplicates assignments created twice (the reason for the existence check)', async function () {
+    assert.match(instanceArn, /^arn:aws:sso:::instance\/ssoins-[0-9a-z]{16}$/);
+    const direct = {
+      InstanceArn: instanceArn,
+      TargetId: '999988887777',
+      TargetType: 'AWS_ACCOUNT',
+      PermissionSetArn: permissionSetArns.get('AdministratorAccess'),
+      PrincipalType: 'USER',
+      PrincipalId: userIds.get('bob@example.com'),
+    } as const;
+    const first = await sso.send(new CreateAccountAssignmentCommand(direct));
+    assert.equal(first.AccountAssignmentCreationStatus?.Status, 'SUCCEEDED', 'moto finishes at once, never IN_PROGRESS');
+    await sso.send(new CreateAccountAssignmentCommand(direct));
+    assert.equal((await assignmentsOf('AdministratorAccess', '999988887777')).length, 2);
+  });
+
+  it('createAssignment makes exactly one assignment, also when called twice', async function () {
+    const alice = ref('alice@example.com');
+    assert.deepEqual(await activities.findAssignment(alice), { exists: false });
+
+    const t0 = performance.now();
+    await activities.createAssignment(alice);
+    const createMs = performance.now() - t0;
+    await activities.createAssignment(alice);
+
+    const assignments = await assignmentsOf('ReadOnlyAccess');
+    assert.deepEqual(assignments.map((a) => [a.PrincipalType, a.PrincipalId]), [['USER', userIds.get('alice@example.com')]]);
+    assert.deepEqual(await activities.findAssignment(alice), { exists: true });
+    // Another user, role or account is a different assignment.
+    assert.deepEqual(await activities.findAssignment(ref('bob@example.com')), { exists: false });
+    assert.deepEqual(await activities.findAssignment(ref('alice@example.com', 'AdministratorAccess')), { exists: false });
+    assert.deepEqual(await activities.findAssignment(ref('alice@example.com', 'ReadOnlyAccess', '444455556666')), { exists: false });
+
+    const t1 = performance.now();
+    await activities.deleteAssignment(alice);
+    const deleteMs = performance.now() - t1;
+    console.log(`      create+poll ${createMs.toFixed(0)} ms, delete+poll ${deleteMs.toFixed(0)} ms`);
+  });
+
+  it('deleteAssignment removes it, and deleting again is fine', async function () {
+    const bob = ref('bob@example.com', 'AdministratorAccess');
+    await activities.createAssignment(bob);
+    assert.equal((await assignmentsOf('AdministratorAccess')).length, 1);
+
+    const t0 = performance.now();
+    await activities.createAssignment(ref('bob@example.com'));
+    const createMs = performance.now() - t0;
+    const t1 = performance.now();
+    await activities.deleteAssignment(ref('bob@example.com'));
+    const deleteMs = performance.now() - t1;
+    console.log(`      again: create+poll ${createMs.toFixed(0)} ms, delete+poll ${deleteMs.toFixed(0)} ms`);
+
+    await activities.deleteAssignment(bob);
+    assert.deepEqual(await assignmentsOf('AdministratorAccess'), []);
+    assert.deepEqual(await activities.findAssignment(bob), { exists: false });
+    await activities.deleteAssignment(bob);
+    assert.deepEqual(await assignmentsOf('AdministratorAccess'), []);
+  });
+
+  it('finds a user by email when the user name is something else', async function () {
+    const carol = { ...ref('carol@example.com'), principal: { id: 'carol-in-the-idp', email: 'carol@example.com' } };
+    await activities.createAssignment(carol);
+    const assignments = await assignmentsOf('ReadOnlyAccess');
+    assert.deepEqual(assignments.map((a) => a.PrincipalId), [userIds.get('carol@example.com')]);
+    await activities.deleteAssignment(carol);
+    assert.deepEqual(await assignmentsOf('ReadOnlyAccess'), []);
+  });
+
+  it('finds a permission set created after the names were cached', async function () {
+    await activities.findAssignment(ref('alice@example.com'));
+    const { PermissionSet } = await sso.send(new CreatePermissionSetCommand({ InstanceArn: instanceArn, Name: 'BillingAccess' }));
+    permissionSetArns.set('BillingAccess', PermissionSet!.PermissionSetArn!);
+    await activities.createAssignment(ref('alice@example.com', 'BillingAccess'));
+    assert.equal((await assignmentsOf('BillingAccess')).length, 1);
+    await activities.deleteAssignment(ref('alice@example.com', 'BillingAccess'));
+  });
+
+  it('fails without retry on an unknown permission set, user, tenant or account id', async function () {
+    await assert.rejects(activities.createAssignment(ref('alice@example.com', 'NoSuchAccess')), isFailure('PermissionSetNotFound', true));
+    await assert.rejects(activities.createAssignment(ref('alice@example.com', 'NoSuchAccess')), /Permission set "NoSuchAccess" does not exist in arn:aws:sso:::instance\//);
+    await assert.rejects(activities.createAssignment(ref('nobody@example.com')), isFailure('UserNotFound', true));
+    await assert.rejects(activities.deleteAssignment(ref('nobody@example.com')), /nobody@example\.com/);
+    await assert.rejects(activities.findAssignment({ ...ref('alice@example.com'), tenantId: '00000000-0000-4000-8000-000000000000' }), isFailure('UnknownTenant', true));
+    await assert.rejects(activities.createAssignment(ref('alice@example.com', 'ReadOnlyAccess', '1234')), isFailure('InvalidAccountId', true));
+    assert.deepEqual(await assignmentsOf('ReadOnlyAccess'), []);
+  });
+
+  it('refuses assume_role_arn until it is supported', async function () {
+    const config: AppConfig = {
+      tenants: [
+        {
+          id: TENANT,
+          name: 'Role',
+          auth: { issuer: 'https://issuer.invalid', audience: 'jit-access', jwks_file: '/dev/null' },
+          aws: {
+            region: REGION,
+            sso_instance_arn: instanceArn,
+            identity_store_id: 'd-0123456789',
+            assume_role_arn: 'arn:aws:iam::123456789012:role/jit',
+          },
+          policies: './policies',
+          grants: { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400 },
+          accounts: {},
+        },
+      ],
+    };
+    await assert.rejects(createActivities(config).findAssignment(ref('alice@example.com')), /assume_role_arn is not supported yet/);
+  });
+});
+
+describe('request pacing', function () {
+  it('pacer lets a burst through at once, then spaces calls out', async function () {
+    const pace = pacer(20, 5);
+    const t0 = Date.now();
+    const startedAt: number[] = [];
+    await Promise.all(Array.from({ length: 10 }, () => pace().then(() => startedAt.push(Date.now() - t0))));
+    startedAt.sort((a, b) => a - b);
+    assert.ok(startedAt[4] < 30, `burst waited: ${startedAt}`);
+    assert.ok(startedAt[9] >= 240, `not paced: ${startedAt}`);
+  });
+
+  it('semaphore keeps at most its limit running', async function () {
+    const limit = semaphore(3);
+    let running = 0;
+    let peak = 0;
+    await Promise.all(
+      Array.from({ length: 10 }, () =>
+        limit(async () => {
+          peak = Math.max(peak, ++running);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          running--;
+        }),
+      ),
+    );
+    assert.equal(peak, 3);
+  });
+});
+
+// moto finishes every assignment operation at once, so the polling is checked on its own here.
+describe('settle (polling an assignment operation)', function () {
+  const inProgress = { Status: 'IN_PROGRESS', RequestId: 'req-1' } as const;
+
+  it('polls with growing delays until the operation ends', async function () {
+    const answers = [inProgress, inProgress, { Status: 'SUCCEEDED', RequestId: 'req-1' } as const];
+    const polledAt: number[] = [];
+    const t0 = Date.now();
+    const status = await settle(
+      inProgress,
+      async (requestId) => {
+        assert.equal(requestId, 'req-1');
+        polledAt.push(Date.now() - t0);
+        return answers.shift();
+      },
+      { firstDelayMs: 20, maxDelayMs: 40 },
+    );
+    assert.equal(status.Status, 'SUCCEEDED');
+    assert.equal(polledAt.length, 3);
+    // Waits of 20, 40, 40 ms: at about 20, 60 and 100 ms.
+    assert.ok(polledAt[0] >= 18 && polledAt[1] >= 58 && polledAt[2] >= 98, `polled at ${polledAt}`);
+  });
+
+  it('returns a failure for the caller to judge, and does not poll a finished operation', async function () {
+    const failed = { Status: 'FAILED', RequestId: 'req-2', FailureReason: 'Account is not in the organization' } as const;
+    assert.deepEqual(await settle(inProgress, async () => failed, { firstDelayMs: 1 }), failed);
+    assert.deepEqual(await settle(failed, async () => assert.fail('polled')), failed);
+  });
+
+  it('throws a plain (retryable) error on a status it does not know', async function () {
+    await assert.rejects(settle(undefined, async () => undefined), (err: unknown) => !(err instanceof ApplicationFailure));
+  });
+});
