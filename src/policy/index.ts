@@ -1,0 +1,291 @@
+// Cedar policy decisions for the access service. The policy folder is parsed and validated once
+// (loadPolicySet); authorize() only builds the request and asks cedar-wasm's pre-parsed cache.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type { Principal } from '../domain/grant';
+
+export type PolicyAction = 'request' | 'activate' | 'review' | 'revoke';
+
+export interface PolicyRequest {
+  principal: Principal;
+  action: PolicyAction;
+  /** 12 digits */
+  accountId: string;
+  /** '' when unknown, e.g. 'production' */
+  accountEnvironment: string;
+  context: { role: string; duration_seconds: number; has_reason: boolean; has_ticket_attachment: boolean };
+}
+
+export interface PolicyDecision {
+  allowed: boolean;
+  /** The determining policies' @id values. */
+  policyIds: string[];
+  /** The determining policies' @advice texts (only those that have one). */
+  notices: string[];
+}
+
+/** A policy folder that cannot be used; the message names file, line, column and the error. */
+export class PolicyLoadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PolicyLoadError';
+  }
+}
+
+/** One policy's text as cut from its file; cedar reports offsets relative to `text`. */
+interface PolicySource {
+  file: string;
+  fileText: string;
+  /** Index of `text` in `fileText`. */
+  start: number;
+  text: string;
+  /** Index in `text` where the policy proper begins (after comments and blanks). */
+  codeStart: number;
+}
+
+// Every load gets its own names in cedar-wasm's (process-wide) pre-parsed cache, so a reload
+// never disturbs a PolicySet still in use. Old entries are never freed; reloads are rare.
+let loadCount = 0;
+
+export class PolicySet {
+  /** @internal built by loadPolicySet */
+  constructor(
+    private readonly policySetId: string,
+    private readonly schemaName: string,
+    /** @id -> load position, to report determining policies in a stable order */
+    private readonly order: ReadonlyMap<string, number>,
+    private readonly advice: ReadonlyMap<string, string>,
+  ) {}
+
+  authorize(req: PolicyRequest): PolicyDecision {
+    const answer = cedar.statefulIsAuthorized({
+      ...cedarRequest(req),
+      preparsedPolicySetId: this.policySetId,
+      // Without the schema cedar would not know action groups (`action in ...`). The request's
+      // shape was checked against it once at load (selfCheck); per call it costs ~15%.
+      preparsedSchemaName: this.schemaName,
+      validateRequest: false,
+    });
+    if (answer.type === 'failure') {
+      // Not a policy outcome but a malformed request: a bug for the caller to see, not a deny.
+      throw new Error(`cedar could not evaluate the request: ${answer.errors.map((e) => e.message).join('; ')}`);
+    }
+    const { decision, diagnostics } = answer.response;
+    // A policy that fails to evaluate is skipped by cedar; a skipped forbid must not let
+    // access through, so any error denies and the erroring policies count as determining.
+    const failed = diagnostics.errors.map((e) => e.policyId);
+    const ids = [...new Set([...diagnostics.reason, ...failed])];
+    ids.sort((a, b) => (this.order.get(a) ?? 0) - (this.order.get(b) ?? 0));
+    return {
+      allowed: decision === 'allow' && failed.length === 0,
+      policyIds: ids,
+      notices: ids.flatMap((id) => this.advice.get(id) ?? []),
+    };
+  }
+}
+
+export function loadPolicySet(dir: string): PolicySet {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).sort();
+  } catch (e) {
+    throw new PolicyLoadError(`${dir}: cannot read the policy folder: ${(e as Error).message}`);
+  }
+  const schemaFiles = names.filter((n) => n.endsWith('.cedarschema'));
+  const policyFiles = names.filter((n) => n.endsWith('.cedar'));
+  if (schemaFiles.length !== 1) {
+    throw new PolicyLoadError(`${dir}: expected exactly one .cedarschema file, found ${schemaFiles.length}`);
+  }
+  if (policyFiles.length === 0) throw new PolicyLoadError(`${dir}: no .cedar policy files`);
+
+  const schemaFile = path.join(dir, schemaFiles[0]);
+  const schema = fs.readFileSync(schemaFile, 'utf8');
+  const schemaParse = cedar.checkParseSchema(schema);
+  if (schemaParse.type === 'failure') fail(schemaParse.errors.flatMap((e) => describe(e, schemaFile, schema, 0)));
+
+  const problems: string[] = [];
+  const byId = new Map<string, PolicySource>();
+  const advice = new Map<string, string>();
+  for (const name of policyFiles) {
+    const file = path.join(dir, name);
+    const fileText = fs.readFileSync(file, 'utf8');
+    // Parse the whole file first: cedar's offsets then point into the file as written, and
+    // the split below can trust that `;` ends a policy.
+    const parsed = cedar.checkParsePolicySet({ staticPolicies: fileText });
+    const fileErrors = parsed.type === 'failure' ? parsed.errors.flatMap((e) => describe(e, file, fileText, 0)) : [];
+    // Some errors (a template among the policies) come without a place; policyToJson,
+    // one policy at a time, gives one.
+    const located = parsed.type === 'failure' && parsed.errors.every((e) => e.sourceLocations?.length);
+    if (located) {
+      problems.push(...fileErrors);
+      continue;
+    }
+    const before = problems.length;
+    for (const src of splitPolicies(file, fileText)) {
+      const json = cedar.policyToJson(src.text);
+      if (json.type === 'failure') {
+        problems.push(...json.errors.flatMap((e) => describe(e, file, src.text, src.start, fileText, src.codeStart)));
+        continue;
+      }
+      const where = at(fileText, src.start + src.codeStart);
+      const id = json.json.annotations?.id;
+      if (!id) {
+        problems.push(`${file}:${where}: policy has no @id("...") annotation`);
+        continue;
+      }
+      const first = byId.get(id);
+      if (first) {
+        problems.push(`${file}:${where}: duplicate @id("${id}"), first used at ${first.file}:${at(first.fileText, first.start + first.codeStart)}`);
+        continue;
+      }
+      byId.set(id, src);
+      const text = json.json.annotations?.advice;
+      if (text) advice.set(id, text);
+    }
+    if (problems.length === before) problems.push(...fileErrors);
+  }
+  if (problems.length > 0) fail(problems);
+
+  const order = new Map([...byId.keys()].map((id, i) => [id, i]));
+  // Keyed by @id so cedar's diagnostics name policies by their @id.
+  const staticPolicies: Record<string, string> = {};
+  for (const [id, src] of byId) staticPolicies[id] = src.text;
+
+  const validation = cedar.validate({ schema, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
+  if (validation.type === 'failure') {
+    // The policies parsed above, so what is left to fail is resolving the schema.
+    fail(validation.errors.flatMap((e) => describe(e, schemaFile, schema, 0)));
+  }
+  if (validation.validationErrors.length > 0) {
+    // Cedar lists them in no particular order; file order reads better.
+    const rank = ({ policyId, error }: cedar.ValidationError) =>
+      (order.get(policyId) ?? 0) * 1e9 + (error.sourceLocations?.[0]?.start ?? 0);
+    const sorted = [...validation.validationErrors].sort((a, b) => rank(a) - rank(b));
+    fail(sorted.flatMap(({ policyId, error }) => {
+      const src = byId.get(policyId);
+      return src ? describe(error, src.file, src.text, src.start, src.fileText, src.codeStart) : [`${policyId}: ${error.message}`];
+    }));
+  }
+
+  loadCount += 1;
+  const policySetId = `jit-access-policies-${loadCount}`;
+  const schemaName = `jit-access-schema-${loadCount}`;
+  const cached = [cedar.preparseSchema(schemaName, schema), cedar.preparsePolicySet(policySetId, { staticPolicies })];
+  for (const answer of cached) {
+    if (answer.type === 'failure') fail(answer.errors.map((e) => `${dir}: ${e.message}`));
+  }
+  selfCheck(policySetId, schemaName, schemaFile);
+  return new PolicySet(policySetId, schemaName, order, advice);
+}
+
+type CedarRequest = Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>;
+
+function cedarRequest(req: PolicyRequest): CedarRequest {
+  const { principal, context } = req;
+  if (!Number.isSafeInteger(context.duration_seconds)) {
+    // Cedar has only integers (Long); a fraction would fail deep inside with a vague message.
+    throw new TypeError(`duration_seconds must be an integer, got ${context.duration_seconds}`);
+  }
+  const user = { type: 'User', id: principal.id };
+  const account = { type: 'Account', id: req.accountId };
+  const groups = [...new Set(principal.groups)].map((id) => ({ type: 'Group', id }));
+  return {
+    principal: user,
+    action: { type: 'Action', id: req.action },
+    resource: account,
+    context: {
+      role: context.role,
+      duration_seconds: context.duration_seconds,
+      has_reason: context.has_reason,
+      has_ticket_attachment: context.has_ticket_attachment,
+    },
+    entities: [
+      { uid: user, attrs: { email: principal.email ?? '' }, parents: groups },
+      ...groups.map((uid): cedar.EntityJson => ({ uid, attrs: {}, parents: [] })),
+      { uid: account, attrs: { environment: req.accountEnvironment }, parents: [] },
+    ],
+  };
+}
+
+/** Fails the load if the schema does not describe the request authorize() sends. */
+function selfCheck(policySetId: string, schemaName: string, schemaFile: string): void {
+  const sample: PolicyRequest = {
+    principal: { id: 'self-check', email: 'self-check@example.com', groups: ['self-check'] },
+    action: 'request',
+    accountId: '000000000000',
+    accountEnvironment: '',
+    context: { role: 'self-check', duration_seconds: 0, has_reason: false, has_ticket_attachment: false },
+  };
+  for (const action of ['request', 'activate', 'review', 'revoke'] as const) {
+    const answer = cedar.statefulIsAuthorized({
+      ...cedarRequest({ ...sample, action }),
+      preparsedPolicySetId: policySetId,
+      preparsedSchemaName: schemaName,
+      validateRequest: true,
+    });
+    if (answer.type === 'failure') {
+      fail(answer.errors.map((e) => `${schemaFile}: does not fit the "${action}" request the service sends: ${e.message}`));
+    }
+  }
+}
+
+function fail(problems: string[]): never {
+  throw new PolicyLoadError(problems.join('\n'));
+}
+
+/**
+ * Cuts a policy file into one text per policy, at each `;` outside strings and comments.
+ * Each text keeps its leading comments so the pieces add up to the file.
+ */
+function splitPolicies(file: string, fileText: string): PolicySource[] {
+  const out: PolicySource[] = [];
+  let start = 0;
+  let codeStart = -1;
+  for (let i = 0; i < fileText.length; i++) {
+    const ch = fileText[i];
+    if (ch === '/' && fileText[i + 1] === '/') {
+      const eol = fileText.indexOf('\n', i);
+      i = eol < 0 ? fileText.length : eol;
+    } else if (/\s/.test(ch)) {
+      continue;
+    } else {
+      if (codeStart < 0) codeStart = i - start;
+      if (ch === '"') {
+        for (i++; i < fileText.length && fileText[i] !== '"'; i++) if (fileText[i] === '\\') i++;
+      } else if (ch === ';') {
+        out.push({ file, fileText, start, text: fileText.slice(start, i + 1), codeStart });
+        start = i + 1;
+        codeStart = -1;
+      }
+    }
+  }
+  // Only comments and blanks can follow the last `;` of a file that parsed.
+  return out;
+}
+
+/** One line per cedar error (and related error): `file:line:column: message (label) help`. */
+function describe(
+  e: cedar.DetailedError, file: string, text: string, start: number, fileText = text, fallback = 0,
+): string[] {
+  const loc = e.sourceLocations?.[0];
+  const offset = loc ? charIndex(text, loc.start) : fallback;
+  const label = loc?.label ? ` (${loc.label})` : '';
+  const help = e.help ? `; ${e.help}` : '';
+  const line = `${file}:${at(fileText, start + offset)}: ${e.message}${label}${help}`;
+  return [line, ...(e.related ?? []).flatMap((r) => describe(r, file, text, start, fileText, fallback))];
+}
+
+/** Cedar reports UTF-8 byte offsets; JS strings index UTF-16 units. */
+function charIndex(text: string, byteOffset: number): number {
+  return Buffer.from(text, 'utf8').subarray(0, byteOffset).toString('utf8').length;
+}
+
+/** `line:column`, both 1-based. */
+function at(text: string, index: number): string {
+  const before = text.slice(0, index);
+  const line = before.split('\n').length;
+  const column = index - (before.lastIndexOf('\n') + 1) + 1;
+  return `${line}:${column}`;
+}

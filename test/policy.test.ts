@@ -1,0 +1,216 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadPolicySet, PolicyLoadError, type PolicyRequest, type PolicySet } from '../src/policy';
+
+const POLICIES = path.resolve(__dirname, '../../policies');
+
+function req(overrides: Partial<Omit<PolicyRequest, 'context'>> & { context?: Partial<PolicyRequest['context']> } = {}): PolicyRequest {
+  return {
+    principal: { id: 'alice', email: 'alice@example.com', groups: [] },
+    action: 'request',
+    accountId: '123456789012',
+    accountEnvironment: 'staging',
+    ...overrides,
+    context: { role: 'ReadOnlyAccess', duration_seconds: 3600, has_reason: false, has_ticket_attachment: false, ...overrides.context },
+  };
+}
+
+const engineer = { id: 'bob', email: 'bob@example.com', groups: ['engineering'] };
+const platformAdmin = { id: 'carol', groups: ['platform-admins'] };
+
+describe('policy: shipped policies', () => {
+  let policies: PolicySet;
+  before(() => {
+    policies = loadPolicySet(POLICIES);
+  });
+
+  it('auto-activates ReadOnlyAccess for anybody', () => {
+    for (const action of ['request', 'activate'] as const) {
+      const d = policies.authorize(req({ action }));
+      assert.deepEqual(d, { allowed: true, policyIds: ['readonly-auto-activate'], notices: [] });
+    }
+  });
+
+  it('lets engineering request AdministratorAccess but not activate it', () => {
+    const context = { role: 'AdministratorAccess', has_reason: true };
+    const requested = policies.authorize(req({ principal: engineer, context }));
+    assert.equal(requested.allowed, true);
+    assert.deepEqual(requested.policyIds, ['admin-request-needs-review']);
+    assert.deepEqual(requested.notices, ['AdministratorAccess needs approval by a member of platform-admins.']);
+
+    const activated = policies.authorize(req({ principal: engineer, action: 'activate', context }));
+    assert.deepEqual(activated, { allowed: false, policyIds: [], notices: [] });
+  });
+
+  it('does not let others request AdministratorAccess', () => {
+    const d = policies.authorize(req({ principal: { id: 'dave', groups: ['sales'] }, context: { role: 'AdministratorAccess', has_reason: true } }));
+    assert.deepEqual(d, { allowed: false, policyIds: [], notices: [] });
+  });
+
+  it('caps production accounts at one hour and says so', () => {
+    const base = { accountEnvironment: 'production' };
+    assert.equal(policies.authorize(req({ ...base, context: { duration_seconds: 3600 } })).allowed, true);
+    for (const action of ['request', 'activate'] as const) {
+      const d = policies.authorize(req({ ...base, action, context: { duration_seconds: 3601 } }));
+      assert.deepEqual(d, {
+        allowed: false,
+        policyIds: ['production-max-1h'],
+        notices: ['Production accounts allow at most 1 hour (3600 seconds).'],
+      });
+    }
+    assert.equal(policies.authorize(req({ context: { duration_seconds: 7200 } })).allowed, true, 'non-production has no cap');
+  });
+
+  it('denies AdministratorAccess without a reason, with a notice', () => {
+    const d = policies.authorize(req({ principal: engineer, context: { role: 'AdministratorAccess', has_reason: false } }));
+    assert.deepEqual(d, {
+      allowed: false,
+      policyIds: ['admin-requires-reason'],
+      notices: ['AdministratorAccess needs a reason (justification.reason).'],
+    });
+  });
+
+  it('reports every forbid that applies', () => {
+    const d = policies.authorize(req({
+      principal: engineer,
+      accountEnvironment: 'production',
+      context: { role: 'AdministratorAccess', has_reason: false, duration_seconds: 7200 },
+    }));
+    assert.equal(d.allowed, false);
+    assert.deepEqual(d.policyIds, ['admin-requires-reason', 'production-max-1h']);
+    assert.equal(d.notices.length, 2);
+  });
+
+  it('requires a ticket for PowerUserAccess', () => {
+    const without = policies.authorize(req({ principal: engineer, action: 'activate', context: { role: 'PowerUserAccess' } }));
+    assert.deepEqual(without, {
+      allowed: false,
+      policyIds: ['power-user-needs-ticket'],
+      notices: ['PowerUserAccess needs a ticket attachment (e.g. OPS-123 or an issue URL).'],
+    });
+    const withTicket = policies.authorize(req({ principal: engineer, action: 'activate', context: { role: 'PowerUserAccess', has_ticket_attachment: true } }));
+    assert.deepEqual(withTicket.policyIds, ['power-user-engineering']);
+    assert.equal(withTicket.allowed, true);
+    const outsider = policies.authorize(req({ action: 'activate', context: { role: 'PowerUserAccess', has_ticket_attachment: true } }));
+    assert.equal(outsider.allowed, false);
+  });
+
+  it('lets platform-admins review admin and read-only requests, and revoke', () => {
+    for (const role of ['AdministratorAccess', 'ReadOnlyAccess']) {
+      const d = policies.authorize(req({ principal: platformAdmin, action: 'review', context: { role } }));
+      assert.deepEqual(d, { allowed: true, policyIds: ['admin-review-by-platform-admins'], notices: [] });
+    }
+    assert.equal(policies.authorize(req({ principal: platformAdmin, action: 'review', context: { role: 'PowerUserAccess' } })).allowed, false);
+    assert.equal(policies.authorize(req({ principal: engineer, action: 'review', context: { role: 'AdministratorAccess' } })).allowed, false);
+    assert.equal(policies.authorize(req({ principal: platformAdmin, action: 'revoke', context: { role: 'PowerUserAccess' } })).allowed, true);
+    assert.equal(policies.authorize(req({ principal: engineer, action: 'revoke' })).allowed, false);
+  });
+
+  it('tolerates a principal without email and with repeated groups', () => {
+    const d = policies.authorize(req({ principal: { id: 'x', groups: ['engineering', 'engineering'] }, context: { role: 'PowerUserAccess', has_ticket_attachment: true } }));
+    assert.equal(d.allowed, true);
+  });
+
+  it('rejects a fractional duration instead of guessing', () => {
+    assert.throws(() => policies.authorize(req({ context: { duration_seconds: 1.5 } })), TypeError);
+  });
+});
+
+describe('policy: evaluation errors', () => {
+  it('denies when a policy fails to evaluate, and keeps its notice', () => {
+    const dir = folder({
+      'schema.cedarschema': fs.readFileSync(path.join(POLICIES, 'schema.cedarschema'), 'utf8'),
+      'allow.cedar': '@id("allow") permit(principal, action, resource);',
+      'overflow.cedar': '@id("overflow") @advice("Too long.")\nforbid(principal, action, resource) when { context.duration_seconds * 9223372036854775807 > 0 };',
+    });
+    const d = loadPolicySet(dir).authorize(req({ context: { duration_seconds: 2 } }));
+    assert.deepEqual(d, { allowed: false, policyIds: ['allow', 'overflow'], notices: ['Too long.'] });
+  });
+});
+
+describe('policy: loading a folder', () => {
+  const schema = fs.readFileSync(path.join(POLICIES, 'schema.cedarschema'), 'utf8');
+
+  function loadError(files: Record<string, string>): string {
+    const dir = folder({ 'schema.cedarschema': schema, ...files });
+    try {
+      loadPolicySet(dir);
+    } catch (e) {
+      assert.ok(e instanceof PolicyLoadError, `expected PolicyLoadError, got ${e}`);
+      return e.message.replaceAll(dir + path.sep, '');
+    }
+    assert.fail('loadPolicySet accepted a bad folder');
+  }
+
+  const ok = '@id("ok")\npermit(principal, action == Action::"request", resource);\n';
+
+  it('is not fooled by `;` or `//` inside strings and comments', () => {
+    const dir = folder({
+      'schema.cedarschema': schema,
+      'a.cedar': '// a comment; with "quotes\n@id("semi;colon") @advice("Say \\"hi\\"; // not a comment")\npermit(principal, action, resource) when { context.role like "*;*" };\n',
+      'b.cedar': ok + '// trailing comment; no policy\n',
+    });
+    const d = loadPolicySet(dir).authorize(req({ action: 'activate', context: { role: 'a;b' } }));
+    assert.deepEqual(d, { allowed: true, policyIds: ['semi;colon'], notices: ['Say "hi"; // not a comment'] });
+  });
+
+  it('names file, line and column of a syntax error', () => {
+    const msg = loadError({
+      'a.cedar': ok,
+      'b.cedar': '// comment with ünïcode\n@id("b")\npermit(principal, action, resource)\n  when { context.role == };\n',
+    });
+    assert.match(msg, /^b\.cedar:4:26: .*unexpected token/);
+  });
+
+  it('names file and line of a schema type error', () => {
+    const msg = loadError({
+      'a.cedar': ok + '\n@id("typo")\npermit(principal, action == Action::"request", resource)\nwhen { resource.enviroment == "production" };\n',
+    });
+    assert.match(msg, /^a\.cedar:6:8: .*attribute `enviroment` on entity type `Account` not found/);
+  });
+
+  it('requires @id on every policy', () => {
+    const msg = loadError({ 'a.cedar': ok + '\n// no id\npermit(principal, action, resource);\n' });
+    assert.match(msg, /^a\.cedar:5:1: policy has no @id/);
+  });
+
+  it('requires @id to be unique across files', () => {
+    const msg = loadError({ 'a.cedar': ok, 'b.cedar': '\n\n' + ok });
+    assert.match(msg, /^b\.cedar:3:1: duplicate @id\("ok"\), first used at .*a\.cedar:1:1/);
+  });
+
+  it('names the schema file when the schema is broken', () => {
+    const dir = folder({ 'schema.cedarschema': schema.replace('duration_seconds: Long', 'duration_seconds: Lung'), 'a.cedar': ok });
+    assert.throws(() => loadPolicySet(dir), (e: Error) => e instanceof PolicyLoadError && /schema\.cedarschema:\d+:\d+: .*Lung/.test(e.message));
+  });
+
+  it('names the schema file when it does not fit the requests the service sends', () => {
+    const dir = folder({ 'schema.cedarschema': schema.replace('has_reason: Bool,', 'has_reason: Bool, extra: String,'), 'a.cedar': ok });
+    assert.throws(() => loadPolicySet(dir), (e: Error) => e instanceof PolicyLoadError && /schema\.cedarschema: does not fit/.test(e.message));
+  });
+
+  it('names the line of a template, which the service cannot use', () => {
+    const msg = loadError({ 'a.cedar': ok + '\n@id("t")\npermit(principal == ?principal, action, resource);\n' });
+    assert.match(msg, /^a\.cedar:5:21: .*template/);
+  });
+
+  it('requires exactly one schema', () => {
+    const dir = folder({ 'a.cedar': ok });
+    assert.throws(() => loadPolicySet(dir), /exactly one \.cedarschema/);
+  });
+});
+
+const made: string[] = [];
+after(() => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A temporary folder holding exactly `files`. */
+function folder(files: Record<string, string>): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'policy-test-'));
+  made.push(dir);
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
+  return dir;
+}
