@@ -137,6 +137,15 @@ export function grantWorkflowId(key: GrantKey): string {
   return `grant/${key.tenantId}/${encodePrincipal(key.principalId)}/${accountIdOf(key.target)}/${key.role}`;
 }
 
+/**
+ * A repeated call moves `expires_at` only when that gains more than this: clients that ensure
+ * before every command (a credential-process hook) then leave the grant alone, and only a real
+ * extension reaches the workflow.
+ */
+export function extensionSlackMs(durationSeconds: number): number {
+  return Math.min(60_000, durationSeconds * 100);
+}
+
 export type EnsureDecision =
   | { change: 'activated' | 'requested' }
   | { change: 'extended'; expiresAt: string }
@@ -150,7 +159,7 @@ export function decideEnsure(state: GrantState | null, req: EnsureRequest, now: 
   if (!state || !isOpen(state)) return { change: req.autoApprove ? 'activated' : 'requested' };
   if (state.status !== 'active' || !state.expiresAt) return { change: 'none' };
   const wanted = new Date(now.getTime() + req.durationSeconds * 1000);
-  if (wanted.getTime() <= Date.parse(state.expiresAt)) return { change: 'none' };
+  if (wanted.getTime() <= Date.parse(state.expiresAt) + extensionSlackMs(req.durationSeconds)) return { change: 'none' };
   if (!req.autoApprove) {
     return {
       change: 'none',

@@ -98,6 +98,7 @@ export class AccessService {
     if (!verdict.allowed) {
       throw new AccessError('forbidden', 'Policy does not allow you to review this request.', { notices: verdict.notices });
     }
+    if (state.status !== 'pending') throw new AccessError('conflict', `The request is ${state.status}, not pending.`);
     const handle = this.client.workflow.getHandle(run.workflowId, run.runId);
     const after = await rejectionsAsErrors(() =>
       handle.executeUpdate(reviewUpdate, { args: [{ decision, reviewerId: caller.principal.id, comment }] }),
@@ -113,6 +114,7 @@ export class AccessService {
         throw new AccessError('forbidden', 'Policy does not allow you to revoke this grant.', { notices: verdict.notices });
       }
     }
+    if (!isOpen(state)) throw new AccessError('conflict', `The grant is already ${state.status}.`);
     const handle = this.client.workflow.getHandle<typeof grantWorkflow>(run.workflowId, run.runId);
     const revoked = await rejectionsAsErrors(() =>
       handle.executeUpdate(revokeUpdate, { args: [{ revokedBy: caller.principal.id, reason }] }),
@@ -296,6 +298,7 @@ async function rejectionsAsErrors<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new AccessError('conflict', 'The grant has already closed.');
     const type = rejectionType(err);
     const message = (err as WorkflowUpdateFailedError).cause?.message ?? '';
     if (type === rejection.selfReview) throw new AccessError('forbidden', message);

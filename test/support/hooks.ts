@@ -1,5 +1,8 @@
 // Mocha root hooks: one real stack for the whole run.
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { startWorld, stopWorld } from './world';
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {

@@ -1,5 +1,6 @@
 // The real stack the end-to-end tests run on: Temporal dev server, moto, an in-process worker and
 // API. Started once for the whole run by mocha's root hooks (see .mocharc.yml).
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -8,7 +9,6 @@ import path from 'node:path';
 import { CreateAccountAssignmentCommand, ListAccountAssignmentsCommand, ListPermissionSetsCommand, DescribePermissionSetCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
 import { Client, Connection } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createApi } from '../../src/api/server';
 import { env, loadConfig } from '../../src/config';
@@ -223,14 +223,20 @@ export async function grantReaching(id: string, status: string, as: User = 'alic
 
 /**
  * With RECORD_HISTORIES=1, saves the history of the grant's workflow under test/histories for the
- * replay test (`npm run record-histories`). The grant must have closed.
+ * replay test (`npm run record-histories`). The grant must have closed. The Temporal CLI writes
+ * the JSON, in the same form the Web UI downloads.
  */
 export async function recordHistory(name: string, grantId: string): Promise<void> {
   if (process.env.RECORD_HISTORIES !== '1') return;
-  const { temporal } = current();
+  const { temporal, stack } = current();
   for await (const info of temporal.workflow.list({ query: `AccessGrantId = '${grantId}'` })) {
-    const history = await temporal.workflow.getHandle(info.workflowId, info.runId).fetchHistory();
-    writeFileSync(path.join(repoRoot, 'test/histories', `${name}.json`), historyToJSON(history));
+    const cli = execFileSync(path.join(repoRoot, 'temporal-dev.sh'), ['install'], { encoding: 'utf8' }).trim();
+    const json = execFileSync(
+      cli,
+      ['workflow', 'show', '--address', stack.temporalAddress, '--workflow-id', info.workflowId, '--run-id', info.runId, '--output', 'json'],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    );
+    writeFileSync(path.join(repoRoot, 'test/histories', `${name}.json`), json);
     return;
   }
   throw new Error(`no workflow for grant ${grantId}`);
