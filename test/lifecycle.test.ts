@@ -1,7 +1,8 @@
 // Review, revoke, pending expiry, provider failure and the grants endpoints, through HTTP.
 import assert from 'node:assert/strict';
 import type { GrantView } from '../src/domain/grant';
-import { assignmentsOf, call, ensure, freshAccount, grantReaching, recordHistory, target } from './support/world';
+import { grantWorkflowId } from '../src/domain/grant';
+import { assignmentsOf, call, ensure, freshAccount, grantReaching, recordHistory, target, TENANT, temporalCli } from './support/world';
 
 async function adminRequest(account: string): Promise<GrantView> {
   const reply = await ensure([{ target: target(account), role: 'AdministratorAccess', duration_seconds: 600 }], { reason: 'deploy fix' });
@@ -57,6 +58,21 @@ describe('review', function () {
     assert.equal(peer.status, 403);
     const still = await grantReaching(pending.id, 'pending');
     assert.equal(still.approved, false);
+  });
+
+  it('an operator approves and revokes with `temporal workflow signal`, with the same outcome', async () => {
+    const account = freshAccount();
+    const pending = await adminRequest(account);
+    const workflowId = grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: target(account), role: 'AdministratorAccess' });
+    const own = JSON.stringify({ reviewer: 'alice' });
+    temporalCli(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'approve', '--input', own]);
+    temporalCli(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'approve', '--input', JSON.stringify({ reviewer: 'carol', comment: 'ok' })]);
+    const active = await grantReaching(pending.id, 'active');
+    assert.ok(active.diagnostics.some((d) => d.code === 'approved' && /carol/.test(d.message)), 'the self-approval was ignored');
+    assert.equal(await assignmentsOf('alice', account, 'AdministratorAccess'), 1);
+    temporalCli(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'revoke', '--input', JSON.stringify({ revokedBy: 'carol', reason: 'drill' })]);
+    await grantReaching(pending.id, 'revoked');
+    assert.equal(await assignmentsOf('alice', account, 'AdministratorAccess'), 0);
   });
 
   it('answers 404 for an unknown request and 400 for a bad decision', async () => {

@@ -143,7 +143,7 @@ export function grantWorkflowId(key: GrantKey): string {
  * extension reaches the workflow.
  */
 export function extensionSlackMs(durationSeconds: number): number {
-  return Math.min(60_000, durationSeconds * 100);
+  return Math.min(300_000, durationSeconds * 100);
 }
 
 export type EnsureDecision =

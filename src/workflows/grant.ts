@@ -122,7 +122,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   };
 
   const requirePending = (reviewerId: string) => {
-    if (state.status !== 'pending') throw ApplicationFailure.nonRetryable(`the request is ${state.status}, not pending`, rejection.notPending);
+    if (state.status !== 'pending' || state.review) {
+      throw ApplicationFailure.nonRetryable(`the request is ${state.review ? 'already reviewed' : state.status}`, rejection.notPending);
+    }
     if (reviewerId === state.principal.id) throw ApplicationFailure.nonRetryable('nobody reviews their own request', rejection.selfReview);
   };
   const review = (r: Review) => {

@@ -228,16 +228,17 @@ export async function grantReaching(id: string, status: string, as: User = 'alic
  */
 export async function recordHistory(name: string, grantId: string): Promise<void> {
   if (process.env.RECORD_HISTORIES !== '1') return;
-  const { temporal, stack } = current();
+  const { temporal } = current();
   for await (const info of temporal.workflow.list({ query: `AccessGrantId = '${grantId}'` })) {
-    const cli = execFileSync(path.join(repoRoot, 'temporal-dev.sh'), ['install'], { encoding: 'utf8' }).trim();
-    const json = execFileSync(
-      cli,
-      ['workflow', 'show', '--address', stack.temporalAddress, '--workflow-id', info.workflowId, '--run-id', info.runId, '--output', 'json'],
-      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
-    );
+    const json = temporalCli(['workflow', 'show', '--workflow-id', info.workflowId, '--run-id', info.runId, '--output', 'json']);
     writeFileSync(path.join(repoRoot, 'test/histories', `${name}.json`), json);
     return;
   }
   throw new Error(`no workflow for grant ${grantId}`);
+}
+
+/** Runs the Temporal CLI against the test server, as an operator would. */
+export function temporalCli(args: string[]): string {
+  const cli = execFileSync(path.join(repoRoot, 'temporal-dev.sh'), ['install'], { encoding: 'utf8' }).trim();
+  return execFileSync(cli, [...args, '--address', current().stack.temporalAddress], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
 }

@@ -1,0 +1,74 @@
+// `npm run dev`: the whole service on local defaults (Temporal dev server, moto as AWS, worker,
+// API), then a token and a curl line that activates a grant. Ctrl-C stops everything it started.
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { repoRoot, startStack } from './stack';
+
+const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
+const DEV_USER = { sub: 'dev', email: 'dev@example.com', groups: ['engineering'] };
+const API_PORT = Number(process.env.PORT ?? 8080);
+const UI_PORT = Number(process.env.TEMPORAL_UI_PORT ?? 8233);
+
+async function main(): Promise<void> {
+  const stack = await startStack({
+    dir: path.join(repoRoot, '.dev'),
+    tenants: [{ ...TENANT, accounts: { '111111111111': { environment: 'production' } } }],
+    users: [DEV_USER.email, 'reviewer@example.com'],
+    permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
+    temporalUiPort: UI_PORT,
+  });
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    for (const child of children) child.kill('SIGTERM');
+    await stack.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+
+  const childEnv = { ...process.env, ACCESS_CONFIG: stack.configPath, TEMPORAL_ADDRESS: stack.temporalAddress, PORT: String(API_PORT) };
+  for (const entry of ['dist/src/worker.js', 'dist/src/api/server.js']) {
+    const child = spawn(process.execPath, [path.join(repoRoot, entry)], { env: childEnv, stdio: 'inherit' });
+    child.on('exit', (code) => {
+      if (code !== 0 && code !== null) console.error(`${entry} exited with ${code}`);
+    });
+    children.push(child);
+  }
+  await waitForReady(`http://127.0.0.1:${API_PORT}/readyz`);
+
+  const token = await stack.issueToken(TENANT.id, DEV_USER, { expiresIn: '12h' });
+  const reviewer = await stack.issueToken(TENANT.id, { sub: 'reviewer', email: 'reviewer@example.com', groups: ['platform-admins'] }, { expiresIn: '12h' });
+  console.log(`
+Access service running.
+  API           http://127.0.0.1:${API_PORT}
+  Temporal      ${stack.temporalAddress} (Web UI http://127.0.0.1:${UI_PORT})
+  AWS (moto)    ${stack.awsEndpoint}
+  config        ${stack.configPath}
+
+A token for ${DEV_USER.sub} (groups: ${DEV_USER.groups.join(', ')}), valid 12 hours:
+  export TOKEN=${token}
+A reviewer's token (platform-admins):
+  export REVIEWER_TOKEN=${reviewer}
+
+Activate ReadOnlyAccess on account 123456789012 for an hour (run it twice: activated, then none):
+  curl -s http://127.0.0.1:${API_PORT}/v1/access/ensure \\
+    -H "Authorization: Bearer $TOKEN" -H 'X-Tenant-ID: ${TENANT.id}' -H 'Content-Type: application/json' \\
+    -d '{"entitlements":[{"target":"AWS::Account::123456789012","role":"ReadOnlyAccess","duration_seconds":3600}],"justification":{"reason":"trying it out"}}'
+
+Ctrl-C stops everything.`);
+}
+
+async function waitForReady(url: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const ok = await fetch(url).then((r) => r.ok, () => false);
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`the API did not become ready at ${url}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
