@@ -1,0 +1,558 @@
+// A local stack for tests and the dev command: a Temporal dev server (temporal-dev.sh), moto as
+// the AWS IAM Identity Center emulator, per-tenant signing keys and the tenants config file.
+// Everything it starts it also stops (stop(), or when this process exits).
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import {
+  SSOAdminClient,
+  ListInstancesCommand,
+  ListPermissionSetsCommand,
+  DescribePermissionSetCommand,
+  CreatePermissionSetCommand,
+} from '@aws-sdk/client-sso-admin';
+import { IdentitystoreClient, CreateUserCommand, ConflictException } from '@aws-sdk/client-identitystore';
+import { Connection } from '@temporalio/client';
+import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import { stringify as toYaml } from 'yaml';
+import { loadConfig } from '../src/config';
+
+export interface StackTenant {
+  id: string;
+  name: string;
+  /** Absolute path; default <repo>/policies. */
+  policies?: string;
+  grants?: { default_duration_seconds?: number; max_duration_seconds?: number; pending_request_ttl_seconds?: number };
+  accounts?: Record<string, { environment: string }>;
+}
+
+export interface StackOptions {
+  /** Working folder for db, keys, config, logs (created). */
+  dir: string;
+  tenants: StackTenant[];
+  /** Emails to create in the identity store. */
+  users: string[];
+  /** Names to create in the SSO instance. */
+  permissionSets: string[];
+  /** Default: headless (no UI). The dev command passes 8233. */
+  temporalUiPort?: number;
+  /** Frontend port of a Temporal started here; default a free port. The dev command may pass 7233. */
+  temporalPort?: number;
+}
+
+export interface Stack {
+  /** host:port */
+  temporalAddress: string;
+  /** http://127.0.0.1:port of moto */
+  awsEndpoint: string;
+  /** The tenants YAML written for these tenants. */
+  configPath: string;
+  instanceArn: string;
+  identityStoreId: string;
+  /**
+   * A JWT signed by the tenant's issuer key. `expiresIn`: a jose time span ('1h', '-5m') or a number
+   * of seconds from now (negative: already expired); default 1h. `notBefore`: a jose time span.
+   */
+  issueToken(
+    tenantId: string,
+    claims: { sub: string; email?: string; groups?: string[] },
+    opts?: { expiresIn?: string | number; notBefore?: string },
+  ): Promise<string>;
+  /** Stops only what it started. */
+  stop(): Promise<void>;
+}
+
+export const SEARCH_ATTRIBUTES = [
+  'AccessTenant',
+  'AccessPrincipal',
+  'AccessTarget',
+  'AccessRole',
+  'AccessStatus',
+  'AccessGrantId',
+  'AccessRequestId',
+] as const;
+
+export const TOKEN_AUDIENCE = 'access-api';
+const JWT_ALG = 'ES256';
+const AWS_REGION = 'us-east-1';
+const AWS_CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
+const INSTALL_TIMEOUT_MS = 20 * 60_000;
+const TEMPORAL_START_TIMEOUT_MS = 60_000;
+const MOTO_START_TIMEOUT_MS = 30_000;
+
+/** The repository root: the nearest folder above this file holding temporal-dev.sh (works from dist/ too). */
+export const repoRoot: string = (() => {
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, 'temporal-dev.sh'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`temporal-dev.sh not found above ${__dirname}`);
+    dir = up;
+  }
+  return dir;
+})();
+
+export function issuerFor(tenantName: string): string {
+  return `https://idp.${tenantName}.example/`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: each in its own process group, killed by stop() or when this process ends.
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  logFile: string;
+  exited: Promise<void>;
+  /** Set once the process has ended or could not be started at all. */
+  ended?: string;
+}
+
+const liveChildren = new Set<Child>();
+let exitHooksInstalled = false;
+
+function killGroup(child: Child, signal: NodeJS.Signals): void {
+  if (child.proc.pid === undefined || child.ended) return;
+  try {
+    process.kill(-child.proc.pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+function installExitHooks(): void {
+  if (exitHooksInstalled) return;
+  exitHooksInstalled = true;
+  process.on('exit', () => {
+    for (const child of liveChildren) killGroup(child, 'SIGKILL');
+  });
+  // Children run detached (own process group), so a Ctrl-C does not reach them: pass it on.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      for (const child of liveChildren) killGroup(child, 'SIGTERM');
+      process.removeListener(signal, onSignal);
+      // Nobody else handles it: behave as if we never listened (exit with the signal).
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
+  }
+}
+
+function startChild(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, dir: string): Child {
+  installExitHooks();
+  const logFile = path.join(dir, `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  let proc: ChildProcess;
+  try {
+    proc = spawn(command, args, { env, detached: true, stdio: ['ignore', fd, fd] });
+    // The stack never keeps this process alive by itself (a test run that forgot stop() still ends);
+    // the 'exit' hook then kills the children.
+    proc.unref();
+  } finally {
+    closeSync(fd);
+  }
+  const child = { name, proc, logFile } as Child;
+  child.exited = new Promise<void>((resolve) => {
+    proc.once('exit', (code, signal) => {
+      child.ended ??= `exited (${code ?? signal})`;
+      resolve();
+    });
+    proc.once('error', (err) => {
+      child.ended ??= `could not run ${command}: ${err.message}${command === 'moto_server' ? ' (pip install "moto[server]")' : ''}`;
+      resolve();
+    });
+  });
+  liveChildren.add(child);
+  void child.exited.then(() => liveChildren.delete(child));
+  return child;
+}
+
+async function stopChild(child: Child, graceMs = 10_000): Promise<void> {
+  killGroup(child, 'SIGTERM');
+  const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
+  await child.exited;
+  clearTimeout(timer);
+  // The leader is gone; make sure nothing else of its group lingers.
+  if (child.proc.pid !== undefined) {
+    try {
+      process.kill(-child.proc.pid, 'SIGKILL');
+    } catch {
+      /* no such group: good */
+    }
+  }
+  liveChildren.delete(child);
+}
+
+function logTail(file: string, lines = 40): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+function childFailure(child: Child, what: string): Error {
+  const how = child.ended ?? 'did not become ready';
+  return new Error(`${what} ${how}; last lines of ${child.logFile}:\n${logTail(child.logFile)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports and readiness.
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function splitHostPort(address: string): { host: string; port: number } | undefined {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, ''));
+  return m ? { host: m[1], port: Number(m[2]) } : undefined;
+}
+
+function tcpReachable(host: string, port: number, timeoutMs = 1500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Retries `probe` until it returns true, the child dies, or the timeout passes. */
+async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  child?: Child,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    if (child?.ended) throw childFailure(child, what);
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      if (child) throw childFailure(child, `${what} (after ${timeoutMs / 1000}s)`);
+      throw new Error(`${what} not ready after ${timeoutMs / 1000}s: ${String(lastError ?? 'probe kept failing')}`);
+    }
+    await sleep(250);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporal.
+
+function runInstall(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const proc = execFile(
+      path.join(repoRoot, 'temporal-dev.sh'),
+      ['install'],
+      { timeout: INSTALL_TIMEOUT_MS, maxBuffer: 1 << 20 },
+      (err, stdout) => {
+        if (err) reject(new Error(`./temporal-dev.sh install failed: ${err.message}`));
+        else resolve(stdout.trim());
+      },
+    );
+    proc.stderr?.pipe(process.stderr); // silent when the CLI is already there; progress when building
+  });
+}
+
+/** True when the frontend answers and every search attribute is registered in the namespace. */
+async function temporalReady(address: string, namespace: string, register: boolean): Promise<boolean> {
+  const connection = await Connection.connect({ address, connectTimeout: 2000 });
+  try {
+    return await connection.withDeadline(Date.now() + 5000, async () => {
+      await connection.workflowService.getSystemInfo({});
+      const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+      const missing = SEARCH_ATTRIBUTES.filter((name) => !(name in (customAttributes ?? {})));
+      if (missing.length === 0) return true;
+      if (register) {
+        // A server we did not start (TEMPORAL_ADDRESS), or a db file from before an attribute was added
+        // (start-dev registers --search-attribute only when it creates the db): add what is missing.
+        // 2 = INDEXED_VALUE_TYPE_KEYWORD.
+        await connection.operatorService.addSearchAttributes({
+          namespace,
+          searchAttributes: Object.fromEntries(missing.map((name) => [name, 2])),
+        });
+      }
+      return false;
+    });
+  } finally {
+    await connection.close();
+  }
+}
+
+async function startTemporal(dir: string, uiPort?: number, wantPort?: number): Promise<{ address: string; child?: Child }> {
+  const given = process.env.TEMPORAL_ADDRESS;
+  const hostPort = given ? splitHostPort(given) : undefined;
+  if (given && hostPort && (await tcpReachable(hostPort.host, hostPort.port))) {
+    const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+    await waitFor(`Temporal at ${given}`, () => temporalReady(given, namespace, true), TEMPORAL_START_TIMEOUT_MS);
+    return { address: given };
+  }
+  await runInstall();
+  const port = wantPort ?? (await freePort());
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TEMPORAL_PORT: String(port),
+    TEMPORAL_DB_FILE: path.join(dir, 'temporal.db'),
+  };
+  if (uiPort === undefined || uiPort === 0) {
+    env.TEMPORAL_HEADLESS = '1';
+    env.TEMPORAL_UI_PORT = '0';
+  } else {
+    env.TEMPORAL_HEADLESS = '0';
+    env.TEMPORAL_UI_PORT = String(uiPort);
+  }
+  const child = startChild('temporal', path.join(repoRoot, 'temporal-dev.sh'), [], env, dir);
+  const address = `127.0.0.1:${port}`;
+  try {
+    await waitFor('Temporal dev server', () => temporalReady(address, 'default', true), TEMPORAL_START_TIMEOUT_MS, child);
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  }
+  return { address, child };
+}
+
+// ---------------------------------------------------------------------------------------------
+// moto.
+
+async function motoAnswers(endpoint: string): Promise<boolean> {
+  const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(2000) });
+  await res.arrayBuffer();
+  return res.status < 500;
+}
+
+async function startMoto(dir: string): Promise<{ endpoint: string; child?: Child }> {
+  const given = process.env.AWS_ENDPOINT_URL;
+  if (given) {
+    const url = new URL(given);
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    if (await tcpReachable(url.hostname, port)) return { endpoint: given.replace(/\/+$/, '') };
+  }
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const child = startChild('moto', 'moto_server', ['-H', '127.0.0.1', '-p', String(port)], process.env, dir);
+  try {
+    await waitFor('moto_server', () => motoAnswers(endpoint), MOTO_START_TIMEOUT_MS, child);
+    // Fixed ids (instance ARN, identity store id, user ids) for a fresh moto. Never re-seed a shared
+    // moto: its random sequence would restart and hand out ids that already exist.
+    const res = await fetch(`${endpoint}/moto-api/seed?a=42`, { method: 'POST' });
+    if (!res.ok) throw new Error(`moto seed: HTTP ${res.status}`);
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  }
+  return { endpoint, child };
+}
+
+function awsClientConfig(endpoint: string) {
+  return { region: AWS_REGION, endpoint, credentials: AWS_CREDENTIALS };
+}
+
+function namesFromEmail(email: string): { GivenName: string; FamilyName: string } {
+  const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+  const parts = email.split('@')[0].split(/[._+-]+/).filter(Boolean).map(cap);
+  return { GivenName: parts[0] ?? 'User', FamilyName: parts.slice(1).join(' ') || 'User' };
+}
+
+async function seedAws(
+  endpoint: string,
+  users: string[],
+  permissionSets: string[],
+): Promise<{ instanceArn: string; identityStoreId: string }> {
+  const sso = new SSOAdminClient(awsClientConfig(endpoint));
+  const ids = new IdentitystoreClient(awsClientConfig(endpoint));
+  try {
+    const { Instances } = await sso.send(new ListInstancesCommand({}));
+    const instance = Instances?.[0];
+    if (!instance?.InstanceArn || !instance.IdentityStoreId) throw new Error(`no IAM Identity Center instance at ${endpoint}`);
+    const instanceArn = instance.InstanceArn;
+    const identityStoreId = instance.IdentityStoreId;
+
+    for (const email of users) {
+      const name = namesFromEmail(email);
+      try {
+        await ids.send(
+          new CreateUserCommand({
+            IdentityStoreId: identityStoreId,
+            UserName: email,
+            DisplayName: `${name.GivenName} ${name.FamilyName}`,
+            Name: name,
+            Emails: [{ Value: email, Primary: true, Type: 'work' }],
+          }),
+        );
+      } catch (err) {
+        if (!(err instanceof ConflictException)) throw err; // already there (shared moto)
+      }
+    }
+
+    const existing = new Set<string>();
+    let nextToken: string | undefined;
+    do {
+      const page = await sso.send(new ListPermissionSetsCommand({ InstanceArn: instanceArn, NextToken: nextToken }));
+      for (const arn of page.PermissionSets ?? []) {
+        const { PermissionSet } = await sso.send(
+          new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }),
+        );
+        if (PermissionSet?.Name) existing.add(PermissionSet.Name);
+      }
+      nextToken = page.NextToken;
+    } while (nextToken);
+    for (const name of permissionSets) {
+      if (existing.has(name)) continue;
+      await sso.send(
+        new CreatePermissionSetCommand({ InstanceArn: instanceArn, Name: name, Description: `${name} (local stack)` }),
+      );
+      existing.add(name);
+    }
+    return { instanceArn, identityStoreId };
+  } finally {
+    sso.destroy();
+    ids.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys and config.
+
+interface TenantKey {
+  issuer: string;
+  kid: string;
+  privateKey: CryptoKey;
+}
+
+/** Loads `<dir>/<id>.private.jwk.json` or makes a new key; (re)writes `<dir>/<id>.jwks.json`. */
+async function tenantKey(dir: string, tenant: StackTenant): Promise<TenantKey & { jwksFile: string }> {
+  const id = tenant.id.toLowerCase();
+  const privateFile = path.join(dir, `${id}.private.jwk.json`);
+  const jwksFile = path.join(dir, `${id}.jwks.json`);
+  let privateJwk: JWK;
+  if (existsSync(privateFile)) {
+    privateJwk = JSON.parse(readFileSync(privateFile, 'utf8')) as JWK;
+  } else {
+    const pair = await generateKeyPair(JWT_ALG, { extractable: true });
+    privateJwk = await exportJWK(pair.privateKey);
+    privateJwk.kid = await calculateJwkThumbprint(privateJwk);
+    privateJwk.alg = JWT_ALG;
+    privateJwk.use = 'sig';
+    writeFileSync(privateFile, JSON.stringify(privateJwk, null, 2) + '\n', { mode: 0o600 });
+  }
+  const { d: _private, ...publicJwk } = privateJwk;
+  const kid = privateJwk.kid ?? (await calculateJwkThumbprint(publicJwk));
+  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...publicJwk, kid, alg: JWT_ALG, use: 'sig' }] }, null, 2) + '\n');
+  const privateKey = (await importJWK({ ...privateJwk, alg: JWT_ALG }, JWT_ALG)) as CryptoKey;
+  return { issuer: issuerFor(tenant.name), kid, privateKey, jwksFile };
+}
+
+function writeConfig(
+  file: string,
+  tenants: StackTenant[],
+  jwksFiles: Map<string, string>,
+  aws: { endpoint: string; instanceArn: string; identityStoreId: string },
+): void {
+  const config = {
+    tenants: tenants.map((t) => ({
+      id: t.id,
+      name: t.name,
+      auth: { issuer: issuerFor(t.name), audience: TOKEN_AUDIENCE, jwks_file: jwksFiles.get(t.id.toLowerCase()) },
+      aws: {
+        region: AWS_REGION,
+        sso_instance_arn: aws.instanceArn,
+        identity_store_id: aws.identityStoreId,
+        endpoint: aws.endpoint,
+      },
+      policies: t.policies ?? path.join(repoRoot, 'policies'),
+      ...(t.grants ? { grants: t.grants } : {}),
+      ...(t.accounts ? { accounts: t.accounts } : {}),
+    })),
+  };
+  writeFileSync(file, '# Written by scripts/stack.ts\n' + toYaml(config));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  if (opts.tenants.length === 0) throw new Error('startStack: give at least one tenant');
+  const dir = path.resolve(opts.dir);
+  mkdirSync(dir, { recursive: true });
+
+  const started: Child[] = [];
+  const stop = async (): Promise<void> => {
+    const children = started.splice(0);
+    await Promise.all(children.map((c) => stopChild(c)));
+  };
+
+  try {
+    // Keys while the servers boot; wait for all three so a failure never leaves a child unstopped.
+    const [keysR, motoR, temporalR] = await Promise.allSettled([
+      Promise.all(opts.tenants.map((t) => tenantKey(dir, t))),
+      startMoto(dir),
+      startTemporal(dir, opts.temporalUiPort, opts.temporalPort),
+    ]);
+    if (motoR.status === 'fulfilled' && motoR.value.child) started.push(motoR.value.child);
+    if (temporalR.status === 'fulfilled' && temporalR.value.child) started.push(temporalR.value.child);
+    for (const r of [keysR, motoR, temporalR]) if (r.status === 'rejected') throw r.reason;
+    const keys = (keysR as PromiseFulfilledResult<Awaited<ReturnType<typeof tenantKey>>[]>).value;
+    const moto = (motoR as PromiseFulfilledResult<Awaited<ReturnType<typeof startMoto>>>).value;
+    const temporal = (temporalR as PromiseFulfilledResult<Awaited<ReturnType<typeof startTemporal>>>).value;
+
+    const aws = await seedAws(moto.endpoint, opts.users, opts.permissionSets);
+    const keyByTenant = new Map(opts.tenants.map((t, i) => [t.id.toLowerCase(), keys[i]]));
+    const configPath = path.join(dir, 'access.yaml');
+    writeConfig(
+      configPath,
+      opts.tenants,
+      new Map([...keyByTenant].map(([id, k]) => [id, k.jwksFile])),
+      { endpoint: moto.endpoint, ...aws },
+    );
+    loadConfig(configPath); // throws, naming the field, if the file is not what the service accepts
+
+    return {
+      temporalAddress: temporal.address,
+      awsEndpoint: moto.endpoint,
+      configPath,
+      instanceArn: aws.instanceArn,
+      identityStoreId: aws.identityStoreId,
+      async issueToken(tenantId, claims, tokenOpts = {}) {
+        const key = keyByTenant.get(tenantId.toLowerCase());
+        if (!key) throw new Error(`issueToken: unknown tenant ${tenantId}`);
+        const payload: Record<string, unknown> = {};
+        if (claims.email !== undefined) payload.email = claims.email;
+        if (claims.groups !== undefined) payload.groups = claims.groups;
+        const now = Math.floor(Date.now() / 1000);
+        const expiresIn = tokenOpts.expiresIn ?? '1h';
+        const jwt = new SignJWT(payload)
+          .setProtectedHeader({ alg: JWT_ALG, kid: key.kid, typ: 'JWT' })
+          .setIssuer(key.issuer)
+          .setAudience(TOKEN_AUDIENCE)
+          .setSubject(claims.sub)
+          .setIssuedAt(now)
+          .setExpirationTime(typeof expiresIn === 'number' ? now + expiresIn : expiresIn);
+        if (tokenOpts.notBefore !== undefined) jwt.setNotBefore(tokenOpts.notBefore);
+        return jwt.sign(key.privateKey);
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
