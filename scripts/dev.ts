@@ -15,6 +15,7 @@ async function main(): Promise<void> {
     tenants: [{ ...TENANT, accounts: { '111111111111': { environment: 'production' } } }],
     users: [DEV_USER.email, 'reviewer@example.com'],
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
+    temporalPort: Number(process.env.TEMPORAL_PORT ?? 7233),
     temporalUiPort: UI_PORT,
   });
   const children: ChildProcess[] = [];

@@ -1,6 +1,10 @@
 // Credentials, tenants and bad input: a clear error in the contract's shape, and nothing changes.
 import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { Connection } from '@temporalio/client';
 import { generateKeyPair, SignJWT } from 'jose';
+import { createApi } from '../src/api/server';
+import { loadConfig } from '../src/config';
 import { call, current, freshAccount, OTHER_TENANT, target, TENANT, tokenFor, USERS } from './support/world';
 
 const body = (account = freshAccount()) => ({ entitlements: [{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 60 }] });
@@ -97,5 +101,30 @@ describe('request validation', function () {
     const reply = await call('GET', '/v1/nothing-here');
     assert.equal(reply.status, 404);
     assertErrorShape(reply, 'not_found');
+  });
+});
+
+describe('when Temporal cannot be reached', function () {
+  this.timeout(120_000);
+
+  it('answers 503 unavailable, and /readyz says so while /healthz is fine', async () => {
+    const config = loadConfig(current().stack.configPath);
+    const unreachable = Connection.lazy({ address: '127.0.0.1:1', connectTimeout: '1s' });
+    const server = createApi(config, unreachable).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const reply = await fetch(`${base}/v1/access/ensure`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await tokenFor('alice')}`, 'x-tenant-id': TENANT.id, 'content-type': 'application/json' },
+        body: JSON.stringify(body()),
+      });
+      assert.equal(reply.status, 503);
+      assertErrorShape({ body: await reply.json() }, 'unavailable');
+      assert.equal((await fetch(`${base}/readyz`)).status, 503);
+      assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    } finally {
+      server.close();
+    }
   });
 });
