@@ -233,7 +233,8 @@ export class AccessService {
 
   private async findRuns(tenant: TenantConfig, clauses: string[], limit: number): Promise<{ workflowId: string; runId: string }[]> {
     // Every value in a clause is validated (uuid, enum, pattern) or encoded (principal) by the caller.
-    const query = [`WorkflowType = 'grantWorkflow'`, `AccessTenant = '${tenant.id}'`, ...clauses].join(' AND ');
+    // A run that continued as new is an earlier page of the same grant: its successor speaks for it.
+    const query = [`WorkflowType = 'grantWorkflow'`, `ExecutionStatus != 'ContinuedAsNew'`, `AccessTenant = '${tenant.id}'`, ...clauses].join(' AND ');
     const runs: { workflowId: string; runId: string }[] = [];
     for await (const info of this.client.workflow.list({ query, pageSize: limit })) {
       runs.push({ workflowId: info.workflowId, runId: info.runId });
