@@ -150,6 +150,21 @@ describe('POST /v1/access/ensure', function () {
     assert.equal(outsider.body.code, 'forbidden');
   });
 
+  it('activates a role that needs a ticket only with a ticket attachment', async () => {
+    const account = freshAccount();
+    const entitlement = { target: target(account), role: 'PowerUserAccess', duration_seconds: 600 };
+    const without = await ensure([entitlement], { attachments: ['see the chat'] });
+    assert.equal(without.status, 403);
+    assert.ok(without.body.notices!.some((n) => /ticket/.test(n)), JSON.stringify(without.body));
+    const withTicket = await ensure([entitlement], { attachments: ['https://jira.example.com/browse/OPS-42'] });
+    assert.equal(withTicket.status, 200, JSON.stringify(withTicket.body));
+    assert.equal(withTicket.body.grants[0].change, 'activated');
+    assert.deepEqual(withTicket.body.grants[0].validation, { has_reason: true, has_ticket_attachment: true });
+    const active = await grantReaching(withTicket.body.grants[0].id, 'active');
+    const expires = active.diagnostics.find((d) => d.code === 'expires');
+    assert.ok(expires && expires.message.includes(active.expires_at!), 'a diagnostic says when access ends');
+  });
+
   it('makes one grant and one assignment from 20 identical calls at once', async () => {
     const account = freshAccount();
     const replies = await Promise.all(

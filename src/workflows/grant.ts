@@ -73,6 +73,10 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   const note = (diagnostic: Diagnostic) => {
     state.diagnostics = [...state.diagnostics.filter((d) => d.code !== diagnostic.code), diagnostic];
   };
+  const expireAt = (expiresAt: string) => {
+    state.expiresAt = expiresAt;
+    note({ level: 'info', code: 'expires', message: `Access ends at ${expiresAt}; ensure again to extend it.`, expires_at: expiresAt });
+  };
 
   let published = '';
   const publish = () => {
@@ -114,7 +118,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     }
     const decision = decideEnsure(state, req, at);
     if (decision.change === 'extended') {
-      state.expiresAt = decision.expiresAt;
+      expireAt(decision.expiresAt);
       state.durationSeconds = req.durationSeconds;
       return { change: 'extended', state, diagnostics: [] };
     }
@@ -211,7 +215,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     state.provisioningStatus = 'successful';
     state.status = 'active';
     state.activatedAt = at.toISOString();
-    state.expiresAt = new Date(at.getTime() + state.durationSeconds * 1000).toISOString();
+    expireAt(new Date(at.getTime() + state.durationSeconds * 1000).toISOString());
     if (state.assignmentPreexisted) {
       note({
         level: 'info',
