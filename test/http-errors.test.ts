@@ -1,9 +1,8 @@
 // Credentials, tenants and bad input: a clear error in the contract's shape, and nothing changes.
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
-import { Connection } from '@temporalio/client';
 import { generateKeyPair, SignJWT } from 'jose';
-import { createApi } from '../src/api/server';
+import { connectApi, createApi } from '../src/api/server';
 import { loadConfig } from '../src/config';
 import { call, current, freshAccount, OTHER_TENANT, target, TENANT, tokenFor, USERS } from './support/world';
 
@@ -109,7 +108,7 @@ describe('when Temporal cannot be reached', function () {
 
   it('answers 503 unavailable, and /readyz says so while /healthz is fine', async () => {
     const config = loadConfig(current().stack.configPath);
-    const unreachable = Connection.lazy({ address: '127.0.0.1:1', connectTimeout: '1s' });
+    const unreachable = connectApi('127.0.0.1:1');
     const server = createApi(config, unreachable).listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -8,9 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { CreateAccountAssignmentCommand, ListAccountAssignmentsCommand, ListPermissionSetsCommand, DescribePermissionSetCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import { createApi } from '../../src/api/server';
+import { connectApi, createApi } from '../../src/api/server';
 import { env, loadConfig } from '../../src/config';
 import type { GrantView } from '../../src/domain/grant';
 import { createWorker } from '../../src/worker';
@@ -61,7 +61,7 @@ export async function startWorld(): Promise<void> {
   const workerConnection = await NativeConnection.connect({ address: stack.temporalAddress });
   const worker = await createWorker(config, workerConnection);
   const running = worker.run();
-  const connection = await Connection.connect({ address: stack.temporalAddress });
+  const connection = connectApi(stack.temporalAddress);
   const server: Server = await new Promise((resolve) => {
     const s = createApi(config, connection).listen(0, '127.0.0.1', () => resolve(s));
   });
