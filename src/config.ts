@@ -1,6 +1,7 @@
 // The tenants file named by ACCESS_CONFIG (CONTRACT §4), read and checked once at start-up.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
@@ -73,10 +74,17 @@ export function tenantById(config: AppConfig, tenantId: string): TenantConfig | 
   return config.tenants.find((t) => t.id === tenantId.toLowerCase());
 }
 
-/** Environment (CONTRACT §4): names as @temporalio/envconfig reads them, where it covers them. */
-export const env = {
-  port: Number(process.env.PORT ?? 8080),
-  temporalAddress: process.env.TEMPORAL_ADDRESS ?? 'localhost:7233',
-  temporalNamespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
-  taskQueue: process.env.TEMPORAL_TASK_QUEUE ?? 'access-grants',
-};
+/**
+ * Environment (CONTRACT §4). The Temporal connection is what @temporalio/envconfig reads
+ * (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS settings, a profile file), with
+ * the dev server's address as the default.
+ */
+export const env = (() => {
+  const { connectionOptions, namespace } = loadClientConnectConfig();
+  return {
+    port: Number(process.env.PORT ?? 8080),
+    temporal: { ...connectionOptions, address: connectionOptions.address ?? 'localhost:7233' },
+    temporalNamespace: namespace ?? 'default',
+    taskQueue: process.env.TEMPORAL_TASK_QUEUE ?? 'access-grants',
+  };
+})();

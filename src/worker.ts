@@ -15,9 +15,9 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const connection = await NativeConnection.connect({ address: env.temporalAddress });
+  const connection = await NativeConnection.connect(env.temporal);
   const worker = await createWorker(config, connection);
-  console.log(`worker polling ${env.taskQueue} on ${env.temporalAddress}`);
+  console.log(`worker polling ${env.taskQueue} on ${env.temporal.address}`);
   await worker.run();
   await connection.close();
 }

@@ -30,15 +30,16 @@ export function createApi(config: AppConfig, connection: Connection) {
  * is still coming up; and few retries, so a caller hears 503 in about a second, not after the
  * SDK's default of ten attempts.
  */
-export function connectApi(address = env.temporalAddress): Connection {
-  return Connection.lazy({ address, interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 4 }))] });
+export function connectApi(address = env.temporal.address): Connection {
+  const { tls, apiKey, metadata } = env.temporal;
+  return Connection.lazy({ address, tls, apiKey, metadata, interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 4 }))] });
 }
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const connection = connectApi();
   const server: Server = createApi(config, connection).listen(env.port, () => {
-    console.log(`access API listening on :${env.port} (Temporal ${env.temporalAddress}, queue ${env.taskQueue})`);
+    console.log(`access API listening on :${env.port} (Temporal ${env.temporal.address}, queue ${env.taskQueue})`);
   });
   process.on('SIGTERM', () => server.close(() => process.exit(0)));
 }
