@@ -181,7 +181,7 @@ describe('POST /v1/access/ensure', function () {
 
   it('expires a short grant on time and removes its assignment', async () => {
     const account = freshAccount();
-    const { body } = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 3 }]);
+    const { body } = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 5 }]);
     const active = await grantReaching(body.grants[0].id, 'active');
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1);
     const expired = await grantReaching(active.id, 'expired');
@@ -196,9 +196,10 @@ describe('POST /v1/access/ensure', function () {
 
   it('extends by update on the running workflow, and records the history', async () => {
     const account = freshAccount();
-    const { body } = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 2 }]);
+    // Margins for a slow machine: the extension must arrive before the first 5 seconds are up.
+    const { body } = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 5 }]);
     await grantReaching(body.grants[0].id, 'active');
-    const extended = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 4 }]);
+    const extended = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 8 }]);
     assert.equal(extended.body.grants[0].change, 'extended');
     await grantReaching(body.grants[0].id, 'expired');
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);

@@ -25,6 +25,16 @@ export interface AssignmentRef {
   /** Permission set name */
   role: string;
   principal: { id: string; email?: string };
+  /**
+   * The ids findAssignment resolved. Later calls use them as they are, so a user renamed or a
+   * permission set renamed since still has its assignment removed.
+   */
+  ids?: AssignmentIds;
+}
+
+export interface AssignmentIds {
+  userId: string;
+  permissionSetArn: string;
 }
 
 export type GrantActivities = ReturnType<typeof createActivities>;
@@ -145,6 +155,7 @@ export function createActivities(config: AppConfig) {
       throw ApplicationFailure.nonRetryable(`Not an AWS account id: "${ref.accountId}"`, 'InvalidAccountId');
     }
     const tenant = tenantOf(ref.tenantId);
+    if (ref.ids) return { tenant, ...ref.ids };
     const [userId, permissionSetArn] = await Promise.all([userIdOf(tenant, ref.principal), permissionSetArnOf(tenant, ref.role)]);
     return { tenant, userId, permissionSetArn };
   }
@@ -174,8 +185,9 @@ export function createActivities(config: AppConfig) {
   const describe = (ref: AssignmentRef) => `${ref.role} on ${ref.accountId} for ${ref.principal.email ?? ref.principal.id}`;
 
   return {
-    async findAssignment(ref: AssignmentRef): Promise<{ exists: boolean }> {
-      return { exists: await exists(await resolve(ref), ref.accountId) };
+    async findAssignment(ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> {
+      const resolved = await resolve(ref);
+      return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
     },
 
     async createAssignment(ref: AssignmentRef): Promise<void> {
@@ -201,7 +213,15 @@ export function createActivities(config: AppConfig) {
     },
 
     async deleteAssignment(ref: AssignmentRef): Promise<void> {
-      const resolved = await resolve(ref);
+      let resolved: Resolved;
+      try {
+        resolved = await resolve(ref);
+      } catch (err) {
+        // Only without ids, i.e. nothing was ever found, so nothing of ours can exist. (And IAM
+        // Identity Center removes a user's or permission set's assignments with it.)
+        if (err instanceof ApplicationFailure && (err.type === 'UserNotFound' || err.type === 'PermissionSetNotFound')) return;
+        throw err;
+      }
       if (!(await exists(resolved, ref.accountId))) return;
       const { sso, aws } = resolved.tenant;
       await limitsOf(aws.sso_instance_arn).inFlight(async () => {

@@ -80,6 +80,8 @@ export interface GrantState {
   provisioningStatus: ProvisioningStatus;
   /** Set once the assignment has been looked up: true if it existed before this grant. */
   assignmentPreexisted: boolean | null;
+  /** The provider's ids for the assignment, from that lookup: what deprovisioning deletes. */
+  assignmentIds: { userId: string; permissionSetArn: string } | null;
   /** True from the moment deprovisioning starts until the assignment is gone. */
   closing: boolean;
   validation: Validation;
@@ -212,6 +214,7 @@ export function newGrantState(key: GrantKey, principal: Principal, id: string): 
     accessRequestId: null,
     provisioningStatus: 'pending',
     assignmentPreexisted: null,
+    assignmentIds: null,
     closing: false,
     validation: { has_reason: false, has_ticket_attachment: false },
     justification: {},

@@ -63,12 +63,13 @@ const MAX_HISTORY_EVENTS = 2000;
 
 export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantState> {
   const state = input.state ?? newGrantState(input.key, input.principal, input.grantId);
-  const ref = {
+  const ref = () => ({
     tenantId: state.key.tenantId,
     accountId: accountIdOf(state.key.target),
     role: state.key.role,
     principal: { id: state.principal.id, email: state.principal.email },
-  };
+    ids: state.assignmentIds ?? undefined,
+  });
   const now = () => new Date(Date.now());
   const note = (diagnostic: Diagnostic) => {
     state.diagnostics = [...state.diagnostics.filter((d) => d.code !== diagnostic.code), diagnostic];
@@ -199,9 +200,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   async function provision(): Promise<void> {
     try {
       if (state.assignmentPreexisted === null) {
-        state.assignmentPreexisted = (await provisioning.findAssignment(ref)).exists;
+        const found = await provisioning.findAssignment(ref());
+        state.assignmentPreexisted = found.exists;
+        state.assignmentIds = found.ids;
       }
-      if (!state.assignmentPreexisted) await provisioning.createAssignment(ref);
+      if (!state.assignmentPreexisted) await provisioning.createAssignment(ref());
     } catch (err) {
       state.provisioningStatus = 'failed';
       state.status = 'revoked';
@@ -247,7 +250,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   async function deprovision(): Promise<void> {
     for (let round = 1; ; round++) {
       try {
-        await deprovisioning.deleteAssignment(ref);
+        await deprovisioning.deleteAssignment(ref());
         state.diagnostics = state.diagnostics.filter((d) => d.code !== 'deprovisioning_retrying');
         return;
       } catch (err) {
