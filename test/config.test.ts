@@ -1,0 +1,51 @@
+// The tenants file: a bad one stops start-up with a message that names the field.
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../src/config';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'access-config-'));
+const tenant = {
+  id: '2489E9AD-2EE2-8E00-8EC9-32D5F69181C0',
+  name: 'example',
+  auth: { issuer: 'https://idp.example.com/', audience: 'access-api', jwks_file: './jwks.json' },
+  aws: { region: 'us-east-1', sso_instance_arn: 'arn:aws:sso:::instance/ssoins-0123456789abcdef', identity_store_id: 'd-0123456789' },
+};
+
+function write(name: string, text: string): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('config', () => {
+  it('reads YAML and JSON, with defaults, lower-case ids and paths resolved against the file', () => {
+    const config = loadConfig(write('good.json', JSON.stringify({ tenants: [tenant] })));
+    const [t] = config.tenants;
+    assert.equal(t.id, tenant.id.toLowerCase());
+    assert.equal(t.auth.jwks_file, path.join(dir, 'jwks.json'));
+    assert.equal(t.policies, path.join(dir, 'policies'));
+    assert.deepEqual(t.grants, { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400 });
+  });
+
+  const bad: [string, unknown, RegExp][] = [
+    ['a missing region', { tenants: [{ ...tenant, aws: { ...tenant.aws, region: undefined } }] }, /tenants\.0\.aws\.region/],
+    ['a malformed instance ARN', { tenants: [{ ...tenant, aws: { ...tenant.aws, sso_instance_arn: 'ssoins-1' } }] }, /tenants\.0\.aws\.sso_instance_arn/],
+    ['an unknown field', { tenants: [{ ...tenant, colour: 'blue' }] }, /colour/],
+    ['no key source', { tenants: [{ ...tenant, auth: { issuer: 'x', audience: 'y' } }] }, /tenants\.0\.auth.*jwks_file/],
+    ['a duplicate tenant', { tenants: [tenant, tenant] }, /duplicate id/],
+    ['no tenants', { tenants: [] }, /tenants/],
+  ];
+  for (const [what, content, field] of bad) {
+    it(`refuses ${what}, naming the field`, () => {
+      const file = write('bad.json', JSON.stringify(content));
+      assert.throws(() => loadConfig(file), (err: Error) => err instanceof ConfigError && field.test(err.message) && err.message.includes(file));
+    });
+  }
+
+  it('refuses a file that is not YAML, and a missing ACCESS_CONFIG', () => {
+    assert.throws(() => loadConfig(write('broken.yaml', 'tenants: [\n')), ConfigError);
+    assert.throws(() => loadConfig(''), /ACCESS_CONFIG/);
+  });
+});
