@@ -34,6 +34,7 @@ import {
   type EnsureOutcome,
   grantStateQuery,
   type GrantWorkflowInput,
+  type OperatorReview,
   rejection,
   reviewUpdate,
   revokeSignal,
@@ -162,7 +163,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       if (!isOpen(state) || state.revocation) throw ApplicationFailure.nonRetryable(`the grant is ${state.status}`, rejection.notOpen);
     },
   });
-  const operatorReview = (decision: Review['decision']) => (r: { reviewer: string; comment?: string }) => {
+  const operatorReview = (decision: Review['decision']) => (r: OperatorReview) => {
     try {
       requirePending(r.reviewer);
       review({ decision, reviewerId: r.reviewer, comment: r.comment });
