@@ -2,7 +2,7 @@
 // API), then a token and a curl line that activates a grant. Ctrl-C stops everything it started.
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { repoRoot, startStack } from './stack';
+import { repoRoot, startStack, waitFor } from './stack';
 
 const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 const DEV_USER = { sub: 'dev', email: 'dev@example.com', groups: ['engineering'] };
@@ -35,7 +35,8 @@ async function main(): Promise<void> {
     });
     children.push(child);
   }
-  await waitForReady(`http://127.0.0.1:${API_PORT}/readyz`);
+  const readyz = `http://127.0.0.1:${API_PORT}/readyz`;
+  await waitFor(`the API at ${readyz}`, () => fetch(readyz).then((r) => r.ok), 60_000);
 
   const token = await stack.issueToken(TENANT.id, DEV_USER, { expiresIn: '12h' });
   const reviewer = await stack.issueToken(TENANT.id, { sub: 'reviewer', email: 'reviewer@example.com', groups: ['platform-admins'] }, { expiresIn: '12h' });
@@ -57,16 +58,6 @@ Activate ReadOnlyAccess on account 123456789012 for an hour (run it twice: activ
     -d '{"entitlements":[{"target":"AWS::Account::123456789012","role":"ReadOnlyAccess","duration_seconds":3600}],"justification":{"reason":"trying it out"}}'
 
 Ctrl-C stops everything.`);
-}
-
-async function waitForReady(url: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const ok = await fetch(url).then((r) => r.ok, () => false);
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`the API did not become ready at ${url}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
 }
 
 main().catch((err) => {

@@ -232,7 +232,7 @@ function tcpReachable(host: string, port: number, timeoutMs = 1500): Promise<boo
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Retries `probe` until it returns true, the child dies, or the timeout passes. */
-async function waitFor(
+export async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
   timeoutMs: number,
@@ -363,7 +363,8 @@ async function startMoto(dir: string): Promise<{ endpoint: string; child?: Child
   return { endpoint, child };
 }
 
-function awsClientConfig(endpoint: string) {
+/** SDK client settings for the emulated AWS (moto). */
+export function awsClientConfig(endpoint: string) {
   return { region: AWS_REGION, endpoint, credentials: AWS_CREDENTIALS };
 }
 

@@ -23,7 +23,7 @@ import {
   validateJustification,
 } from '../domain/grant';
 import { AccessError } from '../domain/errors';
-import type { PolicyAction, PolicyDecision, PolicySet } from '../policy';
+import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
 import type { grantWorkflow } from '../workflows/grant';
 import {
   ensureUpdate,
@@ -213,7 +213,7 @@ export class AccessService {
     principal: Principal,
     action: PolicyAction,
     key: GrantKey,
-    context: { role: string; duration_seconds: number; has_reason: boolean; has_ticket_attachment: boolean },
+    context: PolicyRequest['context'],
   ): PolicyDecision {
     const accountId = accountIdOf(key.target);
     return this.policySet(tenant).authorize({

@@ -14,7 +14,7 @@ import { connectApi, createApi } from '../../src/api/server';
 import { env, loadConfig } from '../../src/config';
 import type { GrantView } from '../../src/domain/grant';
 import { createWorker } from '../../src/worker';
-import { repoRoot, type Stack, startStack } from '../../scripts/stack';
+import { awsClientConfig, repoRoot, type Stack, startStack } from '../../scripts/stack';
 
 export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 /** Its own policies (everything auto-activates) and a 3-second review window. */
@@ -65,7 +65,7 @@ export async function startWorld(): Promise<void> {
   const server: Server = await new Promise((resolve) => {
     const s = createApi(config, connection).listen(0, '127.0.0.1', () => resolve(s));
   });
-  const aws = { region: 'us-east-1', endpoint: stack.awsEndpoint, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
+  const aws = awsClientConfig(stack.awsEndpoint);
   world = {
     stack,
     baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
