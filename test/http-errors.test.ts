@@ -4,16 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { generateKeyPair, SignJWT } from 'jose';
 import { connectApi, createApi } from '../src/api/server';
 import { loadConfig } from '../src/config';
-import { call, current, freshAccount, OTHER_TENANT, target, TENANT, tokenFor, USERS } from './support/world';
+import { assertErrorShape, call, current, freshAccount, OTHER_TENANT, target, TENANT, tokenFor, USERS } from './support/world';
 
 const body = (account = freshAccount()) => ({ entitlements: [{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 60 }] });
-
-function assertErrorShape(reply: { body: any }, code: string) {
-  assert.equal(reply.body.code, code, JSON.stringify(reply.body));
-  assert.equal(typeof reply.body.message, 'string');
-  assert.ok(!/at .+\.(js|ts):\d+/.test(JSON.stringify(reply.body)), 'no stack trace');
-  for (const key of Object.keys(reply.body)) assert.ok(['code', 'message', 'details', 'notices'].includes(key), key);
-}
 
 describe('authentication and tenants', function () {
   this.timeout(60_000);

@@ -31,6 +31,7 @@ import {
   rejection,
   reviewUpdate,
   revokeUpdate,
+  searchAttributes,
 } from '../workflows/messages';
 
 export interface Caller {
@@ -51,7 +52,7 @@ export interface GrantFilters {
 }
 
 /** Id of the grant a dry run would make: no grant exists yet, so none is invented. */
-const DRY_RUN_GRANT_ID = '00000000-0000-0000-0000-000000000000';
+export const DRY_RUN_GRANT_ID = '00000000-0000-0000-0000-000000000000';
 /** Visibility is eventually consistent: a grant made a moment ago may take this long to be found. */
 const VISIBILITY_WAIT_MS = 5000;
 /** How long a revoke waits for the assignment to be removed before answering. */
@@ -76,10 +77,10 @@ export class AccessService {
   }
 
   async listGrants(caller: Caller, filters: GrantFilters): Promise<GrantView[]> {
-    const clauses = [`AccessPrincipal = '${encodePrincipal(caller.principal.id)}'`];
-    if (filters.status) clauses.push(`AccessStatus = '${filters.status}'`);
-    if (filters.target) clauses.push(`AccessTarget = '${filters.target}'`);
-    if (filters.role) clauses.push(`AccessRole = '${filters.role}'`);
+    const clauses = [equals(searchAttributes.principal, encodePrincipal(caller.principal.id))];
+    if (filters.status) clauses.push(equals(searchAttributes.status, filters.status));
+    if (filters.target) clauses.push(equals(searchAttributes.target, filters.target));
+    if (filters.role) clauses.push(equals(searchAttributes.role, filters.role));
     const found = await this.findRuns(caller.tenant, clauses, 100);
     const states = await Promise.all(found.map((run) => this.stateOf(run)));
     return states.filter((s): s is GrantState => s !== null).map((s) => toView(s, 'none'));
@@ -90,7 +91,7 @@ export class AccessService {
   }
 
   async review(caller: Caller, accessRequestId: string, decision: 'approve' | 'deny', comment?: string): Promise<GrantView> {
-    const { run, state } = await this.findGrant(caller.tenant, `AccessRequestId = '${accessRequestId}'`, 'access request');
+    const { run, state } = await this.findGrant(caller.tenant, equals(searchAttributes.requestId, accessRequestId), 'access request');
     if (state.key.principalId === caller.principal.id) {
       throw new AccessError('forbidden', 'Nobody reviews their own request.');
     }
@@ -232,9 +233,8 @@ export class AccessService {
   }
 
   private async findRuns(tenant: TenantConfig, clauses: string[], limit: number): Promise<{ workflowId: string; runId: string }[]> {
-    // Every value in a clause is validated (uuid, enum, pattern) or encoded (principal) by the caller.
     // A run that continued as new is an earlier page of the same grant: its successor speaks for it.
-    const query = [`WorkflowType = 'grantWorkflow'`, `ExecutionStatus != 'ContinuedAsNew'`, `AccessTenant = '${tenant.id}'`, ...clauses].join(' AND ');
+    const query = [`WorkflowType = 'grantWorkflow'`, `ExecutionStatus != 'ContinuedAsNew'`, equals(searchAttributes.tenant, tenant.id), ...clauses].join(' AND ');
     const runs: { workflowId: string; runId: string }[] = [];
     for await (const info of this.client.workflow.list({ query, pageSize: limit })) {
       runs.push({ workflowId: info.workflowId, runId: info.runId });
@@ -245,7 +245,7 @@ export class AccessService {
 
   /** A grant its grantee, its reviewers and its revokers may see; to anyone else it does not exist. */
   private async visibleGrant(caller: Caller, grantId: string) {
-    const found = await this.findGrant(caller.tenant, `AccessGrantId = '${grantId}'`, 'grant');
+    const found = await this.findGrant(caller.tenant, equals(searchAttributes.grantId, grantId), 'grant');
     const { state } = found;
     const visible =
       state.key.principalId === caller.principal.id ||
@@ -288,6 +288,16 @@ function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey
     Object.assign(state, { expiresAt: decision.expiresAt, durationSeconds: req.durationSeconds });
   }
   return state;
+}
+
+/**
+ * One `attribute = 'value'` clause of a visibility query. Every value is validated (uuid, enum,
+ * pattern) or encoded (principal) before it gets here; this refuses anything that could still end
+ * the literal, so no input can widen a query beyond its tenant.
+ */
+export function equals(attribute: { name: string }, value: string): string {
+  if (!/^[\w:.@%+=,~-]*$/.test(value)) throw new Error(`refusing an unsafe value in a visibility query: ${JSON.stringify(value)}`);
+  return `${attribute.name} = '${value}'`;
 }
 
 function rejectionType(err: unknown): string | undefined {

@@ -1,5 +1,6 @@
 // The real stack the end-to-end tests run on: Temporal dev server, moto, an in-process worker and
 // API. Started once for the whole run by mocha's root hooks (see .mocharc.yml).
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -111,6 +112,15 @@ export async function call<T = any>(
   const body = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
   const res = await fetch(current().baseUrl + urlPath, { method, headers, body });
   return { status: res.status, body: (await res.json()) as T };
+}
+
+/** An error answer in the contract's shape: `{code, message, details?, notices?}`, no stack trace. */
+export function assertErrorShape(reply: { body: any }, code?: string): void {
+  if (code !== undefined) assert.equal(reply.body?.code, code, JSON.stringify(reply.body));
+  assert.equal(typeof reply.body?.code, 'string', JSON.stringify(reply.body));
+  assert.equal(typeof reply.body.message, 'string');
+  assert.ok(!/at .+\.(js|ts):\d+/.test(JSON.stringify(reply.body)), 'no stack trace');
+  for (const key of Object.keys(reply.body)) assert.ok(['code', 'message', 'details', 'notices'].includes(key), key);
 }
 
 /** A 200's grants, or an error's code, message, details and notices. */
