@@ -233,7 +233,7 @@ describe('values that reach Temporal', function () {
 
   it('keeps a principal whose id is a query fragment to its own grants, under an id it cannot shape', async () => {
     const sub = `evil-x' OR AccessTenant != '' OR AccessPrincipal = 'alice`;
-    const token = await current().stack.issueToken(TENANT.id, { sub, email: 'nobody@example.com', groups: ['engineering'] });
+    const token = await current().stack.issueToken(TENANT.id, { sub, email: 'mallory@example.com', groups: ['engineering'] });
     const account = freshAccount();
     const created = await send('POST', '/v1/access/ensure', jsonHeaders(token), JSON.stringify({ entitlements: [{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 }] }));
     assert.equal(created.status, 200, JSON.stringify(created.body));
