@@ -68,7 +68,7 @@ export async function reconcileWorkflow({ tenantId }: ReconcileInput): Promise<R
   for (const r of restored) log.warn('assignment missing for an active grant', { tenantId, ...r });
   for (const r of removed) log.warn('assignment of a closed grant found', { tenantId, ...r });
   if (drift.foreignTotal > 0) {
-    log.warn('assignments not created by this service (left in place)', { tenantId, count: drift.foreignTotal, sample: drift.foreign.slice(0, 10) });
+    log.info('assignments not created by this service (left in place)', { tenantId, count: drift.foreignTotal, sample: drift.foreign.slice(0, 10) });
   }
   return {
     tenantId,
