@@ -292,6 +292,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     try {
       const { created } = await restoring.createAssignment(ref());
       reconciled = { outcome: created ? 'restored' : 'present' };
+      state.diagnostics = state.diagnostics.filter((d) => d.code !== 'assignment_restore_failed');
       if (created) {
         note({
           level: 'warning',
