@@ -34,6 +34,8 @@ const tenantSchema = z.strictObject({
     })
     .prefault({}),
   /** Account attributes the policies see (e.g. `environment: production`); unlisted accounts have none. */
+  /** How often the reconciliation Schedule compares grants with the assignments at AWS (default 300). */
+  reconcile_interval_seconds: z.int().min(10).optional(),
   accounts: z.record(z.string().regex(/^\d{12}$/), z.strictObject({ environment: z.string().default('') })).default({}),
 });
 

@@ -16,6 +16,7 @@ const MAIN_PATHS = [
   'request-deny',
   'request-expire',
   'provisioning-failed',
+  'reconcile-restore',
 ];
 
 function histories() {

@@ -13,10 +13,12 @@ import {
   paginateListPermissionSets,
   type SSOAdminClient,
 } from '@aws-sdk/client-sso-admin';
+import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import { createTenantClients, pacer, semaphore, type TenantClients } from './aws';
 import { settle } from './poll';
+import { createReconcileActivities } from './reconcile';
 
 export interface AssignmentRef {
   tenantId: string;
@@ -62,7 +64,11 @@ interface PermissionSetListing {
   byName: Promise<Map<string, string>>;
 }
 
-export function createActivities(config: AppConfig) {
+/**
+ * `client` (on the worker's connection) is for the reconciliation activities, which list and
+ * message grants; without it they fail (the assignment activities alone need none).
+ */
+export function createActivities(config: AppConfig, client?: Client) {
   const tenants = new Map<string, Tenant>();
   const instances = new Map<string, { pace: () => Promise<void>; inFlight: ReturnType<typeof semaphore> }>();
   const permissionSets = new Map<string, PermissionSetListing>();
@@ -184,15 +190,16 @@ export function createActivities(config: AppConfig) {
 
   const describe = (ref: AssignmentRef) => `${ref.role} on ${ref.accountId} for ${ref.principal.email ?? ref.principal.id}`;
 
-  return {
+  const grantActivities = {
     async findAssignment(ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> {
       const resolved = await resolve(ref);
       return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
     },
 
-    async createAssignment(ref: AssignmentRef): Promise<void> {
+    /** `created: false` when the assignment already existed. */
+    async createAssignment(ref: AssignmentRef): Promise<{ created: boolean }> {
       const resolved = await resolve(ref);
-      if (await exists(resolved, ref.accountId)) return;
+      if (await exists(resolved, ref.accountId)) return { created: false };
       const { sso, aws } = resolved.tenant;
       await limitsOf(aws.sso_instance_arn).inFlight(async () => {
         const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
@@ -210,6 +217,7 @@ export function createActivities(config: AppConfig) {
           );
         }
       });
+      return { created: true };
     },
 
     async deleteAssignment(ref: AssignmentRef): Promise<void> {
@@ -249,4 +257,20 @@ export function createActivities(config: AppConfig) {
       });
     },
   };
+  return {
+    ...grantActivities,
+    ...createReconcileActivities({
+      client: () => client ?? failNoClient(),
+      ssoOf: (tenantId) => {
+        const tenant = tenantOf(tenantId);
+        return { sso: tenant.sso, instanceArn: tenant.aws.sso_instance_arn };
+      },
+      configuredAccounts: (tenantId) => Object.keys(tenantById(config, tenantId)?.accounts ?? {}),
+      deleteAssignment: grantActivities.deleteAssignment,
+    }),
+  };
+}
+
+function failNoClient(): never {
+  throw ApplicationFailure.nonRetryable('This worker was created without a Temporal client for reconciliation', 'NoClient');
 }

@@ -32,6 +32,8 @@ import {
   denySignal,
   ensureUpdate,
   type EnsureOutcome,
+  reconcileUpdate,
+  type ReconcileOutcome,
   grantStateQuery,
   type GrantWorkflowInput,
   type OperatorReview,
@@ -171,6 +173,26 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       log.warn('operator review ignored', { reason: (err as Error).message });
     }
   };
+  // Reconcile requests are numbered; the main sequence serves every one asked so far in one check.
+  let reconcileAsked = 0;
+  let reconcileServed = 0;
+  let reconciled: ReconcileOutcome = { outcome: 'present' };
+  const reconcilePending = () => reconcileServed < reconcileAsked;
+  setHandler(
+    reconcileUpdate,
+    async () => {
+      const ticket = ++reconcileAsked;
+      await condition(() => reconcileServed >= ticket);
+      return reconciled;
+    },
+    {
+      validator: () => {
+        if (state.status !== 'active' || !isOpen(state) || state.revocation || state.assignmentPreexisted !== false) {
+          throw ApplicationFailure.nonRetryable(`the grant holds no assignment of its own (${state.status})`, rejection.notHolding);
+        }
+      },
+    },
+  );
   setHandler(approveSignal, operatorReview('approve'));
   setHandler(denySignal, operatorReview('deny'));
   setHandler(revokeSignal, revoke);
@@ -235,17 +257,54 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       const expiresAt = state.expiresAt;
       const remaining = Date.parse(expiresAt!) - Date.now();
       if (remaining <= 0 || state.revocation) break;
-      await condition(() => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong(), remaining);
+      await condition(() => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong() || reconcilePending(), remaining);
+      if (reconcilePending() && !state.revocation && Date.parse(state.expiresAt!) > Date.now()) await restoreAssignment();
       if (historyIsLong() && !state.revocation) {
-        await condition(allHandlersFinished);
+        // A reconcile asked meanwhile is a handler still running: serve it on the next pass.
+        await condition(() => allHandlersFinished() || reconcilePending());
+        if (reconcilePending()) continue;
         await continueAsNew<typeof grantWorkflow>({ ...input, state });
       }
     }
+    // The grant is ending: nothing is re-created from here on.
+    reconciled = { outcome: 'ended' };
+    reconcileServed = reconcileAsked;
     state.closing = true;
     publish();
     if (!state.assignmentPreexisted) await deprovision();
     state.status = state.revocation ? 'revoked' : 'expired';
     publish();
+  }
+
+  /**
+   * Re-creates the assignment if it was removed behind the grant's back. Runs in the main sequence,
+   * between expiry checks, so it never overlaps deprovisioning; and it is given no more time than
+   * is left until expiry.
+   */
+  async function restoreAssignment(): Promise<void> {
+    const upTo = reconcileAsked;
+    const left = Date.parse(state.expiresAt!) - Date.now();
+    const restoring = proxyActivities<GrantActivities>({
+      startToCloseTimeout: '1 minute',
+      scheduleToCloseTimeout: Math.max(1000, Math.min(left, 2 * 60_000)),
+      retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
+    });
+    try {
+      const { created } = await restoring.createAssignment(ref());
+      reconciled = { outcome: created ? 'restored' : 'present' };
+      state.diagnostics = state.diagnostics.filter((d) => d.code !== 'assignment_restore_failed');
+      if (created) {
+        note({
+          level: 'warning',
+          code: 'assignment_restored',
+          message: `The account assignment had been removed outside this service; it was re-created at ${now().toISOString()}.`,
+        });
+      }
+    } catch (err) {
+      reconciled = { outcome: 'failed', message: providerReason(err) };
+      note({ level: 'warning', code: 'assignment_restore_failed', message: `Re-creating the removed account assignment failed: ${providerReason(err)}` });
+    }
+    reconcileServed = upTo;
   }
 
   async function deprovision(): Promise<void> {

@@ -18,6 +18,12 @@ export interface EnsureOutcome {
   diagnostics: Diagnostic[];
 }
 
+/** What a `reconcile` update found: the assignment was `present`, `restored`, restoring it `failed`, or the grant `ended` first. */
+export interface ReconcileOutcome {
+  outcome: 'present' | 'restored' | 'failed' | 'ended';
+  message?: string;
+}
+
 /** Operators send these from the Web UI or `temporal workflow signal`: `{"reviewer": "alice", "comment": "ok"}`. */
 export interface OperatorReview {
   reviewer: string;
@@ -28,6 +34,11 @@ export const grantStateQuery = defineQuery<GrantState>('grant');
 export const ensureUpdate = defineUpdate<EnsureOutcome, [EnsureRequest]>('ensure');
 export const reviewUpdate = defineUpdate<GrantState, [Review]>('review');
 export const revokeUpdate = defineUpdate<GrantState, [Revocation]>('revoke');
+/**
+ * Sent by the reconciliation workflow when the grant's assignment is missing at the provider. The
+ * grant's own sequence checks and re-creates it, so this can never race with its removal at expiry.
+ */
+export const reconcileUpdate = defineUpdate<ReconcileOutcome, []>('reconcile');
 export const approveSignal = defineSignal<[OperatorReview]>('approve');
 export const denySignal = defineSignal<[OperatorReview]>('deny');
 export const revokeSignal = defineSignal<[Revocation]>('revoke');
@@ -49,4 +60,6 @@ export const rejection = {
   notPending: 'NotPending',
   selfReview: 'SelfReview',
   notOpen: 'NotOpen',
+  /** `reconcile` on a grant that holds no assignment of its own right now (not active, closing, pre-existing). */
+  notHolding: 'NotHolding',
 } as const;

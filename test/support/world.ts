@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateAccountAssignmentCommand, ListAccountAssignmentsCommand, ListPermissionSetsCommand, DescribePermissionSetCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
+import { CreateAccountAssignmentCommand, DeleteAccountAssignmentCommand, ListAccountAssignmentsCommand, ListPermissionSetsCommand, DescribePermissionSetCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
 import { Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
@@ -161,7 +161,7 @@ export function freshAccount(): string {
 
 export const target = (account: string) => `AWS::Account::${account}`;
 
-async function userIdOf(user: User): Promise<string> {
+export async function userIdOf(user: User): Promise<string> {
   const { identity, stack } = current();
   const { UserId } = await identity.send(
     new GetUserIdCommand({
@@ -187,6 +187,21 @@ export async function assignDirectly(user: User, account: string, role: string):
   const { sso, stack } = current();
   await sso.send(
     new CreateAccountAssignmentCommand({
+      InstanceArn: stack.instanceArn,
+      TargetId: account,
+      TargetType: 'AWS_ACCOUNT',
+      PermissionSetArn: await permissionSetArnOf(role),
+      PrincipalType: 'USER',
+      PrincipalId: await userIdOf(user),
+    }),
+  );
+}
+
+/** An assignment removed behind the service's back. */
+export async function unassignDirectly(user: User, account: string, role: string): Promise<void> {
+  const { sso, stack } = current();
+  await sso.send(
+    new DeleteAccountAssignmentCommand({
       InstanceArn: stack.instanceArn,
       TargetId: account,
       TargetType: 'AWS_ACCOUNT',

@@ -1,0 +1,292 @@
+// Drift between the grants and what IAM Identity Center holds, for the reconciliation workflow:
+// find it (all the reads), then fix one thing per call. What counts as drift is decided by
+// `findDriftIn`, a pure function over the two listings.
+import {
+  paginateListAccountAssignments,
+  paginateListAccountsForProvisionedPermissionSet,
+  paginateListPermissionSets,
+  DescribePermissionSetCommand,
+} from '@aws-sdk/client-sso-admin';
+import { type Client, WorkflowUpdateFailedError, type WorkflowExecutionInfo } from '@temporalio/client';
+import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
+import type { SSOAdminClient } from '@aws-sdk/client-sso-admin';
+import { accountIdOf, type GrantState, type GrantStatus } from '../domain/grant';
+import { grantStateQuery, reconcileUpdate, type ReconcileOutcome, rejection } from '../workflows/messages';
+import { semaphore } from './aws';
+import type { AssignmentIds, AssignmentRef } from './index';
+
+/** One account assignment as IAM Identity Center lists it. */
+export interface Assignment {
+  accountId: string;
+  permissionSetArn: string;
+  principalType: string;
+  principalId: string;
+}
+
+/** The latest run of one grant key, with what it says about its assignment. */
+export interface GrantRecord {
+  workflowId: string;
+  runId: string;
+  open: boolean;
+  closedAt: string | null;
+  grantId: string;
+  status: GrantStatus | 'new';
+  closing: boolean;
+  accountId: string;
+  role: string;
+  principalId: string;
+  assignmentPreexisted: boolean | null;
+  ids: AssignmentIds | null;
+}
+
+export interface GrantRef {
+  workflowId: string;
+  grantId: string;
+  accountId: string;
+  role: string;
+  principalId: string;
+}
+
+export interface LeakedAssignment extends GrantRef {
+  tenantId: string;
+  /** The closed run that created the assignment; removal is skipped if the key has a newer run. */
+  runId: string;
+  ids: AssignmentIds;
+}
+
+export interface ForeignAssignment extends Assignment {
+  permissionSetName?: string;
+}
+
+export interface Drift {
+  /** Active grants whose assignment is gone. */
+  missing: GrantRef[];
+  /** Assignments a closed grant created, still there, not held by any open grant. */
+  leaked: LeakedAssignment[];
+  /** Assignments no grant created or holds (capped at MAX_FOREIGN_REPORTED; `foreignTotal` counts all). */
+  foreign: ForeignAssignment[];
+  foreignTotal: number;
+  grantsChecked: number;
+  assignmentsChecked: number;
+  /** A cap was reached: some assignments or grants were not looked at in this run. */
+  truncated: boolean;
+}
+
+export interface RemovalOutcome {
+  removed: boolean;
+  reason?: string;
+}
+
+// Bounds per run, so one tenant's reconciliation stays a few minutes of paced calls at most.
+const MAX_GRANT_RUNS = 5000;
+const MAX_ACCOUNT_PERMISSION_SET_PAIRS = 2000;
+const MAX_ASSIGNMENTS = 20_000;
+const MAX_FOREIGN_REPORTED = 100;
+const GRANT_READS_IN_FLIGHT = 10;
+
+const tripleOf = (accountId: string, permissionSetArn: string, principalType: string, principalId: string) =>
+  `${accountId}|${permissionSetArn}|${principalType}|${principalId}`;
+const grantTriple = (g: GrantRecord) => (g.ids ? tripleOf(g.accountId, g.ids.permissionSetArn, 'USER', g.ids.userId) : null);
+
+/**
+ * What is missing, leaked and foreign, given the assignments at the provider (listed first) and the
+ * latest run of every grant key (listed after, so every listed assignment's grant is in it).
+ * An assignment an open grant holds is never leaked; one whose newest closed grant found it
+ * already there (pre-existing) is foreign, not leaked.
+ */
+export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], tenantId: string): Omit<Drift, 'truncated'> {
+  const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
+  const byTriple = new Map<string, GrantRecord[]>();
+  for (const grant of grants) {
+    const triple = grantTriple(grant);
+    if (triple) byTriple.set(triple, [...(byTriple.get(triple) ?? []), grant]);
+  }
+  const ref = (g: GrantRecord): GrantRef => ({ workflowId: g.workflowId, grantId: g.grantId, accountId: g.accountId, role: g.role, principalId: g.principalId });
+
+  const missing = grants
+    .filter((g) => g.open && g.ids && g.status === 'active' && !g.closing && g.assignmentPreexisted === false && !present.has(grantTriple(g)!))
+    .map(ref);
+
+  const leaked: LeakedAssignment[] = [];
+  const foreign: Assignment[] = [];
+  for (const a of assignments) {
+    const holders = byTriple.get(tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)) ?? [];
+    if (holders.some((g) => g.open)) continue;
+    const newest = holders.sort((x, y) => (y.closedAt ?? '').localeCompare(x.closedAt ?? ''))[0];
+    if (newest && newest.assignmentPreexisted === false && newest.ids) {
+      leaked.push({ ...ref(newest), tenantId, runId: newest.runId, ids: newest.ids });
+    } else {
+      foreign.push(a);
+    }
+  }
+  return {
+    missing,
+    leaked,
+    foreign: foreign.slice(0, MAX_FOREIGN_REPORTED),
+    foreignTotal: foreign.length,
+    grantsChecked: grants.length,
+    assignmentsChecked: assignments.length,
+  };
+}
+
+interface Deps {
+  client(): Client;
+  /** The tenant's SSO client (paced) and instance. */
+  ssoOf(tenantId: string): { sso: SSOAdminClient; instanceArn: string };
+  /** Account ids the tenant's config names. */
+  configuredAccounts(tenantId: string): string[];
+  deleteAssignment(ref: AssignmentRef): Promise<void>;
+}
+
+export function createReconcileActivities({ client: clientOf, ssoOf, configuredAccounts, deleteAssignment }: Deps) {
+  /** Every permission set's name and ARN. */
+  async function permissionSets(tenantId: string): Promise<Map<string, string>> {
+    const { sso, instanceArn } = ssoOf(tenantId);
+    const byArn = new Map<string, string>();
+    for await (const page of paginateListPermissionSets({ client: sso }, { InstanceArn: instanceArn })) {
+      for (const arn of page.PermissionSets ?? []) {
+        const { PermissionSet } = await sso.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }));
+        byArn.set(arn, PermissionSet?.Name ?? arn);
+      }
+    }
+    return byArn;
+  }
+
+  /**
+   * The (account, permission set) pairs to look at: where AWS says the set is provisioned, plus
+   * every pair a grant names (an emulator may not track provisioning), plus configured accounts.
+   */
+  async function pairsToScan(tenantId: string, sets: Map<string, string>, grants: { accountId: string; role: string }[]) {
+    const { sso, instanceArn } = ssoOf(tenantId);
+    const arnByName = new Map([...sets].map(([arn, name]) => [name, arn]));
+    const pairs = new Map<string, { accountId: string; permissionSetArn: string }>();
+    const add = (accountId: string, permissionSetArn: string) => pairs.set(`${accountId}|${permissionSetArn}`, { accountId, permissionSetArn });
+    for (const arn of sets.keys()) {
+      const pages = paginateListAccountsForProvisionedPermissionSet({ client: sso }, { InstanceArn: instanceArn, PermissionSetArn: arn });
+      for await (const page of pages) for (const accountId of page.AccountIds ?? []) add(accountId, arn);
+    }
+    for (const g of grants) {
+      const arn = arnByName.get(g.role);
+      if (arn) add(g.accountId, arn);
+    }
+    for (const accountId of configuredAccounts(tenantId)) for (const arn of sets.keys()) add(accountId, arn);
+    return [...pairs.values()];
+  }
+
+  async function listAssignments(tenantId: string, pairs: { accountId: string; permissionSetArn: string }[]) {
+    const { sso, instanceArn } = ssoOf(tenantId);
+    const found: Assignment[] = [];
+    let truncated = pairs.length > MAX_ACCOUNT_PERMISSION_SET_PAIRS;
+    for (const { accountId, permissionSetArn } of pairs.slice(0, MAX_ACCOUNT_PERMISSION_SET_PAIRS)) {
+      const pages = paginateListAccountAssignments({ client: sso }, { InstanceArn: instanceArn, AccountId: accountId, PermissionSetArn: permissionSetArn });
+      for await (const page of pages) {
+        for (const a of page.AccountAssignments ?? []) {
+          if (a.PrincipalType && a.PrincipalId) found.push({ accountId, permissionSetArn, principalType: a.PrincipalType, principalId: a.PrincipalId });
+        }
+      }
+      if (found.length >= MAX_ASSIGNMENTS) {
+        truncated = true;
+        break;
+      }
+    }
+    return { assignments: found, truncated };
+  }
+
+  /** The latest run of every grant key of the tenant (continued-as-new runs are earlier pages of a later one). */
+  async function latestGrantRuns(tenantId: string) {
+    const query = `WorkflowType = 'grantWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND AccessTenant = '${tenantId}'`;
+    const latest = new Map<string, WorkflowExecutionInfo>();
+    let seen = 0;
+    for await (const info of clientOf().workflow.list({ query, pageSize: 1000 })) {
+      const known = latest.get(info.workflowId);
+      if (!known || info.startTime > known.startTime) latest.set(info.workflowId, info);
+      if (++seen >= MAX_GRANT_RUNS) break;
+    }
+    return { runs: [...latest.values()], truncated: seen >= MAX_GRANT_RUNS };
+  }
+
+  async function recordOf(info: WorkflowExecutionInfo): Promise<GrantRecord | null> {
+    const handle = clientOf().workflow.getHandle(info.workflowId, info.runId);
+    const open = info.status.name === 'RUNNING';
+    let state: GrantState;
+    try {
+      // A completed run's result is its final state; other closed runs (terminated...) are replayed for it.
+      state = info.status.name === 'COMPLETED' ? await handle.result() : await handle.query(grantStateQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null; // removed by retention meanwhile
+      if (open) throw err;
+      return null; // a closed run whose state cannot be read: its assignment, if any, is reported
+    }
+    return {
+      workflowId: info.workflowId,
+      runId: info.runId,
+      open,
+      closedAt: info.closeTime?.toISOString() ?? null,
+      grantId: state.id,
+      status: state.status,
+      closing: state.closing,
+      accountId: accountIdOf(state.key.target),
+      role: state.key.role,
+      principalId: state.key.principalId,
+      assignmentPreexisted: state.assignmentPreexisted,
+      ids: state.assignmentIds,
+    };
+  }
+
+  return {
+    /** All the reads of one reconciliation: assignments first, then grants (see findDriftIn). */
+    async findDrift(tenantId: string): Promise<Drift> {
+      const sets = await permissionSets(tenantId);
+      // Grant targets widen the scan; the grants' states are read after the assignments.
+      const before = await latestGrantRuns(tenantId);
+      const targets = before.runs.flatMap((r) => {
+        const target = r.searchAttributes?.AccessTarget?.[0];
+        const role = r.searchAttributes?.AccessRole?.[0];
+        return typeof target === 'string' && typeof role === 'string' ? [{ accountId: accountIdOf(target), role }] : [];
+      });
+      const { assignments, truncated } = await listAssignments(tenantId, await pairsToScan(tenantId, sets, targets));
+      const after = await latestGrantRuns(tenantId);
+      const inFlight = semaphore(GRANT_READS_IN_FLIGHT);
+      const records = await Promise.all(after.runs.map((run) => inFlight(() => recordOf(run))));
+      const drift = findDriftIn(
+        assignments,
+        records.filter((r): r is GrantRecord => r !== null),
+        tenantId,
+      );
+      return {
+        ...drift,
+        foreign: drift.foreign.map((a) => ({ ...a, permissionSetName: sets.get(a.permissionSetArn) })),
+        truncated: truncated || before.truncated || after.truncated,
+      };
+    },
+
+    /** Asks the grant's own workflow to check and re-create its assignment (serialized with its expiry). */
+    async restoreGrantAssignment(grant: GrantRef): Promise<ReconcileOutcome | { outcome: 'skipped'; message: string }> {
+      try {
+        return await clientOf().workflow.getHandle(grant.workflowId).executeUpdate(reconcileUpdate);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return { outcome: 'skipped', message: 'the grant has closed' };
+        const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+        if (cause instanceof ApplicationFailure && cause.type === rejection.notHolding) return { outcome: 'skipped', message: cause.message };
+        throw err;
+      }
+    },
+
+    /** Removes an assignment a closed grant created, unless a newer run of the same key exists now. */
+    async removeLeakedAssignment(leak: LeakedAssignment): Promise<RemovalOutcome> {
+      // describe() of the workflow id is strongly consistent, unlike the listing the leak came from.
+      const latest = await clientOf().workflow.getHandle(leak.workflowId).describe();
+      if (latest.runId !== leak.runId || latest.status.name === 'RUNNING') {
+        return { removed: false, reason: 'a newer grant of the same key exists' };
+      }
+      await deleteAssignment({
+        tenantId: leak.tenantId,
+        accountId: leak.accountId,
+        role: leak.role,
+        principal: { id: leak.principalId },
+        ids: leak.ids,
+      });
+      return { removed: true };
+    },
+  };
+}

@@ -1,0 +1,84 @@
+// One tenant's reconciliation, started by its Schedule (`reconcile/{tenantId}`): compares the grants
+// with the assignments IAM Identity Center holds, then
+// - asks each active grant whose assignment is gone to re-create it (the grant's own workflow
+//   does it, serialized with its expiry, so access never outlives the grant);
+// - removes assignments that a closed grant created and that came back (or never left);
+// - reports, and never touches, assignments this service did not create.
+// Deterministic code only; the activities do the reads and each fix.
+import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { GrantActivities } from '../activities';
+import type { ForeignAssignment, GrantRef } from '../activities/reconcile';
+
+export interface ReconcileInput {
+  tenantId: string;
+}
+
+export interface ReconcileReport {
+  tenantId: string;
+  checkedAt: string;
+  grantsChecked: number;
+  assignmentsChecked: number;
+  /** A bound was reached; the rest is looked at in a later run. */
+  truncated: boolean;
+  restored: (GrantRef & { outcome: string; message?: string })[];
+  removed: (GrantRef & { removed: boolean; reason?: string })[];
+  /** Not created by this service, left in place (at most 100 listed; `foreignTotal` counts all). */
+  foreign: ForeignAssignment[];
+  foreignTotal: number;
+}
+
+/** Fixes per run and kind; more wait for the next run. */
+const MAX_FIXES = 100;
+
+const reading = proxyActivities<GrantActivities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
+});
+const fixing = proxyActivities<GrantActivities>({
+  // A restore waits for the grant's workflow, which gives itself at most two minutes.
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
+});
+
+export async function reconcileWorkflow({ tenantId }: ReconcileInput): Promise<ReconcileReport> {
+  const checkedAt = new Date(workflowInfo().startTime).toISOString();
+  const drift = await reading.findDrift(tenantId);
+  const failure = (err: unknown) => (err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err));
+
+  const restored = await Promise.all(
+    drift.missing.slice(0, MAX_FIXES).map(async (grant) => {
+      try {
+        return { ...grant, ...(await fixing.restoreGrantAssignment(grant)) };
+      } catch (err) {
+        return { ...grant, outcome: 'failed', message: failure(err) };
+      }
+    }),
+  );
+  const removed = await Promise.all(
+    drift.leaked.slice(0, MAX_FIXES).map(async (leak) => {
+      const { tenantId: _tenant, runId: _run, ids: _ids, ...grant } = leak;
+      try {
+        return { ...grant, ...(await fixing.removeLeakedAssignment(leak)) };
+      } catch (err) {
+        return { ...grant, removed: false, reason: failure(err) };
+      }
+    }),
+  );
+
+  for (const r of restored) log.warn('assignment missing for an active grant', { tenantId, ...r });
+  for (const r of removed) log.warn('assignment of a closed grant found', { tenantId, ...r });
+  if (drift.foreignTotal > 0) {
+    log.info('assignments not created by this service (left in place)', { tenantId, count: drift.foreignTotal, sample: drift.foreign.slice(0, 10) });
+  }
+  return {
+    tenantId,
+    checkedAt,
+    grantsChecked: drift.grantsChecked,
+    assignmentsChecked: drift.assignmentsChecked,
+    truncated: drift.truncated || drift.missing.length > MAX_FIXES || drift.leaked.length > MAX_FIXES,
+    restored,
+    removed,
+    foreign: drift.foreign,
+    foreignTotal: drift.foreignTotal,
+  };
+}
