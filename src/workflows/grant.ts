@@ -52,6 +52,12 @@ const provisioning = proxyActivities<GrantActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
+const restoring = proxyActivities<GrantActivities>({
+  startToCloseTimeout: '1 minute',
+  scheduleToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
+});
+
 // Deprovisioning never gives up: the workflow keeps calling until the assignment is gone.
 const deprovisioning = proxyActivities<GrantActivities>({
   startToCloseTimeout: '2 minutes',
@@ -278,17 +284,12 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
 
   /**
    * Re-creates the assignment if it was removed behind the grant's back. Runs in the main sequence,
-   * between expiry checks, so it never overlaps deprovisioning; and it is given no more time than
-   * is left until expiry.
+   * between expiry checks, so it never overlaps deprovisioning. It is awaited to the end even past
+   * the expiry: were it abandoned, a creation still in progress at AWS could land after the
+   * deletion and outlive the grant.
    */
   async function restoreAssignment(): Promise<void> {
     const upTo = reconcileAsked;
-    const left = Date.parse(state.expiresAt!) - Date.now();
-    const restoring = proxyActivities<GrantActivities>({
-      startToCloseTimeout: '1 minute',
-      scheduleToCloseTimeout: Math.max(1000, Math.min(left, 2 * 60_000)),
-      retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
-    });
     try {
       const { created } = await restoring.createAssignment(ref());
       reconciled = { outcome: created ? 'restored' : 'present' };
