@@ -378,53 +378,53 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   // --- Extension: each request extends an active grant. ---------------------------------------
   const EXTEND_BASE = 600;
   results.extension = await attempt('extension', async () => {
-  log(`extension: creating ${settings.extendPool} grants`);
-  await closedLoop(settings.extendPool, settings.activationConcurrency, async (i) => void (await untilActive(i, account(2, i), EXTEND_BASE)));
-  // The k-th extension of a grant asks for 1.15^k times the base: always past the extension slack
-  // (10% of the duration, at most 5 minutes), so every call really extends.
-  const extendSpec: LoadSpec = {
-    url: api,
-    request: (i) => {
-      const g = i % settings.extendPool;
-      const k = Math.floor(i / settings.extendPool) + 1;
-      return { path: '/v1/access/ensure', headers: headersOf(tenantOf(g)), body: ensureBody(account(2, g), Math.min(43200, Math.ceil(EXTEND_BASE * 1.15 ** k))) };
-    },
-    expect: changeIs('extended'),
-  };
-  const updateFloorSpec: LoadSpec = { url: floor, request: (i) => ({ path: `/floor/update/floor-hold%2F${i % settings.extendPool}` }) };
-  log('extension: floor');
-  const updateFloor = await measure(updateFloorSpec);
-  log('extension: ensure');
-  return { ensure: await measure(extendSpec), floor: updateFloor };
+    log(`extension: creating ${settings.extendPool} grants`);
+    await closedLoop(settings.extendPool, settings.activationConcurrency, async (i) => void (await untilActive(i, account(2, i), EXTEND_BASE)));
+    // The k-th extension of a grant asks for 1.15^k times the base: always past the extension slack
+    // (10% of the duration, at most 5 minutes), so every call really extends.
+    const extendSpec: LoadSpec = {
+      url: api,
+      request: (i) => {
+        const g = i % settings.extendPool;
+        const k = Math.floor(i / settings.extendPool) + 1;
+        return { path: '/v1/access/ensure', headers: headersOf(tenantOf(g)), body: ensureBody(account(2, g), Math.min(43200, Math.ceil(EXTEND_BASE * 1.15 ** k))) };
+      },
+      expect: changeIs('extended'),
+    };
+    const updateFloorSpec: LoadSpec = { url: floor, request: (i) => ({ path: `/floor/update/floor-hold%2F${i % settings.extendPool}` }) };
+    log('extension: floor');
+    const updateFloor = await measure(updateFloorSpec);
+    log('extension: ensure');
+    return { ensure: await measure(extendSpec), floor: updateFloor };
   });
 
   // --- Activation: a new grant key each time, until its assignment exists. --------------------
   const toActive: number[] = [];
   results.activation = await attempt('activation', async () => {
-  log(`activation: ${settings.activations} floor activations, then ${settings.activations} ensures`);
-  const floorActivation: number[] = [];
-  await closedLoop(settings.activations, settings.activationConcurrency, async (i) => {
-    const t0 = performance.now();
-    const res = await fetch(`${floor}/floor/activate/${i % tenants.length}/${account(7, i)}`, { method: 'POST' });
-    await res.arrayBuffer();
-    if (!res.ok) throw new Error(`floor activation: HTTP ${res.status}`);
-    floorActivation.push(performance.now() - t0);
-  });
-  const ensureMs: number[] = [];
-  await closedLoop(settings.activations, settings.activationConcurrency, async (i) => {
-    const t0 = Date.now();
-    const first = await ensure(i, account(3, i), 3600);
-    ensureMs.push(Date.now() - t0);
-    if (first.change !== 'activated') throw new Error(`activation answered ${first.change}`);
-    const active = await untilActive(i, account(3, i), 3600, 50);
-    toActive.push(Date.parse(active.activated_at!) - t0);
-  });
-  return {
-    concurrency: settings.activationConcurrency,
-    ensureResponseMs: summary(ensureMs),
-    timeToActiveMs: summary(toActive),
-    floorMs: summary(floorActivation),
-  };
+    log(`activation: ${settings.activations} floor activations, then ${settings.activations} ensures`);
+    const floorActivation: number[] = [];
+    await closedLoop(settings.activations, settings.activationConcurrency, async (i) => {
+      const t0 = performance.now();
+      const res = await fetch(`${floor}/floor/activate/${i % tenants.length}/${account(7, i)}`, { method: 'POST' });
+      await res.arrayBuffer();
+      if (!res.ok) throw new Error(`floor activation: HTTP ${res.status}`);
+      floorActivation.push(performance.now() - t0);
+    });
+    const ensureMs: number[] = [];
+    await closedLoop(settings.activations, settings.activationConcurrency, async (i) => {
+      const t0 = Date.now();
+      const first = await ensure(i, account(3, i), 3600);
+      ensureMs.push(Date.now() - t0);
+      if (first.change !== 'activated') throw new Error(`activation answered ${first.change}`);
+      const active = await untilActive(i, account(3, i), 3600, 50);
+      toActive.push(Date.parse(active.activated_at!) - t0);
+    });
+    return {
+      concurrency: settings.activationConcurrency,
+      ensureResponseMs: summary(ensureMs),
+      timeToActiveMs: summary(toActive),
+      floorMs: summary(floorActivation),
+    };
   });
 
   // --- Expiry: many grants expiring in the same second. ---------------------------------------
@@ -576,28 +576,28 @@ function writeResults(results: Record<string, any>): void {
     value?.error ? [[name, `failed: ${value.error}`, '', '', '', '**missed**']] : make();
   const rows = [
     ...section('no-change ensure', noChange, () => [
-    ['no-change ensure: p99', `${noChange.ensure.p99} ms`, `${noChange.floor.p99} ms`, x(noChange.ensure.p99, noChange.floor.p99), '≤ 2x', yes(noChange.ensure.p99 <= 2 * noChange.floor.p99)],
-    ['no-change ensure: throughput', `${noChange.ensure.rps} req/s`, `${noChange.floor.rps} req/s`, x(noChange.ensure.rps, noChange.floor.rps), '≥ 0.5x', yes(noChange.ensure.rps >= 0.5 * noChange.floor.rps)],
-    ['no-change ensure: p50', `${noChange.ensure.p50} ms`, `${noChange.floor.p50} ms`, x(noChange.ensure.p50, noChange.floor.p50), '', ''],
+      ['no-change ensure: p99', `${noChange.ensure.p99} ms`, `${noChange.floor.p99} ms`, x(noChange.ensure.p99, noChange.floor.p99), '≤ 2x', yes(noChange.ensure.p99 <= 2 * noChange.floor.p99)],
+      ['no-change ensure: throughput', `${noChange.ensure.rps} req/s`, `${noChange.floor.rps} req/s`, x(noChange.ensure.rps, noChange.floor.rps), '≥ 0.5x', yes(noChange.ensure.rps >= 0.5 * noChange.floor.rps)],
+      ['no-change ensure: p50', `${noChange.ensure.p50} ms`, `${noChange.floor.p50} ms`, x(noChange.ensure.p50, noChange.floor.p50), '', ''],
     ]),
     ...section('activation', activation, () => [
-    ['activation: time to active, p50', `${activation.timeToActiveMs.p50} ms`, `${round(activation.floorMs.p50)} ms`, x(activation.timeToActiveMs.p50, activation.floorMs.p50), '≤ 1.5x', yes(activation.timeToActiveMs.p50 <= 1.5 * activation.floorMs.p50)],
-    ['activation: time to active, p99', `${activation.timeToActiveMs.p99} ms`, `${round(activation.floorMs.p99)} ms`, x(activation.timeToActiveMs.p99, activation.floorMs.p99), '', ''],
-    ['activation: ensure response, p50', `${activation.ensureResponseMs.p50} ms`, `${round(activation.floorMs.p50)} ms`, x(activation.ensureResponseMs.p50, activation.floorMs.p50), '', ''],
+      ['activation: time to active, p50', `${activation.timeToActiveMs.p50} ms`, `${round(activation.floorMs.p50)} ms`, x(activation.timeToActiveMs.p50, activation.floorMs.p50), '≤ 1.5x', yes(activation.timeToActiveMs.p50 <= 1.5 * activation.floorMs.p50)],
+      ['activation: time to active, p99', `${activation.timeToActiveMs.p99} ms`, `${round(activation.floorMs.p99)} ms`, x(activation.timeToActiveMs.p99, activation.floorMs.p99), '', ''],
+      ['activation: ensure response, p50', `${activation.ensureResponseMs.p50} ms`, `${round(activation.floorMs.p50)} ms`, x(activation.ensureResponseMs.p50, activation.floorMs.p50), '', ''],
     ]),
     ...section('extension', extension, () => [
-    ['extension ensure: p50', `${extension.ensure.p50} ms`, `${extension.floor.p50} ms`, x(extension.ensure.p50, extension.floor.p50), '', ''],
-    ['extension ensure: p99', `${extension.ensure.p99} ms`, `${extension.floor.p99} ms`, x(extension.ensure.p99, extension.floor.p99), '', ''],
-    ['extension ensure: throughput', `${extension.ensure.rps} req/s`, `${extension.floor.rps} req/s`, x(extension.ensure.rps, extension.floor.rps), '', ''],
+      ['extension ensure: p50', `${extension.ensure.p50} ms`, `${extension.floor.p50} ms`, x(extension.ensure.p50, extension.floor.p50), '', ''],
+      ['extension ensure: p99', `${extension.ensure.p99} ms`, `${extension.floor.p99} ms`, x(extension.ensure.p99, extension.floor.p99), '', ''],
+      ['extension ensure: throughput', `${extension.ensure.rps} req/s`, `${extension.floor.rps} req/s`, x(extension.ensure.rps, extension.floor.rps), '', ''],
     ]),
     ...section('expiry', expiry, () => [
-    [`${expiry.grants} expiring together: lag p50 / p99 / max`, `${expiry.lagSeconds.p50} / ${expiry.lagSeconds.p99} / ${expiry.lagSeconds.max} s`, '', '', 'p99 < 2 s', yes(expiry.lagSeconds.p99 < 2 && expiry.deleted === expiry.grants)],
+      [`${expiry.grants} expiring together: lag p50 / p99 / max`, `${expiry.lagSeconds.p50} / ${expiry.lagSeconds.p99} / ${expiry.lagSeconds.max} s`, '', '', 'p99 < 2 s', yes(expiry.lagSeconds.p99 < 2 && expiry.deleted === expiry.grants)],
     ]),
     ...section('held', held, () => [
-    [`${held.activeGrants} active grants: worker RSS (peak)`, `${held.workerRssMiB} MiB (${held.workerPeakRssMiB} MiB)`, '', '', '< 1 GiB', yes(held.workerPeakRssMiB * 2 ** 20 < GiB && held.activeGrants >= s.held)],
-    [`${held.activeGrants} active grants: API RSS (peak)`, `${held.apiRssMiB} MiB (${held.apiPeakRssMiB} MiB)`, '', '', '', ''],
-    [`${held.activeGrants} active grants: no-change p99`, `${held.noChangeEnsure.p99} ms`, `${held.floor.p99} ms`, x(held.noChangeEnsure.p99, held.floor.p99), '', ''],
-    [`${held.activeGrants} active grants: no-change throughput`, `${held.noChangeEnsure.rps} req/s`, `${held.floor.rps} req/s`, x(held.noChangeEnsure.rps, held.floor.rps), '', ''],
+      [`${held.activeGrants} active grants: worker RSS (peak)`, `${held.workerRssMiB} MiB (${held.workerPeakRssMiB} MiB)`, '', '', '< 1 GiB', yes(held.workerPeakRssMiB * 2 ** 20 < GiB && held.activeGrants >= s.held)],
+      [`${held.activeGrants} active grants: API RSS (peak)`, `${held.apiRssMiB} MiB (${held.apiPeakRssMiB} MiB)`, '', '', '', ''],
+      [`${held.activeGrants} active grants: no-change p99`, `${held.noChangeEnsure.p99} ms`, `${held.floor.p99} ms`, x(held.noChangeEnsure.p99, held.floor.p99), '', ''],
+      [`${held.activeGrants} active grants: no-change throughput`, `${held.noChangeEnsure.rps} req/s`, `${held.floor.rps} req/s`, x(held.noChangeEnsure.rps, held.floor.rps), '', ''],
     ]),
   ];
   const problems = [noChange?.ensure, noChange?.floor, extension?.ensure, extension?.floor, held?.noChangeEnsure, held?.floor]

@@ -13,6 +13,7 @@ import {
   paginateListPermissionSets,
   type SSOAdminClient,
 } from '@aws-sdk/client-sso-admin';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import { createTenantClients, pacer, semaphore, type TenantClients } from './aws';
@@ -192,7 +193,9 @@ export function createActivities(config: AppConfig) {
 
     async createAssignment(ref: AssignmentRef): Promise<void> {
       const resolved = await resolve(ref);
-      if (await exists(resolved, ref.accountId)) return;
+      // The workflow asks only after findAssignment saw none; a retry may follow a creation that
+      // happened, so only retries look first. Saves one paced call per activation.
+      if (!(firstAttempt() && ref.ids) && (await exists(resolved, ref.accountId))) return;
       const { sso, aws } = resolved.tenant;
       await limitsOf(aws.sso_instance_arn).inFlight(async () => {
         const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
@@ -222,14 +225,16 @@ export function createActivities(config: AppConfig) {
         if (err instanceof ApplicationFailure && (err.type === 'UserNotFound' || err.type === 'PermissionSetNotFound')) return;
         throw err;
       }
-      if (!(await exists(resolved, ref.accountId))) return;
+      // First attempt: delete straight away (a missing assignment is handled below). A retry looks
+      // first. One paced call per expiry instead of two, which is what bounds a fleet's expiry lag.
+      if (!(firstAttempt() && ref.ids) && !(await exists(resolved, ref.accountId))) return;
       const { sso, aws } = resolved.tenant;
       await limitsOf(aws.sso_instance_arn).inFlight(async () => {
         let started;
         try {
           started = await sso.send(new DeleteAccountAssignmentCommand(assignment(resolved, ref.accountId)));
         } catch (err) {
-          // Removed by someone else since the check: that is what we wanted.
+          // Already gone (removed by someone else, or never made): that is what we wanted.
           if (err instanceof SsoNotFound && !(await exists(resolved, ref.accountId))) return;
           throw err;
         }
@@ -249,4 +254,13 @@ export function createActivities(config: AppConfig) {
       });
     },
   };
+}
+
+/** True in an activity's first attempt; false in a retry, or when called outside a worker. */
+function firstAttempt(): boolean {
+  try {
+    return Context.current().info.attempt === 1;
+  } catch {
+    return false;
+  }
 }
