@@ -534,10 +534,15 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
     }
     await Promise.all(inFlight);
     let active = await activeNow();
+    // Calls that failed (e.g. 503 on an overloaded machine) make no grant: do not wait for them.
+    const expected = Math.min(settings.held, already + toCreate - failures);
     const deadline = Date.now() + 15 * 60_000;
-    while (active < settings.held && Date.now() < deadline) {
+    let lastChange = Date.now();
+    while (active < expected && Date.now() < deadline && Date.now() - lastChange < 60_000) {
       await sleep(5000);
-      active = await activeNow();
+      const now = await activeNow();
+      if (now !== active) lastChange = Date.now();
+      active = now;
       log(`held: ${active} active`);
     }
     const createSeconds = (Date.now() - createStarted) / 1000;
