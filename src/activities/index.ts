@@ -13,6 +13,7 @@ import {
   paginateListPermissionSets,
   type SSOAdminClient,
 } from '@aws-sdk/client-sso-admin';
+import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
@@ -196,10 +197,14 @@ export function createActivities(config: AppConfig, client?: Client) {
       return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
     },
 
-    /** `created: false` when the assignment already existed. */
-    async createAssignment(ref: AssignmentRef): Promise<{ created: boolean }> {
+    /**
+     * `created: false` when the assignment already existed. With `justChecked` (the workflow's
+     * findAssignment saw none a moment ago) the first attempt does not look again: one paced call
+     * less per activation. A retry always looks, as the attempt before may have created it.
+     */
+    async createAssignment(ref: AssignmentRef, opts: { justChecked?: boolean } = {}): Promise<{ created: boolean }> {
       const resolved = await resolve(ref);
-      if (await exists(resolved, ref.accountId)) return { created: false };
+      if (!(opts.justChecked && firstAttempt()) && (await exists(resolved, ref.accountId))) return { created: false };
       const { sso, aws } = resolved.tenant;
       await limitsOf(aws.sso_instance_arn).inFlight(async () => {
         const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
@@ -230,14 +235,16 @@ export function createActivities(config: AppConfig, client?: Client) {
         if (err instanceof ApplicationFailure && (err.type === 'UserNotFound' || err.type === 'PermissionSetNotFound')) return;
         throw err;
       }
-      if (!(await exists(resolved, ref.accountId))) return;
+      // First attempt: delete straight away (a missing assignment is handled below). A retry looks
+      // first. One paced call per expiry instead of two, which is what bounds a fleet's expiry lag.
+      if (!(firstAttempt() && ref.ids) && !(await exists(resolved, ref.accountId))) return;
       const { sso, aws } = resolved.tenant;
       await limitsOf(aws.sso_instance_arn).inFlight(async () => {
         let started;
         try {
           started = await sso.send(new DeleteAccountAssignmentCommand(assignment(resolved, ref.accountId)));
         } catch (err) {
-          // Removed by someone else since the check: that is what we wanted.
+          // Already gone (removed by someone else, or never made): that is what we wanted.
           if (err instanceof SsoNotFound && !(await exists(resolved, ref.accountId))) return;
           throw err;
         }
@@ -273,4 +280,13 @@ export function createActivities(config: AppConfig, client?: Client) {
 
 function failNoClient(): never {
   throw ApplicationFailure.nonRetryable('This worker was created without a Temporal client for reconciliation', 'NoClient');
+}
+
+/** True in an activity's first attempt; false in a retry, or when called outside a worker. */
+function firstAttempt(): boolean {
+  try {
+    return Context.current().info.attempt === 1;
+  } catch {
+    return false;
+  }
 }

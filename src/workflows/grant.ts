@@ -228,12 +228,14 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
 
   async function provision(): Promise<void> {
     try {
+      let justChecked = false;
       if (state.assignmentPreexisted === null) {
         const found = await provisioning.findAssignment(ref());
         state.assignmentPreexisted = found.exists;
         state.assignmentIds = found.ids;
+        justChecked = true;
       }
-      if (!state.assignmentPreexisted) await provisioning.createAssignment(ref());
+      if (!state.assignmentPreexisted) await provisioning.createAssignment(ref(), { justChecked });
     } catch (err) {
       state.provisioningStatus = 'failed';
       state.status = 'revoked';

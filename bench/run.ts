@@ -1,0 +1,639 @@
+// `npm run bench`: starts the stack as the tests do, runs each scenario against the real worker and
+// API (separate processes, so their memory can be read) and against the floor it stands on
+// (bench/floor.ts), and writes bench/results/results.{md,json}. Settings: see `settings` below.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { IdentitystoreClient, CreateUserCommand, ConflictException, GetUserIdCommand } from '@aws-sdk/client-identitystore';
+import {
+  SSOAdminClient,
+  ListInstancesCommand,
+  CreatePermissionSetCommand,
+  DescribePermissionSetCommand,
+  paginateListPermissionSets,
+  paginateListAccountAssignmentsForPrincipal,
+} from '@aws-sdk/client-sso-admin';
+import { Client, Connection } from '@temporalio/client';
+import autocannon from 'autocannon';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { awsClientConfig, freePort, repoRoot, startStack, waitFor, type Stack } from '../scripts/stack';
+import { loadConfig } from '../src/config';
+import { grantWorkflowId, type GrantView } from '../src/domain/grant';
+import { grantStateQuery } from '../src/workflows/messages';
+import { FLOOR_TASK_QUEUE, type FloorAws } from './floor';
+
+const int = (name: string, fallback: number): number => {
+  const value = process.env[name];
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, got "${value}"`);
+  return n;
+};
+
+const settings = {
+  /** autocannon connections for the no-change and extension scenarios and their floors. */
+  connections: int('BENCH_CONNECTIONS', 10),
+  /** Seconds per autocannon run (after a warm-up of a third of it). */
+  durationSeconds: int('BENCH_DURATION_SECONDS', 10),
+  /**
+   * Tenants, each on its own IAM Identity Center instance (a moto region). The provider's quota
+   * (and the worker's pacing) is per instance, so a fleet of grants is spread over several.
+   */
+  instances: int('BENCH_INSTANCES', 10),
+  /** Distinct active grants the no-change ensures cycle through. */
+  noChangePool: int('BENCH_NO_CHANGE_POOL', 50),
+  /** Distinct grants the extensions cycle through (each is extended up to ~30 times). */
+  extendPool: int('BENCH_EXTEND_POOL', 300),
+  /** Activations (and floor activations), each for a new grant key. */
+  activations: int('BENCH_ACTIVATIONS', 200),
+  /** Activations in flight at once (closed loop: the next starts when one is active). */
+  activationConcurrency: int('BENCH_ACTIVATION_CONCURRENCY', 8),
+  /** Grants made to expire in the same second. */
+  expiring: int('BENCH_EXPIRING', 1000),
+  /** Grants created together per wave while setting up the expiry (all aimed at one second). */
+  expiryWave: int('BENCH_EXPIRY_WAVE', 40),
+  /** Active grants held at once for the memory scenario (counting those already active). */
+  held: int('BENCH_HELD', 10000),
+  /** Ensure calls per second while creating the held grants. */
+  createRate: int('BENCH_CREATE_RATE', 40),
+};
+
+const REGIONS = ['us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-central-1',
+  'eu-north-1', 'ap-south-1', 'ap-northeast-1', 'ap-northeast-2', 'ap-southeast-1', 'ap-southeast-2', 'ca-central-1', 'sa-east-1'];
+const ROLE = 'ReadOnlyAccess'; // auto-activated by the shipped policies
+const USER = { sub: 'bench-user', email: 'bench@example.com', groups: [] as string[] };
+const GiB = 1024 ** 3;
+
+interface TenantSetup {
+  id: string;
+  region: string;
+  instanceArn: string;
+  identityStoreId: string;
+  userId: string;
+  permissionSetArn: string;
+  token: string;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const log = (...args: unknown[]): void => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...args);
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+const summary = (values: number[]) => ({
+  n: values.length,
+  p50: percentile(values, 50),
+  p99: percentile(values, 99),
+  max: values.length ? Math.max(...values) : NaN,
+});
+const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** A 12-digit account id, unique per scenario (`prefix`) and index. */
+const account = (prefix: number, i: number): string => `${prefix}${String(i).padStart(11, '0')}`;
+
+// ---------------------------------------------------------------------------------------------
+// Processes.
+
+interface Proc {
+  name: string;
+  proc: ChildProcess;
+  exited: Promise<void>;
+}
+const procs: Proc[] = [];
+
+function startNode(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, dir: string): Proc {
+  const fd = openSync(path.join(dir, `${name}.log`), 'a');
+  // BENCH_PROFILE=1: CPU profiles of every process, written to <work dir>/profiles when it ends.
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profiles')}`] : [];
+  const proc = spawn(process.execPath, [...profile, path.join(repoRoot, 'dist', script), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const p = { name, proc, exited };
+  procs.push(p);
+  return p;
+}
+
+async function stopProcs(): Promise<void> {
+  await Promise.all(
+    procs.splice(0).map(async (p) => {
+      if (p.proc.exitCode !== null || p.proc.signalCode !== null) return;
+      p.proc.kill('SIGTERM');
+      const timer = setTimeout(() => p.proc.kill('SIGKILL'), 10_000);
+      await p.exited;
+      clearTimeout(timer);
+    }),
+  );
+}
+process.on('exit', () => procs.forEach((p) => p.proc.kill('SIGKILL')));
+
+/** Resident and peak resident memory of a process, in bytes (Linux). */
+function memoryOf(pid: number | undefined): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The emulated AWS: one IAM Identity Center instance per region.
+
+async function seedRegion(endpoint: string, region: string): Promise<Omit<TenantSetup, 'id' | 'token'>> {
+  const cfg = { ...awsClientConfig(endpoint), region };
+  const sso = new SSOAdminClient(cfg);
+  const ids = new IdentitystoreClient(cfg);
+  try {
+    const { Instances } = await sso.send(new ListInstancesCommand({}));
+    const instanceArn = Instances![0].InstanceArn!;
+    const identityStoreId = Instances![0].IdentityStoreId!;
+    try {
+      await ids.send(
+        new CreateUserCommand({
+          IdentityStoreId: identityStoreId,
+          UserName: USER.email,
+          DisplayName: 'Bench User',
+          Name: { GivenName: 'Bench', FamilyName: 'User' },
+          Emails: [{ Value: USER.email, Primary: true, Type: 'work' }],
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConflictException)) throw err;
+    }
+    const { UserId } = await ids.send(
+      new GetUserIdCommand({ IdentityStoreId: identityStoreId, AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: USER.email } } }),
+    );
+    let permissionSetArn: string | undefined;
+    for await (const page of paginateListPermissionSets({ client: sso }, { InstanceArn: instanceArn })) {
+      for (const arn of page.PermissionSets ?? []) {
+        const { PermissionSet } = await sso.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }));
+        if (PermissionSet?.Name === ROLE) permissionSetArn = arn;
+      }
+    }
+    permissionSetArn ??= (await sso.send(new CreatePermissionSetCommand({ InstanceArn: instanceArn, Name: ROLE }))).PermissionSet!.PermissionSetArn!;
+    return { region, instanceArn, identityStoreId, userId: UserId!, permissionSetArn };
+  } finally {
+    sso.destroy();
+    ids.destroy();
+  }
+}
+
+/** Account ids of the bench user's assignments in one region. */
+async function assignedAccounts(sso: SSOAdminClient, t: TenantSetup): Promise<Set<string>> {
+  const found = new Set<string>();
+  const pages = paginateListAccountAssignmentsForPrincipal({ client: sso }, { InstanceArn: t.instanceArn, PrincipalId: t.userId, PrincipalType: 'USER' });
+  for await (const page of pages) for (const a of page.AccountAssignments ?? []) if (a.AccountId) found.add(a.AccountId);
+  return found;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load.
+
+interface LoadResult {
+  p50: number;
+  p99: number;
+  mean: number;
+  /** Mean responses per second. */
+  rps: number;
+  total: number;
+  errors: number;
+  non2xx: number;
+  /** 2xx answers that were not what the scenario expects (e.g. not `change: none`). */
+  unexpected: number;
+}
+
+interface LoadSpec {
+  url: string;
+  /** Path, headers and body of the i-th request. */
+  request: (i: number) => { path: string; headers?: Record<string, string>; body?: string };
+  /** Checks a 2xx body; false counts as unexpected. */
+  expect?: (body: string) => boolean;
+}
+
+async function load(spec: LoadSpec, seconds: number, counter = { i: 0 }): Promise<LoadResult> {
+  let unexpected = 0;
+  const result = await autocannon({
+    url: spec.url,
+    connections: settings.connections,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (req) => {
+          const r = spec.request(counter.i++);
+          return { ...req, path: r.path, headers: { ...req.headers, 'content-type': 'application/json', ...r.headers }, body: r.body ?? '' };
+        },
+        onResponse: (status, body) => {
+          if (status < 300 && spec.expect && !spec.expect(body)) unexpected++;
+        },
+      },
+    ],
+  });
+  return {
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    mean: round(result.latency.mean, 2),
+    rps: round(result.requests.average),
+    total: result.requests.total,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+    unexpected,
+  };
+}
+
+/** Warm-up, then the measured run. The counter carries on, so the warm-up's keys are not reused where that matters. */
+async function measure(spec: LoadSpec): Promise<LoadResult> {
+  const counter = { i: 0 };
+  await load(spec, Math.max(2, Math.round(settings.durationSeconds / 3)), counter);
+  return load(spec, settings.durationSeconds, counter);
+}
+
+/** A scenario's results, or what stopped it: one failing scenario does not lose the others. */
+async function attempt<T>(name: string, scenario: () => Promise<T>): Promise<T | { error: string }> {
+  try {
+    const result = await scenario();
+    log(name, JSON.stringify(result));
+    return result;
+  } catch (err) {
+    log(`${name} failed:`, err);
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+async function closedLoop(n: number, concurrency: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, concurrency) }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  if (settings.instances < 1 || settings.instances > REGIONS.length) throw new Error(`BENCH_INSTANCES must be 1..${REGIONS.length}`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'access-bench-'));
+  log('settings', settings, 'work dir', dir);
+  const started = Date.now();
+  const tenantIds = Array.from({ length: settings.instances }, (_, i) => `b0000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+  const stack: Stack = await startStack({
+    dir,
+    tenants: tenantIds.map((id, i) => ({ id, name: `bench${i}`, grants: { max_duration_seconds: 43200 } })),
+    users: [USER.email],
+    permissionSets: [ROLE],
+  });
+  try {
+    await run(stack, dir, tenantIds, started);
+  } finally {
+    await stopProcs();
+    await stack.stop();
+  }
+}
+
+async function run(stack: Stack, dir: string, tenantIds: string[], started: number): Promise<void> {
+  // Each tenant on its own instance: rewrite the stack's config with one region per tenant.
+  const seeded = await Promise.all(tenantIds.map((_, i) => seedRegion(stack.awsEndpoint, REGIONS[i])));
+  const config = parseYaml(readFileSync(stack.configPath, 'utf8')) as { tenants: { aws: Record<string, string> }[] };
+  config.tenants.forEach((t, i) => {
+    Object.assign(t.aws, { region: seeded[i].region, sso_instance_arn: seeded[i].instanceArn, identity_store_id: seeded[i].identityStoreId });
+  });
+  const configPath = path.join(dir, 'bench.yaml');
+  writeFileSync(configPath, toYaml(config));
+  loadConfig(configPath);
+  const tenants: TenantSetup[] = await Promise.all(
+    seeded.map(async (s, i) => ({ ...s, id: tenantIds[i], token: await stack.issueToken(tenantIds[i], USER, { expiresIn: '4h' }) })),
+  );
+  const ssoOf = tenants.map((t) => new SSOAdminClient({ ...awsClientConfig(stack.awsEndpoint), region: t.region }));
+
+  const [apiPort, floorPort] = await Promise.all([freePort(), freePort()]);
+  const env = { ACCESS_CONFIG: configPath, TEMPORAL_ADDRESS: stack.temporalAddress };
+  const worker = startNode('worker', 'src/worker.js', [], env, dir);
+  const apiProc = startNode('api', 'src/api/server.js', [], { ...env, PORT: String(apiPort) }, dir);
+  const floorAws: FloorAws = { endpoint: stack.awsEndpoint, regions: tenants.map(({ region, instanceArn, userId, permissionSetArn }) => ({ region, instanceArn, userId, permissionSetArn })) };
+  startNode('floor-worker', 'bench/floor.js', ['worker'], env, dir);
+  startNode('floor-server', 'bench/floor.js', ['server'], { ...env, PORT: String(floorPort), BENCH_AWS: JSON.stringify(floorAws) }, dir);
+  const api = `http://127.0.0.1:${apiPort}`;
+  const floor = `http://127.0.0.1:${floorPort}`;
+  const ok = (url: string) => async () => (await fetch(url, { signal: AbortSignal.timeout(2000) })).ok;
+  await waitFor('API', ok(`${api}/readyz`), 60_000);
+  await waitFor('floor server', ok(`${floor}/healthz`), 60_000);
+  const temporal = new Client({ connection: await Connection.connect({ address: stack.temporalAddress }) });
+
+  const tenantOf = (i: number) => tenants[i % tenants.length];
+  const ensureBody = (acct: string, duration: number) =>
+    JSON.stringify({ entitlements: [{ target: `AWS::Account::${acct}`, role: ROLE, duration_seconds: duration }], justification: { reason: 'bench' } });
+  const headersOf = (t: TenantSetup) => ({ authorization: `Bearer ${t.token}`, 'x-tenant-id': t.id });
+  async function ensure(i: number, acct: string, duration: number): Promise<GrantView> {
+    const t = tenantOf(i);
+    const res = await fetch(`${api}/v1/access/ensure`, { method: 'POST', headers: { 'content-type': 'application/json', ...headersOf(t) }, body: ensureBody(acct, duration) });
+    const body = (await res.json()) as { grants: GrantView[] };
+    if (!res.ok) throw new Error(`ensure ${acct}: HTTP ${res.status} ${JSON.stringify(body)}`);
+    return body.grants[0];
+  }
+  /** Ensures until the grant is active, as a client polls (CONTRACT: ensure again to poll). */
+  async function untilActive(i: number, acct: string, duration: number, pollMs = 100): Promise<GrantView> {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const view = await ensure(i, acct, duration);
+      if (view.status === 'active') return view;
+      if (view.status !== 'provisioning' || Date.now() > deadline) throw new Error(`grant on ${acct} is ${view.status}: ${JSON.stringify(view.diagnostics)}`);
+      await sleep(pollMs);
+    }
+  }
+  const changeIs = (change: string) => (body: string) => (JSON.parse(body) as { grants: GrantView[] }).grants[0]?.change === change;
+
+  // Warm-up: a few activations through everything, and one floor activation per region.
+  await closedLoop(20, 4, async (i) => void (await untilActive(i, account(6, i), 3600)));
+  await closedLoop(tenants.length, 4, async (i) => void (await fetch(`${floor}/floor/activate/${i}/${account(8, i)}`, { method: 'POST' })));
+  const results: Record<string, unknown> = {};
+
+  // --- No change: an active grant asked for again. -------------------------------------------
+  log(`no-change: creating ${settings.noChangePool} grants`);
+  // Created for 2 hours and asked for 1: never extended during the run.
+  await closedLoop(settings.noChangePool, settings.activationConcurrency, async (i) => void (await untilActive(i, account(1, i), 7200)));
+  const sample = await temporal.workflow
+    .getHandle(grantWorkflowId({ tenantId: tenants[0].id, principalId: USER.sub, target: `AWS::Account::${account(1, 0)}`, role: ROLE }))
+    .query(grantStateQuery);
+  const floorPool = Math.max(settings.noChangePool, settings.extendPool);
+  for (let i = 0; i < floorPool; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, floorPool - i) }, (_, j) =>
+        temporal.workflow.start('floorWorkflow', { taskQueue: FLOOR_TASK_QUEUE, workflowId: `floor-hold/${i + j}`, args: [{ state: sample, hold: true }] }),
+      ),
+    );
+  }
+  const noChangeSpec: LoadSpec = {
+    url: api,
+    request: (i) => ({ path: '/v1/access/ensure', headers: headersOf(tenantOf(i % settings.noChangePool)), body: ensureBody(account(1, i % settings.noChangePool), 3600) }),
+    expect: changeIs('none'),
+  };
+  const queryFloorSpec: LoadSpec = { url: floor, request: (i) => ({ path: `/floor/query/floor-hold%2F${i % settings.noChangePool}` }) };
+  results.noChange = await attempt('no-change', async () => {
+    log('no-change: floor');
+    const floorResult = await measure(queryFloorSpec);
+    log('no-change: ensure');
+    return { ensure: await measure(noChangeSpec), floor: floorResult };
+  });
+
+  // --- Extension: each request extends an active grant. ---------------------------------------
+  const EXTEND_BASE = 600;
+  results.extension = await attempt('extension', async () => {
+    log(`extension: creating ${settings.extendPool} grants`);
+    await closedLoop(settings.extendPool, settings.activationConcurrency, async (i) => void (await untilActive(i, account(2, i), EXTEND_BASE)));
+    // The k-th extension of a grant asks for 1.15^k times the base: always past the extension slack
+    // (10% of the duration, at most 5 minutes), so every call really extends.
+    const extendSpec: LoadSpec = {
+      url: api,
+      request: (i) => {
+        const g = i % settings.extendPool;
+        const k = Math.floor(i / settings.extendPool) + 1;
+        return { path: '/v1/access/ensure', headers: headersOf(tenantOf(g)), body: ensureBody(account(2, g), Math.min(43200, Math.ceil(EXTEND_BASE * 1.15 ** k))) };
+      },
+      expect: changeIs('extended'),
+    };
+    const updateFloorSpec: LoadSpec = { url: floor, request: (i) => ({ path: `/floor/update/floor-hold%2F${i % settings.extendPool}` }) };
+    log('extension: floor');
+    const updateFloor = await measure(updateFloorSpec);
+    log('extension: ensure');
+    return { ensure: await measure(extendSpec), floor: updateFloor };
+  });
+
+  // --- Activation: a new grant key each time, until its assignment exists. --------------------
+  const toActive: number[] = [];
+  results.activation = await attempt('activation', async () => {
+    log(`activation: ${settings.activations} floor activations, then ${settings.activations} ensures`);
+    const floorActivation: number[] = [];
+    await closedLoop(settings.activations, settings.activationConcurrency, async (i) => {
+      const t0 = performance.now();
+      const res = await fetch(`${floor}/floor/activate/${i % tenants.length}/${account(7, i)}`, { method: 'POST' });
+      await res.arrayBuffer();
+      if (!res.ok) throw new Error(`floor activation: HTTP ${res.status}`);
+      floorActivation.push(performance.now() - t0);
+    });
+    const ensureMs: number[] = [];
+    await closedLoop(settings.activations, settings.activationConcurrency, async (i) => {
+      const t0 = Date.now();
+      const first = await ensure(i, account(3, i), 3600);
+      ensureMs.push(Date.now() - t0);
+      if (first.change !== 'activated') throw new Error(`activation answered ${first.change}`);
+      const active = await untilActive(i, account(3, i), 3600, 50);
+      toActive.push(Date.parse(active.activated_at!) - t0);
+    });
+    return {
+      concurrency: settings.activationConcurrency,
+      ensureResponseMs: summary(ensureMs),
+      timeToActiveMs: summary(toActive),
+      floorMs: summary(floorActivation),
+    };
+  });
+
+  // --- Expiry: many grants expiring in the same second. ---------------------------------------
+  results.expiry = await attempt('expiry', expiryScenario);
+
+  // --- Held: many active grants at once; memory and the no-change latency meanwhile. ----------
+  results.held = await attempt('held', heldScenario);
+
+  results.settings = settings;
+  results.machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadavgAtEnd: os.loadavg().map((n) => round(n, 2)) };
+  results.totalMinutes = round((Date.now() - started) / 60_000);
+  writeResults(results);
+
+  async function expiryScenario() {
+    const n = settings.expiring;
+    const wave = Math.max(1, settings.expiryWave);
+    const waves = Math.ceil(n / wave);
+    const activationSecs = percentile(toActive, 50) / 1000 || 0.3;
+    // All aim at the middle of one second T: a wave sent at s asks for round(T + 0.5 - s - delay)
+    // seconds, and waves are sent when that is a whole number, so only the activation delay's
+    // jitter spreads expires_at.
+    const slowest = Math.max(percentile(toActive, 99) / 1000 || 1, activationSecs);
+    const target = Math.ceil(Date.now() / 1000) + Math.ceil(waves * (1.5 + 2 * slowest)) + 30;
+    let delay = activationSecs;
+    const expiresAt = new Map<string, number>();
+    log(`expiry: creating ${n} grants in ${waves} waves, all to expire at ${new Date(target * 1000 + 500).toISOString()}`);
+    for (let w = 0; w < waves; w++) {
+      const now = Date.now() / 1000;
+      const phase = (((target + 0.5 - delay) % 1) + 1) % 1;
+      let sendAt = Math.floor(now) + phase;
+      if (sendAt < now) sendAt += 1;
+      await sleep((sendAt - Date.now() / 1000) * 1000);
+      const duration = Math.round(target + 0.5 - sendAt - delay);
+      if (duration < 5) {
+        // Slower than planned (a busy machine): measure what was made rather than give up.
+        log(`expiry: out of time after ${expiresAt.size} grants`);
+        break;
+      }
+      const delays: number[] = [];
+      await Promise.all(
+        Array.from({ length: Math.min(wave, n - w * wave) }, async (_, j) => {
+          const i = w * wave + j;
+          const t0 = Date.now();
+          const view = await untilActive(i, account(4, i), duration, 200);
+          delays.push(Date.parse(view.activated_at!) - t0);
+          expiresAt.set(`${i % tenants.length}/${account(4, i)}`, Date.parse(view.expires_at!));
+        }),
+      );
+      delay = percentile(delays, 50) / 1000;
+    }
+    const expiries = [...expiresAt.values()];
+    const spreadMs = Math.max(...expiries) - Math.min(...expiries);
+    log(`expiry: all active; expires_at spread over ${spreadMs} ms; watching moto`);
+    // Watch the assignments disappear: every region listed every POLL_MS (the first list that
+    // misses an assignment dates its deletion, so lags are over-stated by up to POLL_MS).
+    const POLL_MS = 250;
+    const deletedAt = new Map<string, number>();
+    await sleep(Math.max(0, Math.min(...expiries) - Date.now() - 2000));
+    const deadline = Math.max(...expiries) + 15 * 60_000;
+    while (deletedAt.size < expiresAt.size && Date.now() < deadline) {
+      const tick = Date.now();
+      await Promise.all(
+        tenants.map(async (t, r) => {
+          const present = await assignedAccounts(ssoOf[r], t);
+          for (const key of expiresAt.keys()) {
+            const [region, acct] = key.split('/');
+            if (Number(region) === r && !present.has(acct) && !deletedAt.has(key)) deletedAt.set(key, tick);
+          }
+        }),
+      );
+      await sleep(Math.max(0, POLL_MS - (Date.now() - tick)));
+    }
+    const lags = [...deletedAt].map(([key, at]) => (at - expiresAt.get(key)!) / 1000);
+    const early = lags.filter((l) => l < -POLL_MS / 1000).length;
+    return {
+      grants: expiresAt.size,
+      asked: n,
+      instances: tenants.length,
+      expiresAtSpreadMs: spreadMs,
+      deleted: deletedAt.size,
+      deletedEarly: early,
+      lagSeconds: { ...summary(lags), p50: round(percentile(lags, 50), 2), p99: round(percentile(lags, 99), 2), max: round(Math.max(...lags), 2) },
+      pollMs: POLL_MS,
+    };
+  }
+
+  async function heldScenario() {
+    const activeNow = async () => (await temporal.workflow.count(`WorkflowType = 'grantWorkflow' AND AccessStatus = 'active'`)).count;
+    const already = await activeNow();
+    const toCreate = Math.max(0, settings.held - already);
+    log(`held: ${already} active, creating ${toCreate} more at ${settings.createRate}/s`);
+    const createStarted = Date.now();
+    let workerPeak = 0;
+    const sampler = setInterval(() => (workerPeak = Math.max(workerPeak, memoryOf(worker.proc.pid).rss)), 2000);
+    let failures = 0;
+    const inFlight = new Set<Promise<void>>();
+    for (let i = 0; i < toCreate; i++) {
+      const due = createStarted + (i * 1000) / settings.createRate;
+      if (due > Date.now()) await sleep(due - Date.now());
+      while (inFlight.size >= 50) await Promise.race(inFlight);
+      const p: Promise<void> = ensure(i, account(5, i), 7200)
+        .then(() => undefined)
+        .catch(() => void failures++)
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (i % 1000 === 999) log(`held: ${i + 1} ensures sent, ${await activeNow()} active`);
+    }
+    await Promise.all(inFlight);
+    let active = await activeNow();
+    // Calls that failed (e.g. 503 on an overloaded machine) make no grant: do not wait for them.
+    const expected = Math.min(settings.held, already + toCreate - failures);
+    const deadline = Date.now() + 15 * 60_000;
+    let lastChange = Date.now();
+    while (active < expected && Date.now() < deadline && Date.now() - lastChange < 60_000) {
+      await sleep(5000);
+      const now = await activeNow();
+      if (now !== active) lastChange = Date.now();
+      active = now;
+      log(`held: ${active} active`);
+    }
+    const createSeconds = (Date.now() - createStarted) / 1000;
+    clearInterval(sampler);
+    await sleep(5000); // let the dust settle before reading memory
+    const workerMem = memoryOf(worker.proc.pid);
+    const apiMem = memoryOf(apiProc.proc.pid);
+    log('held: floor and no-change ensure while held');
+    const floorHeld = await measure(queryFloorSpec);
+    const noChangeHeld = await measure(noChangeSpec);
+    const mib = (b: number) => round(b / 2 ** 20, 0);
+    return {
+      activeGrants: await activeNow(),
+      createFailures: failures,
+      createSeconds: round(createSeconds, 0),
+      workerRssMiB: mib(workerMem.rss),
+      workerPeakRssMiB: mib(Math.max(workerMem.peak, workerPeak)),
+      apiRssMiB: mib(apiMem.rss),
+      apiPeakRssMiB: mib(apiMem.peak),
+      noChangeEnsure: noChangeHeld,
+      floor: floorHeld,
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function writeResults(results: Record<string, any>): void {
+  const out = path.join(repoRoot, 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(path.join(out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  const { noChange, extension, activation, expiry, held, settings: s, machine } = results;
+  const x = (a: number, b: number) => `${round(a / b, 2)}x`;
+  const yes = (ok: boolean) => (ok ? 'met' : '**missed**');
+  const section = (name: string, value: any, make: () => string[][]): string[][] =>
+    value?.error ? [[name, `failed: ${value.error}`, '', '', '', '**missed**']] : make();
+  const rows = [
+    ...section('no-change ensure', noChange, () => [
+      ['no-change ensure: p99', `${noChange.ensure.p99} ms`, `${noChange.floor.p99} ms`, x(noChange.ensure.p99, noChange.floor.p99), '≤ 2x', yes(noChange.ensure.p99 <= 2 * noChange.floor.p99)],
+      ['no-change ensure: throughput', `${noChange.ensure.rps} req/s`, `${noChange.floor.rps} req/s`, x(noChange.ensure.rps, noChange.floor.rps), '≥ 0.5x', yes(noChange.ensure.rps >= 0.5 * noChange.floor.rps)],
+      ['no-change ensure: p50', `${noChange.ensure.p50} ms`, `${noChange.floor.p50} ms`, x(noChange.ensure.p50, noChange.floor.p50), '', ''],
+    ]),
+    ...section('activation', activation, () => [
+      ['activation: time to active, p50', `${activation.timeToActiveMs.p50} ms`, `${round(activation.floorMs.p50)} ms`, x(activation.timeToActiveMs.p50, activation.floorMs.p50), '≤ 1.5x', yes(activation.timeToActiveMs.p50 <= 1.5 * activation.floorMs.p50)],
+      ['activation: time to active, p99', `${activation.timeToActiveMs.p99} ms`, `${round(activation.floorMs.p99)} ms`, x(activation.timeToActiveMs.p99, activation.floorMs.p99), '', ''],
+      ['activation: ensure response, p50', `${activation.ensureResponseMs.p50} ms`, `${round(activation.floorMs.p50)} ms`, x(activation.ensureResponseMs.p50, activation.floorMs.p50), '', ''],
+    ]),
+    ...section('extension', extension, () => [
+      ['extension ensure: p50', `${extension.ensure.p50} ms`, `${extension.floor.p50} ms`, x(extension.ensure.p50, extension.floor.p50), '', ''],
+      ['extension ensure: p99', `${extension.ensure.p99} ms`, `${extension.floor.p99} ms`, x(extension.ensure.p99, extension.floor.p99), '', ''],
+      ['extension ensure: throughput', `${extension.ensure.rps} req/s`, `${extension.floor.rps} req/s`, x(extension.ensure.rps, extension.floor.rps), '', ''],
+    ]),
+    ...section('expiry', expiry, () => [
+      [`${expiry.grants} expiring together: lag p50 / p99 / max`, `${expiry.lagSeconds.p50} / ${expiry.lagSeconds.p99} / ${expiry.lagSeconds.max} s`, '', '', 'p99 < 2 s', yes(expiry.lagSeconds.p99 < 2 && expiry.deleted === expiry.grants)],
+    ]),
+    ...section('held', held, () => [
+      [`${held.activeGrants} active grants: worker RSS (peak)`, `${held.workerRssMiB} MiB (${held.workerPeakRssMiB} MiB)`, '', '', '< 1 GiB', yes(held.workerPeakRssMiB * 2 ** 20 < GiB && held.activeGrants >= s.held)],
+      [`${held.activeGrants} active grants: API RSS (peak)`, `${held.apiRssMiB} MiB (${held.apiPeakRssMiB} MiB)`, '', '', '', ''],
+      [`${held.activeGrants} active grants: no-change p99`, `${held.noChangeEnsure.p99} ms`, `${held.floor.p99} ms`, x(held.noChangeEnsure.p99, held.floor.p99), '', ''],
+      [`${held.activeGrants} active grants: no-change throughput`, `${held.noChangeEnsure.rps} req/s`, `${held.floor.rps} req/s`, x(held.noChangeEnsure.rps, held.floor.rps), '', ''],
+    ]),
+  ];
+  const problems = [noChange?.ensure, noChange?.floor, extension?.ensure, extension?.floor, held?.noChangeEnsure, held?.floor]
+    .map((r: LoadResult | undefined) => (r ? r.errors + r.non2xx + r.unexpected : 0))
+    .reduce((a, b) => a + b, 0);
+  const md = [
+    '# Benchmark results',
+    '',
+    `${new Date().toISOString()}; ${machine.cpus} × ${machine.cpu}; Node ${machine.node}; ${results.totalMinutes} min; load average at the end ${machine.loadavgAtEnd.join(' ')}.`,
+    `Everything co-located: Temporal dev server, moto, worker, API, floors and the load generator.`,
+    '',
+    '| scenario | result | floor | ratio | target | |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    '',
+    `Settings: ${s.connections} connections × ${s.durationSeconds} s per autocannon run (after a warm-up); ` +
+      `${s.instances} tenants, each on its own IAM Identity Center instance; activations: ${s.activations} at ${s.activationConcurrency} in flight.`,
+    expiry?.error ? '' : `Expiry: ${expiry.grants} grants (of ${expiry.asked} asked), expires_at spread over ${expiry.expiresAtSpreadMs} ms, deletions seen by listing every ${expiry.pollMs} ms ` +
+      `(${expiry.deleted} seen deleted, ${expiry.deletedEarly} early).`,
+    held?.error ? '' : `Held: ${held.activeGrants} active grants (${s.held} asked), created in ${held.createSeconds} s (${held.createFailures} failed calls).`,
+    `Errors, non-2xx and unexpected answers across the autocannon runs: ${problems}.`,
+    '',
+  ].join('\n');
+  writeFileSync(path.join(out, 'results.md'), md);
+  console.log('\n' + md);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
