@@ -15,6 +15,7 @@ import {
 } from '@aws-sdk/client-sso-admin';
 import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
+import type { WorkerMetrics } from '../metrics';
 import { createTenantClients, pacer, semaphore, type TenantClients } from './aws';
 import { settle } from './poll';
 
@@ -30,6 +31,8 @@ export interface AssignmentRef {
    * permission set renamed since still has its assignment removed.
    */
   ids?: AssignmentIds;
+  /** On deletion at expiry: the grant's expires_at, for the expiry-lag metric. */
+  expiredAt?: string;
 }
 
 export interface AssignmentIds {
@@ -62,7 +65,7 @@ interface PermissionSetListing {
   byName: Promise<Map<string, string>>;
 }
 
-export function createActivities(config: AppConfig) {
+export function createActivities(config: AppConfig, metrics?: WorkerMetrics) {
   const tenants = new Map<string, Tenant>();
   const instances = new Map<string, { pace: () => Promise<void>; inFlight: ReturnType<typeof semaphore> }>();
   const permissionSets = new Map<string, PermissionSetListing>();
@@ -182,71 +185,92 @@ export function createActivities(config: AppConfig) {
     } as const;
   }
 
+  /** Counts a failed attempt (Temporal retries it unless it is non-retryable) and passes it on. */
+  async function counted<T>(operation: 'provision' | 'deprovision', attempt: () => Promise<T>): Promise<T> {
+    try {
+      return await attempt();
+    } catch (err) {
+      const nonRetryable = err instanceof ApplicationFailure && err.nonRetryable;
+      const type = err instanceof ApplicationFailure ? (err.type ?? 'Error') : ((err as Error)?.name ?? 'Error');
+      metrics?.provisioningFailures.inc({ operation, retryable: String(!nonRetryable), type });
+      throw err;
+    }
+  }
+
   const describe = (ref: AssignmentRef) => `${ref.role} on ${ref.accountId} for ${ref.principal.email ?? ref.principal.id}`;
 
   return {
-    async findAssignment(ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> {
-      const resolved = await resolve(ref);
-      return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
-    },
+    findAssignment: (ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> =>
+      counted('provision', async () => {
+        const resolved = await resolve(ref);
+        return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
+      }),
 
-    async createAssignment(ref: AssignmentRef): Promise<void> {
-      const resolved = await resolve(ref);
-      if (await exists(resolved, ref.accountId)) return;
-      const { sso, aws } = resolved.tenant;
-      await limitsOf(aws.sso_instance_arn).inFlight(async () => {
-        const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
-        const status = await settle(started.AccountAssignmentCreationStatus, async (requestId) => {
-          const out = await sso.send(
-            new DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentCreationRequestId: requestId }),
-          );
-          return out.AccountAssignmentCreationStatus;
-        });
-        if (status.Status === 'FAILED') {
-          // Retrying the same request would fail the same way (bad permission set, account not in the org...).
-          throw ApplicationFailure.nonRetryable(
-            `Assigning ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
-            'ProvisioningFailed',
-          );
-        }
-      });
-    },
+    createAssignment: (ref: AssignmentRef): Promise<void> => counted('provision', () => createAssignment(ref)),
 
     async deleteAssignment(ref: AssignmentRef): Promise<void> {
-      let resolved: Resolved;
-      try {
-        resolved = await resolve(ref);
-      } catch (err) {
-        // Only without ids, i.e. nothing was ever found, so nothing of ours can exist. (And IAM
-        // Identity Center removes a user's or permission set's assignments with it.)
-        if (err instanceof ApplicationFailure && (err.type === 'UserNotFound' || err.type === 'PermissionSetNotFound')) return;
-        throw err;
-      }
-      if (!(await exists(resolved, ref.accountId))) return;
-      const { sso, aws } = resolved.tenant;
-      await limitsOf(aws.sso_instance_arn).inFlight(async () => {
-        let started;
-        try {
-          started = await sso.send(new DeleteAccountAssignmentCommand(assignment(resolved, ref.accountId)));
-        } catch (err) {
-          // Removed by someone else since the check: that is what we wanted.
-          if (err instanceof SsoNotFound && !(await exists(resolved, ref.accountId))) return;
-          throw err;
-        }
-        const status = await settle(started.AccountAssignmentDeletionStatus, async (requestId) => {
-          const out = await sso.send(
-            new DescribeAccountAssignmentDeletionStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentDeletionRequestId: requestId }),
-          );
-          return out.AccountAssignmentDeletionStatus;
-        });
-        if (status.Status === 'FAILED') {
-          // Retryable: access must not outlive the grant, so the workflow keeps at it.
-          throw ApplicationFailure.retryable(
-            `Removing ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
-            'DeprovisioningFailed',
-          );
-        }
-      });
+      await counted('deprovision', () => deleteAssignment(ref));
+      // Confirmed gone (or never there): how long after its expiry the access lasted.
+      if (ref.expiredAt) metrics?.expiryLag.observe(Math.max(0, (Date.now() - Date.parse(ref.expiredAt)) / 1000));
     },
   };
+
+  async function createAssignment(ref: AssignmentRef): Promise<void> {
+    const resolved = await resolve(ref);
+    if (await exists(resolved, ref.accountId)) return;
+    const { sso, aws } = resolved.tenant;
+    await limitsOf(aws.sso_instance_arn).inFlight(async () => {
+      const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
+      const status = await settle(started.AccountAssignmentCreationStatus, async (requestId) => {
+        const out = await sso.send(
+          new DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentCreationRequestId: requestId }),
+        );
+        return out.AccountAssignmentCreationStatus;
+      });
+      if (status.Status === 'FAILED') {
+        // Retrying the same request would fail the same way (bad permission set, account not in the org...).
+        throw ApplicationFailure.nonRetryable(
+          `Assigning ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
+          'ProvisioningFailed',
+        );
+      }
+    });
+  }
+
+  async function deleteAssignment(ref: AssignmentRef): Promise<void> {
+    let resolved: Resolved;
+    try {
+      resolved = await resolve(ref);
+    } catch (err) {
+      // Only without ids, i.e. nothing was ever found, so nothing of ours can exist. (And IAM
+      // Identity Center removes a user's or permission set's assignments with it.)
+      if (err instanceof ApplicationFailure && (err.type === 'UserNotFound' || err.type === 'PermissionSetNotFound')) return;
+      throw err;
+    }
+    if (!(await exists(resolved, ref.accountId))) return;
+    const { sso, aws } = resolved.tenant;
+    await limitsOf(aws.sso_instance_arn).inFlight(async () => {
+      let started;
+      try {
+        started = await sso.send(new DeleteAccountAssignmentCommand(assignment(resolved, ref.accountId)));
+      } catch (err) {
+        // Removed by someone else since the check: that is what we wanted.
+        if (err instanceof SsoNotFound && !(await exists(resolved, ref.accountId))) return;
+        throw err;
+      }
+      const status = await settle(started.AccountAssignmentDeletionStatus, async (requestId) => {
+        const out = await sso.send(
+          new DescribeAccountAssignmentDeletionStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentDeletionRequestId: requestId }),
+        );
+        return out.AccountAssignmentDeletionStatus;
+      });
+      if (status.Status === 'FAILED') {
+        // Retryable: access must not outlive the grant, so the workflow keeps at it.
+        throw ApplicationFailure.retryable(
+          `Removing ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
+          'DeprovisioningFailed',
+        );
+      }
+    });
+  }
 }
