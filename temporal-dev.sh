@@ -108,7 +108,8 @@ find_cli() {
   absolute "$CACHE_DIR/temporal"
 }
 
-SEARCH_ATTRIBUTES=(AccessTenant AccessPrincipal AccessTarget AccessRole AccessStatus AccessGrantId AccessRequestId)
+SEARCH_ATTRIBUTES=(AccessTenant=Keyword AccessPrincipal=Keyword AccessTarget=Keyword AccessRole=Keyword AccessStatus=Keyword
+  AccessGrantId=Keyword AccessRequestId=Keyword AccessExpiresAt=Datetime)
 
 start() {
   local cli
@@ -124,7 +125,7 @@ start() {
     args+=(--ui-port "$ui_port")
   fi
   local sa
-  for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa=Keyword"); done
+  for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa"); done
   log "Temporal dev server on 127.0.0.1:$port, db $db$([ "$ui_port" = 0 ] || [ "${TEMPORAL_HEADLESS:-0}" = 1 ] || echo ", UI http://127.0.0.1:$ui_port")"
   exec "$cli" "${args[@]}" "$@"
 }

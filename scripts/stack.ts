@@ -17,6 +17,7 @@ import { Connection } from '@temporalio/client';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { stringify as toYaml } from 'yaml';
 import { loadConfig } from '../src/config';
+import { freePort } from '../src/net';
 
 export interface StackTenant {
   id: string;
@@ -63,15 +64,17 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export const SEARCH_ATTRIBUTES = [
-  'AccessTenant',
-  'AccessPrincipal',
-  'AccessTarget',
-  'AccessRole',
-  'AccessStatus',
-  'AccessGrantId',
-  'AccessRequestId',
-] as const;
+/** The grant workflow's search attributes and their indexed value types (2 = Keyword, 6 = Datetime). */
+export const SEARCH_ATTRIBUTES = {
+  AccessTenant: 2,
+  AccessPrincipal: 2,
+  AccessTarget: 2,
+  AccessRole: 2,
+  AccessStatus: 2,
+  AccessGrantId: 2,
+  AccessRequestId: 2,
+  AccessExpiresAt: 6,
+} as const;
 
 export const TOKEN_AUDIENCE = 'access-api';
 const JWT_ALG = 'ES256';
@@ -199,17 +202,7 @@ function childFailure(child: Child, what: string): Error {
 // ---------------------------------------------------------------------------------------------
 // Ports and readiness.
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 function splitHostPort(address: string): { host: string; port: number } | undefined {
   const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, ''));
@@ -280,15 +273,14 @@ async function temporalReady(address: string, namespace: string, register: boole
     return await connection.withDeadline(Date.now() + 5000, async () => {
       await connection.workflowService.getSystemInfo({});
       const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
-      const missing = SEARCH_ATTRIBUTES.filter((name) => !(name in (customAttributes ?? {})));
+      const missing = Object.keys(SEARCH_ATTRIBUTES).filter((name) => !(name in (customAttributes ?? {}))) as (keyof typeof SEARCH_ATTRIBUTES)[];
       if (missing.length === 0) return true;
       if (register) {
         // A server we did not start (TEMPORAL_ADDRESS), or a db file from before an attribute was added
         // (start-dev registers --search-attribute only when it creates the db): add what is missing.
-        // 2 = INDEXED_VALUE_TYPE_KEYWORD.
         await connection.operatorService.addSearchAttributes({
           namespace,
-          searchAttributes: Object.fromEntries(missing.map((name) => [name, 2])),
+          searchAttributes: Object.fromEntries(missing.map((name) => [name, SEARCH_ATTRIBUTES[name]])),
         });
       }
       return false;

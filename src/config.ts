@@ -85,6 +85,10 @@ export const env = (() => {
   const { connectionOptions, namespace } = loadClientConnectConfig();
   return {
     port: Number(process.env.PORT ?? 8080),
+    /** The worker's Prometheus endpoint (its own metrics and the Temporal SDK's); 0 turns it off. */
+    workerMetricsPort: Number(process.env.WORKER_METRICS_PORT ?? 9464),
+    /** How long the API waits for in-flight requests after SIGTERM before it exits anyway. */
+    shutdownGraceMs: Number(process.env.SHUTDOWN_GRACE_SECONDS ?? 30) * 1000,
     temporal: { ...connectionOptions, address: connectionOptions.address ?? 'localhost:7233' },
     temporalNamespace: namespace ?? 'default',
     taskQueue: process.env.TEMPORAL_TASK_QUEUE ?? 'access-grants',

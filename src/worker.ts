@@ -1,34 +1,68 @@
 // Worker entry point (`npm run start:worker`): runs grant and reconciliation workflows and their
 // activities, and keeps each tenant's reconciliation Schedule up to date.
 import { Client } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, type LogEntry, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { type AppConfig, env, loadConfig } from './config';
+import { createLogger, type Logger } from './log';
+import { createWorkerMetrics, serveMetrics, type WorkerMetrics } from './metrics';
+import { freePort } from './net';
 import { ensureReconcileSchedules } from './schedules';
 
-export async function createWorker(config: AppConfig, connection: NativeConnection): Promise<Worker> {
+export async function createWorker(config: AppConfig, connection: NativeConnection, metrics?: WorkerMetrics): Promise<Worker> {
   return Worker.create({
     connection,
     namespace: env.temporalNamespace,
     taskQueue: env.taskQueue,
     workflowsPath: require.resolve('./workflows'),
-    activities: createActivities(config, new Client({ connection, namespace: env.temporalNamespace })),
+    activities: createActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics }),
   });
 }
 
-async function main(): Promise<void> {
+/** The SDK's log entries (its own, and workflow and activity `log` calls) as pino lines. */
+function toPino(log: Logger) {
+  return ({ level, message, meta }: LogEntry): void => {
+    const { workflowId, runId, ...rest } = (meta ?? {}) as Record<string, unknown>;
+    log[level.toLowerCase() as 'info']({ ...rest, workflow_id: workflowId, run_id: runId }, message);
+  };
+}
+
+async function main(log: Logger): Promise<void> {
   const config = loadConfig();
+  // The SDK's Prometheus exporter listens on loopback only; our /metrics appends its text, so one
+  // scrape target carries both.
+  const sdkMetricsPort = await freePort();
+  Runtime.install({
+    logger: new DefaultLogger((process.env.TEMPORAL_LOG_LEVEL as 'INFO') ?? 'INFO', toPino(log)),
+    telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${sdkMetricsPort}` } } },
+    // The default signals (SIGINT, SIGTERM, ...) shut the worker down: running activities get the
+    // shutdown grace time, and workflow tasks in hand are completed or handed back to the server.
+  });
+  const metrics = createWorkerMetrics();
+  const metricsServer =
+    env.workerMetricsPort > 0
+      ? await serveMetrics(metrics.registry, env.workerMetricsPort, async () => {
+          const res = await fetch(`http://127.0.0.1:${sdkMetricsPort}/metrics`, { signal: AbortSignal.timeout(2000) });
+          return res.text();
+        })
+      : undefined;
   const connection = await NativeConnection.connect(env.temporal);
-  const worker = await createWorker(config, connection);
+  const worker = await createWorker(config, connection, metrics);
   await ensureReconcileSchedules(new Client({ connection, namespace: env.temporalNamespace }), config);
-  console.log(`worker polling ${env.taskQueue} on ${env.temporal.address}`);
+  log.info({ task_queue: env.taskQueue, temporal: env.temporal.address, metrics_port: env.workerMetricsPort }, 'worker polling');
   await worker.run();
   await connection.close();
+  metricsServer?.close();
+  log.info('worker stopped');
 }
 
 if (require.main === module) {
-  main().catch((err) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(1);
-  });
+  const log = createLogger('worker');
+  main(log).then(
+    () => process.exit(0),
+    (err) => {
+      log.fatal(err instanceof Error ? err.message : String(err));
+      process.exit(1);
+    },
+  );
 }

@@ -17,6 +17,7 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
+import type { WorkerMetrics } from '../metrics';
 import { createTenantClients, pacer, semaphore, type TenantClients } from './aws';
 import { settle } from './poll';
 import { createReconcileActivities } from './reconcile';
@@ -33,6 +34,8 @@ export interface AssignmentRef {
    * permission set renamed since still has its assignment removed.
    */
   ids?: AssignmentIds;
+  /** On deletion at expiry: the grant's expires_at, for the expiry-lag metric. */
+  expiredAt?: string;
 }
 
 export interface AssignmentIds {
@@ -67,9 +70,10 @@ interface PermissionSetListing {
 
 /**
  * `client` (on the worker's connection) is for the reconciliation activities, which list and
- * message grants; without it they fail (the assignment activities alone need none).
+ * message grants; without it they fail (the assignment activities alone need none). `metrics`
+ * counts provisioning failures and expiry lag.
  */
-export function createActivities(config: AppConfig, client?: Client) {
+export function createActivities(config: AppConfig, { client, metrics }: { client?: Client; metrics?: WorkerMetrics } = {}) {
   const tenants = new Map<string, Tenant>();
   const instances = new Map<string, { pace: () => Promise<void>; inFlight: ReturnType<typeof semaphore> }>();
   const permissionSets = new Map<string, PermissionSetListing>();
@@ -189,81 +193,104 @@ export function createActivities(config: AppConfig, client?: Client) {
     } as const;
   }
 
+  /** Counts a failed attempt (Temporal retries it unless it is non-retryable) and passes it on. */
+  async function counted<T>(operation: 'provision' | 'deprovision', attempt: () => Promise<T>): Promise<T> {
+    try {
+      return await attempt();
+    } catch (err) {
+      const nonRetryable = err instanceof ApplicationFailure && err.nonRetryable;
+      const type = err instanceof ApplicationFailure ? (err.type ?? 'Error') : ((err as Error)?.name ?? 'Error');
+      metrics?.provisioningFailures.inc({ operation, retryable: String(!nonRetryable), type });
+      throw err;
+    }
+  }
+
   const describe = (ref: AssignmentRef) => `${ref.role} on ${ref.accountId} for ${ref.principal.email ?? ref.principal.id}`;
 
   const grantActivities = {
-    async findAssignment(ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> {
-      const resolved = await resolve(ref);
-      return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
-    },
+    findAssignment: (ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> =>
+      counted('provision', async () => {
+        const resolved = await resolve(ref);
+        return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
+      }),
 
-    /**
-     * `created: false` when the assignment already existed. With `justChecked` (the workflow's
-     * findAssignment saw none a moment ago) the first attempt does not look again: one paced call
-     * less per activation. A retry always looks, as the attempt before may have created it.
-     */
-    async createAssignment(ref: AssignmentRef, opts: { justChecked?: boolean } = {}): Promise<{ created: boolean }> {
-      const resolved = await resolve(ref);
-      if (!(opts.justChecked && firstAttempt()) && (await exists(resolved, ref.accountId))) return { created: false };
-      const { sso, aws } = resolved.tenant;
-      await limitsOf(aws.sso_instance_arn).inFlight(async () => {
-        const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
-        const status = await settle(started.AccountAssignmentCreationStatus, async (requestId) => {
-          const out = await sso.send(
-            new DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentCreationRequestId: requestId }),
-          );
-          return out.AccountAssignmentCreationStatus;
-        });
-        if (status.Status === 'FAILED') {
-          // Retrying the same request would fail the same way (bad permission set, account not in the org...).
-          throw ApplicationFailure.nonRetryable(
-            `Assigning ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
-            'ProvisioningFailed',
-          );
-        }
-      });
-      return { created: true };
-    },
+    createAssignment: (ref: AssignmentRef, opts: { justChecked?: boolean } = {}): Promise<{ created: boolean }> =>
+      counted('provision', () => createAssignment(ref, opts)),
 
     async deleteAssignment(ref: AssignmentRef): Promise<void> {
-      let resolved: Resolved;
-      try {
-        resolved = await resolve(ref);
-      } catch (err) {
-        // Only without ids, i.e. nothing was ever found, so nothing of ours can exist. (And IAM
-        // Identity Center removes a user's or permission set's assignments with it.)
-        if (err instanceof ApplicationFailure && (err.type === 'UserNotFound' || err.type === 'PermissionSetNotFound')) return;
-        throw err;
-      }
-      // First attempt: delete straight away (a missing assignment is handled below). A retry looks
-      // first. One paced call per expiry instead of two, which is what bounds a fleet's expiry lag.
-      if (!(firstAttempt() && ref.ids) && !(await exists(resolved, ref.accountId))) return;
-      const { sso, aws } = resolved.tenant;
-      await limitsOf(aws.sso_instance_arn).inFlight(async () => {
-        let started;
-        try {
-          started = await sso.send(new DeleteAccountAssignmentCommand(assignment(resolved, ref.accountId)));
-        } catch (err) {
-          // Already gone (removed by someone else, or never made): that is what we wanted.
-          if (err instanceof SsoNotFound && !(await exists(resolved, ref.accountId))) return;
-          throw err;
-        }
-        const status = await settle(started.AccountAssignmentDeletionStatus, async (requestId) => {
-          const out = await sso.send(
-            new DescribeAccountAssignmentDeletionStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentDeletionRequestId: requestId }),
-          );
-          return out.AccountAssignmentDeletionStatus;
-        });
-        if (status.Status === 'FAILED') {
-          // Retryable: access must not outlive the grant, so the workflow keeps at it.
-          throw ApplicationFailure.retryable(
-            `Removing ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
-            'DeprovisioningFailed',
-          );
-        }
-      });
+      await counted('deprovision', () => deleteAssignment(ref));
+      // Confirmed gone (or never there): how long after its expiry the access lasted.
+      if (ref.expiredAt) metrics?.expiryLag.observe(Math.max(0, (Date.now() - Date.parse(ref.expiredAt)) / 1000));
     },
   };
+
+  /**
+   * `created: false` when the assignment already existed. With `justChecked` (the workflow's
+   * findAssignment saw none a moment ago) the first attempt does not look again: one paced call
+   * less per activation. A retry always looks, as the attempt before may have created it.
+   */
+  async function createAssignment(ref: AssignmentRef, opts: { justChecked?: boolean }): Promise<{ created: boolean }> {
+    const resolved = await resolve(ref);
+    if (!(opts.justChecked && firstAttempt()) && (await exists(resolved, ref.accountId))) return { created: false };
+    const { sso, aws } = resolved.tenant;
+    await limitsOf(aws.sso_instance_arn).inFlight(async () => {
+      const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
+      const status = await settle(started.AccountAssignmentCreationStatus, async (requestId) => {
+        const out = await sso.send(
+          new DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentCreationRequestId: requestId }),
+        );
+        return out.AccountAssignmentCreationStatus;
+      });
+      if (status.Status === 'FAILED') {
+        // Retrying the same request would fail the same way (bad permission set, account not in the org...).
+        throw ApplicationFailure.nonRetryable(
+          `Assigning ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
+          'ProvisioningFailed',
+        );
+      }
+    });
+    return { created: true };
+  }
+
+  async function deleteAssignment(ref: AssignmentRef): Promise<void> {
+    let resolved: Resolved;
+    try {
+      resolved = await resolve(ref);
+    } catch (err) {
+      // Only without ids, i.e. nothing was ever found, so nothing of ours can exist. (And IAM
+      // Identity Center removes a user's or permission set's assignments with it.)
+      if (err instanceof ApplicationFailure && (err.type === 'UserNotFound' || err.type === 'PermissionSetNotFound')) return;
+      throw err;
+    }
+    // First attempt: delete straight away (a missing assignment is handled below). A retry looks
+    // first. One paced call per expiry instead of two, which is what bounds a fleet's expiry lag.
+    if (!(firstAttempt() && ref.ids) && !(await exists(resolved, ref.accountId))) return;
+    const { sso, aws } = resolved.tenant;
+    await limitsOf(aws.sso_instance_arn).inFlight(async () => {
+      let started;
+      try {
+        started = await sso.send(new DeleteAccountAssignmentCommand(assignment(resolved, ref.accountId)));
+      } catch (err) {
+        // Already gone (removed by someone else, or never made): that is what we wanted.
+        if (err instanceof SsoNotFound && !(await exists(resolved, ref.accountId))) return;
+        throw err;
+      }
+      const status = await settle(started.AccountAssignmentDeletionStatus, async (requestId) => {
+        const out = await sso.send(
+          new DescribeAccountAssignmentDeletionStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentDeletionRequestId: requestId }),
+        );
+        return out.AccountAssignmentDeletionStatus;
+      });
+      if (status.Status === 'FAILED') {
+        // Retryable: access must not outlive the grant, so the workflow keeps at it.
+        throw ApplicationFailure.retryable(
+          `Removing ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
+          'DeprovisioningFailed',
+        );
+      }
+    });
+  }
+
   return {
     ...grantActivities,
     ...createReconcileActivities({

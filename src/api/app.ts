@@ -1,9 +1,15 @@
 // HTTP only: parse, authenticate, call the access service, answer in the contract's shape.
+import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { pinoHttp } from 'pino-http';
 import type { z } from 'zod';
 import { AccessError, type ErrorCode } from '../domain/errors';
+import { grantWorkflowId, type GrantView } from '../domain/grant';
+import { createLogger, type Logger } from '../log';
+import { type ApiMetrics, createApiMetrics } from '../metrics';
 import type { AccessService, Caller } from '../service/access';
 import type { Authenticator } from './auth';
+import { openApiDocument } from './openapi';
 import { ensureBodySchema, grantFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
 
 export interface AppDeps {
@@ -11,8 +17,12 @@ export interface AppDeps {
   auth: Authenticator;
   /** Resolves when Temporal answers, rejects when it does not. */
   checkTemporal: () => Promise<void>;
-  log?: (message: string, err: unknown) => void;
+  logger?: Logger;
+  metrics?: ApiMetrics;
 }
+
+/** A client's X-Request-ID is kept when it is a plain token; anything else is replaced. */
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 const STATUS_OF: Record<ErrorCode, number> = {
   invalid_request: 400,
@@ -26,10 +36,48 @@ const STATUS_OF: Record<ErrorCode, number> = {
   internal: 500,
 };
 
-export function createApp({ service, auth, checkTemporal, log = defaultLog }: AppDeps): express.Express {
+export function createApp({ service, auth, checkTemporal, logger = createLogger('api'), metrics = createApiMetrics() }: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.use(
+    pinoHttp({
+      logger,
+      quietReqLogger: true,
+      customAttributeKeys: { reqId: 'request_id' },
+      genReqId: (req, res) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader('X-Request-ID', id);
+        return id;
+      },
+      // Method and path only: headers carry the bearer token, and bodies carry justifications.
+      serializers: {
+        req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }),
+        res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+      },
+      customProps: (_req, res) => callerFields((res as Response).locals?.caller),
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+    }),
+  );
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const route = req.route ? `${req.baseUrl}${req.route.path}` : 'unmatched';
+      const status = String(res.statusCode);
+      metrics.requests.inc({ method: req.method, route, status });
+      if (route === '/v1/access/ensure') metrics.ensureDuration.observe({ status }, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    next();
+  });
   app.use(express.json({ limit: '64kb', type: () => true }));
+
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  const openApi = JSON.stringify(openApiDocument());
+  app.get('/openapi.json', (_req, res) => {
+    res.type('application/json').send(openApi);
+  });
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -41,40 +89,61 @@ export function createApp({ service, auth, checkTemporal, log = defaultLog }: Ap
     res.json({ status: 'ready' });
   });
 
-  const caller = (req: Request): Promise<Caller> => auth.authenticate(req.get('authorization'), req.get('x-tenant-id'));
+  const caller = async (req: Request, res: Response): Promise<Caller> => {
+    const who = await auth.authenticate(req.get('authorization'), req.get('x-tenant-id'));
+    res.locals.caller = who;
+    req.log = req.log.child(callerFields(who));
+    return who;
+  };
+  /** One log line per grant an answer changed or reports on, with the ids an operator searches by. */
+  const logGrants = (req: Request, who: Caller, event: string, grants: GrantView[]) => {
+    for (const g of grants) {
+      const key = { tenantId: who.tenant.id, principalId: g.principal_id, target: g.target, role: g.role };
+      req.log.info({ grant_id: g.id, workflow_id: grantWorkflowId(key), change: g.change, status: g.status }, event);
+    }
+  };
 
   app.post('/v1/access/ensure', async (req, res) => {
-    const who = await caller(req);
+    const who = await caller(req, res);
     const body = parse(ensureBodySchema, req.body);
-    res.json({ grants: await service.ensure(who, body) });
+    const grants = await service.ensure(who, body);
+    if (!body.dry_run) {
+      for (const g of grants) metrics.grants.inc({ change: g.change, status: g.status });
+      logGrants(req, who, 'grant ensured', grants);
+    }
+    res.json({ grants });
   });
   app.get('/v1/access/grants', async (req, res) => {
-    const who = await caller(req);
+    const who = await caller(req, res);
     res.json({ grants: await service.listGrants(who, parse(grantFiltersSchema, req.query)) });
   });
   app.get('/v1/access/grants/:id', async (req, res) => {
-    const who = await caller(req);
+    const who = await caller(req, res);
     res.json(await service.getGrant(who, parseId(req.params.id, 'grant')));
   });
   app.post('/v1/access/grants/:id/revoke', async (req, res) => {
-    const who = await caller(req);
+    const who = await caller(req, res);
     const id = parseId(req.params.id, 'grant');
     const body = parse(revokeBodySchema, req.body ?? {});
-    res.json(await service.revoke(who, id, body.reason));
+    const grant = await service.revoke(who, id, body.reason);
+    logGrants(req, who, 'grant revoked', [grant]);
+    res.json(grant);
   });
   app.post('/v1/access/requests/:id/review', async (req, res) => {
-    const who = await caller(req);
+    const who = await caller(req, res);
     const id = parseId(req.params.id, 'access request');
     const body = parse(reviewBodySchema, req.body);
-    res.json(await service.review(who, id, body.decision, body.comment));
+    const grant = await service.review(who, id, body.decision, body.comment);
+    logGrants(req, who, `request ${body.decision === 'approve' ? 'approved' : 'denied'}`, [grant]);
+    res.json(grant);
   });
 
   app.use((_req: Request, _res: Response) => {
     throw new AccessError('not_found', 'No such endpoint.');
   });
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const failure = asAccessError(err);
-    if (failure.code === 'internal' || failure.code === 'unavailable') log('request failed', err);
+    if (failure.code === 'internal' || failure.code === 'unavailable') req.log.error({ err }, 'request failed');
     res.status(STATUS_OF[failure.code]).json({ code: failure.code, message: failure.message, ...failure.extra });
   });
   return app;
@@ -110,6 +179,6 @@ function asAccessError(err: unknown): AccessError {
   return new AccessError('internal', 'Something went wrong on our side; nothing was lost. Try again.');
 }
 
-function defaultLog(message: string, err: unknown): void {
-  console.error(message, err);
+function callerFields(who: Caller | undefined): Record<string, string> {
+  return who ? { tenant: who.tenant.id, principal: who.principal.id } : {};
 }

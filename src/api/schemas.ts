@@ -2,9 +2,15 @@
 import { z } from 'zod';
 import { TARGET_PATTERN } from '../domain/grant';
 
-export const targetSchema = z.string().regex(TARGET_PATTERN, 'must be AWS::Account::{12-digit account id}');
+export const targetSchema = z
+  .string()
+  .regex(TARGET_PATTERN, 'must be AWS::Account::{12-digit account id}')
+  .meta({ description: 'Entitlement target in format AWS::Account::{account_id}' });
 /** IAM Identity Center permission-set names. */
-export const roleSchema = z.string().regex(/^[\w+=,.@-]{1,32}$/, 'must be a permission set name');
+export const roleSchema = z
+  .string()
+  .regex(/^[\w+=,.@-]{1,32}$/, 'must be a permission set name')
+  .meta({ description: 'Permission set / role name' });
 export const grantStatusSchema = z.enum(['active', 'pending', 'provisioning', 'expired', 'revoked']);
 export const uuidSchema = z.uuid({ version: undefined }).transform((id) => id.toLowerCase());
 
@@ -38,4 +44,42 @@ export const grantFiltersSchema = z.strictObject({
   status: grantStatusSchema.optional(),
   target: targetSchema.optional(),
   role: roleSchema.optional(),
+});
+
+// Response schemas: what the API answers, in the seed's words. They are the source of
+// GET /openapi.json, and the tests check real answers against them.
+export const grantChangeSchema = z.enum(['none', 'activated', 'requested', 'extended']);
+export const provisioningStatusSchema = z.enum(['pending', 'successful', 'failed']);
+
+export const diagnosticSchema = z
+  .object({ level: z.enum(['info', 'warning', 'error']), code: z.string(), message: z.string() })
+  .catchall(z.unknown())
+  .meta({ description: 'Why the grant is as it is: review needed, who may review, when it expires, a provider failure.' });
+
+export const grantSchema = z.strictObject({
+  id: z.uuid({ version: undefined }),
+  name: z.string(),
+  status: grantStatusSchema,
+  change: grantChangeSchema,
+  approved: z.boolean(),
+  duration_seconds: z.int().optional(),
+  expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  activated_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  access_request_id: z.uuid({ version: undefined }).nullable().optional(),
+  provisioning_status: provisioningStatusSchema.optional(),
+  validation: z.strictObject({ has_reason: z.boolean().optional(), has_ticket_attachment: z.boolean().optional() }),
+  diagnostics: z.array(diagnosticSchema),
+  // Beyond the seed: which entitlement and whose, for the grants endpoints.
+  target: targetSchema,
+  role: z.string(),
+  principal_id: z.string(),
+});
+
+export const grantsResponseSchema = z.strictObject({ grants: z.array(grantSchema) });
+
+export const errorSchema = z.strictObject({
+  code: z.string().meta({ description: 'Machine-readable error code (e.g. “not_found”, “tenant_mismatch”).' }),
+  message: z.string().meta({ description: 'Human-readable description of the error.' }),
+  details: z.record(z.string(), z.unknown()).optional().meta({ description: 'Optional additional context about the error.' }),
+  notices: z.array(z.string()).optional().meta({ description: 'Policy notices from determining Cedar rules, if applicable.' }),
 });

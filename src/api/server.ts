@@ -2,13 +2,14 @@
 import type { Server } from 'node:http';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { type AppConfig, env, loadConfig } from '../config';
+import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
 import { AccessService } from '../service/access';
 import { createApp } from './app';
 import { Authenticator } from './auth';
 
 /** Everything the API needs, checked at start-up: a bad policy or key file stops it here. */
-export function createApi(config: AppConfig, connection: Connection) {
+export function createApi(config: AppConfig, connection: Connection, logger?: Logger) {
   const byFolder = new Map<string, PolicySet>();
   const policies = new Map<string, PolicySet>();
   for (const tenant of config.tenants) {
@@ -22,6 +23,7 @@ export function createApi(config: AppConfig, connection: Connection) {
     checkTemporal: async () => {
       await connection.workflowService.getSystemInfo({});
     },
+    logger,
   });
 }
 
@@ -35,18 +37,42 @@ export function connectApi(address = env.temporal.address): Connection {
   return Connection.lazy({ address, tls, apiKey, metadata, interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 4 }))] });
 }
 
-async function main(): Promise<void> {
+async function main(log: Logger): Promise<void> {
   const config = loadConfig();
   const connection = connectApi();
-  const server: Server = createApi(config, connection).listen(env.port, () => {
-    console.log(`access API listening on :${env.port} (Temporal ${env.temporal.address}, queue ${env.taskQueue})`);
+  const app = createApi(config, connection, log);
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(env.port, () => resolve(s)).once('error', reject);
   });
-  process.on('SIGTERM', () => server.close(() => process.exit(0)));
+  log.info({ port: env.port, temporal: env.temporal.address, task_queue: env.taskQueue }, 'access API listening');
+
+  // SIGTERM: stop accepting, let in-flight requests finish (idle keep-alive connections are closed
+  // at once), close the Temporal connection, exit 0. A request still running after the grace time
+  // is cut off; its grant is safe in Temporal, and a retried ensure picks it up.
+  const stop = (signal: string) => {
+    log.info({ signal }, 'shutting down: draining in-flight requests');
+    const forced = setTimeout(() => {
+      log.warn('requests still running after the grace time; closing them');
+      server.closeAllConnections();
+    }, env.shutdownGraceMs).unref();
+    server.close(() => {
+      clearTimeout(forced);
+      connection.close().finally(() => {
+        log.info('access API stopped');
+        process.exit(0);
+      });
+    });
+    server.closeIdleConnections();
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
 }
 
 if (require.main === module) {
-  main().catch((err) => {
-    console.error(err instanceof Error ? err.message : err);
+  const log = createLogger('api');
+  main(log).catch((err) => {
+    // A bad config, policy or schema: the message names the file and the field (or line).
+    log.fatal(err instanceof Error ? err.message : String(err));
     process.exit(1);
   });
 }

@@ -185,7 +185,7 @@ export class AccessService {
             taskQueue: env.taskQueue,
             args: [{ key, principal: caller.principal, grantId: randomUUID() }],
             workflowIdConflictPolicy: 'USE_EXISTING',
-            staticSummary: `${key.principalId}: ${key.role} on ${key.target}`,
+            ...uiSummary(caller.principal, key, request),
           }),
         });
         return toView(outcome.state, outcome.change, outcome.diagnostics);
@@ -298,6 +298,24 @@ function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey
 export function equals(attribute: { name: string }, value: string): string {
   if (!/^[\w:.@%+=,~-]*$/.test(value)) throw new Error(`refusing an unsafe value in a visibility query: ${JSON.stringify(value)}`);
   return `${attribute.name} = '${value}'`;
+}
+
+/**
+ * The Web UI's summary and details of a grant's workflow (Markdown), fixed at its start. When
+ * access ends is in the AccessExpiresAt column and the workflow's current details.
+ */
+function uiSummary(principal: Principal, key: GrantKey, req: EnsureRequest): { staticSummary: string; staticDetails: string } {
+  const who = principal.email ? `${principal.id} (${principal.email})` : principal.id;
+  const hours = req.durationSeconds % 3600 === 0 ? `${req.durationSeconds / 3600}h` : `${req.durationSeconds}s`;
+  const how = req.autoApprove ? 'auto-approved' : 'needs review';
+  const { reason, attachments = [] } = req.justification;
+  const details = [
+    `**${key.role}** on \`${key.target}\` for ${who}, ${hours} once active (${how}).`,
+    `Tenant \`${key.tenantId}\`.`,
+    ...(reason?.trim() ? [`Reason: ${reason.trim().slice(0, 500)}`] : []),
+    ...(attachments.length > 0 ? [`Attachments: ${attachments.slice(0, 5).join(', ')}`] : []),
+  ];
+  return { staticSummary: `${who}: ${key.role} on ${accountIdOf(key.target)} for ${hours} (${how})`, staticDetails: details.join('\n\n') };
 }
 
 function rejectionType(err: unknown): string | undefined {

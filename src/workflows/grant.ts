@@ -7,7 +7,9 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -32,6 +34,7 @@ import {
   denySignal,
   ensureUpdate,
   type EnsureOutcome,
+  EXPIRY_VISIBILITY_PATCH,
   reconcileUpdate,
   type ReconcileOutcome,
   grantStateQuery,
@@ -91,6 +94,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   let published = '';
   const publish = () => {
     const status = state.status === 'new' ? 'pending' : state.status;
+    // Not a command: the Web UI reads it with the workflow metadata query.
+    setCurrentDetails(currentDetails(state));
+    const showsExpiry = state.expiresAt !== null && patched(EXPIRY_VISIBILITY_PATCH);
     const pairs = [
       { key: searchAttributes.tenant, value: state.key.tenantId },
       { key: searchAttributes.principal, value: encodePrincipal(state.key.principalId) },
@@ -99,6 +105,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       { key: searchAttributes.grantId, value: state.id },
       { key: searchAttributes.status, value: status },
       ...(state.accessRequestId ? [{ key: searchAttributes.requestId, value: state.accessRequestId }] : []),
+      ...(showsExpiry ? [{ key: searchAttributes.expiresAt, value: new Date(state.expiresAt!) }] : []),
     ];
     const snapshot = JSON.stringify(pairs.map((p) => p.value));
     if (snapshot !== published) {
@@ -130,6 +137,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     if (decision.change === 'extended') {
       expireAt(decision.expiresAt);
       state.durationSeconds = req.durationSeconds;
+      if (patched(EXPIRY_VISIBILITY_PATCH)) publish();
       return { change: 'extended', state, diagnostics: [] };
     }
     return { change: 'none', state, diagnostics: decision.change === 'none' ? (decision.diagnostics ?? []) : [] };
@@ -279,7 +287,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     reconcileServed = reconcileAsked;
     state.closing = true;
     publish();
-    if (!state.assignmentPreexisted) await deprovision();
+    // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
+    const expiredAt = !state.revocation && patched(EXPIRY_VISIBILITY_PATCH) ? (state.expiresAt ?? undefined) : undefined;
+    if (!state.assignmentPreexisted) await deprovision(expiredAt);
     state.status = state.revocation ? 'revoked' : 'expired';
     publish();
   }
@@ -310,10 +320,10 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     reconcileServed = upTo;
   }
 
-  async function deprovision(): Promise<void> {
+  async function deprovision(expiredAt?: string): Promise<void> {
     for (let round = 1; ; round++) {
       try {
-        await deprovisioning.deleteAssignment(ref());
+        await deprovisioning.deleteAssignment(expiredAt ? { ...ref(), expiredAt } : ref());
         state.diagnostics = state.diagnostics.filter((d) => d.code !== 'deprovisioning_retrying');
         return;
       } catch (err) {
@@ -326,6 +336,24 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         await sleep(Math.min(60_000, 5_000 * round));
       }
     }
+  }
+}
+
+/** What the Web UI shows as the grant's current details (Markdown). */
+function currentDetails(state: GrantState): string {
+  const who = state.principal.email ?? state.key.principalId;
+  const what = `**${state.key.role}** on \`${state.key.target}\` for ${who}`;
+  if (state.closing) return `${what}: removing access (${state.revocation ? 'revoked' : 'expired'})`;
+  switch (state.status) {
+    case 'new':
+    case 'pending':
+      return `${what}: pending review until ${state.pendingExpiresAt ?? 'the first ensure'} (request ${state.accessRequestId ?? '-'})`;
+    case 'provisioning':
+      return `${what}: provisioning`;
+    case 'active':
+      return `${what}: active until ${state.expiresAt}`;
+    default:
+      return `${what}: ${state.status}${state.provisioningStatus === 'failed' ? ' (provisioning failed)' : ''}`;
   }
 }
 

@@ -43,7 +43,7 @@ export const approveSignal = defineSignal<[OperatorReview]>('approve');
 export const denySignal = defineSignal<[OperatorReview]>('deny');
 export const revokeSignal = defineSignal<[Revocation]>('revoke');
 
-/** Registered by temporal-dev.sh; all Keyword. */
+/** Registered by temporal-dev.sh; all Keyword but AccessExpiresAt (Datetime). */
 export const searchAttributes = {
   tenant: defineSearchAttributeKey('AccessTenant', SearchAttributeType.KEYWORD),
   principal: defineSearchAttributeKey('AccessPrincipal', SearchAttributeType.KEYWORD),
@@ -52,7 +52,15 @@ export const searchAttributes = {
   status: defineSearchAttributeKey('AccessStatus', SearchAttributeType.KEYWORD),
   grantId: defineSearchAttributeKey('AccessGrantId', SearchAttributeType.KEYWORD),
   requestId: defineSearchAttributeKey('AccessRequestId', SearchAttributeType.KEYWORD),
+  /** When an active grant ends: the "until when" column of the Web UI's workflow list. */
+  expiresAt: defineSearchAttributeKey('AccessExpiresAt', SearchAttributeType.DATETIME),
 };
+
+/**
+ * Guards what grants started before it do not have in their histories: the AccessExpiresAt search
+ * attribute (and its upsert on extension), and expires_at passed to deletion for the expiry-lag metric.
+ */
+export const EXPIRY_VISIBILITY_PATCH = 'expiry-visibility';
 
 /** Failure types a workflow's update validators reject with; the API maps them to HTTP errors. */
 export const rejection = {

@@ -3,6 +3,8 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { startWorld, stopWorld } from './world';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
+// The in-process API logs only what goes wrong; tests that read logs run their own processes.
+process.env.LOG_LEVEL ??= 'warn';
 
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {

@@ -1,0 +1,76 @@
+// Prometheus metrics (prom-client): one registry for the API, one for the worker.
+import { createServer, type Server } from 'node:http';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+
+export function createApiMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    requests: new Counter({
+      name: 'access_http_requests_total',
+      help: 'HTTP requests answered, by method, route template and status code',
+      labelNames: ['method', 'route', 'status'] as const,
+      registers,
+    }),
+    ensureDuration: new Histogram({
+      name: 'access_ensure_duration_seconds',
+      help: 'Time to answer POST /v1/access/ensure, by status code',
+      labelNames: ['status'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    grants: new Counter({
+      name: 'access_grants_total',
+      help: 'Grants in ensure answers (dry runs excluded), by change and the status it left them in',
+      labelNames: ['change', 'status'] as const,
+      registers,
+    }),
+  };
+}
+export type ApiMetrics = ReturnType<typeof createApiMetrics>;
+
+export function createWorkerMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    provisioningFailures: new Counter({
+      name: 'access_provisioning_failures_total',
+      help: 'Failed attempts to look up and create (provision) or delete (deprovision) an account assignment, by whether Temporal retries them and the error type',
+      labelNames: ['operation', 'retryable', 'type'] as const,
+      registers,
+    }),
+    expiryLag: new Histogram({
+      name: 'access_expiry_lag_seconds',
+      help: "Time from a grant's expires_at to its account assignment confirmed deleted",
+      buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
+      registers,
+    }),
+  };
+}
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
+
+/**
+ * Serves GET /metrics: the registry, then whatever `extra` returns (the worker appends the
+ * Temporal SDK's own Prometheus text, so one scrape target has both).
+ */
+export function serveMetrics(registry: Registry, port: number, extra: () => Promise<string> = async () => ''): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    Promise.all([registry.metrics(), extra().catch(() => '')])
+      .then(([own, more]) => {
+        res.writeHead(200, { 'content-type': registry.contentType }).end(own + (more ? `\n${more}` : ''));
+      })
+      .catch(() => res.writeHead(500).end());
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, () => resolve(server));
+  });
+}

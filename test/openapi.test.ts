@@ -1,0 +1,126 @@
+// GET /openapi.json describes the seed's fields and enums word for word, and the API's real answers
+// match the schemas it is generated from.
+import assert from 'node:assert/strict';
+import { errorSchema, grantsResponseSchema } from '../src/api/schemas';
+import { call, ensure, freshAccount, target } from './support/world';
+
+// From the seed page (/work/shared/spec/access-ensure-api.txt): every field, what it requires,
+// and every "Allowed values" list.
+const SEED = {
+  request: { fields: ['entitlements', 'justification', 'dry_run'], required: ['entitlements'] },
+  entitlement: { fields: ['target', 'role', 'duration_seconds'], required: ['target', 'role'] },
+  justification: { fields: ['reason', 'attachments'], required: [] as string[] },
+  response: { fields: ['grants'], required: ['grants'] },
+  grant: {
+    fields: [
+      'id', 'name', 'status', 'change', 'approved', 'duration_seconds', 'expires_at', 'activated_at',
+      'access_request_id', 'provisioning_status', 'validation', 'diagnostics',
+    ],
+    required: ['id', 'name', 'status', 'change', 'approved', 'validation', 'diagnostics'],
+    nullable: ['expires_at', 'activated_at', 'access_request_id'],
+    enums: {
+      status: ['active', 'pending', 'provisioning', 'expired', 'revoked'],
+      change: ['none', 'activated', 'requested', 'extended'],
+      provisioning_status: ['pending', 'successful', 'failed'],
+    },
+  },
+  validation: { fields: ['has_reason', 'has_ticket_attachment'] },
+  error: { fields: ['code', 'message', 'details', 'notices'], required: ['code', 'message'] },
+};
+/** Ours, beyond the seed, on each grant (README: the grants endpoints say which entitlement and whose). */
+const GRANT_EXTRAS = ['target', 'role', 'principal_id'];
+
+type Schema = { type?: string; properties?: Record<string, Schema>; required?: string[]; items?: Schema; enum?: string[]; anyOf?: Schema[]; format?: string; $ref?: string };
+
+const sorted = (xs: Iterable<string>) => [...xs].sort();
+
+describe('GET /openapi.json', () => {
+  let doc: any;
+  let schemas: Record<string, Schema>;
+  before(async () => {
+    const reply = await call('GET', '/openapi.json', { token: null, tenant: null });
+    assert.equal(reply.status, 200);
+    doc = reply.body;
+    schemas = doc.components.schemas;
+  });
+
+  it('is OpenAPI 3.1 with every endpoint', () => {
+    assert.equal(doc.openapi, '3.1.0');
+    const paths = Object.entries(doc.paths as Record<string, object>).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
+    for (const endpoint of [
+      'POST /v1/access/ensure',
+      'GET /v1/access/grants',
+      'GET /v1/access/grants/{id}',
+      'POST /v1/access/grants/{id}/revoke',
+      'POST /v1/access/requests/{access_request_id}/review',
+      'GET /healthz',
+      'GET /readyz',
+      'GET /metrics',
+    ]) {
+      assert.ok(paths.includes(endpoint), `${endpoint} is missing`);
+    }
+  });
+
+  it('has the seed request: fields, required fields, the X-Tenant-ID header', () => {
+    const ensureOp = doc.paths['/v1/access/ensure'].post;
+    const header = ensureOp.parameters.find((p: any) => p.name === 'X-Tenant-ID');
+    assert.deepEqual([header.in, header.required, header.schema.format], ['header', true, 'uuid']);
+    assert.equal(ensureOp.requestBody.content['application/json'].schema.$ref, '#/components/schemas/EnsureRequest');
+    const request = schemas.EnsureRequest;
+    assert.deepEqual(sorted(Object.keys(request.properties!)), sorted(SEED.request.fields));
+    assert.deepEqual(sorted(request.required!), sorted(SEED.request.required));
+    const entitlement = request.properties!.entitlements.items!;
+    assert.deepEqual(sorted(Object.keys(entitlement.properties!)), sorted(SEED.entitlement.fields));
+    assert.deepEqual(sorted(entitlement.required!), sorted(SEED.entitlement.required));
+    assert.equal(entitlement.properties!.duration_seconds.type, 'integer');
+    const justification = request.properties!.justification;
+    assert.deepEqual(sorted(Object.keys(justification.properties!)), sorted(SEED.justification.fields));
+    assert.equal(justification.required, undefined);
+    assert.equal(request.properties!.dry_run.type, 'boolean');
+  });
+
+  it('has the seed response: every grant field, its enums, nullables and formats', () => {
+    const response = schemas.EnsureResponse;
+    assert.deepEqual(sorted(Object.keys(response.properties!)), sorted(SEED.response.fields));
+    assert.deepEqual(response.required, SEED.response.required);
+    for (const grant of [response.properties!.grants.items!, schemas.Grant]) {
+      assert.deepEqual(sorted(Object.keys(grant.properties!)), sorted([...SEED.grant.fields, ...GRANT_EXTRAS]));
+      assert.deepEqual(sorted(grant.required!), sorted([...SEED.grant.required, ...GRANT_EXTRAS]));
+      for (const [field, values] of Object.entries(SEED.grant.enums)) assert.deepEqual(grant.properties![field].enum, values, field);
+      for (const field of SEED.grant.nullable) {
+        assert.ok(grant.properties![field].anyOf?.some((s) => s.type === 'null'), `${field} is nullable`);
+      }
+      assert.equal(grant.properties!.id.format, 'uuid');
+      assert.equal(grant.properties!.expires_at.anyOf![0].format, 'date-time');
+      assert.deepEqual(sorted(Object.keys(grant.properties!.validation.properties!)), sorted(SEED.validation.fields));
+      assert.equal(grant.properties!.diagnostics.type, 'array');
+    }
+  });
+
+  it('has the seed error shape on every error answer', () => {
+    assert.deepEqual(sorted(Object.keys(schemas.Error.properties!)), sorted(SEED.error.fields));
+    assert.deepEqual(sorted(schemas.Error.required!), sorted(SEED.error.required));
+    for (const status of ['400', '401', '403']) {
+      assert.equal(doc.paths['/v1/access/ensure'].post.responses[status].content['application/json'].schema.$ref, '#/components/schemas/Error');
+    }
+  });
+
+  it('describes what the API really answers', async () => {
+    const account = freshAccount();
+    const activated = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 }]);
+    assert.equal(activated.status, 200);
+    grantsResponseSchema.parse(activated.body);
+    const requested = await ensure([{ target: target(account), role: 'AdministratorAccess' }], { reason: 'debugging' });
+    grantsResponseSchema.parse(requested.body);
+    const dryRun = await ensure([{ target: target(freshAccount()), role: 'ReadOnlyAccess' }], { dryRun: true });
+    grantsResponseSchema.parse(dryRun.body);
+    const listed = await call('GET', '/v1/access/grants');
+    grantsResponseSchema.parse(listed.body);
+    const denied = await ensure([{ target: target(account), role: 'AdministratorAccess' }], { as: 'mallory' });
+    assert.equal(denied.status, 403);
+    errorSchema.parse(denied.body);
+    const invalid = await call('POST', '/v1/access/ensure', { body: { entitlements: [] } });
+    assert.equal(invalid.status, 400);
+    errorSchema.parse(invalid.body);
+  });
+});
