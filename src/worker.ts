@@ -1,6 +1,7 @@
 // Worker entry point (`npm run start:worker`): runs grant workflows and their AWS activities.
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { createNotifyActivities } from './activities/notify';
 import { type AppConfig, env, loadConfig } from './config';
 
 export async function createWorker(config: AppConfig, connection: NativeConnection): Promise<Worker> {
@@ -9,7 +10,7 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
     namespace: env.temporalNamespace,
     taskQueue: env.taskQueue,
     workflowsPath: require.resolve('./workflows'),
-    activities: createActivities(config),
+    activities: { ...createActivities(config), ...createNotifyActivities(config) },
   });
 }
 

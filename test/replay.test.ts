@@ -16,6 +16,8 @@ const MAIN_PATHS = [
   'request-deny',
   'request-expire',
   'provisioning-failed',
+  'notify-request-approve-revoke',
+  'notify-activate-warn-extend-expire',
 ];
 
 function histories() {

@@ -138,6 +138,7 @@ export class AccessService {
       validation,
       pendingTtlSeconds: limits.pending_request_ttl_seconds,
       reviewDiagnostics: [],
+      notifications: notificationsOf(tenant),
     };
     if (durationSeconds > limits.max_duration_seconds) {
       const notice = `${key.role} on ${key.target}: at most ${limits.max_duration_seconds} seconds may be requested (asked for ${durationSeconds}).`;
@@ -274,6 +275,12 @@ export class AccessService {
       throw err;
     }
   }
+}
+
+function notificationsOf(tenant: TenantConfig): EnsureRequest['notifications'] {
+  const { webhooks, expiry_warning_seconds } = tenant.notifications;
+  if (webhooks.length === 0) return undefined;
+  return { events: [...new Set(webhooks.flatMap((w) => w.events))], expiryWarningSeconds: expiry_warning_seconds };
 }
 
 function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey, req: EnsureRequest, decision: { change: GrantChange; expiresAt?: string }): GrantState {
