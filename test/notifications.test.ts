@@ -63,6 +63,8 @@ describe('notifications', function () {
     // The flaky channel refused the first delivery; Temporal retried it.
     const flaky = await deliveries('/flaky/requesters', account, /approved by carol/, 2);
     assert.deepEqual(flaky.map((r) => r.status), [500, 200]);
+    const approvals = about('/requesters', account).filter((r) => /approved by/.test(r.body.text));
+    assert.equal(approvals.length, 1, 'the retry skips the webhook that already had it');
 
     const revoked = await call('POST', `/v1/access/grants/${pending.id}/revoke`, { body: {} });
     assert.equal(revoked.body.status, 'revoked', JSON.stringify(revoked.body));
