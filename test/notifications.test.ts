@@ -117,4 +117,15 @@ describe('notifications', function () {
     const attempts = await deliveries('/dead/requesters', account, /is active until/, 2);
     assert.ok(attempts.every((r) => r.status === 503));
   });
+
+  it('a revoke answers once access is gone, while a dead webhook is still being retried', async () => {
+    const account = freshAccount();
+    const { body } = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 }], { as: 'oscar' });
+    await grantReaching(body.grants[0].id, 'active', 'oscar');
+    await deliveries('/dead/requesters', account, /is active until/);
+    const revoked = await call('POST', `/v1/access/grants/${body.grants[0].id}/revoke`, { as: 'oscar', body: { reason: 'done' } });
+    assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+    assert.equal(revoked.body.status, 'revoked');
+    assert.equal(await assignmentsOf('oscar', account, 'ReadOnlyAccess'), 0);
+  });
 });

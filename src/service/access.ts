@@ -119,9 +119,19 @@ export class AccessService {
     const revoked = await rejectionsAsErrors(() =>
       handle.executeUpdate(revokeUpdate, { args: [{ revokedBy: caller.principal.id, reason }] }),
     );
-    // Answer once the assignment is gone, so the caller's "revoked" means no access.
-    const closed = await Promise.race([handle.result(), delay(REVOKE_WAIT_MS).then(() => null)]);
-    return toView(closed ?? revoked, 'none');
+    // Answer once the assignment is gone, so the caller's "revoked" means no access. Asked by
+    // query, not by the run's result: the run may still be finishing its notifications.
+    const deadline = Date.now() + REVOKE_WAIT_MS;
+    let latest = revoked;
+    while (latest.status !== 'revoked' && latest.status !== 'expired') {
+      if (Date.now() > deadline) break;
+      await delay(250);
+      latest = await handle.query(grantStateQuery).catch((err) => {
+        if (err instanceof WorkflowNotFoundError) return latest;
+        throw err;
+      });
+    }
+    return toView(latest, 'none');
   }
 
   private authorizeEntitlement(caller: Caller, entitlement: EnsureInput['entitlements'][number], justification: Justification) {

@@ -60,11 +60,12 @@ const deprovisioning = proxyActivities<GrantActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
 
-// Notifications are best effort and bounded: a dead webhook gives up after a minute, and the
-// workflow never waits for one before provisioning or deprovisioning.
+// Notifications are best effort and bounded: a dead webhook is given up after 30 seconds (so a
+// closed grant's run ends soon after), and the workflow never waits for one before provisioning
+// or deprovisioning.
 const notifying = proxyActivities<NotifyActivities>({
-  startToCloseTimeout: '15 seconds',
-  scheduleToCloseTimeout: '1 minute',
+  startToCloseTimeout: '10 seconds',
+  scheduleToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '15 seconds' },
 });
 
