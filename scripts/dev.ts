@@ -57,6 +57,10 @@ Activate ReadOnlyAccess on account 123456789012 for an hour (run it twice: activ
     -H "Authorization: Bearer $TOKEN" -H 'X-Tenant-ID: ${TENANT.id}' -H 'Content-Type: application/json' \\
     -d '{"entitlements":[{"target":"AWS::Account::123456789012","role":"ReadOnlyAccess","duration_seconds":3600}],"justification":{"reason":"trying it out"}}'
 
+Or with the CLI (npx access --help):
+  export ACCESS_URL=http://127.0.0.1:${API_PORT} ACCESS_TENANT_ID=${TENANT.id} ACCESS_TOKEN=$TOKEN
+  npx access ensure --target 123456789012 --role ReadOnlyAccess --duration 1h --reason 'trying it out' --wait
+
 Ctrl-C stops everything.`);
 }
 

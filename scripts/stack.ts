@@ -26,6 +26,7 @@ export interface StackTenant {
   policies?: string;
   grants?: { default_duration_seconds?: number; max_duration_seconds?: number; pending_request_ttl_seconds?: number };
   accounts?: Record<string, { environment: string }>;
+  notifications?: { webhooks: { url: string; events: string[] }[]; expiry_warning_seconds?: number };
 }
 
 export interface StackOptions {
@@ -475,6 +476,7 @@ function writeConfig(
       policies: t.policies ?? path.join(repoRoot, 'policies'),
       ...(t.grants ? { grants: t.grants } : {}),
       ...(t.accounts ? { accounts: t.accounts } : {}),
+      ...(t.notifications ? { notifications: t.notifications } : {}),
     })),
   };
   writeFileSync(file, '# Written by scripts/stack.ts\n' + toYaml(config));

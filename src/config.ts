@@ -4,6 +4,7 @@ import path from 'node:path';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { NOTIFICATION_EVENTS } from './domain/grant';
 
 const awsSchema = z.strictObject({
   region: z.string().min(1),
@@ -12,6 +13,21 @@ const awsSchema = z.strictObject({
   assume_role_arn: z.string().startsWith('arn:aws:iam::').optional(),
   endpoint: z.url().optional(),
 });
+
+/** Slack-compatible incoming webhooks (README, "Notifications"). */
+const notificationsSchema = z
+  .strictObject({
+    webhooks: z
+      .array(
+        z.strictObject({
+          url: z.url({ protocol: /^https?$/ }),
+          events: z.array(z.enum(NOTIFICATION_EVENTS)).min(1),
+        }),
+      )
+      .default([]),
+    expiry_warning_seconds: z.int().positive().default(300),
+  })
+  .prefault({});
 
 const tenantSchema = z.strictObject({
   id: z.uuid({ version: undefined }).transform((id) => id.toLowerCase()),
@@ -33,9 +49,10 @@ const tenantSchema = z.strictObject({
       pending_request_ttl_seconds: z.int().positive().default(24 * 3600),
     })
     .prefault({}),
-  /** Account attributes the policies see (e.g. `environment: production`); unlisted accounts have none. */
+  notifications: notificationsSchema,
   /** How often the reconciliation Schedule compares grants with the assignments at AWS (default 300). */
   reconcile_interval_seconds: z.int().min(10).optional(),
+  /** Account attributes the policies see (e.g. `environment: production`); unlisted accounts have none. */
   accounts: z.record(z.string().regex(/^\d{12}$/), z.strictObject({ environment: z.string().default('') })).default({}),
 });
 

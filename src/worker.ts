@@ -3,6 +3,7 @@
 import { Client } from '@temporalio/client';
 import { DefaultLogger, type LogEntry, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { createNotifyActivities } from './activities/notify';
 import { type AppConfig, env, loadConfig } from './config';
 import { createLogger, type Logger } from './log';
 import { createWorkerMetrics, serveMetrics, type WorkerMetrics } from './metrics';
@@ -15,7 +16,10 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
     namespace: env.temporalNamespace,
     taskQueue: env.taskQueue,
     workflowsPath: require.resolve('./workflows'),
-    activities: createActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics }),
+    activities: {
+      ...createActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics }),
+      ...createNotifyActivities(config),
+    },
   });
 }
 

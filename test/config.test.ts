@@ -27,6 +27,7 @@ describe('config', () => {
     assert.equal(t.auth.jwks_file, path.join(dir, 'jwks.json'));
     assert.equal(t.policies, path.join(dir, 'policies'));
     assert.deepEqual(t.grants, { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400 });
+    assert.deepEqual(t.notifications, { webhooks: [], expiry_warning_seconds: 300 });
   });
 
   const bad: [string, unknown, RegExp][] = [
@@ -36,6 +37,12 @@ describe('config', () => {
     ['no key source', { tenants: [{ ...tenant, auth: { issuer: 'x', audience: 'y' } }] }, /tenants\.0\.auth.*jwks_file/],
     ['a duplicate tenant', { tenants: [tenant, tenant] }, /duplicate id/],
     ['no tenants', { tenants: [] }, /tenants/],
+    [
+      'an unknown notification event',
+      { tenants: [{ ...tenant, notifications: { webhooks: [{ url: 'https://hooks.example.com/x', events: ['approved', 'granted'] }] } }] },
+      /tenants\.0\.notifications\.webhooks\.0\.events\.1/,
+    ],
+    ['a webhook that is not http(s)', { tenants: [{ ...tenant, notifications: { webhooks: [{ url: 'file:///etc/passwd', events: ['active'] }] } }] }, /tenants\.0\.notifications\.webhooks\.0\.url/],
   ];
   for (const [what, content, field] of bad) {
     it(`refuses ${what}, naming the field`, () => {

@@ -17,6 +17,8 @@ const MAIN_PATHS = [
   'request-expire',
   'provisioning-failed',
   'reconcile-restore',
+  'notify-request-approve-revoke',
+  'notify-activate-warn-extend-expire',
 ];
 
 function histories() {

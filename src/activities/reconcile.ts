@@ -8,6 +8,7 @@ import {
   DescribePermissionSetCommand,
 } from '@aws-sdk/client-sso-admin';
 import { type Client, WorkflowUpdateFailedError, type WorkflowExecutionInfo } from '@temporalio/client';
+import { log } from '@temporalio/activity';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import type { SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { accountIdOf, type GrantState, type GrantStatus } from '../domain/grant';
@@ -214,8 +215,11 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       state = info.status.name === 'COMPLETED' ? await handle.result() : await handle.query(grantStateQuery);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null; // removed by retention meanwhile
-      if (open) throw err;
-      return null; // a closed run whose state cannot be read: its assignment, if any, is reported
+      // A run that cannot be read (no worker serves its task queue, say) must not stop the whole
+      // reconciliation: its assignment, if any, is reported, never removed (a removal first checks
+      // by workflow id that no run of the key is open), and it is looked at again next time.
+      log.warn('grant state unreadable; skipped this round', { workflowId: info.workflowId, runId: info.runId, open, error: (err as Error).message });
+      return null;
     }
     return {
       workflowId: info.workflowId,

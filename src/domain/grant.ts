@@ -6,6 +6,17 @@ export type GrantChange = 'none' | 'activated' | 'requested' | 'extended';
 export type ProvisioningStatus = 'pending' | 'successful' | 'failed';
 export type DiagnosticLevel = 'info' | 'warning' | 'error';
 
+/** What a tenant's webhooks may subscribe to. */
+export const NOTIFICATION_EVENTS = ['review_requested', 'approved', 'denied', 'active', 'expiring'] as const;
+export type NotificationEvent = (typeof NOTIFICATION_EVENTS)[number];
+
+/** The tenant's notification settings a grant keeps from its first ensure. */
+export interface GrantNotifications {
+  /** Events at least one webhook subscribes to. */
+  events: NotificationEvent[];
+  expiryWarningSeconds: number;
+}
+
 export const OPEN_STATUSES: readonly GrantStatus[] = ['pending', 'provisioning', 'active'];
 
 export interface Diagnostic {
@@ -51,6 +62,8 @@ export interface EnsureRequest {
   pendingTtlSeconds: number;
   /** Why review is needed, who may review: shown to the requester. */
   reviewDiagnostics: Diagnostic[];
+  /** Absent when the tenant has no webhooks. */
+  notifications?: GrantNotifications;
 }
 
 export interface Review {
@@ -89,6 +102,10 @@ export interface GrantState {
   review: Review | null;
   revocation: Revocation | null;
   diagnostics: Diagnostic[];
+  /** Absent in grants from before notifications, and when the tenant has no webhooks. */
+  notifications?: GrantNotifications;
+  /** When the expiry warning is due; null once sent or when there is none for this expiry. */
+  expiryWarningAt?: string | null;
 }
 
 export interface GrantView {

@@ -120,9 +120,19 @@ export class AccessService {
     const revoked = await rejectionsAsErrors(() =>
       handle.executeUpdate(revokeUpdate, { args: [{ revokedBy: caller.principal.id, reason }] }),
     );
-    // Answer once the assignment is gone, so the caller's "revoked" means no access.
-    const closed = await Promise.race([handle.result(), delay(REVOKE_WAIT_MS).then(() => null)]);
-    return toView(closed ?? revoked, 'none');
+    // Answer once the assignment is gone, so the caller's "revoked" means no access. Asked by
+    // query, not by the run's result: the run may still be finishing its notifications.
+    const deadline = Date.now() + REVOKE_WAIT_MS;
+    let latest = revoked;
+    while (latest.status !== 'revoked' && latest.status !== 'expired') {
+      if (Date.now() > deadline) break;
+      await delay(250);
+      latest = await handle.query(grantStateQuery).catch((err) => {
+        if (err instanceof WorkflowNotFoundError) return latest;
+        throw err;
+      });
+    }
+    return toView(latest, 'none');
   }
 
   private authorizeEntitlement(caller: Caller, entitlement: EnsureInput['entitlements'][number], justification: Justification) {
@@ -139,6 +149,7 @@ export class AccessService {
       validation,
       pendingTtlSeconds: limits.pending_request_ttl_seconds,
       reviewDiagnostics: [],
+      notifications: notificationsOf(tenant),
     };
     if (durationSeconds > limits.max_duration_seconds) {
       const notice = `${key.role} on ${key.target}: at most ${limits.max_duration_seconds} seconds may be requested (asked for ${durationSeconds}).`;
@@ -274,6 +285,12 @@ export class AccessService {
       throw err;
     }
   }
+}
+
+function notificationsOf(tenant: TenantConfig): EnsureRequest['notifications'] {
+  const { webhooks, expiry_warning_seconds } = tenant.notifications;
+  if (webhooks.length === 0) return undefined;
+  return { events: [...new Set(webhooks.flatMap((w) => w.events))], expiryWarningSeconds: expiry_warning_seconds };
 }
 
 function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey, req: EnsureRequest, decision: { change: GrantChange; expiresAt?: string }): GrantState {

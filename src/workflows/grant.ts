@@ -17,6 +17,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { GrantActivities } from '../activities';
+import type { Notification, NotifyActivities } from '../activities/notify';
 import {
   accountIdOf,
   decideEnsure,
@@ -26,6 +27,7 @@ import {
   isOpen,
   newGrantState,
   type GrantState,
+  type NotificationEvent,
   type Review,
   type Revocation,
 } from '../domain/grant';
@@ -68,6 +70,15 @@ const deprovisioning = proxyActivities<GrantActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
 
+// Notifications are best effort and bounded: a dead webhook is given up after 30 seconds (so a
+// closed grant's run ends soon after), and the workflow never waits for one before provisioning
+// or deprovisioning.
+const notifying = proxyActivities<NotifyActivities>({
+  startToCloseTimeout: '10 seconds',
+  scheduleToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '15 seconds' },
+});
+
 /** A run that has not been given its first ensure within this time was started by mistake. */
 const FIRST_ENSURE_TIMEOUT = '1 minute';
 /** Continue-as-new well before Temporal's own limits, so a hot grant's history stays small. */
@@ -88,8 +99,46 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   };
   const expireAt = (expiresAt: string) => {
     state.expiresAt = expiresAt;
+    if (state.notifications?.events.includes('expiring')) {
+      // Re-armed by every extension; none when the grant is shorter than the warning window.
+      const warnAt = Date.parse(expiresAt) - state.notifications.expiryWarningSeconds * 1000;
+      state.expiryWarningAt = warnAt > Date.now() ? new Date(warnAt).toISOString() : null;
+    }
     note({ level: 'info', code: 'expires', message: `Access ends at ${expiresAt}; ensure again to extend it.`, expires_at: expiresAt });
   };
+
+  let notificationsInFlight = 0;
+  /** Sends without waiting: the caller goes on with the grant's lifecycle. */
+  const notify = (event: NotificationEvent) => {
+    if (!state.notifications?.events.includes(event) || !patched('notifications')) return;
+    const reviewNotices = state.diagnostics.find((d) => d.code === 'review_required')?.notices;
+    const notification: Notification = {
+      tenantId: state.key.tenantId,
+      event,
+      grant: {
+        id: state.id,
+        role: state.key.role,
+        target: state.key.target,
+        principalId: state.principal.id,
+        principalEmail: state.principal.email,
+        durationSeconds: state.durationSeconds,
+        expiresAt: state.expiresAt,
+        accessRequestId: state.accessRequestId,
+        reason: state.justification.reason,
+        attachments: state.justification.attachments,
+        reviewer: state.review?.reviewerId,
+        comment: state.review?.comment,
+        reviewNotices: Array.isArray(reviewNotices) ? (reviewNotices as string[]) : undefined,
+      },
+    };
+    notificationsInFlight++;
+    notifying
+      .notify(notification)
+      .catch((err) => log.warn('notification not delivered', { event, reason: providerReason(err) }))
+      .finally(() => notificationsInFlight--);
+  };
+  /** Before the run ends or continues as new; bounded by the notifications' own timeout. */
+  const notificationsSent = () => condition(() => notificationsInFlight === 0);
 
   let published = '';
   const publish = () => {
@@ -121,6 +170,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       state.durationSeconds = req.durationSeconds;
       state.justification = req.justification;
       state.validation = req.validation;
+      if (req.notifications) state.notifications = req.notifications;
       if (req.autoApprove) {
         state.approved = true;
         state.status = 'provisioning';
@@ -214,9 +264,14 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   publish();
   if (state.status === 'new' && !(await condition(() => state.status !== 'new', FIRST_ENSURE_TIMEOUT))) return state;
 
-  if (state.status === 'pending') await awaitReview();
+  if (state.status === 'pending') {
+    notify('review_requested');
+    await awaitReview();
+    if (state.review) notify(state.review.decision === 'approve' ? 'approved' : 'denied');
+  }
   if (state.status === 'provisioning') await provision();
   if (state.status === 'active') await holdUntilExpiry();
+  await notificationsSent();
   await condition(allHandlersFinished);
   return state;
 
@@ -258,6 +313,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     state.status = 'active';
     state.activatedAt = at.toISOString();
     expireAt(new Date(at.getTime() + state.durationSeconds * 1000).toISOString());
+    notify('active');
     if (state.assignmentPreexisted) {
       note({
         level: 'info',
@@ -273,9 +329,19 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       const expiresAt = state.expiresAt;
       const remaining = Date.parse(expiresAt!) - Date.now();
       if (remaining <= 0 || state.revocation) break;
-      await condition(() => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong() || reconcilePending(), remaining);
+      const warnIn = state.expiryWarningAt ? Date.parse(state.expiryWarningAt) - Date.now() : Infinity;
+      if (warnIn <= 0) {
+        state.expiryWarningAt = null;
+        notify('expiring');
+        continue;
+      }
+      await condition(
+        () => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong() || reconcilePending(),
+        Math.min(remaining, warnIn),
+      );
       if (reconcilePending() && !state.revocation && Date.parse(state.expiresAt!) > Date.now()) await restoreAssignment();
       if (historyIsLong() && !state.revocation) {
+        await notificationsSent();
         // A reconcile asked meanwhile is a handler still running: serve it on the next pass.
         await condition(() => allHandlersFinished() || reconcilePending());
         if (reconcilePending()) continue;

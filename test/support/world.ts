@@ -16,11 +16,14 @@ import { env, loadConfig } from '../../src/config';
 import type { GrantView } from '../../src/domain/grant';
 import { createWorker } from '../../src/worker';
 import { awsClientConfig, repoRoot, type Stack, startStack } from '../../scripts/stack';
+import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
 
 export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 /** Its own policies (everything auto-activates) and a 3-second review window. */
 export const OTHER_TENANT = { id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', name: 'other' };
 export const PRODUCTION_ACCOUNT = '111111111111';
+/** TENANT's webhooks warn this long before a grant expires. */
+export const EXPIRY_WARNING_SECONDS = 4;
 
 export const USERS = {
   alice: { sub: 'alice', email: 'alice@example.com', groups: ['engineering'] },
@@ -38,6 +41,8 @@ interface World {
   sso: SSOAdminClient;
   identity: IdentitystoreClient;
   worker: Worker;
+  /** Receives the tenants' notification webhooks (see startWorld). */
+  webhooks: WebhookReceiver;
   stop(): Promise<void>;
 }
 let world: World | undefined;
@@ -49,11 +54,30 @@ export function current(): World {
 
 export async function startWorld(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'access-test-'));
+  const webhooks = await startWebhookReceiver();
   const stack = await startStack({
     dir,
     tenants: [
-      { ...TENANT, accounts: { [PRODUCTION_ACCOUNT]: { environment: 'production' } } },
-      { ...OTHER_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), grants: { pending_request_ttl_seconds: 3 } },
+      {
+        ...TENANT,
+        accounts: { [PRODUCTION_ACCOUNT]: { environment: 'production' } },
+        // A reviewers' channel, a requesters' channel, and one that fails each first delivery.
+        notifications: {
+          webhooks: [
+            { url: `${webhooks.url}/reviewers`, events: ['review_requested'] },
+            { url: `${webhooks.url}/requesters`, events: ['approved', 'denied', 'active', 'expiring'] },
+            { url: `${webhooks.url}/flaky/requesters`, events: ['approved'] },
+          ],
+          expiry_warning_seconds: EXPIRY_WARNING_SECONDS,
+        },
+      },
+      {
+        ...OTHER_TENANT,
+        policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'),
+        grants: { pending_request_ttl_seconds: 3 },
+        // A webhook that never answers well: grants must not notice.
+        notifications: { webhooks: [{ url: `${webhooks.url}/dead/requesters`, events: ['active'] }] },
+      },
     ],
     users: Object.values(USERS).map((u) => u.email),
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
@@ -74,6 +98,7 @@ export async function startWorld(): Promise<void> {
     sso: new SSOAdminClient(aws),
     identity: new IdentitystoreClient(aws),
     worker,
+    webhooks,
     async stop() {
       await new Promise((resolve) => server.close(resolve));
       worker.shutdown();
@@ -81,6 +106,7 @@ export async function startWorld(): Promise<void> {
       await workerConnection.close();
       await connection.close();
       await stack.stop();
+      await webhooks.close();
     },
   };
 }

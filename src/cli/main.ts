@@ -1,0 +1,279 @@
+#!/usr/bin/env node
+// `access`: the access API from a terminal or a script (README, "CLI"). It talks HTTP only.
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { TARGET_PATTERN } from '../domain/grant';
+import { ApiError, callApi, type Connection, EXIT, type Grant } from './api';
+
+interface CommonOptions {
+  url: string;
+  token?: string;
+  tenant?: string;
+  json?: boolean;
+}
+
+const STATUSES = ['active', 'pending', 'provisioning', 'expired', 'revoked'];
+
+/** `1h`, `30m`, `1h30m`, `90s`, `2d` or plain seconds. */
+export function parseDuration(value: string): number {
+  const match = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$/.exec(value.trim());
+  const [d, h, m, s] = (match?.slice(1) ?? []).map((n) => Number(n ?? 0));
+  const seconds = d * 86400 + h * 3600 + m * 60 + s;
+  if (!match || !Number.isSafeInteger(seconds) || seconds <= 0) {
+    throw new InvalidArgumentError('expected a duration such as 1h, 30m, 1h30m, 90s or a number of seconds');
+  }
+  return seconds;
+}
+
+/** An account id or `AWS::Account::{id}`. */
+export function parseTarget(value: string): string {
+  const target = /^\d{12}$/.test(value) ? `AWS::Account::${value}` : value;
+  if (!TARGET_PATTERN.test(target)) throw new InvalidArgumentError('expected a 12-digit account id or AWS::Account::{id}');
+  return target;
+}
+
+function humanDuration(seconds: number): string {
+  const parts: string[] = [];
+  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+    if (seconds >= size) {
+      parts.push(`${Math.floor(seconds / size)}${unit}`);
+      seconds %= size;
+    }
+  }
+  return parts.join('') || '0s';
+}
+
+function until(expiresAt: string | null): string {
+  if (!expiresAt) return '';
+  const left = Math.max(0, Math.round((Date.parse(expiresAt) - Date.now()) / 1000));
+  return `until ${expiresAt} (${humanDuration(left)} left)`;
+}
+
+/** The one line that says where a grant stands; `change` gives the verb. */
+function describe(grant: Grant, dryRun = false): string {
+  const name = `${grant.role} on ${grant.target}`;
+  if (dryRun) {
+    const verb = { activated: 'WILL ACTIVATE', requested: 'WILL REQUEST', extended: 'WILL EXTEND', none: 'NO CHANGE' }[grant.change];
+    const detail = grant.change === 'extended' ? until(grant.expires_at) : `for ${humanDuration(grant.duration_seconds)}`;
+    return `${verb.padEnd(14)}${name} ${grant.change === 'none' ? `(${grant.status})` : detail}`;
+  }
+  const verb =
+    grant.change === 'none' ? grant.status.toUpperCase() : { activated: 'ACTIVATED', requested: 'REQUESTED', extended: 'EXTENDED' }[grant.change];
+  let detail = '';
+  if (grant.status === 'active') detail = until(grant.expires_at);
+  else if (grant.status === 'pending') detail = `waiting for review (request ${grant.access_request_id})`;
+  else if (grant.status === 'provisioning') detail = `provisioning for ${humanDuration(grant.duration_seconds)}`;
+  return `${verb.padEnd(14)}${name} ${detail}`.trimEnd();
+}
+
+/** Why a grant is where it is: review needed by whom, warnings, errors. */
+function notes(grant: Grant): string[] {
+  const lines: string[] = [];
+  for (const d of grant.diagnostics) {
+    if (d.code === 'expires') continue; // already on the main line
+    if (d.level === 'info' && !['review_required', 'approved', 'denied', 'revoked', 'request_expired'].includes(d.code)) continue;
+    lines.push(`  ${d.level === 'info' ? '' : `${d.level}: `}${d.message}`);
+    for (const notice of Array.isArray(d.notices) ? (d.notices as string[]) : []) lines.push(`    ${notice}`);
+  }
+  return lines;
+}
+
+function print(lines: string[]): void {
+  if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n');
+}
+
+function connectionOf(opts: CommonOptions): Connection {
+  return { url: opts.url, token: opts.token, tenant: opts.tenant };
+}
+
+/** The options every command takes; flags win over the environment. */
+function common(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--url <url>', 'API base URL').env('ACCESS_URL').default('http://localhost:8080'))
+    .addOption(new Option('--token <jwt>', 'bearer token').env('ACCESS_TOKEN'))
+    .addOption(new Option('--tenant <uuid>', 'tenant id (X-Tenant-ID)').env('ACCESS_TENANT_ID'))
+    .option('--json', "print the API's JSON instead of text");
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls each grant until it is active (true) or closed, or the deadline passes (false). Progress goes to stderr. */
+async function waitForActive(conn: Connection, grants: Grant[], timeoutSeconds: number, pollMs: number, quiet: boolean): Promise<Grant[]> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  const latest = new Map(grants.map((g) => [g.id, g]));
+  const said = new Map<string, string>();
+  const progress = (g: Grant) => {
+    const line = g.status === 'pending' ? `waiting for review of ${g.role} on ${g.target}...` : g.status === 'provisioning' ? `provisioning ${g.role} on ${g.target}...` : '';
+    if (!quiet && line && said.get(g.id) !== line) process.stderr.write(line + '\n');
+    said.set(g.id, line);
+  };
+  grants.forEach(progress);
+  for (;;) {
+    const open = [...latest.values()].filter((g) => g.status === 'pending' || g.status === 'provisioning');
+    if (open.length === 0 || Date.now() >= deadline) return [...latest.values()];
+    await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())));
+    for (const g of open) {
+      const now = await callApi<Grant>(conn, 'GET', `/v1/access/grants/${g.id}`);
+      latest.set(g.id, { ...now, change: g.change });
+      progress(now);
+    }
+  }
+}
+
+async function ensureCommand(opts: CommonOptions & {
+  target: string;
+  role: string;
+  duration?: number;
+  reason?: string;
+  attach: string[];
+  dryRun?: boolean;
+  wait?: boolean;
+  timeout: number;
+  pollInterval: number;
+}): Promise<number> {
+  const conn = connectionOf(opts);
+  const body = {
+    entitlements: [{ target: opts.target, role: opts.role, ...(opts.duration ? { duration_seconds: opts.duration } : {}) }],
+    justification: { ...(opts.reason ? { reason: opts.reason } : {}), ...(opts.attach.length ? { attachments: opts.attach } : {}) },
+    dry_run: Boolean(opts.dryRun),
+  };
+  let { grants } = await callApi<{ grants: Grant[] }>(conn, 'POST', '/v1/access/ensure', body);
+  if (!opts.json) print(grants.flatMap((g) => [describe(g, opts.dryRun), ...notes(g)]));
+  let code: number = EXIT.ok;
+  if (opts.wait && !opts.dryRun) {
+    const waited = await waitForActive(conn, grants, opts.timeout, opts.pollInterval, Boolean(opts.json));
+    const settled = waited.filter((g, i) => g.status !== grants[i].status);
+    grants = waited;
+    if (!opts.json) print(settled.flatMap((g) => [describe({ ...g, change: 'none' }), ...notes(g)]));
+    if (grants.some((g) => g.status !== 'active')) {
+      code = EXIT.notActive;
+      const stuck = grants.filter((g) => g.status === 'pending' || g.status === 'provisioning');
+      if (!opts.json && stuck.length > 0) process.stderr.write(`still not active after ${humanDuration(opts.timeout)}\n`);
+    }
+  }
+  if (opts.json) print([JSON.stringify({ grants }, null, 2)]);
+  return code;
+}
+
+async function grantsCommand(id: string | undefined, opts: CommonOptions & { status?: string; target?: string; role?: string }): Promise<number> {
+  const conn = connectionOf(opts);
+  if (id) {
+    const grant = await callApi<Grant>(conn, 'GET', `/v1/access/grants/${encodeURIComponent(id)}`);
+    print(opts.json ? [JSON.stringify(grant, null, 2)] : [describe({ ...grant, change: 'none' }), `  id ${grant.id}, principal ${grant.principal_id}`, ...notes(grant)]);
+    return EXIT.ok;
+  }
+  const query = new URLSearchParams();
+  for (const key of ['status', 'target', 'role'] as const) if (opts[key]) query.set(key, opts[key]);
+  const path = `/v1/access/grants${query.size ? `?${query}` : ''}`;
+  const { grants } = await callApi<{ grants: Grant[] }>(conn, 'GET', path);
+  if (opts.json) {
+    print([JSON.stringify({ grants }, null, 2)]);
+  } else if (grants.length === 0) {
+    print(['no grants']);
+  } else {
+    const rows = grants.map((g) => [g.status.toUpperCase(), g.role, g.target, g.expires_at ?? '-', g.id]);
+    const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['STATUS', 'ROLE', 'TARGET', 'EXPIRES'][i].length));
+    const line = (r: string[]) => r.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c)).join('  ');
+    print([line(['STATUS', 'ROLE', 'TARGET', 'EXPIRES', 'ID']), ...rows.map(line)]);
+  }
+  return EXIT.ok;
+}
+
+async function reviewCommand(requestId: string, decision: 'approve' | 'deny', opts: CommonOptions & { comment?: string }): Promise<number> {
+  const grant = await callApi<Grant>(connectionOf(opts), 'POST', `/v1/access/requests/${encodeURIComponent(requestId)}/review`, {
+    decision,
+    ...(opts.comment ? { comment: opts.comment } : {}),
+  });
+  const verb = decision === 'approve' ? 'APPROVED' : 'DENIED';
+  print(opts.json ? [JSON.stringify(grant, null, 2)] : [`${verb.padEnd(14)}${grant.role} on ${grant.target} for ${grant.principal_id}`]);
+  return EXIT.ok;
+}
+
+async function revokeCommand(grantId: string, opts: CommonOptions & { reason?: string }): Promise<number> {
+  const grant = await callApi<Grant>(connectionOf(opts), 'POST', `/v1/access/grants/${encodeURIComponent(grantId)}/revoke`, {
+    ...(opts.reason ? { reason: opts.reason } : {}),
+  });
+  const gone = grant.status === 'revoked' || grant.status === 'expired';
+  print(
+    opts.json
+      ? [JSON.stringify(grant, null, 2)]
+      : [`${(gone ? 'REVOKED' : 'REVOKING').padEnd(14)}${grant.role} on ${grant.target} for ${grant.principal_id}${gone ? '' : ' (the assignment is still being removed)'}`],
+  );
+  return EXIT.ok;
+}
+
+/** Runs one command and turns its outcome (or API error) into an exit code. */
+function action<A extends unknown[]>(run: (...args: A) => Promise<number>) {
+  return async (...args: A) => {
+    const opts = args.at(-2) as CommonOptions;
+    try {
+      process.exitCode = await run(...args);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      if (opts.json) {
+        print([JSON.stringify(err.body, null, 2)]);
+      } else {
+        const lines = [`error: ${err.body.message} (${err.body.code})`, ...(err.body.notices ?? []).map((n) => `  ${n}`)];
+        process.stderr.write(lines.join('\n') + '\n');
+      }
+      process.exitCode = err.exitCode;
+    }
+  };
+}
+
+export function program(): Command {
+  const root = new Command('access')
+    .description('Just-in-time AWS access through the access API.')
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Environment: ACCESS_URL, ACCESS_TOKEN, ACCESS_TENANT_ID (flags win).
+Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active after --wait,
+            4 unauthenticated, 5 API unavailable.`,
+    );
+
+  common(root.command('ensure'))
+    .description('make sure you hold a role on an account: activate it, request it or extend it')
+    .requiredOption('--target <account>', 'account id or AWS::Account::{id}', parseTarget)
+    .requiredOption('--role <name>', 'permission set name')
+    .option('--duration <time>', 'how long, e.g. 1h, 30m, 1h30m (default: the tenant default)', parseDuration)
+    .option('--reason <text>', 'why you need it')
+    .option('--attach <ticket>', 'ticket key or URL (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--dry-run', 'say what would happen (WILL ACTIVATE / WILL REQUEST / WILL EXTEND) and change nothing')
+    .option('--wait', 'wait until the grant is active, denied or closed')
+    .addOption(new Option('--timeout <time>', 'with --wait: give up after this long').argParser(parseDuration).default(15 * 60, '15m'))
+    .addOption(new Option('--poll-interval <ms>', 'with --wait: milliseconds between checks').argParser(Number).default(2000).hideHelp())
+    .action(action(ensureCommand));
+
+  common(root.command('grants'))
+    .description('list your grants (and those you may review or revoke), or show one by id')
+    .argument('[id]', 'grant id')
+    .addOption(new Option('--status <status>', 'only grants in this status').choices(STATUSES))
+    .option('--target <account>', 'only this account', parseTarget)
+    .option('--role <name>', 'only this role')
+    .action(action(grantsCommand));
+
+  common(root.command('review'))
+    .description('approve or deny an access request (its access_request_id)')
+    .argument('<request-id>', 'access request id')
+    .addArgument(new Argument('<decision>', 'approve or deny').choices(['approve', 'deny']))
+    .option('--comment <text>', 'shown to the requester')
+    .action(action(reviewCommand));
+
+  common(root.command('revoke'))
+    .description('end a grant now; answers once the account assignment is removed')
+    .argument('<grant-id>', 'grant id')
+    .option('--reason <text>', 'why')
+    .action(action(revokeCommand));
+
+  return root;
+}
+
+if (require.main === module) {
+  program()
+    .parseAsync(process.argv)
+    .catch((err) => {
+      process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = EXIT.unavailable;
+    });
+}

@@ -1,0 +1,171 @@
+// The `access` CLI, run for real (the compiled bin from package.json) against the test stack's API.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { repoRoot } from '../scripts/stack';
+import { assignmentsOf, call, current, eventually, freshAccount, grantReaching, target, TENANT, tokenFor, USERS } from './support/world';
+
+const BIN = path.join(repoRoot, (require(path.join(repoRoot, 'package.json')) as { bin: { access: string } }).bin.access);
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+type User = keyof typeof USERS;
+
+/** Runs `access <args>` as `as` (async: the API runs in this very process). */
+async function access(args: string[], opts: { as?: User; env?: Record<string, string | undefined> } = {}): Promise<Run> {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    ACCESS_URL: current().baseUrl,
+    ACCESS_TENANT_ID: TENANT.id,
+    ACCESS_TOKEN: await tokenFor(opts.as ?? 'alice'),
+    ...opts.env,
+  };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env, timeout: 120_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const show = (run: Run) => `exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`;
+
+describe('cli', function () {
+  this.timeout(180_000);
+
+  it('has --help on every command', async () => {
+    for (const args of [['--help'], ['ensure', '--help'], ['grants', '--help'], ['review', '--help'], ['revoke', '--help']]) {
+      const run = await access(args);
+      assert.equal(run.code, 0, show(run));
+      assert.match(run.stdout, /^Usage: access/m, show(run));
+    }
+    const ensureHelp = await access(['ensure', '--help']);
+    for (const flag of ['--target', '--role', '--duration', '--reason', '--attach', '--dry-run', '--wait', '--json']) {
+      assert.ok(ensureHelp.stdout.includes(flag), `ensure --help mentions ${flag}`);
+    }
+  });
+
+  it('dry runs say WILL ACTIVATE, WILL REQUEST and WILL EXTEND and change nothing', async () => {
+    const account = freshAccount();
+    const activate = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--duration', '10m', '--dry-run']);
+    assert.equal(activate.code, 0, show(activate));
+    assert.match(activate.stdout, new RegExp(`^WILL ACTIVATE +ReadOnlyAccess on AWS::Account::${account} for 10m$`, 'm'), show(activate));
+    const request = await access(['ensure', '--target', account, '--role', 'AdministratorAccess', '--reason', 'fix', '--dry-run']);
+    assert.equal(request.code, 0, show(request));
+    assert.match(request.stdout, /^WILL REQUEST +AdministratorAccess/m, show(request));
+    assert.match(request.stdout, /needs approval by a member of platform-admins/, 'who may review is shown');
+    assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
+    const listed = await call('GET', `/v1/access/grants?target=${encodeURIComponent(target(account))}`);
+    assert.deepEqual(listed.body.grants, [], 'a dry run starts no grant');
+
+    const activated = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--duration', '10m', '--wait']);
+    assert.equal(activated.code, 0, show(activated));
+    const extend = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--duration', '2h', '--dry-run']);
+    assert.match(extend.stdout, /^WILL EXTEND +ReadOnlyAccess on .* until \S+ \(2h( |0m|\))/m, show(extend));
+  });
+
+  it('ensure --wait activates, prints where the grant stands, and is idempotent', async () => {
+    const account = freshAccount();
+    const first = await access(['ensure', '--target', target(account), '--role', 'ReadOnlyAccess', '--duration', '1h', '--reason', 'debug', '--wait']);
+    assert.equal(first.code, 0, show(first));
+    assert.match(first.stdout, /^ACTIVATED +ReadOnlyAccess on AWS::Account::\d{12}/m, show(first));
+    assert.match(first.stdout, /^ACTIVE +ReadOnlyAccess on AWS::Account::\d{12} until \S+ \((59m\d+s|1h) left\)$/m, show(first));
+    assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1);
+
+    const again = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--duration', '1h', '--json']);
+    assert.equal(again.code, 0, show(again));
+    const body = JSON.parse(again.stdout);
+    assert.equal(body.grants[0].change, 'none');
+    assert.equal(body.grants[0].status, 'active');
+
+    const list = await access(['grants', '--target', account]);
+    assert.equal(list.code, 0, show(list));
+    assert.match(list.stdout, /^STATUS +ROLE +TARGET +EXPIRES +ID$/m);
+    assert.match(list.stdout, new RegExp(`^ACTIVE +ReadOnlyAccess +AWS::Account::${account} .* ${body.grants[0].id}$`, 'm'), show(list));
+
+    const revoked = await access(['revoke', body.grants[0].id, '--reason', 'done']);
+    assert.equal(revoked.code, 0, show(revoked));
+    assert.match(revoked.stdout, /^REVOKED +ReadOnlyAccess/m, show(revoked));
+    assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
+    const twice = await access(['revoke', body.grants[0].id, '--json']);
+    assert.equal(twice.code, 1, show(twice));
+    assert.equal(JSON.parse(twice.stdout).code, 'conflict');
+  });
+
+  it('a reviewed role: --wait times out with 3, a reviewer approves from the CLI, then it is active', async () => {
+    const account = freshAccount();
+    const requested = await access(['ensure', '--target', account, '--role', 'AdministratorAccess', '--reason', 'incident', '--wait', '--timeout', '2s', '--json']);
+    assert.equal(requested.code, 3, show(requested));
+    const [grant] = JSON.parse(requested.stdout).grants;
+    assert.equal(grant.change, 'requested');
+    assert.equal(grant.status, 'pending');
+
+    const peer = await access(['review', grant.access_request_id, 'approve'], { as: 'bob' });
+    assert.equal(peer.code, 2, show(peer));
+    const bad = await access(['review', grant.access_request_id, 'maybe'], { as: 'carol' });
+    assert.equal(bad.code, 1, show(bad));
+
+    const approved = await access(['review', grant.access_request_id, 'approve', '--comment', 'go'], { as: 'carol' });
+    assert.equal(approved.code, 0, show(approved));
+    assert.match(approved.stdout, /^APPROVED +AdministratorAccess on AWS::Account::\d{12} for alice$/m, show(approved));
+
+    const active = await access(['ensure', '--target', account, '--role', 'AdministratorAccess', '--reason', 'incident', '--wait']);
+    assert.equal(active.code, 0, show(active));
+    assert.match(active.stdout, /^(ACTIVE|PROVISIONING) +AdministratorAccess/m, show(active));
+    assert.match(active.stdout, /^ACTIVE +AdministratorAccess .* until /m, show(active));
+    assert.equal(await assignmentsOf('alice', account, 'AdministratorAccess'), 1);
+    await access(['revoke', grant.id], { as: 'carol' });
+  });
+
+  it('ensure --wait ends with 3 when the request is denied while it waits', async () => {
+    const account = freshAccount();
+    const waiting = access(['ensure', '--target', account, '--role', 'AdministratorAccess', '--reason', 'curious', '--wait', '--poll-interval', '250']);
+    const pending = await grantPending(account);
+    const denied = await access(['review', pending.access_request_id!, 'deny', '--comment', 'no'], { as: 'carol' });
+    assert.equal(denied.code, 0, show(denied));
+    assert.match(denied.stdout, /^DENIED +AdministratorAccess/m);
+    const run = await waiting;
+    assert.equal(run.code, 3, show(run));
+    assert.match(run.stderr, /waiting for review/, show(run));
+    assert.match(run.stdout, /^REVOKED +AdministratorAccess/m, show(run));
+    assert.match(run.stdout, /Denied by carol: no/, show(run));
+  });
+
+  it('exit codes: 1 usage, 2 forbidden, 4 unauthenticated, 5 unavailable', async () => {
+    const account = freshAccount();
+    const usage = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--duration', 'soon']);
+    assert.equal(usage.code, 1, show(usage));
+    assert.match(usage.stderr, /expected a duration/);
+    const missing = await access(['ensure', '--role', 'ReadOnlyAccess']);
+    assert.equal(missing.code, 1, show(missing));
+
+    const forbidden = await access(['ensure', '--target', account, '--role', 'AdministratorAccess']);
+    assert.equal(forbidden.code, 2, show(forbidden));
+    assert.match(forbidden.stderr, /AdministratorAccess needs a reason/, 'the policy notice is shown');
+    const forbiddenJson = await access(['ensure', '--target', account, '--role', 'AdministratorAccess', '--json']);
+    assert.equal(forbiddenJson.code, 2);
+    assert.equal(JSON.parse(forbiddenJson.stdout).code, 'forbidden');
+
+    const noToken = await access(['grants'], { env: { ACCESS_TOKEN: undefined } });
+    assert.equal(noToken.code, 4, show(noToken));
+    const badToken = await access(['grants', '--token', 'not.a.jwt']);
+    assert.equal(badToken.code, 4, show(badToken));
+
+    const down = await access(['grants', '--url', 'http://127.0.0.1:9']);
+    assert.equal(down.code, 5, show(down));
+    assert.match(down.stderr, /Cannot reach/);
+  });
+});
+
+async function grantPending(account: string) {
+  const grant = await eventually('the CLI to request the grant', async () => {
+    const reply = await call('GET', `/v1/access/grants?target=${encodeURIComponent(target(account))}&status=pending`);
+    return reply.body.grants?.[0];
+  });
+  return grantReaching(grant.id, 'pending');
+}
