@@ -39,11 +39,6 @@ export interface AssignmentIds {
 
 export type GrantActivities = ReturnType<typeof createActivities>;
 
-// AWS quotas per instance: about 20 API calls per second, 10 assignment operations in flight.
-// 15/s sustained plus a burst of 5 keeps any one second at about 20 calls.
-const CALLS_PER_SECOND = 15;
-const CALLS_BURST = 5;
-const OPERATIONS_IN_FLIGHT = 10;
 const PERMISSION_SETS_TTL_MS = 5 * 60_000;
 
 interface Tenant extends TenantClients {
@@ -67,11 +62,12 @@ export function createActivities(config: AppConfig) {
   const instances = new Map<string, { pace: () => Promise<void>; inFlight: ReturnType<typeof semaphore> }>();
   const permissionSets = new Map<string, PermissionSetListing>();
 
-  function limitsOf(instanceArn: string) {
-    let limits = instances.get(instanceArn);
+  // Per instance and per worker process: the config's `aws.limits` (one per instance, see config.ts).
+  function limitsOf(aws: AwsTenantConfig) {
+    let limits = instances.get(aws.sso_instance_arn);
     if (!limits) {
-      limits = { pace: pacer(CALLS_PER_SECOND, CALLS_BURST), inFlight: semaphore(OPERATIONS_IN_FLIGHT) };
-      instances.set(instanceArn, limits);
+      limits = { pace: pacer(aws.limits.calls_per_second), inFlight: semaphore(aws.limits.assignment_operations_in_flight) };
+      instances.set(aws.sso_instance_arn, limits);
     }
     return limits;
   }
@@ -83,7 +79,7 @@ export function createActivities(config: AppConfig) {
     const tenantConfig = tenantById(config, tenantId);
     if (!tenantConfig) throw ApplicationFailure.nonRetryable(`Unknown tenant ${tenantId}`, 'UnknownTenant');
     const { aws } = tenantConfig;
-    const tenant = { aws, ...createTenantClients(tenantConfig.id, aws, limitsOf(aws.sso_instance_arn).pace) };
+    const tenant = { aws, ...createTenantClients(tenantConfig.id, aws, limitsOf(aws).pace) };
     tenants.set(tenantConfig.id, tenant);
     return tenant;
   }
@@ -194,7 +190,7 @@ export function createActivities(config: AppConfig) {
       const resolved = await resolve(ref);
       if (await exists(resolved, ref.accountId)) return;
       const { sso, aws } = resolved.tenant;
-      await limitsOf(aws.sso_instance_arn).inFlight(async () => {
+      await limitsOf(aws).inFlight(async () => {
         const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
         const status = await settle(started.AccountAssignmentCreationStatus, async (requestId) => {
           const out = await sso.send(
@@ -224,7 +220,7 @@ export function createActivities(config: AppConfig) {
       }
       if (!(await exists(resolved, ref.accountId))) return;
       const { sso, aws } = resolved.tenant;
-      await limitsOf(aws.sso_instance_arn).inFlight(async () => {
+      await limitsOf(aws).inFlight(async () => {
         let started;
         try {
           started = await sso.send(new DeleteAccountAssignmentCommand(assignment(resolved, ref.accountId)));
