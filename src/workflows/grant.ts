@@ -50,11 +50,13 @@ const provisioning = proxyActivities<GrantActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
-// Deprovisioning never gives up: the workflow keeps calling until the assignment is gone.
+// Deprovisioning never gives up: the workflow keeps calling until the assignment is gone. Each
+// round is short (two attempts, each with the SDK's own retries), so a failing deletion shows as a
+// `deprovisioning_retrying` diagnostic within seconds; the rounds then back off up to a minute.
 const deprovisioning = proxyActivities<GrantActivities>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 2 },
 });
 
 /** A run that has not been given its first ensure within this time was started by mistake. */
