@@ -15,8 +15,8 @@ export interface TenantClients {
 const RETRY = { maxAttempts: 5, retryMode: 'adaptive' } as const;
 
 // A call hung on a dead connection fails after this and is retried like a 5xx; AWS answers the
-// admin API in well under a second.
-const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 10_000 };
+// admin API in well under a second. (Without throwOnRequestTimeout the SDK only logs a warning.)
+const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 10_000, throwOnRequestTimeout: true };
 
 /** `pace` is awaited before every attempt, retries included, so the provider sees the paced rate. */
 export function createTenantClients(tenantId: string, aws: AwsTenantConfig, pace: () => Promise<void>): TenantClients {
