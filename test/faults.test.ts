@@ -28,15 +28,15 @@ describe('faults at the provider', function () {
 
   it('status polling waits through IN_PROGRESS: the grant stays provisioning until AWS reports SUCCEEDED', async () => {
     const account = freshAccount();
-    proxy().on('CreateAccountAssignment', { inProgressPolls: 1000 });
+    await proxy().on('CreateAccountAssignment', { inProgressPolls: 1000 });
     const grant = await activate(account);
-    await eventually('two status polls', async () => (proxy().count('DescribeAccountAssignmentCreationStatus') >= 2 ? true : undefined));
+    await eventually('two status polls', async () => ((await proxy().count('DescribeAccountAssignmentCreationStatus')) >= 2 ? true : undefined));
     const waiting = await grantOf(grant.id);
     assert.equal(waiting.status, 'provisioning');
     assert.equal(waiting.provisioning_status, 'pending');
-    assert.equal(proxy().creationsInFlight, 1);
+    assert.equal((await proxy().stats()).creationsInFlight, 1);
 
-    proxy().reset(); // AWS finishes the creation
+    await proxy().reset(); // AWS finishes the creation
     const active = await grantReaching(grant.id, 'active', 'fay');
     assert.equal(active.provisioning_status, 'successful');
     assert.equal(await assignmentsOf('fay', account, ROLE), 1);
@@ -45,16 +45,16 @@ describe('faults at the provider', function () {
   it('a FAILED status after IN_PROGRESS polls ends the grant with the provider reason, and leaves no assignment', async () => {
     const account = freshAccount();
     const reason = 'Received a 404 status error: Not supported account.';
-    proxy().on('CreateAccountAssignment', { inProgressPolls: 2, failureReason: reason, times: 1 });
+    await proxy().on('CreateAccountAssignment', { inProgressPolls: 2, failureReason: reason, times: 1 });
     const grant = await activate(account);
     const closed = await grantReaching(grant.id, 'revoked', 'fay');
     assert.equal(closed.provisioning_status, 'failed');
     const failure = closed.diagnostics.find((d) => d.code === 'provisioning_failed');
     assert.equal(failure?.level, 'error', JSON.stringify(closed.diagnostics));
     assert.ok(failure.message.includes(reason), failure.message);
-    assert.equal(proxy().count('DescribeAccountAssignmentCreationStatus'), 3, 'two IN_PROGRESS polls, then FAILED');
-    assert.equal(proxy().count('CreateAccountAssignment'), 1, 'a FAILED creation is not retried');
-    assert.equal(proxy().creationsInFlight, 0);
+    assert.equal(await proxy().count('DescribeAccountAssignmentCreationStatus'), 3, 'two IN_PROGRESS polls, then FAILED');
+    assert.equal(await proxy().count('CreateAccountAssignment'), 1, 'a FAILED creation is not retried');
+    assert.equal((await proxy().stats()).creationsInFlight, 0);
     // The emulator did create it (the FAILED was injected): the failed grant removes what may exist.
     await eventually('no assignment', async () => ((await assignmentsOf('fay', account, ROLE)) === 0 ? true : undefined));
   });
@@ -70,12 +70,12 @@ describe('faults at the provider', function () {
   for (const [what, op, rule, calls] of transient) {
     it(`${what}: retried until the grant is active, with exactly one assignment`, async () => {
       const account = freshAccount();
-      proxy().on(op, rule);
+      await proxy().on(op, rule);
       const grant = await activate(account);
       const active = await grantReaching(grant.id, 'active', 'fay', 90_000);
       assert.equal(active.provisioning_status, 'successful');
       assert.equal(await assignmentsOf('fay', account, ROLE), 1);
-      assert.equal(proxy().count(op), calls, `${op} calls`);
+      assert.equal(await proxy().count(op), calls, `${op} calls`);
     });
   }
 
@@ -83,7 +83,7 @@ describe('faults at the provider', function () {
     const account = freshAccount();
     const grant = await activate(account, 2);
     await grantReaching(grant.id, 'active', 'fay');
-    proxy().on('DeleteAccountAssignment', { status: 500 });
+    await proxy().on('DeleteAccountAssignment', { status: 500 });
     const retrying = await eventually(
       'a deprovisioning_retrying diagnostic',
       async () => {
@@ -98,9 +98,9 @@ describe('faults at the provider', function () {
     assert.equal(diagnostic.level, 'warning');
     assert.match(diagnostic.message, /still retrying/);
     assert.equal(await assignmentsOf('fay', account, ROLE), 1);
-    assert.ok(proxy().count('DeleteAccountAssignment') > 1);
+    assert.ok((await proxy().count('DeleteAccountAssignment')) > 1);
 
-    proxy().reset(); // AWS recovers
+    await proxy().reset(); // AWS recovers
     const expired = await grantReaching(grant.id, 'expired', 'fay', 90_000);
     assert.equal(await assignmentsOf('fay', account, ROLE), 0);
     assert.ok(!expired.diagnostics.some((d) => d.code === 'deprovisioning_retrying'), JSON.stringify(expired.diagnostics));

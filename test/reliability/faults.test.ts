@@ -19,14 +19,14 @@ describe('slow faults at the provider', function () {
   for (const [what, op, rule, calls] of cases) {
     it(`${what}: the grant ends active with exactly one assignment`, async () => {
       const account = freshAccount();
-      if (op === 'DescribeAccountAssignmentCreationStatus') proxy().on('CreateAccountAssignment', { inProgressPolls: 0 });
-      proxy().on(op, rule);
+      if (op === 'DescribeAccountAssignmentCreationStatus') await proxy().on('CreateAccountAssignment', { inProgressPolls: 0 });
+      await proxy().on(op, rule);
       const reply = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 }], { as: 'fay' });
       assert.equal(reply.status, 200, JSON.stringify(reply.body));
       const active = await grantReaching(reply.body.grants[0].id, 'active', 'fay', 150_000);
       assert.equal(active.provisioning_status, 'successful');
       assert.equal(await assignmentsOf('fay', account, 'ReadOnlyAccess'), 1);
-      assert.equal(proxy().count(op), calls, `${op} calls`);
+      assert.equal(await proxy().count(op), calls, `${op} calls`);
     });
   }
 });

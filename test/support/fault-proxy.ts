@@ -6,11 +6,16 @@
 //
 // What it measures, for the one Identity Center instance behind it:
 // - calls: every admin API request as it arrives (faulted ones too: AWS sees those as well);
-//   `maxCallsInOneSecond()` is the most that arrived in any window of 1000 ms.
+//   `maxCallsInOneSecond` is the most that arrived in any window of 1000 ms.
 // - creations in flight: creations whose CreateAccountAssignment was accepted (answered
 //   IN_PROGRESS to the caller) and whose end (SUCCEEDED/FAILED) has not yet been reported to the
 //   caller by a status poll. A creation answered SUCCEEDED at once is never in flight (moto answers
 //   so; IN_PROGRESS injection makes creations last). One never polled to its end stays counted.
+//
+// It runs in a child process: in the test process its clock would be the busy worker's event loop,
+// and calls would seem to arrive in bunches that never left in bunches. `FaultProxy` is the
+// handle the tests hold; every method is a message to the child.
+import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -25,6 +30,15 @@ export type FaultRule = { times?: number } & (
   | { inProgressPolls: number; failureReason?: string }
 );
 
+export interface ProxyStats {
+  /** Admin API calls per operation since the last reset. */
+  counts: Record<Operation, number>;
+  calls: number;
+  maxCallsInOneSecond: number;
+  creationsInFlight: number;
+  maxCreationsInFlight: number;
+}
+
 interface Tracked {
   creation: boolean;
   pollsLeft: number;
@@ -33,7 +47,7 @@ interface Tracked {
 
 const ADMIN_TARGET = 'SWBExternalService.';
 
-export class FaultProxy {
+class FaultProxyServer {
   upstream = '';
   /** Arrival times (ms, monotonic) and operations of admin API calls since the last reset. */
   calls: { at: number; op: Operation }[] = [];
@@ -43,20 +57,16 @@ export class FaultProxy {
   private tracked = new Map<string, Tracked>();
   private server = http.createServer((req, res) => void this.handle(req, res));
 
-  /** Starts listening on a free loopback port; set `upstream` before the first call. */
-  static async start(): Promise<FaultProxy> {
-    const proxy = new FaultProxy();
-    await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
-    return proxy;
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
   }
 
   get url(): string {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
-  on(op: Operation, rule: FaultRule): this {
+  on(op: Operation, rule: FaultRule): void {
     this.rules.set(op, rule);
-    return this;
   }
 
   reset(): void {
@@ -67,8 +77,16 @@ export class FaultProxy {
     this.maxCreationsInFlight = 0;
   }
 
-  count(op: Operation): number {
-    return this.calls.filter((c) => c.op === op).length;
+  stats(): ProxyStats {
+    const counts: Record<Operation, number> = {};
+    for (const c of this.calls) counts[c.op] = (counts[c.op] ?? 0) + 1;
+    return {
+      counts,
+      calls: this.calls.length,
+      maxCallsInOneSecond: this.maxCallsInOneSecond(),
+      creationsInFlight: this.creationsInFlight,
+      maxCreationsInFlight: this.maxCreationsInFlight,
+    };
   }
 
   maxCallsInOneSecond(): number {
@@ -79,11 +97,6 @@ export class FaultProxy {
       max = Math.max(max, last - first + 1);
     }
     return max;
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
   }
 
   /** The rule for this call, used up by it. */
@@ -177,4 +190,84 @@ export class FaultProxy {
     }
     return Buffer.from(JSON.stringify(json));
   }
+}
+
+type Message = { method: 'on'; op: Operation; rule: FaultRule } | { method: 'reset' | 'stats' } | { method: 'upstream'; url: string };
+type Command = Message & { id: number };
+
+/** The tests' handle on the proxy process. */
+export class FaultProxy {
+  private nextId = 0;
+  private replies = new Map<number, (value: unknown) => void>();
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {
+    child.on('message', (m: { id: number; result: unknown }) => this.replies.get(m.id)?.(m.result));
+  }
+
+  /** Starts the proxy on a free loopback port; give it `upstream` before the first AWS call. */
+  static async start(): Promise<FaultProxy> {
+    const child = fork(__filename, ['--serve'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const url = await new Promise<string>((resolve, reject) => {
+      child.once('message', (m: { url: string }) => resolve(m.url));
+      child.once('exit', (code) => reject(new Error(`fault proxy exited with ${code}`)));
+    });
+    return new FaultProxy(child, url);
+  }
+
+  private send<T>(command: Message): Promise<T> {
+    const id = ++this.nextId;
+    return new Promise<T>((resolve) => {
+      this.replies.set(id, (result) => {
+        this.replies.delete(id);
+        resolve(result as T);
+      });
+      this.child.send({ ...command, id });
+    });
+  }
+
+  upstream(url: string): Promise<void> {
+    return this.send({ method: 'upstream', url });
+  }
+
+  /** From now on, `rule` for `op` (one rule per operation; `times` calls, default all). */
+  on(op: Operation, rule: FaultRule): Promise<void> {
+    return this.send({ method: 'on', op, rule });
+  }
+
+  /** No rules, counters at zero. */
+  reset(): Promise<void> {
+    return this.send({ method: 'reset' });
+  }
+
+  stats(): Promise<ProxyStats> {
+    return this.send({ method: 'stats' });
+  }
+
+  async count(op: Operation): Promise<number> {
+    return (await this.stats()).counts[op] ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+if (require.main === module && process.argv.includes('--serve')) {
+  const server = new FaultProxyServer();
+  process.on('disconnect', () => process.exit(0)); // the test process is gone
+  process.on('message', (c: Command) => {
+    let result: unknown;
+    if (c.method === 'on') server.on(c.op, c.rule);
+    else if (c.method === 'reset') server.reset();
+    else if (c.method === 'upstream') server.upstream = c.url;
+    else result = server.stats();
+    process.send!({ id: c.id, result: result ?? null });
+  });
+  void server.listen().then(() => process.send!({ url: server.url }));
 }

@@ -66,7 +66,7 @@ export async function startWorld(): Promise<void> {
     users: Object.values(USERS).map((u) => u.email),
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
   });
-  faults.upstream = stack.awsEndpoint;
+  await faults.upstream(stack.awsEndpoint);
   const config = loadConfig(stack.configPath);
   const workerConnection = await NativeConnection.connect({ address: stack.temporalAddress });
   const worker = await createWorker(config, workerConnection);
