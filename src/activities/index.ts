@@ -16,7 +16,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import { createTenantClients, pacer, semaphore, type TenantClients } from './aws';
-import { settle } from './poll';
+import { heartbeating, settle } from './poll';
 
 export interface AssignmentRef {
   tenantId: string;
@@ -181,68 +181,72 @@ export function createActivities(config: AppConfig) {
   const describe = (ref: AssignmentRef) => `${ref.role} on ${ref.accountId} for ${ref.principal.email ?? ref.principal.id}`;
 
   return {
-    async findAssignment(ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> {
-      const resolved = await resolve(ref);
-      return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
-    },
+    findAssignment: (ref: AssignmentRef) => heartbeating(() => findAssignment(ref)),
+    createAssignment: (ref: AssignmentRef) => heartbeating(() => createAssignment(ref)),
+    deleteAssignment: (ref: AssignmentRef) => heartbeating(() => deleteAssignment(ref)),
+  };
 
-    async createAssignment(ref: AssignmentRef): Promise<void> {
-      const resolved = await resolve(ref);
-      if (await exists(resolved, ref.accountId)) return;
-      const { sso, aws } = resolved.tenant;
-      await limitsOf(aws).inFlight(async () => {
-        const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
-        const status = await settle(started.AccountAssignmentCreationStatus, async (requestId) => {
-          const out = await sso.send(
-            new DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentCreationRequestId: requestId }),
-          );
-          return out.AccountAssignmentCreationStatus;
-        });
-        if (status.Status === 'FAILED') {
-          // Retrying the same request would fail the same way (bad permission set, account not in the org...).
-          throw ApplicationFailure.nonRetryable(
-            `Assigning ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
-            'ProvisioningFailed',
-          );
-        }
+  async function findAssignment(ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> {
+    const resolved = await resolve(ref);
+    return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
+  }
+
+  async function createAssignment(ref: AssignmentRef): Promise<void> {
+    const resolved = await resolve(ref);
+    if (await exists(resolved, ref.accountId)) return;
+    const { sso, aws } = resolved.tenant;
+    await limitsOf(aws).inFlight(async () => {
+      const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
+      const status = await settle(started.AccountAssignmentCreationStatus, async (requestId) => {
+        const out = await sso.send(
+          new DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentCreationRequestId: requestId }),
+        );
+        return out.AccountAssignmentCreationStatus;
       });
-    },
+      if (status.Status === 'FAILED') {
+        // Retrying the same request would fail the same way (bad permission set, account not in the org...).
+        throw ApplicationFailure.nonRetryable(
+          `Assigning ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
+          'ProvisioningFailed',
+        );
+      }
+    });
+  }
 
-    async deleteAssignment(ref: AssignmentRef): Promise<void> {
-      let resolved: Resolved;
+  async function deleteAssignment(ref: AssignmentRef): Promise<void> {
+    let resolved: Resolved;
+    try {
+      resolved = await resolve(ref);
+    } catch (err) {
+      // Only without ids, i.e. nothing was ever found, so nothing of ours can exist. (And IAM
+      // Identity Center removes a user's or permission set's assignments with it.)
+      if (err instanceof ApplicationFailure && (err.type === 'UserNotFound' || err.type === 'PermissionSetNotFound')) return;
+      throw err;
+    }
+    if (!(await exists(resolved, ref.accountId))) return;
+    const { sso, aws } = resolved.tenant;
+    await limitsOf(aws).inFlight(async () => {
+      let started;
       try {
-        resolved = await resolve(ref);
+        started = await sso.send(new DeleteAccountAssignmentCommand(assignment(resolved, ref.accountId)));
       } catch (err) {
-        // Only without ids, i.e. nothing was ever found, so nothing of ours can exist. (And IAM
-        // Identity Center removes a user's or permission set's assignments with it.)
-        if (err instanceof ApplicationFailure && (err.type === 'UserNotFound' || err.type === 'PermissionSetNotFound')) return;
+        // Removed by someone else since the check: that is what we wanted.
+        if (err instanceof SsoNotFound && !(await exists(resolved, ref.accountId))) return;
         throw err;
       }
-      if (!(await exists(resolved, ref.accountId))) return;
-      const { sso, aws } = resolved.tenant;
-      await limitsOf(aws).inFlight(async () => {
-        let started;
-        try {
-          started = await sso.send(new DeleteAccountAssignmentCommand(assignment(resolved, ref.accountId)));
-        } catch (err) {
-          // Removed by someone else since the check: that is what we wanted.
-          if (err instanceof SsoNotFound && !(await exists(resolved, ref.accountId))) return;
-          throw err;
-        }
-        const status = await settle(started.AccountAssignmentDeletionStatus, async (requestId) => {
-          const out = await sso.send(
-            new DescribeAccountAssignmentDeletionStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentDeletionRequestId: requestId }),
-          );
-          return out.AccountAssignmentDeletionStatus;
-        });
-        if (status.Status === 'FAILED') {
-          // Retryable: access must not outlive the grant, so the workflow keeps at it.
-          throw ApplicationFailure.retryable(
-            `Removing ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
-            'DeprovisioningFailed',
-          );
-        }
+      const status = await settle(started.AccountAssignmentDeletionStatus, async (requestId) => {
+        const out = await sso.send(
+          new DescribeAccountAssignmentDeletionStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentDeletionRequestId: requestId }),
+        );
+        return out.AccountAssignmentDeletionStatus;
       });
-    },
-  };
+      if (status.Status === 'FAILED') {
+        // Retryable: access must not outlive the grant, so the workflow keeps at it.
+        throw ApplicationFailure.retryable(
+          `Removing ${describe(ref)} failed: ${status.FailureReason ?? 'AWS gave no reason'}`,
+          'DeprovisioningFailed',
+        );
+      }
+    });
+  }
 }
