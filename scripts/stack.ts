@@ -27,6 +27,8 @@ export interface StackTenant {
   grants?: { default_duration_seconds?: number; max_duration_seconds?: number; pending_request_ttl_seconds?: number };
   accounts?: Record<string, { environment: string }>;
   notifications?: { webhooks: { url: string; events: string[] }[]; expiry_warning_seconds?: number };
+  /** Where this tenant's AWS calls go instead of moto (e.g. a proxy in front of it). */
+  awsEndpoint?: string;
 }
 
 export interface StackOptions {
@@ -471,7 +473,7 @@ function writeConfig(
         region: AWS_REGION,
         sso_instance_arn: aws.instanceArn,
         identity_store_id: aws.identityStoreId,
-        endpoint: aws.endpoint,
+        endpoint: t.awsEndpoint ?? aws.endpoint,
       },
       policies: t.policies ?? path.join(repoRoot, 'policies'),
       ...(t.grants ? { grants: t.grants } : {}),

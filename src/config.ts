@@ -12,6 +12,18 @@ const awsSchema = z.strictObject({
   identity_store_id: z.string().regex(/^d-[0-9a-z]{10}$/, 'an identity store id like d-0123456789'),
   assume_role_arn: z.string().startsWith('arn:aws:iam::').optional(),
   endpoint: z.url().optional(),
+  /**
+   * What this worker process allows itself against the Identity Center instance (AWS quotas:
+   * about 20 admin API calls per second, a few assignment operations at once).
+   */
+  limits: z
+    .strictObject({
+      /** Admin API calls (retries included) started in any one-second window. */
+      calls_per_second: z.int().positive().default(20),
+      /** Assignment creations and deletions started and not yet finished. */
+      assignment_operations_in_flight: z.int().positive().default(10),
+    })
+    .prefault({}),
 });
 
 /** Slack-compatible incoming webhooks (README, "Notifications"). */
@@ -80,9 +92,17 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
   }
   const base = path.dirname(path.resolve(file));
   const ids = new Set<string>();
-  for (const tenant of parsed.data.tenants) {
+  const limitsByInstance = new Map<string, string>();
+  for (const [i, tenant] of parsed.data.tenants.entries()) {
     if (ids.has(tenant.id)) throw new ConfigError(`${file}: tenants: duplicate id ${tenant.id}`);
     ids.add(tenant.id);
+    // The limits are the instance's: tenants on one instance share one pacer, so they must agree.
+    const limits = JSON.stringify(tenant.aws.limits);
+    const seen = limitsByInstance.get(tenant.aws.sso_instance_arn);
+    if (seen !== undefined && seen !== limits) {
+      throw new ConfigError(`${file}: tenants.${i}.aws.limits: differs from another tenant's on ${tenant.aws.sso_instance_arn} (tenants on one instance share its limits)`);
+    }
+    limitsByInstance.set(tenant.aws.sso_instance_arn, limits);
     tenant.policies = path.resolve(base, tenant.policies);
     if (tenant.auth.jwks_file) tenant.auth.jwks_file = path.resolve(base, tenant.auth.jwks_file);
   }

@@ -28,6 +28,7 @@ describe('config', () => {
     assert.equal(t.policies, path.join(dir, 'policies'));
     assert.deepEqual(t.grants, { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400 });
     assert.deepEqual(t.notifications, { webhooks: [], expiry_warning_seconds: 300 });
+    assert.deepEqual(t.aws.limits, { calls_per_second: 20, assignment_operations_in_flight: 10 });
   });
 
   const bad: [string, unknown, RegExp][] = [
@@ -43,6 +44,12 @@ describe('config', () => {
       /tenants\.0\.notifications\.webhooks\.0\.events\.1/,
     ],
     ['a webhook that is not http(s)', { tenants: [{ ...tenant, notifications: { webhooks: [{ url: 'file:///etc/passwd', events: ['active'] }] } }] }, /tenants\.0\.notifications\.webhooks\.0\.url/],
+    ['a zero call rate', { tenants: [{ ...tenant, aws: { ...tenant.aws, limits: { calls_per_second: 0 } } }] }, /tenants\.0\.aws\.limits\.calls_per_second/],
+    [
+      'two limits for one instance',
+      { tenants: [tenant, { ...tenant, id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', aws: { ...tenant.aws, limits: { calls_per_second: 5 } } }] },
+      /tenants\.1\.aws\.limits: differs from another tenant's/,
+    ],
   ];
   for (const [what, content, field] of bad) {
     it(`refuses ${what}, naming the field`, () => {

@@ -1,6 +1,7 @@
 // AWS clients for one tenant, and the request pacing the Identity Center quotas call for (CONTRACT §7).
 import { IdentitystoreClient } from '@aws-sdk/client-identitystore';
-import { SSOAdminClient } from '@aws-sdk/client-sso-admin';
+import { SSOAdminClient, type ServiceInputTypes, type ServiceOutputTypes } from '@aws-sdk/client-sso-admin';
+import type { FinalizeRequestMiddleware } from '@smithy/types';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AwsTenantConfig } from '../config';
 
@@ -13,6 +14,11 @@ export interface TenantClients {
 // client itself once AWS starts throttling. Whatever is left over goes to Temporal's retry.
 const RETRY = { maxAttempts: 5, retryMode: 'adaptive' } as const;
 
+// A call hung on a dead connection fails after this and is retried like a 5xx; AWS answers the
+// admin API in well under a second. (Without throwOnRequestTimeout the SDK only logs a warning.)
+const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 10_000, throwOnRequestTimeout: true };
+
+/** `pace` is awaited before every attempt, retries included, so the provider sees the paced rate. */
 export function createTenantClients(tenantId: string, aws: AwsTenantConfig, pace: () => Promise<void>): TenantClients {
   if (aws.assume_role_arn) {
     // TODO: assume the role with fromTemporaryCredentials once @aws-sdk/credential-providers
@@ -25,35 +31,56 @@ export function createTenantClients(tenantId: string, aws: AwsTenantConfig, pace
   const config = {
     region: aws.region,
     ...RETRY,
+    requestHandler: REQUEST_HANDLER,
     ...(aws.endpoint && { endpoint: aws.endpoint }),
     // An emulator accepts any key, but the SDK refuses to sign without one.
     ...(aws.endpoint && !process.env.AWS_ACCESS_KEY_ID && { credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }),
   };
   const sso = new SSOAdminClient(config);
-  // Paced per request, before the retry loop: retries are rare and adaptive mode paces those.
-  sso.middlewareStack.add(
-    (next) => async (args) => {
-      await pace();
-      return next(args);
-    },
-    { step: 'initialize', name: 'jitPace' },
+  // Inside the retry loop (each attempt is a call AWS counts), before signing (a request that
+  // waited is signed when it leaves).
+  const paced: FinalizeRequestMiddleware<ServiceInputTypes, ServiceOutputTypes> = (next) => async (args) => {
+    await pace();
+    return next(args);
+  };
+  sso.middlewareStack.addRelativeTo(paced, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'jitPace' },
   );
   return { sso, identity: new IdentitystoreClient(config) };
 }
 
+// Between the pacer letting a call go and the call reaching AWS lie signing, opening a socket, a
+// busy event loop and the network; calls delayed unequally would otherwise crowd into one second
+// at the provider. (Measured with the fault proxy under heavy load: 100 ms was not enough.)
+const WIRE_SLACK_MS = 250;
+
 /**
- * Lets at most `perSecond` calls start per second on average, and `burst` at once: a token bucket
- * kept as the time the next call is due (GCRA), so one caller's sequential calls do not wait.
+ * Lets at most `perSecond` calls go in any window of a second (plus WIRE_SLACK_MS), in arrival
+ * order: a call goes once the call `perSecond` places before it went a window ago (a sliding-window
+ * log). Unlike a token bucket with a burst on top of its rate, no second ever holds more.
  */
-export function pacer(perSecond: number, burst: number): () => Promise<void> {
-  const gap = 1000 / perSecond;
-  let due = 0;
-  return async () => {
-    const now = Date.now();
-    due = Math.max(due, now) + gap;
-    const wait = due - now - burst * gap;
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+export function pacer(perSecond: number, windowMs = 1000 + WIRE_SLACK_MS): () => Promise<void> {
+  const sent: number[] = []; // when the last `perSecond` calls went, oldest first
+  const waiting: (() => void)[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const release = () => {
+    timer = undefined;
+    while (waiting.length > 0) {
+      const now = performance.now();
+      const freeAt = sent.length < perSecond ? now : sent[0] + windowMs;
+      if (freeAt > now) {
+        timer = setTimeout(release, freeAt - now);
+        return;
+      }
+      sent.push(now);
+      if (sent.length > perSecond) sent.shift();
+      waiting.shift()!();
+    }
   };
+  return () =>
+    new Promise<void>((resolve) => {
+      waiting.push(resolve);
+      if (!timer) release();
+    });
 }
 
 /** At most `limit` holders at once; the rest wait in order. */

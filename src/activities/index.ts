@@ -19,7 +19,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { WorkerMetrics } from '../metrics';
 import { createTenantClients, pacer, semaphore, type TenantClients } from './aws';
-import { settle } from './poll';
+import { heartbeating, settle } from './poll';
 import { createReconcileActivities } from './reconcile';
 
 export interface AssignmentRef {
@@ -45,11 +45,6 @@ export interface AssignmentIds {
 
 export type GrantActivities = ReturnType<typeof createActivities>;
 
-// AWS quotas per instance: about 20 API calls per second, 10 assignment operations in flight.
-// 15/s sustained plus a burst of 5 keeps any one second at about 20 calls.
-const CALLS_PER_SECOND = 15;
-const CALLS_BURST = 5;
-const OPERATIONS_IN_FLIGHT = 10;
 const PERMISSION_SETS_TTL_MS = 5 * 60_000;
 
 interface Tenant extends TenantClients {
@@ -78,11 +73,12 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
   const instances = new Map<string, { pace: () => Promise<void>; inFlight: ReturnType<typeof semaphore> }>();
   const permissionSets = new Map<string, PermissionSetListing>();
 
-  function limitsOf(instanceArn: string) {
-    let limits = instances.get(instanceArn);
+  // Per instance and per worker process: the config's `aws.limits` (one per instance, see config.ts).
+  function limitsOf(aws: AwsTenantConfig) {
+    let limits = instances.get(aws.sso_instance_arn);
     if (!limits) {
-      limits = { pace: pacer(CALLS_PER_SECOND, CALLS_BURST), inFlight: semaphore(OPERATIONS_IN_FLIGHT) };
-      instances.set(instanceArn, limits);
+      limits = { pace: pacer(aws.limits.calls_per_second), inFlight: semaphore(aws.limits.assignment_operations_in_flight) };
+      instances.set(aws.sso_instance_arn, limits);
     }
     return limits;
   }
@@ -94,7 +90,7 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
     const tenantConfig = tenantById(config, tenantId);
     if (!tenantConfig) throw ApplicationFailure.nonRetryable(`Unknown tenant ${tenantId}`, 'UnknownTenant');
     const { aws } = tenantConfig;
-    const tenant = { aws, ...createTenantClients(tenantConfig.id, aws, limitsOf(aws.sso_instance_arn).pace) };
+    const tenant = { aws, ...createTenantClients(tenantConfig.id, aws, limitsOf(aws).pace) };
     tenants.set(tenantConfig.id, tenant);
     return tenant;
   }
@@ -209,20 +205,22 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
 
   const grantActivities = {
     findAssignment: (ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> =>
-      counted('provision', async () => {
-        const resolved = await resolve(ref);
-        return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
-      }),
+      heartbeating(() => counted('provision', () => findAssignment(ref))),
 
     createAssignment: (ref: AssignmentRef, opts: { justChecked?: boolean } = {}): Promise<{ created: boolean }> =>
-      counted('provision', () => createAssignment(ref, opts)),
+      heartbeating(() => counted('provision', () => createAssignment(ref, opts))),
 
     async deleteAssignment(ref: AssignmentRef): Promise<void> {
-      await counted('deprovision', () => deleteAssignment(ref));
+      await heartbeating(() => counted('deprovision', () => deleteAssignment(ref)));
       // Confirmed gone (or never there): how long after its expiry the access lasted.
       if (ref.expiredAt) metrics?.expiryLag.observe(Math.max(0, (Date.now() - Date.parse(ref.expiredAt)) / 1000));
     },
   };
+
+  async function findAssignment(ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> {
+    const resolved = await resolve(ref);
+    return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
+  }
 
   /**
    * `created: false` when the assignment already existed. With `justChecked` (the workflow's
@@ -233,7 +231,7 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
     const resolved = await resolve(ref);
     if (!(opts.justChecked && firstAttempt()) && (await exists(resolved, ref.accountId))) return { created: false };
     const { sso, aws } = resolved.tenant;
-    await limitsOf(aws.sso_instance_arn).inFlight(async () => {
+    await limitsOf(aws).inFlight(async () => {
       const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
       const status = await settle(started.AccountAssignmentCreationStatus, async (requestId) => {
         const out = await sso.send(
@@ -266,7 +264,7 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
     // first. One paced call per expiry instead of two, which is what bounds a fleet's expiry lag.
     if (!(firstAttempt() && ref.ids) && !(await exists(resolved, ref.accountId))) return;
     const { sso, aws } = resolved.tenant;
-    await limitsOf(aws.sso_instance_arn).inFlight(async () => {
+    await limitsOf(aws).inFlight(async () => {
       let started;
       try {
         started = await sso.send(new DeleteAccountAssignmentCommand(assignment(resolved, ref.accountId)));

@@ -33,3 +33,23 @@ async function pause(ms: number, requestId: string): Promise<void> {
   context.heartbeat({ requestId });
   await context.sleep(ms);
 }
+
+/**
+ * Heartbeats every few seconds while `work` runs inside an activity: a call queued behind the
+ * instance's limits can wait longer than the heartbeat timeout, and must not be taken for dead
+ * (its retry would queue behind it, and a creation abandoned mid-poll still counts at AWS).
+ */
+export async function heartbeating<T>(work: () => Promise<T>, everyMs = 5_000): Promise<T> {
+  let context: Context | undefined;
+  try {
+    context = Context.current();
+  } catch {
+    return work(); // called directly, not by a worker
+  }
+  const timer = setInterval(() => context.heartbeat(), everyMs);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}

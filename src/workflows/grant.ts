@@ -63,11 +63,13 @@ const restoring = proxyActivities<GrantActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
 });
 
-// Deprovisioning never gives up: the workflow keeps calling until the assignment is gone.
+// Deprovisioning never gives up: the workflow keeps calling until the assignment is gone. Each
+// round is short (two attempts, each with the SDK's own retries), so a failing deletion shows as a
+// `deprovisioning_retrying` diagnostic within seconds; the rounds then back off up to a minute.
 const deprovisioning = proxyActivities<GrantActivities>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 2 },
 });
 
 // Notifications are best effort and bounded: a dead webhook is given up after 30 seconds (so a

@@ -15,12 +15,15 @@ import { connectApi, createApi } from '../../src/api/server';
 import { env, loadConfig } from '../../src/config';
 import type { GrantView } from '../../src/domain/grant';
 import { createWorker } from '../../src/worker';
+import { FaultProxy } from './fault-proxy';
 import { awsClientConfig, repoRoot, type Stack, startStack } from '../../scripts/stack';
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
 
 export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 /** Its own policies (everything auto-activates) and a 3-second review window. */
 export const OTHER_TENANT = { id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', name: 'other' };
+/** Everything auto-activates; its AWS calls go through the fault proxy (`current().faults`). */
+export const FAULTS_TENANT = { id: 'f0a17e57-0000-4000-8000-00000000fa17', name: 'faults' };
 export const PRODUCTION_ACCOUNT = '111111111111';
 /** TENANT's webhooks warn this long before a grant expires. */
 export const EXPIRY_WARNING_SECONDS = 4;
@@ -31,7 +34,9 @@ export const USERS = {
   carol: { sub: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
   oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
+  fay: { sub: 'fay', email: 'fay@faults.example', groups: ['engineering'] },
 };
+const TENANT_OF: Partial<Record<User, string>> = { oscar: OTHER_TENANT.id, fay: FAULTS_TENANT.id };
 type User = keyof typeof USERS;
 
 interface World {
@@ -43,6 +48,8 @@ interface World {
   worker: Worker;
   /** Receives the tenants' notification webhooks (see startWorld). */
   webhooks: WebhookReceiver;
+  /** Between the faults tenant and moto. */
+  faults: FaultProxy;
   stop(): Promise<void>;
 }
 let world: World | undefined;
@@ -55,6 +62,7 @@ export function current(): World {
 export async function startWorld(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'access-test-'));
   const webhooks = await startWebhookReceiver();
+  const faults = await FaultProxy.start();
   const stack = await startStack({
     dir,
     tenants: [
@@ -78,10 +86,12 @@ export async function startWorld(): Promise<void> {
         // A webhook that never answers well: grants must not notice.
         notifications: { webhooks: [{ url: `${webhooks.url}/dead/requesters`, events: ['active'] }] },
       },
+      { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url },
     ],
     users: Object.values(USERS).map((u) => u.email),
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
   });
+  await faults.upstream(stack.awsEndpoint);
   const config = loadConfig(stack.configPath);
   const workerConnection = await NativeConnection.connect({ address: stack.temporalAddress });
   const worker = await createWorker(config, workerConnection);
@@ -99,6 +109,7 @@ export async function startWorld(): Promise<void> {
     identity: new IdentitystoreClient(aws),
     worker,
     webhooks,
+    faults,
     async stop() {
       await new Promise((resolve) => server.close(resolve));
       worker.shutdown();
@@ -107,6 +118,7 @@ export async function startWorld(): Promise<void> {
       await connection.close();
       await stack.stop();
       await webhooks.close();
+      await faults.close();
     },
   };
 }
@@ -116,7 +128,7 @@ export async function stopWorld(): Promise<void> {
   world = undefined;
 }
 
-export async function tokenFor(user: User, tenantId = user === 'oscar' ? OTHER_TENANT.id : TENANT.id): Promise<string> {
+export async function tokenFor(user: User, tenantId = TENANT_OF[user] ?? TENANT.id): Promise<string> {
   return current().stack.issueToken(tenantId, USERS[user]);
 }
 
@@ -133,7 +145,7 @@ export async function call<T = any>(
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   const token = opts.token !== undefined ? opts.token : await tokenFor(opts.as ?? 'alice');
   if (token) headers.authorization = `Bearer ${token}`;
-  const tenant = opts.tenant !== undefined ? opts.tenant : opts.as === 'oscar' ? OTHER_TENANT.id : TENANT.id;
+  const tenant = opts.tenant !== undefined ? opts.tenant : (TENANT_OF[opts.as ?? 'alice'] ?? TENANT.id);
   if (tenant) headers['x-tenant-id'] = tenant;
   const body = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
   const res = await fetch(current().baseUrl + urlPath, { method, headers, body });
