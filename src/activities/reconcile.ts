@@ -84,6 +84,7 @@ const MAX_ACCOUNT_PERMISSION_SET_PAIRS = 2000;
 const MAX_ASSIGNMENTS = 20_000;
 const MAX_FOREIGN_REPORTED = 100;
 const GRANT_READS_IN_FLIGHT = 10;
+const GRANT_READ_TIMEOUT_MS = 5000;
 
 const tripleOf = (accountId: string, permissionSetArn: string, principalType: string, principalId: string) =>
   `${accountId}|${permissionSetArn}|${principalType}|${principalId}`;
@@ -212,7 +213,11 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     let state: GrantState;
     try {
       // A completed run's result is its final state; other closed runs (terminated...) are replayed for it.
-      state = info.status.name === 'COMPLETED' ? await handle.result() : await handle.query(grantStateQuery);
+      // A query waits for a worker of the run's task queue; one that has none must not hold the round up.
+      state =
+        info.status.name === 'COMPLETED'
+          ? await handle.result()
+          : await clientOf().withDeadline(Date.now() + GRANT_READ_TIMEOUT_MS, () => handle.query(grantStateQuery));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null; // removed by retention meanwhile
       // A run that cannot be read (no worker serves its task queue, say) must not stop the whole
