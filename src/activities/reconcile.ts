@@ -85,6 +85,7 @@ const MAX_ASSIGNMENTS = 20_000;
 const MAX_FOREIGN_REPORTED = 100;
 const GRANT_READS_IN_FLIGHT = 10;
 const GRANT_READ_TIMEOUT_MS = 5000;
+const RESTORE_ANSWER_TIMEOUT_MS = 30_000;
 
 const tripleOf = (accountId: string, permissionSetArn: string, principalType: string, principalId: string) =>
   `${accountId}|${permissionSetArn}|${principalType}|${principalId}`;
@@ -272,9 +273,13 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     /** Asks the grant's own workflow to check and re-create its assignment (serialized with its expiry). */
     async restoreGrantAssignment(grant: GrantRef): Promise<ReconcileOutcome | { outcome: 'skipped'; message: string }> {
       try {
-        return await clientOf().workflow.getHandle(grant.workflowId).executeUpdate(reconcileUpdate);
+        // A grant whose worker is away must not hold the round up; the update, once taken, still runs.
+        return await clientOf().withDeadline(Date.now() + RESTORE_ANSWER_TIMEOUT_MS, () =>
+          clientOf().workflow.getHandle(grant.workflowId).executeUpdate(reconcileUpdate),
+        );
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) return { outcome: 'skipped', message: 'the grant has closed' };
+        if (isDeadlineExceeded(err)) return { outcome: 'skipped', message: 'the grant did not answer in time; it is looked at again next round' };
         const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
         if (cause instanceof ApplicationFailure && cause.type === rejection.notHolding) return { outcome: 'skipped', message: cause.message };
         throw err;
@@ -298,4 +303,11 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       return { removed: true };
     },
   };
+}
+
+function isDeadlineExceeded(err: unknown): boolean {
+  for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
+    if ((cause as { code?: unknown }).code === 4 /* gRPC DEADLINE_EXCEEDED */) return true;
+  }
+  return false;
 }
