@@ -1,6 +1,6 @@
 // What the API does, without HTTP: policy decisions, then messages to grant workflows.
 import { randomUUID } from 'node:crypto';
-import { type Client, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
+import { type Client, isGrpcServiceError, ServiceError, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { type AppConfig, env, type TenantConfig } from '../config';
 import {
@@ -169,13 +169,18 @@ export class AccessService {
     for (let attempt = 1; ; attempt++) {
       const current = await handle.query(grantStateQuery).catch((err) => {
         if (err instanceof WorkflowNotFoundError) return null;
+        // A grant busy with other calls has no room for one more query: the update below decides
+        // the same way, at the price of a few history events (continue-as-new bounds those).
+        if (!dryRun && isQueryBufferFull(err)) return undefined;
         throw err;
       });
-      const decision = decideEnsure(current, request, new Date());
-      const extra: Diagnostic[] = decision.change === 'none' ? (decision.diagnostics ?? []) : [];
-      // The read-only answers stay off the workflow's history.
-      if (decision.change === 'none' && current) return toView(current, 'none', extra);
-      if (dryRun) return toView(wouldBe(current, caller.principal, key, request, decision), decision.change, extra);
+      if (current !== undefined) {
+        const decision = decideEnsure(current, request, new Date());
+        const extra: Diagnostic[] = decision.change === 'none' ? (decision.diagnostics ?? []) : [];
+        // The read-only answers stay off the workflow's history.
+        if (decision.change === 'none' && current) return toView(current, 'none', extra);
+        if (dryRun) return toView(wouldBe(current, caller.principal, key, request, decision), decision.change, extra);
+      }
       try {
         const outcome = await this.client.workflow.executeUpdateWithStart(ensureUpdate, {
           args: [request],
@@ -288,6 +293,15 @@ function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey
     Object.assign(state, { expiresAt: decision.expiresAt, durationSeconds: req.durationSeconds });
   }
   return state;
+}
+
+/**
+ * Temporal buffers queries to a workflow while it runs a task; past a small limit (one by default)
+ * it answers RESOURCE_EXHAUSTED, and the client's own retries do not wait long enough under load.
+ */
+function isQueryBufferFull(err: unknown): boolean {
+  const cause = err instanceof ServiceError ? err.cause : err;
+  return isGrpcServiceError(cause) && cause.code === 8; // RESOURCE_EXHAUSTED
 }
 
 function rejectionType(err: unknown): string | undefined {
