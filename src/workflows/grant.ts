@@ -7,6 +7,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -235,7 +236,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       const expiresAt = state.expiresAt;
       const remaining = Date.parse(expiresAt!) - Date.now();
       if (remaining <= 0 || state.revocation) break;
-      await condition(() => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong(), remaining);
+      const woken = await condition(() => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong(), remaining);
+      // The timer fired, so the expiry has come: trust it, not the clock. A worker killed while the
+      // timer fired can see the next task's time as that of an earlier one, and would otherwise
+      // wait the whole duration again (and differently from a replay: a nondeterminism error).
+      if (!woken && patched('expiry-timer-ends-grant')) break;
       if (historyIsLong() && !state.revocation) {
         await condition(allHandlersFinished);
         await continueAsNew<typeof grantWorkflow>({ ...input, state });

@@ -27,6 +27,7 @@ describe('API crashes (reliability)', function () {
     const answered = (account: string, id: string) => ids.set(account, (ids.get(account) ?? new Set()).add(id));
 
     for (let round = 1; round <= ROUNDS; round++) {
+      const roundStarted = Date.now();
       const fresh = Array.from({ length: 4 }, () => world.freshAccount());
       const extending = [...durations.keys()].slice(-2); // real extensions: each asks for longer than before
       const accounts = [...fresh, ...extending];
@@ -45,7 +46,7 @@ describe('API crashes (reliability)', function () {
           () => false,
         );
       });
-      await sleep(workerDown ? 1500 : Math.floor(Math.random() * 400));
+      await sleep(workerDown ? 1500 : Math.floor(Math.random() * 1500));
       await world.api.kill();
       const done = await Promise.all(inFlight);
       await Promise.all([world.api.start(), workerDown ? world.worker.start() : undefined]);
@@ -75,7 +76,7 @@ describe('API crashes (reliability)', function () {
         assert.equal(assignments, 1, `${account}: one assignment`);
         assert.equal(state.durationSeconds, durations.get(account), `${account}: the latest call's duration counts`);
       }
-      console.log(`      round ${round}/${ROUNDS}${workerDown ? ' (worker down too)' : ''}: ${done.filter((d) => !d).length}/${accounts.length} calls cut off`);
+      console.log(`      round ${round}/${ROUNDS} (${Math.round((Date.now() - roundStarted) / 1000)} s)${workerDown ? ' (worker down too)' : ''}: ${done.filter((d) => !d).length}/${accounts.length} calls cut off`);
     }
     console.log(`      API crashes: ${ROUNDS} rounds, ${world.api.kills} kill -9 of the API, ${calls} ensure calls (${cutOff} cut off and retried), ${ids.size} grants, ${lost} lost or duplicated`);
     assert.equal(lost, 0);

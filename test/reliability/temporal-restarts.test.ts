@@ -28,6 +28,7 @@ describe('Temporal restarts (reliability)', function () {
     let grants = 0;
     let lost = 0;
     for (let round = 1; round <= ROUNDS; round++) {
+      const roundStarted = Date.now();
       // Two expire while the server is down, one after it is back.
       const durations = [4, 7, 40];
       const accounts = durations.map(() => world.freshAccount());
@@ -53,7 +54,7 @@ describe('Temporal restarts (reliability)', function () {
         assert.equal(left, 0, `${account}: the assignment went`);
       }
       assert.ok(world.worker.running && world.api.running, 'the worker and the API lived through it');
-      console.log(`      round ${round}/${ROUNDS} (${signal}): ${accounts.length} grants expired`);
+      console.log(`      round ${round}/${ROUNDS} (${Math.round((Date.now() - roundStarted) / 1000)} s) (${signal}): ${accounts.length} grants expired`);
     }
     console.log(`      Temporal restarts: ${ROUNDS} (SIGTERM and SIGKILL in turn), ${grants} grants, ${lost} lost`);
     assert.equal(lost, 0);

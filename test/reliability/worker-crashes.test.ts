@@ -54,6 +54,7 @@ describe('worker crashes (reliability)', function () {
     };
 
     for (let round = 1; round <= ROUNDS; round++) {
+      const roundStarted = Date.now();
       const accounts = Array.from({ length: GRANTS_PER_ROUND }, () => world.freshAccount());
       const provisioningKill = world.killWorkerDuring([pick(PROVISIONING_CALLS)]);
       const replies = await Promise.all(accounts.map((account) => world.ensure(account, DURATION_SECONDS)));
@@ -78,7 +79,7 @@ describe('worker crashes (reliability)', function () {
       await world.worker.start();
 
       await Promise.all(checks);
-      console.log(`      round ${round}/${ROUNDS}: ${world.worker.kills} kills so far, ${grants} grants right`);
+      console.log(`      round ${round}/${ROUNDS} (${Math.round((Date.now() - roundStarted) / 1000)} s): ${world.worker.kills} kills so far, ${grants} grants right`);
     }
     console.log(`      worker crashes: ${ROUNDS} rounds, ${world.worker.kills} kill -9 of the worker (${JSON.stringify(killedDuring)}), ${grants} grants, ${lost} lost or duplicated`);
     assert.equal(lost, 0);
