@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { eventually } from '../support/world';
 import { type CrashWorld, sleep, startCrashWorld } from '../support/crash-world';
 
-const ROUNDS = Number(process.env.API_CRASH_ROUNDS ?? 12);
+const ROUNDS = Number(process.env.API_CRASH_ROUNDS ?? 10);
 
 describe('API crashes (reliability)', function () {
   this.timeout(0);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { eventually } from '../support/world';
 import { type CrashWorld, sleep, startCrashWorld } from '../support/crash-world';
 
-const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 10);
+const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 8);
 const GRANTS_PER_ROUND = 4;
 const DURATION_SECONDS = 20;
 // Mostly the calls that change the assignment; sometimes the lookup before them.
