@@ -1,6 +1,6 @@
 // What the API does, without HTTP: policy decisions, then messages to grant workflows.
 import { randomUUID } from 'node:crypto';
-import { type Client, isGrpcServiceError, ServiceError, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
+import { type Client, isGrpcServiceError, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { type AppConfig, env, type TenantConfig } from '../config';
 import {
@@ -199,6 +199,11 @@ export class AccessService {
           await Promise.race([handle.result().catch(() => undefined), delay(30_000)]);
           continue;
         }
+        // The run continued as new before it took the update (NOT_FOUND): ask its successor.
+        if (attempt < 5 && grpcCodeOf(err) === 5) {
+          await delay(100 * attempt);
+          continue;
+        }
         throw err;
       }
     }
@@ -300,8 +305,14 @@ function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey
  * it answers RESOURCE_EXHAUSTED, and the client's own retries do not wait long enough under load.
  */
 function isQueryBufferFull(err: unknown): boolean {
-  const cause = err instanceof ServiceError ? err.cause : err;
-  return isGrpcServiceError(cause) && cause.code === 8; // RESOURCE_EXHAUSTED
+  return grpcCodeOf(err) === 8; // RESOURCE_EXHAUSTED
+}
+
+function grpcCodeOf(err: unknown): number | undefined {
+  for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
+    if (isGrpcServiceError(cause)) return cause.code;
+  }
+  return undefined;
 }
 
 function rejectionType(err: unknown): string | undefined {
