@@ -190,9 +190,13 @@ export function createActivities(config: AppConfig) {
       return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
     },
 
-    async createAssignment(ref: AssignmentRef): Promise<void> {
+    /**
+     * Returns when the assignment was found in place: the grant's activation time, recorded in the
+     * workflow history, so every replay of the grant agrees on it.
+     */
+    async createAssignment(ref: AssignmentRef): Promise<{ assignedAt: string }> {
       const resolved = await resolve(ref);
-      if (await exists(resolved, ref.accountId)) return;
+      if (await exists(resolved, ref.accountId)) return { assignedAt: new Date().toISOString() };
       const { sso, aws } = resolved.tenant;
       await limitsOf(aws.sso_instance_arn).inFlight(async () => {
         const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
@@ -210,6 +214,7 @@ export function createActivities(config: AppConfig) {
           );
         }
       });
+      return { assignedAt: new Date().toISOString() };
     },
 
     async deleteAssignment(ref: AssignmentRef): Promise<void> {

@@ -81,6 +81,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     note({ level: 'info', code: 'expires', message: `Access ends at ${expiresAt}; ensure again to extend it.`, expires_at: expiresAt });
   };
 
+  /** The latest time recorded in the history: the workflow's clock is never taken to be earlier. */
+  let clockFloor = 0;
   let published = '';
   const publish = () => {
     const status = state.status === 'new' ? 'pending' : state.status;
@@ -200,13 +202,16 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   }
 
   async function provision(): Promise<void> {
+    // The activity's clock, recorded in the history (none in histories from before it returned one).
+    // The workflow's own clock right after a worker crash can lag behind, and differently on replay.
+    let assignedAt: string | undefined;
     try {
       if (state.assignmentPreexisted === null) {
         const found = await provisioning.findAssignment(ref());
         state.assignmentPreexisted = found.exists;
         state.assignmentIds = found.ids;
       }
-      if (!state.assignmentPreexisted) await provisioning.createAssignment(ref());
+      if (!state.assignmentPreexisted) assignedAt = (await provisioning.createAssignment(ref()))?.assignedAt;
     } catch (err) {
       state.provisioningStatus = 'failed';
       state.status = 'revoked';
@@ -216,7 +221,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       if (state.assignmentPreexisted === false) await deprovision();
       return;
     }
-    const at = now();
+    const at = assignedAt ? new Date(assignedAt) : now();
+    clockFloor = at.getTime();
     state.provisioningStatus = 'successful';
     state.status = 'active';
     state.activatedAt = at.toISOString();
@@ -234,7 +240,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   async function holdUntilExpiry(): Promise<void> {
     for (;;) {
       const expiresAt = state.expiresAt;
-      const remaining = Date.parse(expiresAt!) - Date.now();
+      const remaining = Date.parse(expiresAt!) - Math.max(Date.now(), clockFloor);
       if (remaining <= 0 || state.revocation) break;
       const woken = await condition(() => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong(), remaining);
       // The timer fired, so the expiry has come: trust it, not the clock. A worker killed while the
