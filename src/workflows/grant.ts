@@ -238,15 +238,19 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   }
 
   async function holdUntilExpiry(): Promise<void> {
+    // Only the timer decides that the time is up, never a comparison with the clock: right after a
+    // worker crash the workflow's clock can differ between the live run and a replay (and lag
+    // behind), which broke replay with a nondeterminism error or restarted the whole wait.
+    const timerDecides = patched('expiry-timer-ends-grant');
     for (;;) {
       const expiresAt = state.expiresAt;
       const remaining = Date.parse(expiresAt!) - Math.max(Date.now(), clockFloor);
-      if (remaining <= 0 || state.revocation) break;
-      const woken = await condition(() => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong(), remaining);
-      // The timer fired, so the expiry has come: trust it, not the clock. A worker killed while the
-      // timer fired can see the next task's time as that of an earlier one, and would otherwise
-      // wait the whole duration again (and differently from a replay: a nondeterminism error).
-      if (!woken && patched('expiry-timer-ends-grant')) break;
+      if (state.revocation || (remaining <= 0 && !timerDecides)) break;
+      const woken = await condition(
+        () => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong(),
+        Math.max(remaining, 1),
+      );
+      if (!woken && timerDecides) break;
       if (historyIsLong() && !state.revocation) {
         await condition(allHandlersFinished);
         await continueAsNew<typeof grantWorkflow>({ ...input, state });
