@@ -43,6 +43,11 @@ export interface StackOptions {
   temporalUiPort?: number;
   /** Frontend port of a Temporal started here; default a free port. The dev command may pass 7233. */
   temporalPort?: number;
+  /**
+   * Start a Temporal and a moto of its own even when TEMPORAL_ADDRESS / AWS_ENDPOINT_URL name
+   * running ones: for tests that stop and restart the servers.
+   */
+  ownServers?: boolean;
 }
 
 export interface Stack {
@@ -63,6 +68,13 @@ export interface Stack {
     claims: { sub: string; email?: string; groups?: string[] },
     opts?: { expiresIn?: string | number; notBefore?: string },
   ): Promise<string>;
+  /**
+   * Stops the Temporal dev server this stack started (SIGTERM: a clean shutdown; SIGKILL: a crash).
+   * Throws for a Temporal the stack did not start.
+   */
+  stopTemporal(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Starts it again on the same port and database file, and waits until it answers. */
+  startTemporal(): Promise<void>;
   /** Stops only what it started. */
   stop(): Promise<void>;
 }
@@ -105,7 +117,7 @@ export function issuerFor(tenantName: string): string {
 // ---------------------------------------------------------------------------------------------
 // Child processes: each in its own process group, killed by stop() or when this process ends.
 
-interface Child {
+export interface Child {
   name: string;
   proc: ChildProcess;
   logFile: string;
@@ -144,7 +156,8 @@ function installExitHooks(): void {
   }
 }
 
-function startChild(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, dir: string): Child {
+/** Starts `command` in its own process group, output appended to `<dir>/<name>.log`. */
+export function startChild(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, dir: string): Child {
   installExitHooks();
   const logFile = path.join(dir, `${name}.log`);
   const fd = openSync(logFile, 'a');
@@ -173,8 +186,9 @@ function startChild(name: string, command: string, args: string[], env: NodeJS.P
   return child;
 }
 
-async function stopChild(child: Child, graceMs = 10_000): Promise<void> {
-  killGroup(child, 'SIGTERM');
+/** Sends `signal` to the child's group (SIGKILL after `graceMs`) and waits until it has gone. */
+export async function stopChild(child: Child, graceMs = 10_000, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  killGroup(child, signal);
   const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
   await child.exited;
   clearTimeout(timer);
@@ -293,8 +307,13 @@ async function temporalReady(address: string, namespace: string, register: boole
   }
 }
 
-async function startTemporal(dir: string, uiPort?: number, wantPort?: number): Promise<{ address: string; child?: Child }> {
-  const given = process.env.TEMPORAL_ADDRESS;
+async function startTemporal(
+  dir: string,
+  uiPort?: number,
+  wantPort?: number,
+  ownServer = false,
+): Promise<{ address: string; child?: Child; restart?: () => Promise<Child> }> {
+  const given = ownServer ? undefined : process.env.TEMPORAL_ADDRESS;
   const hostPort = given ? splitHostPort(given) : undefined;
   if (given && hostPort && (await tcpReachable(hostPort.host, hostPort.port))) {
     const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
@@ -315,15 +334,18 @@ async function startTemporal(dir: string, uiPort?: number, wantPort?: number): P
     env.TEMPORAL_HEADLESS = '0';
     env.TEMPORAL_UI_PORT = String(uiPort);
   }
-  const child = startChild('temporal', path.join(repoRoot, 'temporal-dev.sh'), [], env, dir);
   const address = `127.0.0.1:${port}`;
-  try {
-    await waitFor('Temporal dev server', () => temporalReady(address, 'default', true), TEMPORAL_START_TIMEOUT_MS, child);
-  } catch (err) {
-    await stopChild(child);
-    throw err;
-  }
-  return { address, child };
+  const start = async (): Promise<Child> => {
+    const child = startChild('temporal', path.join(repoRoot, 'temporal-dev.sh'), [], env, dir);
+    try {
+      await waitFor('Temporal dev server', () => temporalReady(address, 'default', true), TEMPORAL_START_TIMEOUT_MS, child);
+    } catch (err) {
+      await stopChild(child);
+      throw err;
+    }
+    return child;
+  };
+  return { address, child: await start(), restart: start };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,8 +357,8 @@ async function motoAnswers(endpoint: string): Promise<boolean> {
   return res.status < 500;
 }
 
-async function startMoto(dir: string): Promise<{ endpoint: string; child?: Child }> {
-  const given = process.env.AWS_ENDPOINT_URL;
+async function startMoto(dir: string, ownServer = false): Promise<{ endpoint: string; child?: Child }> {
+  const given = ownServer ? undefined : process.env.AWS_ENDPOINT_URL;
   if (given) {
     const url = new URL(given);
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
@@ -501,8 +523,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     // Keys while the servers boot; wait for all three so a failure never leaves a child unstopped.
     const [keysR, motoR, temporalR] = await Promise.allSettled([
       Promise.all(opts.tenants.map((t) => tenantKey(dir, t))),
-      startMoto(dir),
-      startTemporal(dir, opts.temporalUiPort, opts.temporalPort),
+      startMoto(dir, opts.ownServers),
+      startTemporal(dir, opts.temporalUiPort, opts.temporalPort, opts.ownServers),
     ]);
     if (motoR.status === 'fulfilled' && motoR.value.child) started.push(motoR.value.child);
     if (temporalR.status === 'fulfilled' && temporalR.value.child) started.push(temporalR.value.child);
@@ -521,6 +543,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       { endpoint: moto.endpoint, ...aws },
     );
     loadConfig(configPath); // throws, naming the field, if the file is not what the service accepts
+
+    let temporalChild = temporal.child;
+    const ownTemporal = (): Child => {
+      if (!temporal.restart) throw new Error(`the stack did not start the Temporal at ${temporal.address}`);
+      return temporalChild!;
+    };
 
     return {
       temporalAddress: temporal.address,
@@ -545,6 +573,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
           .setExpirationTime(typeof expiresIn === 'number' ? now + expiresIn : expiresIn);
         if (tokenOpts.notBefore !== undefined) jwt.setNotBefore(tokenOpts.notBefore);
         return jwt.sign(key.privateKey);
+      },
+      async stopTemporal(signal = 'SIGTERM') {
+        const child = ownTemporal();
+        await stopChild(child, 10_000, signal);
+        if (started.includes(child)) started.splice(started.indexOf(child), 1);
+      },
+      async startTemporal() {
+        if (!ownTemporal().ended) throw new Error('Temporal is still running');
+        temporalChild = await temporal.restart!();
+        started.push(temporalChild);
       },
       stop,
     };

@@ -207,7 +207,7 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
     findAssignment: (ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> =>
       heartbeating(() => counted('provision', () => findAssignment(ref))),
 
-    createAssignment: (ref: AssignmentRef, opts: { justChecked?: boolean } = {}): Promise<{ created: boolean }> =>
+    createAssignment: (ref: AssignmentRef, opts: { justChecked?: boolean } = {}): Promise<{ created: boolean; assignedAt: string }> =>
       heartbeating(() => counted('provision', () => createAssignment(ref, opts))),
 
     async deleteAssignment(ref: AssignmentRef): Promise<void> {
@@ -226,10 +226,12 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
    * `created: false` when the assignment already existed. With `justChecked` (the workflow's
    * findAssignment saw none a moment ago) the first attempt does not look again: one paced call
    * less per activation. A retry always looks, as the attempt before may have created it.
+   * `assignedAt` is when the assignment was found in place: the grant's activation time, recorded
+   * in the workflow history, so every replay of the grant agrees on it.
    */
-  async function createAssignment(ref: AssignmentRef, opts: { justChecked?: boolean }): Promise<{ created: boolean }> {
+  async function createAssignment(ref: AssignmentRef, opts: { justChecked?: boolean }): Promise<{ created: boolean; assignedAt: string }> {
     const resolved = await resolve(ref);
-    if (!(opts.justChecked && firstAttempt()) && (await exists(resolved, ref.accountId))) return { created: false };
+    if (!(opts.justChecked && firstAttempt()) && (await exists(resolved, ref.accountId))) return { created: false, assignedAt: new Date().toISOString() };
     const { sso, aws } = resolved.tenant;
     await limitsOf(aws).inFlight(async () => {
       const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
@@ -247,7 +249,7 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
         );
       }
     });
-    return { created: true };
+    return { created: true, assignedAt: new Date().toISOString() };
   }
 
   async function deleteAssignment(ref: AssignmentRef): Promise<void> {

@@ -1,6 +1,6 @@
 // What the API does, without HTTP: policy decisions, then messages to grant workflows.
 import { randomUUID } from 'node:crypto';
-import { type Client, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
+import { type Client, isGrpcServiceError, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { type AppConfig, env, type TenantConfig } from '../config';
 import {
@@ -181,13 +181,18 @@ export class AccessService {
     for (let attempt = 1; ; attempt++) {
       const current = await handle.query(grantStateQuery).catch((err) => {
         if (err instanceof WorkflowNotFoundError) return null;
+        // A grant busy with other calls has no room for one more query: the update below decides
+        // the same way, at the price of a few history events (continue-as-new bounds those).
+        if (!dryRun && isQueryBufferFull(err)) return undefined;
         throw err;
       });
-      const decision = decideEnsure(current, request, new Date());
-      const extra: Diagnostic[] = decision.change === 'none' ? (decision.diagnostics ?? []) : [];
-      // The read-only answers stay off the workflow's history.
-      if (decision.change === 'none' && current) return toView(current, 'none', extra);
-      if (dryRun) return toView(wouldBe(current, caller.principal, key, request, decision), decision.change, extra);
+      if (current !== undefined) {
+        const decision = decideEnsure(current, request, new Date());
+        const extra: Diagnostic[] = decision.change === 'none' ? (decision.diagnostics ?? []) : [];
+        // The read-only answers stay off the workflow's history.
+        if (decision.change === 'none' && current) return toView(current, 'none', extra);
+        if (dryRun) return toView(wouldBe(current, caller.principal, key, request, decision), decision.change, extra);
+      }
       try {
         const outcome = await this.client.workflow.executeUpdateWithStart(ensureUpdate, {
           args: [request],
@@ -204,6 +209,11 @@ export class AccessService {
         // The grant is being closed: once its run ends, the next attempt starts a new grant.
         if (attempt < 3 && rejectionType(err) === rejection.closing) {
           await Promise.race([handle.result().catch(() => undefined), delay(30_000)]);
+          continue;
+        }
+        // The run continued as new before it took the update (NOT_FOUND): ask its successor.
+        if (attempt < 5 && grpcCodeOf(err) === 5) {
+          await delay(100 * attempt);
           continue;
         }
         throw err;
@@ -333,6 +343,21 @@ function uiSummary(principal: Principal, key: GrantKey, req: EnsureRequest): { s
     ...(attachments.length > 0 ? [`Attachments: ${attachments.slice(0, 5).join(', ')}`] : []),
   ];
   return { staticSummary: `${who}: ${key.role} on ${accountIdOf(key.target)} for ${hours} (${how})`, staticDetails: details.join('\n\n') };
+}
+
+/**
+ * Temporal buffers queries to a workflow while it runs a task; past a small limit (one by default)
+ * it answers RESOURCE_EXHAUSTED, and the client's own retries do not wait long enough under load.
+ */
+function isQueryBufferFull(err: unknown): boolean {
+  return grpcCodeOf(err) === 8; // RESOURCE_EXHAUSTED
+}
+
+function grpcCodeOf(err: unknown): number | undefined {
+  for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
+    if (isGrpcServiceError(cause)) return cause.code;
+  }
+  return undefined;
 }
 
 function rejectionType(err: unknown): string | undefined {

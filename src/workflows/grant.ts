@@ -142,6 +142,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   /** Before the run ends or continues as new; bounded by the notifications' own timeout. */
   const notificationsSent = () => condition(() => notificationsInFlight === 0);
 
+
+  /** The latest time recorded in the history: the workflow's clock is never taken to be earlier. */
+  let clockFloor = 0;
   let published = '';
   const publish = () => {
     const status = state.status === 'new' ? 'pending' : state.status;
@@ -292,6 +295,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   }
 
   async function provision(): Promise<void> {
+    // The activity's clock, recorded in the history (none in histories from before it returned one).
+    // The workflow's own clock right after a worker crash can lag behind, and differently on replay.
+    let assignedAt: string | undefined;
     try {
       let justChecked = false;
       if (state.assignmentPreexisted === null) {
@@ -300,7 +306,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         state.assignmentIds = found.ids;
         justChecked = true;
       }
-      if (!state.assignmentPreexisted) await provisioning.createAssignment(ref(), { justChecked });
+      if (!state.assignmentPreexisted) assignedAt = (await provisioning.createAssignment(ref(), { justChecked }))?.assignedAt;
     } catch (err) {
       state.provisioningStatus = 'failed';
       state.status = 'revoked';
@@ -310,7 +316,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       if (state.assignmentPreexisted === false) await deprovision();
       return;
     }
-    const at = now();
+    const at = assignedAt ? new Date(assignedAt) : now();
+    clockFloor = at.getTime();
     state.provisioningStatus = 'successful';
     state.status = 'active';
     state.activatedAt = at.toISOString();
@@ -327,21 +334,29 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   }
 
   async function holdUntilExpiry(): Promise<void> {
+    // Only the timer decides that the time is up, never a comparison with the clock: right after a
+    // worker crash the workflow's clock can differ between the live run and a replay (and lag
+    // behind), which broke replay with a nondeterminism error or restarted the whole wait.
+    const timerDecides = patched('expiry-timer-ends-grant');
     for (;;) {
       const expiresAt = state.expiresAt;
-      const remaining = Date.parse(expiresAt!) - Date.now();
-      if (remaining <= 0 || state.revocation) break;
-      const warnIn = state.expiryWarningAt ? Date.parse(state.expiryWarningAt) - Date.now() : Infinity;
+      const clock = Math.max(Date.now(), clockFloor);
+      const remaining = Date.parse(expiresAt!) - clock;
+      if (state.revocation || (remaining <= 0 && !timerDecides)) break;
+      const warnIn = state.expiryWarningAt ? Date.parse(state.expiryWarningAt) - clock : Infinity;
       if (warnIn <= 0) {
         state.expiryWarningAt = null;
         notify('expiring');
         continue;
       }
-      await condition(
+      const untilWarning = warnIn < remaining;
+      const woken = await condition(
         () => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong() || reconcilePending(),
-        Math.min(remaining, warnIn),
+        Math.max(untilWarning ? warnIn : remaining, 1),
       );
-      if (reconcilePending() && !state.revocation && Date.parse(state.expiresAt!) > Date.now()) await restoreAssignment();
+      if (!woken && timerDecides && !untilWarning) break;
+      // Woken before the expiry timer fired, so the grant still holds: re-create what was removed.
+      if (woken && reconcilePending() && !state.revocation) await restoreAssignment();
       if (historyIsLong() && !state.revocation) {
         await notificationsSent();
         // A reconcile asked meanwhile is a handler still running: serve it on the next pass.

@@ -1,0 +1,87 @@
+// Many rounds of `kill -9` of the worker: while it waits for moto's answer to a provisioning call
+// (moto has acted, the worker never hears), while it waits for a deprovisioning call, and at a
+// random moment in between. Every grant must still become active with exactly one assignment and
+// expire on its own with none left.
+import assert from 'node:assert/strict';
+import { eventually } from '../support/world';
+import { type CrashWorld, sleep, startCrashWorld } from '../support/crash-world';
+
+const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 8);
+const GRANTS_PER_ROUND = 4;
+const DURATION_SECONDS = 20;
+// Mostly the calls that change the assignment; sometimes the lookup before them.
+const PROVISIONING_CALLS = ['CreateAccountAssignment', 'CreateAccountAssignment', 'ListAccountAssignments'];
+const DEPROVISIONING_CALLS = ['DeleteAccountAssignment', 'DeleteAccountAssignment', 'ListAccountAssignments'];
+
+const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)];
+const jitter = (maxMs: number) => sleep(Math.floor(Math.random() * maxMs));
+
+describe('worker crashes (reliability)', function () {
+  this.timeout(0);
+  let world: CrashWorld;
+
+  before(async () => {
+    world = await startCrashWorld('worker-crashes');
+  });
+  after(async () => {
+    await world?.stop();
+  });
+
+  it(`keeps every grant right through ${ROUNDS} rounds of kill -9 during provisioning and deprovisioning`, async () => {
+    const killedDuring: Record<string, number> = {};
+    let grants = 0;
+    let lost = 0;
+    const check = async (account: string, id: string): Promise<void> => {
+      const inState = (status: string) =>
+        eventually(`grant ${id} to be ${status}`, async () => {
+          const state = await world.state(account);
+          return state?.status === status ? state : undefined;
+        }, 300_000);
+      const active = await inState('active');
+      assert.equal(active.id, id);
+      const whileActive = await world.assignments(account);
+      const after = await world.state(account);
+      if (after?.status === 'active' && !after.closing) {
+        if (whileActive !== 1) lost += 1;
+        assert.equal(whileActive, 1, `${account}: exactly one assignment while the grant is active`);
+      }
+      const expired = await inState('expired');
+      assert.equal(expired.id, id);
+      assert.equal(expired.expiresAt, active.expiresAt, 'the expiry did not move');
+      const left = await world.assignments(account);
+      if (left !== 0) lost += 1;
+      assert.equal(left, 0, `${account}: no assignment left after expiry`);
+    };
+
+    for (let round = 1; round <= ROUNDS; round++) {
+      const roundStarted = Date.now();
+      const accounts = Array.from({ length: GRANTS_PER_ROUND }, () => world.freshAccount());
+      const provisioningKill = world.killWorkerDuring([pick(PROVISIONING_CALLS)]);
+      const replies = await Promise.all(accounts.map((account) => world.ensure(account, DURATION_SECONDS)));
+      for (const reply of replies) assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      grants += accounts.length;
+      const checks = accounts.map((account, i) => check(account, replies[i].body.grants[0].id));
+      checks.forEach((c) => c.catch(() => undefined)); // awaited below; no unhandled rejection meanwhile
+
+      const during = await provisioningKill;
+      killedDuring[during] = (killedDuring[during] ?? 0) + 1;
+      await jitter(2000);
+      await world.worker.start();
+
+      await jitter(3000);
+      await world.worker.kill();
+      killedDuring['(a random moment)'] = (killedDuring['(a random moment)'] ?? 0) + 1;
+      await world.worker.start();
+
+      const deprovisioningKill = await world.killWorkerDuring([pick(DEPROVISIONING_CALLS)], 300_000);
+      killedDuring[`${deprovisioningKill} (around expiry)`] = (killedDuring[`${deprovisioningKill} (around expiry)`] ?? 0) + 1;
+      await jitter(2000);
+      await world.worker.start();
+
+      await Promise.all(checks);
+      console.log(`      round ${round}/${ROUNDS} (${Math.round((Date.now() - roundStarted) / 1000)} s): ${world.worker.kills} kills so far, ${grants} grants right`);
+    }
+    console.log(`      worker crashes: ${ROUNDS} rounds, ${world.worker.kills} kill -9 of the worker (${JSON.stringify(killedDuring)}), ${grants} grants, ${lost} lost or duplicated`);
+    assert.equal(lost, 0);
+  });
+});

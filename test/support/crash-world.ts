@@ -1,0 +1,237 @@
+// A stack of its own for crash tests: a Temporal and a moto started here (so they can be stopped
+// and restarted), the worker and the API as child processes on a task queue of their own, and
+// between the worker and moto a proxy that can hold back one response, after moto has acted on
+// the request, so the worker can be killed at exactly that moment.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DescribePermissionSetCommand, ListAccountAssignmentsCommand, ListPermissionSetsCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
+import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { type GrantState, type GrantView, grantWorkflowId } from '../../src/domain/grant';
+import { grantStateQuery } from '../../src/workflows/messages';
+import { awsClientConfig, type Stack, startStack } from '../../scripts/stack';
+import { apiProcess, type ServiceProcess, workerProcess } from './processes';
+
+export const CRASH_TENANT = { id: '3c9a1f52-7d4e-4b8a-9f10-2e6d5c4b3a21', name: 'crash' };
+const ALICE = { sub: 'alice', email: 'alice@example.com', groups: ['engineering'] };
+export const ROLE = 'ReadOnlyAccess';
+
+/** Holds back the next response to one of the named operations; passes everything else through. */
+class HoldingProxy {
+  private waiting?: { operations: string[]; resolve: (operation: string) => void };
+  private held: http.ServerResponse[] = [];
+  readonly url: string;
+
+  private constructor(
+    private readonly server: http.Server,
+    upstream: string,
+  ) {
+    this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server.on('request', (req, res) => {
+      const operation = String(req.headers['x-amz-target'] ?? '').split('.').pop() ?? '';
+      const forward = http.request(`${upstream}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+        const chunks: Buffer[] = [];
+        answer.on('data', (c: Buffer) => chunks.push(c));
+        answer.on('end', () => {
+          const waiting = this.waiting;
+          if (waiting?.operations.includes(operation)) {
+            this.waiting = undefined;
+            this.held.push(res);
+            waiting.resolve(operation);
+            return;
+          }
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          res.end(Buffer.concat(chunks));
+        });
+      });
+      forward.on('error', () => res.destroy());
+      res.on('error', () => undefined); // the caller may have been killed
+      req.pipe(forward);
+    });
+  }
+
+  static async start(upstream: string): Promise<HoldingProxy> {
+    const server = http.createServer({ keepAlive: true });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return new HoldingProxy(server, upstream);
+  }
+
+  /** Resolves once moto has answered a call to one of `operations` and that answer is held. */
+  holdNext(operations: string[], timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting = undefined;
+        reject(new Error(`no ${operations.join('/')} call within ${timeoutMs / 1000}s`));
+      }, timeoutMs);
+      this.waiting = {
+        operations,
+        resolve: (operation) => {
+          clearTimeout(timer);
+          resolve(operation);
+        },
+      };
+    });
+  }
+
+  /** Drops the held responses: their callers are gone. */
+  dropHeld(): void {
+    for (const res of this.held.splice(0)) res.destroy();
+  }
+
+  async stop(): Promise<void> {
+    this.waiting = undefined;
+    this.dropHeld();
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+export interface Reply<T = any> {
+  status: number;
+  body: T;
+}
+
+export interface CrashWorld {
+  stack: Stack;
+  worker: ServiceProcess;
+  api: ServiceProcess & { url: string };
+  temporal: Client;
+  /** A new account id, so each grant of a suite is its own. */
+  freshAccount(): string;
+  /** POST /v1/access/ensure as alice; throws when the API does not answer. */
+  ensure(account: string, durationSeconds: number): Promise<Reply<{ grants: GrantView[] }>>;
+  /** GET /v1/access/grants{suffix} as alice. */
+  get<T = any>(suffix: string): Promise<Reply<T>>;
+  /** alice's assignments of ROLE on `account`, as moto holds them (read past the proxy). */
+  assignments(account: string): Promise<number>;
+  /** The id of the grant workflow of alice's ROLE on `account`. */
+  workflowId(account: string): string;
+  /** The grant workflow's state, from the workflow itself (needs a worker); null before its first run. */
+  state(account: string): Promise<GrantState | null>;
+  /**
+   * Waits until moto has answered one of `operations` for the worker, then SIGKILLs the worker
+   * before the answer reaches it. Returns the operation.
+   */
+  killWorkerDuring(operations: string[], timeoutMs?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startCrashWorld(
+  name: string,
+  grants: { max_duration_seconds?: number } = {},
+): Promise<CrashWorld> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `access-${name}-`));
+  const stack = await startStack({
+    dir,
+    ownServers: true,
+    tenants: [{ ...CRASH_TENANT, grants }],
+    users: [ALICE.email],
+    permissionSets: [ROLE],
+  });
+  const stops: (() => Promise<void>)[] = [() => stack.stop()];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
+  };
+  try {
+    const proxy = await HoldingProxy.start(stack.awsEndpoint);
+    stops.push(() => proxy.stop());
+    // The worker reaches moto through the proxy; the API never calls AWS.
+    const config = parseYaml(readFileSync(stack.configPath, 'utf8'));
+    for (const tenant of config.tenants) tenant.aws.endpoint = proxy.url;
+    const workerConfig = path.join(dir, 'worker.yaml');
+    writeFileSync(workerConfig, toYaml(config));
+
+    const taskQueue = `access-grants-${name}`;
+    const settings = { dir, temporalAddress: stack.temporalAddress, taskQueue };
+    const worker = workerProcess({ ...settings, configPath: workerConfig });
+    stops.push(() => worker.stop());
+    const api = await apiProcess({ ...settings, configPath: stack.configPath });
+    stops.push(() => api.stop());
+    await Promise.all([worker.start(), api.start()]);
+
+    const connection = await Connection.connect({ address: stack.temporalAddress });
+    stops.push(() => connection.close());
+    const temporal = new Client({ connection });
+    const sso = new SSOAdminClient(awsClientConfig(stack.awsEndpoint));
+    const identity = new IdentitystoreClient(awsClientConfig(stack.awsEndpoint));
+    stops.push(async () => {
+      sso.destroy();
+      identity.destroy();
+    });
+    const { UserId: userId } = await identity.send(
+      new GetUserIdCommand({
+        IdentityStoreId: stack.identityStoreId,
+        AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: ALICE.email } },
+      }),
+    );
+    const { PermissionSets = [] } = await sso.send(new ListPermissionSetsCommand({ InstanceArn: stack.instanceArn }));
+    let permissionSetArn = '';
+    for (const arn of PermissionSets) {
+      const { PermissionSet } = await sso.send(new DescribePermissionSetCommand({ InstanceArn: stack.instanceArn, PermissionSetArn: arn }));
+      if (PermissionSet?.Name === ROLE) permissionSetArn = arn;
+    }
+
+    const token = await stack.issueToken(CRASH_TENANT.id, ALICE, { expiresIn: '12h' });
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'x-tenant-id': CRASH_TENANT.id };
+    let accountSeq = 0;
+    const workflowId = (account: string) =>
+      grantWorkflowId({ tenantId: CRASH_TENANT.id, principalId: ALICE.sub, target: `AWS::Account::${account}`, role: ROLE });
+
+    return {
+      stack,
+      worker,
+      api,
+      temporal,
+      freshAccount() {
+        accountSeq += 1;
+        return `3${String(process.pid % 100000).padStart(5, '0')}${String(accountSeq).padStart(6, '0')}`;
+      },
+      async ensure(account, durationSeconds) {
+        const res = await fetch(`${api.url}/v1/access/ensure`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({
+            entitlements: [{ target: `AWS::Account::${account}`, role: ROLE, duration_seconds: durationSeconds }],
+            justification: { reason: 'crash test' },
+          }),
+        });
+        return { status: res.status, body: (await res.json()) as any };
+      },
+      async get(suffix) {
+        const res = await fetch(`${api.url}/v1/access/grants${suffix}`, { headers });
+        return { status: res.status, body: (await res.json()) as any };
+      },
+      async assignments(account) {
+        const listed = await sso.send(
+          new ListAccountAssignmentsCommand({ InstanceArn: stack.instanceArn, AccountId: account, PermissionSetArn: permissionSetArn }),
+        );
+        return (listed.AccountAssignments ?? []).filter((a) => a.PrincipalType === 'USER' && a.PrincipalId === userId).length;
+      },
+      workflowId,
+      async state(account) {
+        try {
+          return await temporal.workflow.getHandle(workflowId(account)).query(grantStateQuery);
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) return null;
+          throw err;
+        }
+      },
+      async killWorkerDuring(operations, timeoutMs = 120_000) {
+        const operation = await proxy.holdNext(operations, timeoutMs);
+        await worker.kill();
+        proxy.dropHeld();
+        return operation;
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
