@@ -220,34 +220,26 @@ export async function assignmentsOf(user: User, account: string, role: string): 
   return (listed.AccountAssignments ?? []).filter((a) => a.PrincipalType === 'USER' && a.PrincipalId === userId).length;
 }
 
+/** The user's assignment of `role` on `account`, as AWS's create and delete calls name it. */
+async function assignmentOf(user: User, account: string, role: string) {
+  return {
+    InstanceArn: current().stack.instanceArn,
+    TargetId: account,
+    TargetType: 'AWS_ACCOUNT' as const,
+    PermissionSetArn: await permissionSetArnOf(role),
+    PrincipalType: 'USER' as const,
+    PrincipalId: await userIdOf(user),
+  };
+}
+
 /** An assignment made behind the service's back (by hand, or another tool). */
 export async function assignDirectly(user: User, account: string, role: string): Promise<void> {
-  const { sso, stack } = current();
-  await sso.send(
-    new CreateAccountAssignmentCommand({
-      InstanceArn: stack.instanceArn,
-      TargetId: account,
-      TargetType: 'AWS_ACCOUNT',
-      PermissionSetArn: await permissionSetArnOf(role),
-      PrincipalType: 'USER',
-      PrincipalId: await userIdOf(user),
-    }),
-  );
+  await current().sso.send(new CreateAccountAssignmentCommand(await assignmentOf(user, account, role)));
 }
 
 /** An assignment removed behind the service's back. */
 export async function unassignDirectly(user: User, account: string, role: string): Promise<void> {
-  const { sso, stack } = current();
-  await sso.send(
-    new DeleteAccountAssignmentCommand({
-      InstanceArn: stack.instanceArn,
-      TargetId: account,
-      TargetType: 'AWS_ACCOUNT',
-      PermissionSetArn: await permissionSetArnOf(role),
-      PrincipalType: 'USER',
-      PrincipalId: await userIdOf(user),
-    }),
-  );
+  await current().sso.send(new DeleteAccountAssignmentCommand(await assignmentOf(user, account, role)));
 }
 
 export async function permissionSetArnOf(role: string): Promise<string> {
