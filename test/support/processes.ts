@@ -64,7 +64,7 @@ export class ServiceProcess {
   /** Lines the entry point logs once it is up: counts starts across restarts in one log file. */
   startsLogged(): number {
     try {
-      return readFileSync(this.logFile, 'utf8').split('\n').filter((l) => /^(worker polling|access API listening)/.test(l)).length;
+      return readFileSync(this.logFile, 'utf8').split('\n').filter((l) => /"msg":"(worker polling|access API listening)"/.test(l)).length;
     } catch {
       return 0;
     }
@@ -77,6 +77,10 @@ function childEnv(s: ServiceSettings, extra: Record<string, string> = {}): NodeJ
     ACCESS_CONFIG: s.configPath,
     TEMPORAL_ADDRESS: s.temporalAddress,
     TEMPORAL_TASK_QUEUE: s.taskQueue,
+    // No fixed metrics port: restarts and other stacks on this machine must not collide on it.
+    WORKER_METRICS_PORT: '0',
+    // Readiness is read from the info lines (the test process itself logs at warn).
+    LOG_LEVEL: 'info',
     ...extra,
   };
 }
