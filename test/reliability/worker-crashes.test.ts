@@ -11,7 +11,8 @@ const GRANTS_PER_ROUND = 4;
 const DURATION_SECONDS = 20;
 // Mostly the calls that change the assignment; sometimes the lookup before them.
 const PROVISIONING_CALLS = ['CreateAccountAssignment', 'CreateAccountAssignment', 'ListAccountAssignments'];
-const DEPROVISIONING_CALLS = ['DeleteAccountAssignment', 'DeleteAccountAssignment', 'ListAccountAssignments'];
+// A deletion's first attempt deletes at once; only a retry lists first, so the deletion call is the one to hold.
+const DEPROVISIONING_CALLS = ['DeleteAccountAssignment'];
 
 const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)];
 const jitter = (maxMs: number) => sleep(Math.floor(Math.random() * maxMs));
