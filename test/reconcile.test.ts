@@ -138,9 +138,13 @@ describe('reconciliation schedule', function () {
   this.timeout(180_000);
   const config = () => loadConfig(current().stack.configPath);
 
-  after(async () => {
+  const deleteSchedules = async () => {
     for (const tenant of config().tenants) await current().temporal.schedule.getHandle(reconcileScheduleId(tenant.id)).delete().catch(() => undefined);
-  });
+  };
+  // Workers that other tests run as processes (on task queues of their own) set the same
+  // Schedules up at their start-up; this test starts from none, as a first deployment does.
+  before(deleteSchedules);
+  after(deleteSchedules);
 
   it('is created once per tenant at start-up, updated to the config, and runs the reconciliation', async () => {
     const { temporal } = current();
