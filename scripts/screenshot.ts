@@ -2,18 +2,15 @@
 // the UI, a worker and the API, makes a few grants, and has headless Chromium (Debian's
 // `chromium`, or CHROMIUM=/path) save the workflow list filtered to grants and one grant's page
 // under docs/. Not needed by the tests or CI.
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
+import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { chromium, type Page } from 'playwright-core';
-import { connectApi, createApi } from '../src/api/server';
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/log';
 import { freePort } from '../src/net';
-import { createWorker } from '../src/worker';
-import { repoRoot, startStack } from './stack';
+import { repoRoot, startLocalServices, startStack } from './stack';
 
 const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 const PEOPLE = {
@@ -34,13 +31,8 @@ async function main(): Promise<void> {
     temporalUiPort: uiPort,
   });
   const config = loadConfig(stack.configPath);
-  const workerConnection = await NativeConnection.connect({ address: stack.temporalAddress });
-  const worker = await createWorker(config, workerConnection);
-  const running = worker.run();
-  const connection = connectApi(stack.temporalAddress);
-  const server = createApi(config, connection, createLogger('api')).listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const services = await startLocalServices(stack, config, createLogger('api'));
+  const api = services.baseUrl;
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
   try {
     const ensure = async (who: keyof typeof PEOPLE, role: string, account: string, seconds: number, reason: string) => {
@@ -79,11 +71,7 @@ async function main(): Promise<void> {
     console.log('wrote docs/ui-grants.png and docs/ui-grant.png');
   } finally {
     await browser.close();
-    await new Promise((resolve) => server.close(resolve));
-    worker.shutdown();
-    await running;
-    await workerConnection.close();
-    await connection.close();
+    await services.stop();
     await stack.stop();
   }
 }

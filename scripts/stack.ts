@@ -3,7 +3,8 @@
 // Everything it starts it also stops (stop(), or when this process exits).
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import type { Server } from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import {
   SSOAdminClient,
@@ -14,10 +15,14 @@ import {
 } from '@aws-sdk/client-sso-admin';
 import { IdentitystoreClient, CreateUserCommand, ConflictException } from '@aws-sdk/client-identitystore';
 import { Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { stringify as toYaml } from 'yaml';
-import { loadConfig } from '../src/config';
+import { connectApi, createApi } from '../src/api/server';
+import { type AppConfig, loadConfig } from '../src/config';
+import type { Logger } from '../src/log';
 import { freePort } from '../src/net';
+import { createWorker } from '../src/worker';
 
 export interface StackTenant {
   id: string;
@@ -590,4 +595,36 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await stop();
     throw err;
   }
+}
+
+export interface LocalServices {
+  /** http://127.0.0.1:port of the API */
+  baseUrl: string;
+  worker: Worker;
+  /** The API's connection to Temporal, for a client of the test's own. */
+  connection: Connection;
+  stop(): Promise<void>;
+}
+
+/** A worker and the API in this process, on the stack's Temporal, with `config`'s tenants. */
+export async function startLocalServices(stack: Stack, config: AppConfig, logger?: Logger): Promise<LocalServices> {
+  const workerConnection = await NativeConnection.connect({ address: stack.temporalAddress });
+  const worker = await createWorker(config, workerConnection);
+  const running = worker.run();
+  const connection = connectApi(stack.temporalAddress);
+  const server: Server = await new Promise((resolve) => {
+    const s = createApi(config, connection, logger).listen(0, '127.0.0.1', () => resolve(s));
+  });
+  return {
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    worker,
+    connection,
+    async stop() {
+      await new Promise((resolve) => server.close(resolve));
+      worker.shutdown();
+      await running;
+      await workerConnection.close();
+      await connection.close();
+    },
+  };
 }

@@ -129,5 +129,11 @@ export const env = (() => {
     temporal: { ...connectionOptions, address: connectionOptions.address ?? 'localhost:7233' },
     temporalNamespace: namespace ?? 'default',
     taskQueue: process.env.TEMPORAL_TASK_QUEUE ?? 'access-grants',
+    /**
+     * Grants the worker keeps in memory between their events; an evicted one costs a replay of its
+     * (short) history when it is next touched. The SDK's default follows the heap limit (about 2,300
+     * at Node's default heap), which took the worker past 1 GiB; about half a MiB each, measured.
+     */
+    workerMaxCachedWorkflows: Number(process.env.WORKER_MAX_CACHED_WORKFLOWS ?? 1000),
   };
 })();

@@ -16,6 +16,7 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
     namespace: env.temporalNamespace,
     taskQueue: env.taskQueue,
     workflowsPath: require.resolve('./workflows'),
+    maxCachedWorkflows: env.workerMaxCachedWorkflows,
     activities: {
       ...createActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics }),
       ...createNotifyActivities(config),

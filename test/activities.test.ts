@@ -75,6 +75,30 @@ describe('activities against moto', function () {
   const userIds = new Map<string, string>();
   const permissionSetArns = new Map<string, string>();
 
+  /** The test tenant on moto's instance, with `aws` fields added or replaced. */
+  function configWith(aws: Partial<AppConfig['tenants'][number]['aws']>): AppConfig {
+    return {
+      tenants: [
+        {
+          id: TENANT,
+          name: 'Moto',
+          auth: { issuer: 'https://issuer.invalid', audience: 'jit-access', jwks_file: '/dev/null' },
+          aws: {
+            region: REGION,
+            sso_instance_arn: instanceArn,
+            identity_store_id: 'd-0123456789',
+            limits: { calls_per_second: 20, assignment_operations_in_flight: 10 },
+            ...aws,
+          },
+          policies: './policies',
+          grants: { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400 },
+          notifications: { webhooks: [], expiry_warning_seconds: 300 },
+          accounts: {},
+        },
+      ],
+    };
+  }
+
   before(async function () {
     const started = await startMoto();
     moto = started.process;
@@ -110,27 +134,7 @@ describe('activities against moto', function () {
       permissionSetArns.set(name, PermissionSet!.PermissionSetArn!);
     }
 
-    const config: AppConfig = {
-      tenants: [
-        {
-          id: TENANT,
-          name: 'Moto',
-          auth: { issuer: 'https://issuer.invalid', audience: 'jit-access', jwks_file: '/dev/null' },
-          aws: {
-            region: REGION,
-            sso_instance_arn: instanceArn,
-            identity_store_id: identityStoreId,
-            endpoint: started.endpoint,
-            limits: { calls_per_second: 20, assignment_operations_in_flight: 10 },
-          },
-          policies: './policies',
-          grants: { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400 },
-          notifications: { webhooks: [], expiry_warning_seconds: 300 },
-          accounts: {},
-        },
-      ],
-    };
-    activities = createActivities(config);
+    activities = createActivities(configWith({ identity_store_id: identityStoreId, endpoint: started.endpoint }));
   });
 
   after(function () {
@@ -257,27 +261,7 @@ describe('activities against moto', function () {
   });
 
   it('refuses assume_role_arn until it is supported', async function () {
-    const config: AppConfig = {
-      tenants: [
-        {
-          id: TENANT,
-          name: 'Role',
-          auth: { issuer: 'https://issuer.invalid', audience: 'jit-access', jwks_file: '/dev/null' },
-          aws: {
-            region: REGION,
-            sso_instance_arn: instanceArn,
-            identity_store_id: 'd-0123456789',
-            assume_role_arn: 'arn:aws:iam::123456789012:role/jit',
-            limits: { calls_per_second: 20, assignment_operations_in_flight: 10 },
-          },
-          policies: './policies',
-          grants: { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400 },
-          notifications: { webhooks: [], expiry_warning_seconds: 300 },
-          accounts: {},
-        },
-      ],
-    };
-    await assert.rejects(createActivities(config).findAssignment(ref('alice@example.com')), /assume_role_arn is not supported yet/);
+    await assert.rejects(createActivities(configWith({ assume_role_arn: 'arn:aws:iam::123456789012:role/jit' })).findAssignment(ref('alice@example.com')), /assume_role_arn is not supported yet/);
   });
 });
 

@@ -243,6 +243,93 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     };
   }
 
+  /**
+   * The records findDriftIn needs, reading as few grants as it can: each read is a query (a replay
+   * when the grant is not in a worker's cache), and a tenant may hold thousands of grants.
+   * - A pending grant holds no assignment, and a closed one can only have left one behind where an
+   *   account and permission set still has a user's assignment: the others are not read.
+   * - An active grant whose assignment is there is not read either: one read per principal gives
+   *   its user id, and the search attributes give the account and permission set. Only an active
+   *   grant whose assignment looks missing is read, to be sure.
+   */
+  async function grantRecords(runs: WorkflowExecutionInfo[], assignments: Assignment[], sets: Map<string, string>): Promise<GrantRecord[]> {
+    const arnOfRole = new Map([...sets].map(([arn, name]) => [name, arn]));
+    const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
+    const pairsWithUsers = new Set(assignments.filter((a) => a.principalType === 'USER').map((a) => `${a.accountId}|${a.permissionSetArn}`));
+    const attribute = (run: WorkflowExecutionInfo, name: string) => {
+      const value = run.searchAttributes?.[name]?.[0];
+      return typeof value === 'string' ? value : undefined;
+    };
+    const accountOf = (run: WorkflowExecutionInfo) => {
+      try {
+        return accountIdOf(attribute(run, 'AccessTarget') ?? '');
+      } catch {
+        return ''; // no target recorded yet: matches no assignment
+      }
+    };
+    const arnOf = (run: WorkflowExecutionInfo) => arnOfRole.get(attribute(run, 'AccessRole') ?? '');
+    const isActive = (run: WorkflowExecutionInfo) => run.status.name === 'RUNNING' && attribute(run, 'AccessStatus') === 'active';
+
+    const records: GrantRecord[] = [];
+    const userIds = new Map<string, string>(); // by AccessPrincipal
+    const inFlight = semaphore(GRANT_READS_IN_FLIGHT);
+    const read = (batch: WorkflowExecutionInfo[]) =>
+      Promise.all(
+        batch.map((run) =>
+          inFlight(async () => {
+            const record = await recordOf(run);
+            if (!record) return;
+            records.push(record);
+            const principal = attribute(run, 'AccessPrincipal');
+            if (principal && record.ids) userIds.set(principal, record.ids.userId);
+          }),
+        ),
+      );
+
+    const active: WorkflowExecutionInfo[] = [];
+    const first: WorkflowExecutionInfo[] = [];
+    const seen = new Set<string>();
+    for (const run of runs) {
+      if (isActive(run)) {
+        const principal = attribute(run, 'AccessPrincipal') ?? run.workflowId;
+        if (seen.has(principal)) active.push(run);
+        else (seen.add(principal), first.push(run));
+      } else if (run.status.name === 'RUNNING') {
+        if (attribute(run, 'AccessStatus') !== 'pending') first.push(run); // provisioning, or not yet known
+      } else if (pairsWithUsers.has(`${accountOf(run)}|${arnOf(run)}`)) {
+        first.push(run);
+      }
+    }
+    await read(first);
+
+    const unsure: WorkflowExecutionInfo[] = [];
+    for (const run of active) {
+      const userId = userIds.get(attribute(run, 'AccessPrincipal') ?? '');
+      const permissionSetArn = arnOf(run);
+      const grantId = attribute(run, 'AccessGrantId');
+      if (userId && permissionSetArn && grantId && present.has(tripleOf(accountOf(run), permissionSetArn, 'USER', userId))) {
+        records.push({
+          workflowId: run.workflowId,
+          runId: run.runId,
+          open: true,
+          closedAt: null,
+          grantId,
+          status: 'active',
+          closing: false,
+          accountId: accountOf(run),
+          role: attribute(run, 'AccessRole')!,
+          principalId: decodeURIComponent(attribute(run, 'AccessPrincipal')!),
+          assignmentPreexisted: null,
+          ids: { userId, permissionSetArn },
+        });
+      } else {
+        unsure.push(run);
+      }
+    }
+    await read(unsure);
+    return records;
+  }
+
   return {
     /** All the reads of one reconciliation: assignments first, then grants (see findDriftIn). */
     async findDrift(tenantId: string): Promise<Drift> {
@@ -256,15 +343,10 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       });
       const { assignments, truncated } = await listAssignments(tenantId, await pairsToScan(tenantId, sets, targets));
       const after = await latestGrantRuns(tenantId);
-      const inFlight = semaphore(GRANT_READS_IN_FLIGHT);
-      const records = await Promise.all(after.runs.map((run) => inFlight(() => recordOf(run))));
-      const drift = findDriftIn(
-        assignments,
-        records.filter((r): r is GrantRecord => r !== null),
-        tenantId,
-      );
+      const drift = findDriftIn(assignments, await grantRecords(after.runs, assignments, sets), tenantId);
       return {
         ...drift,
+        grantsChecked: after.runs.length,
         foreign: drift.foreign.map((a) => ({ ...a, permissionSetName: sets.get(a.permissionSetArn) })),
         truncated: truncated || before.truncated || after.truncated,
       };

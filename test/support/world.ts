@@ -3,20 +3,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateAccountAssignmentCommand, DeleteAccountAssignmentCommand, ListAccountAssignmentsCommand, ListPermissionSetsCommand, DescribePermissionSetCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
 import { Client } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
-import { connectApi, createApi } from '../../src/api/server';
+import type { Worker } from '@temporalio/worker';
 import { env, loadConfig } from '../../src/config';
 import type { GrantView } from '../../src/domain/grant';
-import { createWorker } from '../../src/worker';
 import { FaultProxy } from './fault-proxy';
-import { awsClientConfig, repoRoot, type Stack, startStack } from '../../scripts/stack';
+import { awsClientConfig, repoRoot, type Stack, startLocalServices, startStack } from '../../scripts/stack';
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
 
 export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
@@ -93,29 +89,19 @@ export async function startWorld(): Promise<void> {
   });
   await faults.upstream(stack.awsEndpoint);
   const config = loadConfig(stack.configPath);
-  const workerConnection = await NativeConnection.connect({ address: stack.temporalAddress });
-  const worker = await createWorker(config, workerConnection);
-  const running = worker.run();
-  const connection = connectApi(stack.temporalAddress);
-  const server: Server = await new Promise((resolve) => {
-    const s = createApi(config, connection).listen(0, '127.0.0.1', () => resolve(s));
-  });
+  const services = await startLocalServices(stack, config);
   const aws = awsClientConfig(stack.awsEndpoint);
   world = {
     stack,
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    temporal: new Client({ connection, namespace: env.temporalNamespace }),
+    baseUrl: services.baseUrl,
+    temporal: new Client({ connection: services.connection, namespace: env.temporalNamespace }),
     sso: new SSOAdminClient(aws),
     identity: new IdentitystoreClient(aws),
-    worker,
+    worker: services.worker,
     webhooks,
     faults,
     async stop() {
-      await new Promise((resolve) => server.close(resolve));
-      worker.shutdown();
-      await running;
-      await workerConnection.close();
-      await connection.close();
+      await services.stop();
       await stack.stop();
       await webhooks.close();
       await faults.close();
