@@ -511,37 +511,42 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
 
   async function heldScenario() {
     const activeNow = async () => (await temporal.workflow.count(`WorkflowType = 'grantWorkflow' AND AccessStatus = 'active'`)).count;
-    const already = await activeNow();
-    const toCreate = Math.max(0, settings.held - already);
-    log(`held: ${already} active, creating ${toCreate} more at ${settings.createRate}/s`);
     const createStarted = Date.now();
     let workerPeak = 0;
     const sampler = setInterval(() => (workerPeak = Math.max(workerPeak, memoryOf(worker.proc.pid).rss)), 2000);
     let failures = 0;
-    const inFlight = new Set<Promise<void>>();
-    for (let i = 0; i < toCreate; i++) {
-      const due = createStarted + (i * 1000) / settings.createRate;
-      if (due > Date.now()) await sleep(due - Date.now());
-      while (inFlight.size >= 50) await Promise.race(inFlight);
-      const p: Promise<void> = ensure(i, account(5, i), 7200)
-        .then(() => undefined)
-        .catch(() => void failures++)
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      if (i % 1000 === 999) log(`held: ${i + 1} ensures sent, ${await activeNow()} active, worker RSS ${Math.round(memoryOf(worker.proc.pid).rss / 2 ** 20)} MiB`);
-    }
-    await Promise.all(inFlight);
+    let sent = 0;
     let active = await activeNow();
-    // Calls that failed (e.g. 503 on an overloaded machine) make no grant: do not wait for them.
-    const expected = Math.min(settings.held, already + toCreate - failures);
-    const deadline = Date.now() + 15 * 60_000;
-    let lastChange = Date.now();
-    while (active < expected && Date.now() < deadline && Date.now() - lastChange < 60_000) {
-      await sleep(5000);
-      const now = await activeNow();
-      if (now !== active) lastChange = Date.now();
-      active = now;
-      log(`held: ${active} active`);
+    // Grants of the earlier scenarios expire while these are made: top up until enough are held.
+    for (let round = 1; round <= 3 && active < settings.held; round++) {
+      const toCreate = settings.held - active;
+      log(`held: ${active} active, creating ${toCreate} more at ${settings.createRate}/s`);
+      const roundStarted = Date.now();
+      const inFlight = new Set<Promise<void>>();
+      for (let j = 0; j < toCreate; j++, sent++) {
+        const due = roundStarted + (j * 1000) / settings.createRate;
+        if (due > Date.now()) await sleep(due - Date.now());
+        while (inFlight.size >= 50) await Promise.race(inFlight);
+        const p: Promise<void> = ensure(sent, account(5, sent), 7200)
+          .then(() => undefined)
+          .catch(() => void failures++)
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        if (sent % 1000 === 999) log(`held: ${sent + 1} ensures sent, ${await activeNow()} active, worker RSS ${Math.round(memoryOf(worker.proc.pid).rss / 2 ** 20)} MiB`);
+      }
+      await Promise.all(inFlight);
+      // Calls that failed (e.g. 503 on an overloaded machine) make no grant: do not wait for them.
+      const expected = Math.min(settings.held, active + toCreate - failures);
+      const deadline = Date.now() + 15 * 60_000;
+      let lastChange = Date.now();
+      active = await activeNow();
+      while (active < expected && Date.now() < deadline && Date.now() - lastChange < 60_000) {
+        await sleep(5000);
+        const now = await activeNow();
+        if (now !== active) lastChange = Date.now();
+        active = now;
+        log(`held: ${active} active`);
+      }
     }
     const createSeconds = (Date.now() - createStarted) / 1000;
     clearInterval(sampler);
