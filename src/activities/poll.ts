@@ -30,7 +30,7 @@ async function pause(ms: number, requestId: string): Promise<void> {
     // Called directly (tests, scripts), not by a worker.
   }
   if (!context) return new Promise((resolve) => setTimeout(resolve, ms));
-  if (!context.info.isLocal) context.heartbeat({ requestId });
+  context.heartbeat({ requestId });
   await context.sleep(ms);
 }
 
@@ -46,8 +46,6 @@ export async function heartbeating<T>(work: () => Promise<T>, everyMs = 5_000): 
   } catch {
     return work(); // called directly, not by a worker
   }
-  // A local activity has no heartbeat: the workflow task it runs in is kept alive instead.
-  if (context.info.isLocal) return work();
   const timer = setInterval(() => context.heartbeat(), everyMs);
   try {
     return await work();

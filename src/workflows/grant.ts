@@ -9,7 +9,6 @@ import {
   log,
   patched,
   proxyActivities,
-  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -71,19 +70,6 @@ const deprovisioning = proxyActivities<GrantActivities>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 2 },
-});
-
-// The lookup before provisioning as a local activity: it runs inside the workflow task that asks
-// for it, which saves the server a workflow task and an activity task per activation. One attempt
-// only: on a failure that may pass the regular activity, with its retries, takes over. Not for the creation: a
-// lookup and a creation in one workflow task would be lost together in a crash, and the repeated
-// lookup would then take our own assignment for a pre-existing one. Not for the removal either:
-// in a burst of expiries, local activities waiting for the provider's quota held the worker's
-// workflow task slots, and 1,000 expiries took twice as long (measured).
-const FAST_PATHS_PATCH = 'local-lookup';
-const fast = proxyLocalActivities<GrantActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 1 },
 });
 
 // Notifications are best effort and bounded: a dead webhook is given up after 30 seconds (so a
@@ -315,8 +301,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     try {
       let justChecked = false;
       if (state.assignmentPreexisted === null) {
-        const quick = patched(FAST_PATHS_PATCH) ? await fast.findAssignment(ref()).catch(unlessFinal) : null;
-        const found = quick ?? (await provisioning.findAssignment(ref()));
+        const found = await provisioning.findAssignment(ref());
         state.assignmentPreexisted = found.exists;
         state.assignmentIds = found.ids;
         justChecked = true;
@@ -458,14 +443,6 @@ function currentDetails(state: GrantState): string {
 function historyIsLong(): boolean {
   const info = workflowInfo();
   return info.continueAsNewSuggested || info.historyLength > MAX_HISTORY_EVENTS;
-}
-
-/** A failure worth a second try by the regular activity gives null; a non-retryable one is final. */
-function unlessFinal(err: unknown): null {
-  let cause: unknown = err;
-  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
-  if (cause instanceof ApplicationFailure && cause.nonRetryable) throw err;
-  return null;
 }
 
 function providerReason(err: unknown): string {
