@@ -163,10 +163,18 @@ async function seedRegion(endpoint: string, region: string): Promise<Omit<Tenant
 
 /** Account ids of the bench user's assignments in one region. */
 async function assignedAccounts(sso: SSOAdminClient, t: TenantSetup): Promise<Set<string>> {
-  const found = new Set<string>();
-  const pages = paginateListAccountAssignmentsForPrincipal({ client: sso }, { InstanceArn: t.instanceArn, PrincipalId: t.userId, PrincipalType: 'USER' });
-  for await (const page of pages) for (const a of page.AccountAssignments ?? []) if (a.AccountId) found.add(a.AccountId);
-  return found;
+  for (let attempt = 1; ; attempt++) {
+    const found = new Set<string>();
+    try {
+      const pages = paginateListAccountAssignmentsForPrincipal({ client: sso }, { InstanceArn: t.instanceArn, PrincipalId: t.userId, PrincipalType: 'USER' });
+      for await (const page of pages) for (const a of page.AccountAssignments ?? []) if (a.AccountId) found.add(a.AccountId);
+      return found;
+    } catch (err) {
+      // moto's page token names an assignment; one deleted meanwhile (what the expiry scenario
+      // watches for) invalidates it: list again from the start.
+      if ((err as Error).name !== 'InvalidToken' || attempt >= 5) throw err;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -58,16 +58,21 @@ describe('worker crashes (reliability)', function () {
       const roundStarted = Date.now();
       const accounts = Array.from({ length: GRANTS_PER_ROUND }, () => world.freshAccount());
       const provisioningKill = world.killWorkerDuring([pick(PROVISIONING_CALLS)]);
-      const replies = await Promise.all(accounts.map((account) => world.ensure(account, DURATION_SECONDS)));
-      for (const reply of replies) assert.equal(reply.status, 200, JSON.stringify(reply.body));
-      grants += accounts.length;
-      const checks = accounts.map((account, i) => check(account, replies[i].body.grants[0].id));
-      checks.forEach((c) => c.catch(() => undefined)); // awaited below; no unhandled rejection meanwhile
+      // Not awaited before the worker is back: the kill can come while another grant's ensure
+      // still waits for the worker to take its update.
+      const replying = Promise.all(accounts.map((account) => world.ensure(account, DURATION_SECONDS)));
+      replying.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
 
       const during = await provisioningKill;
       killedDuring[during] = (killedDuring[during] ?? 0) + 1;
       await jitter(2000);
       await world.worker.start();
+
+      const replies = await replying;
+      for (const reply of replies) assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      grants += accounts.length;
+      const checks = accounts.map((account, i) => check(account, replies[i].body.grants[0].id));
+      checks.forEach((c) => c.catch(() => undefined)); // awaited below; no unhandled rejection meanwhile
 
       await jitter(3000);
       await world.worker.kill();
