@@ -12,7 +12,7 @@ import { log } from '@temporalio/activity';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import type { SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { accountIdOf, type GrantState, type GrantStatus } from '../domain/grant';
-import { grantStateQuery, reconcileUpdate, type ReconcileOutcome, rejection } from '../workflows/messages';
+import { grantStateQuery, reconcileUpdate, type ReconcileOutcome, rejection, searchAttributes } from '../workflows/messages';
 import { semaphore } from './aws';
 import type { AssignmentIds, AssignmentRef } from './index';
 
@@ -89,6 +89,12 @@ const RESTORE_ANSWER_TIMEOUT_MS = 30_000;
 
 const tripleOf = (accountId: string, permissionSetArn: string, principalType: string, principalId: string) =>
   `${accountId}|${permissionSetArn}|${principalType}|${principalId}`;
+/** A keyword search attribute of a listed grant run, if it has one. */
+function attributeOf(run: WorkflowExecutionInfo, key: { name: string }): string | undefined {
+  const value = run.searchAttributes?.[key.name]?.[0];
+  return typeof value === 'string' ? value : undefined;
+}
+
 const grantTriple = (g: GrantRecord) => (g.ids ? tripleOf(g.accountId, g.ids.permissionSetArn, 'USER', g.ids.userId) : null);
 
 /**
@@ -256,19 +262,16 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     const arnOfRole = new Map([...sets].map(([arn, name]) => [name, arn]));
     const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
     const pairsWithUsers = new Set(assignments.filter((a) => a.principalType === 'USER').map((a) => `${a.accountId}|${a.permissionSetArn}`));
-    const attribute = (run: WorkflowExecutionInfo, name: string) => {
-      const value = run.searchAttributes?.[name]?.[0];
-      return typeof value === 'string' ? value : undefined;
-    };
     const accountOf = (run: WorkflowExecutionInfo) => {
       try {
-        return accountIdOf(attribute(run, 'AccessTarget') ?? '');
+        return accountIdOf(attributeOf(run, searchAttributes.target) ?? '');
       } catch {
         return ''; // no target recorded yet: matches no assignment
       }
     };
-    const arnOf = (run: WorkflowExecutionInfo) => arnOfRole.get(attribute(run, 'AccessRole') ?? '');
-    const isActive = (run: WorkflowExecutionInfo) => run.status.name === 'RUNNING' && attribute(run, 'AccessStatus') === 'active';
+    const arnOf = (run: WorkflowExecutionInfo) => arnOfRole.get(attributeOf(run, searchAttributes.role) ?? '');
+    const principalOf = (run: WorkflowExecutionInfo) => attributeOf(run, searchAttributes.principal);
+    const isActive = (run: WorkflowExecutionInfo) => run.status.name === 'RUNNING' && attributeOf(run, searchAttributes.status) === 'active';
 
     const records: GrantRecord[] = [];
     const userIds = new Map<string, string>(); // by AccessPrincipal
@@ -280,34 +283,38 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
             const record = await recordOf(run);
             if (!record) return;
             records.push(record);
-            const principal = attribute(run, 'AccessPrincipal');
+            const principal = principalOf(run);
             if (principal && record.ids) userIds.set(principal, record.ids.userId);
           }),
         ),
       );
 
+    // Read first: one active grant per principal (for its user id), and every run that can be
+    // neither skipped nor judged from its search attributes.
+    const readFirst: WorkflowExecutionInfo[] = [];
     const active: WorkflowExecutionInfo[] = [];
-    const first: WorkflowExecutionInfo[] = [];
     const seen = new Set<string>();
     for (const run of runs) {
       if (isActive(run)) {
-        const principal = attribute(run, 'AccessPrincipal') ?? run.workflowId;
+        const principal = principalOf(run) ?? run.workflowId;
         if (seen.has(principal)) active.push(run);
-        else (seen.add(principal), first.push(run));
+        else (seen.add(principal), readFirst.push(run));
       } else if (run.status.name === 'RUNNING') {
-        if (attribute(run, 'AccessStatus') !== 'pending') first.push(run); // provisioning, or not yet known
+        if (attributeOf(run, searchAttributes.status) !== 'pending') readFirst.push(run); // provisioning, or not yet known
       } else if (pairsWithUsers.has(`${accountOf(run)}|${arnOf(run)}`)) {
-        first.push(run);
+        readFirst.push(run);
       }
     }
-    await read(first);
+    await read(readFirst);
 
     const unsure: WorkflowExecutionInfo[] = [];
     for (const run of active) {
-      const userId = userIds.get(attribute(run, 'AccessPrincipal') ?? '');
+      const principal = principalOf(run);
+      const userId = userIds.get(principal ?? '');
+      const accountId = accountOf(run);
       const permissionSetArn = arnOf(run);
-      const grantId = attribute(run, 'AccessGrantId');
-      if (userId && permissionSetArn && grantId && present.has(tripleOf(accountOf(run), permissionSetArn, 'USER', userId))) {
+      const grantId = attributeOf(run, searchAttributes.grantId);
+      if (principal && userId && permissionSetArn && grantId && present.has(tripleOf(accountId, permissionSetArn, 'USER', userId))) {
         records.push({
           workflowId: run.workflowId,
           runId: run.runId,
@@ -316,9 +323,9 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
           grantId,
           status: 'active',
           closing: false,
-          accountId: accountOf(run),
-          role: attribute(run, 'AccessRole')!,
-          principalId: decodeURIComponent(attribute(run, 'AccessPrincipal')!),
+          accountId,
+          role: attributeOf(run, searchAttributes.role)!,
+          principalId: decodeURIComponent(principal),
           assignmentPreexisted: null,
           ids: { userId, permissionSetArn },
         });
@@ -337,9 +344,9 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       // Grant targets widen the scan; the grants' states are read after the assignments.
       const before = await latestGrantRuns(tenantId);
       const targets = before.runs.flatMap((r) => {
-        const target = r.searchAttributes?.AccessTarget?.[0];
-        const role = r.searchAttributes?.AccessRole?.[0];
-        return typeof target === 'string' && typeof role === 'string' ? [{ accountId: accountIdOf(target), role }] : [];
+        const target = attributeOf(r, searchAttributes.target);
+        const role = attributeOf(r, searchAttributes.role);
+        return target && role ? [{ accountId: accountIdOf(target), role }] : [];
       });
       const { assignments, truncated } = await listAssignments(tenantId, await pairsToScan(tenantId, sets, targets));
       const after = await latestGrantRuns(tenantId);
