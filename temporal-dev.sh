@@ -122,7 +122,8 @@ start() {
   # server's single SQLite writer the bottleneck of the whole stack under load. Still durable when
   # the server is killed (only an OS crash can lose the last commits).
   local args=(server start-dev --ip 127.0.0.1 --port "$port" --db-filename "$db" --namespace default --log-level warn
-    --sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=NORMAL)
+    --sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=NORMAL
+    --dynamic-config-value system.enableActivityEagerExecution=true)
   if [ "$ui_port" = 0 ] || [ "${TEMPORAL_HEADLESS:-0}" = 1 ]; then
     args+=(--headless)
   else

@@ -59,11 +59,29 @@ describe('faults at the provider', function () {
     await eventually('no assignment', async () => ((await assignmentsOf('fay', account, ROLE)) === 0 ? true : undefined));
   });
 
+  it('a creation that reached AWS before its attempt failed is the grant’s own: not taken for a pre-existing one, and removed at expiry', async () => {
+    const account = freshAccount();
+    // The creation is accepted, then every status poll of the first attempt is cut off (the SDK's
+    // five tries). The retried attempt finds the assignment in place: only the look recorded
+    // before the creation tells it that the grant made it.
+    await proxy().on('CreateAccountAssignment', { inProgressPolls: 1, times: 1 });
+    await proxy().on('DescribeAccountAssignmentCreationStatus', { drop: true, times: 5 });
+    const grant = await activate(account, 4);
+    const active = await grantReaching(grant.id, 'active', 'fay', 90_000);
+    assert.ok(!active.diagnostics.some((d) => d.code === 'assignment_preexisted'), JSON.stringify(active.diagnostics));
+    assert.equal(await proxy().count('CreateAccountAssignment'), 1);
+    assert.ok((await proxy().count('DescribeAccountAssignmentCreationStatus')) >= 5);
+    assert.equal(await assignmentsOf('fay', account, ROLE), 1);
+
+    await grantReaching(grant.id, 'expired', 'fay', 60_000);
+    assert.equal(await assignmentsOf('fay', account, ROLE), 0);
+  });
+
   const transient: [string, string, FaultRule, number][] = [
     ['throttling (retried by the SDK)', 'CreateAccountAssignment', { error: 'ThrottlingException', times: 3 }, 4],
     ['conflicts (retried by Temporal)', 'CreateAccountAssignment', { error: 'ConflictException', times: 2 }, 3],
     ['HTTP 500', 'CreateAccountAssignment', { status: 500, times: 3 }, 4],
-    // The workflow's findAssignment looks (the SDK retries the 503s: 4 calls); the creation that
+    // The provisioning activity looks once (the SDK retries the 503s: 4 calls); its creation that
     // follows at once does not look again.
     ['HTTP 503 on the existence check', 'ListAccountAssignments', { status: 503, times: 3 }, 4],
     ['dropped connections', 'CreateAccountAssignment', { drop: true, times: 2 }, 3],

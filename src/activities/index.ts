@@ -19,7 +19,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { WorkerMetrics } from '../metrics';
 import { createTenantClients, pacer, semaphore, type TenantClients } from './aws';
-import { heartbeating, settle } from './poll';
+import { heartbeating, heartbeatingWithRecord, settle } from './poll';
 import { createReconcileActivities } from './reconcile';
 
 export interface AssignmentRef {
@@ -41,6 +41,17 @@ export interface AssignmentRef {
 export interface AssignmentIds {
   userId: string;
   permissionSetArn: string;
+}
+
+/** What provisionAssignment found before creating anything: the grant's to remove, or not. */
+export interface AssignmentLookup {
+  preexisted: boolean;
+  ids: AssignmentIds;
+}
+
+export interface Provisioned extends AssignmentLookup {
+  /** When the assignment was found in place: the grant's activation time. */
+  assignedAt: string;
 }
 
 export type GrantActivities = ReturnType<typeof createActivities>;
@@ -207,6 +218,12 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
     findAssignment: (ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> =>
       heartbeating(() => counted('provision', () => findAssignment(ref))),
 
+    provisionAssignment: (ref: AssignmentRef): Promise<Provisioned> =>
+      heartbeatingWithRecord<Provisioned, AssignmentLookup>(
+        () => (client ?? failNoClient()).activity,
+        (record, recorded) => counted('provision', () => provisionAssignment(ref, record, recorded)),
+      ),
+
     createAssignment: (ref: AssignmentRef, opts: { justChecked?: boolean } = {}): Promise<{ created: boolean; assignedAt: string }> =>
       heartbeating(() => counted('provision', () => createAssignment(ref, opts))),
 
@@ -220,6 +237,33 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
   async function findAssignment(ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> {
     const resolved = await resolve(ref);
     return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
+  }
+
+  /**
+   * Looks, then creates the assignment unless it existed before the grant: one activity, so an
+   * activation costs one workflow task and one activity task less than a look and a creation apart.
+   * The look is recorded with the server before anything is created, and a retry goes by that
+   * record: after a crash mid-creation, the assignment this grant made must not be taken for one
+   * that existed before it (it would then outlive the grant). A failure after the look carries the
+   * look in its details, so the workflow knows whether there is something to remove.
+   */
+  async function provisionAssignment(
+    ref: AssignmentRef,
+    record: (lookup: AssignmentLookup) => Promise<void>,
+    recorded: AssignmentLookup | undefined,
+  ): Promise<Provisioned> {
+    let lookup = recorded;
+    if (!lookup) {
+      const found = await findAssignment(ref);
+      lookup = { preexisted: found.exists, ids: found.ids };
+      await record(lookup);
+    }
+    try {
+      const made = lookup.preexisted ? undefined : await createAssignment({ ...ref, ids: lookup.ids }, { justChecked: !recorded });
+      return { ...lookup, assignedAt: made?.assignedAt ?? new Date().toISOString() };
+    } catch (err) {
+      throw withLookup(err, lookup);
+    }
   }
 
   /**
@@ -303,6 +347,18 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
       deleteAssignment: grantActivities.deleteAssignment,
     }),
   };
+}
+
+/** The same failure (message, type, retryability) with the lookup as its details. */
+function withLookup(err: unknown, lookup: AssignmentLookup): ApplicationFailure {
+  const cause = err instanceof Error ? err : new Error(String(err));
+  return ApplicationFailure.create({
+    message: cause.message,
+    type: (cause instanceof ApplicationFailure ? cause.type : cause.name) ?? undefined,
+    nonRetryable: cause instanceof ApplicationFailure && cause.nonRetryable === true,
+    details: [lookup],
+    cause,
+  });
 }
 
 function failNoClient(): never {

@@ -1,6 +1,7 @@
 // Waiting for IAM Identity Center's asynchronous assignment operations.
 import type { AccountAssignmentOperationStatus } from '@aws-sdk/client-sso-admin';
 import { Context } from '@temporalio/activity';
+import type { AsyncCompletionClient } from '@temporalio/client';
 
 /** Polls an asynchronous assignment operation until it has succeeded or failed. */
 export async function settle(
@@ -11,7 +12,7 @@ export async function settle(
   let status = first;
   let delay = firstDelayMs;
   while (status?.Status === 'IN_PROGRESS' && status.RequestId) {
-    await pause(delay, status.RequestId);
+    await pause(delay);
     delay = Math.min(delay * 2, maxDelayMs);
     status = await poll(status.RequestId);
   }
@@ -21,8 +22,11 @@ export async function settle(
   return status;
 }
 
-/** Waits between polls; inside an activity also heartbeats, and stops early if it is cancelled. */
-async function pause(ms: number, requestId: string): Promise<void> {
+/**
+ * Waits between polls; inside an activity, stops early if it is cancelled. It does not heartbeat:
+ * its callers run inside `heartbeating` or `heartbeatingWithRecord`, which own the heartbeats.
+ */
+async function pause(ms: number): Promise<void> {
   let context: Context | undefined;
   try {
     context = Context.current();
@@ -30,7 +34,6 @@ async function pause(ms: number, requestId: string): Promise<void> {
     // Called directly (tests, scripts), not by a worker.
   }
   if (!context) return new Promise((resolve) => setTimeout(resolve, ms));
-  context.heartbeat({ requestId });
   await context.sleep(ms);
 }
 
@@ -49,6 +52,44 @@ export async function heartbeating<T>(work: () => Promise<T>, everyMs = 5_000): 
   const timer = setInterval(() => context.heartbeat(), everyMs);
   try {
     return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
+ * `heartbeating` for an activity whose retry must know what an earlier attempt decided: `record`
+ * returns once the server holds the details, and a retry reads them back as `recorded`. Every
+ * heartbeat of the activity then goes through the client, in order, carrying the latest record:
+ * the SDK's own heartbeats are throttled and sent later, so one sent before a record could land
+ * after it and erase it.
+ */
+export async function heartbeatingWithRecord<T, D>(
+  client: () => AsyncCompletionClient,
+  work: (record: (details: D) => Promise<void>, recorded: D | undefined) => Promise<T>,
+  everyMs = 5_000,
+): Promise<T> {
+  let context: Context | undefined;
+  try {
+    context = Context.current();
+  } catch {
+    return work(async () => {}, undefined); // called directly, not by a worker: there is no retry
+  }
+  const { taskToken, heartbeatDetails } = context.info;
+  const completion = client();
+  let details = heartbeatDetails as D | undefined;
+  let last: Promise<void> = Promise.resolve();
+  const send = (): Promise<void> => {
+    last = last.catch(() => undefined).then(() => completion.heartbeat(taskToken, details));
+    return last;
+  };
+  // A failed beat is not fatal: the next one, or the heartbeat timeout, settles it.
+  const timer = setInterval(() => send().catch(() => undefined), everyMs);
+  try {
+    return await work(async (recorded) => {
+      details = recorded;
+      await send();
+    }, details);
   } finally {
     clearInterval(timer);
   }

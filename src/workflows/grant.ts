@@ -3,6 +3,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  TimeoutFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -16,7 +17,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { GrantActivities } from '../activities';
+import type { AssignmentLookup, GrantActivities } from '../activities';
 import type { Notification, NotifyActivities } from '../activities/notify';
 import {
   accountIdOf,
@@ -299,14 +300,31 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     // The workflow's own clock right after a worker crash can lag behind, and differently on replay.
     let assignedAt: string | undefined;
     try {
-      let justChecked = false;
-      if (state.assignmentPreexisted === null) {
-        const found = await provisioning.findAssignment(ref());
-        state.assignmentPreexisted = found.exists;
-        state.assignmentIds = found.ids;
-        justChecked = true;
+      if (state.assignmentPreexisted === null && patched('provision-in-one-activity')) {
+        const lookup = (found: AssignmentLookup) => {
+          state.assignmentPreexisted = found.preexisted;
+          state.assignmentIds = found.ids;
+        };
+        try {
+          const made = await provisioning.provisionAssignment(ref());
+          lookup(made);
+          assignedAt = made.assignedAt;
+        } catch (err) {
+          const found = lookupOf(err);
+          if (found) lookup(found);
+          throw err;
+        }
+      } else {
+        // Histories from before the one-activity provisioning replay this way.
+        let justChecked = false;
+        if (state.assignmentPreexisted === null) {
+          const found = await provisioning.findAssignment(ref());
+          state.assignmentPreexisted = found.exists;
+          state.assignmentIds = found.ids;
+          justChecked = true;
+        }
+        if (!state.assignmentPreexisted) assignedAt = (await provisioning.createAssignment(ref(), { justChecked }))?.assignedAt;
       }
-      if (!state.assignmentPreexisted) assignedAt = (await provisioning.createAssignment(ref(), { justChecked }))?.assignedAt;
     } catch (err) {
       state.provisioningStatus = 'failed';
       state.status = 'revoked';
@@ -443,6 +461,20 @@ function currentDetails(state: GrantState): string {
 function historyIsLong(): boolean {
   const info = workflowInfo();
   return info.continueAsNewSuggested || info.historyLength > MAX_HISTORY_EVENTS;
+}
+
+/**
+ * What a failed provisionAssignment had found before it failed: in the failure's details, or (when
+ * it timed out) in its last heartbeat. None: it failed before its look, so it created nothing.
+ */
+function lookupOf(err: unknown): AssignmentLookup | undefined {
+  const isLookup = (d: unknown): d is AssignmentLookup =>
+    typeof d === 'object' && d !== null && typeof (d as AssignmentLookup).preexisted === 'boolean' && typeof (d as AssignmentLookup).ids === 'object';
+  for (let cause: unknown = err; cause instanceof Error; cause = (cause as Error).cause) {
+    if (cause instanceof ApplicationFailure && isLookup(cause.details?.[0])) return cause.details[0];
+    if (cause instanceof TimeoutFailure && isLookup(cause.lastHeartbeatDetails)) return cause.lastHeartbeatDetails;
+  }
+  return undefined;
 }
 
 function providerReason(err: unknown): string {
