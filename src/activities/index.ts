@@ -19,7 +19,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { WorkerMetrics } from '../metrics';
 import { createTenantClients, pacer, semaphore, type TenantClients } from './aws';
-import { heartbeating, heartbeatingWithRecord, settle } from './poll';
+import { heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import { createReconcileActivities } from './reconcile';
 
 export interface AssignmentRef {
@@ -221,7 +221,7 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
     provisionAssignment: (ref: AssignmentRef): Promise<Provisioned> =>
       heartbeatingWithRecord<Provisioned, AssignmentLookup>(
         () => (client ?? failNoClient()).activity,
-        (record, recorded) => counted('provision', () => provisionAssignment(ref, record, recorded)),
+        (attempt) => counted('provision', () => provisionAssignment(ref, attempt)),
       ),
 
     createAssignment: (ref: AssignmentRef, opts: { justChecked?: boolean } = {}): Promise<{ created: boolean; assignedAt: string }> =>
@@ -247,19 +247,17 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
    * that existed before it (it would then outlive the grant). A failure after the look carries the
    * look in its details, so the workflow knows whether there is something to remove.
    */
-  async function provisionAssignment(
-    ref: AssignmentRef,
-    record: (lookup: AssignmentLookup) => Promise<void>,
-    recorded: AssignmentLookup | undefined,
-  ): Promise<Provisioned> {
-    let lookup = recorded;
+  async function provisionAssignment(ref: AssignmentRef, attempt: RecordedAttempt<AssignmentLookup>): Promise<Provisioned> {
+    let lookup = attempt.recorded;
     if (!lookup) {
       const found = await findAssignment(ref);
       lookup = { preexisted: found.exists, ids: found.ids };
-      await record(lookup);
+      await attempt.record(lookup);
     }
     try {
-      const made = lookup.preexisted ? undefined : await createAssignment({ ...ref, ids: lookup.ids }, { justChecked: !recorded });
+      const made = lookup.preexisted
+        ? undefined
+        : await createAssignment({ ...ref, ids: lookup.ids }, { justChecked: !attempt.recorded, stillCurrent: attempt.stillCurrent });
       return { ...lookup, assignedAt: made?.assignedAt ?? new Date().toISOString() };
     } catch (err) {
       throw withLookup(err, lookup);
@@ -273,13 +271,18 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
    * `assignedAt` is when the assignment was found in place: the grant's activation time, recorded
    * in the workflow history, so every replay of the grant agrees on it.
    */
-  async function createAssignment(ref: AssignmentRef, opts: { justChecked?: boolean }): Promise<{ created: boolean; assignedAt: string }> {
+  async function createAssignment(
+    ref: AssignmentRef,
+    opts: { justChecked?: boolean; stillCurrent?: () => void },
+  ): Promise<{ created: boolean; assignedAt: string }> {
     const resolved = await resolve(ref);
     if (!(opts.justChecked && firstAttempt()) && (await exists(resolved, ref.accountId))) return { created: false, assignedAt: new Date().toISOString() };
     const { sso, aws } = resolved.tenant;
     await limitsOf(aws).inFlight(async () => {
+      opts.stillCurrent?.();
       const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
       const status = await settle(started.AccountAssignmentCreationStatus, async (requestId) => {
+        opts.stillCurrent?.();
         const out = await sso.send(
           new DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentCreationRequestId: requestId }),
         );

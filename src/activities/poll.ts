@@ -1,7 +1,7 @@
 // Waiting for IAM Identity Center's asynchronous assignment operations.
 import type { AccountAssignmentOperationStatus } from '@aws-sdk/client-sso-admin';
 import { Context } from '@temporalio/activity';
-import type { AsyncCompletionClient } from '@temporalio/client';
+import { ActivityCancelledError, ActivityNotFoundError, type AsyncCompletionClient } from '@temporalio/client';
 
 /** Polls an asynchronous assignment operation until it has succeeded or failed. */
 export async function settle(
@@ -57,39 +57,59 @@ export async function heartbeating<T>(work: () => Promise<T>, everyMs = 5_000): 
   }
 }
 
+/** What `heartbeatingWithRecord` hands the activity's work. */
+export interface RecordedAttempt<D> {
+  /** What an earlier attempt recorded; undefined in a first attempt. */
+  recorded: D | undefined;
+  /** Returns once the server holds `details`: a retry reads them back as `recorded`. */
+  record(details: D): Promise<void>;
+  /** Throws once the server has said this attempt is over (timed out, or cancelled). */
+  stillCurrent(): void;
+}
+
 /**
- * `heartbeating` for an activity whose retry must know what an earlier attempt decided: `record`
- * returns once the server holds the details, and a retry reads them back as `recorded`. Every
- * heartbeat of the activity then goes through the client, in order, carrying the latest record:
- * the SDK's own heartbeats are throttled and sent later, so one sent before a record could land
- * after it and erase it.
+ * `heartbeating` for an activity whose retry must know what an earlier attempt decided. Every
+ * heartbeat of the activity goes through the client, in order, carrying the latest record: the
+ * SDK's own heartbeats are throttled and sent later, so one sent before a record could land after
+ * it and erase it. Going around the SDK, the activity also learns from these answers, not from its
+ * context, that the server has given up on the attempt: `stillCurrent` tells it, before it acts.
  */
-export async function heartbeatingWithRecord<T, D>(
-  client: () => AsyncCompletionClient,
-  work: (record: (details: D) => Promise<void>, recorded: D | undefined) => Promise<T>,
-  everyMs = 5_000,
-): Promise<T> {
+export async function heartbeatingWithRecord<T, D>(client: () => AsyncCompletionClient, work: (attempt: RecordedAttempt<D>) => Promise<T>, everyMs = 5_000): Promise<T> {
   let context: Context | undefined;
   try {
     context = Context.current();
   } catch {
-    return work(async () => {}, undefined); // called directly, not by a worker: there is no retry
+    // Called directly, not by a worker: there is no retry to tell.
+    return work({ recorded: undefined, record: async () => {}, stillCurrent: () => {} });
   }
   const { taskToken, heartbeatDetails } = context.info;
   const completion = client();
   let details = heartbeatDetails as D | undefined;
+  let over: Error | undefined;
   let last: Promise<void> = Promise.resolve();
   const send = (): Promise<void> => {
-    last = last.catch(() => undefined).then(() => completion.heartbeat(taskToken, details));
+    last = last
+      .catch(() => undefined)
+      .then(() => completion.heartbeat(taskToken, details))
+      .catch((err: Error) => {
+        if (err instanceof ActivityNotFoundError || err instanceof ActivityCancelledError) over ??= err;
+        throw err;
+      });
     return last;
   };
-  // A failed beat is not fatal: the next one, or the heartbeat timeout, settles it.
+  // A failed beat is not fatal by itself: the next one, or the heartbeat timeout, settles it.
   const timer = setInterval(() => send().catch(() => undefined), everyMs);
   try {
-    return await work(async (recorded) => {
-      details = recorded;
-      await send();
-    }, details);
+    return await work({
+      recorded: details,
+      record: async (recorded) => {
+        details = recorded;
+        await send();
+      },
+      stillCurrent: () => {
+        if (over) throw over;
+      },
+    });
   } finally {
     clearInterval(timer);
   }
