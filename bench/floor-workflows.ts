@@ -1,7 +1,8 @@
-// The floor's workflow: as little as a Temporal workflow can be. It answers a query with the state
-// it was started with and accepts an empty update; that is all the no-change, extension and
-// activation floors ask of Temporal. Deterministic code only (bundled by the floor worker).
-import { allHandlersFinished, condition, defineQuery, defineUpdate, setHandler } from '@temporalio/workflow';
+// The floors' workflows: as little as a Temporal workflow can be. `floorWorkflow` answers a query
+// with the state it was started with and accepts an empty update; that is all the no-change,
+// extension and activation floors ask of Temporal. `floorTimerWorkflow` is what any expiry needs
+// of it: a timer that fires, then the end. Deterministic code only (bundled by the floor worker).
+import { allHandlersFinished, condition, defineQuery, defineUpdate, setHandler, sleep } from '@temporalio/workflow';
 
 export const floorStateQuery = defineQuery<unknown>('state');
 export const touchUpdate = defineUpdate<null>('touch');
@@ -23,4 +24,9 @@ export async function floorWorkflow(input: FloorInput): Promise<void> {
   await condition(() => touched);
   if (input.hold) await condition(() => false);
   await condition(allHandlersFinished);
+}
+
+/** Sleeps until `dueMs` (epoch ms), then ends. */
+export async function floorTimerWorkflow(dueMs: number): Promise<void> {
+  await sleep(Math.max(1, dueMs - Date.now()));
 }

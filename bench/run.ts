@@ -437,8 +437,33 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   results.totalMinutes = round((Date.now() - started) / 60_000);
   writeResults(results);
 
+  /**
+   * The expiry floor: what Temporal alone takes to fire N timers due in the same second and close
+   * their workflows (bare workflows on the floor's worker), from the due time to each close.
+   */
+  async function timerFloor(n: number) {
+    const prefix = `floor-timer/${Date.now()}`;
+    const startedAt = Date.now();
+    const since = new Date(startedAt - 1000).toISOString();
+    const dueMs = Date.now() + 20_000;
+    await closedLoop(n, 20, async (i) => {
+      await temporal.workflow.start('floorTimerWorkflow', { taskQueue: FLOOR_TASK_QUEUE, workflowId: `${prefix}/${i}`, args: [dueMs] });
+    });
+    if (Date.now() > dueMs - 2000) throw new Error(`starting ${n} timer workflows took ${Date.now() - startedAt} ms: too late for their timers`);
+    const query = `WorkflowType = 'floorTimerWorkflow' AND StartTime >= '${since}'`;
+    const deadline = dueMs + 10 * 60_000;
+    await sleep(dueMs - Date.now());
+    while ((await temporal.workflow.count(`${query} AND ExecutionStatus = 'Completed'`)).count < n && Date.now() < deadline) await sleep(1000);
+    const lags: number[] = [];
+    for await (const run of temporal.workflow.list({ query })) if (run.closeTime) lags.push((run.closeTime.getTime() - dueMs) / 1000);
+    return { workflows: n, closed: lags.length, lagSeconds: { p50: round(percentile(lags, 50), 2), p99: round(percentile(lags, 99), 2), max: round(Math.max(...lags), 2) } };
+  }
+
   async function expiryScenario() {
     const n = settings.expiring;
+    log(`expiry: the floor, ${n} bare workflows whose timers fire in the same second`);
+    const floor = await timerFloor(n);
+    log('expiry floor', floor);
     const wave = Math.max(1, settings.expiryWave);
     const waves = Math.ceil(n / wave);
     // Calibration: one wave of long grants (not measured) shows how long a wave takes here and now.
@@ -514,6 +539,7 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
       expiresAtSpreadMs: spreadMs,
       deleted: deletedAt.size,
       deletedEarly: early,
+      floor,
       lagSeconds: { ...summary(lags), p50: round(percentile(lags, 50), 2), p99: round(percentile(lags, 99), 2), max: round(Math.max(...lags), 2) },
       pollMs: POLL_MS,
     };
@@ -617,6 +643,14 @@ function writeResults(results: Record<string, any>): void {
         '',
         'p99 < 2 s',
         yes(expiry.lagSeconds.p99 < 2 && expiry.deleted === expiry.grants),
+      ],
+      [
+        `${expiry.floor.workflows} bare Temporal timers due together: due to close, p50 / p99 / max`,
+        `${expiry.floor.lagSeconds.p50} / ${expiry.floor.lagSeconds.p99} / ${expiry.floor.lagSeconds.max} s`,
+        '',
+        '',
+        '',
+        '',
       ],
     ]),
     ...section('held', held, () => [
