@@ -17,6 +17,7 @@ const grant = (accountId: string, userId: string, over: Partial<GrantRecord> = {
   principalId: userId,
   assignmentPreexisted: false,
   ids: { userId, permissionSetArn: PS },
+  activatedAt: '2026-01-01T00:00:00.000Z',
   ...over,
 });
 const closed = (accountId: string, userId: string, closedAt: string, over: Partial<GrantRecord> = {}) =>
@@ -34,6 +35,17 @@ describe('reconciliation rules', () => {
         closed('111111111115', 'u5', '2026-01-01T00:00:00Z'),
       ],
       't',
+    );
+    assert.deepEqual(drift.missing.map((m) => m.accountId), ['111111111111']);
+  });
+
+  it('a grant that became active after the listing began is not missing: the listing may have passed its assignment by', () => {
+    const listedFrom = '2026-01-01T00:10:00.000Z';
+    const drift = findDriftIn(
+      [],
+      [grant('111111111111', 'u1', { activatedAt: '2026-01-01T00:09:59.999Z' }), grant('111111111112', 'u2', { activatedAt: '2026-01-01T00:10:00.001Z' })],
+      't',
+      listedFrom,
     );
     assert.deepEqual(drift.missing.map((m) => m.accountId), ['111111111111']);
   });

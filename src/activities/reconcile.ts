@@ -38,6 +38,8 @@ export interface GrantRecord {
   principalId: string;
   assignmentPreexisted: boolean | null;
   ids: AssignmentIds | null;
+  /** When the grant became active (its activity's clock); null before. */
+  activatedAt: string | null;
 }
 
 export interface GrantRef {
@@ -103,7 +105,11 @@ const grantTriple = (g: GrantRecord) => (g.ids ? tripleOf(g.accountId, g.ids.per
  * An assignment an open grant holds is never leaked; one whose newest closed grant found it
  * already there (pre-existing) is foreign, not leaked.
  */
-export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], tenantId: string): Omit<Drift, 'truncated'> {
+/**
+ * `listedFrom`: when the listing of assignments began. A grant that became active since may hold an
+ * assignment the listing had already passed by: it is not judged missing (the next round judges it).
+ */
+export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], tenantId: string, listedFrom?: string): Omit<Drift, 'truncated'> {
   const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
   const byTriple = new Map<string, GrantRecord[]>();
   for (const grant of grants) {
@@ -114,6 +120,7 @@ export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], te
 
   const missing = grants
     .filter((g) => g.open && g.ids && g.status === 'active' && !g.closing && g.assignmentPreexisted === false && !present.has(grantTriple(g)!))
+    .filter((g) => !(listedFrom && g.activatedAt && g.activatedAt >= listedFrom))
     .map(ref);
 
   const leaked: LeakedAssignment[] = [];
@@ -246,6 +253,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       principalId: state.key.principalId,
       assignmentPreexisted: state.assignmentPreexisted,
       ids: state.assignmentIds,
+      activatedAt: state.activatedAt,
     };
   }
 
@@ -328,6 +336,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
           principalId: decodeURIComponent(principal),
           assignmentPreexisted: null,
           ids: { userId, permissionSetArn },
+          activatedAt: null,
         });
       } else {
         unsure.push(run);
@@ -348,9 +357,10 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
         const role = attributeOf(r, searchAttributes.role);
         return target && role ? [{ accountId: accountIdOf(target), role }] : [];
       });
+      const listedFrom = new Date().toISOString();
       const { assignments, truncated } = await listAssignments(tenantId, await pairsToScan(tenantId, sets, targets));
       const after = await latestGrantRuns(tenantId);
-      const drift = findDriftIn(assignments, await grantRecords(after.runs, assignments, sets), tenantId);
+      const drift = findDriftIn(assignments, await grantRecords(after.runs, assignments, sets), tenantId, listedFrom);
       return {
         ...drift,
         grantsChecked: after.runs.length,
