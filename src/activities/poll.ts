@@ -63,16 +63,19 @@ export interface RecordedAttempt<D> {
   recorded: D | undefined;
   /** Returns once the server holds `details`: a retry reads them back as `recorded`. */
   record(details: D): Promise<void>;
-  /** Throws once the server has said this attempt is over (timed out, or cancelled). */
+  /** Throws once this attempt is over: the server gave up on it, or it was cancelled. */
   stillCurrent(): void;
 }
 
 /**
- * `heartbeating` for an activity whose retry must know what an earlier attempt decided. Every
- * heartbeat of the activity goes through the client, in order, carrying the latest record: the
- * SDK's own heartbeats are throttled and sent later, so one sent before a record could land after
- * it and erase it. Going around the SDK, the activity also learns from these answers, not from its
- * context, that the server has given up on the attempt: `stillCurrent` tells it, before it acts.
+ * `heartbeating` for an activity whose retry must know what an earlier attempt decided.
+ * - Until the record, the activity beats through the client, in order, and `record` is the last
+ *   of those beats: it returns once the server holds the details. No SDK heartbeat is sent before
+ *   it: the SDK's are throttled and sent later, so one could land after the record and erase it.
+ * - From the record on, the SDK's heartbeats carry the record (and the worker's own heartbeat
+ *   timeout and cancellation work as usual).
+ * - Before the record, the worker may have timed the attempt out on its own (it saw no SDK
+ *   heartbeat): `stillCurrent` says so, and the activity must stop before it acts.
  */
 export async function heartbeatingWithRecord<T, D>(client: () => AsyncCompletionClient, work: (attempt: RecordedAttempt<D>) => Promise<T>, everyMs = 5_000): Promise<T> {
   let context: Context | undefined;
@@ -82,12 +85,15 @@ export async function heartbeatingWithRecord<T, D>(client: () => AsyncCompletion
     // Called directly, not by a worker: there is no retry to tell.
     return work({ recorded: undefined, record: async () => {}, stillCurrent: () => {} });
   }
-  const { taskToken, heartbeatDetails } = context.info;
+  const ctx = context;
+  const { taskToken, heartbeatDetails } = ctx.info;
   const completion = client();
   let details = heartbeatDetails as D | undefined;
+  // A retry of an attempt that recorded: the server holds the record already.
+  let recorded = details !== undefined;
   let over: Error | undefined;
   let last: Promise<void> = Promise.resolve();
-  const send = (): Promise<void> => {
+  const beatThroughClient = (): Promise<void> => {
     last = last
       .catch(() => undefined)
       .then(() => completion.heartbeat(taskToken, details))
@@ -97,18 +103,24 @@ export async function heartbeatingWithRecord<T, D>(client: () => AsyncCompletion
       });
     return last;
   };
-  // A failed beat is not fatal by itself: the next one, or the heartbeat timeout, settles it.
-  const timer = setInterval(() => send().catch(() => undefined), everyMs);
+  const beat = () => (recorded ? ctx.heartbeat(details) : beatThroughClient().catch(() => undefined)); // a failed beat is not fatal by itself
+  beat();
+  const timer = setInterval(beat, everyMs);
+  const stillCurrent = () => {
+    if (over) throw over;
+    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('the activity was cancelled');
+  };
   try {
     return await work({
-      recorded: details,
-      record: async (recorded) => {
-        details = recorded;
-        await send();
+      recorded: recorded ? details : undefined,
+      record: async (toRecord) => {
+        stillCurrent();
+        details = toRecord;
+        await beatThroughClient();
+        recorded = true;
+        ctx.heartbeat(details);
       },
-      stillCurrent: () => {
-        if (over) throw over;
-      },
+      stillCurrent,
     });
   } finally {
     clearInterval(timer);
