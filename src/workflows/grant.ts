@@ -299,21 +299,15 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     // The activity's clock, recorded in the history (none in histories from before it returned one).
     // The workflow's own clock right after a worker crash can lag behind, and differently on replay.
     let assignedAt: string | undefined;
+    const lookedUp = (found: AssignmentLookup) => {
+      state.assignmentPreexisted = found.preexisted;
+      state.assignmentIds = found.ids;
+    };
     try {
       if (state.assignmentPreexisted === null && patched('provision-in-one-activity')) {
-        const lookup = (found: AssignmentLookup) => {
-          state.assignmentPreexisted = found.preexisted;
-          state.assignmentIds = found.ids;
-        };
-        try {
-          const made = await provisioning.provisionAssignment(ref());
-          lookup(made);
-          assignedAt = made.assignedAt;
-        } catch (err) {
-          const found = lookupOf(err);
-          if (found) lookup(found);
-          throw err;
-        }
+        const made = await provisioning.provisionAssignment(ref());
+        lookedUp(made);
+        assignedAt = made.assignedAt;
       } else {
         // Histories from before the one-activity provisioning replay this way.
         let justChecked = false;
@@ -326,6 +320,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         if (!state.assignmentPreexisted) assignedAt = (await provisioning.createAssignment(ref(), { justChecked }))?.assignedAt;
       }
     } catch (err) {
+      // A failed provisionAssignment carries what its look found, if it got that far.
+      const found = state.assignmentPreexisted === null ? lookupOf(err) : undefined;
+      if (found) lookedUp(found);
       state.provisioningStatus = 'failed';
       state.status = 'revoked';
       note({ level: 'error', code: 'provisioning_failed', message: providerReason(err) });
