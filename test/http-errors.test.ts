@@ -120,3 +120,22 @@ describe('when Temporal cannot be reached', function () {
     }
   });
 });
+
+describe('while the API shuts down', () => {
+  it('/readyz answers 503, so a load balancer sends nothing new, while Temporal is fine', async () => {
+    const config = loadConfig(current().stack.configPath);
+    const connection = connectApi(current().stack.temporalAddress);
+    const server = createApi(config, connection, undefined, () => true).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const reply = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/readyz`);
+      assert.equal(reply.status, 503);
+      const body = (await reply.json()) as { message: string };
+      assertErrorShape({ body }, 'unavailable');
+      assert.match(body.message, /shutting down/);
+    } finally {
+      server.close();
+      await connection.close();
+    }
+  });
+});

@@ -2,6 +2,7 @@
 // their logs, metrics, shutdown and start-up checks; and each grant's summary in the Web UI.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -173,16 +174,34 @@ describe('operations', function () {
       assert.ok(worker.logs().some((l) => l.msg === 'worker stopped'), worker.output());
     });
 
-    it('on SIGTERM the API finishes requests in flight, refuses new ones and exits 0', async () => {
+    it('on SIGTERM the API finishes requests in flight, closes their connections after them, refuses new ones and exits 0', async () => {
       // No worker polls this queue yet, so an ensure that starts a grant waits for one.
       const env = await processEnv(`ops-drain-${process.pid}`);
       const api = await startApi(env);
       running.push(api);
-      const account = freshAccount();
-      const entitlement = { target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 };
-      const inFlight = ensureVia(api.url, await tokenFor('alice'), TENANT.id, { entitlements: [entitlement] });
-      const workflowId = grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: entitlement.target, role: entitlement.role });
-      await eventually('the grant workflow to start', () => current().temporal.workflow.getHandle(workflowId).describe().then(() => true));
+      const token = await tokenFor('alice');
+      const entitlementOn = (account: string) => ({ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 });
+      const first = entitlementOn(freshAccount());
+      const inFlight = ensureVia(api.url, token, TENANT.id, { entitlements: [first] });
+      // A second one on a kept-alive connection: it must not keep that connection open after it.
+      const second = entitlementOn(freshAccount());
+      const agent = new http.Agent({ keepAlive: true });
+      const keptAlive = new Promise<{ status?: number; connection?: string }>((resolve, reject) => {
+        const req = http.request(`${api.url}/v1/access/ensure`, {
+          method: 'POST',
+          agent,
+          headers: { authorization: `Bearer ${token}`, 'x-tenant-id': TENANT.id, 'content-type': 'application/json' },
+        });
+        req.once('response', (res) => {
+          res.resume().once('end', () => resolve({ status: res.statusCode, connection: res.headers.connection }));
+        });
+        req.once('error', reject);
+        req.end(JSON.stringify({ entitlements: [second] }));
+      });
+      for (const { target: t, role } of [first, second]) {
+        const workflowId = grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: t, role });
+        await eventually('the grant workflow to start', () => current().temporal.workflow.getHandle(workflowId).describe().then(() => true));
+      }
 
       api.proc.kill('SIGTERM');
       await eventually('the API to stop accepting', () =>
@@ -191,13 +210,16 @@ describe('operations', function () {
           () => true,
         ),
       );
-      assert.equal(api.proc.exitCode, null, 'the API waits for the request in flight');
+      assert.equal(api.proc.exitCode, null, `the API waits for the requests in flight:\n${api.output()}`);
       const worker = run('worker', env);
       running.push(worker);
       const reply = await inFlight;
       assert.equal(reply.status, 200, JSON.stringify(reply.body));
       assert.equal(reply.body.grants[0].change, 'activated');
+      assert.deepEqual(await keptAlive, { status: 200, connection: 'close' });
       assert.equal(await api.exited, 0);
+      assert.ok(!api.logs().some((l) => l.msg.includes('grace time')), 'the API stopped without cutting anything off');
+      agent.destroy();
       assert.equal(await stop(worker), 0);
     });
 

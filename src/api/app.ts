@@ -17,6 +17,8 @@ export interface AppDeps {
   auth: Authenticator;
   /** Resolves when Temporal answers, rejects when it does not. */
   checkTemporal: () => Promise<void>;
+  /** True once the API is shutting down. */
+  draining?: () => boolean;
   logger?: Logger;
   metrics?: ApiMetrics;
 }
@@ -36,7 +38,14 @@ const STATUS_OF: Record<ErrorCode, number> = {
   internal: 500,
 };
 
-export function createApp({ service, auth, checkTemporal, logger = createLogger('api'), metrics = createApiMetrics() }: AppDeps): express.Express {
+export function createApp({
+  service,
+  auth,
+  checkTemporal,
+  draining = () => false,
+  logger = createLogger('api'),
+  metrics = createApiMetrics(),
+}: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(
@@ -83,6 +92,7 @@ export function createApp({ service, auth, checkTemporal, logger = createLogger(
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
+    if (draining()) throw new AccessError('unavailable', 'The API is shutting down.');
     await checkTemporal().catch(() => {
       throw new AccessError('unavailable', 'Temporal cannot be reached.');
     });

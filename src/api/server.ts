@@ -1,5 +1,5 @@
 // API entry point (`npm run start:api`).
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { type AppConfig, env, loadConfig } from '../config';
 import { createLogger, type Logger } from '../log';
@@ -9,7 +9,7 @@ import { createApp } from './app';
 import { Authenticator } from './auth';
 
 /** Everything the API needs, checked at start-up: a bad policy or key file stops it here. */
-export function createApi(config: AppConfig, connection: Connection, logger?: Logger) {
+export function createApi(config: AppConfig, connection: Connection, logger?: Logger, draining?: () => boolean) {
   const byFolder = new Map<string, PolicySet>();
   const policies = new Map<string, PolicySet>();
   for (const tenant of config.tenants) {
@@ -23,6 +23,7 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     checkTemporal: async () => {
       await connection.workflowService.getSystemInfo({});
     },
+    draining,
     logger,
   });
 }
@@ -40,16 +41,33 @@ export function connectApi(address = env.temporal.address): Connection {
 async function main(log: Logger): Promise<void> {
   const config = loadConfig();
   const connection = connectApi();
-  const app = createApi(config, connection, log);
+  let draining = false;
+  const app = createApi(config, connection, log, () => draining);
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(env.port, () => resolve(s)).once('error', reject);
   });
   log.info({ port: env.port, temporal: env.temporal.address, task_queue: env.taskQueue }, 'access API listening');
 
+  // Every response that starts after SIGTERM says `Connection: close`, so Node closes its
+  // connection after it. Without that, a client reusing a kept-alive connection is served for as
+  // long as it keeps asking, and the API stops only when the grace time cuts its requests off.
+  const unanswered = new Set<ServerResponse>();
+  server.prependListener('request', (_req, res: ServerResponse) => {
+    if (draining) {
+      res.setHeader('Connection', 'close');
+      return;
+    }
+    unanswered.add(res);
+    res.once('close', () => unanswered.delete(res));
+  });
+
   // SIGTERM: stop accepting, let in-flight requests finish (idle keep-alive connections are closed
-  // at once), close the Temporal connection, exit 0. A request still running after the grace time
-  // is cut off; its grant is safe in Temporal, and a retried ensure picks it up.
+  // at once, busy ones after their response; /readyz answers 503), close the Temporal connection,
+  // exit 0. A request still running after the grace time is cut off; its grant is safe in
+  // Temporal, and a retried ensure picks it up.
   const stop = (signal: string) => {
+    draining = true;
+    for (const res of unanswered) if (!res.headersSent) res.setHeader('Connection', 'close');
     log.info({ signal }, 'shutting down: draining in-flight requests');
     const forced = setTimeout(() => {
       log.warn('requests still running after the grace time; closing them');
