@@ -13,13 +13,12 @@ import {
   paginateListPermissionSets,
   type SSOAdminClient,
 } from '@aws-sdk/client-sso-admin';
-import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { WorkerMetrics } from '../metrics';
 import { createTenantClients, pacer, semaphore, type TenantClients } from './aws';
-import { heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
+import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import { createReconcileActivities } from './reconcile';
 
 export interface AssignmentRef {
@@ -224,8 +223,9 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
         (attempt) => counted('provision', () => provisionAssignment(ref, attempt)),
       ),
 
+    // The workflow's look counts for the first attempt only: the attempt before a retry may have created it.
     createAssignment: (ref: AssignmentRef, opts: { justChecked?: boolean } = {}): Promise<{ created: boolean; assignedAt: string }> =>
-      heartbeating(() => counted('provision', () => createAssignment(ref, opts))),
+      heartbeating(() => counted('provision', () => createAssignment(ref, { justChecked: opts.justChecked === true && firstAttempt() }))),
 
     async deleteAssignment(ref: AssignmentRef): Promise<void> {
       await heartbeating(() => counted('deprovision', () => deleteAssignment(ref)));
@@ -265,9 +265,9 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
   }
 
   /**
-   * `created: false` when the assignment already existed. With `justChecked` (the workflow's
-   * findAssignment saw none a moment ago) the first attempt does not look again: one paced call
-   * less per activation. A retry always looks, as the attempt before may have created it.
+   * `created: false` when the assignment already existed. With `justChecked` (a look in this
+   * attempt, or just before it, saw none) it does not look again: one paced call less per
+   * activation.
    * `assignedAt` is when the assignment was found in place: the grant's activation time, recorded
    * in the workflow history, so every replay of the grant agrees on it.
    */
@@ -276,7 +276,7 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
     opts: { justChecked?: boolean; stillCurrent?: () => void },
   ): Promise<{ created: boolean; assignedAt: string }> {
     const resolved = await resolve(ref);
-    if (!(opts.justChecked && firstAttempt()) && (await exists(resolved, ref.accountId))) return { created: false, assignedAt: new Date().toISOString() };
+    if (!opts.justChecked && (await exists(resolved, ref.accountId))) return { created: false, assignedAt: new Date().toISOString() };
     const { sso, aws } = resolved.tenant;
     await limitsOf(aws).inFlight(async () => {
       opts.stillCurrent?.();
@@ -370,9 +370,5 @@ function failNoClient(): never {
 
 /** True in an activity's first attempt; false in a retry, or when called outside a worker. */
 function firstAttempt(): boolean {
-  try {
-    return Context.current().info.attempt === 1;
-  } catch {
-    return false;
-  }
+  return activityContext()?.info.attempt === 1;
 }

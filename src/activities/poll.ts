@@ -27,14 +27,18 @@ export async function settle(
  * its callers run inside `heartbeating` or `heartbeatingWithRecord`, which own the heartbeats.
  */
 async function pause(ms: number): Promise<void> {
-  let context: Context | undefined;
-  try {
-    context = Context.current();
-  } catch {
-    // Called directly (tests, scripts), not by a worker.
-  }
+  const context = activityContext();
   if (!context) return new Promise((resolve) => setTimeout(resolve, ms));
   await context.sleep(ms);
+}
+
+/** The running activity's context; undefined when called directly (tests, scripts), not by a worker. */
+export function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -43,12 +47,8 @@ async function pause(ms: number): Promise<void> {
  * (its retry would queue behind it, and a creation abandoned mid-poll still counts at AWS).
  */
 export async function heartbeating<T>(work: () => Promise<T>, everyMs = 5_000): Promise<T> {
-  let context: Context | undefined;
-  try {
-    context = Context.current();
-  } catch {
-    return work(); // called directly, not by a worker
-  }
+  const context = activityContext();
+  if (!context) return work();
   const timer = setInterval(() => context.heartbeat(), everyMs);
   try {
     return await work();
@@ -78,14 +78,9 @@ export interface RecordedAttempt<D> {
  *   heartbeat): `stillCurrent` says so, and the activity must stop before it acts.
  */
 export async function heartbeatingWithRecord<T, D>(client: () => AsyncCompletionClient, work: (attempt: RecordedAttempt<D>) => Promise<T>, everyMs = 5_000): Promise<T> {
-  let context: Context | undefined;
-  try {
-    context = Context.current();
-  } catch {
-    // Called directly, not by a worker: there is no retry to tell.
-    return work({ recorded: undefined, record: async () => {}, stillCurrent: () => {} });
-  }
-  const ctx = context;
+  const ctx = activityContext();
+  // Called directly, not by a worker: there is no retry to tell.
+  if (!ctx) return work({ recorded: undefined, record: async () => {}, stillCurrent: () => {} });
   const { taskToken, heartbeatDetails } = ctx.info;
   const completion = client();
   let details = heartbeatDetails as D | undefined;

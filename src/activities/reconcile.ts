@@ -104,8 +104,6 @@ const grantTriple = (g: GrantRecord) => (g.ids ? tripleOf(g.accountId, g.ids.per
  * latest run of every grant key (listed after, so every listed assignment's grant is in it).
  * An assignment an open grant holds is never leaked; one whose newest closed grant found it
  * already there (pre-existing) is foreign, not leaked.
- */
-/**
  * `listedFrom`: when the listing of assignments began. A grant that became active since may hold an
  * assignment the listing had already passed by: it is not judged missing (the next round judges it).
  */

@@ -313,8 +313,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         let justChecked = false;
         if (state.assignmentPreexisted === null) {
           const found = await provisioning.findAssignment(ref());
-          state.assignmentPreexisted = found.exists;
-          state.assignmentIds = found.ids;
+          lookedUp({ preexisted: found.exists, ids: found.ids });
           justChecked = true;
         }
         if (!state.assignmentPreexisted) assignedAt = (await provisioning.createAssignment(ref(), { justChecked }))?.assignedAt;
