@@ -3,16 +3,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as v8 from 'node:v8';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Principal } from '../domain/grant';
-
-// Node 20's V8 (11.3) dies with "Fatal error: unreachable code" in
-// Deoptimizer::DoComputeBuiltinContinuation when optimised code that inlined a call into Wasm
-// (here: cedar-wasm's authorizer, on every ensure) is deoptimised while that call is running. Under
-// steady load it killed the API within seconds to minutes; without the inlining it did not.
-// The flag is read when a function is optimised, so setting it here, before any request, is enough.
-v8.setFlagsFromString('--no-turbo-inline-js-wasm-calls');
 
 export type PolicyAction = 'request' | 'activate' | 'review' | 'revoke';
 
