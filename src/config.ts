@@ -1,5 +1,6 @@
 // The tenants file named by ACCESS_CONFIG (CONTRACT §4), read and checked once at start-up.
 import { readFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { parse as parseYaml } from 'yaml';
@@ -41,17 +42,37 @@ const notificationsSchema = z
   })
   .prefault({});
 
+/** Keys fetched over plain http could be swapped by anyone on the path; loopback has no path. */
+const jwksUrlSchema = z.url().refine((url) => {
+  const { protocol, hostname } = new URL(url);
+  return protocol === 'https:' || (protocol === 'http:' && isLoopback(hostname));
+}, 'must be an https URL (plain http only for a loopback address)');
+
+const authSchema = z
+  .strictObject({
+    issuer: z.string().min(1),
+    audience: z.string().min(1),
+    jwks_file: z.string().optional(),
+    jwks_url: jwksUrlSchema.optional(),
+    /**
+     * Claims a token must carry to be this tenant's: claim name to a value or a list of values
+     * (strings, compared exactly; an array claim matches if it holds one of them). Tenants that
+     * share an issuer and audience must be told apart by them.
+     */
+    required_claims: z.record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)])).default({}),
+    /** Leeway for exp, nbf and iat against this host's clock. */
+    clock_tolerance_seconds: z.int().min(0).max(300).default(30),
+    /** Refuses tokens whose iat is longer ago than this (and tokens without iat). */
+    max_token_age_seconds: z.int().positive().optional(),
+    /** The token claim whose value finds the caller's Identity Store user (as userName, then as email). */
+    user_claim: z.string().min(1).default('email'),
+  })
+  .refine((a) => Boolean(a.jwks_file) !== Boolean(a.jwks_url), 'give exactly one of jwks_file and jwks_url');
+
 const tenantSchema = z.strictObject({
   id: z.uuid({ version: undefined }).transform((id) => id.toLowerCase()),
   name: z.string().min(1),
-  auth: z
-    .strictObject({
-      issuer: z.string().min(1),
-      audience: z.string().min(1),
-      jwks_file: z.string().optional(),
-      jwks_url: z.url().optional(),
-    })
-    .refine((a) => Boolean(a.jwks_file) !== Boolean(a.jwks_url), 'give exactly one of jwks_file and jwks_url'),
+  auth: authSchema,
   aws: awsSchema,
   policies: z.string().default('./policies'),
   grants: z
@@ -71,6 +92,7 @@ const tenantSchema = z.strictObject({
 const configSchema = z.strictObject({ tenants: z.array(tenantSchema).min(1) });
 
 export type TenantConfig = z.infer<typeof tenantSchema>;
+export type AuthConfig = z.infer<typeof authSchema>;
 export type AwsTenantConfig = z.infer<typeof awsSchema>;
 export type AppConfig = z.infer<typeof configSchema>;
 
@@ -103,10 +125,35 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
       throw new ConfigError(`${file}: tenants.${i}.aws.limits: differs from another tenant's on ${tenant.aws.sso_instance_arn} (tenants on one instance share its limits)`);
     }
     limitsByInstance.set(tenant.aws.sso_instance_arn, limits);
+    // Otherwise a token of one would pass for the other's, X-Tenant-ID choosing which.
+    for (const other of parsed.data.tenants.slice(0, i)) {
+      const sameIdp = other.auth.issuer === tenant.auth.issuer && other.auth.audience === tenant.auth.audience;
+      if (sameIdp && !toldApart(other.auth.required_claims, tenant.auth.required_claims)) {
+        throw new ConfigError(
+          `${file}: tenants.${i}.auth.required_claims: tenants "${other.name}" (${other.id}) and "${tenant.name}" (${tenant.id}) share ` +
+            `issuer ${tenant.auth.issuer} and audience ${tenant.auth.audience}; give both a required_claims claim with different values ` +
+            '(e.g. org_id), so that each token belongs to one of them',
+        );
+      }
+    }
     tenant.policies = path.resolve(base, tenant.policies);
     if (tenant.auth.jwks_file) tenant.auth.jwks_file = path.resolve(base, tenant.auth.jwks_file);
   }
   return parsed.data;
+}
+
+/** True when some claim both require has no value both allow: no token can meet both. */
+function toldApart(a: AuthConfig['required_claims'], b: AuthConfig['required_claims']): boolean {
+  return Object.entries(a).some(([claim, allowed]) => {
+    if (!Object.hasOwn(b, claim)) return false;
+    const others = [b[claim]].flat();
+    return [allowed].flat().every((value) => !others.includes(value));
+  });
+}
+
+function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[(.*)\]$/, '$1');
+  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
 }
 
 export function tenantById(config: AppConfig, tenantId: string): TenantConfig | undefined {
@@ -124,6 +171,8 @@ export const env = (() => {
     port: Number(process.env.PORT ?? 8080),
     /** The worker's Prometheus endpoint (its own metrics and the Temporal SDK's); 0 turns it off. */
     workerMetricsPort: Number(process.env.WORKER_METRICS_PORT ?? 9464),
+    /** Where it listens: loopback unless told otherwise (e.g. 0.0.0.0 for a scraper on another host). */
+    workerMetricsHost: process.env.WORKER_METRICS_HOST || '127.0.0.1',
     /** How long the API waits for in-flight requests after SIGTERM before it exits anyway. */
     shutdownGraceMs: Number(process.env.SHUTDOWN_GRACE_SECONDS ?? 30) * 1000,
     temporal: { ...connectionOptions, address: connectionOptions.address ?? 'localhost:7233' },

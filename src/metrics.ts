@@ -57,7 +57,7 @@ export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
  * Serves GET /metrics: the registry, then whatever `extra` returns (the worker appends the
  * Temporal SDK's own Prometheus text, so one scrape target has both).
  */
-export function serveMetrics(registry: Registry, port: number, extra: () => Promise<string> = async () => ''): Promise<Server> {
+export function serveMetrics(registry: Registry, { port, host }: { port: number; host: string }, extra: () => Promise<string> = async () => ''): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404).end();
@@ -71,6 +71,6 @@ export function serveMetrics(registry: Registry, port: number, extra: () => Prom
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, () => resolve(server));
+    server.listen(port, host, () => resolve(server));
   });
 }

@@ -46,7 +46,7 @@ async function main(log: Logger): Promise<void> {
   const metrics = createWorkerMetrics();
   const metricsServer =
     env.workerMetricsPort > 0
-      ? await serveMetrics(metrics.registry, env.workerMetricsPort, async () => {
+      ? await serveMetrics(metrics.registry, { port: env.workerMetricsPort, host: env.workerMetricsHost }, async () => {
           const res = await fetch(`http://127.0.0.1:${sdkMetricsPort}/metrics`, { signal: AbortSignal.timeout(2000) });
           return res.text();
         })
@@ -54,7 +54,7 @@ async function main(log: Logger): Promise<void> {
   const connection = await NativeConnection.connect(env.temporal);
   const worker = await createWorker(config, connection, metrics);
   await ensureReconcileSchedules(new Client({ connection, namespace: env.temporalNamespace }), config);
-  log.info({ task_queue: env.taskQueue, temporal: env.temporal.address, metrics_port: env.workerMetricsPort }, 'worker polling');
+  log.info({ task_queue: env.taskQueue, temporal: env.temporal.address, metrics_host: env.workerMetricsHost, metrics_port: env.workerMetricsPort }, 'worker polling');
   await worker.run();
   await connection.close();
   metricsServer?.close();

@@ -82,7 +82,7 @@ describe('activities against moto', function () {
         {
           id: TENANT,
           name: 'Moto',
-          auth: { issuer: 'https://issuer.invalid', audience: 'jit-access', jwks_file: '/dev/null' },
+          auth: { issuer: 'https://issuer.invalid', audience: 'jit-access', jwks_file: '/dev/null', required_claims: {}, clock_tolerance_seconds: 30, user_claim: 'email' },
           aws: {
             region: REGION,
             sso_instance_arn: instanceArn,
@@ -222,6 +222,14 @@ describe('activities against moto', function () {
     await activities.createAssignment(carol);
     const assignments = await assignmentsOf('ReadOnlyAccess');
     assert.deepEqual(assignments.map((a) => a.PrincipalId), [userIds.get('carol@example.com')]);
+    await activities.deleteAssignment(carol);
+    assert.deepEqual(await assignmentsOf('ReadOnlyAccess'), []);
+  });
+
+  it("finds the user by the principal's identityStoreUser (the tenant's auth.user_claim), not by its email", async function () {
+    const carol = { ...ref('carol@example.com'), principal: { id: 'c-123', email: 'bob@example.com', identityStoreUser: 'carol' } };
+    await activities.createAssignment(carol);
+    assert.deepEqual((await assignmentsOf('ReadOnlyAccess')).map((a) => a.PrincipalId), [userIds.get('carol@example.com')]);
     await activities.deleteAssignment(carol);
     assert.deepEqual(await assignmentsOf('ReadOnlyAccess'), []);
   });

@@ -51,12 +51,22 @@ describe('config', () => {
       /tenants\.1\.aws\.limits: differs from another tenant's/,
     ],
   ];
+  for (const url of ['http://idp.example.com/jwks.json', 'http://10.0.0.1/jwks.json', 'ftp://idp.example.com/jwks.json']) {
+    bad.push([`a jwks_url that is not https (${url})`, { tenants: [{ ...tenant, auth: { issuer: 'x', audience: 'y', jwks_url: url } }] }, /tenants\.0\.auth\.jwks_url: .*https/]);
+  }
   for (const [what, content, field] of bad) {
     it(`refuses ${what}, naming the field`, () => {
       const file = write('bad.json', JSON.stringify(content));
       assert.throws(() => loadConfig(file), (err: Error) => err instanceof ConfigError && field.test(err.message) && err.message.includes(file));
     });
   }
+
+  it('accepts a jwks_url over https, and over plain http only on a loopback address', () => {
+    for (const url of ['https://idp.example.com/.well-known/jwks.json', 'http://127.0.0.1:8081/jwks.json', 'http://localhost/jwks.json', 'http://[::1]:9000/jwks.json']) {
+      const config = loadConfig(write('jwks-url.json', JSON.stringify({ tenants: [{ ...tenant, auth: { issuer: 'x', audience: 'y', jwks_url: url } }] })));
+      assert.equal(config.tenants[0].auth.jwks_url, url);
+    }
+  });
 
   it('refuses a file that is not YAML, and a missing ACCESS_CONFIG', () => {
     assert.throws(() => loadConfig(write('broken.yaml', 'tenants: [\n')), ConfigError);

@@ -49,13 +49,15 @@ describe('review', function () {
     await recordHistory('request-deny', pending.id);
   });
 
-  it('refuses self-review and a reviewer the policy does not allow', async () => {
+  it('refuses self-review (403), and answers a reviewer the policy does not allow as for an id that does not exist (404)', async () => {
     const pending = await adminRequest(freshAccount());
     const own = await call('POST', `/v1/access/requests/${pending.access_request_id}/review`, { as: 'alice', body: { decision: 'approve' } });
     assert.equal(own.status, 403);
     assert.equal(own.body.code, 'forbidden');
     const peer = await call('POST', `/v1/access/requests/${pending.access_request_id}/review`, { as: 'bob', body: { decision: 'approve' } });
-    assert.equal(peer.status, 403);
+    const unknown = await call('POST', '/v1/access/requests/6b0c3a9e-1111-4222-8333-944455556666/review', { as: 'bob', body: { decision: 'approve' } });
+    assert.equal(peer.status, 404, JSON.stringify(peer.body));
+    assert.deepEqual(peer.body, unknown.body, 'nothing tells bob the request exists');
     const still = await grantReaching(pending.id, 'pending');
     assert.equal(still.approved, false);
   });

@@ -174,6 +174,32 @@ describe('operations', function () {
       assert.ok(worker.logs().some((l) => l.msg === 'worker stopped'), worker.output());
     });
 
+    it('the worker serves its metrics on loopback only, unless WORKER_METRICS_HOST says otherwise', async () => {
+      // An address of this machine that is not loopback: where a neighbour would scrape from.
+      const external = Object.values(os.networkInterfaces())
+        .flat()
+        .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+      assert.ok(external, 'this test needs a network interface besides loopback');
+      const reachable = (host: string, port: string) =>
+        fetch(`http://${host}:${port}/metrics`, { signal: AbortSignal.timeout(5000) }).then(
+          (r) => r.ok,
+          () => false,
+        );
+
+      const env = await processEnv(`ops-metrics-host-${process.pid}`);
+      const worker = run('worker', env);
+      running.push(worker);
+      await eventually('the worker metrics endpoint', async () => ((await reachable('127.0.0.1', env.WORKER_METRICS_PORT)) ? true : undefined));
+      assert.equal(await reachable(external, env.WORKER_METRICS_PORT), false, `metrics reachable at ${external}`);
+      assert.equal(await stop(worker), 0);
+
+      const open = { ...(await processEnv(`ops-metrics-host-${process.pid}`)), WORKER_METRICS_HOST: '0.0.0.0' };
+      const exposed = run('worker', open);
+      running.push(exposed);
+      await eventually('the worker metrics endpoint on every interface', async () => ((await reachable(external, open.WORKER_METRICS_PORT)) ? true : undefined));
+      assert.equal(await stop(exposed), 0);
+    });
+
     it('on SIGTERM the API finishes requests in flight, closes their connections after them, refuses new ones and exits 0', async () => {
       // No worker polls this queue yet, so an ensure that starts a grant waits for one.
       const env = await processEnv(`ops-drain-${process.pid}`);
@@ -241,13 +267,19 @@ describe('operations', function () {
         ['bad config (API)', 'api/server', write('bad-region.yaml', { tenants: [{ ...config.tenants[0], aws: { ...config.tenants[0].aws, region: 7 } }] }), [/tenants\.0\.aws\.region/]],
         ['bad config (worker)', 'worker', write('bad-arn.yaml', { tenants: [{ ...config.tenants[0], aws: { ...config.tenants[0].aws, sso_instance_arn: 'nope' } }] }), [/tenants\.0\.aws\.sso_instance_arn/]],
         ['bad policy', 'api/server', policies('bad-policy', (f) => appendFileSync(path.join(f, 'read-only.cedar'), '\n@id("broken")\npermit (principal, action, resource) when { context.nope };\n')), [/read-only\.cedar/, /nope/]],
+        [
+          'two tenants on one issuer and audience that required_claims do not tell apart (API)',
+          'api/server',
+          write('shared-issuer.yaml', { tenants: [config.tenants[0], { ...config.tenants[1], auth: config.tenants[0].auth }] }),
+          [new RegExp(config.tenants[0].id), new RegExp(config.tenants[1].id), /required_claims/],
+        ],
         ['bad schema', 'api/server', policies('bad-schema', (f) => appendFileSync(path.join(f, 'schema.cedarschema'), '\nentity Broken {\n')), [/schema\.cedarschema/]],
       ];
       for (const [what, entry, file, patterns] of cases) {
         const p = run(entry, { ...(await processEnv('ops-startup', file)) });
         running.push(p);
         const code = await p.exited;
-        assert.notEqual(code, 0, `${what}: exit code`);
+        assert.equal(code, 1, `${what}: exit code`);
         const output = p.output();
         assert.ok(output.includes(path.basename(file)) || patterns.some((re) => re.test(output)), `${what}: ${output}`);
         assert.ok(output.includes(dir), `${what} names the file: ${output}`);

@@ -16,6 +16,7 @@ import {
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
+import type { Principal } from '../domain/grant';
 import type { WorkerMetrics } from '../metrics';
 import { createTenantClients, pacer, semaphore, type TenantClients } from './aws';
 import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
@@ -27,7 +28,7 @@ export interface AssignmentRef {
   accountId: string;
   /** Permission set name */
   role: string;
-  principal: { id: string; email?: string };
+  principal: Pick<Principal, 'id' | 'email' | 'identityStoreUser'>;
   /**
    * The ids findAssignment resolved. Later calls use them as they are, so a user renamed or a
    * permission set renamed since still has its assignment removed.
@@ -106,7 +107,7 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
   }
 
   async function userIdOf(tenant: Tenant, principal: AssignmentRef['principal']): Promise<string> {
-    const name = principal.email ?? principal.id;
+    const name = principal.identityStoreUser ?? principal.email ?? principal.id;
     for (const AttributePath of ['userName', 'emails.value']) {
       try {
         const { UserId } = await tenant.identity.send(

@@ -1,27 +1,46 @@
-// Bearer JWTs, verified against the keys of the tenant whose issuer signed them (CONTRACT §4).
+// Bearer JWTs (CONTRACT §4). A token is one tenant's: the one whose issuer, audience, keys and
+// required_claims it meets. X-Tenant-ID must name that tenant.
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { z } from 'zod';
-import type { AppConfig, TenantConfig } from '../config';
+import type { AppConfig, AuthConfig, TenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import { AccessError } from '../domain/errors';
 import type { Caller } from '../service/access';
 
+/**
+ * What identity providers sign access tokens with. No symmetric algorithm: a key that verifies
+ * could also sign.
+ */
+const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'];
+
+/** Text that ends up in workflow ids, search attributes and Cedar: well-formed Unicode only. */
+const claimText = z
+  .string()
+  .max(256)
+  .refine((s) => !/\p{Surrogate}/u.test(s), 'not well-formed Unicode (a lone surrogate)');
+
 const claimsSchema = z.object({
-  sub: z.string().min(1).max(256),
-  email: z.string().max(256).optional(),
-  groups: z.array(z.string().max(256)).max(500).optional(),
+  sub: claimText.min(1),
+  email: claimText.optional(),
+  groups: z.array(claimText).max(500).optional(),
 });
 
 const tenantHeaderSchema = z.uuid({ version: undefined });
 
 export class Authenticator {
+  /** By tenant id; tenants with one key source share its fetcher (and its cache). */
   private readonly keys = new Map<string, JWTVerifyGetKey>();
 
   constructor(private readonly config: AppConfig) {
+    const bySource = new Map<string, JWTVerifyGetKey>();
     for (const tenant of config.tenants) {
       const { jwks_file, jwks_url } = tenant.auth;
-      this.keys.set(tenant.id, jwks_file ? createLocalJWKSet(JSON.parse(readFileSync(jwks_file, 'utf8'))) : createRemoteJWKSet(new URL(jwks_url!)));
+      const source = jwks_file ? `file:${jwks_file}` : `url:${jwks_url}`;
+      if (!bySource.has(source)) {
+        bySource.set(source, jwks_file ? createLocalJWKSet(JSON.parse(readFileSync(jwks_file, 'utf8'))) : createRemoteJWKSet(new URL(jwks_url!)));
+      }
+      this.keys.set(tenant.id, bySource.get(source)!);
     }
   }
 
@@ -35,28 +54,42 @@ export class Authenticator {
     } catch {
       throw unauthenticated('The bearer token is not a well-formed JWT.');
     }
-    const wanted = tenantHeader?.toLowerCase();
-    // Try the tenant the header names first: several tenants may share an issuer.
-    const candidates = this.config.tenants
-      .filter((t) => t.auth.issuer === issuer)
-      .sort((a, b) => Number(b.id === wanted) - Number(a.id === wanted));
-    let lastError: unknown;
-    for (const tenant of candidates) {
+    // Every tenant of the issuer is tried, whichever the header names: the token picks its tenant.
+    const owners: { tenant: TenantConfig; payload: JWTPayload }[] = [];
+    const failures: unknown[] = [];
+    for (const tenant of this.config.tenants.filter((t) => t.auth.issuer === issuer)) {
       try {
-        const { payload } = await jwtVerify(token, this.keys.get(tenant.id)!, { issuer: tenant.auth.issuer, audience: tenant.auth.audience });
-        return this.callerOf(tenant, payload, tenantHeader);
+        const { payload } = await jwtVerify(token, this.keys.get(tenant.id)!, {
+          issuer: tenant.auth.issuer,
+          audience: tenant.auth.audience,
+          algorithms: ALGORITHMS,
+          requiredClaims: ['exp', 'sub'],
+          clockTolerance: tenant.auth.clock_tolerance_seconds,
+          maxTokenAge: tenant.auth.max_token_age_seconds,
+        });
+        if (meetsRequiredClaims(payload, tenant.auth.required_claims)) owners.push({ tenant, payload });
+        else failures.push(new AccessError('unauthenticated', "The bearer token does not carry the claims of this service's tenants (required_claims)."));
       } catch (err) {
-        if (err instanceof AccessError) throw err;
-        lastError = err;
+        failures.push(err);
       }
     }
-    if (lastError instanceof joseErrors.JWTExpired) throw unauthenticated('The bearer token has expired.');
-    throw unauthenticated('The bearer token was not issued by a known issuer or its signature does not verify.');
+    // The start-up check keeps tenants of one issuer and audience apart; a token whose aud names
+    // two audiences of one issuer could still fit two tenants. It is neither's.
+    if (owners.length > 1) {
+      throw unauthenticated(`The bearer token fits ${owners.length} tenants (its audience or claims name more than one); it is accepted for none.`);
+    }
+    if (owners.length === 0) throw whyRefused(failures);
+    return this.callerOf(owners[0].tenant, owners[0].payload, tenantHeader);
   }
 
-  private callerOf(tenant: TenantConfig, payload: unknown, tenantHeader: string | undefined): Caller {
+  private callerOf(tenant: TenantConfig, payload: JWTPayload, tenantHeader: string | undefined): Caller {
     const claims = claimsSchema.safeParse(payload);
     if (!claims.success) throw unauthenticated('The bearer token lacks a valid sub, email or groups claim.');
+    const { user_claim: userClaim } = tenant.auth;
+    const user = claimText.min(1).safeParse(payload[userClaim]);
+    if (!user.success) {
+      throw unauthenticated(`The bearer token lacks a valid "${userClaim}" claim, by which this tenant finds its users (auth.user_claim).`);
+    }
     const header = tenantHeaderSchema.safeParse(tenantHeader);
     if (!header.success) {
       throw new AccessError('invalid_request', 'X-Tenant-ID must be a tenant UUID.', { details: { issues: header.error.issues } });
@@ -64,9 +97,40 @@ export class Authenticator {
     if (header.data.toLowerCase() !== tenant.id) {
       throw new AccessError('tenant_mismatch', 'The credential belongs to a different tenant than X-Tenant-ID names.');
     }
-    const principal: Principal = { id: claims.data.sub, email: claims.data.email, groups: claims.data.groups ?? [] };
+    // Anyone may put any address on an account at some providers; only a verified one names a user.
+    if (userClaim === 'email' && (payload.email_verified === false || payload.email_verified === 'false')) {
+      throw new AccessError('forbidden', 'The token says its email is not verified (email_verified: false); verify the address with your identity provider first.');
+    }
+    const principal: Principal = { id: claims.data.sub, email: claims.data.email, groups: claims.data.groups ?? [], identityStoreUser: user.data };
     return { tenant, principal };
   }
+}
+
+/** Every listed claim matches: it equals one of the allowed values, or (an array) holds one. */
+function meetsRequiredClaims(payload: JWTPayload, required: AuthConfig['required_claims']): boolean {
+  return Object.entries(required).every(([name, allowed]) => {
+    const values = [allowed].flat();
+    const claim = payload[name];
+    return (Array.isArray(claim) ? claim : [claim]).some((v) => typeof v === 'string' && values.includes(v));
+  });
+}
+
+/** The most telling of the reasons each tenant of the issuer refused the token. */
+function whyRefused(failures: unknown[]): AccessError {
+  for (const err of failures) {
+    if (err instanceof joseErrors.JWTExpired) {
+      return unauthenticated(err.claim === 'iat' ? 'The bearer token was issued longer ago than this tenant accepts (auth.max_token_age_seconds).' : 'The bearer token has expired.');
+    }
+    if (err instanceof joseErrors.JWTClaimValidationFailed && err.reason === 'missing') {
+      return unauthenticated(`The bearer token lacks the required "${err.claim}" claim.`);
+    }
+    if (err instanceof joseErrors.JOSEAlgNotAllowed) {
+      return unauthenticated(`The bearer token's algorithm is not accepted; use one of ${ALGORITHMS.join(', ')}.`);
+    }
+  }
+  const claims = failures.find((err) => err instanceof AccessError);
+  if (claims instanceof AccessError) return claims;
+  return unauthenticated('The bearer token was not issued by a known issuer or its signature does not verify.');
 }
 
 function unauthenticated(message: string): AccessError {

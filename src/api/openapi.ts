@@ -25,8 +25,12 @@ const errorResponse = (description: string) => ({ description, content: json(ref
 
 const ERRORS = {
   '400': errorResponse('Bad request (`invalid_request`, with the validation issues in `details`)'),
-  '401': errorResponse('Unauthenticated'),
-  '403': errorResponse('Forbidden (`tenant_mismatch`, or `forbidden` with the policy `notices`)'),
+  '401': errorResponse(
+    'Unauthenticated (`unauthenticated`): no token, or one that does not verify, has expired, lacks exp, sub or the user claim, or carries no tenant\'s required_claims',
+  ),
+  '403': errorResponse(
+    'Forbidden (`tenant_mismatch`: the token is another tenant\'s; `forbidden`: with the policy `notices`, or a token whose email is not verified)',
+  ),
   '503': errorResponse('Temporal cannot be reached (`unavailable`); try again'),
 };
 
@@ -115,7 +119,8 @@ export function openApiDocument(): JsonSchema {
           responses: {
             '200': grantAnswer,
             ...ERRORS,
-            '404': errorResponse('No such access request'),
+            '403': errorResponse('Your own request (`forbidden`), or `tenant_mismatch`, or a token whose email is not verified'),
+            '404': errorResponse('No such access request, or none you may review (the same answer, so no id is confirmed)'),
             '409': errorResponse('The request is no longer pending (`conflict`)'),
           },
         },

@@ -30,6 +30,11 @@ export interface Principal {
   id: string;
   email?: string;
   groups: string[];
+  /**
+   * The value of the tenant's `auth.user_claim`: what finds the user in the Identity Store (as
+   * userName, then as email). Absent in grants from before the setting: those use email, else id.
+   */
+  identityStoreUser?: string;
 }
 
 /** What identifies a grant: one workflow per key. */

@@ -92,13 +92,10 @@ export class AccessService {
 
   async review(caller: Caller, accessRequestId: string, decision: 'approve' | 'deny', comment?: string): Promise<GrantView> {
     const { run, state } = await this.findGrant(caller.tenant, equals(searchAttributes.requestId, accessRequestId), 'access request');
-    if (state.key.principalId === caller.principal.id) {
-      throw new AccessError('forbidden', 'Nobody reviews their own request.');
-    }
-    const verdict = this.decide(caller, 'review', state);
-    if (!verdict.allowed) {
-      throw new AccessError('forbidden', 'Policy does not allow you to review this request.', { notices: verdict.notices });
-    }
+    // Its requester sees it (and may not review it); so does whoever may review it. To anyone
+    // else it does not exist: the same 404 as an unknown id, so no answer confirms an id.
+    if (state.key.principalId === caller.principal.id) throw new AccessError('forbidden', 'Nobody reviews their own request.');
+    if (!this.decide(caller, 'review', state).allowed) throw notFound('access request');
     if (state.status !== 'pending') throw new AccessError('conflict', `The request is ${state.status}, not pending.`);
     const handle = this.client.workflow.getHandle(run.workflowId, run.runId);
     const after = await rejectionsAsErrors(() =>

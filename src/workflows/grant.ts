@@ -93,7 +93,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     tenantId: state.key.tenantId,
     accountId: accountIdOf(state.key.target),
     role: state.key.role,
-    principal: { id: state.principal.id, email: state.principal.email },
+    principal: { id: state.principal.id, email: state.principal.email, identityStoreUser: state.principal.identityStoreUser },
     ids: state.assignmentIds ?? undefined,
   });
   const now = () => new Date(Date.now());
