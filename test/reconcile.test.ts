@@ -92,7 +92,7 @@ describe('reconciliation', function () {
     }
   });
 
-  it('removes, at the next round, the assignment of a grant terminated while active', async () => {
+  it('removes, at the next round, the assignment of a grant terminated while active; once only', async () => {
     const account = freshAccount();
     const grant = await activeGrant(account);
     await terminateGrant(TENANT.id, 'alice', account, 'ReadOnlyAccess');
@@ -101,6 +101,13 @@ describe('reconciliation', function () {
     const entry = report.removed.find((r) => r.grantId === grant.id);
     assert.equal(entry?.removed, true, JSON.stringify(report.removed));
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
+
+    // What an administrator assigns afterwards is not the terminated grant's leftover.
+    await assignDirectly('alice', account, 'ReadOnlyAccess');
+    const next = await reconcile();
+    assert.equal(next.removed.find((r) => r.accountId === account), undefined, JSON.stringify(next.removed));
+    assert.ok(next.foreign.some((a) => a.accountId === account), 'reported as not ours');
+    assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1);
   });
 
   it('two tenants on one instance: neither round removes an assignment a grant of the other holds', async () => {

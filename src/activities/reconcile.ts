@@ -9,12 +9,13 @@ import {
   paginateListPermissionSets,
   DescribePermissionSetCommand,
 } from '@aws-sdk/client-sso-admin';
-import { type Client, WorkflowUpdateFailedError, type WorkflowExecutionInfo } from '@temporalio/client';
-import { log } from '@temporalio/activity';
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type WorkflowExecutionInfo } from '@temporalio/client';
+import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure, fromPayloadsAtIndex, WorkflowNotFoundError } from '@temporalio/common';
 import type { SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { accountIdOf, type GrantState, type GrantStatus } from '../domain/grant';
 import { grantStateQuery, reconcileUpdate, type ReconcileOutcome, rejection, searchAttributes } from '../workflows/messages';
+import type { leftoverRemovedWorkflow } from '../workflows/reconcile';
 import { semaphore } from './aws';
 import type { AssignmentIds, AssignmentLookup, AssignmentRef } from './index';
 
@@ -34,9 +35,10 @@ export interface GrantRecord {
   open: boolean;
   closedAt: string | null;
   /**
-   * A closed run that ended its own way, which removes whatever it created: a completed run (its
-   * deprovisioning loops until the deletion is confirmed), or one closed after its deprovisioning
-   * had returned. False for a run terminated, timed out or failed before that; false while open.
+   * A closed run whose assignment is known removed: it ended its own way (a completed run: its
+   * deprovisioning loops until the deletion is confirmed; or one closed after its deprovisioning
+   * had returned), or a reconciliation removed what it left. False for a run terminated, timed out
+   * or failed before that; false while open.
    */
   removalConfirmed: boolean;
   grantId: string;
@@ -108,6 +110,8 @@ function attributeOf(run: WorkflowExecutionInfo, key: { name: string }): string 
 
 const grantTriple = (g: GrantRecord) => (g.ids ? tripleOf(g.accountId, g.ids.permissionSetArn, 'USER', g.ids.userId) : null);
 const pairOf = (accountId: string, permissionSetArn: string) => `${accountId}|${permissionSetArn}`;
+/** The workflow id of the record that a reconciliation removed what the run left (see leftoverRemovedWorkflow). */
+const leftoverRemovedId = (runId: string) => `leftover-removed/${runId}`;
 
 export interface DriftContext {
   /** The tenant whose round this is: only its grants are restored, only what its runs left is removed. */
@@ -265,6 +269,16 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     return typeof lookup?.preexisted === 'boolean' && typeof lookup.ids?.userId === 'string' ? (lookup as AssignmentLookup) : undefined;
   }
 
+  async function leftoverRemoved(runId: string): Promise<boolean> {
+    try {
+      await clientOf().workflow.getHandle(leftoverRemovedId(runId)).describe();
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
+  }
+
   async function recordOf(info: WorkflowExecutionInfo): Promise<GrantRecord | null> {
     const handle = clientOf().workflow.getHandle(info.workflowId, info.runId);
     const open = info.status.name === 'RUNNING';
@@ -349,6 +363,10 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
             const record = await recordOf(run);
             if (!record || (record.open && !record.ids && record.status !== 'pending')) undecided.add(pairOfRun(run));
             if (!record) return;
+            // A run that may have left the assignment listed: has a reconciliation removed its leftover already?
+            if (!record.open && !record.removalConfirmed && record.ids && present.has(grantTriple(record)!)) {
+              record.removalConfirmed = await leftoverRemoved(record.runId);
+            }
             records.push(record);
             if (record.ids) userIds.set(userKeyOf(run), record.ids.userId);
           }),
@@ -462,6 +480,18 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
         principal: { id: leak.principalId },
         ids: leak.ids,
       });
+      // Recorded after the deletion, never before: a record of a removal that then failed would
+      // leave the leftover in place for good. A crash in between only means one more removal.
+      try {
+        await clientOf().workflow.start<typeof leftoverRemovedWorkflow>('leftoverRemovedWorkflow', {
+          workflowId: leftoverRemovedId(leak.runId),
+          taskQueue: Context.current().info.taskQueue,
+          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          args: [{ tenantId: leak.tenantId, workflowId: leak.workflowId, runId: leak.runId }],
+        });
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
       return { removed: true };
     },
   };
