@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { env, loadConfig } from '../src/config';
+import { grantWorkflowId } from '../src/domain/grant';
 import { ensureReconcileSchedules, reconcileScheduleId } from '../src/schedules';
 import type { ReconcileReport, reconcileWorkflow } from '../src/workflows/reconcile';
 import {
@@ -12,12 +13,14 @@ import {
   current,
   ensure,
   eventually,
+  FAULTS_TENANT,
   freshAccount,
   grantReaching,
   OTHER_TENANT,
   recordHistory,
   target,
   TENANT,
+  tokenFor,
   unassignDirectly,
   userIdOf,
 } from './support/world';
@@ -28,6 +31,11 @@ async function reconcile(tenantId = TENANT.id): Promise<ReconcileReport> {
     taskQueue: env.taskQueue,
     args: [{ tenantId }],
   });
+}
+
+/** Ends the grant's run as an operator does from the Web UI: no cleanup runs. */
+async function terminateGrant(tenantId: string, principalId: string, account: string, role: string): Promise<void> {
+  await current().temporal.workflow.getHandle(grantWorkflowId({ tenantId, principalId, target: target(account), role })).terminate('test: operator terminates');
 }
 
 async function activeGrant(account: string, role = 'ReadOnlyAccess', durationSeconds = 600) {
@@ -69,17 +77,80 @@ describe('reconciliation', function () {
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1);
   });
 
-  it('removes an assignment with our ids that came back after its grant expired', async () => {
+  it('leaves an assignment made by hand after its grant expired, round after round', async () => {
     const account = freshAccount();
     const grant = await activeGrant(account, 'ReadOnlyAccess', 3);
     await grantReaching(grant.id, 'expired');
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
-    await assignDirectly('alice', account, 'ReadOnlyAccess');
+    await assignDirectly('alice', account, 'ReadOnlyAccess'); // an administrator's, not the grant's
+
+    for (const round of [1, 2]) {
+      const report = await reconcile();
+      assert.equal(report.removed.find((r) => r.accountId === account), undefined, `round ${round}: ${JSON.stringify(report.removed)}`);
+      assert.ok(report.foreign.some((a) => a.accountId === account), `round ${round}: reported as not ours`);
+      assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1, `round ${round}`);
+    }
+  });
+
+  it('removes, at the next round, the assignment of a grant terminated while active; once only', async () => {
+    const account = freshAccount();
+    const grant = await activeGrant(account);
+    await terminateGrant(TENANT.id, 'alice', account, 'ReadOnlyAccess');
 
     const report = await reconcile();
     const entry = report.removed.find((r) => r.grantId === grant.id);
     assert.equal(entry?.removed, true, JSON.stringify(report.removed));
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
+
+    // What an administrator assigns afterwards is not the terminated grant's leftover.
+    await assignDirectly('alice', account, 'ReadOnlyAccess');
+    const next = await reconcile();
+    assert.equal(next.removed.find((r) => r.accountId === account), undefined, JSON.stringify(next.removed));
+    assert.ok(next.foreign.some((a) => a.accountId === account), 'reported as not ours');
+    assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1);
+  });
+
+  it('two tenants on one instance: neither round removes an assignment a grant of the other holds', async () => {
+    const asAliceOf = async (tenantId: string, account: string, durationSeconds = 600) => {
+      const reply = await call('POST', '/v1/access/ensure', {
+        token: await tokenFor('alice', tenantId),
+        tenant: tenantId,
+        body: { entitlements: [{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: durationSeconds }], justification: { reason: 'testing' } },
+      });
+      assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      return reply.body.grants[0] as { id: string };
+    };
+    const grantOf = (tenantId: string, id: string) =>
+      eventually(`grant ${id} active`, async () => {
+        const reply = await call('GET', `/v1/access/grants/${id}`, { token: await tokenFor('alice', tenantId), tenant: tenantId });
+        return reply.body.status === 'active' ? reply.body : undefined;
+      });
+
+    // The same user, account and permission set in both tenants. On `ended`: the first tenant's
+    // grant expired (and removed its assignment), then the other tenant's grant created it again.
+    const ended = freshAccount();
+    const first = await asAliceOf(TENANT.id, ended, 3);
+    await grantReaching(first.id, 'expired');
+    const otherOnEnded = await asAliceOf(OTHER_TENANT.id, ended);
+    await grantOf(OTHER_TENANT.id, otherOnEnded.id);
+    // On `terminated`: the first tenant's grant was terminated (its assignment stayed), and the
+    // other tenant's grant then found that assignment in place and holds it.
+    const terminated = freshAccount();
+    await grantReaching((await asAliceOf(TENANT.id, terminated)).id, 'active');
+    await terminateGrant(TENANT.id, 'alice', terminated, 'ReadOnlyAccess');
+    const otherOnTerminated = await grantOf(OTHER_TENANT.id, (await asAliceOf(OTHER_TENANT.id, terminated)).id);
+    assert.ok(otherOnTerminated.diagnostics.some((d: { code: string }) => d.code === 'assignment_preexisted'));
+
+    for (const tenantId of [TENANT.id, OTHER_TENANT.id, TENANT.id]) {
+      const report = await reconcile(tenantId);
+      const touched = report.removed.filter((r) => r.accountId === ended || r.accountId === terminated);
+      assert.deepEqual(touched, [], `${tenantId}'s round`);
+      assert.equal(report.restored.find((r) => r.accountId === ended || r.accountId === terminated), undefined, `${tenantId}'s round`);
+      assert.equal(await assignmentsOf('alice', ended, 'ReadOnlyAccess'), 1);
+      assert.equal(await assignmentsOf('alice', terminated, 'ReadOnlyAccess'), 1);
+    }
+    await grantOf(OTHER_TENANT.id, otherOnEnded.id);
+    await grantOf(OTHER_TENANT.id, otherOnTerminated.id);
   });
 
   it('never removes an assignment that pre-existed the grant, nor one a newer grant of the key holds', async () => {
@@ -131,6 +202,50 @@ describe('reconciliation', function () {
     assert.equal(other.restored.find((r) => r.accountId === account), undefined);
     const own = await reconcile();
     assert.ok(own.foreign.some((a) => a.accountId === account));
+  });
+});
+
+describe('reconciliation after a run terminated mid-provisioning', function () {
+  this.timeout(180_000);
+  const proxy = () => current().faults;
+  beforeEach(() => proxy().reset());
+  afterEach(() => proxy().reset());
+  const ROLE = 'ReadOnlyAccess';
+
+  async function activateAsFay(account: string) {
+    const reply = await ensure([{ target: target(account), role: ROLE, duration_seconds: 600 }], { as: 'fay' });
+    assert.equal(reply.body.grants?.[0]?.change, 'activated', JSON.stringify(reply.body));
+    return reply.body.grants[0];
+  }
+
+  it('removes the assignment its creation left (the look is in the activity’s last heartbeat)', async () => {
+    const account = freshAccount();
+    // moto creates the assignment at once; the proxy answers IN_PROGRESS to every status poll.
+    await proxy().on('CreateAccountAssignment', { inProgressPolls: 1000 });
+    const grant = await activateAsFay(account);
+    await eventually('a status poll', async () => ((await proxy().count('DescribeAccountAssignmentCreationStatus')) >= 1 ? true : undefined));
+    assert.equal(await assignmentsOf('fay', account, ROLE), 1);
+    await terminateGrant(FAULTS_TENANT.id, 'fay', account, ROLE);
+    await proxy().reset();
+
+    const report = await reconcile(FAULTS_TENANT.id);
+    const entry = report.removed.find((r) => r.grantId === grant.id);
+    assert.equal(entry?.removed, true, JSON.stringify(report));
+    assert.equal(await assignmentsOf('fay', account, ROLE), 0);
+  });
+
+  it('leaves an assignment that was there before a run terminated during its look', async () => {
+    const account = freshAccount();
+    await assignDirectly('fay', account, ROLE);
+    await proxy().on('ListAccountAssignments', { delayMs: 20_000, times: 1 });
+    await activateAsFay(account);
+    await eventually('the look to start', async () => ((await proxy().count('ListAccountAssignments')) >= 1 ? true : undefined));
+    await terminateGrant(FAULTS_TENANT.id, 'fay', account, ROLE);
+
+    const report = await reconcile(FAULTS_TENANT.id);
+    assert.equal(report.removed.find((r) => r.accountId === account), undefined, JSON.stringify(report.removed));
+    assert.ok(report.foreign.some((a) => a.accountId === account), 'reported as not ours');
+    assert.equal(await assignmentsOf('fay', account, ROLE), 1);
   });
 });
 

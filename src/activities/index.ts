@@ -348,6 +348,10 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
         return { sso: tenant.sso, instanceArn: tenant.aws.sso_instance_arn };
       },
       configuredAccounts: (tenantId) => Object.keys(tenantById(config, tenantId)?.accounts ?? {}),
+      tenantsOnInstanceOf: (tenantId) => {
+        const instanceArn = tenantOf(tenantId).aws.sso_instance_arn;
+        return config.tenants.filter((t) => t.aws.sso_instance_arn === instanceArn).map((t) => t.id);
+      },
       deleteAssignment: grantActivities.deleteAssignment,
     }),
   };

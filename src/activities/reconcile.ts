@@ -1,20 +1,23 @@
 // Drift between the grants and what IAM Identity Center holds, for the reconciliation workflow:
 // find it (all the reads), then fix one thing per call. What counts as drift is decided by
-// `findDriftIn`, a pure function over the two listings.
+// `findDriftIn`, a pure function over the two listings. Tenants may share one instance, so the
+// grants of every tenant on it are read: one tenant's round must not take for leaked what another
+// tenant's grant holds, or found there before it.
 import {
   paginateListAccountAssignments,
   paginateListAccountsForProvisionedPermissionSet,
   paginateListPermissionSets,
   DescribePermissionSetCommand,
 } from '@aws-sdk/client-sso-admin';
-import { type Client, WorkflowUpdateFailedError, type WorkflowExecutionInfo } from '@temporalio/client';
-import { log } from '@temporalio/activity';
-import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type WorkflowExecutionInfo } from '@temporalio/client';
+import { Context, log } from '@temporalio/activity';
+import { ApplicationFailure, fromPayloadsAtIndex, WorkflowNotFoundError } from '@temporalio/common';
 import type { SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { accountIdOf, type GrantState, type GrantStatus } from '../domain/grant';
 import { grantStateQuery, reconcileUpdate, type ReconcileOutcome, rejection, searchAttributes } from '../workflows/messages';
+import type { leftoverRemovedWorkflow } from '../workflows/reconcile';
 import { semaphore } from './aws';
-import type { AssignmentIds, AssignmentRef } from './index';
+import type { AssignmentIds, AssignmentLookup, AssignmentRef } from './index';
 
 /** One account assignment as IAM Identity Center lists it. */
 export interface Assignment {
@@ -26,10 +29,18 @@ export interface Assignment {
 
 /** The latest run of one grant key, with what it says about its assignment. */
 export interface GrantRecord {
+  tenantId: string;
   workflowId: string;
   runId: string;
   open: boolean;
   closedAt: string | null;
+  /**
+   * A closed run whose assignment is known removed: it ended its own way (a completed run: its
+   * deprovisioning loops until the deletion is confirmed; or one closed after its deprovisioning
+   * had returned), or a reconciliation removed what it left. False for a run terminated, timed out
+   * or failed before that; false while open.
+   */
+  removalConfirmed: boolean;
   grantId: string;
   status: GrantStatus | 'new';
   closing: boolean;
@@ -64,7 +75,7 @@ export interface ForeignAssignment extends Assignment {
 export interface Drift {
   /** Active grants whose assignment is gone. */
   missing: GrantRef[];
-  /** Assignments a closed grant created, still there, not held by any open grant. */
+  /** Assignments a grant run created and never confirmed removing, still there, held by no open grant. */
   leaked: LeakedAssignment[];
   /** Assignments no grant created or holds (capped at MAX_FOREIGN_REPORTED; `foreignTotal` counts all). */
   foreign: ForeignAssignment[];
@@ -98,16 +109,31 @@ function attributeOf(run: WorkflowExecutionInfo, key: { name: string }): string 
 }
 
 const grantTriple = (g: GrantRecord) => (g.ids ? tripleOf(g.accountId, g.ids.permissionSetArn, 'USER', g.ids.userId) : null);
+const pairOf = (accountId: string, permissionSetArn: string) => `${accountId}|${permissionSetArn}`;
+/** The workflow id of the record that a reconciliation removed what the run left (see leftoverRemovedWorkflow). */
+const leftoverRemovedId = (runId: string) => `leftover-removed/${runId}`;
+
+export interface DriftContext {
+  /** The tenant whose round this is: only its grants are restored, only what its runs left is removed. */
+  tenantId: string;
+  /**
+   * When the listing of assignments began. A grant that became active since may hold an assignment
+   * the listing had already passed by: it is not judged missing (the next round judges it).
+   */
+  listedFrom?: string;
+  /** (account, permission set ARN) pairs, `account|arn`, with a grant not read or not yet looked: nothing there is removed this round. */
+  undecided?: Set<string>;
+}
 
 /**
  * What is missing, leaked and foreign, given the assignments at the provider (listed first) and the
- * latest run of every grant key (listed after, so every listed assignment's grant is in it).
- * An assignment an open grant holds is never leaked; one whose newest closed grant found it
- * already there (pre-existing) is foreign, not leaked.
- * `listedFrom`: when the listing of assignments began. A grant that became active since may hold an
- * assignment the listing had already passed by: it is not judged missing (the next round judges it).
+ * latest run of every grant key of every tenant on the instance (listed after, so every listed
+ * assignment's grant is in it). An assignment is leaked only if the newest closed run that has
+ * it created it and closed without confirming its removal (terminated, timed out, failed while
+ * deprovisioning), no open grant holds it, and no grant found it already there. Everything else
+ * not held is foreign: an assignment made by hand after a grant removed its own is never touched.
  */
-export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], tenantId: string, listedFrom?: string): Omit<Drift, 'truncated'> {
+export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { tenantId, listedFrom, undecided }: DriftContext): Omit<Drift, 'truncated'> {
   const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
   const byTriple = new Map<string, GrantRecord[]>();
   for (const grant of grants) {
@@ -117,6 +143,7 @@ export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], te
   const ref = (g: GrantRecord): GrantRef => ({ workflowId: g.workflowId, grantId: g.grantId, accountId: g.accountId, role: g.role, principalId: g.principalId });
 
   const missing = grants
+    .filter((g) => g.tenantId === tenantId)
     .filter((g) => g.open && g.ids && g.status === 'active' && !g.closing && g.assignmentPreexisted === false && !present.has(grantTriple(g)!))
     .filter((g) => !(listedFrom && g.activatedAt && g.activatedAt >= listedFrom))
     .map(ref);
@@ -126,12 +153,18 @@ export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], te
   for (const a of assignments) {
     const holders = byTriple.get(tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)) ?? [];
     if (holders.some((g) => g.open)) continue;
-    const newest = holders.sort((x, y) => (y.closedAt ?? '').localeCompare(x.closedAt ?? ''))[0];
-    if (newest && newest.assignmentPreexisted === false && newest.ids) {
-      leaked.push({ ...ref(newest), tenantId, runId: newest.runId, ids: newest.ids });
-    } else {
+    // Found there by a grant: not ours to remove, whatever created it.
+    if (holders.some((g) => g.assignmentPreexisted === true)) {
       foreign.push(a);
+      continue;
     }
+    // A newer run that confirmed its removal removed whatever an older one left: what is there now came after.
+    const newest = holders.reduce<GrantRecord | undefined>((n, g) => (!n || (g.closedAt ?? '') > (n.closedAt ?? '') ? g : n), undefined);
+    if (!newest || newest.removalConfirmed || newest.assignmentPreexisted !== false || !newest.ids) {
+      foreign.push(a);
+    } else if (newest.tenantId === tenantId && !undecided?.has(pairOf(a.accountId, a.permissionSetArn))) {
+      leaked.push({ ...ref(newest), tenantId, runId: newest.runId, ids: newest.ids });
+    } // else: another tenant's run left it (its own round removes it), or a grant there is not known yet
   }
   return {
     missing,
@@ -149,10 +182,12 @@ interface Deps {
   ssoOf(tenantId: string): { sso: SSOAdminClient; instanceArn: string };
   /** Account ids the tenant's config names. */
   configuredAccounts(tenantId: string): string[];
+  /** Every tenant whose config names the same IAM Identity Center instance, the tenant included. */
+  tenantsOnInstanceOf(tenantId: string): string[];
   deleteAssignment(ref: AssignmentRef): Promise<void>;
 }
 
-export function createReconcileActivities({ client: clientOf, ssoOf, configuredAccounts, deleteAssignment }: Deps) {
+export function createReconcileActivities({ client: clientOf, ssoOf, configuredAccounts, tenantsOnInstanceOf, deleteAssignment }: Deps) {
   /** Every permission set's name and ARN. */
   async function permissionSets(tenantId: string): Promise<Map<string, string>> {
     const { sso, instanceArn } = ssoOf(tenantId);
@@ -206,9 +241,10 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     return { assignments: found, truncated };
   }
 
-  /** The latest run of every grant key of the tenant (continued-as-new runs are earlier pages of a later one). */
-  async function latestGrantRuns(tenantId: string) {
-    const query = `WorkflowType = 'grantWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND AccessTenant = '${tenantId}'`;
+  /** The latest run of every grant key of the tenants (continued-as-new runs are earlier pages of a later one). */
+  async function latestGrantRuns(tenantIds: string[]) {
+    // Tenant ids are UUIDs (config.ts): nothing to escape.
+    const query = `WorkflowType = 'grantWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND AccessTenant IN (${tenantIds.map((id) => `'${id}'`).join(', ')})`;
     const latest = new Map<string, WorkflowExecutionInfo>();
     let seen = 0;
     for await (const info of clientOf().workflow.list({ query, pageSize: 1000 })) {
@@ -219,30 +255,60 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     return { runs: [...latest.values()], truncated: seen >= MAX_GRANT_RUNS };
   }
 
+  /**
+   * What the provisionAssignment activity of a run closed in the middle of it had recorded: its
+   * look, which the activity records (as a heartbeat) before it creates anything. Temporal keeps a
+   * closed run's pending activities, last heartbeat included. None: the run created nothing.
+   */
+  async function lookupInFlight(workflowId: string, runId: string): Promise<AssignmentLookup | undefined> {
+    const { raw } = await clientOf().workflow.getHandle(workflowId, runId).describe();
+    const provisioning = raw.pendingActivities?.find((a) => a.activityType?.name === 'provisionAssignment');
+    if (!provisioning?.heartbeatDetails?.payloads?.length) return undefined;
+    const details: unknown = fromPayloadsAtIndex(clientOf().options.loadedDataConverter.payloadConverter, 0, provisioning.heartbeatDetails.payloads);
+    const lookup = details as Partial<AssignmentLookup> | null;
+    return typeof lookup?.preexisted === 'boolean' && typeof lookup.ids?.userId === 'string' ? (lookup as AssignmentLookup) : undefined;
+  }
+
+  async function leftoverRemoved(runId: string): Promise<boolean> {
+    try {
+      await clientOf().workflow.getHandle(leftoverRemovedId(runId)).describe();
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
+  }
+
   async function recordOf(info: WorkflowExecutionInfo): Promise<GrantRecord | null> {
     const handle = clientOf().workflow.getHandle(info.workflowId, info.runId);
     const open = info.status.name === 'RUNNING';
+    const completed = info.status.name === 'COMPLETED';
     let state: GrantState;
     try {
       // A completed run's result is its final state; other closed runs (terminated...) are replayed for it.
       // A query waits for a worker of the run's task queue; one that has none must not hold the round up.
-      state =
-        info.status.name === 'COMPLETED'
-          ? await handle.result()
-          : await clientOf().withDeadline(Date.now() + GRANT_READ_TIMEOUT_MS, () => handle.query(grantStateQuery));
+      state = completed ? await handle.result() : await clientOf().withDeadline(Date.now() + GRANT_READ_TIMEOUT_MS, () => handle.query(grantStateQuery));
+      // Closed mid-provisioning (by an operator, a timeout): the look, if any, is still in its activity.
+      if (!open && !completed && state.status === 'provisioning' && state.assignmentPreexisted === null) {
+        const lookup = await lookupInFlight(info.workflowId, info.runId);
+        if (lookup) state = { ...state, assignmentPreexisted: lookup.preexisted, assignmentIds: lookup.ids };
+      }
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null; // removed by retention meanwhile
       // A run that cannot be read (no worker serves its task queue, say) must not stop the whole
-      // reconciliation: its assignment, if any, is reported, never removed (a removal first checks
-      // by workflow id that no run of the key is open), and it is looked at again next time.
+      // reconciliation: nothing on its account and permission set is removed this round (see
+      // grantRecords), and it is looked at again next time.
       log.warn('grant state unreadable; skipped this round', { workflowId: info.workflowId, runId: info.runId, open, error: (err as Error).message });
       return null;
     }
     return {
+      tenantId: state.key.tenantId,
       workflowId: info.workflowId,
       runId: info.runId,
       open,
       closedAt: info.closeTime?.toISOString() ?? null,
+      // Only the end of holdUntilExpiry sets a closed status on a closing grant, once the deletion is done.
+      removalConfirmed: completed || (!open && state.closing && (state.status === 'expired' || state.status === 'revoked')),
       grantId: state.id,
       status: state.status,
       closing: state.closing,
@@ -262,12 +328,15 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
    *   account and permission set still has a user's assignment: the others are not read.
    * - An active grant whose assignment is there is not read either: one read per principal gives
    *   its user id, and the search attributes give the account and permission set. Only an active
-   *   grant whose assignment looks missing is read, to be sure.
+   *   grant of the tenant whose assignment looks missing is read, to be sure.
+   * - Other tenants' grants matter only where they may hold or have left a listed assignment.
+   * `undecided`: the pairs with a grant that could not be read, or is provisioning and has not
+   * looked yet (it may be about to find the assignment there and count on it).
    */
-  async function grantRecords(runs: WorkflowExecutionInfo[], assignments: Assignment[], sets: Map<string, string>): Promise<GrantRecord[]> {
+  async function grantRecords(runs: WorkflowExecutionInfo[], assignments: Assignment[], sets: Map<string, string>, tenantId: string) {
     const arnOfRole = new Map([...sets].map(([arn, name]) => [name, arn]));
     const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
-    const pairsWithUsers = new Set(assignments.filter((a) => a.principalType === 'USER').map((a) => `${a.accountId}|${a.permissionSetArn}`));
+    const pairsWithUsers = new Set(assignments.filter((a) => a.principalType === 'USER').map((a) => pairOf(a.accountId, a.permissionSetArn)));
     const accountOf = (run: WorkflowExecutionInfo) => {
       try {
         return accountIdOf(attributeOf(run, searchAttributes.target) ?? '');
@@ -276,21 +345,30 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       }
     };
     const arnOf = (run: WorkflowExecutionInfo) => arnOfRole.get(attributeOf(run, searchAttributes.role) ?? '');
+    const pairOfRun = (run: WorkflowExecutionInfo) => pairOf(accountOf(run), arnOf(run) ?? '');
+    const ownTenant = (run: WorkflowExecutionInfo) => attributeOf(run, searchAttributes.tenant) === tenantId;
     const principalOf = (run: WorkflowExecutionInfo) => attributeOf(run, searchAttributes.principal);
+    // A principal names a user within its tenant only.
+    const userKeyOf = (run: WorkflowExecutionInfo) => `${attributeOf(run, searchAttributes.tenant)}|${principalOf(run) ?? run.workflowId}`;
     const isActive = (run: WorkflowExecutionInfo) => run.status.name === 'RUNNING' && attributeOf(run, searchAttributes.status) === 'active';
 
     const records: GrantRecord[] = [];
-    const userIds = new Map<string, string>(); // by AccessPrincipal
+    const undecided = new Set<string>();
+    const userIds = new Map<string, string>(); // by userKeyOf
     const inFlight = semaphore(GRANT_READS_IN_FLIGHT);
     const read = (batch: WorkflowExecutionInfo[]) =>
       Promise.all(
         batch.map((run) =>
           inFlight(async () => {
             const record = await recordOf(run);
+            if (!record || (record.open && !record.ids && record.status !== 'pending')) undecided.add(pairOfRun(run));
             if (!record) return;
+            // A run that may have left the assignment listed: has a reconciliation removed its leftover already?
+            if (!record.open && !record.removalConfirmed && record.ids && present.has(grantTriple(record)!)) {
+              record.removalConfirmed = await leftoverRemoved(record.runId);
+            }
             records.push(record);
-            const principal = principalOf(run);
-            if (principal && record.ids) userIds.set(principal, record.ids.userId);
+            if (record.ids) userIds.set(userKeyOf(run), record.ids.userId);
           }),
         ),
       );
@@ -300,14 +378,13 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     const readFirst: WorkflowExecutionInfo[] = [];
     const active: WorkflowExecutionInfo[] = [];
     const seen = new Set<string>();
-    for (const run of runs) {
+    for (const run of runs.filter((r) => ownTenant(r) || pairsWithUsers.has(pairOfRun(r)))) {
       if (isActive(run)) {
-        const principal = principalOf(run) ?? run.workflowId;
-        if (seen.has(principal)) active.push(run);
-        else (seen.add(principal), readFirst.push(run));
+        if (seen.has(userKeyOf(run))) active.push(run);
+        else (seen.add(userKeyOf(run)), readFirst.push(run));
       } else if (run.status.name === 'RUNNING') {
         if (attributeOf(run, searchAttributes.status) !== 'pending') readFirst.push(run); // provisioning, or not yet known
-      } else if (pairsWithUsers.has(`${accountOf(run)}|${arnOf(run)}`)) {
+      } else if (pairsWithUsers.has(pairOfRun(run))) {
         readFirst.push(run);
       }
     }
@@ -316,16 +393,19 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     const unsure: WorkflowExecutionInfo[] = [];
     for (const run of active) {
       const principal = principalOf(run);
-      const userId = userIds.get(principal ?? '');
+      const userId = userIds.get(userKeyOf(run));
       const accountId = accountOf(run);
       const permissionSetArn = arnOf(run);
       const grantId = attributeOf(run, searchAttributes.grantId);
-      if (principal && userId && permissionSetArn && grantId && present.has(tripleOf(accountId, permissionSetArn, 'USER', userId))) {
+      const holds = userId && permissionSetArn && present.has(tripleOf(accountId, permissionSetArn, 'USER', userId));
+      if (principal && holds && grantId) {
         records.push({
+          tenantId: attributeOf(run, searchAttributes.tenant)!,
           workflowId: run.workflowId,
           runId: run.runId,
           open: true,
           closedAt: null,
+          removalConfirmed: false,
           grantId,
           status: 'active',
           closing: false,
@@ -336,32 +416,35 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
           ids: { userId, permissionSetArn },
           activatedAt: null,
         });
-      } else {
+      } else if (ownTenant(run) || !userId) {
         unsure.push(run);
-      }
+      } // else another tenant's grant that holds none of the listed assignments: not needed
     }
     await read(unsure);
-    return records;
+    return { records, undecided };
   }
 
   return {
     /** All the reads of one reconciliation: assignments first, then grants (see findDriftIn). */
     async findDrift(tenantId: string): Promise<Drift> {
       const sets = await permissionSets(tenantId);
-      // Grant targets widen the scan; the grants' states are read after the assignments.
-      const before = await latestGrantRuns(tenantId);
-      const targets = before.runs.flatMap((r) => {
+      const tenants = tenantsOnInstanceOf(tenantId);
+      const ownRuns = (runs: WorkflowExecutionInfo[]) => runs.filter((r) => attributeOf(r, searchAttributes.tenant) === tenantId);
+      // The tenant's grant targets widen the scan; the grants' states are read after the assignments.
+      const before = await latestGrantRuns(tenants);
+      const targets = ownRuns(before.runs).flatMap((r) => {
         const target = attributeOf(r, searchAttributes.target);
         const role = attributeOf(r, searchAttributes.role);
         return target && role ? [{ accountId: accountIdOf(target), role }] : [];
       });
       const listedFrom = new Date().toISOString();
       const { assignments, truncated } = await listAssignments(tenantId, await pairsToScan(tenantId, sets, targets));
-      const after = await latestGrantRuns(tenantId);
-      const drift = findDriftIn(assignments, await grantRecords(after.runs, assignments, sets), tenantId, listedFrom);
+      const after = await latestGrantRuns(tenants);
+      const { records, undecided } = await grantRecords(after.runs, assignments, sets, tenantId);
+      const drift = findDriftIn(assignments, records, { tenantId, listedFrom, undecided });
       return {
         ...drift,
-        grantsChecked: after.runs.length,
+        grantsChecked: ownRuns(after.runs).length,
         foreign: drift.foreign.map((a) => ({ ...a, permissionSetName: sets.get(a.permissionSetArn) })),
         truncated: truncated || before.truncated || after.truncated,
       };
@@ -383,7 +466,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       }
     },
 
-    /** Removes an assignment a closed grant created, unless a newer run of the same key exists now. */
+    /** Removes an assignment a closed grant run left behind, unless a newer run of the same key exists now. */
     async removeLeakedAssignment(leak: LeakedAssignment): Promise<RemovalOutcome> {
       // describe() of the workflow id is strongly consistent, unlike the listing the leak came from.
       const latest = await clientOf().workflow.getHandle(leak.workflowId).describe();
@@ -397,6 +480,18 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
         principal: { id: leak.principalId },
         ids: leak.ids,
       });
+      // Recorded after the deletion, never before: a record of a removal that then failed would
+      // leave the leftover in place for good. A crash in between only means one more removal.
+      try {
+        await clientOf().workflow.start<typeof leftoverRemovedWorkflow>('leftoverRemovedWorkflow', {
+          workflowId: leftoverRemovedId(leak.runId),
+          taskQueue: Context.current().info.taskQueue,
+          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          args: [{ tenantId: leak.tenantId, workflowId: leak.workflowId, runId: leak.runId }],
+        });
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
       return { removed: true };
     },
   };

@@ -1,3 +1,3 @@
 // The worker's workflowsPath: every workflow type the worker runs.
 export { grantWorkflow } from './grant';
-export { reconcileWorkflow } from './reconcile';
+export { leftoverRemovedWorkflow, reconcileWorkflow } from './reconcile';

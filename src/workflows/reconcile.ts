@@ -2,7 +2,8 @@
 // with the assignments IAM Identity Center holds, then
 // - asks each active grant whose assignment is gone to re-create it (the grant's own workflow
 //   does it, serialized with its expiry, so access never outlives the grant);
-// - removes assignments that a closed grant created and that came back (or never left);
+// - removes assignments that a grant run created and closed without confirming their removal
+//   (terminated, timed out, failed mid-deprovisioning);
 // - reports, and never touches, assignments this service did not create.
 // Deterministic code only; the activities do the reads and each fix.
 import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
@@ -82,3 +83,10 @@ export async function reconcileWorkflow({ tenantId }: ReconcileInput): Promise<R
     foreignTotal: drift.foreignTotal,
   };
 }
+
+/**
+ * The record that a reconciliation removed what a closed grant run had left behind (id
+ * `leftover-removed/{runId}`): the closed run can no longer say so itself, and without the record
+ * an assignment made by hand later would be taken for that run's leftover again. It does nothing.
+ */
+export async function leftoverRemovedWorkflow(_removed: { tenantId: string; workflowId: string; runId: string }): Promise<void> {}
