@@ -30,11 +30,17 @@ function deliveries(path: string, account: string, pattern: RegExp, count = 1): 
 const about = (path: string, account: string) =>
   current().webhooks.received.filter((r) => r.path === path && r.body.text.includes(`AWS::Account::${account}`));
 
-/** JSON with the payloads Temporal keeps as bytes read as text, so a search sees what they say. */
-const textOf = (value: unknown) =>
-  JSON.stringify(value, (_key, v) =>
-    v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v?.type === 'Buffer' && Array.isArray(v.data) ? Buffer.from(v.data).toString('utf8') : v,
-  );
+/** Every string in a Temporal message, payload bytes read as text, so a search sees what they say. */
+function textOf(value: unknown): string {
+  const found: string[] = [];
+  const walk = (v: unknown): void => {
+    if (v instanceof Uint8Array) found.push(Buffer.from(v).toString('utf8'));
+    else if (typeof v === 'string') found.push(v);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  walk(value);
+  return found.join('\n');
+}
 
 describe('notifications', function () {
   this.timeout(120_000);
