@@ -87,7 +87,10 @@ export function createNotifyActivities(config: AppConfig) {
     async notify(notification: Notification): Promise<void> {
       const tenant = tenantById(config, notification.tenantId);
       const webhooks = (tenant?.notifications.webhooks ?? [])
-        .map((w, index) => ({ ...w, hash: hashOf(w.url), name: `webhook #${index + 1} (${hashOf(w.url)})` }))
+        .map((w, index) => {
+          const hash = createHash('sha256').update(w.url).digest('hex').slice(0, 8);
+          return { ...w, hash, name: `webhook #${index + 1} (${hash})` };
+        })
         .filter((w) => w.events.includes(notification.event));
       const context = Context.current();
       // Heartbeats from before webhooks were named by hash held their URLs.
@@ -125,12 +128,7 @@ export function createNotifyActivities(config: AppConfig) {
   };
 }
 
-/** A short hash of a webhook's URL: names it without giving its secret path away. */
-function hashOf(url: string): string {
-  return createHash('sha256').update(url).digest('hex').slice(0, 8);
-}
-
-/** Reads the answer up to ANSWER_LIMIT_BYTES and drops the rest (leaving the loop cancels the body and its connection). */
+/** Reads the answer up to ANSWER_LIMIT_BYTES; leaving the loop early cancels the rest and drops the connection. */
 async function discardAnswer(res: Response): Promise<void> {
   let read = 0;
   for await (const chunk of res.body ?? []) {
