@@ -136,6 +136,25 @@ describe('cli', function () {
     assert.match(run.stdout, /Denied by carol: no/, show(run));
   });
 
+  it('prints what others wrote without terminal control characters', async () => {
+    const account = freshAccount();
+    const { body } = await call('POST', '/v1/access/ensure', { body: { entitlements: [{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 }] } });
+    const id = body.grants[0].id;
+    await grantReaching(id, 'active');
+    const reason = 'done\x1b[31m red\r\x1b]0;owned\x07 \u009b2J\x7f end';
+    const revoked = await call('POST', `/v1/access/grants/${id}/revoke`, { body: { reason } });
+    assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+
+    const shown = await access(['grants', id]);
+    assert.equal(shown.code, 0, show(shown));
+    assert.match(shown.stdout, /Revoked by alice: done red +end$/m, show(shown));
+    assert.doesNotMatch(shown.stdout, /[\x00-\x09\x0b-\x1f\x7f-\x9f]/, JSON.stringify(shown.stdout));
+    const json = await access(['grants', id, '--json']);
+    assert.doesNotMatch(json.stdout, /[\x00-\x09\x0b-\x1f\x7f-\x9f]/, JSON.stringify(json.stdout));
+    const revokedNote = JSON.parse(json.stdout).diagnostics.find((d: { code: string }) => d.code === 'revoked');
+    assert.equal(revokedNote.message, `Revoked by alice: ${reason}`, '--json keeps the text as it is');
+  });
+
   it('exit codes: 1 usage, 2 forbidden, 4 unauthenticated, 5 unavailable', async () => {
     const account = freshAccount();
     const usage = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--duration', 'soon']);

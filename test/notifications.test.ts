@@ -12,7 +12,9 @@ import {
   EXPIRY_WARNING_SECONDS,
   freshAccount,
   grantReaching,
+  OTHER_TENANT,
   recordHistory,
+  SECRET_WEBHOOK_PATH,
   target,
   TENANT,
 } from './support/world';
@@ -27,6 +29,18 @@ function deliveries(path: string, account: string, pattern: RegExp, count = 1): 
 
 const about = (path: string, account: string) =>
   current().webhooks.received.filter((r) => r.path === path && r.body.text.includes(`AWS::Account::${account}`));
+
+/** Every string in a Temporal message, payload bytes read as text, so a search sees what they say. */
+function textOf(value: unknown): string {
+  const found: string[] = [];
+  const walk = (v: unknown): void => {
+    if (v instanceof Uint8Array) found.push(Buffer.from(v).toString('utf8'));
+    else if (typeof v === 'string') found.push(v);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  walk(value);
+  return found.join('\n');
+}
 
 describe('notifications', function () {
   this.timeout(120_000);
@@ -116,6 +130,54 @@ describe('notifications', function () {
     // Meanwhile the notification was tried, and retried.
     const attempts = await deliveries('/dead/requesters', account, /is active until/, 2);
     assert.ok(attempts.every((r) => r.status === 503));
+  });
+
+  it('escapes what requesters and reviewers wrote: no channel pings, no disguised links, no lines of its own', async () => {
+    const account = freshAccount();
+    const reason = '<!channel> see <https://evil.example|docs> & more\n:white_check_mark: approved by carol';
+    const { body } = await ensure([{ target: target(account), role: 'AdministratorAccess', duration_seconds: 600 }], {
+      reason,
+      attachments: ['<https://evil.example|OPS-1>'],
+    });
+    const [request] = await deliveries('/reviewers', account, /requests/);
+    const text = request.body.text;
+    assert.ok(text.includes('Reason: &lt;!channel&gt; see &lt;https://evil.example|docs&gt; &amp; more :white_check_mark: approved by carol'), text);
+    assert.ok(text.includes('Tickets: &lt;https://evil.example|OPS-1&gt;'), text);
+    assert.doesNotMatch(text, /<!channel>|<https:\/\/evil/);
+    assert.doesNotMatch(text, /\n:white_check_mark:/, 'the reason cannot start a line that looks like the service’s');
+
+    await call('POST', `/v1/access/requests/${body.grants[0].access_request_id}/review`, { as: 'carol', body: { decision: 'deny', comment: '<@U123> & <!here>' } });
+    const [denied] = await deliveries('/requesters', account, /denied/);
+    assert.ok(denied.body.text.includes('("&lt;@U123&gt; &amp; &lt;!here&gt;")'), denied.body.text);
+  });
+
+  it('names webhooks by number and hash, never by URL; follows no redirect; reads only so much of an answer', async () => {
+    const account = freshAccount();
+    const entitlement = { target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 };
+    const { body } = await ensure([entitlement], { as: 'oscar' });
+    await grantReaching(body.grants[0].id, 'active', 'oscar');
+    const handle = current().temporal.workflow.getHandle(grantWorkflowId({ tenantId: OTHER_TENANT.id, principalId: 'oscar', ...entitlement }));
+
+    // The 302 is a failed delivery, retried; the never-ending answer was a delivery, made once.
+    await deliveries('/redirect/requesters', account, /is active until/, 3);
+    assert.deepEqual(current().webhooks.received.filter((r) => r.path.startsWith('/moved')), [], 'a redirect was followed');
+    assert.deepEqual(about('/huge/requesters', account).map((r) => r.status), [200], 'the huge answer was read to its end, or sent again');
+    assert.equal(about(SECRET_WEBHOOK_PATH, account).length, 1);
+
+    // While it is retried, Temporal holds its heartbeat details and last failure.
+    const pending = await eventually('the notification to be retried', async () => {
+      const { raw } = await handle.describe();
+      return raw.pendingActivities?.find((a) => a.activityType?.name === 'notify' && a.heartbeatDetails && a.lastFailure);
+    });
+    const message = pending.lastFailure?.message ?? '';
+    assert.match(message, /webhook #1 \([0-9a-f]{8}\): HTTP 503/, message);
+    assert.match(message, /webhook #2 \([0-9a-f]{8}\): HTTP 302/, message);
+    const history = textOf(await handle.fetchHistory());
+    for (const [where, seen] of [['the pending activity', textOf(pending)], ['the history', history]]) {
+      for (const secret of [SECRET_WEBHOOK_PATH, '/dead/requesters', '/redirect/requesters', '/huge/requesters', current().webhooks.url]) {
+        assert.ok(!seen.includes(secret), `${where} names the webhook ${secret}: ${seen}`);
+      }
+    }
   });
 
   it('a revoke answers once access is gone, while a dead webhook is still being retried', async () => {

@@ -289,6 +289,18 @@ describe('operations', function () {
   });
 
   describe('Temporal Web UI', () => {
+    it('shows what the requester wrote as plain text: a reason adds no heading, paragraph or link', async () => {
+      const account = freshAccount();
+      const entitlement = { target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 };
+      await ensure([entitlement], { reason: 'fix\n\n# Approved by admin\n[click](http://evil) *now*', attachments: ['<b>OPS-1</b>'] });
+      const handle = current().temporal.workflow.getHandle(
+        grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: entitlement.target, role: entitlement.role }),
+      );
+      const details = (await (await handle.describe()).staticDetails()) ?? '';
+      assert.ok(details.includes('Reason: fix \\# Approved by admin \\[click\\]\\(http://evil\\) \\*now\\*'), details);
+      assert.ok(details.includes('Attachments: \\<b\\>OPS-1\\</b\\>'), details);
+      assert.doesNotMatch(details, /^#/m, 'a line of its own that starts a heading');
+    });
     it('shows who, what and until when: static summary, current details and AccessExpiresAt', async () => {
       const account = freshAccount();
       const entitlement = { target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 };

@@ -2,10 +2,16 @@
 // subscribe to the event. The URLs are read from config at send time; the workflow only says what
 // happened. Temporal retries a failed delivery; webhooks already reached in an earlier attempt
 // are remembered in the heartbeat details and skipped.
+//
+// A webhook URL's path is its secret, and heartbeat details and failures are kept by Temporal (and
+// failures logged), so those name a webhook by its place in the tenant's list and a short hash of
+// its URL: `webhook #2 (a1b2c3d4)`.
+import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig } from '../config';
 import type { NotificationEvent } from '../domain/grant';
+import { oneLine } from '../domain/text';
 
 export interface Notification {
   tenantId: string;
@@ -30,30 +36,44 @@ export interface Notification {
 }
 
 const DELIVERY_TIMEOUT_MS = 5000;
+/** A webhook's answer is read this far (Slack's is `ok`), then the connection is dropped. */
+const ANSWER_LIMIT_BYTES = 64 * 1024;
 
 /** The message, in Slack's mrkdwn; every event names the grant, its account and its principal. */
 export function messageOf({ event, grant }: Notification): string {
-  const who = grant.principalEmail ? `${grant.principalEmail} (${grant.principalId})` : grant.principalId;
-  const what = `*${grant.role}* on \`${grant.target}\``;
+  const who = grant.principalEmail ? `${slackText(grant.principalEmail)} (${slackText(grant.principalId)})` : slackText(grant.principalId);
+  const what = `*${slackText(grant.role)}* on \`${grant.target}\``;
   const hours = formatDuration(grant.durationSeconds);
+  const reviewer = slackText(grant.reviewer ?? '');
+  const comment = grant.comment ? ` ("${slackText(grant.comment)}")` : '';
   switch (event) {
     case 'review_requested':
       return [
         `:raising_hand: ${who} requests ${what} for ${hours}.`,
-        grant.reason ? `Reason: ${grant.reason}` : 'No reason given.',
-        ...(grant.attachments?.length ? [`Tickets: ${grant.attachments.join(', ')}`] : []),
-        ...(grant.reviewNotices?.length ? [`Who may review: ${grant.reviewNotices.join(' ')}`] : []),
+        grant.reason ? `Reason: ${slackText(grant.reason)}` : 'No reason given.',
+        ...(grant.attachments?.length ? [`Tickets: ${grant.attachments.map(slackText).join(', ')}`] : []),
+        ...(grant.reviewNotices?.length ? [`Who may review: ${slackText(grant.reviewNotices.join(' '))}`] : []),
         `Review: \`access review ${grant.accessRequestId} approve\` (or \`deny\`), request id ${grant.accessRequestId}.`,
       ].join('\n');
     case 'approved':
-      return `:white_check_mark: ${who}: ${what} was approved by ${grant.reviewer}${grant.comment ? ` ("${grant.comment}")` : ''}; it is being provisioned.`;
+      return `:white_check_mark: ${who}: ${what} was approved by ${reviewer}${comment}; it is being provisioned.`;
     case 'denied':
-      return `:no_entry: ${who}: ${what} was denied by ${grant.reviewer}${grant.comment ? ` ("${grant.comment}")` : ''}.`;
+      return `:no_entry: ${who}: ${what} was denied by ${reviewer}${comment}.`;
     case 'active':
       return `:unlock: ${who}: ${what} is active until ${grant.expiresAt} (grant ${grant.id}).`;
     case 'expiring':
       return `:hourglass_flowing_sand: ${who}: ${what} ends at ${grant.expiresAt}; run \`access ensure\` again to extend it (grant ${grant.id}).`;
   }
+}
+
+/**
+ * Text others wrote, as mrkdwn that shows it as it is: Slack reads `<...>` as a mention
+ * (`<!channel>`, `<@U123>`) or a link whose label hides its address (`<https://evil|docs>`), so
+ * `&`, `<` and `>` are escaped as Slack asks; and it stays on one line, so it cannot pass for a
+ * line of the service's own.
+ */
+function slackText(text: string): string {
+  return oneLine(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 function formatDuration(seconds: number): string {
@@ -66,30 +86,38 @@ export function createNotifyActivities(config: AppConfig) {
   return {
     async notify(notification: Notification): Promise<void> {
       const tenant = tenantById(config, notification.tenantId);
-      const urls = (tenant?.notifications.webhooks ?? []).filter((w) => w.events.includes(notification.event)).map((w) => w.url);
+      const webhooks = (tenant?.notifications.webhooks ?? [])
+        .map((w, index) => {
+          const hash = createHash('sha256').update(w.url).digest('hex').slice(0, 8);
+          return { ...w, hash, name: `webhook #${index + 1} (${hash})` };
+        })
+        .filter((w) => w.events.includes(notification.event));
       const context = Context.current();
-      const delivered = new Set<string>((context.info.heartbeatDetails as string[] | undefined) ?? []);
+      // Heartbeats from before webhooks were named by hash held their URLs.
+      const earlier = new Set<string>((context.info.heartbeatDetails as string[] | undefined) ?? []);
+      const delivered = new Set(webhooks.filter((w) => earlier.has(w.hash) || earlier.has(w.url)).map((w) => w.hash));
       const text = messageOf(notification);
       const body = JSON.stringify({ text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
       const failures: string[] = [];
       await Promise.all(
-        urls
-          .filter((url) => !delivered.has(url))
-          .map(async (url) => {
+        webhooks
+          .filter((w) => !delivered.has(w.hash))
+          .map(async (w) => {
             try {
-              const res = await fetch(url, {
+              const res = await fetch(w.url, {
                 method: 'POST',
                 headers: { 'content-type': 'application/json' },
                 body,
+                // A redirect is an answer we do not trust to re-send the message to.
+                redirect: 'manual',
                 signal: AbortSignal.any([context.cancellationSignal, AbortSignal.timeout(DELIVERY_TIMEOUT_MS)]),
               });
-              await res.arrayBuffer();
-              if (!res.ok) throw new Error(`HTTP ${res.status}`);
-              delivered.add(url);
+              await discardAnswer(res);
+              if (!res.ok) throw new Error(`HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (redirects are not followed)' : ''}`);
+              delivered.add(w.hash);
               context.heartbeat([...delivered]);
             } catch (err) {
-              // The URL's origin only: a webhook URL's path is its secret.
-              failures.push(`${new URL(url).origin}: ${(err as Error).message}`);
+              failures.push(`${w.name}: ${(err as Error).message}`);
             }
           }),
       );
@@ -98,6 +126,15 @@ export function createNotifyActivities(config: AppConfig) {
       }
     },
   };
+}
+
+/** Reads the answer up to ANSWER_LIMIT_BYTES; leaving the loop early cancels the rest and drops the connection. */
+async function discardAnswer(res: Response): Promise<void> {
+  let read = 0;
+  for await (const chunk of res.body ?? []) {
+    read += chunk.byteLength;
+    if (read >= ANSWER_LIMIT_BYTES) break;
+  }
 }
 
 export type NotifyActivities = ReturnType<typeof createNotifyActivities>;

@@ -77,8 +77,33 @@ function notes(grant: Grant): string[] {
   return lines;
 }
 
+/**
+ * Text from the API (grant fields, diagnostics with others' reasons and comments, error messages)
+ * as a terminal should show it: no escape sequences (colours, cursor moves, window titles), no
+ * other C0 or C1 control characters and no bidirectional overrides, so that it cannot rewrite
+ * what is on the screen; a tab or line break is a space, so it cannot pass for a line of our own.
+ */
+export function terminalText(text: string): string {
+  return text
+    .replace(/(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]/g, '') // CSI: colours, cursor moves, erasing
+    .replace(/(?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x9c\x1b]*(?:\x07|\x9c|\x1b\\)?/g, '') // OSC, DCS...: titles, links
+    .replace(/\x1b[\s\S]?/g, '')
+    .replace(/[\t\n\v\f\r\u2028\u2029]/g, ' ')
+    .replace(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, '');
+}
+
 function print(lines: string[]): void {
-  if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n');
+  if (lines.length > 0) process.stdout.write(lines.map(terminalText).join('\n') + '\n');
+}
+
+function printError(lines: string[]): void {
+  process.stderr.write(lines.map(terminalText).join('\n') + '\n');
+}
+
+/** The API's JSON as it is; JSON escapes C0 controls itself, and here C1 and DEL too. */
+function printJson(value: unknown): void {
+  const json = JSON.stringify(value, null, 2).replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  process.stdout.write(json + '\n');
 }
 
 function connectionOf(opts: CommonOptions): Connection {
@@ -103,7 +128,7 @@ async function waitForActive(conn: Connection, grants: Grant[], timeoutSeconds: 
   const said = new Map<string, string>();
   const progress = (g: Grant) => {
     const line = g.status === 'pending' ? `waiting for review of ${g.role} on ${g.target}...` : g.status === 'provisioning' ? `provisioning ${g.role} on ${g.target}...` : '';
-    if (!quiet && line && said.get(g.id) !== line) process.stderr.write(line + '\n');
+    if (!quiet && line && said.get(g.id) !== line) printError([line]);
     said.set(g.id, line);
   };
   grants.forEach(progress);
@@ -147,10 +172,10 @@ async function ensureCommand(opts: CommonOptions & {
     if (grants.some((g) => g.status !== 'active')) {
       code = EXIT.notActive;
       const stuck = grants.filter((g) => g.status === 'pending' || g.status === 'provisioning');
-      if (!opts.json && stuck.length > 0) process.stderr.write(`still not active after ${humanDuration(opts.timeout)}\n`);
+      if (!opts.json && stuck.length > 0) printError([`still not active after ${humanDuration(opts.timeout)}`]);
     }
   }
-  if (opts.json) print([JSON.stringify({ grants }, null, 2)]);
+  if (opts.json) printJson({ grants });
   return code;
 }
 
@@ -158,7 +183,8 @@ async function grantsCommand(id: string | undefined, opts: CommonOptions & { sta
   const conn = connectionOf(opts);
   if (id) {
     const grant = await callApi<Grant>(conn, 'GET', `/v1/access/grants/${encodeURIComponent(id)}`);
-    print(opts.json ? [JSON.stringify(grant, null, 2)] : [describe({ ...grant, change: 'none' }), `  id ${grant.id}, principal ${grant.principal_id}`, ...notes(grant)]);
+    if (opts.json) printJson(grant);
+    else print([describe({ ...grant, change: 'none' }), `  id ${grant.id}, principal ${grant.principal_id}`, ...notes(grant)]);
     return EXIT.ok;
   }
   const query = new URLSearchParams();
@@ -166,11 +192,11 @@ async function grantsCommand(id: string | undefined, opts: CommonOptions & { sta
   const path = `/v1/access/grants${query.size ? `?${query}` : ''}`;
   const { grants } = await callApi<{ grants: Grant[] }>(conn, 'GET', path);
   if (opts.json) {
-    print([JSON.stringify({ grants }, null, 2)]);
+    printJson({ grants });
   } else if (grants.length === 0) {
     print(['no grants']);
   } else {
-    const rows = grants.map((g) => [g.status.toUpperCase(), g.role, g.target, g.expires_at ?? '-', g.id]);
+    const rows = grants.map((g) => [g.status.toUpperCase(), g.role, g.target, g.expires_at ?? '-', g.id].map(terminalText));
     const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['STATUS', 'ROLE', 'TARGET', 'EXPIRES'][i].length));
     const line = (r: string[]) => r.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c)).join('  ');
     print([line(['STATUS', 'ROLE', 'TARGET', 'EXPIRES', 'ID']), ...rows.map(line)]);
@@ -184,7 +210,8 @@ async function reviewCommand(requestId: string, decision: 'approve' | 'deny', op
     ...(opts.comment ? { comment: opts.comment } : {}),
   });
   const verb = decision === 'approve' ? 'APPROVED' : 'DENIED';
-  print(opts.json ? [JSON.stringify(grant, null, 2)] : [`${verb.padEnd(14)}${grant.role} on ${grant.target} for ${grant.principal_id}`]);
+  if (opts.json) printJson(grant);
+  else print([`${verb.padEnd(14)}${grant.role} on ${grant.target} for ${grant.principal_id}`]);
   return EXIT.ok;
 }
 
@@ -193,11 +220,8 @@ async function revokeCommand(grantId: string, opts: CommonOptions & { reason?: s
     ...(opts.reason ? { reason: opts.reason } : {}),
   });
   const gone = grant.status === 'revoked' || grant.status === 'expired';
-  print(
-    opts.json
-      ? [JSON.stringify(grant, null, 2)]
-      : [`${(gone ? 'REVOKED' : 'REVOKING').padEnd(14)}${grant.role} on ${grant.target} for ${grant.principal_id}${gone ? '' : ' (the assignment is still being removed)'}`],
-  );
+  if (opts.json) printJson(grant);
+  else print([`${(gone ? 'REVOKED' : 'REVOKING').padEnd(14)}${grant.role} on ${grant.target} for ${grant.principal_id}${gone ? '' : ' (the assignment is still being removed)'}`]);
   return EXIT.ok;
 }
 
@@ -209,12 +233,8 @@ function action<A extends unknown[]>(run: (...args: A) => Promise<number>) {
       process.exitCode = await run(...args);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
-      if (opts.json) {
-        print([JSON.stringify(err.body, null, 2)]);
-      } else {
-        const lines = [`error: ${err.body.message} (${err.body.code})`, ...(err.body.notices ?? []).map((n) => `  ${n}`)];
-        process.stderr.write(lines.join('\n') + '\n');
-      }
+      if (opts.json) printJson(err.body);
+      else printError([`error: ${err.body.message} (${err.body.code})`, ...(err.body.notices ?? []).map((n) => `  ${n}`)]);
       process.exitCode = err.exitCode;
     }
   };
@@ -273,7 +293,7 @@ if (require.main === module) {
   program()
     .parseAsync(process.argv)
     .catch((err) => {
-      process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+      printError([`error: ${err instanceof Error ? err.message : String(err)}`]);
       process.exitCode = EXIT.unavailable;
     });
 }

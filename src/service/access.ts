@@ -23,6 +23,7 @@ import {
   validateJustification,
 } from '../domain/grant';
 import { AccessError } from '../domain/errors';
+import { markdownText } from '../domain/text';
 import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
 import type { grantWorkflow } from '../workflows/grant';
 import {
@@ -329,17 +330,20 @@ export function equals(attribute: { name: string }, value: string): string {
  * access ends is in the AccessExpiresAt column and the workflow's current details.
  */
 function uiSummary(principal: Principal, key: GrantKey, req: EnsureRequest): { staticSummary: string; staticDetails: string } {
-  const who = principal.email ? `${principal.id} (${principal.email})` : principal.id;
+  // The Web UI renders these as Markdown: what the requester wrote, and the names in their token,
+  // are escaped so that they read as themselves and not as the service's own headings or links.
+  const who = principal.email ? `${markdownText(principal.id)} (${markdownText(principal.email)})` : markdownText(principal.id);
+  const role = markdownText(key.role);
   const hours = req.durationSeconds % 3600 === 0 ? `${req.durationSeconds / 3600}h` : `${req.durationSeconds}s`;
   const how = req.autoApprove ? 'auto-approved' : 'needs review';
   const { reason, attachments = [] } = req.justification;
   const details = [
-    `**${key.role}** on \`${key.target}\` for ${who}, ${hours} once active (${how}).`,
+    `**${role}** on \`${key.target}\` for ${who}, ${hours} once active (${how}).`,
     `Tenant \`${key.tenantId}\`.`,
-    ...(reason?.trim() ? [`Reason: ${reason.trim().slice(0, 500)}`] : []),
-    ...(attachments.length > 0 ? [`Attachments: ${attachments.slice(0, 5).join(', ')}`] : []),
+    ...(reason?.trim() ? [`Reason: ${markdownText(reason.trim().slice(0, 500))}`] : []),
+    ...(attachments.length > 0 ? [`Attachments: ${attachments.slice(0, 5).map(markdownText).join(', ')}`] : []),
   ];
-  return { staticSummary: `${who}: ${key.role} on ${accountIdOf(key.target)} for ${hours} (${how})`, staticDetails: details.join('\n\n') };
+  return { staticSummary: `${who}: ${role} on ${accountIdOf(key.target)} for ${hours} (${how})`, staticDetails: details.join('\n\n') };
 }
 
 /**

@@ -32,6 +32,7 @@ import {
   type Review,
   type Revocation,
 } from '../domain/grant';
+import { markdownText } from '../domain/text';
 import {
   approveSignal,
   denySignal,
@@ -438,8 +439,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
 
 /** What the Web UI shows as the grant's current details (Markdown). */
 function currentDetails(state: GrantState): string {
-  const who = state.principal.email ?? state.key.principalId;
-  const what = `**${state.key.role}** on \`${state.key.target}\` for ${who}`;
+  // Markdown in the Web UI: the names from the requester's token are escaped to read as themselves.
+  const who = markdownText(state.principal.email ?? state.key.principalId);
+  const what = `**${markdownText(state.key.role)}** on \`${state.key.target}\` for ${who}`;
   if (state.closing) return `${what}: removing access (${state.revocation ? 'revoked' : 'expired'})`;
   switch (state.status) {
     case 'new':

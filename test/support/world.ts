@@ -21,6 +21,8 @@ export const OTHER_TENANT = { id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', name: 
 /** Everything auto-activates; its AWS calls go through the fault proxy (`current().faults`). */
 export const FAULTS_TENANT = { id: 'f0a17e57-0000-4000-8000-00000000fa17', name: 'faults' };
 export const PRODUCTION_ACCOUNT = '111111111111';
+/** OTHER_TENANT's webhook with a secret in its path (a working one). */
+export const SECRET_WEBHOOK_PATH = '/services/T0000/B0000/s3cr3tW3bh00kT0k3n';
 /** TENANT's webhooks warn this long before a grant expires. */
 export const EXPIRY_WARNING_SECONDS = 4;
 
@@ -79,8 +81,16 @@ export async function startWorld(): Promise<void> {
         ...OTHER_TENANT,
         policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'),
         grants: { pending_request_ttl_seconds: 3 },
-        // A webhook that never answers well: grants must not notice.
-        notifications: { webhooks: [{ url: `${webhooks.url}/dead/requesters`, events: ['active'] }] },
+        // Webhooks that never answer well (dead, a redirect) and one whose answer never ends: grants
+        // must not notice. The last one's path is a secret, as in a Slack webhook URL.
+        notifications: {
+          webhooks: [
+            { url: `${webhooks.url}/dead/requesters`, events: ['active'] },
+            { url: `${webhooks.url}/redirect/requesters`, events: ['active'] },
+            { url: `${webhooks.url}/huge/requesters`, events: ['active'] },
+            { url: `${webhooks.url}${SECRET_WEBHOOK_PATH}`, events: ['active'] },
+          ],
+        },
       },
       { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url },
     ],
