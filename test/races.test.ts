@@ -131,6 +131,16 @@ describe('races', function () {
       await delay(2000);
       const outcome = await runWorkerUntil(extension);
       assert.equal(outcome.change, 'extended', JSON.stringify(outcome));
+      // The race really happened: the timer fired and the update was taken in one workflow task.
+      const events = (await handle.fetchHistory()).events ?? [];
+      const lastIndex = (upTo: number, is: (e: (typeof events)[number]) => unknown) => {
+        for (let i = upTo - 1; i >= 0; i--) if (is(events[i])) return i;
+        return -1;
+      };
+      const accepted = lastIndex(events.length, (e) => e.workflowExecutionUpdateAcceptedEventAttributes);
+      const fired = lastIndex(accepted, (e) => e.timerFiredEventAttributes);
+      assert.ok(fired >= 0, 'the expiry timer fired before the extension was accepted');
+      assert.equal(events.slice(fired, accepted).filter((e) => e.workflowTaskCompletedEventAttributes).length, 1, 'in the same workflow task');
 
       await runWorkerUntil(
         (async () => {

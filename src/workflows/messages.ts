@@ -62,6 +62,15 @@ export const searchAttributes = {
  */
 export const EXPIRY_VISIBILITY_PATCH = 'expiry-visibility';
 
+/**
+ * Guards, in runs started after it: cancelling the workflow revokes the grant (the run completes as
+ * `revoked`), and pending and provisioning runs continue-as-new when their history grows long.
+ */
+export const OPERATOR_SAFE_RUNS_PATCH = 'cancel-revokes-and-long-waits-continue';
+
+/** Guards: an extension handled in the same workflow task as the expiry timer keeps the grant. */
+export const EXTENSION_BEATS_EXPIRY_PATCH = 'extension-beats-expiry';
+
 /** Failure types a workflow's update validators reject with; the API maps them to HTTP errors. */
 export const rejection = {
   closing: 'GrantClosing',
