@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type { GrantView } from '../src/domain/grant';
 import { grantWorkflowId } from '../src/domain/grant';
-import { assignmentsOf, call, current, ensure, eventually, FAULTS_TENANT, freshAccount, grantReaching, target, TENANT } from './support/world';
+import { assignmentsOf, call, current, ensure, eventually, FAULTS_TENANT, freshAccount, grantReaching, recordHistory, target, TENANT } from './support/world';
 
 /** What the Web UI's button does: a cancellation request to the grant's workflow. */
 async function cancelInWebUi(tenantId: string, principalId: string, account: string, role: string): Promise<string> {
@@ -42,6 +42,7 @@ describe('cancelling a grant’s workflow in the Web UI', function () {
     assertRevokedByOperator(revoked);
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
     assert.equal(await runStatus(TENANT.id, 'alice', account, 'ReadOnlyAccess'), 'COMPLETED');
+    await recordHistory('cancel-active', revoked.id);
   });
 
   it('of a pending grant closes its request as revoked, with nothing to remove', async () => {
@@ -56,6 +57,8 @@ describe('cancelling a grant’s workflow in the Web UI', function () {
     const review = await call('POST', `/v1/access/requests/${pending.access_request_id}/review`, { as: 'carol', body: { decision: 'approve' } });
     assert.equal(review.status, 409, 'a cancelled request can no longer be approved');
     assert.equal(await assignmentsOf('alice', account, 'AdministratorAccess'), 0);
+    await runStatus(TENANT.id, 'alice', account, 'AdministratorAccess');
+    await recordHistory('cancel-pending', revoked.id);
   });
 
   it('while the assignment is being created lets the creation finish, then removes it', async () => {
@@ -73,5 +76,6 @@ describe('cancelling a grant’s workflow in the Web UI', function () {
     assertRevokedByOperator(revoked);
     assert.equal(await assignmentsOf('fay', account, 'ReadOnlyAccess'), 0, 'what the creation made is removed');
     assert.equal(await runStatus(FAULTS_TENANT.id, 'fay', account, 'ReadOnlyAccess'), 'COMPLETED');
+    await recordHistory('cancel-provisioning', revoked.id);
   });
 });

@@ -39,7 +39,6 @@ import {
   ensureUpdate,
   type EnsureOutcome,
   EXPIRY_VISIBILITY_PATCH,
-  EXTENSION_BEATS_EXPIRY_PATCH,
   OPERATOR_SAFE_RUNS_PATCH,
   reconcileUpdate,
   type ReconcileOutcome,
@@ -434,12 +433,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         () => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong() || reconcilePending(),
         Math.max(untilWarning ? warnIn : remaining, 1),
       );
-      if (!woken && timerDecides && !untilWarning) {
-        // An ensure handled in the same workflow task as the timer moved the expiry: its caller was
-        // told `extended`, so the grant holds to the new expiry.
-        if (state.expiresAt !== expiresAt && patched(EXTENSION_BEATS_EXPIRY_PATCH)) continue;
-        break;
-      }
+      // An extension taken in the same workflow task as the expiry timer wins: its caller was told
+      // `extended`. Temporal's core hands a task's updates to the workflow before its fired timers
+      // (sdk-core #639), and the condition is checked right after each job, so it wakes (`woken`)
+      // before the timer can end the wait (test/races.test.ts holds this).
+      if (!woken && timerDecides && !untilWarning) break;
       // Woken before the expiry timer fired, so the grant still holds: re-create what was removed.
       if (woken && reconcilePending() && !state.revocation) await restoreAssignment();
       if (historyIsLong() && !state.revocation) {

@@ -68,9 +68,6 @@ export const EXPIRY_VISIBILITY_PATCH = 'expiry-visibility';
  */
 export const OPERATOR_SAFE_RUNS_PATCH = 'cancel-revokes-and-long-waits-continue';
 
-/** Guards: an extension handled in the same workflow task as the expiry timer keeps the grant. */
-export const EXTENSION_BEATS_EXPIRY_PATCH = 'extension-beats-expiry';
-
 /** Failure types a workflow's update validators reject with; the API maps them to HTTP errors. */
 export const rejection = {
   closing: 'GrantClosing',
