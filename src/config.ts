@@ -175,6 +175,8 @@ export const env = (() => {
     workerMetricsHost: process.env.WORKER_METRICS_HOST || '127.0.0.1',
     /** How long the API waits for in-flight requests after SIGTERM before it exits anyway. */
     shutdownGraceMs: Number(process.env.SHUTDOWN_GRACE_SECONDS ?? 30) * 1000,
+    /** How long a revoke call waits for the assignment to be removed before it answers "still under way". */
+    revokeWaitMs: Number(process.env.REVOKE_WAIT_SECONDS ?? 30) * 1000,
     temporal: { ...connectionOptions, address: connectionOptions.address ?? 'localhost:7233' },
     temporalNamespace: namespace ?? 'default',
     taskQueue: process.env.TEMPORAL_TASK_QUEUE ?? 'access-grants',

@@ -19,6 +19,9 @@ const MAIN_PATHS = [
   'reconcile-restore',
   'notify-request-approve-revoke',
   'notify-activate-warn-extend-expire',
+  'cancel-active',
+  'cancel-pending',
+  'cancel-provisioning',
 ];
 
 function histories() {

@@ -42,4 +42,45 @@ describe('grant workflow', function () {
     assert.equal(revoked.body.status, 'revoked');
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
   });
+
+  it('a pending request continues as new under many messages, keeping its id and request, and notifies reviewers once', async () => {
+    const account = freshAccount();
+    const reply = await ensure([{ target: target(account), role: 'AdministratorAccess', duration_seconds: 600 }], { reason: 'deploy fix' });
+    const pending = reply.body.grants[0];
+    assert.equal(pending.change, 'requested', JSON.stringify(reply.body));
+    const handle = current().temporal.workflow.getHandle(
+      grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: target(account), role: 'AdministratorAccess' }),
+    );
+    const firstRun = (await handle.describe()).runId;
+    const request: EnsureRequest = {
+      durationSeconds: 600,
+      autoApprove: false,
+      justification: { reason: 'deploy fix' },
+      validation: { has_reason: true, has_ticket_attachment: false },
+      pendingTtlSeconds: 3600,
+      reviewDiagnostics: [],
+    };
+    // What the API sends when a busy grant has no room for its query: ensures that change nothing
+    // but are recorded (about five events each). 500 of them pass the workflow's 2000-event bound.
+    for (let i = 1; i <= 500; i++) {
+      const outcome = await handle.executeUpdate(ensureUpdate, { args: [request] });
+      assert.equal(outcome.change, 'none');
+      assert.equal(outcome.state.id, pending.id);
+    }
+    const latest = await handle.describe();
+    assert.notEqual(latest.runId, firstRun, 'the workflow continued as new');
+    assert.ok(latest.historyLength < 2100, `history stays bounded (${latest.historyLength} events)`);
+    const still = await grantReaching(pending.id, 'pending');
+    assert.equal(still.access_request_id, pending.access_request_id);
+    await new Promise((resolve) => setTimeout(resolve, 2000)); // a second notification would have arrived by now
+    const toReviewers = current().webhooks.received.filter((r) => r.path === '/reviewers' && r.body.text.includes(target(account)));
+    assert.equal(toReviewers.length, 1, 'reviewers are told once');
+
+    const approved = await call('POST', `/v1/access/requests/${pending.access_request_id}/review`, { as: 'carol', body: { decision: 'approve' } });
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    await grantReaching(pending.id, 'active');
+    assert.equal(await assignmentsOf('alice', account, 'AdministratorAccess'), 1);
+    await call('POST', `/v1/access/grants/${pending.id}/revoke`, { body: {} });
+    assert.equal(await assignmentsOf('alice', account, 'AdministratorAccess'), 0);
+  });
 });

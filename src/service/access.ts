@@ -56,8 +56,6 @@ export interface GrantFilters {
 export const DRY_RUN_GRANT_ID = '00000000-0000-0000-0000-000000000000';
 /** Visibility is eventually consistent: a grant made a moment ago may take this long to be found. */
 const VISIBILITY_WAIT_MS = 5000;
-/** How long a revoke waits for the assignment to be removed before answering. */
-const REVOKE_WAIT_MS = 30_000;
 
 export class AccessService {
   constructor(
@@ -114,13 +112,14 @@ export class AccessService {
       }
     }
     if (!isOpen(state)) throw new AccessError('conflict', `The grant is already ${state.status}.`);
+    if (state.revocation) throw new AccessError('conflict', 'The grant is already being revoked.');
     const handle = this.client.workflow.getHandle<typeof grantWorkflow>(run.workflowId, run.runId);
     const revoked = await rejectionsAsErrors(() =>
       handle.executeUpdate(revokeUpdate, { args: [{ revokedBy: caller.principal.id, reason }] }),
     );
     // Answer once the assignment is gone, so the caller's "revoked" means no access. Asked by
     // query, not by the run's result: the run may still be finishing its notifications.
-    const deadline = Date.now() + REVOKE_WAIT_MS;
+    const deadline = Date.now() + env.revokeWaitMs;
     let latest = revoked;
     while (latest.status !== 'revoked' && latest.status !== 'expired') {
       if (Date.now() > deadline) break;
@@ -130,7 +129,15 @@ export class AccessService {
         throw err;
       });
     }
-    return toView(latest, 'none');
+    if (latest.status === 'revoked' || latest.status === 'expired') return toView(latest, 'none');
+    // Not a failure: the revocation is recorded and the workflow keeps at the removal.
+    return toView(latest, 'none', [
+      {
+        level: 'info',
+        code: 'revocation_in_progress',
+        message: `The revocation is recorded; removing the account assignment is still under way (the grant shows ${latest.status} until it is gone). Read the grant again to see it end.`,
+      },
+    ]);
   }
 
   private authorizeEntitlement(caller: Caller, entitlement: EnsureInput['entitlements'][number], justification: Justification) {
@@ -185,11 +192,14 @@ export class AccessService {
         throw err;
       });
       if (current !== undefined) {
-        const decision = decideEnsure(current, request, new Date());
+        // A grant being revoked is over for this call: its update is refused as closing, and the
+        // call then waits for the run to close and starts a new grant.
+        const open = current?.revocation ? null : current;
+        const decision = decideEnsure(open, request, new Date());
         const extra: Diagnostic[] = decision.change === 'none' ? (decision.diagnostics ?? []) : [];
         // The read-only answers stay off the workflow's history.
-        if (decision.change === 'none' && current) return toView(current, 'none', extra);
-        if (dryRun) return toView(wouldBe(current, caller.principal, key, request, decision), decision.change, extra);
+        if (decision.change === 'none' && open) return toView(open, 'none', extra);
+        if (dryRun) return toView(wouldBe(open, caller.principal, key, request, decision), decision.change, extra);
       }
       try {
         const outcome = await this.client.workflow.executeUpdateWithStart(ensureUpdate, {

@@ -3,6 +3,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   TimeoutFailure,
   allHandlersFinished,
   condition,
@@ -39,6 +40,7 @@ import {
   ensureUpdate,
   type EnsureOutcome,
   EXPIRY_VISIBILITY_PATCH,
+  OPERATOR_SAFE_RUNS_PATCH,
   reconcileUpdate,
   type ReconcileOutcome,
   grantStateQuery,
@@ -87,9 +89,21 @@ const notifying = proxyActivities<NotifyActivities>({
 const FIRST_ENSURE_TIMEOUT = '1 minute';
 /** Continue-as-new well before Temporal's own limits, so a hot grant's history stays small. */
 const MAX_HISTORY_EVENTS = 2000;
+/** Who revoked a grant whose workflow an operator cancelled (the cancellation carries no identity). */
+const CANCELLED_BY_OPERATOR: Revocation = {
+  revokedBy: 'an operator',
+  reason: 'its workflow was cancelled in Temporal (Web UI or CLI)',
+};
 
 export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantState> {
   const state = input.state ?? newGrantState(input.key, input.principal, input.grantId);
+  /** A run carried on by continue-as-new: what its first run did (notify reviewers) is not done again. */
+  const continued = input.state !== undefined;
+  /**
+   * Cancellation is a revoke, and pending and provisioning runs continue-as-new. Histories from
+   * before it replay the old way: a cancellation there ended the run where it stood.
+   */
+  const operatorSafe = patched(OPERATOR_SAFE_RUNS_PATCH);
   const ref = () => ({
     tenantId: state.key.tenantId,
     accountId: accountIdOf(state.key.target),
@@ -216,16 +230,20 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       reviewer: r.reviewerId,
     });
   };
-  const revoke = (r: Revocation) => {
-    if (!isOpen(state) || state.revocation) return;
+  const recordRevocation = (r: Revocation) => {
     state.revocation = r;
     note({ level: 'info', code: 'revoked', message: `Revoked by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`, revoked_by: r.revokedBy });
+  };
+  const revoke = (r: Revocation) => {
+    if (isOpen(state) && !state.revocation) recordRevocation(r);
   };
 
   setHandler(grantStateQuery, () => state);
   setHandler(ensureUpdate, ensure, {
     validator: (_req: EnsureRequest) => {
-      if (state.status !== 'new' && !isOpen(state)) {
+      // A recorded revocation closes the grant to ensures at once, not only once its removal has
+      // begun: no call is told `extended` (or that the grant holds) while it is being revoked.
+      if (state.status !== 'new' && (!isOpen(state) || state.revocation)) {
         throw ApplicationFailure.nonRetryable('the grant is closing; a new one starts once it has closed', rejection.closing);
       }
     },
@@ -253,7 +271,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     reconcileUpdate,
     async () => {
       const ticket = ++reconcileAsked;
-      await condition(() => reconcileServed >= ticket);
+      // Served by the main sequence even after a cancellation (which is a revoke: answered `ended`).
+      await CancellationScope.nonCancellable(() => condition(() => reconcileServed >= ticket));
       return reconciled;
     },
     {
@@ -268,26 +287,61 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   setHandler(denySignal, operatorReview('deny'));
   setHandler(revokeSignal, revoke);
 
-  publish();
-  if (state.status === 'new' && !(await condition(() => state.status !== 'new', FIRST_ENSURE_TIMEOUT))) return state;
+  if (!operatorSafe) return lifecycle();
+  // Cancelling the workflow (the Web UI's "Request Cancellation", `temporal workflow cancel`) is a
+  // revoke. The lifecycle runs in a non-cancellable scope, so a cancellation never abandons work in
+  // flight (a creation at AWS left mid-way would outlive the run): it becomes a revocation, which
+  // every phase already handles: a pending request closes, a creation in flight finishes and is
+  // removed, an active grant is removed, a grant already being removed finishes. The run then
+  // completes with the grant's state, as `revoked`, readable like any other closed grant (listing,
+  // the API and reconciliation read completed runs; a cancelled run would have no result).
+  CancellationScope.current().cancelRequested.catch(() => {
+    log.info('workflow cancelled: revoking the grant');
+    if (state.status === 'new') {
+      // No ensure yet, so nothing was asked for or made: the grant closes before it began.
+      state.status = 'revoked';
+      recordRevocation(CANCELLED_BY_OPERATOR);
+      publish();
+    } else {
+      revoke(CANCELLED_BY_OPERATOR);
+    }
+  });
+  return CancellationScope.nonCancellable(lifecycle);
 
-  if (state.status === 'pending') {
-    notify('review_requested');
-    await awaitReview();
-    if (state.review) notify(state.review.decision === 'approve' ? 'approved' : 'denied');
+  async function lifecycle(): Promise<GrantState> {
+    publish();
+    if (state.status === 'new' && !(await condition(() => state.status !== 'new', FIRST_ENSURE_TIMEOUT))) return state;
+
+    if (state.status === 'pending') {
+      if (!continued) notify('review_requested');
+      await awaitReview();
+      if (state.review) notify(state.review.decision === 'approve' ? 'approved' : 'denied');
+    }
+    if (state.status === 'provisioning') await provision();
+    if (state.status === 'active') await holdUntilExpiry();
+    await notificationsSent();
+    await condition(allHandlersFinished);
+    return state;
   }
-  if (state.status === 'provisioning') await provision();
-  if (state.status === 'active') await holdUntilExpiry();
-  await notificationsSent();
-  await condition(allHandlersFinished);
-  return state;
+
+  /** Continue-as-new once notifications are sent and handlers done, unless `stillIdle` turned false meanwhile. */
+  async function continueAsNewIf(stillIdle: () => boolean): Promise<void> {
+    await notificationsSent();
+    await condition(allHandlersFinished);
+    if (stillIdle()) await continueAsNew<typeof grantWorkflow>({ ...input, state });
+  }
 
   async function awaitReview(): Promise<void> {
+    const undecided = () => state.review === null && state.revocation === null;
     const waitMs = Math.max(0, Date.parse(state.pendingExpiresAt!) - Date.now());
-    const decided = await condition(() => state.review !== null || state.revocation !== null, waitMs);
+    // A long history wakes it too: messages that change nothing (ignored signals, ensures that
+    // find the request pending) still grow it, and a request may wait days for a reviewer.
+    const woken = await condition(() => !undecided() || (operatorSafe && historyIsLong()), waitMs);
+    // Returns only if the request was decided while the handlers finished.
+    if (woken && undecided()) await continueAsNewIf(undecided);
     if (state.revocation) {
       state.status = 'revoked';
-    } else if (!decided) {
+    } else if (!woken) {
       state.status = 'expired';
       note({ level: 'info', code: 'request_expired', message: `Nobody reviewed the request before ${state.pendingExpiresAt}` });
     } else {
@@ -297,6 +351,17 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   }
 
   async function provision(): Promise<void> {
+    if (operatorSafe) {
+      // The last point with no activity in flight: a run that grew long while it waited for its
+      // review continues here, and its successor provisions from the start (nothing looked yet).
+      if (historyIsLong() && !state.revocation) await continueAsNewIf(() => state.revocation === null);
+      // Revoked before anything was made: nothing to remove.
+      if (state.revocation) {
+        state.status = 'revoked';
+        publish();
+        return;
+      }
+    }
     // The activity's clock, recorded in the history (none in histories from before it returned one).
     // The workflow's own clock right after a worker crash can lag behind, and differently on replay.
     let assignedAt: string | undefined;
@@ -369,6 +434,10 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         () => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong() || reconcilePending(),
         Math.max(untilWarning ? warnIn : remaining, 1),
       );
+      // An extension taken in the same workflow task as the expiry timer wins: its caller was told
+      // `extended`. Temporal's core hands a task's updates to the workflow before its fired timers
+      // (sdk-core #639), and the condition is checked right after each job, so it wakes (`woken`)
+      // before the timer can end the wait (test/races.test.ts holds this).
       if (!woken && timerDecides && !untilWarning) break;
       // Woken before the expiry timer fired, so the grant still holds: re-create what was removed.
       if (woken && reconcilePending() && !state.revocation) await restoreAssignment();

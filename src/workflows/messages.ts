@@ -62,6 +62,12 @@ export const searchAttributes = {
  */
 export const EXPIRY_VISIBILITY_PATCH = 'expiry-visibility';
 
+/**
+ * Guards, in runs started after it: cancelling the workflow revokes the grant (the run completes as
+ * `revoked`), and pending and provisioning runs continue-as-new when their history grows long.
+ */
+export const OPERATOR_SAFE_RUNS_PATCH = 'cancel-revokes-and-long-waits-continue';
+
 /** Failure types a workflow's update validators reject with; the API maps them to HTTP errors. */
 export const rejection = {
   closing: 'GrantClosing',
