@@ -14,6 +14,7 @@ import {
   type GrantState,
   type GrantStatus,
   type GrantView,
+  grantName,
   grantWorkflowId,
   isOpen,
   type Justification,
@@ -215,9 +216,12 @@ export class AccessService {
         return toView(outcome.state, outcome.change, outcome.diagnostics);
       } catch (err) {
         // The grant is being closed: once its run ends, the next attempt starts a new grant.
-        if (attempt < 3 && rejectionType(err) === rejection.closing) {
-          await Promise.race([handle.result().catch(() => undefined), delay(30_000)]);
-          continue;
+        if (rejectionType(err) === rejection.closing) {
+          if (attempt < 3) {
+            await Promise.race([handle.result().catch(() => undefined), delay(30_000)]);
+            continue;
+          }
+          throw new AccessError('conflict', `${grantName(key)}: the grant is still being closed (its access is being removed); try again once it has closed.`);
         }
         // The run continued as new before it took the update (NOT_FOUND): ask its successor.
         if (attempt < 5 && grpcCodeOf(err) === 5) {
