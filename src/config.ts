@@ -6,6 +6,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { NOTIFICATION_EVENTS } from './domain/grant';
 
+/** The environment policies see for an account the tenant's config does not describe. */
+export const UNKNOWN_ENVIRONMENT = 'unknown';
+
 const awsSchema = z.strictObject({
   region: z.string().min(1),
   sso_instance_arn: z.string().regex(/^arn:aws:sso:::instance\/ssoins-[a-zA-Z0-9.-]+$/, 'an IAM Identity Center instance ARN'),
@@ -59,13 +62,24 @@ const tenantSchema = z.strictObject({
       default_duration_seconds: z.int().positive().default(3600),
       max_duration_seconds: z.int().positive().default(12 * 3600),
       pending_request_ttl_seconds: z.int().positive().default(24 * 3600),
+      /** Open grants (pending, provisioning, active) one principal may hold in the tenant. */
+      max_open_per_principal: z.int().positive().default(50),
+      /** Ensure calls one principal may make per minute, per API process (a token bucket)... */
+      ensure_rate_per_minute: z.int().positive().default(60),
+      /** ...and at once after a quiet spell (the bucket's size). */
+      ensure_burst: z.int().positive().default(20),
     })
     .prefault({}),
   notifications: notificationsSchema,
   /** How often the reconciliation Schedule compares grants with the assignments at AWS (default 300). */
   reconcile_interval_seconds: z.int().min(10).optional(),
-  /** Account attributes the policies see (e.g. `environment: production`); unlisted accounts have none. */
-  accounts: z.record(z.string().regex(/^\d{12}$/), z.strictObject({ environment: z.string().default('') })).default({}),
+  /**
+   * Account attributes the policies see (e.g. `environment: production`). An account not listed,
+   * or listed without one, has the environment UNKNOWN_ENVIRONMENT, so a policy can forbid it.
+   */
+  accounts: z.record(z.string().regex(/^\d{12}$/), z.strictObject({ environment: z.string().default(UNKNOWN_ENVIRONMENT) })).default({}),
+  /** Only the accounts listed under `accounts` may be targets. */
+  accounts_only: z.boolean().default(false),
 });
 
 const configSchema = z.strictObject({ tenants: z.array(tenantSchema).min(1) });
