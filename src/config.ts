@@ -149,5 +149,13 @@ export const env = (() => {
      * at Node's default heap), which took the worker past 1 GiB; about half a MiB each, measured.
      */
     workerMaxCachedWorkflows: Number(process.env.WORKER_MAX_CACHED_WORKFLOWS ?? 1000),
+    /**
+     * Activities the worker runs at once. Most of them wait in the per-instance pacing, where
+     * deletions go before creations; a task left waiting for a worker slot at Temporal waits in
+     * arrival order, so a flood of activations there would hold back expiries (at the SDK's 100,
+     * a deletion behind 200 activations waits for the first hundred or so of them to finish). A
+     * waiting activity costs a promise and a heartbeat.
+     */
+    workerMaxConcurrentActivities: Number(process.env.WORKER_MAX_CONCURRENT_ACTIVITIES ?? 1000),
   };
 })();
