@@ -2,6 +2,7 @@
 // calls, and the accounts a tenant allows. Through HTTP, on tenants with small limits.
 import assert from 'node:assert/strict';
 import type { GrantView } from '../src/domain/grant';
+import { RateLimiter } from '../src/service/rate-limit';
 import {
   assertErrorShape,
   assignmentsOf,
@@ -93,5 +94,18 @@ describe('accounts a tenant knows', function () {
       assertErrorShape(refused, 'forbidden');
       assert.deepEqual(refused.body.notices, ["This tenant does not know that account's environment: ask an operator to list it under accounts."]);
     }
+  });
+});
+
+describe('the ensure rate limiter', () => {
+  it('refills at its rate up to the burst, and past its size forgets the least recently used principal', () => {
+    const limiter = new RateLimiter(2);
+    // 60 a minute (one a second), 2 at once; the clock is given in ms.
+    assert.deepEqual([0, 0, 0].map(() => limiter.take('a', 60, 2, 0)), [0, 0, 1]);
+    assert.equal(limiter.take('a', 60, 2, 1000), 0, 'one token back after a second');
+    assert.equal(limiter.take('a', 60, 2, 1000), 1);
+    limiter.take('b', 60, 2, 1000);
+    limiter.take('c', 60, 2, 1000); // a third principal: 'a' is forgotten, and starts full
+    assert.deepEqual([0, 0].map(() => limiter.take('a', 60, 2, 1000)), [0, 0]);
   });
 });
