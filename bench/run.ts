@@ -67,6 +67,8 @@ const REGIONS = ['us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'eu-west-1'
   'eu-north-1', 'ap-south-1', 'ap-northeast-1', 'ap-northeast-2', 'ap-southeast-1', 'ap-southeast-2', 'ca-central-1', 'sa-east-1'];
 const ROLE = 'ReadOnlyAccess'; // auto-activated by the shipped policies
 const USER = { sub: 'bench-user', email: 'bench@example.com', groups: [] as string[] };
+/** One principal per tenant drives every scenario: far above the per-principal limits' defaults. */
+const BENCH_GRANTS = { max_duration_seconds: 43200, max_open_per_principal: 1_000_000, ensure_rate_per_minute: 10_000_000, ensure_burst: 1_000_000 };
 const GiB = 1024 ** 3;
 
 interface TenantSetup {
@@ -279,7 +281,7 @@ async function main(): Promise<void> {
   const tenantIds = Array.from({ length: settings.instances }, (_, i) => `b0000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
   const stack: Stack = await startStack({
     dir,
-    tenants: tenantIds.map((id, i) => ({ id, name: `bench${i}`, grants: { max_duration_seconds: 43200 } })),
+    tenants: tenantIds.map((id, i) => ({ id, name: `bench${i}`, grants: BENCH_GRANTS })),
     users: [USER.email],
     permissionSets: [ROLE],
   });

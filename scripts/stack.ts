@@ -29,8 +29,16 @@ export interface StackTenant {
   name: string;
   /** Absolute path; default <repo>/policies. */
   policies?: string;
-  grants?: { default_duration_seconds?: number; max_duration_seconds?: number; pending_request_ttl_seconds?: number };
-  accounts?: Record<string, { environment: string }>;
+  grants?: {
+    default_duration_seconds?: number;
+    max_duration_seconds?: number;
+    pending_request_ttl_seconds?: number;
+    max_open_per_principal?: number;
+    ensure_rate_per_minute?: number;
+    ensure_burst?: number;
+  };
+  accounts?: Record<string, { environment?: string }>;
+  accounts_only?: boolean;
   notifications?: { webhooks: { url: string; events: string[] }[]; expiry_warning_seconds?: number };
   /** Where this tenant's AWS calls go instead of moto (e.g. a proxy in front of it). */
   awsEndpoint?: string;
@@ -505,6 +513,7 @@ function writeConfig(
       policies: t.policies ?? path.join(repoRoot, 'policies'),
       ...(t.grants ? { grants: t.grants } : {}),
       ...(t.accounts ? { accounts: t.accounts } : {}),
+      ...(t.accounts_only !== undefined ? { accounts_only: t.accounts_only } : {}),
       ...(t.notifications ? { notifications: t.notifications } : {}),
     })),
   };

@@ -7,6 +7,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { NOTIFICATION_EVENTS } from './domain/grant';
 
+/** The environment policies see for an account the tenant's config does not describe. */
+export const UNKNOWN_ENVIRONMENT = 'unknown';
+
 const awsSchema = z.strictObject({
   region: z.string().min(1),
   sso_instance_arn: z.string().regex(/^arn:aws:sso:::instance\/ssoins-[a-zA-Z0-9.-]+$/, 'an IAM Identity Center instance ARN'),
@@ -80,13 +83,24 @@ const tenantSchema = z.strictObject({
       default_duration_seconds: z.int().positive().default(3600),
       max_duration_seconds: z.int().positive().default(12 * 3600),
       pending_request_ttl_seconds: z.int().positive().default(24 * 3600),
+      /** Open grants (pending, provisioning, active) one principal may hold in the tenant. */
+      max_open_per_principal: z.int().positive().default(50),
+      /** Ensure calls one principal may make per minute, per API process (a token bucket)... */
+      ensure_rate_per_minute: z.int().positive().default(60),
+      /** ...and at once after a quiet spell (the bucket's size). */
+      ensure_burst: z.int().positive().default(20),
     })
     .prefault({}),
   notifications: notificationsSchema,
   /** How often the reconciliation Schedule compares grants with the assignments at AWS (default 300). */
   reconcile_interval_seconds: z.int().min(10).optional(),
-  /** Account attributes the policies see (e.g. `environment: production`); unlisted accounts have none. */
-  accounts: z.record(z.string().regex(/^\d{12}$/), z.strictObject({ environment: z.string().default('') })).default({}),
+  /**
+   * Account attributes the policies see (e.g. `environment: production`). An account not listed,
+   * or listed without one, has the environment UNKNOWN_ENVIRONMENT, so a policy can forbid it.
+   */
+  accounts: z.record(z.string().regex(/^\d{12}$/), z.strictObject({ environment: z.string().default(UNKNOWN_ENVIRONMENT) })).default({}),
+  /** Only the accounts listed under `accounts` may be targets. */
+  accounts_only: z.boolean().default(false),
 });
 
 const configSchema = z.strictObject({ tenants: z.array(tenantSchema).min(1) });
@@ -186,5 +200,13 @@ export const env = (() => {
      * at Node's default heap), which took the worker past 1 GiB; about half a MiB each, measured.
      */
     workerMaxCachedWorkflows: Number(process.env.WORKER_MAX_CACHED_WORKFLOWS ?? 1000),
+    /**
+     * Activities the worker runs at once. Most of them wait in the per-instance pacing, where
+     * deletions go before creations; a task left waiting for a worker slot at Temporal waits in
+     * arrival order, so a flood of activations there would hold back expiries (at the SDK's 100,
+     * a deletion behind 200 activations waits for the first hundred or so of them to finish). A
+     * waiting activity costs a promise and a heartbeat.
+     */
+    workerMaxConcurrentActivities: Number(process.env.WORKER_MAX_CONCURRENT_ACTIVITIES ?? 1000),
   };
 })();

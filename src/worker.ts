@@ -17,6 +17,7 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
     taskQueue: env.taskQueue,
     workflowsPath: require.resolve('./workflows'),
     maxCachedWorkflows: env.workerMaxCachedWorkflows,
+    maxConcurrentActivityTaskExecutions: env.workerMaxConcurrentActivities,
     activities: {
       ...createActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics }),
       ...createNotifyActivities(config),

@@ -13,8 +13,9 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import type { AppConfig } from '../src/config';
 import { createActivities, type AssignmentRef, type GrantActivities } from '../src/activities';
-import { pacer, semaphore } from '../src/activities/aws';
+import { asDeletion, pacer, semaphore } from '../src/activities/aws';
 import { settle } from '../src/activities/poll';
+import { FaultProxy } from './support/fault-proxy';
 
 const TENANT = '6f1c2a7e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
 const REGION = 'us-east-1';
@@ -71,6 +72,8 @@ describe('activities against moto', function () {
   let sso: SSOAdminClient;
   let identity: IdentitystoreClient;
   let instanceArn: string;
+  let identityStoreId: string;
+  let motoEndpoint: string;
   let activities: GrantActivities;
   const userIds = new Map<string, string>();
   const permissionSetArns = new Map<string, string>();
@@ -91,9 +94,10 @@ describe('activities against moto', function () {
             ...aws,
           },
           policies: './policies',
-          grants: { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400 },
+          grants: { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400, max_open_per_principal: 50, ensure_rate_per_minute: 60, ensure_burst: 20 },
           notifications: { webhooks: [], expiry_warning_seconds: 300 },
           accounts: {},
+          accounts_only: false,
         },
       ],
     };
@@ -109,7 +113,8 @@ describe('activities against moto', function () {
     const { Instances } = await sso.send(new ListInstancesCommand({}));
     assert.equal(Instances?.length, 1, 'moto makes one instance per account and region');
     instanceArn = Instances[0].InstanceArn!;
-    const identityStoreId = Instances[0].IdentityStoreId!;
+    identityStoreId = Instances[0].IdentityStoreId!;
+    motoEndpoint = started.endpoint;
 
     const users = [
       { userName: 'alice@example.com', email: 'alice@example.com', given: 'Alice', family: 'Archer' },
@@ -268,6 +273,40 @@ describe('activities against moto', function () {
     await activities.deleteAssignment(ref('alice@example.com', 'NoSuchAccess'));
   });
 
+  it('a deletion waiting for an in-flight slot goes before the creations that waited longer', async function () {
+    this.timeout(120_000);
+    const proxy = await FaultProxy.start();
+    try {
+      await proxy.upstream(motoEndpoint);
+      // One assignment operation at a time, and every creation takes 3 s at the provider.
+      await proxy.on('CreateAccountAssignment', { delayMs: 3000 });
+      const limits = { calls_per_second: 20, assignment_operations_in_flight: 1 };
+      const held = createActivities(configWith({ identity_store_id: identityStoreId, endpoint: proxy.url, limits }));
+      const bob = (accountId: string) => ref('bob@example.com', 'ReadOnlyAccess', accountId);
+      // What the deletion removes was made beforehand, past the proxy.
+      await activities.createAssignment(bob('777700000009'));
+      const { ids } = await activities.findAssignment(bob('777700000009'));
+
+      const done: string[] = [];
+      const track = (name: string, work: Promise<unknown>) => work.then(() => done.push(name));
+      const creations = [1, 2, 3].map((i) => track(`creation ${i}`, held.createAssignment({ ...bob(`77770000000${i}`), ids })));
+      // Creation 1 holds the slot; 2 and 3 have looked and wait for it.
+      for (let waited = 0; (await proxy.count('CreateAccountAssignment')) < 1 || (await proxy.count('ListAccountAssignments')) < 3; waited += 50) {
+        assert.ok(waited < 30_000, 'the creations did not start');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const deletion = track('deletion', held.deleteAssignment({ ...bob('777700000009'), ids }));
+      await Promise.all([...creations, deletion]);
+
+      assert.deepEqual(done, ['creation 1', 'deletion', 'creation 2', 'creation 3']);
+      assert.deepEqual(await assignmentsOf('ReadOnlyAccess', '777700000009'), []);
+      for (const i of [1, 2, 3]) assert.equal((await assignmentsOf('ReadOnlyAccess', `77770000000${i}`)).length, 1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('refuses assume_role_arn until it is supported', async function () {
     await assert.rejects(createActivities(configWith({ assume_role_arn: 'arn:aws:iam::123456789012:role/jit' })).findAssignment(ref('alice@example.com')), /assume_role_arn is not supported yet/);
   });
@@ -284,6 +323,30 @@ describe('request pacing', function () {
     for (let i = 5; i < went.length; i++) {
       assert.ok(went[i].at - went[i - 5].at >= 195, `6 calls within one window: ${went.map((w) => w.at.toFixed(0))}`);
     }
+  });
+
+  it('pacer lets a waiting deletion go before the creations that waited longer', async function () {
+    const pace = pacer(1, 100);
+    const went: string[] = [];
+    const call = (name: string) => pace().then(() => went.push(name));
+    const first = call('creation 1'); // goes at once, and fills the window
+    const queued = [call('creation 2'), call('creation 3')];
+    const deletion = asDeletion(() => call('deletion'));
+    await Promise.all([first, ...queued, deletion]);
+    assert.deepEqual(went, ['creation 1', 'deletion', 'creation 2', 'creation 3']);
+  });
+
+  it('semaphore hands a freed slot to a waiting deletion first', async function () {
+    const limit = semaphore(1);
+    const went: string[] = [];
+    let release!: () => void;
+    const first = limit(() => new Promise<void>((resolve) => (release = resolve)));
+    const run = (name: string) => limit(async () => void went.push(name));
+    const queued = [run('creation 2'), run('creation 3')];
+    const deletion = asDeletion(() => run('deletion'));
+    release();
+    await Promise.all([first, ...queued, deletion]);
+    assert.deepEqual(went, ['deletion', 'creation 2', 'creation 3']);
   });
 
   it('semaphore keeps at most its limit running', async function () {

@@ -26,7 +26,16 @@ describe('config', () => {
     assert.equal(t.id, tenant.id.toLowerCase());
     assert.equal(t.auth.jwks_file, path.join(dir, 'jwks.json'));
     assert.equal(t.policies, path.join(dir, 'policies'));
-    assert.deepEqual(t.grants, { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400 });
+    assert.deepEqual(t.grants, {
+      default_duration_seconds: 3600,
+      max_duration_seconds: 43200,
+      pending_request_ttl_seconds: 86400,
+      max_open_per_principal: 50,
+      ensure_rate_per_minute: 60,
+      ensure_burst: 20,
+    });
+    assert.deepEqual(t.accounts, {});
+    assert.equal(t.accounts_only, false);
     assert.deepEqual(t.notifications, { webhooks: [], expiry_warning_seconds: 300 });
     assert.deepEqual(t.aws.limits, { calls_per_second: 20, assignment_operations_in_flight: 10 });
   });

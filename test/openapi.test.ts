@@ -100,9 +100,10 @@ describe('GET /openapi.json', () => {
   it('has the seed error shape on every error answer', () => {
     assert.deepEqual(sorted(Object.keys(schemas.Error.properties!)), sorted(SEED.error.fields));
     assert.deepEqual(sorted(schemas.Error.required!), sorted(SEED.error.required));
-    for (const status of ['400', '401', '403']) {
+    for (const status of ['400', '401', '403', '429']) {
       assert.equal(doc.paths['/v1/access/ensure'].post.responses[status].content['application/json'].schema.$ref, '#/components/schemas/Error');
     }
+    assert.equal(doc.paths['/v1/access/ensure'].post.responses['429'].headers['Retry-After'].schema.type, 'integer');
   });
 
   it('describes what the API really answers', async () => {

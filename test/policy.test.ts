@@ -63,6 +63,16 @@ describe('policy: shipped policies', () => {
     assert.equal(policies.authorize(req({ context: { duration_seconds: 7200 } })).allowed, true, 'non-production has no cap');
   });
 
+  it('treats an account of unknown environment like any account that is not production', () => {
+    const unknown = { accountEnvironment: 'unknown' };
+    assert.deepEqual(policies.authorize(req({ ...unknown, action: 'activate', context: { duration_seconds: 7200 } })), {
+      allowed: true,
+      policyIds: ['readonly-auto-activate'],
+      notices: [],
+    });
+    assert.equal(policies.authorize(req({ ...unknown, principal: engineer, action: 'activate', context: { role: 'AdministratorAccess', has_reason: true } })).allowed, false);
+  });
+
   it('denies AdministratorAccess without a reason, with a notice', () => {
     const d = policies.authorize(req({ principal: engineer, context: { role: 'AdministratorAccess', has_reason: false } }));
     assert.deepEqual(d, {
@@ -115,6 +125,18 @@ describe('policy: shipped policies', () => {
 
   it('rejects a fractional duration instead of guessing', () => {
     assert.throws(() => policies.authorize(req({ context: { duration_seconds: 1.5 } })), TypeError);
+  });
+});
+
+describe('policy: an environment the tenant does not know', () => {
+  it('can be forbidden by a policy, with its notice', () => {
+    const policies = loadPolicySet(path.resolve(__dirname, '../../test/fixtures/quota-policies'));
+    assert.equal(policies.authorize(req({ accountEnvironment: 'staging' })).allowed, true);
+    assert.deepEqual(policies.authorize(req({ accountEnvironment: 'unknown' })), {
+      allowed: false,
+      policyIds: ['quota-unknown-account'],
+      notices: ["This tenant does not know that account's environment: ask an operator to list it under accounts."],
+    });
   });
 });
 

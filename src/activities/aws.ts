@@ -1,4 +1,5 @@
 // AWS clients for one tenant, and the request pacing the Identity Center quotas call for (CONTRACT §7).
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { IdentitystoreClient } from '@aws-sdk/client-identitystore';
 import { SSOAdminClient, type ServiceInputTypes, type ServiceOutputTypes } from '@aws-sdk/client-sso-admin';
 import type { FinalizeRequestMiddleware } from '@smithy/types';
@@ -54,14 +55,41 @@ export function createTenantClients(tenantId: string, aws: AwsTenantConfig, pace
 // 250 ms let 21 calls into one second in one of two runs once activations got faster.)
 export const WIRE_SLACK_MS = 500;
 
+// Deletions go before creations in the pacing (CONTRACT §7): a flood of activations, from any
+// tenant on the instance, must not hold back the removals that end access. Every call a deletion
+// makes (its look, its status polls) runs in this context, so the pacer and the in-flight limit
+// see it without being told.
+const deletionContext = new AsyncLocalStorage<true>();
+
+/** Runs `work` with deletion priority for every paced call and in-flight slot it waits for. */
+export function asDeletion<T>(work: () => Promise<T>): Promise<T> {
+  return deletionContext.run(true, work);
+}
+
+/** Two waiting lines: deletions are served first, each line in arrival order. */
+class PriorityLine {
+  private readonly deletions: (() => void)[] = [];
+  private readonly others: (() => void)[] = [];
+  get length(): number {
+    return this.deletions.length + this.others.length;
+  }
+  push(wake: () => void): void {
+    (deletionContext.getStore() ? this.deletions : this.others).push(wake);
+  }
+  shift(): (() => void) | undefined {
+    return this.deletions.shift() ?? this.others.shift();
+  }
+}
+
 /**
- * Lets at most `perSecond` calls go in any window of a second (plus WIRE_SLACK_MS), in arrival
- * order: a call goes once the call `perSecond` places before it went a window ago (a sliding-window
- * log). Unlike a token bucket with a burst on top of its rate, no second ever holds more.
+ * Lets at most `perSecond` calls go in any window of a second (plus WIRE_SLACK_MS): deletions
+ * first, then in arrival order. A call goes once the call `perSecond` places before it went a
+ * window ago (a sliding-window log). Unlike a token bucket with a burst on top of its rate, no
+ * second ever holds more.
  */
 export function pacer(perSecond: number, windowMs = 1000 + WIRE_SLACK_MS): () => Promise<void> {
   const sent: number[] = []; // when the last `perSecond` calls went, oldest first
-  const waiting: (() => void)[] = [];
+  const waiting = new PriorityLine();
   let timer: NodeJS.Timeout | undefined;
   const release = () => {
     timer = undefined;
@@ -84,10 +112,10 @@ export function pacer(perSecond: number, windowMs = 1000 + WIRE_SLACK_MS): () =>
     });
 }
 
-/** At most `limit` holders at once; the rest wait in order. */
+/** At most `limit` holders at once; the rest wait, deletions first, then in order. */
 export function semaphore(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
   let active = 0;
-  const waiting: (() => void)[] = [];
+  const waiting = new PriorityLine();
   return async (fn) => {
     if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
     else active++;

@@ -18,7 +18,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import type { WorkerMetrics } from '../metrics';
-import { createTenantClients, pacer, semaphore, type TenantClients } from './aws';
+import { asDeletion, createTenantClients, pacer, semaphore, type TenantClients } from './aws';
 import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import { createReconcileActivities } from './reconcile';
 
@@ -229,7 +229,8 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
       heartbeating(() => counted('provision', () => createAssignment(ref, { justChecked: opts.justChecked === true && firstAttempt() }))),
 
     async deleteAssignment(ref: AssignmentRef): Promise<void> {
-      await heartbeating(() => counted('deprovision', () => deleteAssignment(ref)));
+      // Every call it makes, lookups and status polls included, goes before creations' (aws.ts).
+      await heartbeating(() => counted('deprovision', () => asDeletion(() => deleteAssignment(ref))));
       // Confirmed gone (or never there): how long after its expiry the access lasted.
       if (ref.expiredAt) metrics?.expiryLag.observe(Math.max(0, (Date.now() - Date.parse(ref.expiredAt)) / 1000));
     },

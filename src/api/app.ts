@@ -34,6 +34,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
+  rate_limited: 429,
   unavailable: 503,
   internal: 500,
 };
@@ -154,6 +155,7 @@ export function createApp({
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const failure = asAccessError(err);
     if (failure.code === 'internal' || failure.code === 'unavailable') req.log.error({ err }, 'request failed');
+    if (failure.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(failure.retryAfterSeconds));
     res.status(STATUS_OF[failure.code]).json({ code: failure.code, message: failure.message, ...failure.extra });
   });
   return app;

@@ -34,6 +34,13 @@ const ERRORS = {
   '503': errorResponse('Temporal cannot be reached (`unavailable`); try again'),
 };
 
+/** Ensure only: the per-principal rate (the tenant's `grants.ensure_rate_per_minute` and `ensure_burst`). */
+const RATE_LIMITED = {
+  description: 'Too many ensure calls from this principal (`rate_limited`); try again after Retry-After seconds',
+  headers: { 'Retry-After': { description: 'Seconds until the next call is accepted', schema: { type: 'integer', minimum: 1 } } },
+  content: json(ref('Error')),
+};
+
 const tenantHeader = {
   name: 'X-Tenant-ID',
   in: 'header',
@@ -78,7 +85,14 @@ export function openApiDocument(): JsonSchema {
           summary: 'Ensure access entitlements (JIT access request hook)',
           ...common,
           requestBody: { required: true, content: json(ref('EnsureRequest')) },
-          responses: { '200': { description: 'Access grant results', content: json(ref('EnsureResponse')) }, ...ERRORS },
+          responses: {
+            '200': { description: 'Access grant results', content: json(ref('EnsureResponse')) },
+            ...ERRORS,
+            '403': errorResponse(
+              'Forbidden: `tenant_mismatch`, or `forbidden` with `notices` (a policy, an account outside `accounts_only`, a duration past the maximum, or open grants past `max_open_per_principal`); nothing was changed',
+            ),
+            '429': RATE_LIMITED,
+          },
         },
       },
       '/v1/access/grants': {

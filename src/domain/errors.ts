@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'not_found'
   | 'conflict'
   | 'payload_too_large'
+  | 'rate_limited'
   | 'unavailable'
   | 'internal';
 
@@ -16,6 +17,8 @@ export class AccessError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly extra: { details?: Record<string, unknown>; notices?: string[] } = {},
+    /** For `rate_limited`: when to try again (the Retry-After header). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }

@@ -13,7 +13,7 @@ export interface PolicyRequest {
   action: PolicyAction;
   /** 12 digits */
   accountId: string;
-  /** '' when unknown, e.g. 'production' */
+  /** e.g. 'production'; 'unknown' for an account the tenant's config does not describe */
   accountEnvironment: string;
   context: { role: string; duration_seconds: number; has_reason: boolean; has_ticket_attachment: boolean };
 }
@@ -215,7 +215,7 @@ function selfCheck(policySetId: string, schemaName: string, schemaFile: string):
     principal: { id: 'self-check', email: 'self-check@example.com', groups: ['self-check'] },
     action: 'request',
     accountId: '000000000000',
-    accountEnvironment: '',
+    accountEnvironment: 'unknown',
     context: { role: 'self-check', duration_seconds: 0, has_reason: false, has_ticket_attachment: false },
   };
   for (const action of ['request', 'activate', 'review', 'revoke'] as const) {

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Client, isGrpcServiceError, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
-import { type AppConfig, env, type TenantConfig } from '../config';
+import { type AppConfig, env, type TenantConfig, UNKNOWN_ENVIRONMENT } from '../config';
 import {
   accountIdOf,
   decideEnsure,
@@ -18,6 +18,7 @@ import {
   grantWorkflowId,
   isOpen,
   type Justification,
+  OPEN_STATUSES,
   newGrantState,
   type Principal,
   toView,
@@ -35,6 +36,7 @@ import {
   revokeUpdate,
   searchAttributes,
 } from '../workflows/messages';
+import { RateLimiter } from './rate-limit';
 
 export interface Caller {
   tenant: TenantConfig;
@@ -58,13 +60,19 @@ export const DRY_RUN_GRANT_ID = '00000000-0000-0000-0000-000000000000';
 /** Visibility is eventually consistent: a grant made a moment ago may take this long to be found. */
 const VISIBILITY_WAIT_MS = 5000;
 
+/** A grant's state as ensure finds it: null when there is none, undefined when it is too busy to say. */
+type Found = GrantState | null | undefined;
+
 export class AccessService {
+  private readonly ensureRate = new RateLimiter();
+
   constructor(
     private readonly client: Client,
     private readonly policies: ReadonlyMap<string, PolicySet>,
   ) {}
 
   async ensure(caller: Caller, input: EnsureInput): Promise<GrantView[]> {
+    this.takeEnsureToken(caller);
     const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}));
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
@@ -73,7 +81,48 @@ export class AccessService {
         notices: [...new Set(denied.flatMap((p) => p.notices))],
       });
     }
-    return Promise.all(planned.map((p) => this.ensureOne(caller, p.key, p.request, input.dry_run ?? false)));
+    const dryRun = input.dry_run ?? false;
+    const found = await Promise.all(planned.map((p) => this.currentState(grantWorkflowId(p.key), dryRun)));
+    const starting = planned.filter((p, i) => startsGrant(found[i], p.request)).length;
+    if (starting > 0) await this.checkOpenGrants(caller, starting);
+    return Promise.all(planned.map((p, i) => this.ensureOne(caller, p.key, p.request, dryRun, found[i])));
+  }
+
+  /** The per-principal ensure rate (per API process): past it, 429 with when to try again. */
+  private takeEnsureToken({ tenant, principal }: Caller): void {
+    const { ensure_rate_per_minute: perMinute, ensure_burst: burst } = tenant.grants;
+    const waitSeconds = this.ensureRate.take(`${tenant.id}\n${principal.id}`, perMinute, burst);
+    if (waitSeconds > 0) {
+      throw new AccessError(
+        'rate_limited',
+        `Too many ensure calls: at most ${perMinute} a minute (${burst} at once) per principal. Try again in ${waitSeconds} s.`,
+        { details: { ensure_rate_per_minute: perMinute, ensure_burst: burst, retry_after_seconds: waitSeconds } },
+        waitSeconds,
+      );
+    }
+  }
+
+  /**
+   * `max_open_per_principal`: the call may not take the caller past it (403, nothing changed).
+   * Counted in Temporal's visibility, which is eventually consistent: grants started by concurrent
+   * calls (or a moment ago) may not be counted yet, so the limit can be overshot by that many.
+   */
+  private async checkOpenGrants({ tenant, principal }: Caller, starting: number): Promise<void> {
+    const limit = tenant.grants.max_open_per_principal;
+    const query = [
+      `WorkflowType = 'grantWorkflow'`,
+      `ExecutionStatus = 'Running'`,
+      equals(searchAttributes.tenant, tenant.id),
+      equals(searchAttributes.principal, encodePrincipal(principal.id)),
+      `${searchAttributes.status.name} IN (${OPEN_STATUSES.map((s) => `'${s}'`).join(', ')})`,
+    ].join(' AND ');
+    const open = starting > limit ? 0 : (await this.client.workflow.count(query)).count;
+    if (open + starting > limit) {
+      throw new AccessError('forbidden', `At most ${limit} open grants per principal; nothing was changed.`, {
+        details: { max_open_per_principal: limit, open, starting },
+        notices: [`You may hold at most ${limit} open grants in this tenant: you hold ${open}, and this call would start ${starting} more.`],
+      });
+    }
   }
 
   async listGrants(caller: Caller, filters: GrantFilters): Promise<GrantView[]> {
@@ -145,6 +194,7 @@ export class AccessService {
     const { tenant, principal } = caller;
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
     const limits = tenant.grants;
+    const accountId = accountIdOf(key.target);
     const durationSeconds = entitlement.duration_seconds ?? limits.default_duration_seconds;
     const validation = validateJustification(justification);
     const context = { role: key.role, duration_seconds: durationSeconds, has_reason: validation.has_reason, has_ticket_attachment: validation.has_ticket_attachment };
@@ -157,6 +207,10 @@ export class AccessService {
       reviewDiagnostics: [],
       notifications: notificationsOf(tenant),
     };
+    if (tenant.accounts_only && !Object.hasOwn(tenant.accounts, accountId)) {
+      const notice = `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists may be targets.`;
+      return { key, request, denied: true, notices: [notice] };
+    }
     if (durationSeconds > limits.max_duration_seconds) {
       const notice = `${key.role} on ${key.target}: at most ${limits.max_duration_seconds} seconds may be requested (asked for ${durationSeconds}).`;
       return { key, request, denied: true, notices: [notice] };
@@ -181,21 +235,14 @@ export class AccessService {
     return { key, request, denied: false, notices: [] as string[] };
   }
 
-  private async ensureOne(caller: Caller, key: GrantKey, request: EnsureRequest, dryRun: boolean): Promise<GrantView> {
+  /** `found`: the grant's state as ensure found it before deciding the call. */
+  private async ensureOne(caller: Caller, key: GrantKey, request: EnsureRequest, dryRun: boolean, found: Found): Promise<GrantView> {
     const workflowId = grantWorkflowId(key);
     const handle = this.client.workflow.getHandle<typeof grantWorkflow>(workflowId);
     for (let attempt = 1; ; attempt++) {
-      const current = await handle.query(grantStateQuery).catch((err) => {
-        if (err instanceof WorkflowNotFoundError) return null;
-        // A grant busy with other calls has no room for one more query: the update below decides
-        // the same way, at the price of a few history events (continue-as-new bounds those).
-        if (!dryRun && isQueryBufferFull(err)) return undefined;
-        throw err;
-      });
+      const current = attempt === 1 ? found : await this.currentState(workflowId, dryRun);
       if (current !== undefined) {
-        // A grant being revoked is over for this call: its update is refused as closing, and the
-        // call then waits for the run to close and starts a new grant.
-        const open = current?.revocation ? null : current;
+        const open = unlessRevoked(current);
         const decision = decideEnsure(open, request, new Date());
         const extra: Diagnostic[] = decision.change === 'none' ? (decision.diagnostics ?? []) : [];
         // The read-only answers stay off the workflow's history.
@@ -233,6 +280,16 @@ export class AccessService {
     }
   }
 
+  private currentState(workflowId: string, dryRun: boolean): Promise<Found> {
+    return this.client.workflow.getHandle(workflowId).query(grantStateQuery).catch((err) => {
+      if (err instanceof WorkflowNotFoundError) return null;
+      // A grant busy with other calls has no room for one more query: the update decides the same
+      // way, at the price of a few history events (continue-as-new bounds those).
+      if (!dryRun && isQueryBufferFull(err)) return undefined;
+      throw err;
+    });
+  }
+
   private decide(caller: Caller, action: PolicyAction, grant: GrantState): PolicyDecision {
     return this.decideFor(caller.tenant, caller.principal, action, grant.key, {
       role: grant.key.role,
@@ -254,7 +311,7 @@ export class AccessService {
       principal,
       action,
       accountId,
-      accountEnvironment: tenant.accounts[accountId]?.environment ?? '',
+      accountEnvironment: tenant.accounts[accountId]?.environment ?? UNKNOWN_ENVIRONMENT,
       context,
     });
   }
@@ -307,6 +364,21 @@ export class AccessService {
       throw err;
     }
   }
+}
+
+/** Whether ensuring `request` on a grant found so would start a new one (not extend or answer one). */
+function startsGrant(found: Found, request: EnsureRequest): boolean {
+  if (found === undefined) return false;
+  const open = unlessRevoked(found);
+  return (!open || !isOpen(open)) && decideEnsure(open, request, new Date()).change !== 'none';
+}
+
+/**
+ * A grant being revoked is over for an ensure: its update is refused as closing, and the call
+ * waits for the run to close and starts a new grant.
+ */
+function unlessRevoked(state: GrantState | null): GrantState | null {
+  return state?.revocation ? null : state;
 }
 
 function notificationsOf(tenant: TenantConfig): EnsureRequest['notifications'] {

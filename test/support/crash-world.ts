@@ -128,7 +128,8 @@ export async function startCrashWorld(
   const stack = await startStack({
     dir,
     ownServers: true,
-    tenants: [{ ...CRASH_TENANT, grants }],
+    // The suites drive thousands of ensures as alice: far above the per-principal defaults.
+    tenants: [{ ...CRASH_TENANT, grants: { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000, ...grants } }],
     users: [ALICE.email],
     permissionSets: [ROLE],
   });

@@ -20,6 +20,22 @@ export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'examp
 export const OTHER_TENANT = { id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', name: 'other' };
 /** Everything auto-activates; its AWS calls go through the fault proxy (`current().faults`). */
 export const FAULTS_TENANT = { id: 'f0a17e57-0000-4000-8000-00000000fa17', name: 'faults' };
+/**
+ * Small per-principal limits (3 open grants; 5 ensure calls at once, then 1 a minute), and its
+ * policies forbid an account whose environment is unknown (QUOTA_ACCOUNTS are listed).
+ */
+export const QUOTA_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a1', name: 'quota', maxOpen: 3, ratePerMinute: 1, burst: 5 };
+export const QUOTA_ACCOUNTS = ['400000000001', '400000000002', '400000000003', '400000000004'];
+/** Listed for QUOTA_TENANT, but without an environment. */
+export const QUOTA_UNDESCRIBED_ACCOUNT = '400000000009';
+/** Only its listed accounts (LISTED_ACCOUNT) may be targets (`accounts_only`). */
+export const LISTED_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a2', name: 'listed' };
+export const LISTED_ACCOUNT = '500000000001';
+/**
+ * The other test tenants' per-principal limits: far above what a test sends (the defaults, 50
+ * open grants and 60 ensures a minute, are less than the whole suite does as alice).
+ */
+const TEST_LIMITS = { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000 };
 export const PRODUCTION_ACCOUNT = '111111111111';
 /** OTHER_TENANT's webhook with a secret in its path (a working one). */
 export const SECRET_WEBHOOK_PATH = '/services/T0000/B0000/s3cr3tW3bh00kT0k3n';
@@ -33,8 +49,19 @@ export const USERS = {
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
   oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
   fay: { sub: 'fay', email: 'fay@faults.example', groups: ['engineering'] },
+  quinn: { sub: 'quinn', email: 'quinn@quota.example', groups: [] as string[] },
+  rita: { sub: 'rita', email: 'rita@quota.example', groups: [] as string[] },
+  uma: { sub: 'uma', email: 'uma@quota.example', groups: [] as string[] },
+  sam: { sub: 'sam', email: 'sam@listed.example', groups: [] as string[] },
 };
-const TENANT_OF: Partial<Record<User, string>> = { oscar: OTHER_TENANT.id, fay: FAULTS_TENANT.id };
+const TENANT_OF: Partial<Record<User, string>> = {
+  oscar: OTHER_TENANT.id,
+  fay: FAULTS_TENANT.id,
+  quinn: QUOTA_TENANT.id,
+  rita: QUOTA_TENANT.id,
+  uma: QUOTA_TENANT.id,
+  sam: LISTED_TENANT.id,
+};
 type User = keyof typeof USERS;
 
 interface World {
@@ -66,6 +93,7 @@ export async function startWorld(): Promise<void> {
     tenants: [
       {
         ...TENANT,
+        grants: TEST_LIMITS,
         accounts: { [PRODUCTION_ACCOUNT]: { environment: 'production' } },
         // A reviewers' channel, a requesters' channel, and one that fails each first delivery.
         notifications: {
@@ -80,7 +108,7 @@ export async function startWorld(): Promise<void> {
       {
         ...OTHER_TENANT,
         policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'),
-        grants: { pending_request_ttl_seconds: 3 },
+        grants: { pending_request_ttl_seconds: 3, ...TEST_LIMITS },
         // Webhooks that never answer well (dead, a redirect) and one whose answer never ends: grants
         // must not notice. The last one's path is a secret, as in a Slack webhook URL.
         notifications: {
@@ -92,7 +120,15 @@ export async function startWorld(): Promise<void> {
           ],
         },
       },
-      { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url },
+      { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url, grants: TEST_LIMITS },
+      {
+        id: QUOTA_TENANT.id,
+        name: QUOTA_TENANT.name,
+        policies: path.join(repoRoot, 'test/fixtures/quota-policies'),
+        grants: { max_open_per_principal: QUOTA_TENANT.maxOpen, ensure_rate_per_minute: QUOTA_TENANT.ratePerMinute, ensure_burst: QUOTA_TENANT.burst },
+        accounts: { ...Object.fromEntries(QUOTA_ACCOUNTS.map((a) => [a, { environment: 'staging' }])), [QUOTA_UNDESCRIBED_ACCOUNT]: {} },
+      },
+      { ...LISTED_TENANT, grants: TEST_LIMITS, accounts_only: true, accounts: { [LISTED_ACCOUNT]: { environment: 'staging' } } },
     ],
     users: Object.values(USERS).map((u) => u.email),
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
@@ -131,6 +167,7 @@ export async function tokenFor(user: User, tenantId = TENANT_OF[user] ?? TENANT.
 export interface Reply<T = any> {
   status: number;
   body: T;
+  headers?: Headers;
 }
 
 export async function call<T = any>(
@@ -145,7 +182,7 @@ export async function call<T = any>(
   if (tenant) headers['x-tenant-id'] = tenant;
   const body = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
   const res = await fetch(current().baseUrl + urlPath, { method, headers, body });
-  return { status: res.status, body: (await res.json()) as T };
+  return { status: res.status, body: (await res.json()) as T, headers: res.headers };
 }
 
 /** An error answer in the contract's shape: `{code, message, details?, notices?}`, no stack trace. */

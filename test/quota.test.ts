@@ -1,0 +1,111 @@
+// One principal cannot starve everyone else: per-principal limits on open grants and on ensure
+// calls, and the accounts a tenant allows. Through HTTP, on tenants with small limits.
+import assert from 'node:assert/strict';
+import type { GrantView } from '../src/domain/grant';
+import { RateLimiter } from '../src/service/rate-limit';
+import {
+  assertErrorShape,
+  assignmentsOf,
+  call,
+  ensure,
+  eventually,
+  freshAccount,
+  LISTED_ACCOUNT,
+  QUOTA_ACCOUNTS,
+  QUOTA_TENANT,
+  QUOTA_UNDESCRIBED_ACCOUNT,
+  target,
+} from './support/world';
+
+const ROLE = 'ReadOnlyAccess';
+const entitlement = (account: string) => ({ target: target(account), role: ROLE, duration_seconds: 600 });
+
+describe('per-principal limits', function () {
+  this.timeout(120_000);
+
+  it(`past max_open_per_principal (${QUOTA_TENANT.maxOpen} here), ensure answers 403 with a notice saying the limit, and starts nothing`, async () => {
+    const held = QUOTA_ACCOUNTS.slice(0, QUOTA_TENANT.maxOpen);
+    const first = await ensure(held.map(entitlement), { as: 'quinn' });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.deepEqual(first.body.grants.map((g) => g.change), held.map(() => 'activated'));
+    // The limit counts open grants as Temporal's visibility lists them.
+    await eventually('the grants to be listed', async () => {
+      const listed = await call<{ grants: GrantView[] }>('GET', '/v1/access/grants', { as: 'quinn' });
+      return listed.body.grants.length === held.length ? true : undefined;
+    });
+
+    const over = QUOTA_ACCOUNTS[QUOTA_TENANT.maxOpen];
+    const refused = await ensure([entitlement(over)], { as: 'quinn' });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assertErrorShape(refused, 'forbidden');
+    assert.ok(refused.body.notices?.some((n) => n.includes(`at most ${QUOTA_TENANT.maxOpen} open grants`)), JSON.stringify(refused.body));
+    assert.equal(refused.body.details.max_open_per_principal, QUOTA_TENANT.maxOpen);
+
+    // Nothing was started: no grant, no assignment.
+    const listed = await call<{ grants: GrantView[] }>('GET', `/v1/access/grants?target=${target(over)}`, { as: 'quinn' });
+    assert.deepEqual(listed.body.grants, []);
+    assert.equal(await assignmentsOf('quinn', over, ROLE), 0);
+
+    // What the principal already holds is still answered (no new grant).
+    const again = await ensure(held.map(entitlement), { as: 'quinn' });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.deepEqual(again.body.grants.map((g) => g.id), first.body.grants.map((g) => g.id));
+  });
+
+  it(`past the ensure rate (${QUOTA_TENANT.burst} at once here), ensure answers 429 rate_limited with Retry-After; other principals go on`, async () => {
+    const dryRun = () => ensure([entitlement(QUOTA_ACCOUNTS[0])], { as: 'rita', dryRun: true });
+    for (let i = 1; i <= QUOTA_TENANT.burst; i++) {
+      const reply = await dryRun();
+      assert.equal(reply.status, 200, `call ${i}: ${JSON.stringify(reply.body)}`);
+    }
+    const limited = await dryRun();
+    assert.equal(limited.status, 429, JSON.stringify(limited.body));
+    assertErrorShape(limited, 'rate_limited');
+    const retryAfter = Number(limited.headers?.get('retry-after'));
+    // One token a minute: the next comes within a minute.
+    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60, `Retry-After: ${limited.headers?.get('retry-after')}`);
+    assert.equal(limited.body.details.retry_after_seconds, retryAfter);
+
+    const other = await ensure([entitlement(QUOTA_ACCOUNTS[0])], { as: 'uma', dryRun: true });
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+  });
+});
+
+describe('accounts a tenant knows', function () {
+  this.timeout(60_000);
+
+  it('with accounts_only, an account not listed is refused with 403 and a notice', async () => {
+    const listed = await ensure([entitlement(LISTED_ACCOUNT)], { as: 'sam', dryRun: true });
+    assert.equal(listed.status, 200, JSON.stringify(listed.body));
+
+    const unlisted = freshAccount();
+    const refused = await ensure([entitlement(LISTED_ACCOUNT), entitlement(unlisted)], { as: 'sam' });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assertErrorShape(refused, 'forbidden');
+    assert.deepEqual(refused.body.details.denied, [{ target: target(unlisted), role: ROLE }]);
+    assert.ok(refused.body.notices?.some((n) => n.includes(target(unlisted)) && n.includes('not one of this tenant')), JSON.stringify(refused.body));
+    assert.equal(await assignmentsOf('sam', LISTED_ACCOUNT, ROLE), 0, 'all or nothing');
+  });
+
+  it('an account not described reaches the policies with environment "unknown", which a policy can forbid', async () => {
+    for (const account of [freshAccount(), QUOTA_UNDESCRIBED_ACCOUNT]) {
+      const refused = await ensure([entitlement(account)], { as: 'uma', dryRun: true });
+      assert.equal(refused.status, 403, `${account}: ${JSON.stringify(refused.body)}`);
+      assertErrorShape(refused, 'forbidden');
+      assert.deepEqual(refused.body.notices, ["This tenant does not know that account's environment: ask an operator to list it under accounts."]);
+    }
+  });
+});
+
+describe('the ensure rate limiter', () => {
+  it('refills at its rate up to the burst, and past its size forgets the least recently used principal', () => {
+    const limiter = new RateLimiter(2);
+    // 60 a minute (one a second), 2 at once; the clock is given in ms.
+    assert.deepEqual([0, 0, 0].map(() => limiter.take('a', 60, 2, 0)), [0, 0, 1]);
+    assert.equal(limiter.take('a', 60, 2, 1000), 0, 'one token back after a second');
+    assert.equal(limiter.take('a', 60, 2, 1000), 1);
+    limiter.take('b', 60, 2, 1000);
+    limiter.take('c', 60, 2, 1000); // a third principal: 'a' is forgotten, and starts full
+    assert.deepEqual([0, 0].map(() => limiter.take('a', 60, 2, 1000)), [0, 0]);
+  });
+});
