@@ -2,7 +2,9 @@
 // activities, and keeps each tenant's reconciliation Schedule up to date.
 import { Client } from '@temporalio/client';
 import { DefaultLogger, type LogEntry, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import os from 'node:os';
 import { createActivities } from './activities';
+import { fleetShare, presenceQueueOf, type QuotaShare } from './activities/fleet';
 import { createNotifyActivities } from './activities/notify';
 import { type AppConfig, env, loadConfig } from './config';
 import { createLogger, type Logger } from './log';
@@ -10,7 +12,8 @@ import { createWorkerMetrics, serveMetrics, type WorkerMetrics } from './metrics
 import { freePort } from './net';
 import { ensureReconcileSchedules } from './schedules';
 
-export async function createWorker(config: AppConfig, connection: NativeConnection, metrics?: WorkerMetrics): Promise<Worker> {
+/** `quota`: this worker's share of the provider limits (fleet.ts); without it, all of them. */
+export async function createWorker(config: AppConfig, connection: NativeConnection, metrics?: WorkerMetrics, quota?: QuotaShare): Promise<Worker> {
   return Worker.create({
     connection,
     namespace: env.temporalNamespace,
@@ -19,7 +22,7 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
     maxCachedWorkflows: env.workerMaxCachedWorkflows,
     maxConcurrentActivityTaskExecutions: env.workerMaxConcurrentActivities,
     activities: {
-      ...createActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics }),
+      ...createActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics, quota }),
       ...createNotifyActivities(config),
     },
   });
@@ -53,10 +56,32 @@ async function main(log: Logger): Promise<void> {
         })
       : undefined;
   const connection = await NativeConnection.connect(env.temporal);
-  const worker = await createWorker(config, connection, metrics);
-  await ensureReconcileSchedules(new Client({ connection, namespace: env.temporalNamespace }), config);
+  const client = new Client({ connection, namespace: env.temporalNamespace });
+  // The SDK's default identity; this worker's name among the deployment's workers.
+  const identity = `${process.pid}@${os.hostname()}`;
+  const quota = fleetShare(client, {
+    namespace: env.temporalNamespace,
+    taskQueue: env.taskQueue,
+    identity,
+    onError: (err) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot count the workers (DescribeTaskQueue); AWS calls wait'),
+  });
+  const worker = await createWorker(config, connection, metrics, quota);
+  // Never gets a task: its pollers are how the other workers count this one (fleet.ts).
+  const presence = await Worker.create({
+    connection,
+    namespace: env.temporalNamespace,
+    taskQueue: presenceQueueOf(env.taskQueue),
+    identity,
+    activities: { present: async () => undefined },
+  });
+  await ensureReconcileSchedules(client, config);
   log.info({ task_queue: env.taskQueue, temporal: env.temporal.address, metrics_host: env.workerMetricsHost, metrics_port: env.workerMetricsPort }, 'worker polling');
-  await worker.run();
+  // Either one stopping (a signal stops both) stops the other.
+  const stop = (other: Worker) => () => {
+    if (other.getState() === 'RUNNING') other.shutdown();
+  };
+  await Promise.all([worker.run().finally(stop(presence)), presence.run().finally(stop(worker))]);
+  quota.stop();
   await connection.close();
   metricsServer?.close();
   log.info('worker stopped');

@@ -102,27 +102,41 @@ class PriorityLine {
   }
 }
 
+/** A fixed limit, or one read afresh at each decision (a worker's share of the deployment's quota). */
+export type Limit = number | (() => number);
+const current = (limit: Limit): number => (typeof limit === 'number' ? limit : limit());
+// With a limit of 0 (a worker not yet counted by the others) or a grown one, waiters look again this often.
+const RECHECK_MS = 250;
+
 /**
  * Lets at most `perSecond` calls go in any window of a second (plus WIRE_SLACK_MS): deletions
  * first, then in arrival order. A call goes once the call `perSecond` places before it went a
  * window ago (a sliding-window log). Unlike a token bucket with a burst on top of its rate, no
- * second ever holds more.
+ * second ever holds more. A limit that shrinks holds from the next call on.
  */
-export function pacer(perSecond: number, windowMs = 1000 + WIRE_SLACK_MS): () => Promise<void> {
-  const sent: number[] = []; // when the last `perSecond` calls went, oldest first
+export function pacer(perSecond: Limit, windowMs = 1000 + WIRE_SLACK_MS): () => Promise<void> {
+  const sent: number[] = []; // when the last calls went, oldest first (as many as the largest limit seen)
   const waiting = new PriorityLine();
   let timer: NodeJS.Timeout | undefined;
+  let kept = 0;
   const release = () => {
     timer = undefined;
     while (waiting.length > 0) {
+      const limit = current(perSecond);
+      kept = Math.max(kept, limit);
+      if (limit <= 0) {
+        timer = setTimeout(release, RECHECK_MS);
+        return;
+      }
       const now = performance.now();
-      const freeAt = sent.length < perSecond ? now : sent[0] + windowMs;
+      const freeAt = sent.length < limit ? now : sent[sent.length - limit] + windowMs;
       if (freeAt > now) {
-        timer = setTimeout(release, freeAt - now);
+        // A fixed limit knows when; a share may grow meanwhile, so look again no later than RECHECK_MS.
+        timer = setTimeout(release, typeof perSecond === 'number' ? freeAt - now : Math.min(freeAt - now, RECHECK_MS));
         return;
       }
       sent.push(now);
-      if (sent.length > perSecond) sent.shift();
+      while (sent.length > kept) sent.shift();
       waiting.shift()!();
     }
   };
@@ -134,19 +148,35 @@ export function pacer(perSecond: number, windowMs = 1000 + WIRE_SLACK_MS): () =>
 }
 
 /** At most `limit` holders at once; the rest wait, deletions first, then in order. */
-export function semaphore(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
+export function semaphore(limit: Limit): <T>(fn: () => Promise<T>) => Promise<T> {
   let active = 0;
   const waiting = new PriorityLine();
+  let timer: NodeJS.Timeout | undefined;
+  // Counts each waiter it wakes at once, so a newcomer never overtakes one already woken.
+  const admit = () => {
+    while (waiting.length > 0 && active < current(limit)) {
+      active++;
+      waiting.shift()!();
+    }
+    if (waiting.length > 0 && typeof limit !== 'number' && !timer) {
+      timer = setTimeout(() => {
+        timer = undefined;
+        admit();
+      }, RECHECK_MS);
+    }
+  };
   return async (fn) => {
-    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-    else active++;
+    if (waiting.length === 0 && active < current(limit)) active++;
+    else {
+      const admitted = new Promise<void>((resolve) => waiting.push(resolve));
+      admit();
+      await admitted;
+    }
     try {
       return await fn();
     } finally {
-      // Hand the slot straight to the next waiter, so `active` never dips and gets overtaken.
-      const wake = waiting.shift();
-      if (wake) wake();
-      else active--;
+      active--;
+      admit();
     }
   };
 }

@@ -19,6 +19,7 @@ import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import type { WorkerMetrics } from '../metrics';
 import { asDeletion, createTenantClients, pacer, semaphore, type TenantClients } from './aws';
+import type { QuotaShare } from './fleet';
 import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import { createReconcileActivities } from './reconcile';
 
@@ -77,18 +78,26 @@ interface PermissionSetListing {
 /**
  * `client` (on the worker's connection) is for the reconciliation activities, which list and
  * message grants; without it they fail (the assignment activities alone need none). `metrics`
- * counts provisioning failures and expiry lag.
+ * counts provisioning failures and expiry lag. `quota` is this worker's share of the deployment's
+ * provider limits; without it, the worker has all of them.
  */
-export function createActivities(config: AppConfig, { client, metrics }: { client?: Client; metrics?: WorkerMetrics } = {}) {
+export function createActivities(
+  config: AppConfig,
+  { client, metrics, quota }: { client?: Client; metrics?: WorkerMetrics; quota?: QuotaShare } = {},
+) {
   const tenants = new Map<string, Tenant>();
   const instances = new Map<string, { pace: () => Promise<void>; inFlight: ReturnType<typeof semaphore> }>();
   const permissionSets = new Map<string, PermissionSetListing>();
 
-  // Per instance and per worker process: the config's `aws.limits` (one per instance, see config.ts).
+  // Per instance: the config's `aws.limits` (one per instance, see config.ts), for the whole
+  // deployment: each worker process takes its `quota` share of them (fleet.ts), or all of them.
   function limitsOf(aws: AwsTenantConfig) {
     let limits = instances.get(aws.sso_instance_arn);
     if (!limits) {
-      limits = { pace: pacer(aws.limits.calls_per_second), inFlight: semaphore(aws.limits.assignment_operations_in_flight) };
+      const { calls_per_second: calls, assignment_operations_in_flight: operations } = aws.limits;
+      limits = quota
+        ? { pace: pacer(() => quota.of(calls)), inFlight: semaphore(() => quota.of(operations)) }
+        : { pace: pacer(calls), inFlight: semaphore(operations) };
       instances.set(aws.sso_instance_arn, limits);
     }
     return limits;

@@ -1,0 +1,112 @@
+// The provider quota is the deployment's (CONTRACT §7), however many workers run: each worker
+// takes an equal share, counting the workers Temporal itself sees polling. No coordinator of our
+// own: every worker process also polls a presence task queue that never gets a task, and
+// Temporal's list of that queue's pollers is the list of live workers. (The main queue would not
+// do: a worker whose activity slots are all taken stops polling it, and would drop out of the
+// others' count exactly when it is busiest.)
+import type { Client } from '@temporalio/client';
+
+/** How often a worker reads the list of workers. */
+export const FLEET_REFRESH_MS = 5_000;
+/**
+ * Temporal records a poller when its long poll (up to a minute) starts, and a worker starts the
+ * next as the last ends. A worker not seen for this long is gone; one that died still counts until
+ * then (less quota used meanwhile, never more).
+ */
+const SEEN_WITHIN_MS = 150_000;
+/** A refresh takes a round trip to Temporal: on top of the others' refresh period before a newcomer calls AWS. */
+const JOIN_MARGIN_MS = 5_000;
+
+// temporal.api.enums.v1 values (@temporalio/proto is the client's, not a dependency of ours).
+const TASK_QUEUE_TYPE_ACTIVITY = 2;
+const TASK_QUEUE_KIND_NORMAL = 1;
+const DESCRIBE_TASK_QUEUE_MODE_ENHANCED = 1;
+
+type PollerInfo = NonNullable<Awaited<ReturnType<Client['workflowService']['describeTaskQueue']>>['pollers']>[number];
+
+/** The task queue whose pollers are the worker processes serving `taskQueue`. */
+export const presenceQueueOf = (taskQueue: string): string => `${taskQueue}-workers`;
+
+export interface QuotaShare {
+  /** This worker's part of a deployment-wide limit: 0 while it must make no call at all. */
+  of(total: number): number;
+}
+
+/** A worker alone (tests, a single process): the whole quota. */
+export const wholeQuota: QuotaShare = { of: (total) => total };
+
+interface FleetOptions {
+  namespace: string;
+  taskQueue: string;
+  /** This worker's identity on the presence queue. */
+  identity: string;
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * floor(total / workers), at least 1. Safe across changes: a newcomer makes no call until every
+ * other worker has refreshed since it first appeared, so all divide by the new count; a worker
+ * whose view is older than two refreshes makes no call either (it could have missed a newcomer).
+ * Plain floor rather than handing out the remainder: views that differ for a moment (a dead worker
+ * still in one of them) then never add up to more than the total.
+ */
+export function fleetShare(client: Client, opts: FleetOptions): QuotaShare & { stop(): void } {
+  let workers = 1;
+  let refreshedAt = -Infinity;
+  let seenSince: number | undefined; // when this worker first appeared in the list
+  const refresh = async () => {
+    const seen = await pollersOf(client, opts.namespace, presenceQueueOf(opts.taskQueue));
+    const now = performance.now();
+    if (!seen.has(opts.identity)) seenSince = undefined;
+    else seenSince ??= now;
+    seen.add(opts.identity);
+    workers = seen.size;
+    refreshedAt = now;
+  };
+  const timer = setInterval(() => refresh().catch((err) => opts.onError?.(err)), FLEET_REFRESH_MS);
+  refresh().catch((err) => opts.onError?.(err));
+  return {
+    of(total) {
+      const now = performance.now();
+      if (seenSince === undefined || now - seenSince < FLEET_REFRESH_MS + JOIN_MARGIN_MS) return 0;
+      if (now - refreshedAt > 2 * FLEET_REFRESH_MS + JOIN_MARGIN_MS) return 0;
+      return Math.max(1, Math.floor(total / workers));
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
+/**
+ * Identities that polled `taskQueue` lately. Both ways Temporal answers: the default mode, and the
+ * (deprecated) enhanced one that asks every partition of the queue; the union, so a poller only one
+ * of them reports still counts.
+ */
+async function pollersOf(client: Client, namespace: string, taskQueue: string): Promise<Set<string>> {
+  const cutoff = Date.now() - SEEN_WITHIN_MS;
+  const identities = new Set<string>();
+  const add = (pollers: PollerInfo[] | null | undefined) => {
+    for (const p of pollers ?? []) {
+      const at = p.lastAccessTime ? Number(p.lastAccessTime.seconds ?? 0) * 1000 : Date.now();
+      if (p.identity && at >= cutoff) identities.add(p.identity);
+    }
+  };
+  const [plain, enhanced] = await Promise.allSettled([
+    client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: TASK_QUEUE_TYPE_ACTIVITY }),
+    client.workflowService.describeTaskQueue({
+      namespace,
+      taskQueue: { name: taskQueue, kind: TASK_QUEUE_KIND_NORMAL },
+      apiMode: DESCRIBE_TASK_QUEUE_MODE_ENHANCED,
+      taskQueueTypes: [TASK_QUEUE_TYPE_ACTIVITY],
+      reportPollers: true,
+      versions: { unversioned: true },
+    }),
+  ]);
+  if (plain.status === 'rejected') throw plain.reason;
+  add(plain.value.pollers);
+  if (enhanced.status === 'fulfilled') {
+    for (const version of Object.values(enhanced.value.versionsInfo ?? {})) {
+      for (const type of Object.values(version.typesInfo ?? {})) add(type.pollers);
+    }
+  }
+  return identities;
+}
