@@ -11,6 +11,7 @@
 //   IN_PROGRESS to the caller) and whose end (SUCCEEDED/FAILED) has not yet been reported to the
 //   caller by a status poll. A creation answered SUCCEEDED at once is never in flight (moto answers
 //   so; IN_PROGRESS injection makes creations last). One never polled to its end stays counted.
+// - operations in flight: the same for creations and deletions together.
 //
 // It runs in a child process: in the test process its clock would be the busy worker's event loop,
 // and calls would seem to arrive in bunches that never left in bunches. `FaultProxy` is the
@@ -37,6 +38,7 @@ export interface ProxyStats {
   maxCallsInOneSecond: number;
   creationsInFlight: number;
   maxCreationsInFlight: number;
+  maxOperationsInFlight: number;
 }
 
 interface Tracked {
@@ -53,6 +55,8 @@ class FaultProxyServer {
   calls: { at: number; op: Operation }[] = [];
   creationsInFlight = 0;
   maxCreationsInFlight = 0;
+  operationsInFlight = 0;
+  maxOperationsInFlight = 0;
   private rules = new Map<Operation, FaultRule>();
   private tracked = new Map<string, Tracked>();
   private server = http.createServer((req, res) => void this.handle(req, res));
@@ -75,6 +79,8 @@ class FaultProxyServer {
     this.calls = [];
     this.creationsInFlight = 0;
     this.maxCreationsInFlight = 0;
+    this.operationsInFlight = 0;
+    this.maxOperationsInFlight = 0;
   }
 
   stats(): ProxyStats {
@@ -86,6 +92,7 @@ class FaultProxyServer {
       maxCallsInOneSecond: this.maxCallsInOneSecond(),
       creationsInFlight: this.creationsInFlight,
       maxCreationsInFlight: this.maxCreationsInFlight,
+      maxOperationsInFlight: this.maxOperationsInFlight,
     };
   }
 
@@ -174,6 +181,7 @@ class FaultProxyServer {
       tracked = { creation: op === 'CreateAccountAssignment', pollsLeft: rule.inProgressPolls + 1, failureReason: rule.failureReason };
       this.tracked.set(status.RequestId, tracked);
       if (tracked.creation) this.maxCreationsInFlight = Math.max(this.maxCreationsInFlight, ++this.creationsInFlight);
+      this.maxOperationsInFlight = Math.max(this.maxOperationsInFlight, ++this.operationsInFlight);
     }
     if (!tracked) return body;
     if (tracked.pollsLeft > 0) {
@@ -183,6 +191,7 @@ class FaultProxyServer {
     } else {
       this.tracked.delete(status.RequestId);
       if (tracked.creation) this.creationsInFlight--;
+      this.operationsInFlight--;
       if (tracked.failureReason !== undefined) {
         status.Status = 'FAILED';
         status.FailureReason = tracked.failureReason;
