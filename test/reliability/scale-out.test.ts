@@ -19,7 +19,9 @@ import { eventually } from '../support/world';
 const WORKERS = 3;
 const APIS = 2;
 const ACTIVATIONS = Number(process.env.RELIABILITY_ACTIVATIONS ?? 300);
-const DURATION_SECONDS = 90;
+// Longer than the activations take at the paced rate (about 2 minutes), so that each grant becomes
+// active before it expires (one still provisioning at its expiry is cancelled, never active).
+const DURATION_SECONDS = 300;
 const PER_ENSURE = 20; // the most entitlements one ensure takes
 const TENANT = { id: '5ca1e0a7-0000-4000-8000-00000000005c', name: 'scale' };
 const FAY = { sub: 'fay', email: 'fay@scale.example', groups: ['engineering'] };
