@@ -28,8 +28,9 @@ const awsSchema = z.strictObject({
   role_duration_seconds: z.int().min(900).max(43200).optional(),
   endpoint: z.url().optional(),
   /**
-   * What this worker process allows itself against the Identity Center instance (AWS quotas:
-   * about 20 admin API calls per second, a few assignment operations at once).
+   * What the whole deployment allows itself against the Identity Center instance (AWS quotas:
+   * about 20 admin API calls per second, a few assignment operations at once); each worker
+   * process takes an equal share (src/activities/fleet.ts).
    */
   limits: z
     .strictObject({

@@ -2,6 +2,7 @@
 // activities, and keeps each tenant's reconciliation Schedule up to date.
 import { Client } from '@temporalio/client';
 import { DefaultLogger, type LogEntry, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { createActivities } from './activities';
 import { fleetShare, presenceQueueOf, type QuotaShare } from './activities/fleet';
@@ -57,8 +58,9 @@ async function main(log: Logger): Promise<void> {
       : undefined;
   const connection = await NativeConnection.connect(env.temporal);
   const client = new Client({ connection, namespace: env.temporalNamespace });
-  // The SDK's default identity; this worker's name among the deployment's workers.
-  const identity = `${process.pid}@${os.hostname()}`;
+  // This worker's name among the deployment's workers: the SDK's default identity, made unique
+  // (containers may share a pid and a host name; two workers taken for one would overdraw the quota).
+  const identity = `${process.pid}@${os.hostname()}/${randomUUID().slice(0, 8)}`;
   const quota = fleetShare(client, {
     namespace: env.temporalNamespace,
     taskQueue: env.taskQueue,

@@ -375,6 +375,44 @@ describe('request pacing', function () {
     assert.deepEqual(went, ['creation 1', 'deletion', 'creation 2', 'creation 3']);
   });
 
+  it('pacer with a share of the quota lets nothing go while the share is 0, then keeps to the share', async function () {
+    let share = 0;
+    const pace = pacer(() => share, 200);
+    const t0 = performance.now();
+    const went: number[] = [];
+    const calls = Promise.all(Array.from({ length: 6 }, () => pace().then(() => went.push(performance.now() - t0))));
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(went.length, 0, 'no call while the share is 0');
+    share = 2;
+    await calls;
+    for (let i = 2; i < went.length; i++) {
+      assert.ok(went[i] - went[i - 2] >= 195, `3 calls within one window: ${went.map((at) => at.toFixed(0))}`);
+    }
+  });
+
+  it('semaphore with a share of the quota admits waiters once the share grows, and keeps to a smaller one', async function () {
+    let share = 0;
+    const limit = semaphore(() => share);
+    let running = 0;
+    const startedWith: number[] = []; // how many ran, itself included, as each one started
+    const hold = (ms: number) =>
+      limit(async () => {
+        startedWith.push(++running);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        running--;
+      });
+    const first = Array.from({ length: 4 }, () => hold(1000));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(startedWith.length, 0, 'none runs while the share is 0');
+    share = 3;
+    await new Promise((resolve) => setTimeout(resolve, 500)); // waiters look again every 250 ms
+    assert.deepEqual(startedWith, [1, 2, 3], 'the grown share is used without waiting for a release');
+    share = 1;
+    const later = Array.from({ length: 3 }, () => hold(20));
+    await Promise.all([...first, ...later]);
+    assert.deepEqual(startedWith, [1, 2, 3, 1, 1, 1, 1], 'after it shrank, one at a time');
+  });
+
   it('semaphore hands a freed slot to a waiting deletion first', async function () {
     const limit = semaphore(1);
     const went: string[] = [];

@@ -292,8 +292,8 @@ export function createActivities(
     await limitsOf(aws).inFlight(async () => {
       opts.stillCurrent?.();
       const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
+      // Polled to its end even if this attempt is over meanwhile: until then it counts at AWS.
       const status = await settle(started.AccountAssignmentCreationStatus, async (requestId) => {
-        opts.stillCurrent?.();
         const out = await sso.send(
           new DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: aws.sso_instance_arn, AccountAssignmentCreationRequestId: requestId }),
         );

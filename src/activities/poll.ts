@@ -3,7 +3,12 @@ import type { AccountAssignmentOperationStatus } from '@aws-sdk/client-sso-admin
 import { Context } from '@temporalio/activity';
 import { ActivityCancelledError, ActivityNotFoundError, type AsyncCompletionClient } from '@temporalio/client';
 
-/** Polls an asynchronous assignment operation until it has succeeded or failed. */
+/**
+ * Polls an asynchronous assignment operation until it has succeeded or failed. Not stopped by the
+ * activity's cancellation or timeout: an operation AWS accepted counts against the instance's
+ * operations in flight until it ends, so its caller's slot must not be freed before (a retry
+ * would start another while it still runs).
+ */
 export async function settle(
   first: AccountAssignmentOperationStatus | undefined,
   poll: (requestId: string) => Promise<AccountAssignmentOperationStatus | undefined>,
@@ -12,7 +17,7 @@ export async function settle(
   let status = first;
   let delay = firstDelayMs;
   while (status?.Status === 'IN_PROGRESS' && status.RequestId) {
-    await pause(delay);
+    await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(delay * 2, maxDelayMs);
     status = await poll(status.RequestId);
   }
@@ -20,16 +25,6 @@ export async function settle(
     throw new Error(`Unexpected assignment operation status from AWS: ${JSON.stringify(status)}`);
   }
   return status;
-}
-
-/**
- * Waits between polls; inside an activity, stops early if it is cancelled. It does not heartbeat:
- * its callers run inside `heartbeating` or `heartbeatingWithRecord`, which own the heartbeats.
- */
-async function pause(ms: number): Promise<void> {
-  const context = activityContext();
-  if (!context) return new Promise((resolve) => setTimeout(resolve, ms));
-  await context.sleep(ms);
 }
 
 /** The running activity's context; undefined when called directly (tests, scripts), not by a worker. */
