@@ -38,6 +38,7 @@ export function createTenantClients(aws: AwsTenantConfig, pace: () => Promise<vo
   // waited is signed when it leaves).
   const paced: FinalizeRequestMiddleware<ServiceInputTypes, ServiceOutputTypes> = (next) => async (args) => {
     await pace();
+    callerCheck.getStore()?.();
     return next(args);
   };
   sso.middlewareStack.addRelativeTo(paced, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'jitPace' },
@@ -85,6 +86,15 @@ const deletionContext = new AsyncLocalStorage<true>();
 /** Runs `work` with deletion priority for every paced call and in-flight slot it waits for. */
 export function asDeletion<T>(work: () => Promise<T>): Promise<T> {
   return deletionContext.run(true, work);
+}
+
+// A call can wait at the pacer for minutes under load; the activity attempt that made it may be
+// over by then (timed out, and retried elsewhere). A call that acts checks again when it may go.
+const callerCheck = new AsyncLocalStorage<() => void>();
+
+/** Runs `work`, whose paced calls each run `check` (which throws to stop them) once the pacer lets them go. */
+export function checkedWhenPaced<T>(check: (() => void) | undefined, work: () => Promise<T>): Promise<T> {
+  return check ? callerCheck.run(check, work) : work();
 }
 
 /** Two waiting lines: deletions are served first, each line in arrival order. */

@@ -18,7 +18,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import type { WorkerMetrics } from '../metrics';
-import { asDeletion, createTenantClients, pacer, semaphore, type TenantClients } from './aws';
+import { asDeletion, checkedWhenPaced, createTenantClients, pacer, semaphore, type TenantClients } from './aws';
 import type { QuotaShare } from './fleet';
 import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import { createReconcileActivities } from './reconcile';
@@ -291,7 +291,8 @@ export function createActivities(
     const { sso, aws } = resolved.tenant;
     await limitsOf(aws).inFlight(async () => {
       opts.stillCurrent?.();
-      const started = await sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId)));
+      // Checked again once paced: an attempt timed out meanwhile must not create what its retry may already have made and removed.
+      const started = await checkedWhenPaced(opts.stillCurrent, () => sso.send(new CreateAccountAssignmentCommand(assignment(resolved, ref.accountId))));
       // Polled to its end even if this attempt is over meanwhile: until then it counts at AWS.
       const status = await settle(started.AccountAssignmentCreationStatus, async (requestId) => {
         const out = await sso.send(
