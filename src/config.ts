@@ -14,7 +14,18 @@ const awsSchema = z.strictObject({
   region: z.string().min(1),
   sso_instance_arn: z.string().regex(/^arn:aws:sso:::instance\/ssoins-[a-zA-Z0-9.-]+$/, 'an IAM Identity Center instance ARN'),
   identity_store_id: z.string().regex(/^d-[0-9a-z]{10}$/, 'an identity store id like d-0123456789'),
-  assume_role_arn: z.string().startsWith('arn:aws:iam::').optional(),
+  /**
+   * A role the worker assumes (from its own credentials, the SDK's default chain) to reach the
+   * instance, e.g. in the management or delegated administrator account. docs/aws-iam.md lists
+   * what the role must allow and trust.
+   */
+  assume_role_arn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'an IAM role ARN like arn:aws:iam::123456789012:role/jit-access').optional(),
+  /** What the role's trust policy requires as sts:ExternalId. */
+  external_id: z.string().regex(/^[\w+=,.@:/-]{2,1224}$/, '2 to 1224 letters, digits or +=,.@:/-_').optional(),
+  /** Shown in CloudTrail as the acting session. */
+  role_session_name: z.string().regex(/^[\w+=,.@-]{2,64}$/, '2 to 64 letters, digits or +=,.@-_').optional(),
+  /** Lifetime of each set of temporary credentials; they are renewed before they expire. */
+  role_duration_seconds: z.int().min(900).max(43200).optional(),
   endpoint: z.url().optional(),
   /**
    * What this worker process allows itself against the Identity Center instance (AWS quotas:
@@ -28,6 +39,10 @@ const awsSchema = z.strictObject({
       assignment_operations_in_flight: z.int().positive().default(10),
     })
     .prefault({}),
+}).superRefine((aws, ctx) => {
+  for (const field of ['external_id', 'role_session_name', 'role_duration_seconds'] as const) {
+    if (aws[field] !== undefined && !aws.assume_role_arn) ctx.addIssue({ code: 'custom', path: [field], message: 'applies only with assume_role_arn' });
+  }
 });
 
 /** Slack-compatible incoming webhooks (README, "Notifications"). */

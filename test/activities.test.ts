@@ -10,6 +10,7 @@ import {
   ListInstancesCommand,
   SSOAdminClient,
 } from '@aws-sdk/client-sso-admin';
+import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AppConfig } from '../src/config';
 import { createActivities, type AssignmentRef, type GrantActivities } from '../src/activities';
@@ -106,6 +107,7 @@ describe('activities against moto', function () {
   before(async function () {
     const started = await startMoto();
     moto = started.process;
+    motoEndpoint = started.endpoint;
     const clientConfig = { region: REGION, endpoint: started.endpoint, credentials: CREDENTIALS };
     sso = new SSOAdminClient(clientConfig);
     identity = new IdentitystoreClient(clientConfig);
@@ -307,8 +309,45 @@ describe('activities against moto', function () {
     }
   });
 
-  it('refuses assume_role_arn until it is supported', async function () {
-    await assert.rejects(createActivities(configWith({ assume_role_arn: 'arn:aws:iam::123456789012:role/jit' })).findAssignment(ref('alice@example.com')), /assume_role_arn is not supported yet/);
+  it('reaches an instance in another account through the tenant\'s role, with its external id and session name', async function () {
+    // The instance is in the management account; the worker's own keys are in moto's default
+    // account. moto routes a call by its access key, so only the role's keys reach this instance.
+    const MANAGEMENT = '210987654321';
+    const inManagement = {
+      region: REGION,
+      endpoint: motoEndpoint,
+      credentials: fromTemporaryCredentials({
+        masterCredentials: CREDENTIALS,
+        params: { RoleArn: `arn:aws:iam::${MANAGEMENT}:role/test-setup`, RoleSessionName: 'test-setup' },
+        clientConfig: { region: REGION, endpoint: motoEndpoint },
+      }),
+    };
+    const mgmtSso = new SSOAdminClient(inManagement);
+    const { Instances } = await mgmtSso.send(new ListInstancesCommand({}));
+    const [{ InstanceArn: mgmtInstance, IdentityStoreId: mgmtStore }] = Instances!;
+    assert.notEqual(mgmtInstance, instanceArn, 'each moto account has its own instance');
+    const { UserId } = await new IdentitystoreClient(inManagement).send(
+      new CreateUserCommand({ IdentityStoreId: mgmtStore, UserName: 'dave@example.com', DisplayName: 'Dave Dunn', Name: { GivenName: 'Dave', FamilyName: 'Dunn' }, Emails: [{ Value: 'dave@example.com', Primary: true }] }),
+    );
+    const { PermissionSet } = await mgmtSso.send(new CreatePermissionSetCommand({ InstanceArn: mgmtInstance, Name: 'BillingAccess' }));
+
+    const roleArn = `arn:aws:iam::${MANAGEMENT}:role/jit-access-worker`;
+    const viaRole = createActivities(
+      configWith({ sso_instance_arn: mgmtInstance!, identity_store_id: mgmtStore!, endpoint: motoEndpoint, assume_role_arn: roleArn, external_id: 'tenant-7f3a', role_session_name: 'jit-moto' }),
+    );
+    const dave = ref('dave@example.com', 'BillingAccess');
+    await viaRole.createAssignment(dave);
+    assert.equal((await viaRole.findAssignment(dave)).exists, true);
+
+    const { AccountAssignments } = await mgmtSso.send(
+      new ListAccountAssignmentsCommand({ InstanceArn: mgmtInstance, AccountId: ACCOUNT, PermissionSetArn: PermissionSet!.PermissionSetArn }),
+    );
+    assert.deepEqual(AccountAssignments?.map((a) => a.PrincipalId), [UserId]);
+    // moto's record of the session: one AssumeRole for the tenant (its clients are kept and its
+    // credentials reused across calls), with the external id and session name from the config.
+    const { sts } = (await (await fetch(`${motoEndpoint}/moto-api/data.json`)).json()) as { sts: { AssumedRole: { role_arn: string; arn: string; external_id: string | null }[] } };
+    const sessions = sts.AssumedRole.filter((r) => r.role_arn === roleArn);
+    assert.deepEqual(sessions.map((r) => [r.arn, r.external_id]), [[`arn:aws:sts::${MANAGEMENT}:assumed-role/jit-access-worker/jit-moto`, 'tenant-7f3a']]);
   });
 });
 

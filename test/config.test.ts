@@ -59,6 +59,14 @@ describe('config', () => {
       { tenants: [tenant, { ...tenant, id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', aws: { ...tenant.aws, limits: { calls_per_second: 5 } } }] },
       /tenants\.1\.aws\.limits: differs from another tenant's/,
     ],
+    ['an external_id without assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, external_id: 'abc-123' } }] }, /tenants\.0\.aws\.external_id: applies only with assume_role_arn/],
+    ['a role_session_name without assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, role_session_name: 'jit' } }] }, /tenants\.0\.aws\.role_session_name: applies only with assume_role_arn/],
+    ['a user ARN for assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, assume_role_arn: 'arn:aws:iam::123456789012:user/jit' } }] }, /tenants\.0\.aws\.assume_role_arn: an IAM role ARN/],
+    [
+      'a role session shorter than STS allows',
+      { tenants: [{ ...tenant, aws: { ...tenant.aws, assume_role_arn: 'arn:aws:iam::123456789012:role/jit', role_duration_seconds: 600 } }] },
+      /tenants\.0\.aws\.role_duration_seconds/,
+    ],
   ];
   for (const url of ['http://idp.example.com/jwks.json', 'http://10.0.0.1/jwks.json', 'ftp://idp.example.com/jwks.json']) {
     bad.push([`a jwks_url that is not https (${url})`, { tenants: [{ ...tenant, auth: { issuer: 'x', audience: 'y', jwks_url: url } }] }, /tenants\.0\.auth\.jwks_url: .*https/]);
@@ -69,6 +77,12 @@ describe('config', () => {
       assert.throws(() => loadConfig(file), (err: Error) => err instanceof ConfigError && field.test(err.message) && err.message.includes(file));
     });
   }
+
+  it('reads the role to assume with its external id, session name and duration', () => {
+    const role = { assume_role_arn: 'arn:aws:iam::210987654321:role/jit-access', external_id: 'tenant-7f3a', role_session_name: 'jit-prod', role_duration_seconds: 1800 };
+    const config = loadConfig(write('role.json', JSON.stringify({ tenants: [{ ...tenant, aws: { ...tenant.aws, ...role } }] })));
+    assert.deepEqual(config.tenants[0].aws, { ...tenant.aws, ...role, limits: { calls_per_second: 20, assignment_operations_in_flight: 10 } });
+  });
 
   it('accepts a jwks_url over https, and over plain http only on a loopback address', () => {
     for (const url of ['https://idp.example.com/.well-known/jwks.json', 'http://127.0.0.1:8081/jwks.json', 'http://localhost/jwks.json', 'http://[::1]:9000/jwks.json']) {

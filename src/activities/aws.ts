@@ -2,8 +2,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { IdentitystoreClient } from '@aws-sdk/client-identitystore';
 import { SSOAdminClient, type ServiceInputTypes, type ServiceOutputTypes } from '@aws-sdk/client-sso-admin';
-import type { FinalizeRequestMiddleware } from '@smithy/types';
-import { ApplicationFailure } from '@temporalio/common';
+import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import { createIsIdentityExpiredFunction, doesIdentityRequireRefresh, memoizeIdentityProvider } from '@smithy/core';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, FinalizeRequestMiddleware } from '@smithy/types';
 import type { AwsTenantConfig } from '../config';
 
 export interface TenantClients {
@@ -20,22 +21,17 @@ const RETRY = { maxAttempts: 5, retryMode: 'adaptive' } as const;
 const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 10_000, throwOnRequestTimeout: true };
 
 /** `pace` is awaited before every attempt, retries included, so the provider sees the paced rate. */
-export function createTenantClients(tenantId: string, aws: AwsTenantConfig, pace: () => Promise<void>): TenantClients {
-  if (aws.assume_role_arn) {
-    // TODO: assume the role with fromTemporaryCredentials once @aws-sdk/credential-providers
-    // is a dependency; until then such a tenant cannot be provisioned at all.
-    throw ApplicationFailure.nonRetryable(
-      `Tenant ${tenantId}: assume_role_arn is not supported yet (needs @aws-sdk/credential-providers)`,
-      'UnsupportedConfig',
-    );
-  }
+export function createTenantClients(aws: AwsTenantConfig, pace: () => Promise<void>): TenantClients {
+  // An emulator accepts any key, but the SDK refuses to sign without one.
+  const emulatorKeys = aws.endpoint && !process.env.AWS_ACCESS_KEY_ID ? { accessKeyId: 'test', secretAccessKey: 'test' } : undefined;
+  // Without either, the SDK's default chain (environment, profile, container or instance role).
+  const credentials = aws.assume_role_arn ? oneSession(assumedRole(aws.assume_role_arn, aws, emulatorKeys)) : emulatorKeys;
   const config = {
     region: aws.region,
     ...RETRY,
     requestHandler: REQUEST_HANDLER,
     ...(aws.endpoint && { endpoint: aws.endpoint }),
-    // An emulator accepts any key, but the SDK refuses to sign without one.
-    ...(aws.endpoint && !process.env.AWS_ACCESS_KEY_ID && { credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }),
+    ...(credentials && { credentials }),
   };
   const sso = new SSOAdminClient(config);
   // Inside the retry loop (each attempt is a call AWS counts), before signing (a request that
@@ -48,6 +44,31 @@ export function createTenantClients(tenantId: string, aws: AwsTenantConfig, pace
   );
   return { sso, identity: new IdentitystoreClient(config) };
 }
+
+/**
+ * The tenant's role, assumed with the worker's own credentials (the default chain, or `baseKeys`)
+ * through STS in the instance's region (or the emulator), with the same timeouts and retries.
+ */
+function assumedRole(roleArn: string, aws: AwsTenantConfig, baseKeys: AwsCredentialIdentity | undefined): AwsCredentialIdentityProvider {
+  return fromTemporaryCredentials({
+    ...(baseKeys && { masterCredentials: baseKeys }),
+    params: {
+      RoleArn: roleArn,
+      RoleSessionName: aws.role_session_name ?? 'jit-access',
+      ...(aws.external_id && { ExternalId: aws.external_id }),
+      ...(aws.role_duration_seconds && { DurationSeconds: aws.role_duration_seconds }),
+    },
+    clientConfig: { region: aws.region, ...RETRY, requestHandler: REQUEST_HANDLER, ...(aws.endpoint && { endpoint: aws.endpoint }) },
+  });
+}
+
+/**
+ * One set of temporary credentials for both of a tenant's clients: the provider itself assumes the
+ * role anew on every call, and each client would keep its own. Renewed 10 minutes before expiry,
+ * earlier than each client's own 5-minute window, so a client asking then always gets a fresh set.
+ */
+const oneSession = (provider: AwsCredentialIdentityProvider) =>
+  memoizeIdentityProvider(provider, createIsIdentityExpiredFunction(10 * 60_000), doesIdentityRequireRefresh)!;
 
 // Between the pacer letting a call go and the call reaching AWS lie signing, opening a socket, a
 // busy event loop and the network; calls delayed unequally would otherwise crowd into one second

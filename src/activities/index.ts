@@ -101,7 +101,7 @@ export function createActivities(config: AppConfig, { client, metrics }: { clien
     const tenantConfig = tenantById(config, tenantId);
     if (!tenantConfig) throw ApplicationFailure.nonRetryable(`Unknown tenant ${tenantId}`, 'UnknownTenant');
     const { aws } = tenantConfig;
-    const tenant = { aws, ...createTenantClients(tenantConfig.id, aws, limitsOf(aws).pace) };
+    const tenant = { aws, ...createTenantClients(aws, limitsOf(aws).pace) };
     tenants.set(tenantConfig.id, tenant);
     return tenant;
   }
