@@ -45,7 +45,7 @@ const awsSchema = z.strictObject({
   }
 });
 
-/** Slack-compatible incoming webhooks (README, "Notifications"). */
+/** Slack-compatible incoming webhooks (docs/configuration.md, "Notifications"). */
 const notificationsSchema = z
   .strictObject({
     webhooks: z

@@ -27,7 +27,7 @@ const SEED = {
   validation: { fields: ['has_reason', 'has_ticket_attachment'] },
   error: { fields: ['code', 'message', 'details', 'notices'], required: ['code', 'message'] },
 };
-/** Ours, beyond the seed, on each grant (README: the grants endpoints say which entitlement and whose). */
+/** Ours, beyond the seed, on each grant (docs/api.md: the grants endpoints say which entitlement and whose). */
 const GRANT_EXTRAS = ['target', 'role', 'principal_id'];
 
 type Schema = { type?: string; properties?: Record<string, Schema>; required?: string[]; items?: Schema; enum?: string[]; anyOf?: Schema[]; format?: string; $ref?: string };

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `access`: the access API from a terminal or a script (README, "CLI"). It talks HTTP only.
+// `access`: the access API from a terminal or a script (docs/api.md, "CLI"). It talks HTTP only.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { TARGET_PATTERN } from '../domain/grant';
 import { ApiError, callApi, type Connection, EXIT, type Grant } from './api';
