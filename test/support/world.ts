@@ -21,6 +21,8 @@ export const OTHER_TENANT = { id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', name: 
 /** Everything auto-activates; its AWS calls go through the fault proxy (`current().faults`). */
 export const FAULTS_TENANT = { id: 'f0a17e57-0000-4000-8000-00000000fa17', name: 'faults' };
 export const PRODUCTION_ACCOUNT = '111111111111';
+/** Another production account: AdministratorAccess there needs two approvals (policies/administrator.cedar). */
+export const TWO_APPROVALS_ACCOUNT = '111111111112';
 /** OTHER_TENANT's webhook with a secret in its path (a working one). */
 export const SECRET_WEBHOOK_PATH = '/services/T0000/B0000/s3cr3tW3bh00kT0k3n';
 /** TENANT's webhooks warn this long before a grant expires. */
@@ -30,6 +32,8 @@ export const USERS = {
   alice: { sub: 'alice', email: 'alice@example.com', groups: ['engineering'] },
   bob: { sub: 'bob', email: 'bob@example.com', groups: ['engineering'] },
   carol: { sub: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
+  /** A second reviewer, for requests that need two approvals. */
+  dave: { sub: 'dave', email: 'dave@example.com', groups: ['platform-admins'] },
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
   oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
   fay: { sub: 'fay', email: 'fay@faults.example', groups: ['engineering'] },
@@ -66,7 +70,7 @@ export async function startWorld(): Promise<void> {
     tenants: [
       {
         ...TENANT,
-        accounts: { [PRODUCTION_ACCOUNT]: { environment: 'production' } },
+        accounts: { [PRODUCTION_ACCOUNT]: { environment: 'production' }, [TWO_APPROVALS_ACCOUNT]: { environment: 'production' } },
         // A reviewers' channel, a requesters' channel, and one that fails each first delivery.
         notifications: {
           webhooks: [
