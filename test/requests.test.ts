@@ -33,6 +33,12 @@ async function listedIds(as: 'alice' | 'bob' | 'carol', query: string): Promise<
   return reply.body.requests.map((r: { id: string }) => r.id);
 }
 
+/** Once the grant's run has completed (its notifications sent): a recorded history is then whole. */
+const closed = (grantId: string) =>
+  eventually('the grant’s run to complete', async () =>
+    (await current().temporal.workflow.count(`AccessGrantId = '${grantId}' AND ExecutionStatus = 'Completed'`)).count > 0 ? true : undefined,
+  60_000);
+
 const reviewerWebhooksAbout = (account: string) =>
   current().webhooks.received.filter((r) => r.path === '/reviewers' && r.body.text.includes(`AWS::Account::${account}`));
 
@@ -189,6 +195,7 @@ describe('access requests', function () {
     await grantReaching(grant.id, 'active');
     const revoked = await call('POST', `/v1/access/grants/${grant.id}/revoke`, { body: { reason: 'done' } });
     assert.equal(revoked.status, 200);
+    await closed(grant.id);
     await recordHistory('request-two-approvals-revoke', grant.id);
   });
 
@@ -277,6 +284,7 @@ describe('outcomes a polling client sees', function () {
     assert.equal(Date.parse(active.expires_at!) - Date.parse(active.activated_at!), 1_800_000);
     const revoked = await call('POST', `/v1/access/grants/${grant.id}/revoke`, { as: 'fay', body: {} });
     assert.equal(revoked.status, 200);
+    await closed(grant.id);
     await recordHistory('provisioning-extended-revoke', grant.id);
   });
 });
