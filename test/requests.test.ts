@@ -1,6 +1,6 @@
 // Access requests as first-class objects (issue 12 §1, §2, §4, §5), through HTTP on the real stack.
 import assert from 'node:assert/strict';
-import type { GrantView } from '../src/domain/grant';
+import { grantWorkflowId, type GrantView } from '../src/domain/grant';
 import {
   call,
   current,
@@ -10,6 +10,7 @@ import {
   grantReaching,
   recordHistory,
   target,
+  TENANT,
   TWO_APPROVALS_ACCOUNT,
 } from './support/world';
 
@@ -81,6 +82,28 @@ describe('access requests', function () {
     assert.equal(approved.body.status, 'approved');
     assert.deepEqual(approved.body.approvals.map((x: { reviewer_id: string }) => x.reviewer_id), ['carol']);
     for (const g of approved.body.grants) assert.ok(['provisioning', 'active'].includes(g.status), `grant ${g.status}, not the stale pending`);
+    await grantReaching(a.id, 'active');
+    await grantReaching(b.id, 'active');
+  });
+
+  it('a review that reached only some grants (cut off half-way) is completed by sending it again', async () => {
+    const [one, two] = [freshAccount(), freshAccount()];
+    const reply = await ensure(
+      [one, two].map((a) => ({ target: target(a), role: 'AdministratorAccess', duration_seconds: 600 })),
+      { reason: 'two accounts' },
+    );
+    const [a, b] = reply.body.grants;
+    const id = a.access_request_id!;
+    // carol's approval delivered to the first grant's workflow only, as when the API died between the two.
+    const workflowId = grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: a.target, role: a.role });
+    await current().temporal.workflow.getHandle(workflowId).executeUpdate('review', { args: [{ decision: 'approve', reviewerId: 'carol', accessRequestId: id }] });
+    assert.equal((await grantReaching(b.id, 'pending')).approved, false);
+
+    const retried = await review(id, 'carol', 'approve');
+    assert.equal(retried.status, 200, JSON.stringify(retried.body));
+    assert.equal(retried.body.status, 'approved');
+    assert.deepEqual(retried.body.approvals.map((x: { reviewer_id: string }) => x.reviewer_id), ['carol'], 'carol counts once');
+    for (const g of retried.body.grants) assert.ok(['provisioning', 'active'].includes(g.status), JSON.stringify(g));
     await grantReaching(a.id, 'active');
     await grantReaching(b.id, 'active');
   });
