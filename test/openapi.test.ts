@@ -1,7 +1,7 @@
 // GET /openapi.json describes the seed's fields and enums word for word, and the API's real answers
 // match the schemas it is generated from.
 import assert from 'node:assert/strict';
-import { errorSchema, grantsResponseSchema } from '../src/api/schemas';
+import { accessRequestSchema, errorSchema, grantsResponseSchema, requestsResponseSchema } from '../src/api/schemas';
 import { call, ensure, freshAccount, target } from './support/world';
 
 // From the seed page (/work/shared/spec/access-ensure-api.txt): every field, what it requires,
@@ -53,6 +53,8 @@ describe('GET /openapi.json', () => {
       'GET /v1/access/grants/{id}',
       'POST /v1/access/grants/{id}/revoke',
       'POST /v1/access/requests/{access_request_id}/review',
+      'GET /v1/access/requests',
+      'GET /v1/access/requests/{access_request_id}',
       'GET /healthz',
       'GET /readyz',
       'GET /metrics',
@@ -120,6 +122,19 @@ describe('GET /openapi.json', () => {
     const denied = await ensure([{ target: target(account), role: 'AdministratorAccess' }], { as: 'mallory' });
     assert.equal(denied.status, 403);
     errorSchema.parse(denied.body);
+    const requestId = requested.body.grants[0].access_request_id;
+    const one = await call('GET', `/v1/access/requests/${requestId}`);
+    assert.equal(one.status, 200, JSON.stringify(one.body));
+    accessRequestSchema.parse(one.body);
+    const page = await call('GET', '/v1/access/requests?mine=true&limit=1');
+    assert.equal(page.status, 200, JSON.stringify(page.body));
+    requestsResponseSchema.parse(page.body);
+    const reviewed = await call('POST', `/v1/access/requests/${requestId}/review`, { as: 'carol', body: { decision: 'approve', comment: 'ok' } });
+    assert.equal(reviewed.status, 200, JSON.stringify(reviewed.body));
+    accessRequestSchema.parse(reviewed.body);
+    const badCursor = await call('GET', '/v1/access/requests?cursor=%%%');
+    assert.equal(badCursor.status, 400);
+    errorSchema.parse(badCursor.body);
     const invalid = await call('POST', '/v1/access/ensure', { body: { entitlements: [] } });
     assert.equal(invalid.status, 400);
     errorSchema.parse(invalid.body);

@@ -10,7 +10,7 @@ import { type ApiMetrics, createApiMetrics } from '../metrics';
 import type { AccessService, Caller } from '../service/access';
 import type { Authenticator } from './auth';
 import { openApiDocument } from './openapi';
-import { ensureBodySchema, grantFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
+import { ensureBodySchema, grantFiltersSchema, requestFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
 
 export interface AppDeps {
   service: AccessService;
@@ -144,9 +144,17 @@ export function createApp({
     const who = await caller(req, res);
     const id = parseId(req.params.id, 'access request');
     const body = parse(reviewBodySchema, req.body);
-    const grant = await service.review(who, id, body.decision, body.comment);
-    logGrants(req, who, `request ${body.decision === 'approve' ? 'approved' : 'denied'}`, [grant]);
-    res.json(grant);
+    const request = await service.review(who, id, body.decision, body.comment);
+    logGrants(req, who, `request reviewed (${body.decision}): ${request.status}`, request.grants);
+    res.json(request);
+  });
+  app.get('/v1/access/requests', async (req, res) => {
+    const who = await caller(req, res);
+    res.json(await service.listRequests(who, parse(requestFiltersSchema, req.query)));
+  });
+  app.get('/v1/access/requests/:id', async (req, res) => {
+    const who = await caller(req, res);
+    res.json(await service.getRequest(who, parseId(req.params.id, 'access request')));
   });
 
   app.use((_req: Request, _res: Response) => {

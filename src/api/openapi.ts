@@ -7,6 +7,9 @@ import {
   grantFiltersSchema,
   grantSchema,
   grantsResponseSchema,
+  accessRequestSchema,
+  requestFiltersSchema,
+  requestsResponseSchema,
   reviewBodySchema,
   revokeBodySchema,
 } from './schemas';
@@ -70,6 +73,7 @@ function queryParameters(schema: z.ZodObject): JsonSchema[] {
 export function openApiDocument(): JsonSchema {
   const common = { security: [{ bearerAuth: [] }], parameters: [tenantHeader, requestIdHeader] };
   const grantAnswer = { description: 'The grant', content: json(ref('Grant')) };
+  const requestAnswer = { description: 'The access request', content: json(ref('AccessRequest')) };
   return {
     openapi: '3.1.0',
     info: {
@@ -123,17 +127,37 @@ export function openApiDocument(): JsonSchema {
           responses: { '200': grantAnswer, ...ERRORS, '404': errorResponse('No such grant'), '409': errorResponse('The grant is no longer open (`conflict`)') },
         },
       },
+      '/v1/access/requests': {
+        get: {
+          operationId: 'listAccessRequests',
+          summary: 'Requests you may review (policy `review` for every grant of it) and your own, newest first',
+          ...common,
+          parameters: [...common.parameters, ...queryParameters(requestFiltersSchema)],
+          responses: { '200': { description: 'One page of requests', content: json(ref('AccessRequestList')) }, ...ERRORS },
+        },
+      },
+      '/v1/access/requests/{access_request_id}': {
+        get: {
+          operationId: 'getAccessRequest',
+          summary: 'One access request (its requester and its reviewers see it)',
+          ...common,
+          parameters: [...common.parameters, pathId('access_request_id', 'The grants’ access_request_id')],
+          responses: { '200': requestAnswer, ...ERRORS, '404': errorResponse('No such access request, or none you may see') },
+        },
+      },
       '/v1/access/requests/{access_request_id}/review': {
         post: {
           operationId: 'reviewRequest',
-          summary: "Approve or deny someone else's pending access request",
+          summary: "Approve or deny someone else's pending access request, all its grants at once; answers the request after the decision",
           ...common,
           parameters: [...common.parameters, pathId('access_request_id', 'The grant’s access_request_id')],
           requestBody: { required: true, content: json(ref('ReviewRequest')) },
           responses: {
-            '200': grantAnswer,
+            '200': requestAnswer,
             ...ERRORS,
-            '403': errorResponse('Your own request (`forbidden`), or `tenant_mismatch`, or a token whose email is not verified'),
+            '403': errorResponse(
+              'Your own request, or one holding grants you may not review (`forbidden`, naming them), or `tenant_mismatch`, or a token whose email is not verified',
+            ),
             '404': errorResponse('No such access request, or none you may review (the same answer, so no id is confirmed)'),
             '409': errorResponse('The request is no longer pending (`conflict`)'),
           },
@@ -153,6 +177,8 @@ export function openApiDocument(): JsonSchema {
         EnsureRequest: jsonSchema(ensureBodySchema, 'input'),
         EnsureResponse: jsonSchema(grantsResponseSchema, 'output'),
         Grant: jsonSchema(grantSchema, 'output'),
+        AccessRequest: jsonSchema(accessRequestSchema, 'output'),
+        AccessRequestList: jsonSchema(requestsResponseSchema, 'output'),
         ReviewRequest: jsonSchema(reviewBodySchema, 'input'),
         RevokeRequest: jsonSchema(revokeBodySchema, 'input'),
         Error: jsonSchema(errorSchema, 'output'),

@@ -1,6 +1,7 @@
 // Request schemas: the seed's field names, checked strictly (unknown fields are errors).
 import { z } from 'zod';
 import { TARGET_PATTERN } from '../domain/grant';
+import { REQUEST_STATUSES } from '../domain/request';
 
 export const targetSchema = z
   .string()
@@ -46,6 +47,15 @@ export const grantFiltersSchema = z.strictObject({
   role: roleSchema.optional(),
 });
 
+export const requestStatusSchema = z.enum(REQUEST_STATUSES);
+
+export const requestFiltersSchema = z.strictObject({
+  status: requestStatusSchema.optional(),
+  mine: z.enum(['true', 'false']).transform((v) => v === 'true').optional().meta({ description: 'true: only your own requests' }),
+  limit: z.coerce.number().int().min(1).max(200).optional().meta({ description: 'Page size (default 50, at most 200)' }),
+  cursor: z.string().max(1024).optional().meta({ description: 'The next_cursor of the previous page' }),
+});
+
 // Response schemas: what the API answers, in the seed's words. They are the source of
 // GET /openapi.json, and the tests check real answers against them.
 export const grantChangeSchema = z.enum(['none', 'activated', 'requested', 'extended']);
@@ -76,6 +86,29 @@ export const grantSchema = z.strictObject({
 });
 
 export const grantsResponseSchema = z.strictObject({ grants: z.array(grantSchema) });
+
+const decisionSchema = z.strictObject({ reviewer_id: z.string(), at: z.iso.datetime({ offset: true }), comment: z.string().nullable() });
+
+export const accessRequestSchema = z
+  .strictObject({
+    id: z.uuid({ version: undefined }),
+    status: requestStatusSchema,
+    principal_id: z.string(),
+    principal_email: z.string().nullable(),
+    created_at: z.iso.datetime({ offset: true }),
+    expires_at: z.iso.datetime({ offset: true }).nullable().meta({ description: 'When the request lapses unless reviewed' }),
+    justification: z.strictObject({ reason: z.string().optional(), attachments: z.array(z.string()).optional() }),
+    approvals_required: z.int().positive(),
+    approvals: z.array(decisionSchema),
+    denial: decisionSchema.nullable(),
+    grants: z.array(grantSchema),
+  })
+  .meta({ description: 'What one ensure call asked reviewers for: the unit a reviewer approves or denies.' });
+
+export const requestsResponseSchema = z.strictObject({
+  requests: z.array(accessRequestSchema),
+  next_cursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last page.' }),
+});
 
 export const errorSchema = z.strictObject({
   code: z.string().meta({ description: 'Machine-readable error code (e.g. “not_found”, “tenant_mismatch”).' }),

@@ -2,7 +2,7 @@
 // `access`: the access API from a terminal or a script (docs/api.md, "CLI"). It talks HTTP only.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { TARGET_PATTERN } from '../domain/grant';
-import { ApiError, callApi, type Connection, EXIT, type Grant } from './api';
+import { type AccessRequest, ApiError, callApi, type Connection, EXIT, type Grant } from './api';
 
 interface CommonOptions {
   url: string;
@@ -12,6 +12,7 @@ interface CommonOptions {
 }
 
 const STATUSES = ['active', 'pending', 'provisioning', 'expired', 'revoked'];
+const REQUEST_STATUSES = ['pending', 'approved', 'denied', 'expired', 'withdrawn'];
 
 /** `1h`, `30m`, `1h30m`, `90s`, `2d` or plain seconds. */
 export function parseDuration(value: string): number {
@@ -204,14 +205,76 @@ async function grantsCommand(id: string | undefined, opts: CommonOptions & { sta
   return EXIT.ok;
 }
 
+/** What a review did, one line per grant of the request, then the approvals so far. */
+function describeRequest(request: AccessRequest): string[] {
+  const verb = request.status.toUpperCase();
+  const approvals = `${request.approvals.length} of ${request.approvals_required} approvals${request.approvals.length ? ` (${request.approvals.map((a) => a.reviewer_id).join(', ')})` : ''}`;
+  return [
+    ...request.grants.map((g) => `${verb.padEnd(14)}${g.role} on ${g.target} for ${request.principal_id}: ${g.status}`),
+    `  ${approvals}${request.denial ? `; denied by ${request.denial.reviewer_id}${request.denial.comment ? `: ${request.denial.comment}` : ''}` : ''}`,
+  ];
+}
+
 async function reviewCommand(requestId: string, decision: 'approve' | 'deny', opts: CommonOptions & { comment?: string }): Promise<number> {
-  const grant = await callApi<Grant>(connectionOf(opts), 'POST', `/v1/access/requests/${encodeURIComponent(requestId)}/review`, {
+  const request = await callApi<AccessRequest>(connectionOf(opts), 'POST', `/v1/access/requests/${encodeURIComponent(requestId)}/review`, {
     decision,
     ...(opts.comment ? { comment: opts.comment } : {}),
   });
-  const verb = decision === 'approve' ? 'APPROVED' : 'DENIED';
-  if (opts.json) printJson(grant);
-  else print([`${verb.padEnd(14)}${grant.role} on ${grant.target} for ${grant.principal_id}`]);
+  if (opts.json) printJson(request);
+  else print(describeRequest(request));
+  return EXIT.ok;
+}
+
+async function requestsCommand(opts: CommonOptions & { status?: string; mine?: boolean; limit?: number; cursor?: string }): Promise<number> {
+  const query = new URLSearchParams();
+  if (opts.status) query.set('status', opts.status);
+  if (opts.mine) query.set('mine', 'true');
+  if (opts.limit) query.set('limit', String(opts.limit));
+  if (opts.cursor) query.set('cursor', opts.cursor);
+  const page = await callApi<{ requests: AccessRequest[]; next_cursor: string | null }>(
+    connectionOf(opts),
+    'GET',
+    `/v1/access/requests${query.size ? `?${query}` : ''}`,
+  );
+  if (opts.json) {
+    printJson(page);
+    return EXIT.ok;
+  }
+  if (page.requests.length === 0) {
+    print(['no requests']);
+    return EXIT.ok;
+  }
+  const headings = ['STATUS', 'REQUESTER', 'APPROVALS', 'CREATED', 'GRANTS', 'ID'];
+  const rows = page.requests.map((r) =>
+    [
+      r.status.toUpperCase(),
+      r.principal_id,
+      `${r.approvals.length}/${r.approvals_required}`,
+      r.created_at,
+      r.grants.map((g) => `${g.role} on ${g.target.replace('AWS::Account::', '')}`).join(', '),
+      r.id,
+    ].map(terminalText),
+  );
+  const widths = headings.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c)).join('  ');
+  print([line(headings), ...rows.map(line), ...(page.next_cursor ? [`(more: --cursor ${page.next_cursor})`] : [])]);
+  return EXIT.ok;
+}
+
+async function requestCommand(id: string, opts: CommonOptions): Promise<number> {
+  const r = await callApi<AccessRequest>(connectionOf(opts), 'GET', `/v1/access/requests/${encodeURIComponent(id)}`);
+  if (opts.json) {
+    printJson(r);
+    return EXIT.ok;
+  }
+  print([
+    `${r.status.toUpperCase().padEnd(14)}request ${r.id} by ${r.principal_id}${r.principal_email ? ` (${r.principal_email})` : ''}`,
+    `  created ${r.created_at}${r.status === 'pending' && r.expires_at ? `, lapses at ${r.expires_at} unless reviewed` : ''}`,
+    ...(r.justification.reason ? [`  reason: ${r.justification.reason}`] : []),
+    ...((r.justification.attachments ?? []).length ? [`  attachments: ${r.justification.attachments!.join(', ')}`] : []),
+    ...describeRequest(r).slice(-1),
+    ...r.grants.flatMap((g) => [`  ${describe({ ...g, change: 'none' })}`, ...notes(g).map((n) => `  ${n}`)]),
+  ]);
   return EXIT.ok;
 }
 
@@ -274,11 +337,24 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .action(action(grantsCommand));
 
   common(root.command('review'))
-    .description('approve or deny an access request (its access_request_id)')
+    .description('approve or deny an access request (its access_request_id), all its grants at once')
     .argument('<request-id>', 'access request id')
     .addArgument(new Argument('<decision>', 'approve or deny').choices(['approve', 'deny']))
     .option('--comment <text>', 'shown to the requester')
     .action(action(reviewCommand));
+
+  common(root.command('requests'))
+    .description('list the access requests you may review, and your own (newest first)')
+    .addOption(new Option('--status <status>', 'only requests in this status').choices(REQUEST_STATUSES))
+    .option('--mine', 'only your own requests')
+    .option('--limit <n>', 'at most this many (default 50, at most 200)', Number)
+    .option('--cursor <cursor>', 'the next page, as the previous one said')
+    .action(action(requestsCommand));
+
+  common(root.command('request'))
+    .description('show one access request: its status, approvals and grants')
+    .argument('<request-id>', 'access request id')
+    .action(action(requestCommand));
 
   common(root.command('revoke'))
     .description('end a grant now; answers once the account assignment is removed')

@@ -69,12 +69,35 @@ export interface EnsureRequest {
   reviewDiagnostics: Diagnostic[];
   /** Absent when the tenant has no webhooks. */
   notifications?: GrantNotifications;
+  /**
+   * The access request of the ensure call, made by the API once per call for every reviewed
+   * entitlement. Absent from callers before it: the workflow then makes its own.
+   */
+  accessRequestId?: string;
+  /** Distinct reviewers who must approve (the largest `@approvals` of the permitting policies); absent: 1. */
+  approvalsRequired?: number;
+}
+
+/** One reviewer's decision on one grant, as the grant records it. */
+export interface Decision {
+  reviewerId: string;
+  at: string;
+  comment?: string;
 }
 
 export interface Review {
   decision: 'approve' | 'deny';
   reviewerId: string;
   comment?: string;
+  /** The request the reviewer saw: a grant under another request (a later one for the same key) refuses it. */
+  accessRequestId?: string;
+}
+
+/** This reviewer already gave this decision on the grant: a repeat (a retried review) changes nothing. */
+export function alreadyDecided(state: GrantState, r: Pick<Review, 'decision' | 'reviewerId'>): boolean {
+  return r.decision === 'approve'
+    ? (state.approvals ?? []).some((a) => a.reviewerId === r.reviewerId)
+    : state.denial?.reviewerId === r.reviewerId;
 }
 
 export interface Revocation {
@@ -104,7 +127,16 @@ export interface GrantState {
   closing: boolean;
   validation: Validation;
   justification: Justification;
+  /** The decision that closed the review: the last needed approval, or a denial. */
   review: Review | null;
+  /** Approvals so far, one per reviewer (absent in grants from before thresholds). */
+  approvals?: Decision[];
+  /** How many distinct reviewers must approve (absent: 1). */
+  approvalsRequired?: number;
+  /** The denial that closed the request, if one did. */
+  denial?: Decision | null;
+  /** When provisioning failed: a repeated ensure within a minute answers the failed grant. */
+  failedAt?: string | null;
   revocation: Revocation | null;
   diagnostics: Diagnostic[];
   /** Absent in grants from before notifications, and when the tenant has no webhooks. */
@@ -172,15 +204,39 @@ export function extensionSlackMs(durationSeconds: number): number {
 
 export type EnsureDecision =
   | { change: 'activated' | 'requested' }
-  | { change: 'extended'; expiresAt: string }
+  | { change: 'extended'; expiresAt: string | null }
   | { change: 'none'; diagnostics?: Diagnostic[] };
+
+/** How long a grant whose provisioning failed answers a repeated ensure, before the next one tries again. */
+export const FAILED_GRANT_ANSWERED_MS = 60_000;
+
+/** The same justification: the same reason and attachments (blanks around them aside). */
+export function sameJustification(a: Justification, b: Justification): boolean {
+  const norm = (j: Justification) => JSON.stringify([(j.reason ?? '').trim(), (j.attachments ?? []).map((x) => x.trim())]);
+  return norm(a) === norm(b);
+}
+
+/**
+ * A closed grant that still answers an ensure for its key (CONTRACT §2): a denied one while the
+ * justification is unchanged (asking again the same way would only ask the reviewers again), and
+ * one whose provisioning failed less than a minute ago (a polling client sees the failure).
+ */
+export function closedGrantAnswers(state: GrantState, req: EnsureRequest, now: Date): boolean {
+  if (state.status === 'new' || isOpen(state)) return false;
+  if (state.denial || state.review?.decision === 'deny') return sameJustification(state.justification, req.justification);
+  if (state.provisioningStatus === 'failed' && state.failedAt) return now.getTime() - Date.parse(state.failedAt) < FAILED_GRANT_ANSWERED_MS;
+  return false;
+}
 
 /**
  * What an ensure does to a grant in `state` at time `now` (CONTRACT §2). The workflow applies
  * it; the API uses it to answer dry runs and to keep no-change calls off the workflow history.
  */
 export function decideEnsure(state: GrantState | null, req: EnsureRequest, now: Date): EnsureDecision {
+  if (state && closedGrantAnswers(state, req, now)) return { change: 'none' };
   if (!state || !isOpen(state)) return { change: req.autoApprove ? 'activated' : 'requested' };
+  // Not yet active: the clock has not started, so a longer duration is simply kept.
+  if (state.status === 'provisioning' && req.autoApprove && req.durationSeconds > state.durationSeconds) return { change: 'extended', expiresAt: null };
   if (state.status !== 'active' || !state.expiresAt) return { change: 'none' };
   const wanted = new Date(now.getTime() + req.durationSeconds * 1000);
   if (wanted.getTime() <= Date.parse(state.expiresAt) + extensionSlackMs(req.durationSeconds)) return { change: 'none' };

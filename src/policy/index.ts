@@ -57,7 +57,17 @@ export class PolicySet {
     /** @id -> load position, to report determining policies in a stable order */
     private readonly order: ReadonlyMap<string, number>,
     private readonly advice: ReadonlyMap<string, string>,
+    /** @id -> its @approvals("N") */
+    private readonly approvals: ReadonlyMap<string, number> = new Map(),
   ) {}
+
+  /**
+   * How many distinct reviewers must approve a request that `policyIds` (the determining policies
+   * of its `request` decision) allowed: the largest of their `@approvals`, at least 1.
+   */
+  approvalsRequired(policyIds: readonly string[]): number {
+    return Math.max(1, ...policyIds.map((id) => this.approvals.get(id) ?? 1));
+  }
 
   authorize(req: PolicyRequest): PolicyDecision {
     const answer = cedar.statefulIsAuthorized({
@@ -108,6 +118,7 @@ export function loadPolicySet(dir: string): PolicySet {
   const problems: string[] = [];
   const byId = new Map<string, PolicySource>();
   const advice = new Map<string, string>();
+  const approvals = new Map<string, number>();
   for (const name of policyFiles) {
     const file = path.join(dir, name);
     const fileText = fs.readFileSync(file, 'utf8');
@@ -143,6 +154,14 @@ export function loadPolicySet(dir: string): PolicySet {
       byId.set(id, src);
       const text = json.json.annotations?.advice;
       if (text) advice.set(id, text);
+      const approvalsText = json.json.annotations?.approvals;
+      if (approvalsText !== undefined && approvalsText !== null) {
+        if (!/^[1-9]\d{0,1}$/.test(approvalsText)) {
+          problems.push(`${file}:${where}: @approvals("${approvalsText}") must be a whole number from 1 to 99`);
+          continue;
+        }
+        approvals.set(id, Number(approvalsText));
+      }
     }
     if (problems.length === before) problems.push(...fileErrors);
   }
@@ -177,7 +196,7 @@ export function loadPolicySet(dir: string): PolicySet {
     if (answer.type === 'failure') fail(answer.errors.map((e) => `${dir}: ${e.message}`));
   }
   selfCheck(policySetId, schemaName, schemaFile);
-  return new PolicySet(policySetId, schemaName, order, advice);
+  return new PolicySet(policySetId, schemaName, order, advice, approvals);
 }
 
 type CedarRequest = Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>;

@@ -5,6 +5,7 @@ import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { type AppConfig, env, type TenantConfig, UNKNOWN_ENVIRONMENT } from '../config';
 import {
   accountIdOf,
+  alreadyDecided,
   decideEnsure,
   type Diagnostic,
   encodePrincipal,
@@ -25,6 +26,7 @@ import {
   validateJustification,
 } from '../domain/grant';
 import { AccessError } from '../domain/errors';
+import { type AccessRequestView, awaitsReview, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { markdownText } from '../domain/text';
 import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
 import type { grantWorkflow } from '../workflows/grant';
@@ -49,6 +51,13 @@ export interface EnsureInput {
   dry_run?: boolean;
 }
 
+export interface RequestFilters {
+  status?: RequestStatus;
+  mine?: boolean;
+  limit?: number;
+  cursor?: string;
+}
+
 export interface GrantFilters {
   status?: GrantStatus;
   target?: string;
@@ -57,6 +66,8 @@ export interface GrantFilters {
 
 /** Id of the grant a dry run would make: no grant exists yet, so none is invented. */
 export const DRY_RUN_GRANT_ID = '00000000-0000-0000-0000-000000000000';
+/** How many of a tenant's latest grant runs a request listing looks through (README: a bounded scan). */
+const REQUEST_SCAN_LIMIT = 1000;
 /** Visibility is eventually consistent: a grant made a moment ago may take this long to be found. */
 const VISIBILITY_WAIT_MS = 5000;
 
@@ -73,7 +84,9 @@ export class AccessService {
 
   async ensure(caller: Caller, input: EnsureInput): Promise<GrantView[]> {
     this.takeEnsureToken(caller);
-    const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}));
+    // One access request per call, for every entitlement of it that needs review.
+    const accessRequestId = randomUUID();
+    const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId));
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
       throw new AccessError('forbidden', 'Policy does not allow every entitlement; nothing was changed.', {
@@ -139,18 +152,74 @@ export class AccessService {
     return toView((await this.visibleGrant(caller, grantId)).state, 'none');
   }
 
-  async review(caller: Caller, accessRequestId: string, decision: 'approve' | 'deny', comment?: string): Promise<GrantView> {
-    const { run, state } = await this.findGrant(caller.tenant, equals(searchAttributes.requestId, accessRequestId), 'access request');
+  async listRequests(caller: Caller, filters: RequestFilters): Promise<{ requests: AccessRequestView[]; next_cursor: string | null }> {
+    const after = filters.cursor === undefined ? null : decodeCursor(filters.cursor);
+    const clauses = filters.mine ? [equals(searchAttributes.principal, encodePrincipal(caller.principal.id))] : [];
+    // Only runs of reviewed grants carry a request id. A pending request has a pending grant, so
+    // that filter is narrowed in visibility; the others are decided from the grants' states.
+    const runs = (await this.findRunInfos(caller.tenant, clauses, REQUEST_SCAN_LIMIT)).filter((r) => r.requestId);
+    const byRequest = new Map<string, typeof runs>();
+    for (const run of runs) byRequest.set(run.requestId!, [...(byRequest.get(run.requestId!) ?? []), run]);
+    const candidates = [...byRequest.entries()].filter(([, rs]) => filters.status !== 'pending' || rs.some((r) => r.status === 'pending'));
+    const composed = await Promise.all(
+      candidates.map(async ([id, rs]) => {
+        const states = (await Promise.all(rs.map((r) => this.stateOf(r)))).filter((st): st is GrantState => st !== null && st.accessRequestId === id);
+        return states.length > 0 && this.seesRequest(caller, states) ? toRequestView(id, sortGrants(states)) : null;
+      }),
+    );
+    const listed = composed
+      .filter((r): r is AccessRequestView => r !== null && (!filters.status || r.status === filters.status))
+      .sort(newestFirst)
+      .filter((r) => !after || newestFirst(r, { created_at: after.createdAt, id: after.id }) > 0);
+    const limit = filters.limit ?? 50;
+    const page = listed.slice(0, limit);
+    const last = page.at(-1);
+    return { requests: page, next_cursor: listed.length > limit && last ? encodeCursor(last) : null };
+  }
+
+  async getRequest(caller: Caller, accessRequestId: string): Promise<AccessRequestView> {
+    const states = await this.requestStates(caller.tenant, accessRequestId);
+    if (!this.seesRequest(caller, states)) throw notFound('access request');
+    return toRequestView(accessRequestId, states);
+  }
+
+  /**
+   * Sends the decision to every grant of the request, once all of them are checked. A reviewer's
+   * repeated decision is a no-op answered with the request as it is, so a review cut off half-way
+   * (one grant's update failed) is completed by sending it again.
+   */
+  async review(caller: Caller, accessRequestId: string, decision: 'approve' | 'deny', comment?: string): Promise<AccessRequestView> {
+    const states = await this.requestStates(caller.tenant, accessRequestId);
     // Its requester sees it (and may not review it); so does whoever may review it. To anyone
     // else it does not exist: the same 404 as an unknown id, so no answer confirms an id.
-    if (state.key.principalId === caller.principal.id) throw new AccessError('forbidden', 'Nobody reviews their own request.');
-    if (!this.decide(caller, 'review', state).allowed) throw notFound('access request');
-    if (state.status !== 'pending') throw new AccessError('conflict', `The request is ${state.status}, not pending.`);
-    const handle = this.client.workflow.getHandle(run.workflowId, run.runId);
-    const after = await rejectionsAsErrors(() =>
-      handle.executeUpdate(reviewUpdate, { args: [{ decision, reviewerId: caller.principal.id, comment }] }),
+    if (states[0].key.principalId === caller.principal.id) throw new AccessError('forbidden', 'Nobody reviews their own request.');
+    const refused = states.filter((st) => !this.decide(caller, 'review', st).allowed);
+    if (refused.length === states.length) throw notFound('access request');
+    if (refused.length > 0) {
+      throw new AccessError('forbidden', `Policy does not allow you to review ${refused.map((st) => grantName(st.key)).join(', ')}; nothing was reviewed.`, {
+        details: { grants: refused.map((st) => ({ id: st.id, target: st.key.target, role: st.key.role })) },
+      });
+    }
+    const review = { decision, reviewerId: caller.principal.id, comment, accessRequestId };
+    const toSend = states.filter((st) => awaitsReview(st) && !alreadyDecided(st, review));
+    if (toSend.length === 0 && !states.some((st) => alreadyDecided(st, review))) {
+      throw new AccessError('conflict', `The request is ${requestStatus(states)}, not pending.`);
+    }
+    const sent = await Promise.allSettled(
+      toSend.map((st) =>
+        rejectionsAsErrors(() => this.client.workflow.getHandle(grantWorkflowId(st.key)).executeUpdate(reviewUpdate, { args: [review] })),
+      ),
     );
-    return toView(after, 'none');
+    const failed = sent.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    // The decision is taken; the grants leave `pending` in their next step. Answer with that.
+    const deadline = Date.now() + VISIBILITY_WAIT_MS;
+    for (;;) {
+      const after = await Promise.all(states.map((st) => this.latestState(st)));
+      const settling = after.some((st) => st.status === 'pending' && st.review);
+      if (!settling || Date.now() > deadline) return toRequestView(accessRequestId, after);
+      await delay(100);
+    }
   }
 
   async revoke(caller: Caller, grantId: string, reason?: string): Promise<GrantView> {
@@ -190,7 +259,7 @@ export class AccessService {
     ]);
   }
 
-  private authorizeEntitlement(caller: Caller, entitlement: EnsureInput['entitlements'][number], justification: Justification) {
+  private authorizeEntitlement(caller: Caller, entitlement: EnsureInput['entitlements'][number], justification: Justification, accessRequestId: string) {
     const { tenant, principal } = caller;
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
     const limits = tenant.grants;
@@ -222,11 +291,16 @@ export class AccessService {
     }
     request.autoApprove = this.decideFor(tenant, principal, 'activate', key, context).allowed;
     if (!request.autoApprove) {
+      const approvalsRequired = this.policySet(tenant).approvalsRequired(asked.policyIds);
+      request.accessRequestId = accessRequestId;
+      request.approvalsRequired = approvalsRequired;
+      const needs = approvalsRequired === 1 ? 'approval by a reviewer' : `${approvalsRequired} approvals, each by a different reviewer`;
       request.reviewDiagnostics = [
         {
           level: 'info',
           code: 'review_required',
-          message: `${key.role} on ${key.target} needs approval by a reviewer.`,
+          message: `${key.role} on ${key.target} needs ${needs}.`,
+          approvals_required: approvalsRequired,
           notices: asked.notices,
           policies: asked.policyIds,
         },
@@ -323,11 +397,42 @@ export class AccessService {
   }
 
   private async findRuns(tenant: TenantConfig, clauses: string[], limit: number): Promise<{ workflowId: string; runId: string }[]> {
+    return this.findRunInfos(tenant, clauses, limit);
+  }
+
+  /** The request's requester, and whoever may review every grant of it. */
+  private seesRequest(caller: Caller, states: GrantState[]): boolean {
+    return states[0].key.principalId === caller.principal.id || states.every((st) => this.decide(caller, 'review', st).allowed);
+  }
+
+  /** The states of the request's grants (404 if it has none in this tenant). */
+  private async requestStates(tenant: TenantConfig, accessRequestId: string): Promise<GrantState[]> {
+    const deadline = Date.now() + VISIBILITY_WAIT_MS;
+    for (;;) {
+      const runs = await this.findRuns(tenant, [equals(searchAttributes.requestId, accessRequestId)], 100);
+      const states = (await Promise.all(runs.map((run) => this.stateOf(run)))).filter((st): st is GrantState => st?.accessRequestId === accessRequestId);
+      if (states.length > 0) return sortGrants(states);
+      if (Date.now() > deadline) throw notFound('access request');
+      await delay(250);
+    }
+  }
+
+  /** The grant's state now, read from its key's latest run (the same grant while it is open). */
+  private async latestState(state: GrantState): Promise<GrantState> {
+    const now = await this.client.workflow
+      .getHandle(grantWorkflowId(state.key))
+      .query(grantStateQuery)
+      .catch(() => null);
+    return now && now.id === state.id ? now : state;
+  }
+
+  private async findRunInfos(tenant: TenantConfig, clauses: string[], limit: number) {
     // A run that continued as new is an earlier page of the same grant: its successor speaks for it.
     const query = [`WorkflowType = 'grantWorkflow'`, `ExecutionStatus != 'ContinuedAsNew'`, equals(searchAttributes.tenant, tenant.id), ...clauses].join(' AND ');
-    const runs: { workflowId: string; runId: string }[] = [];
-    for await (const info of this.client.workflow.list({ query, pageSize: limit })) {
-      runs.push({ workflowId: info.workflowId, runId: info.runId });
+    const runs: { workflowId: string; runId: string; requestId?: string; status?: string }[] = [];
+    for await (const info of this.client.workflow.list({ query, pageSize: Math.min(limit, 200) })) {
+      const requestId = info.typedSearchAttributes.get(searchAttributes.requestId);
+      runs.push({ workflowId: info.workflowId, runId: info.runId, requestId, status: info.typedSearchAttributes.get(searchAttributes.status) });
       if (runs.length >= limit) break;
     }
     return runs;
@@ -387,7 +492,7 @@ function notificationsOf(tenant: TenantConfig): EnsureRequest['notifications'] {
   return { events: [...new Set(webhooks.flatMap((w) => w.events))], expiryWarningSeconds: expiry_warning_seconds };
 }
 
-function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey, req: EnsureRequest, decision: { change: GrantChange; expiresAt?: string }): GrantState {
+function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey, req: EnsureRequest, decision: { change: GrantChange; expiresAt?: string | null }): GrantState {
   const state = current && isOpen(current) ? structuredClone(current) : newGrantState(key, principal, DRY_RUN_GRANT_ID);
   state.validation = current && isOpen(current) ? state.validation : req.validation;
   if (decision.change === 'activated') {
@@ -396,7 +501,8 @@ function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey
     Object.assign(state, { status: 'pending', durationSeconds: req.durationSeconds });
     state.diagnostics = req.reviewDiagnostics;
   } else if (decision.change === 'extended') {
-    Object.assign(state, { expiresAt: decision.expiresAt, durationSeconds: req.durationSeconds });
+    // Still provisioning (no expiresAt yet): only the duration grows.
+    Object.assign(state, { expiresAt: decision.expiresAt ?? state.expiresAt, durationSeconds: req.durationSeconds });
   }
   return state;
 }
@@ -463,6 +569,30 @@ async function rejectionsAsErrors<T>(call: () => Promise<T>): Promise<T> {
     if (type === rejection.notPending || type === rejection.notOpen) throw new AccessError('conflict', message);
     throw err;
   }
+}
+
+function sortGrants(states: GrantState[]): GrantState[] {
+  return [...states].sort((a, b) => grantName(a.key).localeCompare(grantName(b.key)));
+}
+
+/** Newest first: by creation time, then id (both descending), so pages never overlap. */
+function newestFirst(a: Pick<AccessRequestView, 'created_at' | 'id'>, b: Pick<AccessRequestView, 'created_at' | 'id'>): number {
+  return b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id);
+}
+
+/** The cursor is the last listed request's (created_at, id), opaque to clients. */
+function encodeCursor(last: AccessRequestView): string {
+  return Buffer.from(JSON.stringify({ c: last.created_at, i: last.id })).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: string; id: string } {
+  try {
+    const { c, i } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { c: unknown; i: unknown };
+    if (typeof c === 'string' && !Number.isNaN(Date.parse(c)) && typeof i === 'string' && /^[0-9a-f-]{36}$/.test(i)) return { createdAt: c, id: i };
+  } catch {
+    // Falls through to the error below.
+  }
+  throw new AccessError('invalid_request', 'The cursor is not one this API gave (use next_cursor as it is).');
 }
 
 function notFound(what: string): AccessError {

@@ -22,8 +22,10 @@ import type { AssignmentLookup, GrantActivities } from '../activities';
 import type { Notification, NotifyActivities } from '../activities/notify';
 import {
   accountIdOf,
+  alreadyDecided,
   decideEnsure,
   encodePrincipal,
+  type Decision,
   type Diagnostic,
   type EnsureRequest,
   isOpen,
@@ -41,6 +43,7 @@ import {
   type EnsureOutcome,
   EXPIRY_VISIBILITY_PATCH,
   OPERATOR_SAFE_RUNS_PATCH,
+  PROVISIONING_EXTENSION_PATCH,
   reconcileUpdate,
   type ReconcileOutcome,
   grantStateQuery,
@@ -197,16 +200,28 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         state.status = 'provisioning';
       } else {
         state.status = 'pending';
-        state.accessRequestId = uuid4();
+        // One request per ensure call, made by the API; runs from before that make their own.
+        state.accessRequestId = req.accessRequestId ?? uuid4();
+        state.approvalsRequired = req.approvalsRequired ?? 1;
+        state.approvals = [];
         state.pendingExpiresAt = new Date(at.getTime() + req.pendingTtlSeconds * 1000).toISOString();
-        req.reviewDiagnostics.forEach(note);
+        // When the request lapses is known only here: the requester reads it in the diagnostic.
+        req.reviewDiagnostics.forEach((d) =>
+          note(d.code === 'review_required' ? { ...d, message: `${d.message} The request lapses at ${state.pendingExpiresAt} unless reviewed.`, expires_at: state.pendingExpiresAt } : d),
+        );
       }
       publish();
       return { change: req.autoApprove ? 'activated' : 'requested', state, diagnostics: [] };
     }
     const decision = decideEnsure(state, req, at);
+    if (decision.change === 'extended' && decision.expiresAt === null) {
+      // Still provisioning: the clock starts at activation, so the longer duration is just kept.
+      if (!patched(PROVISIONING_EXTENSION_PATCH)) return { change: 'none', state, diagnostics: [] };
+      state.durationSeconds = req.durationSeconds;
+      return { change: 'extended', state, diagnostics: [] };
+    }
     if (decision.change === 'extended') {
-      expireAt(decision.expiresAt);
+      expireAt(decision.expiresAt!);
       state.durationSeconds = req.durationSeconds;
       if (patched(EXPIRY_VISIBILITY_PATCH)) publish();
       return { change: 'extended', state, diagnostics: [] };
@@ -214,19 +229,44 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     return { change: 'none', state, diagnostics: decision.change === 'none' ? (decision.diagnostics ?? []) : [] };
   };
 
-  const requirePending = (reviewerId: string) => {
+  const repeats = (r: Review) => alreadyDecided(state, r);
+  const requirePending = (r: Review) => {
+    if (r.reviewerId === state.principal.id) throw ApplicationFailure.nonRetryable('nobody reviews their own request', rejection.selfReview);
+    if (r.accessRequestId && r.accessRequestId !== state.accessRequestId) {
+      throw ApplicationFailure.nonRetryable('the grant belongs to another request', rejection.notPending);
+    }
+    if (repeats(r)) return;
     if (state.status !== 'pending' || state.review) {
       throw ApplicationFailure.nonRetryable(`the request is ${state.review ? 'already reviewed' : state.status}`, rejection.notPending);
     }
-    if (reviewerId === state.principal.id) throw ApplicationFailure.nonRetryable('nobody reviews their own request', rejection.selfReview);
   };
   const review = (r: Review) => {
+    if (repeats(r)) return;
+    const decision: Decision = { reviewerId: r.reviewerId, at: now().toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
+    if (r.decision === 'deny') {
+      // One denial closes the request, whatever approvals it had.
+      state.denial = decision;
+    } else {
+      state.approvals = [...(state.approvals ?? []), decision];
+      const required = state.approvalsRequired ?? 1;
+      if (state.approvals.length < required) {
+        note({
+          level: 'info',
+          code: 'approvals',
+          message: `Approved by ${state.approvals.map((a) => a.reviewerId).join(', ')}: ${state.approvals.length} of ${required} approvals.`,
+          approvals: state.approvals.length,
+          approvals_required: required,
+        });
+        return;
+      }
+    }
     state.review = r;
     state.approved = r.decision === 'approve';
+    const by = r.decision === 'approve' ? state.approvals!.map((a) => a.reviewerId).join(', ') : r.reviewerId;
     note({
       level: 'info',
       code: r.decision === 'approve' ? 'approved' : 'denied',
-      message: `${r.decision === 'approve' ? 'Approved' : 'Denied'} by ${r.reviewerId}${r.comment ? `: ${r.comment}` : ''}`,
+      message: `${r.decision === 'approve' ? 'Approved' : 'Denied'} by ${by}${r.comment ? `: ${r.comment}` : ''}`,
       reviewer: r.reviewerId,
     });
   };
@@ -248,7 +288,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       }
     },
   });
-  setHandler(reviewUpdate, (r) => (review(r), state), { validator: (r) => requirePending(r.reviewerId) });
+  setHandler(reviewUpdate, (r) => (review(r), state), { validator: requirePending });
   setHandler(revokeUpdate, (r) => (revoke(r), state), {
     validator: (_r: Revocation) => {
       if (!isOpen(state) || state.revocation) throw ApplicationFailure.nonRetryable(`the grant is ${state.status}`, rejection.notOpen);
@@ -256,8 +296,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   });
   const operatorReview = (decision: Review['decision']) => (r: OperatorReview) => {
     try {
-      requirePending(r.reviewer);
-      review({ decision, reviewerId: r.reviewer, comment: r.comment });
+      const asked = { decision, reviewerId: r.reviewer, comment: r.comment };
+      requirePending(asked);
+      review(asked);
     } catch (err) {
       log.warn('operator review ignored', { reason: (err as Error).message });
     }
@@ -390,6 +431,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       if (found) lookedUp(found);
       state.provisioningStatus = 'failed';
       state.status = 'revoked';
+      state.failedAt = now().toISOString();
       note({ level: 'error', code: 'provisioning_failed', message: providerReason(err) });
       publish();
       // A creation that timed out may still have happened at the provider: make sure it is gone.

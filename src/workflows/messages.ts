@@ -68,6 +68,9 @@ export const EXPIRY_VISIBILITY_PATCH = 'expiry-visibility';
  */
 export const OPERATOR_SAFE_RUNS_PATCH = 'cancel-revokes-and-long-waits-continue';
 
+/** Guards, in runs after it: a longer duration asked while provisioning is kept (`extended`). */
+export const PROVISIONING_EXTENSION_PATCH = 'provisioning-extension';
+
 /** Failure types a workflow's update validators reject with; the API maps them to HTTP errors. */
 export const rejection = {
   closing: 'GrantClosing',

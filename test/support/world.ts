@@ -37,6 +37,8 @@ export const LISTED_ACCOUNT = '500000000001';
  */
 const TEST_LIMITS = { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000 };
 export const PRODUCTION_ACCOUNT = '111111111111';
+/** Another production account: AdministratorAccess there needs two approvals (policies/administrator.cedar). */
+export const TWO_APPROVALS_ACCOUNT = '111111111112';
 /** OTHER_TENANT's webhook with a secret in its path (a working one). */
 export const SECRET_WEBHOOK_PATH = '/services/T0000/B0000/s3cr3tW3bh00kT0k3n';
 /** TENANT's webhooks warn this long before a grant expires. */
@@ -46,6 +48,8 @@ export const USERS = {
   alice: { sub: 'alice', email: 'alice@example.com', groups: ['engineering'] },
   bob: { sub: 'bob', email: 'bob@example.com', groups: ['engineering'] },
   carol: { sub: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
+  /** A second reviewer, for requests that need two approvals. */
+  dave: { sub: 'dave', email: 'dave@example.com', groups: ['platform-admins'] },
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
   oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
   fay: { sub: 'fay', email: 'fay@faults.example', groups: ['engineering'] },
@@ -94,7 +98,7 @@ export async function startWorld(): Promise<void> {
       {
         ...TENANT,
         grants: TEST_LIMITS,
-        accounts: { [PRODUCTION_ACCOUNT]: { environment: 'production' } },
+        accounts: { [PRODUCTION_ACCOUNT]: { environment: 'production' }, [TWO_APPROVALS_ACCOUNT]: { environment: 'production' } },
         // A reviewers' channel, a requesters' channel, and one that fails each first delivery.
         notifications: {
           webhooks: [
