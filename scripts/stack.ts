@@ -39,7 +39,11 @@ export interface StackTenant {
   };
   accounts?: Record<string, { environment?: string }>;
   accounts_only?: boolean;
-  notifications?: { webhooks: { url: string; events: string[] }[]; expiry_warning_seconds?: number };
+  notifications?: {
+    webhooks: { url: string; events: string[] }[];
+    expiry_warning_seconds?: number;
+    slack?: { signing_secret_file: string; bot_token_file: string; api_url?: string; reviewers?: Record<string, { id: string; groups?: string[] }> };
+  };
   /** Where this tenant's AWS calls go instead of moto (e.g. a proxy in front of it). */
   awsEndpoint?: string;
 }

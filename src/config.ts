@@ -45,6 +45,35 @@ const awsSchema = z.strictObject({
   }
 });
 
+/** Keys fetched over plain http could be swapped by anyone on the path; loopback has no path. */
+const httpsOrLoopback = (url: string) => {
+  const { protocol, hostname } = new URL(url);
+  return protocol === 'https:' || (protocol === 'http:' && isLoopback(hostname));
+};
+
+/**
+ * A Slack app whose Approve and Deny buttons review requests (docs/configuration.md, "Approve and
+ * deny from Slack"). The API reads the two secret files at start-up.
+ */
+const slackSchema = z.strictObject({
+  /** The app's signing secret: Slack signs each interaction request with it. */
+  signing_secret_file: z.string().min(1),
+  /** A bot token with users:read and users:read.email, for users.info. */
+  bot_token_file: z.string().min(1),
+  /** Slack's Web API (another only for a local stand-in). */
+  api_url: z.url().refine(httpsOrLoopback, 'must be an https URL (plain http only for a loopback address)').default('https://slack.com/api'),
+  /**
+   * Who a Slack user is here: their Slack email (lower case) to the principal id and groups the
+   * policies see, as a token would give them. A Slack user not listed reviews nothing.
+   */
+  reviewers: z
+    .record(
+      z.string().min(1).transform((email) => email.toLowerCase()),
+      z.strictObject({ id: z.string().min(1).max(256), groups: z.array(z.string().min(1)).default([]) }),
+    )
+    .default({}),
+});
+
 /** Slack-compatible incoming webhooks (docs/configuration.md, "Notifications"). */
 const notificationsSchema = z
   .strictObject({
@@ -57,14 +86,11 @@ const notificationsSchema = z
       )
       .default([]),
     expiry_warning_seconds: z.int().positive().default(300),
+    slack: slackSchema.optional(),
   })
   .prefault({});
 
-/** Keys fetched over plain http could be swapped by anyone on the path; loopback has no path. */
-const jwksUrlSchema = z.url().refine((url) => {
-  const { protocol, hostname } = new URL(url);
-  return protocol === 'https:' || (protocol === 'http:' && isLoopback(hostname));
-}, 'must be an https URL (plain http only for a loopback address)');
+const jwksUrlSchema = z.url().refine(httpsOrLoopback, 'must be an https URL (plain http only for a loopback address)');
 
 const authSchema = z
   .strictObject({
@@ -167,6 +193,11 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
     }
     tenant.policies = path.resolve(base, tenant.policies);
     if (tenant.auth.jwks_file) tenant.auth.jwks_file = path.resolve(base, tenant.auth.jwks_file);
+    const slack = tenant.notifications.slack;
+    if (slack) {
+      slack.signing_secret_file = path.resolve(base, slack.signing_secret_file);
+      slack.bot_token_file = path.resolve(base, slack.bot_token_file);
+    }
   }
   return parsed.data;
 }
@@ -180,7 +211,7 @@ function toldApart(a: AuthConfig['required_claims'], b: AuthConfig['required_cla
   });
 }
 
-function isLoopback(hostname: string): boolean {
+export function isLoopback(hostname: string): boolean {
   const host = hostname.replace(/^\[(.*)\]$/, '$1');
   return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
 }

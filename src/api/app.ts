@@ -8,6 +8,7 @@ import { grantWorkflowId, type GrantView } from '../domain/grant';
 import { createLogger, type Logger } from '../log';
 import { type ApiMetrics, createApiMetrics } from '../metrics';
 import type { AccessService, Caller } from '../service/access';
+import type { SlackInteractions } from '../service/slack';
 import type { Authenticator } from './auth';
 import { openApiDocument } from './openapi';
 import { ensureBodySchema, grantFiltersSchema, requestFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
@@ -21,7 +22,11 @@ export interface AppDeps {
   draining?: () => boolean;
   logger?: Logger;
   metrics?: ApiMetrics;
+  /** Approve and Deny buttons in Slack; without it, the endpoint answers 401. */
+  slack?: SlackInteractions;
 }
+
+const BODY_LIMIT = '64kb';
 
 /** A client's X-Request-ID is kept when it is a plain token; anything else is replaced. */
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -46,6 +51,7 @@ export function createApp({
   draining = () => false,
   logger = createLogger('api'),
   metrics = createApiMetrics(),
+  slack,
 }: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -79,7 +85,17 @@ export function createApp({
     });
     next();
   });
-  app.use(express.json({ limit: '64kb', type: () => true }));
+  // Slack signs the raw form body, so this one route reads it as bytes, before the JSON parser.
+  // Slack wants an answer within 3 s and a review may wait 5 s for visibility: the click is
+  // acknowledged once its signature checks out, and the outcome goes to its response_url.
+  app.post('/v1/integrations/slack/interactions', express.raw({ limit: BODY_LIMIT, type: () => true }), (req, res) => {
+    const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+    if (!slack) throw new AccessError('unauthenticated', 'The request is not a signed Slack interaction for a tenant of this service.');
+    const click = slack.verify(raw, req.get('x-slack-request-timestamp'), req.get('x-slack-signature'));
+    res.status(200).end();
+    slack.act(click, req.log).catch((err) => req.log.error({ err }, 'Slack click failed'));
+  });
+  app.use(express.json({ limit: BODY_LIMIT, type: () => true }));
 
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());

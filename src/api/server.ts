@@ -5,6 +5,7 @@ import { type AppConfig, env, loadConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
 import { AccessService } from '../service/access';
+import { SlackInteractions } from '../service/slack';
 import { createApp } from './app';
 import { Authenticator } from './auth';
 
@@ -17,8 +18,10 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     policies.set(tenant.id, byFolder.get(tenant.policies)!);
   }
   const client = new Client({ connection, namespace: env.temporalNamespace });
+  const service = new AccessService(client, policies);
   return createApp({
-    service: new AccessService(client, policies),
+    service,
+    slack: new SlackInteractions(config, service),
     auth: new Authenticator(config),
     checkTemporal: async () => {
       await connection.workflowService.getSystemInfo({});

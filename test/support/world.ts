@@ -14,6 +14,7 @@ import type { GrantView } from '../../src/domain/grant';
 import { FaultProxy } from './fault-proxy';
 import { awsClientConfig, repoRoot, type Stack, startLocalServices, startStack } from '../../scripts/stack';
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
+import { type FakeSlack, startFakeSlack } from './slack';
 
 export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 /** Its own policies (everything auto-activates) and a 3-second review window. */
@@ -31,6 +32,24 @@ export const QUOTA_UNDESCRIBED_ACCOUNT = '400000000009';
 /** Only its listed accounts (LISTED_ACCOUNT) may be targets (`accounts_only`). */
 export const LISTED_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a2', name: 'listed' };
 export const LISTED_ACCOUNT = '500000000001';
+/**
+ * The default policies, and a Slack app (`notifications.slack`) against the fake Slack
+ * (`current().slack`): its review_requested messages carry Approve and Deny buttons.
+ */
+export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
+/** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
+export const SLACK_TWO_APPROVALS_ACCOUNT = '111111111113';
+export const SLACK_BOT_TOKEN = 'xoxb-test-bot-token';
+/** Each tenant with a Slack app has its own signing secret (OTHER_TENANT has one too). */
+export const SIGNING_SECRETS = { [SLACK_TENANT.id]: 'slack-tenant-signing-secret', [OTHER_TENANT.id]: 'other-tenant-signing-secret' };
+/** Slack user ids, and the emails the fake Slack's users.info gives for them; eve is nobody's reviewer. */
+export const SLACK_USERS = { alice: 'UALICE01', carol: 'UCAROL01', dave: 'UDAVE001', eve: 'UEVE0001' };
+const SLACK_EMAILS = {
+  [SLACK_USERS.alice]: 'alice@example.com',
+  [SLACK_USERS.carol]: 'Carol@Example.com',
+  [SLACK_USERS.dave]: 'dave@example.com',
+  [SLACK_USERS.eve]: 'eve@example.com',
+};
 /**
  * The other test tenants' per-principal limits: far above what a test sends (the defaults, 50
  * open grants and 60 ensures a minute, are less than the whole suite does as alice).
@@ -79,6 +98,8 @@ interface World {
   webhooks: WebhookReceiver;
   /** Between the faults tenant and moto. */
   faults: FaultProxy;
+  /** Slack's API and response_urls, for SLACK_TENANT and OTHER_TENANT. */
+  slack: FakeSlack;
   stop(): Promise<void>;
 }
 let world: World | undefined;
@@ -92,6 +113,23 @@ export async function startWorld(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'access-test-'));
   const webhooks = await startWebhookReceiver();
   const faults = await FaultProxy.start();
+  const slack = await startFakeSlack(SLACK_BOT_TOKEN, SLACK_EMAILS);
+  const botTokenFile = path.join(dir, 'slack-bot-token');
+  writeFileSync(botTokenFile, `${SLACK_BOT_TOKEN}\n`);
+  const slackApp = (tenantId: string) => {
+    const signingSecretFile = path.join(dir, `slack-signing-secret-${tenantId}`);
+    writeFileSync(signingSecretFile, `${SIGNING_SECRETS[tenantId]}\n`);
+    return {
+      signing_secret_file: signingSecretFile,
+      bot_token_file: botTokenFile,
+      api_url: slack.apiUrl,
+      reviewers: {
+        'carol@example.com': { id: 'carol', groups: ['platform-admins'] },
+        'dave@example.com': { id: 'dave', groups: ['platform-admins'] },
+        'alice@example.com': { id: 'alice', groups: ['engineering'] },
+      },
+    };
+  };
   const stack = await startStack({
     dir,
     tenants: [
@@ -122,6 +160,7 @@ export async function startWorld(): Promise<void> {
             { url: `${webhooks.url}/huge/requesters`, events: ['active'] },
             { url: `${webhooks.url}${SECRET_WEBHOOK_PATH}`, events: ['active'] },
           ],
+          slack: slackApp(OTHER_TENANT.id),
         },
       },
       { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url, grants: TEST_LIMITS },
@@ -133,6 +172,12 @@ export async function startWorld(): Promise<void> {
         accounts: { ...Object.fromEntries(QUOTA_ACCOUNTS.map((a) => [a, { environment: 'staging' }])), [QUOTA_UNDESCRIBED_ACCOUNT]: {} },
       },
       { ...LISTED_TENANT, grants: TEST_LIMITS, accounts_only: true, accounts: { [LISTED_ACCOUNT]: { environment: 'staging' } } },
+      {
+        ...SLACK_TENANT,
+        grants: TEST_LIMITS,
+        accounts: { [SLACK_TWO_APPROVALS_ACCOUNT]: { environment: 'production' } },
+        notifications: { webhooks: [{ url: `${webhooks.url}/slack/reviewers`, events: ['review_requested'] }], slack: slackApp(SLACK_TENANT.id) },
+      },
     ],
     users: Object.values(USERS).map((u) => u.email),
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
@@ -150,11 +195,13 @@ export async function startWorld(): Promise<void> {
     worker: services.worker,
     webhooks,
     faults,
+    slack,
     async stop() {
       await services.stop();
       await stack.stop();
       await webhooks.close();
       await faults.close();
+      await slack.close();
     },
   };
 }
