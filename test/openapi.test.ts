@@ -58,6 +58,7 @@ describe('GET /openapi.json', () => {
       'GET /healthz',
       'GET /readyz',
       'GET /metrics',
+      'POST /v1/integrations/slack/interactions',
     ]) {
       assert.ok(paths.includes(endpoint), `${endpoint} is missing`);
     }

@@ -163,6 +163,41 @@ export function openApiDocument(): JsonSchema {
           },
         },
       },
+      '/v1/integrations/slack/interactions': {
+        post: {
+          operationId: 'slackInteraction',
+          summary:
+            "Slack's interactivity request URL: a click on a review_requested message's Approve or Deny button, signed with the tenant's Slack signing secret; the outcome goes to the click's response_url",
+          security: [],
+          parameters: [
+            { name: 'X-Slack-Request-Timestamp', in: 'header', required: true, description: 'Unix seconds; within 5 minutes of the server clock', schema: { type: 'string' } },
+            {
+              name: 'X-Slack-Signature',
+              in: 'header',
+              required: true,
+              description: '`v0=` and the hex HMAC-SHA256 of `v0:{timestamp}:{raw body}` with the signing secret of the tenant the button names',
+              schema: { type: 'string' },
+            },
+          ],
+          requestBody: {
+            required: true,
+            content: {
+              'application/x-www-form-urlencoded': {
+                schema: {
+                  type: 'object',
+                  required: ['payload'],
+                  properties: { payload: { type: 'string', description: "Slack's block_actions payload as JSON; the button value is `{tenant id}:{access request id}`" } },
+                },
+              },
+            },
+          },
+          responses: {
+            '200': { description: 'Accepted (empty body): the review follows, and its outcome or refusal is posted to the response_url' },
+            '401': errorResponse('Not a signed Slack click for a tenant with `notifications.slack` (`unauthenticated`): missing or wrong signature, a timestamp more than 5 minutes off, an unknown tenant; nothing was changed'),
+            '413': errorResponse('The body is larger than 64 KiB (`payload_too_large`)'),
+          },
+        },
+      },
       '/healthz': { get: { operationId: 'health', summary: 'The process is up', responses: { '200': { description: 'Up' } } } },
       '/readyz': {
         get: { operationId: 'ready', summary: 'Temporal answers', responses: { '200': { description: 'Ready' }, '503': ERRORS['503'] } },
