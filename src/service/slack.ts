@@ -125,8 +125,10 @@ export class SlackInteractions {
     try {
       request = await this.service.review(caller, requestId, decision);
     } catch (err) {
-      if (!(err instanceof AccessError)) throw err;
-      return privately(`Not reviewed: ${err.message}`);
+      if (err instanceof AccessError) return privately(`Not reviewed: ${err.message}`);
+      // Temporal down, say: the clicker hears that much; the operator gets the error.
+      log.error({ err, tenant: tenant.id, access_request_id: requestId }, 'review from Slack failed');
+      return privately('Something went wrong on our side; the review may not have been recorded. Try again, or use `access review`.');
     }
     log.info({ tenant: tenant.id, principal: reviewer.id, access_request_id: requestId, status: request.status }, `request reviewed from Slack (${decision})`);
     const outcome = outcomeOf(request, reviewer.id, decision);
