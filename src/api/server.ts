@@ -1,6 +1,7 @@
 // API entry point (`npm run start:api`).
 import type { Server, ServerResponse } from 'node:http';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import { checkAuditStores } from '../activities/audit';
 import { type AppConfig, env, loadConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
@@ -40,6 +41,7 @@ export function connectApi(address = env.temporal.address): Connection {
 
 async function main(log: Logger): Promise<void> {
   const config = loadConfig();
+  await checkAuditStores(config);
   const connection = connectApi();
   let draining = false;
   const app = createApi(config, connection, log, () => draining);

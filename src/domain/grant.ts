@@ -111,6 +111,8 @@ export interface GrantState {
   notifications?: GrantNotifications;
   /** When the expiry warning is due; null once sent or when there is none for this expiry. */
   expiryWarningAt?: string | null;
+  /** Audit events this grant has written so far (kept across continue-as-new): each event's number makes its id. */
+  auditSequence?: number;
 }
 
 export interface GrantView {

@@ -19,6 +19,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AssignmentLookup, GrantActivities } from '../activities';
+import type { AuditActivities } from '../activities/audit';
 import type { Notification, NotifyActivities } from '../activities/notify';
 import {
   accountIdOf,
@@ -33,9 +34,11 @@ import {
   type Review,
   type Revocation,
 } from '../domain/grant';
+import type { AuditActor, AuditEventName } from '../domain/audit';
 import { markdownText } from '../domain/text';
 import {
   approveSignal,
+  AUDIT_TRAIL_PATCH,
   denySignal,
   ensureUpdate,
   type EnsureOutcome,
@@ -83,6 +86,13 @@ const notifying = proxyActivities<NotifyActivities>({
   startToCloseTimeout: '10 seconds',
   scheduleToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '15 seconds' },
+});
+
+// The audit trail is written whatever it takes (no maximumAttempts), and the grant never waits
+// for it: a store that is down delays only the record, never provisioning or expiry.
+const auditing = proxyActivities<AuditActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
 /** A run that has not been given its first ensure within this time was started by mistake. */
@@ -155,8 +165,40 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       .catch((err) => log.warn('notification not delivered', { event, reason: providerReason(err) }))
       .finally(() => notificationsInFlight--);
   };
-  /** Before the run ends or continues as new; bounded by the notifications' own timeout. */
-  const notificationsSent = () => condition(() => notificationsInFlight === 0);
+  let auditsInFlight = 0;
+  /**
+   * Writes an audit event without waiting: the caller goes on with the grant's lifecycle. Its id
+   * comes from the grant's event number (kept in the state), so a retry or a replay writes the
+   * same object. Scheduled outside cancellation: a cancelled workflow's revocation is written too.
+   */
+  const audit = (event: AuditEventName, actor: AuditActor, details: Record<string, unknown> = {}, at = now().toISOString()) => {
+    if (!patched(AUDIT_TRAIL_PATCH)) return;
+    state.auditSequence = (state.auditSequence ?? 0) + 1;
+    const record = {
+      tenant_id: state.key.tenantId,
+      event,
+      at,
+      actor,
+      principal: { id: state.principal.id, ...(state.principal.email !== undefined && { email: state.principal.email }) },
+      target: state.key.target,
+      role: state.key.role,
+      grant_id: state.id,
+      access_request_id: state.accessRequestId,
+      details,
+      occurrence: String(state.auditSequence),
+    };
+    auditsInFlight++;
+    CancellationScope.nonCancellable(() => auditing.writeAuditEvent(record))
+      .catch((err) => log.error('audit event not written', { event, reason: providerReason(err) }))
+      .finally(() => auditsInFlight--);
+  };
+  const system = (id: string): AuditActor => ({ type: 'system', id });
+
+  /**
+   * Before the run ends or continues as new: notifications (bounded by their own timeout) and
+   * audit events (retried until written: no run closes with an event unwritten).
+   */
+  const notificationsSent = () => condition(() => notificationsInFlight === 0 && auditsInFlight === 0);
 
 
   /** The latest time recorded in the history: the workflow's clock is never taken to be earlier. */
@@ -201,6 +243,13 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         state.pendingExpiresAt = new Date(at.getTime() + req.pendingTtlSeconds * 1000).toISOString();
         req.reviewDiagnostics.forEach(note);
       }
+      audit('requested', { type: 'principal', id: state.principal.id }, {
+        auto_approved: req.autoApprove,
+        duration_seconds: req.durationSeconds,
+        reason: req.justification.reason ?? null,
+        attachments: req.justification.attachments ?? [],
+        ...(!req.autoApprove && { pending_expires_at: state.pendingExpiresAt }),
+      });
       publish();
       return { change: req.autoApprove ? 'activated' : 'requested', state, diagnostics: [] };
     }
@@ -208,6 +257,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     if (decision.change === 'extended') {
       expireAt(decision.expiresAt);
       state.durationSeconds = req.durationSeconds;
+      audit('extended', { type: 'principal', id: state.principal.id }, {
+        expires_at: decision.expiresAt,
+        duration_seconds: req.durationSeconds,
+        reason: req.justification.reason ?? null,
+      });
       if (patched(EXPIRY_VISIBILITY_PATCH)) publish();
       return { change: 'extended', state, diagnostics: [] };
     }
@@ -220,9 +274,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     }
     if (reviewerId === state.principal.id) throw ApplicationFailure.nonRetryable('nobody reviews their own request', rejection.selfReview);
   };
-  const review = (r: Review) => {
+  /** `byOperator`: sent with `temporal workflow signal` (or the Web UI), not through the API. */
+  const review = (r: Review, byOperator = false) => {
     state.review = r;
     state.approved = r.decision === 'approve';
+    audit(r.decision === 'approve' ? 'approved' : 'denied', { type: byOperator ? 'operator' : 'reviewer', id: r.reviewerId }, { comment: r.comment ?? null });
     note({
       level: 'info',
       code: r.decision === 'approve' ? 'approved' : 'denied',
@@ -230,12 +286,17 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       reviewer: r.reviewerId,
     });
   };
-  const recordRevocation = (r: Revocation) => {
+  const recordRevocation = (r: Revocation, byOperator = false) => {
     state.revocation = r;
+    const actor: AuditActor =
+      byOperator || r === CANCELLED_BY_OPERATOR
+        ? { type: 'operator', id: r.revokedBy }
+        : { type: r.revokedBy === state.principal.id ? 'principal' : 'reviewer', id: r.revokedBy };
+    audit('revoked', actor, { reason: r.reason ?? null, status: state.status });
     note({ level: 'info', code: 'revoked', message: `Revoked by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`, revoked_by: r.revokedBy });
   };
-  const revoke = (r: Revocation) => {
-    if (isOpen(state) && !state.revocation) recordRevocation(r);
+  const revoke = (r: Revocation, byOperator = false) => {
+    if (isOpen(state) && !state.revocation) recordRevocation(r, byOperator);
   };
 
   setHandler(grantStateQuery, () => state);
@@ -257,7 +318,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   const operatorReview = (decision: Review['decision']) => (r: OperatorReview) => {
     try {
       requirePending(r.reviewer);
-      review({ decision, reviewerId: r.reviewer, comment: r.comment });
+      review({ decision, reviewerId: r.reviewer, comment: r.comment }, true);
     } catch (err) {
       log.warn('operator review ignored', { reason: (err as Error).message });
     }
@@ -285,7 +346,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   );
   setHandler(approveSignal, operatorReview('approve'));
   setHandler(denySignal, operatorReview('deny'));
-  setHandler(revokeSignal, revoke);
+  setHandler(revokeSignal, (r) => revoke(r, true));
 
   if (!operatorSafe) return lifecycle();
   // Cancelling the workflow (the Web UI's "Request Cancellation", `temporal workflow cancel`) is a
@@ -344,6 +405,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     } else if (!woken) {
       state.status = 'expired';
       note({ level: 'info', code: 'request_expired', message: `Nobody reviewed the request before ${state.pendingExpiresAt}` });
+      audit('expired', system('expiry'), { phase: 'pending', pending_expires_at: state.pendingExpiresAt });
     } else {
       state.status = state.review!.decision === 'approve' ? 'provisioning' : 'revoked';
     }
@@ -391,9 +453,13 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       state.provisioningStatus = 'failed';
       state.status = 'revoked';
       note({ level: 'error', code: 'provisioning_failed', message: providerReason(err) });
+      audit('provisioning_failed', system('provisioning'), { message: providerReason(err), preexisted: state.assignmentPreexisted });
       publish();
       // A creation that timed out may still have happened at the provider: make sure it is gone.
-      if (state.assignmentPreexisted === false) await deprovision();
+      if (state.assignmentPreexisted === false) {
+        await deprovision();
+        audit('deprovisioned', system('deprovisioning'), { ended: 'provisioning_failed' });
+      }
       return;
     }
     const at = assignedAt ? new Date(assignedAt) : now();
@@ -402,6 +468,19 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     state.status = 'active';
     state.activatedAt = at.toISOString();
     expireAt(new Date(at.getTime() + state.durationSeconds * 1000).toISOString());
+    audit(
+      'activated',
+      system('provisioning'),
+      {
+        preexisted: state.assignmentPreexisted,
+        assignment_ids: state.assignmentIds && { user_id: state.assignmentIds.userId, permission_set_arn: state.assignmentIds.permissionSetArn },
+        expires_at: state.expiresAt,
+        duration_seconds: state.durationSeconds,
+        reason: state.justification.reason ?? null,
+        approved_by: state.review?.decision === 'approve' ? [state.review.reviewerId] : [],
+      },
+      state.activatedAt,
+    );
     notify('active');
     if (state.assignmentPreexisted) {
       note({
@@ -456,7 +535,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     publish();
     // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
     const expiredAt = !state.revocation && patched(EXPIRY_VISIBILITY_PATCH) ? (state.expiresAt ?? undefined) : undefined;
-    if (!state.assignmentPreexisted) await deprovision(expiredAt);
+    if (!state.revocation) audit('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted });
+    if (!state.assignmentPreexisted) {
+      await deprovision(expiredAt);
+      audit('deprovisioned', system('deprovisioning'), { ended: state.revocation ? 'revoked' : 'expired' });
+    }
     state.status = state.revocation ? 'revoked' : 'expired';
     publish();
   }
@@ -474,6 +557,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       reconciled = { outcome: created ? 'restored' : 'present' };
       state.diagnostics = state.diagnostics.filter((d) => d.code !== 'assignment_restore_failed');
       if (created) {
+        audit('assignment_restored', system('reconciliation'), {});
         note({
           level: 'warning',
           code: 'assignment_restored',
