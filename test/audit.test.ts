@@ -1,13 +1,17 @@
 // The audit trail (issue 13): every decision and state change as one object in the tenant's S3,
 // written whatever Temporal later forgets.
 import assert from 'node:assert/strict';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Connection } from '@temporalio/client';
+import { createApi } from '../src/api/server';
 import { createAuditActivities } from '../src/activities/audit';
 import { loadConfig } from '../src/config';
 import { AUDIT_EVENTS } from '../src/domain/audit';
 import { grantWorkflowId } from '../src/domain/grant';
 import { AUDIT_PREFIX } from '../scripts/stack';
 import { grantEvents, headOf, storedEvents, type StoredEvent } from './support/audit';
-import { call, current, ensure, eventually, freshAccount, grantReaching, recordHistory, TENANT, target } from './support/world';
+import { call, current, ensure, eventually, freshAccount, grantReaching, recordHistory, TENANT, target, tokenFor } from './support/world';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -124,5 +128,51 @@ describe('audit trail', function () {
       return all.length === 2 ? all : undefined;
     });
     assert.notEqual(other[0].event.event_id, other[1].event.event_id, 'another occurrence is another event');
+  });
+});
+
+describe('audit trail: ensure_denied', function () {
+  this.timeout(60_000);
+
+  it('is written before the 403 answers, with the entitlements, the determining policies and the notices', async () => {
+    const account = freshAccount();
+    const reply = await ensure([{ target: target(account), role: 'PowerUserAccess', duration_seconds: 600 }], { as: 'bob', reason: 'tune db' });
+    assert.equal(reply.status, 403, JSON.stringify(reply.body));
+    // No waiting: the event is in the store by the time the answer is.
+    const denied = (await storedEvents()).filter((e) => e.event.event === 'ensure_denied' && e.event.target === target(account));
+    assert.equal(denied.length, 1);
+    assertShape(denied[0]);
+    const { event } = denied[0];
+    assert.deepEqual(event.actor, { type: 'principal', id: 'bob' });
+    assert.deepEqual(event.principal, { id: 'bob', email: 'bob@example.com' });
+    assert.equal(event.role, 'PowerUserAccess');
+    assert.equal(event.grant_id, null);
+    assert.deepEqual(event.details.policies, ['power-user-needs-ticket']);
+    assert.deepEqual(event.details.notices, reply.body.notices);
+    assert.deepEqual(event.details.entitlements, [{ target: target(account), role: 'PowerUserAccess', duration_seconds: 600 }]);
+    assert.equal(event.details.reason, 'tune db');
+  });
+
+  it('answers the 403 when the store is down, and counts the failure', async () => {
+    const config = loadConfig(current().stack.configPath);
+    for (const tenant of config.tenants) tenant.audit = { s3: { ...tenant.audit!.s3, endpoint: 'http://127.0.0.1:9' } };
+    const api = createApi(config, current().temporal.connection as Connection);
+    const server = await new Promise<Server>((resolve) => {
+      const s = api.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const res = await fetch(`${url}/v1/access/ensure`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await tokenFor('mallory')}`, 'x-tenant-id': TENANT.id, 'content-type': 'application/json' },
+        body: JSON.stringify({ entitlements: [{ target: target(freshAccount()), role: 'AdministratorAccess' }], justification: { reason: 'x' } }),
+      });
+      assert.equal(res.status, 403);
+      assert.equal(((await res.json()) as any).code, 'forbidden');
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      assert.match(metrics, /^access_audit_write_failures_total 1$/m);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -116,7 +116,7 @@ export function createApp({
   app.post('/v1/access/ensure', async (req, res) => {
     const who = await caller(req, res);
     const body = parse(ensureBodySchema, req.body);
-    const grants = await service.ensure(who, body);
+    const grants = await service.ensure(who, body, String(req.id));
     if (!body.dry_run) {
       for (const g of grants) metrics.grants.inc({ change: g.change, status: g.status });
       logGrants(req, who, 'grant ensured', grants);

@@ -1,13 +1,18 @@
 // API entry point (`npm run start:api`).
 import type { Server, ServerResponse } from 'node:http';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
-import { checkAuditStores } from '../activities/audit';
+import { checkAuditStores, createAuditWriter } from '../activities/audit';
 import { type AppConfig, env, loadConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
-import { AccessService } from '../service/access';
+import { createApiMetrics } from '../metrics';
+import { AccessService, type RecordAudit } from '../service/access';
 import { createApp } from './app';
 import { Authenticator } from './auth';
+
+/** How long an ensure_denied answer waits for the audit store. */
+const AUDIT_WAIT_MS = 5_000;
+const auditLog = createLogger('api');
 
 /** Everything the API needs, checked at start-up: a bad policy or key file stops it here. */
 export function createApi(config: AppConfig, connection: Connection, logger?: Logger, draining?: () => boolean) {
@@ -18,8 +23,23 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     policies.set(tenant.id, byFolder.get(tenant.policies)!);
   }
   const client = new Client({ connection, namespace: env.temporalNamespace });
+  const metrics = createApiMetrics();
+  const auditWriter = createAuditWriter(config, logger);
+  // The answer waits this long at most for the store; a 403 is never withheld for it.
+  const recordAudit: RecordAudit = async (record) => {
+    try {
+      await Promise.race([
+        auditWriter.write(record),
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer in ${AUDIT_WAIT_MS} ms`)), AUDIT_WAIT_MS).unref()),
+      ]);
+    } catch (err) {
+      metrics.auditWriteFailures.inc();
+      (logger ?? auditLog).error({ audit: true, event: record.event, tenant: record.tenant_id, err: (err as Error).message }, 'audit event not written');
+    }
+  };
   return createApp({
-    service: new AccessService(client, policies),
+    service: new AccessService(client, policies, recordAudit),
+    metrics,
     auth: new Authenticator(config),
     checkTemporal: async () => {
       await connection.workflowService.getSystemInfo({});
