@@ -3,7 +3,14 @@
 // tenant asks for it, and one `audit: true` line on the log. The worker's activity and the API
 // (for ensure_denied) both write through it.
 import { createHash } from 'node:crypto';
-import { GetObjectLockConfigurationCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  GetObjectLockConfigurationCommand,
+  paginateListObjectsV2,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
 import { type AppConfig, ConfigError, tenantById, type TenantConfig } from '../config';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditRecord } from '../domain/audit';
 import { createLogger, type Logger } from '../log';
@@ -58,8 +65,14 @@ export function auditS3Client(store: AuditStoreConfig): S3Client {
 export interface AuditWriter {
   /** Writes the event (S3 and the log line) and returns it; throws when the store failed. */
   write(record: AuditRecord): Promise<AuditEvent>;
-  storeOf(tenantId: string): { store: AuditStoreConfig; s3: S3Client } | undefined;
+  /** False when the tenant has no audit store (its events go to the log only). */
+  hasStore(tenantId: string): boolean;
+  /** Every event of the tenant's day (YYYY-MM-DD): the day's objects listed, then fetched. */
+  readDay(tenantId: string, day: string): Promise<AuditEvent[]>;
 }
+
+/** Objects fetched at once while reading a day. */
+const READ_CONCURRENCY = 16;
 
 export function createAuditWriter(config: AppConfig, logger: Logger = createLogger('audit')): AuditWriter {
   const clients = new Map<string, S3Client>();
@@ -71,7 +84,27 @@ export function createAuditWriter(config: AppConfig, logger: Logger = createLogg
     return { store, s3 };
   };
   return {
-    storeOf,
+    hasStore: (tenantId) => storeOf(tenantId) !== undefined,
+    async readDay(tenantId, day) {
+      const target = storeOf(tenantId);
+      if (!target) return [];
+      const { store, s3 } = target;
+      const keys: string[] = [];
+      for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: store.bucket, Prefix: auditDayPrefix(store, tenantId, day) })) {
+        for (const o of page.Contents ?? []) if (o.Key?.endsWith('.json')) keys.push(o.Key);
+      }
+      const events: AuditEvent[] = [];
+      for (let i = 0; i < keys.length; i += READ_CONCURRENCY) {
+        const batch = await Promise.all(
+          keys.slice(i, i + READ_CONCURRENCY).map(async (Key) => {
+            const object = await s3.send(new GetObjectCommand({ Bucket: store.bucket, Key }));
+            return JSON.parse(await object.Body!.transformToString()) as AuditEvent;
+          }),
+        );
+        events.push(...batch);
+      }
+      return events;
+    },
     async write(record) {
       const event = auditEventOf(record);
       const target = storeOf(event.tenant_id);

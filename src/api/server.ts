@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
 import { createApiMetrics } from '../metrics';
 import { AccessService, type RecordAudit } from '../service/access';
+import { AuditService } from '../service/audit';
 import { createApp } from './app';
 import { Authenticator } from './auth';
 
@@ -39,6 +40,7 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
   };
   return createApp({
     service: new AccessService(client, policies, recordAudit),
+    audit: new AuditService(auditWriter, policies),
     metrics,
     auth: new Authenticator(config),
     checkTemporal: async () => {

@@ -31,6 +31,8 @@ export const USERS = {
   bob: { sub: 'bob', email: 'bob@example.com', groups: ['engineering'] },
   carol: { sub: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
+  /** Reads the audit trail (policies/auditors.cedar). */
+  sam: { sub: 'sam', email: 'sam@example.com', groups: ['security-auditors'] },
   oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
   fay: { sub: 'fay', email: 'fay@faults.example', groups: ['engineering'] },
 };
