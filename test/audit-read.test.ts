@@ -2,7 +2,9 @@
 // the answers are the same after the grants' workflow executions are deleted.
 import assert from 'node:assert/strict';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { csvCell } from '../src/cli/main';
 import { grantEvents } from './support/audit';
+import { access, show } from './support/cli';
 import { assertErrorShape, call, current, ensure, eventually, freshAccount, grantReaching, target, temporalCli } from './support/world';
 
 const DAY = 86_400_000;
@@ -106,6 +108,30 @@ describe('audit API and access report', function () {
       assert.equal(i.preexisted, false);
       assert.ok(grantIds.includes(i.grant_id));
     }
+  });
+
+  it('the CLI: access audit and access report (text, JSON and CSV)', async () => {
+    const approved = await access(['audit', '--from', from, '--target', account, '--event', 'approved'], { as: 'sam' });
+    assert.equal(approved.code, 0, show(approved));
+    const lines = approved.stdout.trim().split('\n');
+    assert.match(lines[0], /^AT +EVENT +ACTOR +PRINCIPAL +ACCESS +GRANT$/);
+    assert.equal(lines.length, 2, show(approved));
+    assert.match(lines[1], new RegExp(`APPROVED +reviewer:carol +alice +AdministratorAccess on AWS::Account::${account}`));
+    const json = await access(['audit', '--from', from, '--target', account, '--json'], { as: 'sam' });
+    assert.deepEqual(JSON.parse(json.stdout).events, first.audit.body.events);
+
+    const csv = await access(['report', '--target', account, '--from', from.slice(0, 10), '--to', new Date(Date.now() + DAY).toISOString().slice(0, 10), '--csv'], { as: 'sam' });
+    assert.equal(csv.code, 0, show(csv));
+    const rows = csv.stdout.trimEnd().split('\r\n');
+    assert.equal(rows[0], 'principal_id,principal_email,target,role,from,to,grant_id,access_request_id,approved_by,reason,ended,preexisted');
+    assert.equal(rows.length, 4, csv.stdout);
+    for (const interval of first.report.body.intervals) {
+      assert.ok(rows.some((r) => r.includes(interval.grant_id) && r.includes(interval.ended)), interval.grant_id);
+    }
+    assert.equal(csvCell('=HYPERLINK("x")'), `"'=HYPERLINK(""x"")"`, 'a formula is not a formula in the CSV');
+
+    const refused = await access(['report', '--target', account, '--from', '2026-10-01', '--to', '2026-12-31']);
+    assert.equal(refused.code, 2, show(refused));
   });
 
   it('is the audit permission: 403 to whoever the policies do not let audit; bad ranges and cursors are 400', async () => {
