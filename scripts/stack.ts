@@ -22,6 +22,7 @@ import { stringify as toYaml } from 'yaml';
 import { connectApi, createApi } from '../src/api/server';
 import { type AppConfig, loadConfig } from '../src/config';
 import type { Logger } from '../src/log';
+import { createWorkerMetrics, type WorkerMetrics } from '../src/metrics';
 import { freePort } from '../src/net';
 import { createWorker } from '../src/worker';
 
@@ -622,6 +623,7 @@ export interface LocalServices {
   /** http://127.0.0.1:port of the API */
   baseUrl: string;
   worker: Worker;
+  workerMetrics: WorkerMetrics;
   /** The API's connection to Temporal, for a client of the test's own. */
   connection: Connection;
   stop(): Promise<void>;
@@ -630,7 +632,8 @@ export interface LocalServices {
 /** A worker and the API in this process, on the stack's Temporal, with `config`'s tenants. */
 export async function startLocalServices(stack: Stack, config: AppConfig, logger?: Logger): Promise<LocalServices> {
   const workerConnection = await NativeConnection.connect({ address: stack.temporalAddress });
-  const worker = await createWorker(config, workerConnection);
+  const workerMetrics = createWorkerMetrics();
+  const worker = await createWorker(config, workerConnection, workerMetrics);
   const running = worker.run();
   const connection = connectApi(stack.temporalAddress);
   const server: Server = await new Promise((resolve) => {
@@ -639,6 +642,7 @@ export async function startLocalServices(stack: Stack, config: AppConfig, logger
   return {
     baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     worker,
+    workerMetrics,
     connection,
     async stop() {
       await new Promise((resolve) => server.close(resolve));

@@ -11,14 +11,19 @@ import { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { env, loadConfig } from '../../src/config';
 import type { GrantView } from '../../src/domain/grant';
+import type { WorkerMetrics } from '../../src/metrics';
 import { FaultProxy } from './fault-proxy';
+import { OutageProxy } from './outage-proxy';
 import { awsClientConfig, repoRoot, type Stack, startLocalServices, startStack } from '../../scripts/stack';
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
 
 export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 /** Its own policies (everything auto-activates) and a 3-second review window. */
 export const OTHER_TENANT = { id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', name: 'other' };
-/** Everything auto-activates; its AWS calls go through the fault proxy (`current().faults`). */
+/**
+ * Everything auto-activates; its AWS calls go through the fault proxy (`current().faults`), its
+ * audit events through the outage proxy (`current().auditOutage`).
+ */
 export const FAULTS_TENANT = { id: 'f0a17e57-0000-4000-8000-00000000fa17', name: 'faults' };
 export const PRODUCTION_ACCOUNT = '111111111111';
 /** OTHER_TENANT's webhook with a secret in its path (a working one). */
@@ -50,6 +55,10 @@ interface World {
   webhooks: WebhookReceiver;
   /** Between the faults tenant and moto. */
   faults: FaultProxy;
+  /** Between the faults tenant's audit store and moto's S3. */
+  auditOutage: OutageProxy;
+  /** The in-process worker's metrics. */
+  workerMetrics: WorkerMetrics;
   stop(): Promise<void>;
 }
 let world: World | undefined;
@@ -63,6 +72,7 @@ export async function startWorld(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'access-test-'));
   const webhooks = await startWebhookReceiver();
   const faults = await FaultProxy.start();
+  const auditOutage = await OutageProxy.start();
   const stack = await startStack({
     dir,
     tenants: [
@@ -94,12 +104,13 @@ export async function startWorld(): Promise<void> {
           ],
         },
       },
-      { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url },
+      { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url, auditEndpoint: auditOutage.url },
     ],
     users: Object.values(USERS).map((u) => u.email),
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
   });
   await faults.upstream(stack.awsEndpoint);
+  auditOutage.forwardTo(stack.awsEndpoint);
   const config = loadConfig(stack.configPath);
   const services = await startLocalServices(stack, config);
   const aws = awsClientConfig(stack.awsEndpoint);
@@ -112,11 +123,14 @@ export async function startWorld(): Promise<void> {
     worker: services.worker,
     webhooks,
     faults,
+    auditOutage,
+    workerMetrics: services.workerMetrics,
     async stop() {
       await services.stop();
       await stack.stop();
       await webhooks.close();
       await faults.close();
+      await auditOutage.close();
     },
   };
 }
