@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Connection } from '@temporalio/client';
+import { auditEventSchema } from '../src/api/schemas';
 import { createApi } from '../src/api/server';
 import { createAuditActivities } from '../src/activities/audit';
 import { loadConfig } from '../src/config';
@@ -19,6 +20,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 function assertShape({ key, event }: StoredEvent): void {
   const keys = ['schema', 'event_id', 'at', 'tenant_id', 'event', 'actor', 'principal', 'target', 'role', 'grant_id', 'access_request_id', 'details'];
   assert.deepEqual(Object.keys(event).sort(), [...keys].sort(), JSON.stringify(event));
+  // The zod schema the OpenAPI document and docs/audit.md's JSON Schema are written from.
+  auditEventSchema.parse(event);
   assert.equal(event.schema, 1);
   assert.match(event.event_id, UUID);
   assert.ok(AUDIT_EVENTS.includes(event.event), event.event);

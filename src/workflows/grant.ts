@@ -34,7 +34,7 @@ import {
   type Review,
   type Revocation,
 } from '../domain/grant';
-import type { AuditActor, AuditEventName } from '../domain/audit';
+import type { AuditActor, AuditEventName, AuditRecord } from '../domain/audit';
 import { markdownText } from '../domain/text';
 import {
   approveSignal,
@@ -167,6 +167,24 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   };
   let auditsInFlight = 0;
   /**
+   * True while the run drains before it continues as new: events made meanwhile (a stream of
+   * extensions never stops making them, so the run would never drain) wait in the state, and the
+   * next run writes them first.
+   */
+  let holdingAudits = false;
+  const writeAudit = (record: AuditRecord) => {
+    auditsInFlight++;
+    CancellationScope.nonCancellable(() => auditing.writeAuditEvent(record))
+      .catch((err) => log.error('audit event not written', { event: record.event, reason: providerReason(err) }))
+      .finally(() => auditsInFlight--);
+  };
+  const releaseAudits = () => {
+    holdingAudits = false;
+    const held = state.auditBacklog ?? [];
+    delete state.auditBacklog;
+    held.forEach(writeAudit);
+  };
+  /**
    * Writes an audit event without waiting: the caller goes on with the grant's lifecycle. Its id
    * comes from the grant's event number (kept in the state), so a retry or a replay writes the
    * same object. Scheduled outside cancellation: a cancelled workflow's revocation is written too.
@@ -174,7 +192,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   const audit = (event: AuditEventName, actor: AuditActor, details: Record<string, unknown> = {}, at = now().toISOString()) => {
     if (!patched(AUDIT_TRAIL_PATCH)) return;
     state.auditSequence = (state.auditSequence ?? 0) + 1;
-    const record = {
+    const record: AuditRecord = {
       tenant_id: state.key.tenantId,
       event,
       at,
@@ -187,10 +205,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       details,
       occurrence: String(state.auditSequence),
     };
-    auditsInFlight++;
-    CancellationScope.nonCancellable(() => auditing.writeAuditEvent(record))
-      .catch((err) => log.error('audit event not written', { event, reason: providerReason(err) }))
-      .finally(() => auditsInFlight--);
+    if (holdingAudits) state.auditBacklog = [...(state.auditBacklog ?? []), record];
+    else writeAudit(record);
   };
   const system = (id: string): AuditActor => ({ type: 'system', id });
 
@@ -348,6 +364,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   setHandler(denySignal, operatorReview('deny'));
   setHandler(revokeSignal, (r) => revoke(r, true));
 
+  // Events the previous run made while it drained (see holdingAudits).
+  if (state.auditBacklog?.length) releaseAudits();
+
   if (!operatorSafe) return lifecycle();
   // Cancelling the workflow (the Web UI's "Request Cancellation", `temporal workflow cancel`) is a
   // revoke. The lifecycle runs in a non-cancellable scope, so a cancellation never abandons work in
@@ -387,9 +406,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
 
   /** Continue-as-new once notifications are sent and handlers done, unless `stillIdle` turned false meanwhile. */
   async function continueAsNewIf(stillIdle: () => boolean): Promise<void> {
+    holdingAudits = true;
     await notificationsSent();
     await condition(allHandlersFinished);
     if (stillIdle()) await continueAsNew<typeof grantWorkflow>({ ...input, state });
+    releaseAudits();
   }
 
   async function awaitReview(): Promise<void> {
@@ -521,10 +542,14 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       // Woken before the expiry timer fired, so the grant still holds: re-create what was removed.
       if (woken && reconcilePending() && !state.revocation) await restoreAssignment();
       if (historyIsLong() && !state.revocation) {
+        holdingAudits = true;
         await notificationsSent();
         // A reconcile asked meanwhile is a handler still running: serve it on the next pass.
         await condition(() => allHandlersFinished() || reconcilePending());
-        if (reconcilePending()) continue;
+        if (reconcilePending()) {
+          releaseAudits();
+          continue;
+        }
         await continueAsNew<typeof grantWorkflow>({ ...input, state });
       }
     }
