@@ -1,17 +1,26 @@
 // The audit trail (issue 13): every decision and state change as one object in the tenant's S3,
 // written whatever Temporal later forgets.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { checkAuditStores } from '../src/activities/audit';
+import { createLogger } from '../src/log';
+import { repoRoot } from '../scripts/stack';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Connection } from '@temporalio/client';
 import { auditEventSchema } from '../src/api/schemas';
 import { createApi } from '../src/api/server';
 import { createAuditActivities } from '../src/activities/audit';
+
 import { loadConfig } from '../src/config';
 import { AUDIT_EVENTS } from '../src/domain/audit';
 import { grantWorkflowId } from '../src/domain/grant';
 import { AUDIT_PREFIX } from '../scripts/stack';
-import { grantEvents, headOf, storedEvents, type StoredEvent } from './support/audit';
+import { grantEvents, headOf, storedEvents, type StoredEvent, testS3 } from './support/audit';
 import { call, current, ensure, eventually, freshAccount, grantReaching, recordHistory, TENANT, target, tokenFor } from './support/world';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -106,7 +115,11 @@ describe('audit trail', function () {
   });
 
   it('a retried or replayed write is the same object: one event, one key', async () => {
-    const activities = createAuditActivities(loadConfig(current().stack.configPath));
+    const lines: any[] = [];
+    const logger = createLogger('audit', { write: (line: string) => void lines.push(JSON.parse(line)) });
+    logger.level = 'info'; // the tests run at warn
+
+    const activities = createAuditActivities(loadConfig(current().stack.configPath), { logger });
     const input = {
       tenant_id: TENANT.id,
       event: 'revoked' as const,
@@ -125,12 +138,39 @@ describe('audit trail', function () {
     const written = (await storedEvents()).filter((e) => e.event.grant_id === input.grant_id);
     assert.equal(written.length, 1);
     assertShape(written[0]);
+    // And on the log, for log pipelines: the event itself, marked.
+    assert.ok(lines.length >= 1);
+    for (const line of lines) {
+      assert.equal(line.audit, true);
+      assert.equal(line.event_id, written[0].event.event_id);
+      assert.equal(line.event, 'revoked');
+    }
     const other = await eventually('a second occurrence', async () => {
       await activities.writeAuditEvent({ ...input, occurrence: '8' });
       const all = (await storedEvents()).filter((e) => e.event.grant_id === input.grant_id);
       return all.length === 2 ? all : undefined;
     });
     assert.notEqual(other[0].event.event_id, other[1].event.event_id, 'another occurrence is another event');
+  });
+});
+
+describe('audit trail: start-up', function () {
+  this.timeout(60_000);
+
+  it('refuses to start when object_lock_days is set and the bucket has no Object Lock, and says so', async () => {
+    await checkAuditStores(loadConfig(current().stack.configPath)); // the stack's bucket has it
+    await testS3().send(new CreateBucketCommand({ Bucket: 'no-lock-audit' })).catch(() => undefined);
+    const config = parseYaml(readFileSync(current().stack.configPath, 'utf8'));
+    for (const tenant of config.tenants) tenant.audit.s3.bucket = 'no-lock-audit';
+    const file = path.join(path.dirname(current().stack.configPath), 'no-lock.yaml');
+    writeFileSync(file, toYaml(config));
+    const run = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      execFile(process.execPath, [path.join(repoRoot, 'dist/src/api/server.js')], { env: { ...process.env, ACCESS_CONFIG: file, PORT: '0' }, timeout: 30_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, out: stdout + stderr }),
+      );
+    });
+    assert.equal(run.code, 1, run.out);
+    assert.match(run.out, /audit\.s3\.object_lock_days is set, but bucket no-lock-audit has no Object Lock/);
   });
 });
 
