@@ -1,7 +1,7 @@
 // API entry point (`npm run start:api`).
 import type { Server, ServerResponse } from 'node:http';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
-import { checkAuditStores, createAuditWriter } from '../activities/audit';
+import { auditEventOf, checkAuditStores, createAuditWriter } from '../activities/audit';
 import { type AppConfig, env, loadConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
@@ -13,7 +13,6 @@ import { Authenticator } from './auth';
 
 /** How long an ensure_denied answer waits for the audit store. */
 const AUDIT_WAIT_MS = 5_000;
-const auditLog = createLogger('api');
 
 /** Everything the API needs, checked at start-up: a bad policy or key file stops it here. */
 export function createApi(config: AppConfig, connection: Connection, logger?: Logger, draining?: () => boolean) {
@@ -24,8 +23,9 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     policies.set(tenant.id, byFolder.get(tenant.policies)!);
   }
   const client = new Client({ connection, namespace: env.temporalNamespace });
+  const log = logger ?? createLogger('api');
   const metrics = createApiMetrics();
-  const auditWriter = createAuditWriter(config, logger);
+  const auditWriter = createAuditWriter(config, log);
   // The answer waits this long at most for the store; a 403 is never withheld for it.
   const recordAudit: RecordAudit = async (record) => {
     try {
@@ -35,7 +35,8 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
       ]);
     } catch (err) {
       metrics.auditWriteFailures.inc();
-      (logger ?? auditLog).error({ audit: true, event: record.event, tenant: record.tenant_id, err: (err as Error).message }, 'audit event not written');
+      // The event itself, so a log pipeline still has it.
+      log.error({ audit: true, ...auditEventOf(record), err: (err as Error).message }, `audit: ${record.event} not written to the store`);
     }
   };
   return createApp({
@@ -47,7 +48,7 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
       await connection.workflowService.getSystemInfo({});
     },
     draining,
-    logger,
+    logger: log,
   });
 }
 
