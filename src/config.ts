@@ -113,6 +113,20 @@ const authSchema = z
   })
   .refine((a) => Boolean(a.jwks_file) !== Boolean(a.jwks_url), 'give exactly one of jwks_file and jwks_url');
 
+/** Where the tenant's audit trail goes (docs/audit.md): one S3 object per event. */
+const auditSchema = z.strictObject({
+  s3: z.strictObject({
+    bucket: z.string().min(3),
+    /** Keys start `{prefix}/tenant=...`; no leading or trailing slash needed. */
+    prefix: z.string().refine((p) => !p.startsWith('/') && !p.endsWith('/'), 'no leading or trailing slash').default('audit'),
+    region: z.string().min(1).optional(),
+    endpoint: z.url().optional(),
+    kms_key_id: z.string().min(1).optional(),
+    /** Each object written in Object Lock compliance mode for this many days (the bucket must have Object Lock on). */
+    object_lock_days: z.int().positive().optional(),
+  }),
+});
+
 const tenantSchema = z.strictObject({
   id: z.uuid({ version: undefined }).transform((id) => id.toLowerCase()),
   name: z.string().min(1),
@@ -133,6 +147,8 @@ const tenantSchema = z.strictObject({
     })
     .prefault({}),
   notifications: notificationsSchema,
+  /** Absent: the events go to the worker's and the API's log only. */
+  audit: auditSchema.optional(),
   /** How often the reconciliation Schedule compares grants with the assignments at AWS (default 300). */
   reconcile_interval_seconds: z.int().min(10).optional(),
   /**

@@ -3,6 +3,7 @@
 import { Client } from '@temporalio/client';
 import { DefaultLogger, type LogEntry, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { checkAuditStores, createAuditActivities } from './activities/audit';
 import { createNotifyActivities } from './activities/notify';
 import { type AppConfig, env, loadConfig } from './config';
 import { createLogger, type Logger } from './log';
@@ -21,6 +22,7 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
     activities: {
       ...createActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics }),
       ...createNotifyActivities(config),
+      ...createAuditActivities(config, { metrics }),
     },
   });
 }
@@ -35,6 +37,7 @@ function toPino(log: Logger) {
 
 async function main(log: Logger): Promise<void> {
   const config = loadConfig();
+  await checkAuditStores(config);
   // The SDK's Prometheus exporter listens on loopback only; our /metrics appends its text, so one
   // scrape target carries both.
   const sdkMetricsPort = await freePort();

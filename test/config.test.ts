@@ -71,6 +71,7 @@ describe('config', () => {
       /tenants\.0\.notifications\.webhooks\.0\.events\.1/,
     ],
     ['a webhook that is not http(s)', { tenants: [{ ...tenant, notifications: { webhooks: [{ url: 'file:///etc/passwd', events: ['active'] }] } }] }, /tenants\.0\.notifications\.webhooks\.0\.url/],
+    ['an audit prefix with a leading slash', { tenants: [{ ...tenant, audit: { s3: { bucket: 'audit-bucket', prefix: '/audit' } } }] }, /tenants\.0\.audit\.s3\.prefix/],
     ['a zero call rate', { tenants: [{ ...tenant, aws: { ...tenant.aws, limits: { calls_per_second: 0 } } }] }, /tenants\.0\.aws\.limits\.calls_per_second/],
     [
       'two limits for one instance',

@@ -8,13 +8,17 @@ import { grantWorkflowId, type GrantView } from '../domain/grant';
 import { createLogger, type Logger } from '../log';
 import { type ApiMetrics, createApiMetrics } from '../metrics';
 import type { AccessService, Caller } from '../service/access';
+import type { AuditService } from '../service/audit';
+import { MAX_RANGE_DAYS } from '../domain/audit';
 import type { SlackInteractions } from '../service/slack';
 import type { Authenticator } from './auth';
 import { openApiDocument } from './openapi';
-import { ensureBodySchema, grantFiltersSchema, requestFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
+import { auditQuerySchema, ensureBodySchema, grantFiltersSchema, reportQuerySchema, requestFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
 
 export interface AppDeps {
   service: AccessService;
+  /** Absent: the audit endpoints answer 404. */
+  audit?: AuditService;
   auth: Authenticator;
   /** Resolves when Temporal answers, rejects when it does not. */
   checkTemporal: () => Promise<void>;
@@ -46,6 +50,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
 
 export function createApp({
   service,
+  audit,
   auth,
   checkTemporal,
   draining = () => false,
@@ -133,7 +138,7 @@ export function createApp({
   app.post('/v1/access/ensure', async (req, res) => {
     const who = await caller(req, res);
     const body = parse(ensureBodySchema, req.body);
-    const grants = await service.ensure(who, body);
+    const grants = await service.ensure(who, body, String(req.id));
     if (!body.dry_run) {
       for (const g of grants) metrics.grants.inc({ change: g.change, status: g.status });
       logGrants(req, who, 'grant ensured', grants);
@@ -173,6 +178,20 @@ export function createApp({
     res.json(await service.getRequest(who, parseId(req.params.id, 'access request')));
   });
 
+  if (audit) {
+    app.get('/v1/access/audit', async (req, res) => {
+      const who = await caller(req, res);
+      const q = parse(auditQuerySchema, req.query);
+      const range = timeRange(q.from, q.to);
+      res.json(await audit.list(who, { ...range, principal: q.principal, target: q.target, role: q.role, event: q.event }, q.limit, q.cursor));
+    });
+    app.get('/v1/access/report', async (req, res) => {
+      const who = await caller(req, res);
+      const q = parse(reportQuerySchema, req.query);
+      res.json({ intervals: await audit.report(who, { ...timeRange(q.from, q.to), target: q.target, role: q.role }) });
+    });
+  }
+
   app.use((_req: Request, _res: Response) => {
     throw new AccessError('not_found', 'No such endpoint.');
   });
@@ -191,6 +210,19 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
     throw new AccessError('invalid_request', 'The request is not valid.', { details: { issues: parsed.error.issues } });
   }
   return parsed.data;
+}
+
+const DAY_MS = 86_400_000;
+
+/** `from` and `to` as times (a date is its day's start, or end as `to`), at most MAX_RANGE_DAYS apart. */
+function timeRange(fromText?: string, toText?: string): { from: Date; to: Date } {
+  const to = toText === undefined ? new Date() : new Date(toText.length === 10 ? `${toText}T23:59:59.999Z` : toText);
+  const from = fromText === undefined ? new Date(to.getTime() - 7 * DAY_MS) : new Date(fromText.length === 10 ? `${fromText}T00:00:00Z` : fromText);
+  if (from.getTime() > to.getTime()) throw new AccessError('invalid_request', '`from` is after `to`.');
+  if (to.getTime() - from.getTime() > MAX_RANGE_DAYS * DAY_MS) {
+    throw new AccessError('invalid_request', `\`from\` and \`to\` are at most ${MAX_RANGE_DAYS} days apart; ask for the range in parts (or query the bucket with Athena).`);
+  }
+  return { from, to };
 }
 
 function parseId(value: unknown, what: string): string {

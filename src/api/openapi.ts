@@ -2,7 +2,11 @@
 // with (and the response schemas next to them), so the document cannot drift from the code.
 import { z } from 'zod';
 import {
+  auditPageSchema,
+  auditQuerySchema,
   ensureBodySchema,
+  reportQuerySchema,
+  reportSchema,
   errorSchema,
   grantFiltersSchema,
   grantSchema,
@@ -65,7 +69,7 @@ function queryParameters(schema: z.ZodObject): JsonSchema[] {
   return Object.entries(schema.shape).map(([name, field]) => ({
     name,
     in: 'query',
-    required: false,
+    required: !(field as z.ZodType).safeParse(undefined).success,
     schema: jsonSchema(field instanceof z.ZodOptional ? (field.unwrap() as z.ZodType) : (field as z.ZodType), 'input'),
   }));
 }
@@ -198,6 +202,33 @@ export function openApiDocument(): JsonSchema {
           },
         },
       },
+      '/v1/access/audit': {
+        get: {
+          operationId: 'listAuditEvents',
+          summary: "The tenant's audit events, newest first, in pages (action `audit`; at most 92 days a call)",
+          ...common,
+          parameters: [...common.parameters, ...queryParameters(auditQuerySchema)],
+          responses: {
+            '200': { description: 'A page of events', content: json(ref('AuditPage')) },
+            ...ERRORS,
+            '400': errorResponse('Bad filters, a range over 92 days, or a cursor this API did not hand out (`invalid_request`)'),
+            '404': errorResponse('The tenant has no audit store configured'),
+          },
+        },
+      },
+      '/v1/access/report': {
+        get: {
+          operationId: 'accessReport',
+          summary: 'Who held which role on the target, when: intervals rebuilt from the audit events (action `audit`)',
+          ...common,
+          parameters: [...common.parameters, ...queryParameters(reportQuerySchema)],
+          responses: {
+            '200': { description: 'Access intervals', content: json(ref('AccessReport')) },
+            ...ERRORS,
+            '404': errorResponse('The tenant has no audit store configured'),
+          },
+        },
+      },
       '/healthz': { get: { operationId: 'health', summary: 'The process is up', responses: { '200': { description: 'Up' } } } },
       '/readyz': {
         get: { operationId: 'ready', summary: 'Temporal answers', responses: { '200': { description: 'Ready' }, '503': ERRORS['503'] } },
@@ -217,6 +248,8 @@ export function openApiDocument(): JsonSchema {
         ReviewRequest: jsonSchema(reviewBodySchema, 'input'),
         RevokeRequest: jsonSchema(revokeBodySchema, 'input'),
         Error: jsonSchema(errorSchema, 'output'),
+        AuditPage: jsonSchema(auditPageSchema, 'output'),
+        AccessReport: jsonSchema(reportSchema, 'output'),
       },
     },
   };

@@ -288,6 +288,103 @@ async function revokeCommand(grantId: string, opts: CommonOptions & { reason?: s
   return EXIT.ok;
 }
 
+interface AuditEvent {
+  at: string;
+  event: string;
+  actor: { type: string; id: string };
+  principal: { id: string; email?: string };
+  target: string;
+  role: string;
+  grant_id: string | null;
+  details: Record<string, unknown>;
+}
+
+interface AccessInterval {
+  principal_id: string;
+  principal_email: string | null;
+  target: string;
+  role: string;
+  from: string;
+  to: string | null;
+  grant_id: string;
+  access_request_id: string | null;
+  approved_by: string[];
+  reason: string | null;
+  ended: string;
+  preexisted: boolean;
+}
+
+/** Rows as aligned columns: every cell terminal-safe, the last column unpadded. */
+function table(header: string[], rows: string[][]): string[] {
+  const cells = rows.map((r) => r.map(terminalText));
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c)).join('  ');
+  return [line(header), ...cells.map(line)];
+}
+
+async function auditCommand(opts: CommonOptions & { from?: string; to?: string; principal?: string; target?: string; role?: string; event?: string; limit: number }): Promise<number> {
+  const conn = connectionOf(opts);
+  const query = new URLSearchParams();
+  for (const key of ['from', 'to', 'principal', 'target', 'role', 'event'] as const) if (opts[key]) query.set(key, opts[key]);
+  // Pages of up to 100 until --limit events or the last page.
+  const events: AuditEvent[] = [];
+  let cursor: string | null = null;
+  do {
+    query.set('limit', String(Math.min(100, opts.limit - events.length)));
+    if (cursor) query.set('cursor', cursor);
+    const page: { events: AuditEvent[]; next_cursor: string | null } = await callApi(conn, 'GET', `/v1/access/audit?${query}`);
+    events.push(...page.events);
+    cursor = page.next_cursor;
+  } while (cursor && events.length < opts.limit);
+  if (opts.json) {
+    printJson({ events });
+  } else if (events.length === 0) {
+    print(['no events']);
+  } else {
+    const rows = events.map((e) => [e.at, e.event.toUpperCase(), `${e.actor.type}:${e.actor.id}`, e.principal.id, `${e.role} on ${e.target}`, e.grant_id ?? '-']);
+    print(table(['AT', 'EVENT', 'ACTOR', 'PRINCIPAL', 'ACCESS', 'GRANT'], rows));
+    if (cursor) printError([`(first ${events.length} events; raise --limit or narrow the range for more)`]);
+  }
+  return EXIT.ok;
+}
+
+const REPORT_COLUMNS = ['principal_id', 'principal_email', 'target', 'role', 'from', 'to', 'grant_id', 'access_request_id', 'approved_by', 'reason', 'ended', 'preexisted'] as const;
+
+/**
+ * One CSV cell (RFC 4180). Text that a spreadsheet would take for a formula (a requester's reason
+ * starting with `=`) is prefixed with `'`, so opening the report never runs it.
+ */
+export function csvCell(value: unknown): string {
+  let text = value === null || value === undefined ? '' : Array.isArray(value) ? value.join(';') : String(value);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+async function reportCommand(opts: CommonOptions & { target: string; role?: string; from: string; to: string; csv?: boolean }): Promise<number> {
+  const query = new URLSearchParams({ target: opts.target, from: opts.from, to: opts.to, ...(opts.role ? { role: opts.role } : {}) });
+  const { intervals } = await callApi<{ intervals: AccessInterval[] }>(connectionOf(opts), 'GET', `/v1/access/report?${query}`);
+  if (opts.json) {
+    printJson({ intervals });
+  } else if (opts.csv) {
+    // CSV is data, not terminal text: written as it is (quoted), with the formula guard above.
+    process.stdout.write([REPORT_COLUMNS.join(','), ...intervals.map((i) => REPORT_COLUMNS.map((c) => csvCell(i[c])).join(','))].join('\r\n') + '\r\n');
+  } else if (intervals.length === 0) {
+    print(['nobody held access in that range']);
+  } else {
+    const rows = intervals.map((i) => [
+      i.principal_email ?? i.principal_id,
+      i.role,
+      i.from,
+      i.to ?? '-',
+      i.ended.toUpperCase() + (i.preexisted ? ' (pre-existing)' : ''),
+      i.approved_by.join(',') || '-',
+      i.reason ?? '',
+    ]);
+    print(table(['PRINCIPAL', 'ROLE', 'FROM', 'TO', 'ENDED', 'APPROVED BY', 'REASON'], rows));
+  }
+  return EXIT.ok;
+}
+
 /** Runs one command and turns its outcome (or API error) into an exit code. */
 function action<A extends unknown[]>(run: (...args: A) => Promise<number>) {
   return async (...args: A) => {
@@ -361,6 +458,26 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .argument('<grant-id>', 'grant id')
     .option('--reason <text>', 'why')
     .action(action(revokeCommand));
+
+  common(root.command('audit'))
+    .description('the audit trail, newest first (needs the audit permission)')
+    .option('--from <time>', 'ISO time or date (default: 7 days before --to)')
+    .option('--to <time>', 'ISO time or date (default: now)')
+    .option('--principal <id>', "only this principal's events")
+    .option('--target <account>', 'only this account', parseTarget)
+    .option('--role <name>', 'only this role')
+    .option('--event <name>', 'only this event, e.g. approved, ensure_denied')
+    .addOption(new Option('--limit <n>', 'at most this many events').argParser(Number).default(1000))
+    .action(action(auditCommand));
+
+  common(root.command('report'))
+    .description('who held which role on an account, when: intervals from the audit trail')
+    .requiredOption('--target <account>', 'account id or AWS::Account::{id}', parseTarget)
+    .option('--role <name>', 'only this role')
+    .requiredOption('--from <time>', 'ISO time or date, e.g. 2026-10-01')
+    .requiredOption('--to <time>', 'ISO time or date (a date counts to its end), at most 92 days after --from')
+    .option('--csv', 'CSV (one row per interval) instead of text')
+    .action(action(reportCommand));
 
   return root;
 }

@@ -1,5 +1,6 @@
 // The grant's types and the pure rules over them. Imported by the workflow (so: deterministic,
 // no I/O, no Node APIs) and by the API (for dry runs and the read-only path).
+import type { AuditRecord } from './audit';
 
 export type GrantStatus = 'pending' | 'provisioning' | 'active' | 'expired' | 'revoked';
 export type GrantChange = 'none' | 'activated' | 'requested' | 'extended';
@@ -143,6 +144,10 @@ export interface GrantState {
   notifications?: GrantNotifications;
   /** When the expiry warning is due; null once sent or when there is none for this expiry. */
   expiryWarningAt?: string | null;
+  /** Audit events this grant has written so far (kept across continue-as-new): each event's number makes its id. */
+  auditSequence?: number;
+  /** Audit events made while the previous run drained before continuing as new: this run writes them first. */
+  auditBacklog?: AuditRecord[];
 }
 
 export interface GrantView {

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Principal } from '../domain/grant';
 
-export type PolicyAction = 'request' | 'activate' | 'review' | 'revoke';
+export type PolicyAction = 'request' | 'activate' | 'review' | 'revoke' | 'audit';
 
 export interface PolicyRequest {
   principal: Principal;
@@ -70,8 +70,12 @@ export class PolicySet {
   }
 
   authorize(req: PolicyRequest): PolicyDecision {
+    return this.decide(cedarRequest(req));
+  }
+
+  private decide(request: CedarRequest): PolicyDecision {
     const answer = cedar.statefulIsAuthorized({
-      ...cedarRequest(req),
+      ...request,
       preparsedPolicySetId: this.policySetId,
       // Without the schema cedar would not know action groups (`action in ...`). The request's
       // shape was checked against it once at load (selfCheck); per call it costs ~15%.
@@ -237,7 +241,7 @@ function selfCheck(policySetId: string, schemaName: string, schemaFile: string):
     accountEnvironment: 'unknown',
     context: { role: 'self-check', duration_seconds: 0, has_reason: false, has_ticket_attachment: false },
   };
-  for (const action of ['request', 'activate', 'review', 'revoke'] as const) {
+  for (const action of ['request', 'activate', 'review', 'revoke', 'audit'] as const) {
     const answer = cedar.statefulIsAuthorized({
       ...cedarRequest({ ...sample, action }),
       preparsedPolicySetId: policySetId,

@@ -25,6 +25,7 @@ import {
   toView,
   validateJustification,
 } from '../domain/grant';
+import type { AuditRecord } from '../domain/audit';
 import { AccessError } from '../domain/errors';
 import { type AccessRequestView, awaitsReview, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { markdownText } from '../domain/text';
@@ -74,21 +75,52 @@ const VISIBILITY_WAIT_MS = 5000;
 /** A grant's state as ensure finds it: null when there is none, undefined when it is too busy to say. */
 type Found = GrantState | null | undefined;
 
+/** Writes an audit event; never throws (a failure is counted and logged by whoever made it). */
+export type RecordAudit = (record: AuditRecord) => Promise<void>;
+
 export class AccessService {
   private readonly ensureRate = new RateLimiter();
 
   constructor(
     private readonly client: Client,
     private readonly policies: ReadonlyMap<string, PolicySet>,
+    private readonly recordAudit: RecordAudit = async () => {},
   ) {}
 
-  async ensure(caller: Caller, input: EnsureInput): Promise<GrantView[]> {
+  /** `requestId` (the HTTP request's) makes the id of an ensure_denied event: a retried write is the same event. */
+  async ensure(caller: Caller, input: EnsureInput, requestId: string = randomUUID()): Promise<GrantView[]> {
     this.takeEnsureToken(caller);
     // One access request per call, for every entitlement of it that needs review.
     const accessRequestId = randomUUID();
     const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId));
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
+      // On record before the caller hears the answer (issue 13): one event per refused entitlement.
+      await Promise.all(
+        denied.map((p, i) =>
+          this.recordAudit({
+            tenant_id: caller.tenant.id,
+            event: 'ensure_denied',
+            at: new Date().toISOString(),
+            actor: { type: 'principal', id: caller.principal.id },
+            principal: { id: caller.principal.id, ...(caller.principal.email !== undefined && { email: caller.principal.email }) },
+            target: p.key.target,
+            role: p.key.role,
+            grant_id: null,
+            access_request_id: null,
+            details: {
+              entitlements: input.entitlements,
+              policies: p.policyIds,
+              notices: p.notices,
+              reason: input.justification?.reason ?? null,
+              attachments: input.justification?.attachments ?? [],
+              dry_run: input.dry_run ?? false,
+              request_id: requestId,
+            },
+            occurrence: `${requestId}/${i}`,
+          }),
+        ),
+      );
       throw new AccessError('forbidden', 'Policy does not allow every entitlement; nothing was changed.', {
         details: { denied: denied.map((p) => ({ target: p.key.target, role: p.key.role })) },
         notices: [...new Set(denied.flatMap((p) => p.notices))],
@@ -278,16 +310,16 @@ export class AccessService {
     };
     if (tenant.accounts_only && !Object.hasOwn(tenant.accounts, accountId)) {
       const notice = `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists may be targets.`;
-      return { key, request, denied: true, notices: [notice] };
+      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
     }
     if (durationSeconds > limits.max_duration_seconds) {
       const notice = `${key.role} on ${key.target}: at most ${limits.max_duration_seconds} seconds may be requested (asked for ${durationSeconds}).`;
-      return { key, request, denied: true, notices: [notice] };
+      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
     }
     const asked = this.decideFor(tenant, principal, 'request', key, context);
     if (!asked.allowed) {
       const notices = asked.notices.length > 0 ? asked.notices : [`No policy allows ${principal.id} to request ${key.role} on ${key.target}.`];
-      return { key, request, denied: true, notices };
+      return { key, request, denied: true, notices, policyIds: asked.policyIds };
     }
     request.autoApprove = this.decideFor(tenant, principal, 'activate', key, context).allowed;
     if (!request.autoApprove) {
@@ -306,7 +338,7 @@ export class AccessService {
         },
       ];
     }
-    return { key, request, denied: false, notices: [] as string[] };
+    return { key, request, denied: false, notices: [] as string[], policyIds: [] as string[] };
   }
 
   /** `found`: the grant's state as ensure found it before deciding the call. */

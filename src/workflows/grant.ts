@@ -19,6 +19,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AssignmentLookup, GrantActivities } from '../activities';
+import type { AuditActivities } from '../activities/audit';
 import type { Notification, NotifyActivities } from '../activities/notify';
 import {
   accountIdOf,
@@ -35,9 +36,11 @@ import {
   type Review,
   type Revocation,
 } from '../domain/grant';
+import type { AuditActor, AuditEventName, AuditRecord } from '../domain/audit';
 import { markdownText } from '../domain/text';
 import {
   approveSignal,
+  AUDIT_TRAIL_PATCH,
   denySignal,
   ensureUpdate,
   type EnsureOutcome,
@@ -86,6 +89,13 @@ const notifying = proxyActivities<NotifyActivities>({
   startToCloseTimeout: '10 seconds',
   scheduleToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '15 seconds' },
+});
+
+// The audit trail is written whatever it takes (no maximumAttempts), and the grant never waits
+// for it: a store that is down delays only the record, never provisioning or expiry.
+const auditing = proxyActivities<AuditActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
 /** A run that has not been given its first ensure within this time was started by mistake. */
@@ -158,8 +168,56 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       .catch((err) => log.warn('notification not delivered', { event, reason: providerReason(err) }))
       .finally(() => notificationsInFlight--);
   };
-  /** Before the run ends or continues as new; bounded by the notifications' own timeout. */
-  const notificationsSent = () => condition(() => notificationsInFlight === 0);
+  let auditsInFlight = 0;
+  /**
+   * True while the run drains before it continues as new: events made meanwhile (a stream of
+   * extensions never stops making them, so the run would never drain) wait in the state, and the
+   * next run writes them first.
+   */
+  let holdingAudits = false;
+  const writeAudit = (record: AuditRecord) => {
+    auditsInFlight++;
+    CancellationScope.nonCancellable(() => auditing.writeAuditEvent(record))
+      .catch((err) => log.error('audit event not written', { event: record.event, reason: providerReason(err) }))
+      .finally(() => auditsInFlight--);
+  };
+  const releaseAudits = () => {
+    holdingAudits = false;
+    const held = state.auditBacklog ?? [];
+    delete state.auditBacklog;
+    held.forEach(writeAudit);
+  };
+  /**
+   * Writes an audit event without waiting: the caller goes on with the grant's lifecycle. Its id
+   * comes from the grant's event number (kept in the state), so a retry or a replay writes the
+   * same object. Scheduled outside cancellation: a cancelled workflow's revocation is written too.
+   */
+  const audit = (event: AuditEventName, actor: AuditActor, details: Record<string, unknown> = {}, at = now().toISOString()) => {
+    if (!patched(AUDIT_TRAIL_PATCH)) return;
+    state.auditSequence = (state.auditSequence ?? 0) + 1;
+    const record: AuditRecord = {
+      tenant_id: state.key.tenantId,
+      event,
+      at,
+      actor,
+      principal: { id: state.principal.id, ...(state.principal.email !== undefined && { email: state.principal.email }) },
+      target: state.key.target,
+      role: state.key.role,
+      grant_id: state.id,
+      access_request_id: state.accessRequestId,
+      details,
+      occurrence: String(state.auditSequence),
+    };
+    if (holdingAudits) state.auditBacklog = [...(state.auditBacklog ?? []), record];
+    else writeAudit(record);
+  };
+  const system = (id: string): AuditActor => ({ type: 'system', id });
+
+  /**
+   * Before the run ends or continues as new: notifications (bounded by their own timeout) and
+   * audit events (retried until written: no run closes with an event unwritten).
+   */
+  const notificationsSent = () => condition(() => notificationsInFlight === 0 && auditsInFlight === 0);
 
 
   /** The latest time recorded in the history: the workflow's clock is never taken to be earlier. */
@@ -210,6 +268,13 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
           note(d.code === 'review_required' ? { ...d, message: `${d.message} The request lapses at ${state.pendingExpiresAt} unless reviewed.`, expires_at: state.pendingExpiresAt } : d),
         );
       }
+      audit('requested', { type: 'principal', id: state.principal.id }, {
+        auto_approved: req.autoApprove,
+        duration_seconds: req.durationSeconds,
+        reason: req.justification.reason ?? null,
+        attachments: req.justification.attachments ?? [],
+        ...(!req.autoApprove && { pending_expires_at: state.pendingExpiresAt }),
+      });
       publish();
       return { change: req.autoApprove ? 'activated' : 'requested', state, diagnostics: [] };
     }
@@ -223,6 +288,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     if (decision.change === 'extended') {
       expireAt(decision.expiresAt!);
       state.durationSeconds = req.durationSeconds;
+      audit('extended', { type: 'principal', id: state.principal.id }, {
+        expires_at: decision.expiresAt,
+        duration_seconds: req.durationSeconds,
+        reason: req.justification.reason ?? null,
+      });
       if (patched(EXPIRY_VISIBILITY_PATCH)) publish();
       return { change: 'extended', state, diagnostics: [] };
     }
@@ -240,15 +310,20 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       throw ApplicationFailure.nonRetryable(`the request is ${state.review ? 'already reviewed' : state.status}`, rejection.notPending);
     }
   };
-  const review = (r: Review) => {
+  /** `byOperator`: sent with `temporal workflow signal` (or the Web UI), not through the API. */
+  const review = (r: Review, byOperator = false) => {
     if (repeats(r)) return;
+    const actor: AuditActor = { type: byOperator ? 'operator' : 'reviewer', id: r.reviewerId };
     const decision: Decision = { reviewerId: r.reviewerId, at: now().toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
     if (r.decision === 'deny') {
       // One denial closes the request, whatever approvals it had.
       state.denial = decision;
+      audit('denied', actor, { comment: r.comment ?? null });
     } else {
       state.approvals = [...(state.approvals ?? []), decision];
       const required = state.approvalsRequired ?? 1;
+      // Each approval is on record; the one that reaches the threshold says it completed the request.
+      audit('approved', actor, { comment: r.comment ?? null, approvals: state.approvals.length, approvals_required: required, completes: state.approvals.length >= required });
       if (state.approvals.length < required) {
         note({
           level: 'info',
@@ -270,12 +345,17 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       reviewer: r.reviewerId,
     });
   };
-  const recordRevocation = (r: Revocation) => {
+  const recordRevocation = (r: Revocation, byOperator = false) => {
     state.revocation = r;
+    const actor: AuditActor =
+      byOperator || r === CANCELLED_BY_OPERATOR
+        ? { type: 'operator', id: r.revokedBy }
+        : { type: r.revokedBy === state.principal.id ? 'principal' : 'reviewer', id: r.revokedBy };
+    audit('revoked', actor, { reason: r.reason ?? null, status: state.status });
     note({ level: 'info', code: 'revoked', message: `Revoked by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`, revoked_by: r.revokedBy });
   };
-  const revoke = (r: Revocation) => {
-    if (isOpen(state) && !state.revocation) recordRevocation(r);
+  const revoke = (r: Revocation, byOperator = false) => {
+    if (isOpen(state) && !state.revocation) recordRevocation(r, byOperator);
   };
 
   setHandler(grantStateQuery, () => state);
@@ -298,7 +378,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     try {
       const asked = { decision, reviewerId: r.reviewer, comment: r.comment };
       requirePending(asked);
-      review(asked);
+      review(asked, true);
     } catch (err) {
       log.warn('operator review ignored', { reason: (err as Error).message });
     }
@@ -326,7 +406,10 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   );
   setHandler(approveSignal, operatorReview('approve'));
   setHandler(denySignal, operatorReview('deny'));
-  setHandler(revokeSignal, revoke);
+  setHandler(revokeSignal, (r) => revoke(r, true));
+
+  // Events the previous run made while it drained (see holdingAudits).
+  if (state.auditBacklog?.length) releaseAudits();
 
   if (!operatorSafe) return lifecycle();
   // Cancelling the workflow (the Web UI's "Request Cancellation", `temporal workflow cancel`) is a
@@ -367,9 +450,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
 
   /** Continue-as-new once notifications are sent and handlers done, unless `stillIdle` turned false meanwhile. */
   async function continueAsNewIf(stillIdle: () => boolean): Promise<void> {
+    holdingAudits = true;
     await notificationsSent();
     await condition(allHandlersFinished);
     if (stillIdle()) await continueAsNew<typeof grantWorkflow>({ ...input, state });
+    releaseAudits();
   }
 
   async function awaitReview(): Promise<void> {
@@ -385,6 +470,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     } else if (!woken) {
       state.status = 'expired';
       note({ level: 'info', code: 'request_expired', message: `Nobody reviewed the request before ${state.pendingExpiresAt}` });
+      audit('expired', system('expiry'), { phase: 'pending', pending_expires_at: state.pendingExpiresAt });
     } else {
       state.status = state.review!.decision === 'approve' ? 'provisioning' : 'revoked';
     }
@@ -433,9 +519,13 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       state.status = 'revoked';
       state.failedAt = now().toISOString();
       note({ level: 'error', code: 'provisioning_failed', message: providerReason(err) });
+      audit('provisioning_failed', system('provisioning'), { message: providerReason(err), preexisted: state.assignmentPreexisted });
       publish();
       // A creation that timed out may still have happened at the provider: make sure it is gone.
-      if (state.assignmentPreexisted === false) await deprovision();
+      if (state.assignmentPreexisted === false) {
+        await deprovision();
+        audit('deprovisioned', system('deprovisioning'), { ended: 'provisioning_failed' });
+      }
       return;
     }
     const at = assignedAt ? new Date(assignedAt) : now();
@@ -444,6 +534,19 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     state.status = 'active';
     state.activatedAt = at.toISOString();
     expireAt(new Date(at.getTime() + state.durationSeconds * 1000).toISOString());
+    audit(
+      'activated',
+      system('provisioning'),
+      {
+        preexisted: state.assignmentPreexisted,
+        assignment_ids: state.assignmentIds && { user_id: state.assignmentIds.userId, permission_set_arn: state.assignmentIds.permissionSetArn },
+        expires_at: state.expiresAt,
+        duration_seconds: state.durationSeconds,
+        reason: state.justification.reason ?? null,
+        approved_by: state.review?.decision === 'approve' ? [state.review.reviewerId] : [],
+      },
+      state.activatedAt,
+    );
     notify('active');
     if (state.assignmentPreexisted) {
       note({
@@ -484,10 +587,14 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       // Woken before the expiry timer fired, so the grant still holds: re-create what was removed.
       if (woken && reconcilePending() && !state.revocation) await restoreAssignment();
       if (historyIsLong() && !state.revocation) {
+        holdingAudits = true;
         await notificationsSent();
         // A reconcile asked meanwhile is a handler still running: serve it on the next pass.
         await condition(() => allHandlersFinished() || reconcilePending());
-        if (reconcilePending()) continue;
+        if (reconcilePending()) {
+          releaseAudits();
+          continue;
+        }
         await continueAsNew<typeof grantWorkflow>({ ...input, state });
       }
     }
@@ -498,7 +605,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     publish();
     // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
     const expiredAt = !state.revocation && patched(EXPIRY_VISIBILITY_PATCH) ? (state.expiresAt ?? undefined) : undefined;
-    if (!state.assignmentPreexisted) await deprovision(expiredAt);
+    if (!state.revocation) audit('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted });
+    if (!state.assignmentPreexisted) {
+      await deprovision(expiredAt);
+      audit('deprovisioned', system('deprovisioning'), { ended: state.revocation ? 'revoked' : 'expired' });
+    }
     state.status = state.revocation ? 'revoked' : 'expired';
     publish();
   }
@@ -516,6 +627,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       reconciled = { outcome: created ? 'restored' : 'present' };
       state.diagnostics = state.diagnostics.filter((d) => d.code !== 'assignment_restore_failed');
       if (created) {
+        audit('assignment_restored', system('reconciliation'), {});
         note({
           level: 'warning',
           code: 'assignment_restored',

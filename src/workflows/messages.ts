@@ -80,3 +80,6 @@ export const rejection = {
   /** `reconcile` on a grant that holds no assignment of its own right now (not active, closing, pre-existing). */
   notHolding: 'NotHolding',
 } as const;
+
+/** Guards the audit trail's activities (docs/audit.md), which grants started before it do not have in their histories. */
+export const AUDIT_TRAIL_PATCH = 'audit-trail';

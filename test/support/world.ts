@@ -11,7 +11,9 @@ import { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { env, loadConfig } from '../../src/config';
 import type { GrantView } from '../../src/domain/grant';
+import type { WorkerMetrics } from '../../src/metrics';
 import { FaultProxy } from './fault-proxy';
+import { OutageProxy } from './outage-proxy';
 import { awsClientConfig, repoRoot, type Stack, startLocalServices, startStack } from '../../scripts/stack';
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
 import { type FakeSlack, startFakeSlack } from './slack';
@@ -19,7 +21,10 @@ import { type FakeSlack, startFakeSlack } from './slack';
 export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 /** Its own policies (everything auto-activates) and a 3-second review window. */
 export const OTHER_TENANT = { id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', name: 'other' };
-/** Everything auto-activates; its AWS calls go through the fault proxy (`current().faults`). */
+/**
+ * Everything auto-activates; its AWS calls go through the fault proxy (`current().faults`), its
+ * audit events through the outage proxy (`current().auditOutage`).
+ */
 export const FAULTS_TENANT = { id: 'f0a17e57-0000-4000-8000-00000000fa17', name: 'faults' };
 /**
  * Small per-principal limits (3 open grants; 5 ensure calls at once, then 1 a minute), and its
@@ -70,12 +75,14 @@ export const USERS = {
   /** A second reviewer, for requests that need two approvals. */
   dave: { sub: 'dave', email: 'dave@example.com', groups: ['platform-admins'] },
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
+  /** Reads the audit trail (policies/auditors.cedar). */
+  sam: { sub: 'sam', email: 'sam@example.com', groups: ['security-auditors'] },
   oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
   fay: { sub: 'fay', email: 'fay@faults.example', groups: ['engineering'] },
   quinn: { sub: 'quinn', email: 'quinn@quota.example', groups: [] as string[] },
   rita: { sub: 'rita', email: 'rita@quota.example', groups: [] as string[] },
   uma: { sub: 'uma', email: 'uma@quota.example', groups: [] as string[] },
-  sam: { sub: 'sam', email: 'sam@listed.example', groups: [] as string[] },
+  lena: { sub: 'lena', email: 'lena@listed.example', groups: [] as string[] },
 };
 const TENANT_OF: Partial<Record<User, string>> = {
   oscar: OTHER_TENANT.id,
@@ -83,7 +90,7 @@ const TENANT_OF: Partial<Record<User, string>> = {
   quinn: QUOTA_TENANT.id,
   rita: QUOTA_TENANT.id,
   uma: QUOTA_TENANT.id,
-  sam: LISTED_TENANT.id,
+  lena: LISTED_TENANT.id,
 };
 type User = keyof typeof USERS;
 
@@ -100,6 +107,10 @@ interface World {
   faults: FaultProxy;
   /** Slack's API and response_urls, for SLACK_TENANT and OTHER_TENANT. */
   slack: FakeSlack;
+  /** Between the faults tenant's audit store and moto's S3. */
+  auditOutage: OutageProxy;
+  /** The in-process worker's metrics. */
+  workerMetrics: WorkerMetrics;
   stop(): Promise<void>;
 }
 let world: World | undefined;
@@ -130,6 +141,7 @@ export async function startWorld(): Promise<void> {
       },
     };
   };
+  const auditOutage = await OutageProxy.start();
   const stack = await startStack({
     dir,
     tenants: [
@@ -163,7 +175,7 @@ export async function startWorld(): Promise<void> {
           slack: slackApp(OTHER_TENANT.id),
         },
       },
-      { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url, grants: TEST_LIMITS },
+      { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url, auditEndpoint: auditOutage.url, grants: TEST_LIMITS },
       {
         id: QUOTA_TENANT.id,
         name: QUOTA_TENANT.name,
@@ -183,6 +195,7 @@ export async function startWorld(): Promise<void> {
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
   });
   await faults.upstream(stack.awsEndpoint);
+  auditOutage.forwardTo(stack.awsEndpoint);
   const config = loadConfig(stack.configPath);
   const services = await startLocalServices(stack, config);
   const aws = awsClientConfig(stack.awsEndpoint);
@@ -196,12 +209,15 @@ export async function startWorld(): Promise<void> {
     webhooks,
     faults,
     slack,
+    auditOutage,
+    workerMetrics: services.workerMetrics,
     async stop() {
       await services.stop();
       await stack.stop();
       await webhooks.close();
       await faults.close();
       await slack.close();
+      await auditOutage.close();
     },
   };
 }
