@@ -50,6 +50,8 @@ export const USERS = {
   carol: { sub: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
   /** A second reviewer, for requests that need two approvals. */
   dave: { sub: 'dave', email: 'dave@example.com', groups: ['platform-admins'] },
+  /** On call: may break the glass (policies/break-glass.cedar). */
+  olga: { sub: 'olga', email: 'olga@example.com', groups: ['on-call'] },
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
   oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
   fay: { sub: 'fay', email: 'fay@faults.example', groups: ['engineering'] },
