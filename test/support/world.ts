@@ -107,6 +107,7 @@ export async function startWorld(): Promise<void> {
             { url: `${webhooks.url}/reviewers`, events: ['review_requested'] },
             { url: `${webhooks.url}/requesters`, events: ['approved', 'denied', 'active', 'expiring'] },
             { url: `${webhooks.url}/flaky/requesters`, events: ['approved'] },
+            { url: `${webhooks.url}/oncall`, events: ['break_glass'] },
           ],
           expiry_warning_seconds: EXPIRY_WARNING_SECONDS,
         },
