@@ -2,7 +2,7 @@
 // through HTTP on the real stack.
 import assert from 'node:assert/strict';
 import type { GrantView } from '../src/domain/grant';
-import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, recordHistory, target } from './support/world';
+import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, OTHER_TENANT, recordHistory, target } from './support/world';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Time between the test's clock reading and the service's: generous on a loaded machine. */
@@ -120,6 +120,30 @@ describe('extension requests', function () {
     assert.equal(request.body.status, 'expired');
     assert.equal((await review(extension.access_request_id!, 'carol', 'approve')).status, 409, 'a lapsed request is not reviewed');
     assert.equal(await assignmentsOf('alice', account, 'AdministratorAccess'), 0);
+  });
+
+  it('an extension request lapses after the pending-request TTL, leaving the grant; asking again opens a new one', async () => {
+    // OTHER_TENANT: requests lapse after 3 s; PowerUserAccess is at once up to 10 minutes, reviewed beyond.
+    const account = freshAccount();
+    const entitlement = (duration: number) => [{ target: target(account), role: 'PowerUserAccess', duration_seconds: duration }];
+    const first = await ensure(entitlement(300), { as: 'oscar' });
+    assert.equal(first.body.grants[0].change, 'activated', JSON.stringify(first.body));
+    const grant = await grantReaching(first.body.grants[0].id, 'active', 'oscar');
+    const asked = await ensure(entitlement(1200), { as: 'oscar', reason: 'longer' });
+    const extension = asked.body.grants[0];
+    assert.equal(extension.change, 'requested', JSON.stringify(extension));
+    assert.equal(extension.status, 'active');
+    assert.equal(extension.expires_at, grant.expires_at);
+    const lapsed = await eventually('the extension request to lapse', async () => {
+      const r = await call('GET', `/v1/access/requests/${extension.access_request_id}`, { as: 'oscar', tenant: OTHER_TENANT.id });
+      return r.status === 200 && r.body.status === 'expired' ? r.body : undefined;
+    });
+    assert.equal(lapsed.grants[0].status, 'active');
+    assert.equal(lapsed.grants[0].expires_at, grant.expires_at, 'the grant is as it was');
+    const again = await ensure(entitlement(1200), { as: 'oscar', reason: 'longer' });
+    assert.equal(again.body.grants[0].change, 'requested', 'a lapsed extension does not answer: a new one opens');
+    assert.notEqual(again.body.grants[0].access_request_id, extension.access_request_id);
+    assert.equal((await call('POST', `/v1/access/grants/${grant.id}/revoke`, { as: 'oscar', body: {} })).status, 200);
   });
 });
 
