@@ -30,6 +30,12 @@ async function activeAdminGrant(account: string, durationSeconds: number): Promi
 
 /** alice asks for a longer AdministratorAccess on an active grant: an extension request. */
 async function extensionOf(grant: GrantView, account: string, durationSeconds: number): Promise<GrantView> {
+  const dry = await ensure(admin(account, durationSeconds), { reason: 'the fix takes longer', dryRun: true });
+  assert.deepEqual(
+    [dry.body.grants[0].change, dry.body.grants[0].status, dry.body.grants[0].access_request_id, dry.body.grants[0].expires_at],
+    ['requested', 'active', null, grant.expires_at],
+    'a dry run says it would request an extension, and changes nothing',
+  );
   const asked = await ensure(admin(account, durationSeconds), { reason: 'the fix takes longer' });
   assert.equal(asked.status, 200, JSON.stringify(asked.body));
   const extension = asked.body.grants[0];

@@ -538,7 +538,8 @@ function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey
   if (decision.change === 'activated') {
     Object.assign(state, { status: 'provisioning', approved: true, durationSeconds: req.durationSeconds });
   } else if (decision.change === 'requested' && current && isOpen(current)) {
-    // An extension request: the grant stays as it is until a reviewer approves.
+    // An extension request: the grant stays as it is until a reviewer approves; no request exists yet.
+    Object.assign(state, { accessRequestId: null, followUps: [] });
     state.diagnostics = [...state.diagnostics, ...req.reviewDiagnostics];
   } else if (decision.change === 'requested') {
     Object.assign(state, { status: 'pending', durationSeconds: req.durationSeconds });
