@@ -1,8 +1,8 @@
 // Issue 12 §3 (extending a reviewed grant opens an extension request) and §6 (break-glass),
 // through HTTP on the real stack.
 import assert from 'node:assert/strict';
-import type { GrantView } from '../src/domain/grant';
-import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, OTHER_TENANT, recordHistory, target } from './support/world';
+import { grantWorkflowId, type GrantView } from '../src/domain/grant';
+import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, OTHER_TENANT, recordHistory, target, TENANT } from './support/world';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Time between the test's clock reading and the service's: generous on a loaded machine. */
@@ -113,6 +113,20 @@ describe('extension requests', function () {
     assert.equal(denied.body.status, 'denied');
     const after = await grantReaching(grant.id, 'active');
     assert.equal(after.expires_at, grant.expires_at);
+  });
+
+  it('an operator’s approve signal on an active grant approves its waiting extension', async () => {
+    const account = freshAccount();
+    const grant = await activeAdminGrant(account, 600);
+    const extension = await extensionOf(grant, account, 3000);
+    const workflowId = grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: grant.target, role: grant.role });
+    await current().temporal.workflow.getHandle(workflowId).signal('approve', { reviewer: 'an-operator', comment: 'from the Web UI' });
+    const request = await eventually('the extension to be approved', async () => {
+      const r = await call('GET', `/v1/access/requests/${extension.access_request_id}`, { as: 'carol' });
+      return r.body.status === 'approved' ? r.body : undefined;
+    });
+    assert.deepEqual(request.approvals.map((a: { reviewer_id: string }) => a.reviewer_id), ['an-operator']);
+    assert.ok(Date.parse(request.grants[0].expires_at) > Date.parse(grant.expires_at!), 'extended');
   });
 
   it('an extension request lapses with the grant’s expiry, leaving the grant unchanged', async () => {
