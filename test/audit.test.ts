@@ -114,6 +114,44 @@ describe('audit trail', function () {
     await recordHistory('audit-extend-cancel', grant.id);
   });
 
+  it('a withdrawn request, an extension request and a break-glass use are on record, each with its own request id', async () => {
+    const admin = (account: string, duration_seconds: number) => [{ target: target(account), role: 'AdministratorAccess', duration_seconds }];
+    // Withdrawn: the requester revokes it before anyone decides.
+    const asked = (await ensure(admin(freshAccount(), 600), { reason: 'maybe later' })).body.grants[0];
+    await call('POST', `/v1/access/grants/${asked.id}/revoke`, { as: 'alice', body: { reason: 'not needed' } });
+    const withdrawn = await grantEvents(asked.id, ['requested', 'withdrawn']);
+    assert.deepEqual(names(withdrawn), ['requested', 'withdrawn']);
+    withdrawn.forEach(assertShape);
+    assert.deepEqual(withdrawn[1].event.actor, { type: 'principal', id: 'alice' });
+
+    // An extension request, approved: its own request id on the request, approval and extension.
+    const account = freshAccount();
+    const first = (await ensure(admin(account, 600), { reason: 'deploy' })).body.grants[0];
+    await call('POST', `/v1/access/requests/${first.access_request_id}/review`, { as: 'carol', body: { decision: 'approve' } });
+    await grantReaching(first.id, 'active');
+    const extension = (await ensure(admin(account, 3000), { reason: 'deploy' })).body.grants[0];
+    assert.equal(extension.change, 'requested', JSON.stringify(extension));
+    await call('POST', `/v1/access/requests/${extension.access_request_id}/review`, { as: 'carol', body: { decision: 'approve', comment: 'longer ok' } });
+    const extended = await grantEvents(first.id, ['requested', 'activated', 'extension_requested', 'extended']);
+    extended.forEach(assertShape);
+    const ofExtension = extended.filter((e) => e.event.access_request_id === extension.access_request_id).map((e) => e.event.event);
+    assert.deepEqual(ofExtension, ['extension_requested', 'approved', 'extended']);
+    await call('POST', `/v1/access/grants/${first.id}/revoke`, { as: 'alice' });
+
+    // Break-glass: on record at once, before any reviewer looks.
+    const glass = await call('POST', '/v1/access/ensure', {
+      as: 'olga',
+      body: { entitlements: admin(freshAccount(), 1800), justification: { reason: 'production is down' }, break_glass: true },
+    });
+    assert.equal(glass.status, 200, JSON.stringify(glass.body));
+    const used = (await grantEvents(glass.body.grants[0].id, ['requested', 'break_glass_used'])).find((e) => e.event.event === 'break_glass_used')!;
+    assertShape(used);
+    assert.deepEqual(used.event.actor, { type: 'principal', id: 'olga' });
+    assert.equal(used.event.details.reason, 'production is down');
+    assert.match(used.event.access_request_id!, UUID);
+    await call('POST', `/v1/access/grants/${glass.body.grants[0].id}/revoke`, { as: 'olga' });
+  });
+
   it('a retried or replayed write is the same object: one event, one key', async () => {
     const lines: any[] = [];
     const logger = createLogger('audit', { write: (line: string) => void lines.push(JSON.parse(line)) });

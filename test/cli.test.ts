@@ -18,6 +18,14 @@ describe('cli', function () {
     }
   });
 
+  it('ensure --break-glass asks for break-glass access (here a dry run), and its warning is shown', async () => {
+    const account = freshAccount();
+    const run = await access(['ensure', '--target', account, '--role', 'AdministratorAccess', '--duration', '30m', '--reason', 'pager', '--break-glass', '--dry-run'], { as: 'olga' });
+    assert.equal(run.code, 0, show(run));
+    assert.match(run.stdout, /^WILL ACTIVATE +AdministratorAccess on .* for 30m$/m, show(run));
+    assert.match(run.stdout, /warning: Break-glass access/, show(run));
+  });
+
   it('dry runs say WILL ACTIVATE, WILL REQUEST and WILL EXTEND and change nothing', async () => {
     const account = freshAccount();
     const activate = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--duration', '10m', '--dry-run']);

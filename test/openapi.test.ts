@@ -70,7 +70,9 @@ describe('GET /openapi.json', () => {
     assert.deepEqual([header.in, header.required, header.schema.format], ['header', true, 'uuid']);
     assert.equal(ensureOp.requestBody.content['application/json'].schema.$ref, '#/components/schemas/EnsureRequest');
     const request = schemas.EnsureRequest;
-    assert.deepEqual(sorted(Object.keys(request.properties!)), sorted(SEED.request.fields));
+    // Beyond the seed: break_glass (CONTRACT §2), optional.
+    assert.deepEqual(sorted(Object.keys(request.properties!)), sorted([...SEED.request.fields, 'break_glass']));
+    assert.equal(request.properties!.break_glass.type, 'boolean');
     assert.deepEqual(sorted(request.required!), sorted(SEED.request.required));
     const entitlement = request.properties!.entitlements.items!;
     assert.deepEqual(sorted(Object.keys(entitlement.properties!)), sorted(SEED.entitlement.fields));

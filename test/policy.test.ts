@@ -127,6 +127,19 @@ describe('policy: shipped policies', () => {
     assert.equal(policies.authorize(req({ principal: engineer, action: 'revoke' })).allowed, false);
   });
 
+  it('lets on-call break the glass for any role, for at most one hour, and nobody else', () => {
+    const onCall = { id: 'olga', groups: ['on-call'] };
+    const context = { role: 'AdministratorAccess', has_reason: true, break_glass: true };
+    for (const action of ['request', 'activate'] as const) {
+      assert.deepEqual(policies.authorize(req({ principal: onCall, action, context })).policyIds, ['break-glass-on-call']);
+      assert.equal(policies.authorize(req({ principal: onCall, action, context: { ...context, break_glass: false } })).allowed, false);
+      assert.equal(policies.authorize(req({ principal: engineer, action: 'activate', context })).allowed, false);
+    }
+    const long = policies.authorize(req({ principal: onCall, action: 'activate', context: { ...context, duration_seconds: 3601 } }));
+    assert.equal(long.allowed, false);
+    assert.deepEqual(long.notices, ['Break-glass access lasts at most one hour (3600 seconds); ask for longer through review.']);
+  });
+
   it('tolerates a principal without email and with repeated groups', () => {
     const d = policies.authorize(req({ principal: { id: 'x', groups: ['engineering', 'engineering'] }, context: { role: 'PowerUserAccess', has_ticket_attachment: true } }));
     assert.equal(d.allowed, true);

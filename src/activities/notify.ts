@@ -60,6 +60,12 @@ export function messageOf({ event, grant }: Notification): string {
       return `:no_entry: ${who}: ${what} was denied by ${reviewer}${comment}.`;
     case 'active':
       return `:unlock: ${who}: ${what} is active until ${grant.expiresAt} (grant ${grant.id}).`;
+    case 'break_glass':
+      return [
+        `:rotating_light: ${who} broke the glass: ${what} for ${hours}, active at once without review.`,
+        grant.reason ? `Reason: ${slackText(grant.reason)}` : 'No reason given.',
+        `Acknowledge: \`access review ${grant.accessRequestId} approve\`; \`deny\` revokes the grant at once (request id ${grant.accessRequestId}).`,
+      ].join('\n');
     case 'expiring':
       return `:hourglass_flowing_sand: ${who}: ${what} ends at ${grant.expiresAt}; run \`access ensure\` again to extend it (grant ${grant.id}).`;
   }

@@ -29,6 +29,14 @@ export const ensureBodySchema = z
       })
       .optional(),
     dry_run: z.boolean().optional(),
+    break_glass: z
+      .boolean()
+      .optional()
+      .meta({ description: 'Emergency access: active at once where policy allows it with break-glass (context.break_glass), announced, and followed by a request reviewers acknowledge or deny (a denial revokes the grant). Needs a non-blank justification.reason.' }),
+  })
+  .refine((body) => !body.break_glass || (body.justification?.reason ?? '').trim().length > 0, {
+    message: 'break_glass needs a non-blank justification.reason',
+    path: ['break_glass'],
   })
   .refine(
     (body) => new Set(body.entitlements.map((e) => `${e.target}|${e.role}`)).size === body.entitlements.length,
@@ -93,6 +101,9 @@ const decisionSchema = z.strictObject({ reviewer_id: z.string(), at: z.iso.datet
 export const accessRequestSchema = z
   .strictObject({
     id: z.uuid({ version: undefined }),
+    kind: z
+      .enum(['access', 'extension', 'break_glass'])
+      .meta({ description: 'access: what an ensure call asked for; extension: a longer active grant; break_glass: a break-glass use, approved to acknowledge it or denied to revoke the grant' }),
     status: requestStatusSchema,
     principal_id: z.string(),
     principal_email: z.string().nullable(),

@@ -61,6 +61,7 @@ function describe(grant: Grant, dryRun = false): string {
     grant.change === 'none' ? grant.status.toUpperCase() : { activated: 'ACTIVATED', requested: 'REQUESTED', extended: 'EXTENDED' }[grant.change];
   let detail = '';
   if (grant.status === 'active') detail = until(grant.expires_at);
+  if (grant.status === 'active' && grant.change === 'requested') detail += `; the extension waits for review (request ${grant.access_request_id})`;
   else if (grant.status === 'pending') detail = `waiting for review (request ${grant.access_request_id})`;
   else if (grant.status === 'provisioning') detail = `provisioning for ${humanDuration(grant.duration_seconds)}`;
   return `${verb.padEnd(14)}${name} ${detail}`.trimEnd();
@@ -71,7 +72,7 @@ function notes(grant: Grant): string[] {
   const lines: string[] = [];
   for (const d of grant.diagnostics) {
     if (d.code === 'expires') continue; // already on the main line
-    if (d.level === 'info' && !['review_required', 'approved', 'denied', 'revoked', 'request_expired'].includes(d.code)) continue;
+    if (d.level === 'info' && !['review_required', 'approved', 'denied', 'revoked', 'request_expired', 'extension_requested', 'extension_approved', 'extension_denied', 'break_glass_acknowledged'].includes(d.code)) continue;
     lines.push(`  ${d.level === 'info' ? '' : `${d.level}: `}${d.message}`);
     for (const notice of Array.isArray(d.notices) ? (d.notices as string[]) : []) lines.push(`    ${notice}`);
   }
@@ -152,6 +153,7 @@ async function ensureCommand(opts: CommonOptions & {
   reason?: string;
   attach: string[];
   dryRun?: boolean;
+  breakGlass?: boolean;
   wait?: boolean;
   timeout: number;
   pollInterval: number;
@@ -161,6 +163,7 @@ async function ensureCommand(opts: CommonOptions & {
     entitlements: [{ target: opts.target, role: opts.role, ...(opts.duration ? { duration_seconds: opts.duration } : {}) }],
     justification: { ...(opts.reason ? { reason: opts.reason } : {}), ...(opts.attach.length ? { attachments: opts.attach } : {}) },
     dry_run: Boolean(opts.dryRun),
+    ...(opts.breakGlass ? { break_glass: true } : {}),
   };
   let { grants } = await callApi<{ grants: Grant[] }>(conn, 'POST', '/v1/access/ensure', body);
   if (!opts.json) print(grants.flatMap((g) => [describe(g, opts.dryRun), ...notes(g)]));
@@ -420,6 +423,7 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .option('--reason <text>', 'why you need it')
     .option('--attach <ticket>', 'ticket key or URL (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--dry-run', 'say what would happen (WILL ACTIVATE / WILL REQUEST / WILL EXTEND) and change nothing')
+    .option('--break-glass', 'emergency: active at once where policy allows break-glass (needs --reason); reviewers are told and may revoke it')
     .option('--wait', 'wait until the grant is active, denied or closed')
     .addOption(new Option('--timeout <time>', 'with --wait: give up after this long').argParser(parseDuration).default(15 * 60, '15m'))
     .addOption(new Option('--poll-interval <ms>', 'with --wait: milliseconds between checks').argParser(Number).default(2000).hideHelp())

@@ -8,7 +8,7 @@ export type ProvisioningStatus = 'pending' | 'successful' | 'failed';
 export type DiagnosticLevel = 'info' | 'warning' | 'error';
 
 /** What a tenant's webhooks may subscribe to. */
-export const NOTIFICATION_EVENTS = ['review_requested', 'approved', 'denied', 'active', 'expiring'] as const;
+export const NOTIFICATION_EVENTS = ['review_requested', 'approved', 'denied', 'active', 'expiring', 'break_glass'] as const;
 export type NotificationEvent = (typeof NOTIFICATION_EVENTS)[number];
 
 /** The tenant's notification settings a grant keeps from its first ensure. */
@@ -77,6 +77,54 @@ export interface EnsureRequest {
   accessRequestId?: string;
   /** Distinct reviewers who must approve (the largest `@approvals` of the permitting policies); absent: 1. */
   approvalsRequired?: number;
+  /** The call broke the glass: active at once (autoApprove), with a follow-up request for reviewers. */
+  breakGlass?: boolean;
+}
+
+/**
+ * A request about a grant that is already active: an extension of a reviewed grant (approval
+ * moves its expiry), or the follow-up of a break-glass use (approval acknowledges it, denial
+ * revokes the grant). It has an access request id of its own; the grant stays active meanwhile.
+ */
+export interface FollowUp {
+  kind: 'extension' | 'break_glass';
+  accessRequestId: string;
+  durationSeconds: number;
+  justification: Justification;
+  requestedAt: string;
+  /** Opened + the tenant's pending-request TTL; the grant's expiry ends it sooner (followUpLapse). */
+  lapsesAt: string;
+  approvalsRequired: number;
+  approvals: Decision[];
+  denial: Decision | null;
+}
+
+/** When a follow-up stops waiting for reviewers: its own lapse time or the grant's expiry, whichever first. */
+export function followUpLapse(state: GrantState, f: FollowUp): string {
+  return state.expiresAt && state.expiresAt < f.lapsesAt ? state.expiresAt : f.lapsesAt;
+}
+
+export function followUpApproved(f: FollowUp): boolean {
+  return !f.denial && f.approvals.length >= f.approvalsRequired;
+}
+
+/** Still waiting for reviewers at `now`: undecided, not lapsed, the grant open and not being revoked. */
+export function followUpPending(state: GrantState, f: FollowUp, now: Date): boolean {
+  return !f.denial && !followUpApproved(f) && isOpen(state) && !state.revocation && now.getTime() < Date.parse(followUpLapse(state, f));
+}
+
+/** The grant's latest follow-up, if it still waits for reviewers. */
+export function pendingFollowUp(state: GrantState, now: Date): FollowUp | undefined {
+  const last = state.followUps?.at(-1);
+  return last && followUpPending(state, last, now) ? last : undefined;
+}
+
+/**
+ * The request id a grant answers with and is found by (AccessRequestId): its latest follow-up's,
+ * else its own request's. Earlier ones stay in its state (README: how old requests are found).
+ */
+export function currentRequestId(state: GrantState): string | null {
+  return state.followUps?.at(-1)?.accessRequestId ?? state.accessRequestId;
 }
 
 /** One reviewer's decision on one grant, as the grant records it. */
@@ -95,7 +143,7 @@ export interface Review {
 }
 
 /** This reviewer already gave this decision on the grant: a repeat (a retried review) changes nothing. */
-export function alreadyDecided(state: GrantState, r: Pick<Review, 'decision' | 'reviewerId'>): boolean {
+export function alreadyDecided(state: Pick<GrantState, 'approvals' | 'denial'>, r: Pick<Review, 'decision' | 'reviewerId'>): boolean {
   return r.decision === 'approve'
     ? (state.approvals ?? []).some((a) => a.reviewerId === r.reviewerId)
     : state.denial?.reviewerId === r.reviewerId;
@@ -148,6 +196,8 @@ export interface GrantState {
   auditSequence?: number;
   /** Audit events made while the previous run drained before continuing as new: this run writes them first. */
   auditBacklog?: AuditRecord[];
+  /** Extension and break-glass requests, oldest first (the last ten); absent in grants from before them. */
+  followUps?: FollowUp[];
 }
 
 export interface GrantView {
@@ -246,17 +296,13 @@ export function decideEnsure(state: GrantState | null, req: EnsureRequest, now: 
   const wanted = new Date(now.getTime() + req.durationSeconds * 1000);
   if (wanted.getTime() <= Date.parse(state.expiresAt) + extensionSlackMs(req.durationSeconds)) return { change: 'none' };
   if (!req.autoApprove) {
-    return {
-      change: 'none',
-      diagnostics: [
-        {
-          level: 'warning',
-          code: 'extension_requires_review',
-          message:
-            'This role needs a reviewer, so an active grant is not extended by itself; request it again once it has expired.',
-        },
-      ],
-    };
+    // A reviewed role: the extension is a request of its own, answered while it waits, and a
+    // denied one answers the same justification (as a denied grant does).
+    const last = state.followUps?.at(-1);
+    if (last?.kind === 'extension' && (followUpPending(state, last, now) || (last.denial && sameJustification(last.justification, req.justification)))) {
+      return { change: 'none' };
+    }
+    return { change: 'requested' };
   }
   return { change: 'extended', expiresAt: wanted.toISOString() };
 }
@@ -272,7 +318,7 @@ export function toView(state: GrantState, change: GrantChange, extraDiagnostics:
     duration_seconds: state.durationSeconds,
     expires_at: state.expiresAt,
     activated_at: state.activatedAt,
-    access_request_id: state.accessRequestId,
+    access_request_id: currentRequestId(state),
     provisioning_status: state.provisioningStatus,
     validation: state.validation,
     diagnostics: [...state.diagnostics, ...extraDiagnostics],

@@ -15,7 +15,7 @@ export interface PolicyRequest {
   accountId: string;
   /** e.g. 'production'; 'unknown' for an account the tenant's config does not describe */
   accountEnvironment: string;
-  context: { role: string; duration_seconds: number; has_reason: boolean; has_ticket_attachment: boolean };
+  context: { role: string; duration_seconds: number; has_reason: boolean; has_ticket_attachment: boolean; break_glass?: boolean };
 }
 
 export interface PolicyDecision {
@@ -223,6 +223,7 @@ function cedarRequest(req: PolicyRequest): CedarRequest {
       duration_seconds: context.duration_seconds,
       has_reason: context.has_reason,
       has_ticket_attachment: context.has_ticket_attachment,
+      break_glass: context.break_glass ?? false,
     },
     entities: [
       { uid: user, attrs: { email: principal.email ?? '' }, parents: groups },

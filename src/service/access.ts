@@ -27,7 +27,7 @@ import {
 } from '../domain/grant';
 import type { AuditRecord } from '../domain/audit';
 import { AccessError } from '../domain/errors';
-import { type AccessRequestView, awaitsReview, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
+import { type AccessRequestView, requestIdsOf, requestPartOf, type RequestPart, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { markdownText } from '../domain/text';
 import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
 import type { grantWorkflow } from '../workflows/grant';
@@ -50,6 +50,7 @@ export interface EnsureInput {
   entitlements: { target: string; role: string; duration_seconds?: number }[];
   justification?: Justification;
   dry_run?: boolean;
+  break_glass?: boolean;
 }
 
 export interface RequestFilters {
@@ -92,7 +93,7 @@ export class AccessService {
     this.takeEnsureToken(caller);
     // One access request per call, for every entitlement of it that needs review.
     const accessRequestId = randomUUID();
-    const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId));
+    const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false));
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
       // On record before the caller hears the answer (issue 13): one event per refused entitlement.
@@ -187,18 +188,18 @@ export class AccessService {
   async listRequests(caller: Caller, filters: RequestFilters): Promise<{ requests: AccessRequestView[]; next_cursor: string | null }> {
     const after = filters.cursor === undefined ? null : decodeCursor(filters.cursor);
     const clauses = filters.mine ? [equals(searchAttributes.principal, encodePrincipal(caller.principal.id))] : [];
-    // Only runs of reviewed grants carry a request id. A pending request has a pending grant, so
-    // that filter is narrowed in visibility; the others are decided from the grants' states.
-    const runs = (await this.findRunInfos(caller.tenant, clauses, REQUEST_SCAN_LIMIT)).filter((r) => r.requestId);
-    const byRequest = new Map<string, typeof runs>();
-    for (const run of runs) byRequest.set(run.requestId!, [...(byRequest.get(run.requestId!) ?? []), run]);
-    const candidates = [...byRequest.entries()].filter(([, rs]) => filters.status !== 'pending' || rs.some((r) => r.status === 'pending'));
-    const composed = await Promise.all(
-      candidates.map(async ([id, rs]) => {
-        const states = (await Promise.all(rs.map((r) => this.stateOf(r)))).filter((st): st is GrantState => st !== null && st.accessRequestId === id);
-        return states.length > 0 && this.seesRequest(caller, states) ? toRequestView(id, sortGrants(states)) : null;
-      }),
-    );
+    // Only runs of grants with a request carry a request id. A pending request has a pending grant
+    // (or, for an extension or break-glass follow-up, an active one), so that filter is narrowed in
+    // visibility; the rest is decided from the grants' states, which hold every request they were part of.
+    const waits = (status?: string) => status === 'pending' || status === 'active' || status === 'provisioning';
+    const runs = (await this.findRunInfos(caller.tenant, clauses, REQUEST_SCAN_LIMIT)).filter((r) => r.requestId && (filters.status !== 'pending' || waits(r.status)));
+    const states = (await Promise.all(runs.map((r) => this.stateOf(r)))).filter((st): st is GrantState => st !== null);
+    const now = new Date();
+    const byRequest = new Map<string, RequestPart[]>();
+    for (const st of sortGrants(states)) {
+      for (const id of requestIdsOf(st)) byRequest.set(id, [...(byRequest.get(id) ?? []), requestPartOf(st, id, now)!]);
+    }
+    const composed = [...byRequest.entries()].map(([id, parts]) => (this.seesRequest(caller, parts) ? toRequestView(id, parts) : null));
     const listed = composed
       .filter((r): r is AccessRequestView => r !== null && (!filters.status || r.status === filters.status))
       .sort(newestFirst)
@@ -210,9 +211,9 @@ export class AccessService {
   }
 
   async getRequest(caller: Caller, accessRequestId: string): Promise<AccessRequestView> {
-    const states = await this.requestStates(caller.tenant, accessRequestId);
-    if (!this.seesRequest(caller, states)) throw notFound('access request');
-    return toRequestView(accessRequestId, states);
+    const parts = await this.requestParts(caller.tenant, accessRequestId);
+    if (!this.seesRequest(caller, parts)) throw notFound('access request');
+    return toRequestView(accessRequestId, parts);
   }
 
   /**
@@ -221,7 +222,8 @@ export class AccessService {
    * (one grant's update failed) is completed by sending it again.
    */
   async review(caller: Caller, accessRequestId: string, decision: 'approve' | 'deny', comment?: string): Promise<AccessRequestView> {
-    const states = await this.requestStates(caller.tenant, accessRequestId);
+    const parts = await this.requestParts(caller.tenant, accessRequestId);
+    const states = parts.map((p) => p.state);
     // Its requester sees it (and may not review it); so does whoever may review it. To anyone
     // else it does not exist: the same 404 as an unknown id, so no answer confirms an id.
     if (states[0].key.principalId === caller.principal.id) throw new AccessError('forbidden', 'Nobody reviews their own request.');
@@ -233,9 +235,9 @@ export class AccessService {
       });
     }
     const review = { decision, reviewerId: caller.principal.id, comment, accessRequestId };
-    const toSend = states.filter((st) => awaitsReview(st) && !alreadyDecided(st, review));
-    if (toSend.length === 0 && !states.some((st) => alreadyDecided(st, review))) {
-      throw new AccessError('conflict', `The request is ${requestStatus(states)}, not pending.`);
+    const toSend = parts.filter((p) => p.awaitsReview && !alreadyDecided(p, review)).map((p) => p.state);
+    if (toSend.length === 0 && !parts.some((p) => alreadyDecided(p, review))) {
+      throw new AccessError('conflict', `The request is ${requestStatus(parts)}, not pending.`);
     }
     const sent = await Promise.allSettled(
       toSend.map((st) =>
@@ -249,7 +251,8 @@ export class AccessService {
     for (;;) {
       const after = await Promise.all(states.map((st) => this.latestState(st)));
       const settling = after.some((st) => st.status === 'pending' && st.review);
-      if (!settling || Date.now() > deadline) return toRequestView(accessRequestId, after);
+      const now = new Date();
+      if (!settling || Date.now() > deadline) return toRequestView(accessRequestId, after.map((st) => requestPartOf(st, accessRequestId, now)!));
       await delay(100);
     }
   }
@@ -291,14 +294,26 @@ export class AccessService {
     ]);
   }
 
-  private authorizeEntitlement(caller: Caller, entitlement: EnsureInput['entitlements'][number], justification: Justification, accessRequestId: string) {
+  private authorizeEntitlement(
+    caller: Caller,
+    entitlement: EnsureInput['entitlements'][number],
+    justification: Justification,
+    accessRequestId: string,
+    breakGlass: boolean,
+  ) {
     const { tenant, principal } = caller;
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
     const limits = tenant.grants;
     const accountId = accountIdOf(key.target);
     const durationSeconds = entitlement.duration_seconds ?? limits.default_duration_seconds;
     const validation = validateJustification(justification);
-    const context = { role: key.role, duration_seconds: durationSeconds, has_reason: validation.has_reason, has_ticket_attachment: validation.has_ticket_attachment };
+    const context = {
+      role: key.role,
+      duration_seconds: durationSeconds,
+      has_reason: validation.has_reason,
+      has_ticket_attachment: validation.has_ticket_attachment,
+      break_glass: breakGlass,
+    };
     const request: EnsureRequest = {
       durationSeconds,
       autoApprove: false,
@@ -321,7 +336,18 @@ export class AccessService {
       const notices = asked.notices.length > 0 ? asked.notices : [`No policy allows ${principal.id} to request ${key.role} on ${key.target}.`];
       return { key, request, denied: true, notices, policyIds: asked.policyIds };
     }
-    request.autoApprove = this.decideFor(tenant, principal, 'activate', key, context).allowed;
+    const activate = this.decideFor(tenant, principal, 'activate', key, context);
+    request.autoApprove = activate.allowed;
+    if (breakGlass) {
+      // Break-glass is access at once or nothing: a role policy would only let one ask for is refused.
+      if (!activate.allowed) {
+        const notices = activate.notices.length > 0 ? activate.notices : [`No policy allows ${principal.id} to break the glass for ${key.role} on ${key.target}.`];
+        return { key, request, denied: true, notices };
+      }
+      request.breakGlass = true;
+      request.accessRequestId = accessRequestId;
+      request.approvalsRequired = this.policySet(tenant).approvalsRequired(asked.policyIds);
+    }
     if (!request.autoApprove) {
       const approvalsRequired = this.policySet(tenant).approvalsRequired(asked.policyIds);
       request.accessRequestId = accessRequestId;
@@ -402,6 +428,7 @@ export class AccessService {
       duration_seconds: grant.durationSeconds,
       has_reason: grant.validation.has_reason,
       has_ticket_attachment: grant.validation.has_ticket_attachment,
+      break_glass: false,
     });
   }
 
@@ -433,20 +460,33 @@ export class AccessService {
   }
 
   /** The request's requester, and whoever may review every grant of it. */
-  private seesRequest(caller: Caller, states: GrantState[]): boolean {
-    return states[0].key.principalId === caller.principal.id || states.every((st) => this.decide(caller, 'review', st).allowed);
+  private seesRequest(caller: Caller, parts: RequestPart[]): boolean {
+    return parts[0].state.key.principalId === caller.principal.id || parts.every((p) => this.decide(caller, 'review', p.state).allowed);
   }
 
-  /** The states of the request's grants (404 if it has none in this tenant). */
-  private async requestStates(tenant: TenantConfig, accessRequestId: string): Promise<GrantState[]> {
+  /**
+   * What the request's grants hold of it (404 if none in this tenant). A grant is found by its
+   * latest request id (AccessRequestId); an earlier one of a grant that has since had a follow-up
+   * (its original request, an earlier extension) by a bounded scan of the tenant's grants.
+   */
+  private async requestParts(tenant: TenantConfig, accessRequestId: string): Promise<RequestPart[]> {
     const deadline = Date.now() + VISIBILITY_WAIT_MS;
+    const partsOf = async (runs: { workflowId: string; runId: string }[]) => {
+      const states = (await Promise.all(runs.map((run) => this.stateOf(run)))).filter((st): st is GrantState => st !== null);
+      const now = new Date();
+      return sortGrants(states)
+        .map((st) => requestPartOf(st, accessRequestId, now))
+        .filter((p): p is RequestPart => p !== null);
+    };
     for (;;) {
-      const runs = await this.findRuns(tenant, [equals(searchAttributes.requestId, accessRequestId)], 100);
-      const states = (await Promise.all(runs.map((run) => this.stateOf(run)))).filter((st): st is GrantState => st?.accessRequestId === accessRequestId);
-      if (states.length > 0) return sortGrants(states);
-      if (Date.now() > deadline) throw notFound('access request');
+      const parts = await partsOf(await this.findRuns(tenant, [equals(searchAttributes.requestId, accessRequestId)], 100));
+      if (parts.length > 0) return parts;
+      if (Date.now() > deadline) break;
       await delay(250);
     }
+    const scanned = await partsOf((await this.findRunInfos(tenant, [], REQUEST_SCAN_LIMIT)).filter((r) => r.requestId && r.requestId !== accessRequestId));
+    if (scanned.length > 0) return scanned;
+    throw notFound('access request');
   }
 
   /** The grant's state now, read from its key's latest run (the same grant while it is open). */
@@ -529,9 +569,19 @@ function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey
   state.validation = current && isOpen(current) ? state.validation : req.validation;
   if (decision.change === 'activated') {
     Object.assign(state, { status: 'provisioning', approved: true, durationSeconds: req.durationSeconds });
+  } else if (decision.change === 'requested' && current && isOpen(current)) {
+    // An extension request: the grant stays as it is until a reviewer approves; no request exists yet.
+    Object.assign(state, { accessRequestId: null, followUps: [] });
+    state.diagnostics = [...state.diagnostics, ...req.reviewDiagnostics];
   } else if (decision.change === 'requested') {
     Object.assign(state, { status: 'pending', durationSeconds: req.durationSeconds });
     state.diagnostics = req.reviewDiagnostics;
+  }
+  if (req.breakGlass && (decision.change === 'activated' || decision.change === 'extended')) {
+    state.diagnostics = [
+      ...state.diagnostics,
+      { level: 'warning', code: 'break_glass', message: 'Break-glass access: it would be active without review, announced, and reviewers asked to acknowledge it; a denial revokes it at once.' },
+    ];
   } else if (decision.change === 'extended') {
     // Still provisioning (no expiresAt yet): only the duration grows.
     Object.assign(state, { expiresAt: decision.expiresAt ?? state.expiresAt, durationSeconds: req.durationSeconds });
@@ -559,7 +609,7 @@ function uiSummary(principal: Principal, key: GrantKey, req: EnsureRequest): { s
   const who = principal.email ? `${markdownText(principal.id)} (${markdownText(principal.email)})` : markdownText(principal.id);
   const role = markdownText(key.role);
   const hours = req.durationSeconds % 3600 === 0 ? `${req.durationSeconds / 3600}h` : `${req.durationSeconds}s`;
-  const how = req.autoApprove ? 'auto-approved' : 'needs review';
+  const how = req.breakGlass ? 'break-glass' : req.autoApprove ? 'auto-approved' : 'needs review';
   const { reason, attachments = [] } = req.justification;
   const details = [
     `**${role}** on \`${key.target}\` for ${who}, ${hours} once active (${how}).`,

@@ -24,8 +24,11 @@ import type { Notification, NotifyActivities } from '../activities/notify';
 import {
   accountIdOf,
   alreadyDecided,
+  currentRequestId,
   decideEnsure,
   encodePrincipal,
+  type FollowUp,
+  followUpPending,
   type Decision,
   type Diagnostic,
   type EnsureRequest,
@@ -45,6 +48,7 @@ import {
   ensureUpdate,
   type EnsureOutcome,
   EXPIRY_VISIBILITY_PATCH,
+  FOLLOW_UP_REQUESTS_PATCH,
   OPERATOR_SAFE_RUNS_PATCH,
   PROVISIONING_EXTENSION_PATCH,
   reconcileUpdate,
@@ -140,7 +144,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
 
   let notificationsInFlight = 0;
   /** Sends without waiting: the caller goes on with the grant's lifecycle. */
-  const notify = (event: NotificationEvent) => {
+  const notify = (event: NotificationEvent, about?: FollowUp) => {
     if (!state.notifications?.events.includes(event) || !patched('notifications')) return;
     const reviewNotices = state.diagnostics.find((d) => d.code === 'review_required')?.notices;
     const notification: Notification = {
@@ -152,11 +156,12 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         target: state.key.target,
         principalId: state.principal.id,
         principalEmail: state.principal.email,
-        durationSeconds: state.durationSeconds,
+        // A follow-up (extension, break-glass) speaks of what it asks for.
+        durationSeconds: about?.durationSeconds ?? state.durationSeconds,
         expiresAt: state.expiresAt,
-        accessRequestId: state.accessRequestId,
-        reason: state.justification.reason,
-        attachments: state.justification.attachments,
+        accessRequestId: about?.accessRequestId ?? state.accessRequestId,
+        reason: (about?.justification ?? state.justification).reason,
+        attachments: (about?.justification ?? state.justification).attachments,
         reviewer: state.review?.reviewerId,
         comment: state.review?.comment,
         reviewNotices: Array.isArray(reviewNotices) ? (reviewNotices as string[]) : undefined,
@@ -192,7 +197,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
    * comes from the grant's event number (kept in the state), so a retry or a replay writes the
    * same object. Scheduled outside cancellation: a cancelled workflow's revocation is written too.
    */
-  const audit = (event: AuditEventName, actor: AuditActor, details: Record<string, unknown> = {}, at = now().toISOString()) => {
+  /** `accessRequestId`: a follow-up's own request (extension, break-glass) rather than the grant's first. */
+  const audit = (event: AuditEventName, actor: AuditActor, details: Record<string, unknown> = {}, accessRequestId = state.accessRequestId) => {
+    const at = now().toISOString();
     if (!patched(AUDIT_TRAIL_PATCH)) return;
     state.auditSequence = (state.auditSequence ?? 0) + 1;
     const record: AuditRecord = {
@@ -204,7 +211,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       target: state.key.target,
       role: state.key.role,
       grant_id: state.id,
-      access_request_id: state.accessRequestId,
+      access_request_id: accessRequestId,
       details,
       occurrence: String(state.auditSequence),
     };
@@ -235,7 +242,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       { key: searchAttributes.role, value: state.key.role },
       { key: searchAttributes.grantId, value: state.id },
       { key: searchAttributes.status, value: status },
-      ...(state.accessRequestId ? [{ key: searchAttributes.requestId, value: state.accessRequestId }] : []),
+      // A grant with follow-ups is found by the latest one's id; the earlier ids stay in its state.
+      ...(currentRequestId(state) ? [{ key: searchAttributes.requestId, value: currentRequestId(state)! }] : []),
       ...(showsExpiry ? [{ key: searchAttributes.expiresAt, value: new Date(state.expiresAt!) }] : []),
     ];
     const snapshot = JSON.stringify(pairs.map((p) => p.value));
@@ -256,6 +264,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       if (req.autoApprove) {
         state.approved = true;
         state.status = 'provisioning';
+        if (req.breakGlass && patched(FOLLOW_UP_REQUESTS_PATCH)) openFollowUp('break_glass', req, at);
       } else {
         state.status = 'pending';
         // One request per ensure call, made by the API; runs from before that make their own.
@@ -283,6 +292,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       // Still provisioning: the clock starts at activation, so the longer duration is just kept.
       if (!patched(PROVISIONING_EXTENSION_PATCH)) return { change: 'none', state, diagnostics: [] };
       state.durationSeconds = req.durationSeconds;
+      if (req.breakGlass && patched(FOLLOW_UP_REQUESTS_PATCH)) (openFollowUp('break_glass', req, at), publish());
       return { change: 'extended', state, diagnostics: [] };
     }
     if (decision.change === 'extended') {
@@ -293,15 +303,128 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         duration_seconds: req.durationSeconds,
         reason: req.justification.reason ?? null,
       });
+      if (req.breakGlass && patched(FOLLOW_UP_REQUESTS_PATCH)) openFollowUp('break_glass', req, at);
       if (patched(EXPIRY_VISIBILITY_PATCH)) publish();
       return { change: 'extended', state, diagnostics: [] };
     }
+    if (decision.change === 'requested' && state.status === 'active' && patched(FOLLOW_UP_REQUESTS_PATCH)) {
+      // A reviewed role on an active grant: the extension waits for reviewers; the grant runs on.
+      openFollowUp('extension', req, at);
+      publish();
+      return { change: 'requested', state, diagnostics: [] };
+    }
     return { change: 'none', state, diagnostics: decision.change === 'none' ? (decision.diagnostics ?? []) : [] };
+  };
+
+  /** Opens an extension request or a break-glass follow-up on the grant (it keeps the last ten). */
+  const openFollowUp = (kind: FollowUp['kind'], req: EnsureRequest, at: Date) => {
+    const f: FollowUp = {
+      kind,
+      accessRequestId: req.accessRequestId ?? uuid4(),
+      durationSeconds: req.durationSeconds,
+      justification: req.justification,
+      requestedAt: at.toISOString(),
+      lapsesAt: new Date(at.getTime() + req.pendingTtlSeconds * 1000).toISOString(),
+      approvalsRequired: req.approvalsRequired ?? 1,
+      approvals: [],
+      denial: null,
+    };
+    state.followUps = [...(state.followUps ?? []).slice(-9), f];
+    audit(kind === 'break_glass' ? 'break_glass_used' : 'extension_requested', { type: 'principal', id: state.principal.id }, {
+      duration_seconds: f.durationSeconds,
+      reason: f.justification.reason ?? null,
+      attachments: f.justification.attachments ?? [],
+      lapses_at: f.lapsesAt,
+    }, f.accessRequestId);
+    if (kind === 'break_glass') {
+      note({
+        level: 'warning',
+        code: 'break_glass',
+        message: `Break-glass access: active without review. Reviewers are asked to acknowledge it (request ${f.accessRequestId}); a denial revokes it at once.`,
+        access_request_id: f.accessRequestId,
+      });
+      notify('break_glass', f);
+    } else {
+      const notices = req.reviewDiagnostics.flatMap((d) => (Array.isArray(d.notices) ? (d.notices as string[]) : []));
+      note({
+        level: 'info',
+        code: 'extension_requested',
+        message: `Extending to ${req.durationSeconds} seconds needs ${f.approvalsRequired === 1 ? 'approval by a reviewer' : `${f.approvalsRequired} approvals`} (request ${f.accessRequestId}); the grant runs on to ${state.expiresAt} meanwhile. The request lapses at ${f.lapsesAt < state.expiresAt! ? f.lapsesAt : state.expiresAt} unless reviewed.`,
+        access_request_id: f.accessRequestId,
+        approvals_required: f.approvalsRequired,
+        notices,
+      });
+      notify('review_requested', f);
+    }
+  };
+  /** The follow-up a review is for: the one it names, or (an operator's signal) the pending one of an active grant. */
+  const followUpOf = (r: Review): FollowUp | undefined =>
+    r.accessRequestId
+      ? state.followUps?.find((f) => f.accessRequestId === r.accessRequestId)
+      : state.status === 'active'
+        ? state.followUps?.find((f) => followUpPending(state, f, now()))
+        : undefined;
+  const reviewFollowUp = (f: FollowUp, r: Review, byOperator: boolean) => {
+    if (alreadyDecided(f, r)) return;
+    const at = now();
+    const decision: Decision = { reviewerId: r.reviewerId, at: at.toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
+    const actor: AuditActor = { type: byOperator ? 'operator' : 'reviewer', id: r.reviewerId };
+    const what = f.kind === 'extension' ? 'extension' : 'break-glass use';
+    const comment = r.comment ? `: ${r.comment}` : '';
+    if (r.decision === 'deny') {
+      f.denial = decision;
+      audit('denied', actor, { comment: r.comment ?? null, kind: f.kind }, f.accessRequestId);
+      if (f.kind === 'break_glass') {
+        recordRevocation({ revokedBy: r.reviewerId, reason: `break-glass use denied${comment}` });
+      } else {
+        note({ level: 'info', code: 'extension_denied', message: `The extension was denied by ${r.reviewerId}${comment}; the grant ends at ${state.expiresAt}.`, reviewer: r.reviewerId });
+      }
+      publish();
+      return;
+    }
+    f.approvals = [...f.approvals, decision];
+    audit('approved', actor, {
+      comment: r.comment ?? null,
+      kind: f.kind,
+      approvals: f.approvals.length,
+      approvals_required: f.approvalsRequired,
+      completes: f.approvals.length >= f.approvalsRequired,
+    }, f.accessRequestId);
+    if (f.approvals.length < f.approvalsRequired) {
+      note({
+        level: 'info',
+        code: 'approvals',
+        message: `The ${what} is approved by ${f.approvals.map((a) => a.reviewerId).join(', ')}: ${f.approvals.length} of ${f.approvalsRequired} approvals.`,
+        approvals: f.approvals.length,
+        approvals_required: f.approvalsRequired,
+      });
+      return;
+    }
+    const by = f.approvals.map((a) => a.reviewerId).join(', ');
+    if (f.kind === 'extension') {
+      // From the approval, not from the ask: the time waited for reviewers is not lost.
+      const wanted = at.getTime() + f.durationSeconds * 1000;
+      if (state.expiresAt && wanted > Date.parse(state.expiresAt)) {
+        expireAt(new Date(wanted).toISOString());
+        state.durationSeconds = f.durationSeconds;
+        audit('extended', actor, { expires_at: state.expiresAt, duration_seconds: f.durationSeconds, by_extension_request: true }, f.accessRequestId);
+      }
+      note({ level: 'info', code: 'extension_approved', message: `The extension was approved by ${by}${comment}.`, reviewer: r.reviewerId });
+    } else {
+      note({ level: 'info', code: 'break_glass_acknowledged', message: `The break-glass use was acknowledged by ${by}${comment}.`, reviewer: r.reviewerId });
+    }
+    publish();
   };
 
   const repeats = (r: Review) => alreadyDecided(state, r);
   const requirePending = (r: Review) => {
     if (r.reviewerId === state.principal.id) throw ApplicationFailure.nonRetryable('nobody reviews their own request', rejection.selfReview);
+    const f = followUpOf(r);
+    if (f) {
+      if (alreadyDecided(f, r)) return;
+      if (!followUpPending(state, f, now())) throw ApplicationFailure.nonRetryable('the request is no longer pending', rejection.notPending);
+      return;
+    }
     if (r.accessRequestId && r.accessRequestId !== state.accessRequestId) {
       throw ApplicationFailure.nonRetryable('the grant belongs to another request', rejection.notPending);
     }
@@ -312,6 +435,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   };
   /** `byOperator`: sent with `temporal workflow signal` (or the Web UI), not through the API. */
   const review = (r: Review, byOperator = false) => {
+    const f = followUpOf(r);
+    if (f) return reviewFollowUp(f, r, byOperator);
     if (repeats(r)) return;
     const actor: AuditActor = { type: byOperator ? 'operator' : 'reviewer', id: r.reviewerId };
     const decision: Decision = { reviewerId: r.reviewerId, at: now().toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
@@ -351,7 +476,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       byOperator || r === CANCELLED_BY_OPERATOR
         ? { type: 'operator', id: r.revokedBy }
         : { type: r.revokedBy === state.principal.id ? 'principal' : 'reviewer', id: r.revokedBy };
-    audit('revoked', actor, { reason: r.reason ?? null, status: state.status });
+    // A request revoked before any decision is withdrawn (its grant ends revoked, with nothing to remove).
+    const withdrawn = state.status === 'pending' && !state.review && !state.denial;
+    audit(withdrawn ? 'withdrawn' : 'revoked', actor, { reason: r.reason ?? null, status: state.status });
     note({ level: 'info', code: 'revoked', message: `Revoked by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`, revoked_by: r.revokedBy });
   };
   const revoke = (r: Revocation, byOperator = false) => {

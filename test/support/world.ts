@@ -74,6 +74,8 @@ export const USERS = {
   carol: { sub: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
   /** A second reviewer, for requests that need two approvals. */
   dave: { sub: 'dave', email: 'dave@example.com', groups: ['platform-admins'] },
+  /** On call: may break the glass (policies/break-glass.cedar). */
+  olga: { sub: 'olga', email: 'olga@example.com', groups: ['on-call'] },
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
   /** Reads the audit trail (policies/auditors.cedar). */
   sam: { sub: 'sam', email: 'sam@example.com', groups: ['security-auditors'] },
@@ -155,6 +157,7 @@ export async function startWorld(): Promise<void> {
             { url: `${webhooks.url}/reviewers`, events: ['review_requested'] },
             { url: `${webhooks.url}/requesters`, events: ['approved', 'denied', 'active', 'expiring'] },
             { url: `${webhooks.url}/flaky/requesters`, events: ['approved'] },
+            { url: `${webhooks.url}/oncall`, events: ['break_glass'] },
           ],
           expiry_warning_seconds: EXPIRY_WARNING_SECONDS,
         },
