@@ -198,8 +198,12 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
    * same object. Scheduled outside cancellation: a cancelled workflow's revocation is written too.
    */
   /** `accessRequestId`: a follow-up's own request (extension, break-glass) rather than the grant's first. */
-  const audit = (event: AuditEventName, actor: AuditActor, details: Record<string, unknown> = {}, accessRequestId = state.accessRequestId) => {
-    const at = now().toISOString();
+  const audit = (
+    event: AuditEventName,
+    actor: AuditActor,
+    details: Record<string, unknown> = {},
+    { at = now().toISOString(), accessRequestId = state.accessRequestId }: { at?: string; accessRequestId?: string | null } = {},
+  ) => {
     if (!patched(AUDIT_TRAIL_PATCH)) return;
     state.auditSequence = (state.auditSequence ?? 0) + 1;
     const record: AuditRecord = {
@@ -335,7 +339,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       reason: f.justification.reason ?? null,
       attachments: f.justification.attachments ?? [],
       lapses_at: f.lapsesAt,
-    }, f.accessRequestId);
+    }, { accessRequestId: f.accessRequestId });
     if (kind === 'break_glass') {
       note({
         level: 'warning',
@@ -373,7 +377,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     const comment = r.comment ? `: ${r.comment}` : '';
     if (r.decision === 'deny') {
       f.denial = decision;
-      audit('denied', actor, { comment: r.comment ?? null, kind: f.kind }, f.accessRequestId);
+      audit('denied', actor, { comment: r.comment ?? null, kind: f.kind }, { accessRequestId: f.accessRequestId });
       if (f.kind === 'break_glass') {
         recordRevocation({ revokedBy: r.reviewerId, reason: `break-glass use denied${comment}` });
       } else {
@@ -389,7 +393,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       approvals: f.approvals.length,
       approvals_required: f.approvalsRequired,
       completes: f.approvals.length >= f.approvalsRequired,
-    }, f.accessRequestId);
+    }, { accessRequestId: f.accessRequestId });
     if (f.approvals.length < f.approvalsRequired) {
       note({
         level: 'info',
@@ -407,7 +411,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       if (state.expiresAt && wanted > Date.parse(state.expiresAt)) {
         expireAt(new Date(wanted).toISOString());
         state.durationSeconds = f.durationSeconds;
-        audit('extended', actor, { expires_at: state.expiresAt, duration_seconds: f.durationSeconds, by_extension_request: true }, f.accessRequestId);
+        audit('extended', actor, { expires_at: state.expiresAt, duration_seconds: f.durationSeconds, by_extension_request: true }, { accessRequestId: f.accessRequestId });
       }
       note({ level: 'info', code: 'extension_approved', message: `The extension was approved by ${by}${comment}.`, reviewer: r.reviewerId });
     } else {
@@ -670,9 +674,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         expires_at: state.expiresAt,
         duration_seconds: state.durationSeconds,
         reason: state.justification.reason ?? null,
-        approved_by: state.review?.decision === 'approve' ? [state.review.reviewerId] : [],
+        approved_by: state.approvals?.length ? state.approvals.map((a) => a.reviewerId) : state.review?.decision === 'approve' ? [state.review.reviewerId] : [],
       },
-      state.activatedAt,
+      { at: state.activatedAt },
     );
     notify('active');
     if (state.assignmentPreexisted) {
