@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `access`: the access API from a terminal or a script (docs/api.md, "CLI"). It talks HTTP only.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import type { AccessInterval, AuditEvent } from '../domain/audit';
 import { TARGET_PATTERN } from '../domain/grant';
 import { type AccessRequest, ApiError, callApi, type Connection, EXIT, type Grant } from './api';
 
@@ -289,32 +290,6 @@ async function revokeCommand(grantId: string, opts: CommonOptions & { reason?: s
   if (opts.json) printJson(grant);
   else print([`${(gone ? 'REVOKED' : 'REVOKING').padEnd(14)}${grant.role} on ${grant.target} for ${grant.principal_id}${gone ? '' : ' (the assignment is still being removed)'}`]);
   return EXIT.ok;
-}
-
-interface AuditEvent {
-  at: string;
-  event: string;
-  actor: { type: string; id: string };
-  principal: { id: string; email?: string };
-  target: string;
-  role: string;
-  grant_id: string | null;
-  details: Record<string, unknown>;
-}
-
-interface AccessInterval {
-  principal_id: string;
-  principal_email: string | null;
-  target: string;
-  role: string;
-  from: string;
-  to: string | null;
-  grant_id: string;
-  access_request_id: string | null;
-  approved_by: string[];
-  reason: string | null;
-  ended: string;
-  preexisted: boolean;
 }
 
 /** Rows as aligned columns: every cell terminal-safe, the last column unpadded. */
