@@ -192,7 +192,7 @@ export class AccessService {
     // (or, for an extension or break-glass follow-up, an active one), so that filter is narrowed in
     // visibility; the rest is decided from the grants' states, which hold every request they were part of.
     const waits = (status?: string) => status === 'pending' || status === 'active' || status === 'provisioning';
-    const runs = (await this.findRunInfos(caller.tenant, clauses, REQUEST_SCAN_LIMIT)).filter((r) => r.requestId && (filters.status !== 'pending' || waits(r.status)));
+    const runs = (await this.findRuns(caller.tenant, clauses, REQUEST_SCAN_LIMIT)).filter((r) => r.requestId && (filters.status !== 'pending' || waits(r.status)));
     const states = (await Promise.all(runs.map((r) => this.stateOf(r)))).filter((st): st is GrantState => st !== null);
     const now = new Date();
     const byRequest = new Map<string, RequestPart[]>();
@@ -455,10 +455,6 @@ export class AccessService {
     return set;
   }
 
-  private async findRuns(tenant: TenantConfig, clauses: string[], limit: number): Promise<{ workflowId: string; runId: string }[]> {
-    return this.findRunInfos(tenant, clauses, limit);
-  }
-
   /** The request's requester, and whoever may review every grant of it. */
   private seesRequest(caller: Caller, parts: RequestPart[]): boolean {
     return parts[0].state.key.principalId === caller.principal.id || parts.every((p) => this.decide(caller, 'review', p.state).allowed);
@@ -484,7 +480,7 @@ export class AccessService {
       if (Date.now() > deadline) break;
       await delay(250);
     }
-    const scanned = await partsOf((await this.findRunInfos(tenant, [], REQUEST_SCAN_LIMIT)).filter((r) => r.requestId && r.requestId !== accessRequestId));
+    const scanned = await partsOf((await this.findRuns(tenant, [], REQUEST_SCAN_LIMIT)).filter((r) => r.requestId && r.requestId !== accessRequestId));
     if (scanned.length > 0) return scanned;
     throw notFound('access request');
   }
@@ -498,7 +494,7 @@ export class AccessService {
     return now && now.id === state.id ? now : state;
   }
 
-  private async findRunInfos(tenant: TenantConfig, clauses: string[], limit: number) {
+  private async findRuns(tenant: TenantConfig, clauses: string[], limit: number) {
     // A run that continued as new is an earlier page of the same grant: its successor speaks for it.
     const query = [`WorkflowType = 'grantWorkflow'`, `ExecutionStatus != 'ContinuedAsNew'`, equals(searchAttributes.tenant, tenant.id), ...clauses].join(' AND ');
     const runs: { workflowId: string; runId: string; requestId?: string; status?: string }[] = [];
