@@ -466,7 +466,6 @@ export class AccessService {
    * (its original request, an earlier extension) by a bounded scan of the tenant's grants.
    */
   private async requestParts(tenant: TenantConfig, accessRequestId: string): Promise<RequestPart[]> {
-    const deadline = Date.now() + VISIBILITY_WAIT_MS;
     const partsOf = async (runs: { workflowId: string; runId: string }[]) => {
       const states = (await Promise.all(runs.map((run) => this.stateOf(run)))).filter((st): st is GrantState => st !== null);
       const now = new Date();
@@ -474,12 +473,11 @@ export class AccessService {
         .map((st) => requestPartOf(st, accessRequestId, now))
         .filter((p): p is RequestPart => p !== null);
     };
-    for (;;) {
-      const parts = await partsOf(await this.findRuns(tenant, [equals(searchAttributes.requestId, accessRequestId)], 100));
-      if (parts.length > 0) return parts;
-      if (Date.now() > deadline) break;
-      await delay(250);
-    }
+    const parts = await whenVisible(async () => {
+      const found = await partsOf(await this.findRuns(tenant, [equals(searchAttributes.requestId, accessRequestId)], 100));
+      return found.length > 0 ? found : undefined;
+    });
+    if (parts) return parts;
     const scanned = await partsOf((await this.findRuns(tenant, [], REQUEST_SCAN_LIMIT)).filter((r) => r.requestId && r.requestId !== accessRequestId));
     if (scanned.length > 0) return scanned;
     throw notFound('access request');
@@ -519,14 +517,13 @@ export class AccessService {
   }
 
   private async findGrant(tenant: TenantConfig, clause: string, what: string) {
-    const deadline = Date.now() + VISIBILITY_WAIT_MS;
-    for (;;) {
+    const found = await whenVisible(async () => {
       const [run] = await this.findRuns(tenant, [clause], 1);
       const state = run ? await this.stateOf(run) : null;
-      if (run && state) return { run, state };
-      if (Date.now() > deadline) throw notFound(what);
-      await delay(250);
-    }
+      return run && state ? { run, state } : undefined;
+    });
+    if (!found) throw notFound(what);
+    return found;
   }
 
   private async stateOf(run: { workflowId: string; runId: string }): Promise<GrantState | null> {
@@ -675,6 +672,16 @@ function decodeCursor(cursor: string): { createdAt: string; id: string } {
 
 function notFound(what: string): AccessError {
   return new AccessError('not_found', `No such ${what} in this tenant.`);
+}
+
+/** Asks `find` until it answers or VISIBILITY_WAIT_MS has passed: a run made a moment ago may not be listed yet. */
+async function whenVisible<T>(find: () => Promise<T | undefined>): Promise<T | undefined> {
+  const deadline = Date.now() + VISIBILITY_WAIT_MS;
+  for (;;) {
+    const found = await find();
+    if (found !== undefined || Date.now() > deadline) return found;
+    await delay(250);
+  }
 }
 
 function delay(ms: number): Promise<void> {
