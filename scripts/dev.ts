@@ -2,7 +2,7 @@
 // API), then a token and a curl line that activates a grant. Ctrl-C stops everything it started.
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { repoRoot, startStack, waitFor } from './stack';
+import { AUDIT_BUCKET, AUDIT_PREFIX, repoRoot, startStack, waitFor } from './stack';
 
 const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 const DEV_USER = { sub: 'dev', email: 'dev@example.com', groups: ['engineering'] };
@@ -45,6 +45,7 @@ Access service running.
   API           http://127.0.0.1:${API_PORT}
   Temporal      ${stack.temporalAddress} (Web UI http://127.0.0.1:${UI_PORT})
   AWS (moto)    ${stack.awsEndpoint}
+  audit trail   s3://${AUDIT_BUCKET}/${AUDIT_PREFIX}/ in moto (Object Lock on); read it as a member of security-auditors
   config        ${stack.configPath}
 
 A token for ${DEV_USER.sub} (groups: ${DEV_USER.groups.join(', ')}), valid 12 hours:

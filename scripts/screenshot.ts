@@ -1,4 +1,4 @@
-// `npm run screenshot`: the README's pictures of the Temporal Web UI. Starts the local stack with
+// `npm run screenshot`: the pictures of the Temporal Web UI in docs/operations.md. Starts the local stack with
 // the UI, a worker and the API, makes a few grants, and has headless Chromium (Debian's
 // `chromium`, or CHROMIUM=/path) save the workflow list filtered to grants and one grant's page
 // under docs/. Not needed by the tests or CI.

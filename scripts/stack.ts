@@ -14,6 +14,7 @@ import {
   CreatePermissionSetCommand,
 } from '@aws-sdk/client-sso-admin';
 import { IdentitystoreClient, CreateUserCommand, ConflictException } from '@aws-sdk/client-identitystore';
+import { CreateBucketCommand, PutObjectLockConfigurationCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
@@ -21,6 +22,7 @@ import { stringify as toYaml } from 'yaml';
 import { connectApi, createApi } from '../src/api/server';
 import { type AppConfig, loadConfig } from '../src/config';
 import type { Logger } from '../src/log';
+import { createWorkerMetrics, type WorkerMetrics } from '../src/metrics';
 import { freePort } from '../src/net';
 import { createWorker } from '../src/worker';
 
@@ -39,9 +41,15 @@ export interface StackTenant {
   };
   accounts?: Record<string, { environment?: string }>;
   accounts_only?: boolean;
-  notifications?: { webhooks: { url: string; events: string[] }[]; expiry_warning_seconds?: number };
+  notifications?: {
+    webhooks: { url: string; events: string[] }[];
+    expiry_warning_seconds?: number;
+    slack?: { signing_secret_file: string; bot_token_file: string; api_url?: string; reviewers?: Record<string, { id: string; groups?: string[] }> };
+  };
   /** Where this tenant's AWS calls go instead of moto (e.g. a proxy in front of it). */
   awsEndpoint?: string;
+  /** Where this tenant's audit events go instead of moto's S3 (e.g. a proxy in front of it). */
+  auditEndpoint?: string;
 }
 
 export interface StackOptions {
@@ -108,6 +116,10 @@ export const TOKEN_AUDIENCE = 'access-api';
 const JWT_ALG = 'ES256';
 const AWS_REGION = 'us-east-1';
 const AWS_CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
+/** Every tenant's audit trail, in moto's S3: one bucket with Object Lock, a folder per tenant. */
+export const AUDIT_BUCKET = 'access-audit';
+export const AUDIT_PREFIX = 'audit';
+const AUDIT_LOCK_DAYS = 1;
 const INSTALL_TIMEOUT_MS = 20 * 60_000;
 const TEMPORAL_START_TIMEOUT_MS = 60_000;
 const MOTO_START_TIMEOUT_MS = 30_000;
@@ -461,6 +473,19 @@ async function seedAws(
   }
 }
 
+/** The audit bucket, with Object Lock on (as start-up requires for object_lock_days); kept if it exists. */
+async function createAuditBucket(endpoint: string): Promise<void> {
+  const s3 = new S3Client({ ...awsClientConfig(endpoint), forcePathStyle: true });
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: AUDIT_BUCKET, ObjectLockEnabledForBucket: true }));
+    await s3.send(new PutObjectLockConfigurationCommand({ Bucket: AUDIT_BUCKET, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' } }));
+  } catch (err) {
+    if (!(err instanceof S3ServiceException && ['BucketAlreadyOwnedByYou', 'BucketAlreadyExists'].includes(err.name))) throw err;
+  } finally {
+    s3.destroy();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Keys and config.
 
@@ -515,6 +540,7 @@ function writeConfig(
       ...(t.accounts ? { accounts: t.accounts } : {}),
       ...(t.accounts_only !== undefined ? { accounts_only: t.accounts_only } : {}),
       ...(t.notifications ? { notifications: t.notifications } : {}),
+      audit: { s3: { bucket: AUDIT_BUCKET, prefix: AUDIT_PREFIX, region: AWS_REGION, endpoint: t.auditEndpoint ?? aws.endpoint, object_lock_days: AUDIT_LOCK_DAYS } },
     })),
   };
   writeFileSync(file, '# Written by scripts/stack.ts\n' + toYaml(config));
@@ -547,7 +573,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const moto = (motoR as PromiseFulfilledResult<Awaited<ReturnType<typeof startMoto>>>).value;
     const temporal = (temporalR as PromiseFulfilledResult<Awaited<ReturnType<typeof startTemporal>>>).value;
 
-    const aws = await seedAws(moto.endpoint, opts.users, opts.permissionSets);
+    const [aws] = await Promise.all([seedAws(moto.endpoint, opts.users, opts.permissionSets), createAuditBucket(moto.endpoint)]);
     const keyByTenant = new Map(opts.tenants.map((t, i) => [t.id.toLowerCase(), keys[i]]));
     const configPath = path.join(dir, 'access.yaml');
     writeConfig(
@@ -610,6 +636,7 @@ export interface LocalServices {
   /** http://127.0.0.1:port of the API */
   baseUrl: string;
   worker: Worker;
+  workerMetrics: WorkerMetrics;
   /** The API's connection to Temporal, for a client of the test's own. */
   connection: Connection;
   stop(): Promise<void>;
@@ -618,7 +645,8 @@ export interface LocalServices {
 /** A worker and the API in this process, on the stack's Temporal, with `config`'s tenants. */
 export async function startLocalServices(stack: Stack, config: AppConfig, logger?: Logger): Promise<LocalServices> {
   const workerConnection = await NativeConnection.connect({ address: stack.temporalAddress });
-  const worker = await createWorker(config, workerConnection);
+  const workerMetrics = createWorkerMetrics();
+  const worker = await createWorker(config, workerConnection, workerMetrics);
   const running = worker.run();
   const connection = connectApi(stack.temporalAddress);
   const server: Server = await new Promise((resolve) => {
@@ -627,6 +655,7 @@ export async function startLocalServices(stack: Stack, config: AppConfig, logger
   return {
     baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     worker,
+    workerMetrics,
     connection,
     async stop() {
       await new Promise((resolve) => server.close(resolve));

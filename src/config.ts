@@ -46,7 +46,36 @@ const awsSchema = z.strictObject({
   }
 });
 
-/** Slack-compatible incoming webhooks (README, "Notifications"). */
+/** Keys fetched over plain http could be swapped by anyone on the path; loopback has no path. */
+const httpsOrLoopback = (url: string) => {
+  const { protocol, hostname } = new URL(url);
+  return protocol === 'https:' || (protocol === 'http:' && isLoopback(hostname));
+};
+
+/**
+ * A Slack app whose Approve and Deny buttons review requests (docs/configuration.md, "Approve and
+ * deny from Slack"). The API reads the two secret files at start-up.
+ */
+const slackSchema = z.strictObject({
+  /** The app's signing secret: Slack signs each interaction request with it. */
+  signing_secret_file: z.string().min(1),
+  /** A bot token with users:read and users:read.email, for users.info. */
+  bot_token_file: z.string().min(1),
+  /** Slack's Web API (another only for a local stand-in). */
+  api_url: z.url().refine(httpsOrLoopback, 'must be an https URL (plain http only for a loopback address)').default('https://slack.com/api'),
+  /**
+   * Who a Slack user is here: their Slack email (lower case) to the principal id and groups the
+   * policies see, as a token would give them. A Slack user not listed reviews nothing.
+   */
+  reviewers: z
+    .record(
+      z.string().min(1).transform((email) => email.toLowerCase()),
+      z.strictObject({ id: z.string().min(1).max(256), groups: z.array(z.string().min(1)).default([]) }),
+    )
+    .default({}),
+});
+
+/** Slack-compatible incoming webhooks (docs/configuration.md, "Notifications"). */
 const notificationsSchema = z
   .strictObject({
     webhooks: z
@@ -58,14 +87,11 @@ const notificationsSchema = z
       )
       .default([]),
     expiry_warning_seconds: z.int().positive().default(300),
+    slack: slackSchema.optional(),
   })
   .prefault({});
 
-/** Keys fetched over plain http could be swapped by anyone on the path; loopback has no path. */
-const jwksUrlSchema = z.url().refine((url) => {
-  const { protocol, hostname } = new URL(url);
-  return protocol === 'https:' || (protocol === 'http:' && isLoopback(hostname));
-}, 'must be an https URL (plain http only for a loopback address)');
+const jwksUrlSchema = z.url().refine(httpsOrLoopback, 'must be an https URL (plain http only for a loopback address)');
 
 const authSchema = z
   .strictObject({
@@ -88,6 +114,20 @@ const authSchema = z
   })
   .refine((a) => Boolean(a.jwks_file) !== Boolean(a.jwks_url), 'give exactly one of jwks_file and jwks_url');
 
+/** Where the tenant's audit trail goes (docs/audit.md): one S3 object per event. */
+const auditSchema = z.strictObject({
+  s3: z.strictObject({
+    bucket: z.string().min(3),
+    /** Keys start `{prefix}/tenant=...`; no leading or trailing slash needed. */
+    prefix: z.string().refine((p) => !p.startsWith('/') && !p.endsWith('/'), 'no leading or trailing slash').default('audit'),
+    region: z.string().min(1).optional(),
+    endpoint: z.url().optional(),
+    kms_key_id: z.string().min(1).optional(),
+    /** Each object written in Object Lock compliance mode for this many days (the bucket must have Object Lock on). */
+    object_lock_days: z.int().positive().optional(),
+  }),
+});
+
 const tenantSchema = z.strictObject({
   id: z.uuid({ version: undefined }).transform((id) => id.toLowerCase()),
   name: z.string().min(1),
@@ -108,6 +148,8 @@ const tenantSchema = z.strictObject({
     })
     .prefault({}),
   notifications: notificationsSchema,
+  /** Absent: the events go to the worker's and the API's log only. */
+  audit: auditSchema.optional(),
   /** How often the reconciliation Schedule compares grants with the assignments at AWS (default 300). */
   reconcile_interval_seconds: z.int().min(10).optional(),
   /**
@@ -168,6 +210,11 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
     }
     tenant.policies = path.resolve(base, tenant.policies);
     if (tenant.auth.jwks_file) tenant.auth.jwks_file = path.resolve(base, tenant.auth.jwks_file);
+    const slack = tenant.notifications.slack;
+    if (slack) {
+      slack.signing_secret_file = path.resolve(base, slack.signing_secret_file);
+      slack.bot_token_file = path.resolve(base, slack.bot_token_file);
+    }
   }
   return parsed.data;
 }
@@ -181,7 +228,7 @@ function toldApart(a: AuthConfig['required_claims'], b: AuthConfig['required_cla
   });
 }
 
-function isLoopback(hostname: string): boolean {
+export function isLoopback(hostname: string): boolean {
   const host = hostname.replace(/^\[(.*)\]$/, '$1');
   return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
 }

@@ -27,6 +27,7 @@ export function createApiMetrics() {
       labelNames: ['change', 'status'] as const,
       registers,
     }),
+    auditWriteFailures: auditWriteFailures(registers),
   };
 }
 export type ApiMetrics = ReturnType<typeof createApiMetrics>;
@@ -49,8 +50,14 @@ export function createWorkerMetrics() {
       buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
       registers,
     }),
+    auditWriteFailures: auditWriteFailures(registers),
   };
 }
+/** Failed writes to a tenant's audit store (the worker retries them; the API's ensure_denied is lost). */
+function auditWriteFailures(registers: Registry[]) {
+  return new Counter({ name: 'access_audit_write_failures_total', help: "Failed attempts to write an audit event to the tenant's store", registers });
+}
+
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
 
 /**

@@ -13,3 +13,34 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/** How much of an answer from a webhook or Slack is read; then the connection is dropped. */
+export const ANSWER_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * An HTTP request to a URL someone else runs (a webhook, Slack): redirects are not followed (a
+ * 3xx is an answer we do not trust to re-send to), it gives up after `timeoutMs`, and only the
+ * first ANSWER_LIMIT_BYTES of the answer are read (Slack's is short).
+ */
+export async function fetchCapped(
+  url: string,
+  init: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; signal?: AbortSignal; timeoutMs: number },
+): Promise<{ status: number; ok: boolean; text: string }> {
+  const timeout = AbortSignal.timeout(init.timeoutMs);
+  const res = await fetch(url, {
+    method: init.method,
+    headers: init.headers,
+    body: init.body,
+    redirect: 'manual',
+    signal: init.signal ? AbortSignal.any([init.signal, timeout]) : timeout,
+  });
+  const chunks: Uint8Array[] = [];
+  let read = 0;
+  // Leaving the loop early cancels the rest and drops the connection.
+  for await (const chunk of res.body ?? []) {
+    chunks.push(chunk);
+    read += chunk.byteLength;
+    if (read >= ANSWER_LIMIT_BYTES) break;
+  }
+  return { status: res.status, ok: res.ok, text: Buffer.concat(chunks).subarray(0, ANSWER_LIMIT_BYTES).toString('utf8') };
+}

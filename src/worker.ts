@@ -5,6 +5,7 @@ import { DefaultLogger, type LogEntry, NativeConnection, Runtime, Worker } from 
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { createActivities } from './activities';
+import { checkAuditStores, createAuditActivities } from './activities/audit';
 import { fleetShare, presenceQueueOf, type QuotaShare } from './activities/fleet';
 import { createNotifyActivities } from './activities/notify';
 import { type AppConfig, env, loadConfig } from './config';
@@ -25,6 +26,7 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
     activities: {
       ...createActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics, quota }),
       ...createNotifyActivities(config),
+      ...createAuditActivities(config, { metrics }),
     },
   });
 }
@@ -39,6 +41,7 @@ function toPino(log: Logger) {
 
 async function main(log: Logger): Promise<void> {
   const config = loadConfig();
+  await checkAuditStores(config);
   // The SDK's Prometheus exporter listens on loopback only; our /metrics appends its text, so one
   // scrape target carries both.
   const sdkMetricsPort = await freePort();

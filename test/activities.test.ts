@@ -292,7 +292,7 @@ describe('activities against moto', function () {
       const done: string[] = [];
       const track = (name: string, work: Promise<unknown>) => work.then(() => done.push(name));
       const creations = [1, 2, 3].map((i) => track(`creation ${i}`, held.createAssignment({ ...bob(`77770000000${i}`), ids })));
-      // Creation 1 holds the slot; 2 and 3 have looked and wait for it.
+      // One creation holds the slot; the other two have looked and wait for it.
       for (let waited = 0; (await proxy.count('CreateAccountAssignment')) < 1 || (await proxy.count('ListAccountAssignments')) < 3; waited += 50) {
         assert.ok(waited < 30_000, 'the creations did not start');
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -301,7 +301,10 @@ describe('activities against moto', function () {
       const deletion = track('deletion', held.deleteAssignment({ ...bob('777700000009'), ids }));
       await Promise.all([...creations, deletion]);
 
-      assert.deepEqual(done, ['creation 1', 'deletion', 'creation 2', 'creation 3']);
+      // Whichever creation looked first holds the slot and ends first; the other two (in the order
+      // their lookups answered) end after the deletion that came last.
+      assert.equal(done[1], 'deletion', done.join(', '));
+      assert.deepEqual([done[0], ...done.slice(2)].sort(), ['creation 1', 'creation 2', 'creation 3']);
       assert.deepEqual(await assignmentsOf('ReadOnlyAccess', '777700000009'), []);
       for (const i of [1, 2, 3]) assert.equal((await assignmentsOf('ReadOnlyAccess', `77770000000${i}`)).length, 1);
     } finally {
@@ -373,44 +376,6 @@ describe('request pacing', function () {
     const deletion = asDeletion(() => call('deletion'));
     await Promise.all([first, ...queued, deletion]);
     assert.deepEqual(went, ['creation 1', 'deletion', 'creation 2', 'creation 3']);
-  });
-
-  it('pacer with a share of the quota lets nothing go while the share is 0, then keeps to the share', async function () {
-    let share = 0;
-    const pace = pacer(() => share, 200);
-    const t0 = performance.now();
-    const went: number[] = [];
-    const calls = Promise.all(Array.from({ length: 6 }, () => pace().then(() => went.push(performance.now() - t0))));
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    assert.equal(went.length, 0, 'no call while the share is 0');
-    share = 2;
-    await calls;
-    for (let i = 2; i < went.length; i++) {
-      assert.ok(went[i] - went[i - 2] >= 195, `3 calls within one window: ${went.map((at) => at.toFixed(0))}`);
-    }
-  });
-
-  it('semaphore with a share of the quota admits waiters once the share grows, and keeps to a smaller one', async function () {
-    let share = 0;
-    const limit = semaphore(() => share);
-    let running = 0;
-    const startedWith: number[] = []; // how many ran, itself included, as each one started
-    const hold = (ms: number) =>
-      limit(async () => {
-        startedWith.push(++running);
-        await new Promise((resolve) => setTimeout(resolve, ms));
-        running--;
-      });
-    const first = Array.from({ length: 4 }, () => hold(1000));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.equal(startedWith.length, 0, 'none runs while the share is 0');
-    share = 3;
-    await new Promise((resolve) => setTimeout(resolve, 500)); // waiters look again every 250 ms
-    assert.deepEqual(startedWith, [1, 2, 3], 'the grown share is used without waiting for a release');
-    share = 1;
-    const later = Array.from({ length: 3 }, () => hold(20));
-    await Promise.all([...first, ...later]);
-    assert.deepEqual(startedWith, [1, 2, 3, 1, 1, 1, 1], 'after it shrank, one at a time');
   });
 
   it('semaphore hands a freed slot to a waiting deletion first', async function () {

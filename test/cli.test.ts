@@ -1,45 +1,13 @@
 // The `access` CLI, run for real (the compiled bin from package.json) against the test stack's API.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { repoRoot } from '../scripts/stack';
+import { access, show } from './support/cli';
 import { assignmentsOf, call, current, eventually, freshAccount, grantReaching, target, TENANT, tokenFor, USERS } from './support/world';
-
-const BIN = path.join(repoRoot, (require(path.join(repoRoot, 'package.json')) as { bin: { access: string } }).bin.access);
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-type User = keyof typeof USERS;
-
-/** Runs `access <args>` as `as` (async: the API runs in this very process). */
-async function access(args: string[], opts: { as?: User; env?: Record<string, string | undefined> } = {}): Promise<Run> {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    ACCESS_URL: current().baseUrl,
-    ACCESS_TENANT_ID: TENANT.id,
-    ACCESS_TOKEN: await tokenFor(opts.as ?? 'alice'),
-    ...opts.env,
-  };
-  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env, timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-const show = (run: Run) => `exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`;
 
 describe('cli', function () {
   this.timeout(180_000);
 
   it('has --help on every command', async () => {
-    for (const args of [['--help'], ['ensure', '--help'], ['grants', '--help'], ['review', '--help'], ['revoke', '--help']]) {
+    for (const args of [['--help'], ['ensure', '--help'], ['grants', '--help'], ['requests', '--help'], ['request', '--help'], ['review', '--help'], ['revoke', '--help']]) {
       const run = await access(args);
       assert.equal(run.code, 0, show(run));
       assert.match(run.stdout, /^Usage: access/m, show(run));
@@ -48,6 +16,14 @@ describe('cli', function () {
     for (const flag of ['--target', '--role', '--duration', '--reason', '--attach', '--dry-run', '--wait', '--json']) {
       assert.ok(ensureHelp.stdout.includes(flag), `ensure --help mentions ${flag}`);
     }
+  });
+
+  it('ensure --break-glass asks for break-glass access (here a dry run), and its warning is shown', async () => {
+    const account = freshAccount();
+    const run = await access(['ensure', '--target', account, '--role', 'AdministratorAccess', '--duration', '30m', '--reason', 'pager', '--break-glass', '--dry-run'], { as: 'olga' });
+    assert.equal(run.code, 0, show(run));
+    assert.match(run.stdout, /^WILL ACTIVATE +AdministratorAccess on .* for 30m$/m, show(run));
+    assert.match(run.stdout, /warning: Break-glass access/, show(run));
   });
 
   it('dry runs say WILL ACTIVATE, WILL REQUEST and WILL EXTEND and change nothing', async () => {
@@ -114,7 +90,8 @@ describe('cli', function () {
 
     const approved = await access(['review', grant.access_request_id, 'approve', '--comment', 'go'], { as: 'carol' });
     assert.equal(approved.code, 0, show(approved));
-    assert.match(approved.stdout, /^APPROVED +AdministratorAccess on AWS::Account::\d{12} for alice$/m, show(approved));
+    assert.match(approved.stdout, /^APPROVED +AdministratorAccess on AWS::Account::\d{12} for alice: (provisioning|active)$/m, show(approved));
+    assert.match(approved.stdout, /^ {2}1 of 1 approvals \(carol\)$/m, show(approved));
 
     const active = await access(['ensure', '--target', account, '--role', 'AdministratorAccess', '--reason', 'incident', '--wait']);
     assert.equal(active.code, 0, show(active));
@@ -124,13 +101,51 @@ describe('cli', function () {
     await access(['revoke', grant.id], { as: 'carol' });
   });
 
+  it('requests lists what waits for a reviewer (a table), request shows one, review says what the decision did', async () => {
+    const account = freshAccount();
+    const { body } = await call('POST', '/v1/access/ensure', {
+      body: { entitlements: [{ target: target(account), role: 'AdministratorAccess', duration_seconds: 600 }], justification: { reason: 'db migration' } },
+    });
+    const id = body.grants[0].access_request_id;
+    const listed = await eventually('carol to see the request', async () => {
+      const run = await access(['requests', '--status', 'pending'], { as: 'carol' });
+      return run.stdout.includes(id) ? run : undefined;
+    });
+    assert.equal(listed.code, 0, show(listed));
+    assert.match(listed.stdout, /^STATUS +REQUESTER +APPROVALS +CREATED +GRANTS +ID$/m, show(listed));
+    assert.match(listed.stdout, new RegExp(`^PENDING +alice +0/1 +\\S+ +AdministratorAccess on ${account} +${id}$`, 'm'), show(listed));
+    const bobs = await access(['requests', '--status', 'pending'], { as: 'bob' });
+    assert.equal(bobs.code, 0, show(bobs));
+    assert.ok(!bobs.stdout.includes(id), 'bob may not review it');
+    const mine = await access(['requests', '--mine']);
+    assert.ok(mine.stdout.includes(id), show(mine));
+    const badStatus = await access(['requests', '--status', 'maybe'], { as: 'carol' });
+    assert.equal(badStatus.code, 1, show(badStatus));
+
+    const one = await access(['request', id], { as: 'carol' });
+    assert.equal(one.code, 0, show(one));
+    assert.match(one.stdout, new RegExp(`^PENDING +request ${id} by alice \\(alice@example.com\\)$`, 'm'), show(one));
+    assert.match(one.stdout, /lapses at \S+ unless reviewed/, show(one));
+    assert.match(one.stdout, /reason: db migration/, show(one));
+    const hidden = await access(['request', id, '--json'], { as: 'bob' });
+    assert.equal(hidden.code, 1, show(hidden));
+    assert.equal(JSON.parse(hidden.stdout).code, 'not_found');
+
+    const denied = await access(['review', id, 'deny', '--comment', 'use the runbook'], { as: 'carol' });
+    assert.equal(denied.code, 0, show(denied));
+    assert.match(denied.stdout, /^DENIED +AdministratorAccess on AWS::Account::\d{12} for alice: revoked$/m, show(denied));
+    const after = await access(['request', id, '--json']);
+    assert.equal(JSON.parse(after.stdout).status, 'denied', show(after));
+  });
+
   it('ensure --wait ends with 3 when the request is denied while it waits', async () => {
     const account = freshAccount();
     const waiting = access(['ensure', '--target', account, '--role', 'AdministratorAccess', '--reason', 'curious', '--wait', '--poll-interval', '250']);
     const pending = await grantPending(account);
     const denied = await access(['review', pending.access_request_id!, 'deny', '--comment', 'no'], { as: 'carol' });
     assert.equal(denied.code, 0, show(denied));
-    assert.match(denied.stdout, /^DENIED +AdministratorAccess/m);
+    assert.match(denied.stdout, /^DENIED +AdministratorAccess on AWS::Account::\d{12} for alice: revoked$/m, show(denied));
+    assert.match(denied.stdout, /denied by carol: no$/m, show(denied));
     const run = await waiting;
     assert.equal(run.code, 3, show(run));
     assert.match(run.stderr, /waiting for review/, show(run));

@@ -40,7 +40,25 @@ describe('config', () => {
     assert.deepEqual(t.aws.limits, { calls_per_second: 20, assignment_operations_in_flight: 10 });
   });
 
+  it('reads a Slack app: secret files against the file, the default api_url, reviewer emails in lower case', () => {
+    const slack = { signing_secret_file: './slack/secret', bot_token_file: '/etc/access/bot-token', reviewers: { 'Carol@Example.com': { id: 'carol' } } };
+    const [t] = loadConfig(write('slack.json', JSON.stringify({ tenants: [{ ...tenant, notifications: { slack } }] }))).tenants;
+    assert.deepEqual(t.notifications.slack, {
+      signing_secret_file: path.join(dir, 'slack/secret'),
+      bot_token_file: '/etc/access/bot-token',
+      api_url: 'https://slack.com/api',
+      reviewers: { 'carol@example.com': { id: 'carol', groups: [] } },
+    });
+  });
+
+  const slackApp = { signing_secret_file: 's', bot_token_file: 't' };
   const bad: [string, unknown, RegExp][] = [
+    ['a Slack app without a bot token', { tenants: [{ ...tenant, notifications: { slack: { signing_secret_file: 's' } } }] }, /tenants\.0\.notifications\.slack\.bot_token_file/],
+    [
+      'a Slack api_url over plain http',
+      { tenants: [{ ...tenant, notifications: { slack: { ...slackApp, api_url: 'http://slack.example.com/api' } } }] },
+      /tenants\.0\.notifications\.slack\.api_url: .*https/,
+    ],
     ['a missing region', { tenants: [{ ...tenant, aws: { ...tenant.aws, region: undefined } }] }, /tenants\.0\.aws\.region/],
     ['a malformed instance ARN', { tenants: [{ ...tenant, aws: { ...tenant.aws, sso_instance_arn: 'ssoins-1' } }] }, /tenants\.0\.aws\.sso_instance_arn/],
     ['an unknown field', { tenants: [{ ...tenant, colour: 'blue' }] }, /colour/],
@@ -53,6 +71,7 @@ describe('config', () => {
       /tenants\.0\.notifications\.webhooks\.0\.events\.1/,
     ],
     ['a webhook that is not http(s)', { tenants: [{ ...tenant, notifications: { webhooks: [{ url: 'file:///etc/passwd', events: ['active'] }] } }] }, /tenants\.0\.notifications\.webhooks\.0\.url/],
+    ['an audit prefix with a leading slash', { tenants: [{ ...tenant, audit: { s3: { bucket: 'audit-bucket', prefix: '/audit' } } }] }, /tenants\.0\.audit\.s3\.prefix/],
     ['a zero call rate', { tenants: [{ ...tenant, aws: { ...tenant.aws, limits: { calls_per_second: 0 } } }] }, /tenants\.0\.aws\.limits\.calls_per_second/],
     [
       'two limits for one instance',

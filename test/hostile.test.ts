@@ -287,12 +287,20 @@ describe('tenant isolation', function () {
         send('POST', `/v1/access/requests/${unknown}/review`, headers, '{"decision":"approve"}'),
         send('POST', `/v1/access/requests/${requestId}/review`, headers, '{"decision":"approve"}'),
         send('POST', `/v1/access/requests/${grantIds[0]}/review`, headers, '{"decision":"approve"}'),
+        send('GET', `/v1/access/requests/${unknown}`, headers),
+        send('GET', `/v1/access/requests/${requestId}`, headers),
       ]);
       for (const reply of attempts) assertRejected(reply, [404]);
       // The answers for real ids and for ids that exist nowhere are the same, word for word.
       assert.deepEqual(attempts[1].body, attempts[0].body);
       assert.deepEqual(attempts[3].body, attempts[0].body);
       assert.deepEqual(attempts[6].body, attempts[5].body);
+      assert.deepEqual(attempts[9].body, attempts[8].body);
+      for (const filter of ['', '?status=pending', '?mine=true']) {
+        const listed = await send('GET', `/v1/access/requests${filter}`, headers);
+        assert.equal(listed.status, 200, JSON.stringify(listed.body));
+        for (const request of listed.body.requests) assert.notEqual(request.id, requestId, 'listed the other tenant’s request');
+      }
 
       for (const filter of ['', `?target=${encodeURIComponent(target(pendingAccount))}`, `?target=${encodeURIComponent(target(activeAccount))}&status=active`, '?status=pending']) {
         const listed = await send('GET', `/v1/access/grants${filter}`, headers);
@@ -310,6 +318,8 @@ describe('tenant isolation', function () {
         ['GET', '/v1/access/grants'],
         ['POST', `/v1/access/grants/${grantIds[1]}/revoke`],
         ['POST', `/v1/access/requests/${requestId}/review`],
+        ['GET', `/v1/access/requests/${requestId}`],
+        ['GET', '/v1/access/requests'],
       ]) {
         assertRejected(await send(method, path, misdirected, method === 'POST' ? '{"decision":"approve"}' : undefined), [403]);
       }

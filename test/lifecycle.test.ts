@@ -21,7 +21,8 @@ describe('review', function () {
       body: { decision: 'approve', comment: 'go ahead' },
     });
     assert.equal(reply.status, 200, JSON.stringify(reply.body));
-    assert.equal(reply.body.approved, true);
+    assert.equal(reply.body.status, 'approved');
+    assert.equal(reply.body.grants[0].approved, true);
     const active = await grantReaching(pending.id, 'active');
     assert.ok(active.diagnostics.some((d) => d.code === 'approved' && /carol/.test(d.message)));
     assert.equal(Date.parse(active.expires_at!) - Date.parse(active.activated_at!), 600_000, 'the clock starts at activation');

@@ -1,7 +1,7 @@
 // GET /openapi.json describes the seed's fields and enums word for word, and the API's real answers
 // match the schemas it is generated from.
 import assert from 'node:assert/strict';
-import { errorSchema, grantsResponseSchema } from '../src/api/schemas';
+import { accessRequestSchema, errorSchema, grantsResponseSchema, requestsResponseSchema } from '../src/api/schemas';
 import { call, ensure, freshAccount, target } from './support/world';
 
 // From the seed page (/work/shared/spec/access-ensure-api.txt): every field, what it requires,
@@ -27,7 +27,7 @@ const SEED = {
   validation: { fields: ['has_reason', 'has_ticket_attachment'] },
   error: { fields: ['code', 'message', 'details', 'notices'], required: ['code', 'message'] },
 };
-/** Ours, beyond the seed, on each grant (README: the grants endpoints say which entitlement and whose). */
+/** Ours, beyond the seed, on each grant (docs/api.md: the grants endpoints say which entitlement and whose). */
 const GRANT_EXTRAS = ['target', 'role', 'principal_id'];
 
 type Schema = { type?: string; properties?: Record<string, Schema>; required?: string[]; items?: Schema; enum?: string[]; anyOf?: Schema[]; format?: string; $ref?: string };
@@ -53,9 +53,12 @@ describe('GET /openapi.json', () => {
       'GET /v1/access/grants/{id}',
       'POST /v1/access/grants/{id}/revoke',
       'POST /v1/access/requests/{access_request_id}/review',
+      'GET /v1/access/requests',
+      'GET /v1/access/requests/{access_request_id}',
       'GET /healthz',
       'GET /readyz',
       'GET /metrics',
+      'POST /v1/integrations/slack/interactions',
     ]) {
       assert.ok(paths.includes(endpoint), `${endpoint} is missing`);
     }
@@ -67,7 +70,9 @@ describe('GET /openapi.json', () => {
     assert.deepEqual([header.in, header.required, header.schema.format], ['header', true, 'uuid']);
     assert.equal(ensureOp.requestBody.content['application/json'].schema.$ref, '#/components/schemas/EnsureRequest');
     const request = schemas.EnsureRequest;
-    assert.deepEqual(sorted(Object.keys(request.properties!)), sorted(SEED.request.fields));
+    // Beyond the seed: break_glass (CONTRACT §2), optional.
+    assert.deepEqual(sorted(Object.keys(request.properties!)), sorted([...SEED.request.fields, 'break_glass']));
+    assert.equal(request.properties!.break_glass.type, 'boolean');
     assert.deepEqual(sorted(request.required!), sorted(SEED.request.required));
     const entitlement = request.properties!.entitlements.items!;
     assert.deepEqual(sorted(Object.keys(entitlement.properties!)), sorted(SEED.entitlement.fields));
@@ -120,6 +125,19 @@ describe('GET /openapi.json', () => {
     const denied = await ensure([{ target: target(account), role: 'AdministratorAccess' }], { as: 'mallory' });
     assert.equal(denied.status, 403);
     errorSchema.parse(denied.body);
+    const requestId = requested.body.grants[0].access_request_id;
+    const one = await call('GET', `/v1/access/requests/${requestId}`);
+    assert.equal(one.status, 200, JSON.stringify(one.body));
+    accessRequestSchema.parse(one.body);
+    const page = await call('GET', '/v1/access/requests?mine=true&limit=1');
+    assert.equal(page.status, 200, JSON.stringify(page.body));
+    requestsResponseSchema.parse(page.body);
+    const reviewed = await call('POST', `/v1/access/requests/${requestId}/review`, { as: 'carol', body: { decision: 'approve', comment: 'ok' } });
+    assert.equal(reviewed.status, 200, JSON.stringify(reviewed.body));
+    accessRequestSchema.parse(reviewed.body);
+    const badCursor = await call('GET', '/v1/access/requests?cursor=%%%');
+    assert.equal(badCursor.status, 400);
+    errorSchema.parse(badCursor.body);
     const invalid = await call('POST', '/v1/access/ensure', { body: { entitlements: [] } });
     assert.equal(invalid.status, 400);
     errorSchema.parse(invalid.body);

@@ -44,6 +44,15 @@ describe('policy: shipped policies', () => {
     assert.deepEqual(activated, { allowed: false, policyIds: [], notices: [] });
   });
 
+  it('needs two approvals for AdministratorAccess on production accounts, one elsewhere', () => {
+    const context = { role: 'AdministratorAccess', has_reason: true, duration_seconds: 600 };
+    const production = policies.authorize(req({ principal: engineer, accountEnvironment: 'production', context }));
+    assert.deepEqual(production.policyIds, ['admin-request-needs-review', 'admin-production-two-approvals']);
+    assert.equal(policies.approvalsRequired(production.policyIds), 2);
+    const staging = policies.authorize(req({ principal: engineer, context }));
+    assert.equal(policies.approvalsRequired(staging.policyIds), 1);
+  });
+
   it('does not let others request AdministratorAccess', () => {
     const d = policies.authorize(req({ principal: { id: 'dave', groups: ['sales'] }, context: { role: 'AdministratorAccess', has_reason: true } }));
     assert.deepEqual(d, { allowed: false, policyIds: [], notices: [] });
@@ -116,6 +125,19 @@ describe('policy: shipped policies', () => {
     assert.equal(policies.authorize(req({ principal: engineer, action: 'review', context: { role: 'AdministratorAccess' } })).allowed, false);
     assert.equal(policies.authorize(req({ principal: platformAdmin, action: 'revoke', context: { role: 'PowerUserAccess' } })).allowed, true);
     assert.equal(policies.authorize(req({ principal: engineer, action: 'revoke' })).allowed, false);
+  });
+
+  it('lets on-call break the glass for any role, for at most one hour, and nobody else', () => {
+    const onCall = { id: 'olga', groups: ['on-call'] };
+    const context = { role: 'AdministratorAccess', has_reason: true, break_glass: true };
+    for (const action of ['request', 'activate'] as const) {
+      assert.deepEqual(policies.authorize(req({ principal: onCall, action, context })).policyIds, ['break-glass-on-call']);
+      assert.equal(policies.authorize(req({ principal: onCall, action, context: { ...context, break_glass: false } })).allowed, false);
+      assert.equal(policies.authorize(req({ principal: engineer, action: 'activate', context })).allowed, false);
+    }
+    const long = policies.authorize(req({ principal: onCall, action: 'activate', context: { ...context, duration_seconds: 3601 } }));
+    assert.equal(long.allowed, false);
+    assert.deepEqual(long.notices, ['Break-glass access lasts at most one hour (3600 seconds); ask for longer through review.']);
   });
 
   it('tolerates a principal without email and with repeated groups', () => {
@@ -216,6 +238,13 @@ describe('policy: loading a folder', () => {
   it('names the line of a template, which the service cannot use', () => {
     const msg = loadError({ 'a.cedar': ok + '\n@id("t")\npermit(principal == ?principal, action, resource);\n' });
     assert.match(msg, /^a\.cedar:5:21: .*template/);
+  });
+
+  it('requires @approvals to be a whole number of at least 1', () => {
+    for (const bad of ['0', 'two', '-1', '1.5']) {
+      const msg = loadError({ 'a.cedar': `@id("ok") @approvals("${bad}")\npermit(principal, action, resource);\n` });
+      assert.match(msg, new RegExp(`^a\\.cedar:1:1: @approvals\\("${bad.replace('.', '\\.')}"\\) must be a whole number`), msg);
+    }
   });
 
   it('requires exactly one schema', () => {

@@ -75,16 +75,16 @@ describe('accounts a tenant knows', function () {
   this.timeout(60_000);
 
   it('with accounts_only, an account not listed is refused with 403 and a notice', async () => {
-    const listed = await ensure([entitlement(LISTED_ACCOUNT)], { as: 'sam', dryRun: true });
+    const listed = await ensure([entitlement(LISTED_ACCOUNT)], { as: 'lena', dryRun: true });
     assert.equal(listed.status, 200, JSON.stringify(listed.body));
 
     const unlisted = freshAccount();
-    const refused = await ensure([entitlement(LISTED_ACCOUNT), entitlement(unlisted)], { as: 'sam' });
+    const refused = await ensure([entitlement(LISTED_ACCOUNT), entitlement(unlisted)], { as: 'lena' });
     assert.equal(refused.status, 403, JSON.stringify(refused.body));
     assertErrorShape(refused, 'forbidden');
     assert.deepEqual(refused.body.details.denied, [{ target: target(unlisted), role: ROLE }]);
     assert.ok(refused.body.notices?.some((n) => n.includes(target(unlisted)) && n.includes('not one of this tenant')), JSON.stringify(refused.body));
-    assert.equal(await assignmentsOf('sam', LISTED_ACCOUNT, ROLE), 0, 'all or nothing');
+    assert.equal(await assignmentsOf('lena', LISTED_ACCOUNT, ROLE), 0, 'all or nothing');
   });
 
   it('an account not described reaches the policies with environment "unknown", which a policy can forbid', async () => {

@@ -1,5 +1,6 @@
 // Drift: the reconciliation workflow against what moto holds, and the per-tenant Schedule that runs it.
 import assert from 'node:assert/strict';
+import { grantEvents, storedEvents } from './support/audit';
 import { randomUUID } from 'node:crypto';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { env, loadConfig } from '../src/config';
@@ -64,6 +65,8 @@ describe('reconciliation', function () {
     const revoked = await call('POST', `/v1/access/grants/${grant.id}/revoke`, { body: { reason: 'done' } });
     assert.equal(revoked.body.status, 'revoked');
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
+    const events = await grantEvents(grant.id, ['activated', 'assignment_restored', 'revoked', 'deprovisioned']);
+    assert.deepEqual(events.find((e) => e.event.event === 'assignment_restored')!.event.actor, { type: 'system', id: 'reconciliation' });
     await recordHistory('reconcile-restore', grant.id);
   });
 
@@ -101,6 +104,11 @@ describe('reconciliation', function () {
     const entry = report.removed.find((r) => r.grantId === grant.id);
     assert.equal(entry?.removed, true, JSON.stringify(report.removed));
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
+    // On record by the time the round has ended.
+    const removal = (await storedEvents()).filter((e) => e.event.event === 'leaked_assignment_removed' && e.event.grant_id === grant.id);
+    assert.equal(removal.length, 1);
+    assert.deepEqual(removal[0].event.actor, { type: 'system', id: 'reconciliation' });
+    assert.equal(removal[0].event.target, target(account));
 
     // What an administrator assigns afterwards is not the terminated grant's leftover.
     await assignDirectly('alice', account, 'ReadOnlyAccess');

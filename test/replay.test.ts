@@ -22,6 +22,9 @@ const MAIN_PATHS = [
   'cancel-active',
   'cancel-pending',
   'cancel-provisioning',
+  'extension-approve-revoke',
+  'break-glass-acknowledged-revoke',
+  'break-glass-denied',
 ];
 
 function histories() {

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { grantWorkflowId, type EnsureRequest } from '../src/domain/grant';
 import { ensureUpdate } from '../src/workflows/messages';
-import { assignmentsOf, call, current, ensure, freshAccount, grantReaching, target, TENANT } from './support/world';
+import { storedEvents } from './support/audit';
+import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, target, TENANT } from './support/world';
 
 describe('grant workflow', function () {
   this.timeout(300_000);
@@ -41,6 +42,13 @@ describe('grant workflow', function () {
     const revoked = await call('POST', `/v1/access/grants/${active.id}/revoke`, { body: {} });
     assert.equal(revoked.body.status, 'revoked');
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
+
+    // Every extension on record, once, across the runs (the last run closes only once all are written).
+    await eventually('the last run to close', async () => ((await handle.describe()).status.name === 'COMPLETED' ? true : undefined), 120_000);
+    const events = (await storedEvents()).filter((e) => e.event.grant_id === active.id);
+    const counts: Record<string, number> = {};
+    for (const e of events) counts[e.event.event] = (counts[e.event.event] ?? 0) + 1;
+    assert.deepEqual(counts, { requested: 1, activated: 1, extended: 600, revoked: 1, deprovisioned: 1 });
   });
 
   it('a pending request continues as new under many messages, keeping its id and request, and notifies reviewers once', async () => {

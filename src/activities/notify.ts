@@ -9,9 +9,10 @@
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { tenantById, type AppConfig } from '../config';
+import { tenantById, type AppConfig, type TenantConfig } from '../config';
 import type { NotificationEvent } from '../domain/grant';
 import { oneLine } from '../domain/text';
+import { fetchCapped } from '../net';
 
 export interface Notification {
   tenantId: string;
@@ -36,8 +37,6 @@ export interface Notification {
 }
 
 const DELIVERY_TIMEOUT_MS = 5000;
-/** A webhook's answer is read this far (Slack's is `ok`), then the connection is dropped. */
-const ANSWER_LIMIT_BYTES = 64 * 1024;
 
 /** The message, in Slack's mrkdwn; every event names the grant, its account and its principal. */
 export function messageOf({ event, grant }: Notification): string {
@@ -61,6 +60,12 @@ export function messageOf({ event, grant }: Notification): string {
       return `:no_entry: ${who}: ${what} was denied by ${reviewer}${comment}.`;
     case 'active':
       return `:unlock: ${who}: ${what} is active until ${grant.expiresAt} (grant ${grant.id}).`;
+    case 'break_glass':
+      return [
+        `:rotating_light: ${who} broke the glass: ${what} for ${hours}, active at once without review.`,
+        grant.reason ? `Reason: ${slackText(grant.reason)}` : 'No reason given.',
+        `Acknowledge: \`access review ${grant.accessRequestId} approve\`; \`deny\` revokes the grant at once (request id ${grant.accessRequestId}).`,
+      ].join('\n');
     case 'expiring':
       return `:hourglass_flowing_sand: ${who}: ${what} ends at ${grant.expiresAt}; run \`access ensure\` again to extend it (grant ${grant.id}).`;
   }
@@ -74,6 +79,38 @@ export function messageOf({ event, grant }: Notification): string {
  */
 function slackText(text: string): string {
   return oneLine(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * The message's Block Kit blocks: its text, and for a tenant with a Slack app
+ * (`notifications.slack`), Approve and Deny buttons on a review request. A button's value names
+ * the tenant and the request (`tenant:request`): Slack sends it back when it is clicked, and the
+ * tenant's signing secret checks the click.
+ */
+export function blocksOf(notification: Notification, text: string, tenant: TenantConfig | undefined): unknown[] {
+  const blocks: unknown[] = [{ type: 'section', text: { type: 'mrkdwn', text } }];
+  const requestId = notification.grant.accessRequestId;
+  if (notification.event !== 'review_requested' || !tenant?.notifications.slack || !requestId) return blocks;
+  const value = `${tenant.id}:${requestId}`;
+  const button = (action: 'approve' | 'deny', label: string, style: 'primary' | 'danger') => ({
+    type: 'button',
+    action_id: action,
+    text: { type: 'plain_text', text: label },
+    style,
+    value,
+  });
+  const deny = {
+    ...button('deny', 'Deny', 'danger'),
+    confirm: {
+      title: { type: 'plain_text', text: 'Deny this request?' },
+      text: { type: 'plain_text', text: 'The requester gets no access; they may ask again.' },
+      confirm: { type: 'plain_text', text: 'Deny' },
+      deny: { type: 'plain_text', text: 'Cancel' },
+      style: 'danger',
+    },
+  };
+  blocks.push({ type: 'actions', block_id: 'review', elements: [button('approve', 'Approve', 'primary'), deny] });
+  return blocks;
 }
 
 function formatDuration(seconds: number): string {
@@ -97,22 +134,20 @@ export function createNotifyActivities(config: AppConfig) {
       const earlier = new Set<string>((context.info.heartbeatDetails as string[] | undefined) ?? []);
       const delivered = new Set(webhooks.filter((w) => earlier.has(w.hash) || earlier.has(w.url)).map((w) => w.hash));
       const text = messageOf(notification);
-      const body = JSON.stringify({ text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
+      const body = JSON.stringify({ text, blocks: blocksOf(notification, text, tenant) });
       const failures: string[] = [];
       await Promise.all(
         webhooks
           .filter((w) => !delivered.has(w.hash))
           .map(async (w) => {
             try {
-              const res = await fetch(w.url, {
+              const res = await fetchCapped(w.url, {
                 method: 'POST',
                 headers: { 'content-type': 'application/json' },
                 body,
-                // A redirect is an answer we do not trust to re-send the message to.
-                redirect: 'manual',
-                signal: AbortSignal.any([context.cancellationSignal, AbortSignal.timeout(DELIVERY_TIMEOUT_MS)]),
+                signal: context.cancellationSignal,
+                timeoutMs: DELIVERY_TIMEOUT_MS,
               });
-              await discardAnswer(res);
               if (!res.ok) throw new Error(`HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (redirects are not followed)' : ''}`);
               delivered.add(w.hash);
               context.heartbeat([...delivered]);
@@ -126,15 +161,6 @@ export function createNotifyActivities(config: AppConfig) {
       }
     },
   };
-}
-
-/** Reads the answer up to ANSWER_LIMIT_BYTES; leaving the loop early cancels the rest and drops the connection. */
-async function discardAnswer(res: Response): Promise<void> {
-  let read = 0;
-  for await (const chunk of res.body ?? []) {
-    read += chunk.byteLength;
-    if (read >= ANSWER_LIMIT_BYTES) break;
-  }
 }
 
 export type NotifyActivities = ReturnType<typeof createNotifyActivities>;

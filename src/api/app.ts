@@ -8,12 +8,17 @@ import { grantWorkflowId, type GrantView } from '../domain/grant';
 import { createLogger, type Logger } from '../log';
 import { type ApiMetrics, createApiMetrics } from '../metrics';
 import type { AccessService, Caller } from '../service/access';
+import type { AuditService } from '../service/audit';
+import { MAX_RANGE_DAYS } from '../domain/audit';
+import type { SlackInteractions } from '../service/slack';
 import type { Authenticator } from './auth';
 import { openApiDocument } from './openapi';
-import { ensureBodySchema, grantFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
+import { auditQuerySchema, ensureBodySchema, grantFiltersSchema, reportQuerySchema, requestFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
 
 export interface AppDeps {
   service: AccessService;
+  /** Absent: the audit endpoints answer 404. */
+  audit?: AuditService;
   auth: Authenticator;
   /** Resolves when Temporal answers, rejects when it does not. */
   checkTemporal: () => Promise<void>;
@@ -21,7 +26,11 @@ export interface AppDeps {
   draining?: () => boolean;
   logger?: Logger;
   metrics?: ApiMetrics;
+  /** Approve and Deny buttons in Slack; without it, the endpoint answers 401. */
+  slack?: SlackInteractions;
 }
+
+const BODY_LIMIT = '64kb';
 
 /** A client's X-Request-ID is kept when it is a plain token; anything else is replaced. */
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -41,11 +50,13 @@ const STATUS_OF: Record<ErrorCode, number> = {
 
 export function createApp({
   service,
+  audit,
   auth,
   checkTemporal,
   draining = () => false,
   logger = createLogger('api'),
   metrics = createApiMetrics(),
+  slack,
 }: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -79,7 +90,17 @@ export function createApp({
     });
     next();
   });
-  app.use(express.json({ limit: '64kb', type: () => true }));
+  // Slack signs the raw form body, so this one route reads it as bytes, before the JSON parser.
+  // Slack wants an answer within 3 s and a review may wait 5 s for visibility: the click is
+  // acknowledged once its signature checks out, and the outcome goes to its response_url.
+  app.post('/v1/integrations/slack/interactions', express.raw({ limit: BODY_LIMIT, type: () => true }), (req, res) => {
+    const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+    if (!slack) throw new AccessError('unauthenticated', 'The request is not a signed Slack interaction for a tenant of this service.');
+    const click = slack.verify(raw, req.get('x-slack-request-timestamp'), req.get('x-slack-signature'));
+    res.status(200).end();
+    slack.act(click, req.log).catch((err) => req.log.error({ err }, 'Slack click failed'));
+  });
+  app.use(express.json({ limit: BODY_LIMIT, type: () => true }));
 
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
@@ -117,7 +138,7 @@ export function createApp({
   app.post('/v1/access/ensure', async (req, res) => {
     const who = await caller(req, res);
     const body = parse(ensureBodySchema, req.body);
-    const grants = await service.ensure(who, body);
+    const grants = await service.ensure(who, body, String(req.id));
     if (!body.dry_run) {
       for (const g of grants) metrics.grants.inc({ change: g.change, status: g.status });
       logGrants(req, who, 'grant ensured', grants);
@@ -144,10 +165,32 @@ export function createApp({
     const who = await caller(req, res);
     const id = parseId(req.params.id, 'access request');
     const body = parse(reviewBodySchema, req.body);
-    const grant = await service.review(who, id, body.decision, body.comment);
-    logGrants(req, who, `request ${body.decision === 'approve' ? 'approved' : 'denied'}`, [grant]);
-    res.json(grant);
+    const request = await service.review(who, id, body.decision, body.comment);
+    logGrants(req, who, `request reviewed (${body.decision}): ${request.status}`, request.grants);
+    res.json(request);
   });
+  app.get('/v1/access/requests', async (req, res) => {
+    const who = await caller(req, res);
+    res.json(await service.listRequests(who, parse(requestFiltersSchema, req.query)));
+  });
+  app.get('/v1/access/requests/:id', async (req, res) => {
+    const who = await caller(req, res);
+    res.json(await service.getRequest(who, parseId(req.params.id, 'access request')));
+  });
+
+  if (audit) {
+    app.get('/v1/access/audit', async (req, res) => {
+      const who = await caller(req, res);
+      const q = parse(auditQuerySchema, req.query);
+      const range = timeRange(q.from, q.to);
+      res.json(await audit.list(who, { ...range, principal: q.principal, target: q.target, role: q.role, event: q.event }, q.limit, q.cursor));
+    });
+    app.get('/v1/access/report', async (req, res) => {
+      const who = await caller(req, res);
+      const q = parse(reportQuerySchema, req.query);
+      res.json({ intervals: await audit.report(who, { ...timeRange(q.from, q.to), target: q.target, role: q.role }) });
+    });
+  }
 
   app.use((_req: Request, _res: Response) => {
     throw new AccessError('not_found', 'No such endpoint.');
@@ -167,6 +210,19 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
     throw new AccessError('invalid_request', 'The request is not valid.', { details: { issues: parsed.error.issues } });
   }
   return parsed.data;
+}
+
+const DAY_MS = 86_400_000;
+
+/** `from` and `to` as times (a date is its day's start, or end as `to`), at most MAX_RANGE_DAYS apart. */
+function timeRange(fromText?: string, toText?: string): { from: Date; to: Date } {
+  const to = toText === undefined ? new Date() : new Date(toText.length === 10 ? `${toText}T23:59:59.999Z` : toText);
+  const from = fromText === undefined ? new Date(to.getTime() - 7 * DAY_MS) : new Date(fromText.length === 10 ? `${fromText}T00:00:00Z` : fromText);
+  if (from.getTime() > to.getTime()) throw new AccessError('invalid_request', '`from` is after `to`.');
+  if (to.getTime() - from.getTime() > MAX_RANGE_DAYS * DAY_MS) {
+    throw new AccessError('invalid_request', `\`from\` and \`to\` are at most ${MAX_RANGE_DAYS} days apart; ask for the range in parts (or query the bucket with Athena).`);
+  }
+  return { from, to };
 }
 
 function parseId(value: unknown, what: string): string {

@@ -2,11 +2,18 @@
 // with (and the response schemas next to them), so the document cannot drift from the code.
 import { z } from 'zod';
 import {
+  auditPageSchema,
+  auditQuerySchema,
   ensureBodySchema,
+  reportQuerySchema,
+  reportSchema,
   errorSchema,
   grantFiltersSchema,
   grantSchema,
   grantsResponseSchema,
+  accessRequestSchema,
+  requestFiltersSchema,
+  requestsResponseSchema,
   reviewBodySchema,
   revokeBodySchema,
 } from './schemas';
@@ -62,7 +69,7 @@ function queryParameters(schema: z.ZodObject): JsonSchema[] {
   return Object.entries(schema.shape).map(([name, field]) => ({
     name,
     in: 'query',
-    required: false,
+    required: !(field as z.ZodType).safeParse(undefined).success,
     schema: jsonSchema(field instanceof z.ZodOptional ? (field.unwrap() as z.ZodType) : (field as z.ZodType), 'input'),
   }));
 }
@@ -70,6 +77,7 @@ function queryParameters(schema: z.ZodObject): JsonSchema[] {
 export function openApiDocument(): JsonSchema {
   const common = { security: [{ bearerAuth: [] }], parameters: [tenantHeader, requestIdHeader] };
   const grantAnswer = { description: 'The grant', content: json(ref('Grant')) };
+  const requestAnswer = { description: 'The access request', content: json(ref('AccessRequest')) };
   return {
     openapi: '3.1.0',
     info: {
@@ -123,19 +131,101 @@ export function openApiDocument(): JsonSchema {
           responses: { '200': grantAnswer, ...ERRORS, '404': errorResponse('No such grant'), '409': errorResponse('The grant is no longer open (`conflict`)') },
         },
       },
+      '/v1/access/requests': {
+        get: {
+          operationId: 'listAccessRequests',
+          summary: 'Requests you may review (policy `review` for every grant of it) and your own, newest first',
+          ...common,
+          parameters: [...common.parameters, ...queryParameters(requestFiltersSchema)],
+          responses: { '200': { description: 'One page of requests', content: json(ref('AccessRequestList')) }, ...ERRORS },
+        },
+      },
+      '/v1/access/requests/{access_request_id}': {
+        get: {
+          operationId: 'getAccessRequest',
+          summary: 'One access request (its requester and its reviewers see it)',
+          ...common,
+          parameters: [...common.parameters, pathId('access_request_id', 'The grants’ access_request_id')],
+          responses: { '200': requestAnswer, ...ERRORS, '404': errorResponse('No such access request, or none you may see') },
+        },
+      },
       '/v1/access/requests/{access_request_id}/review': {
         post: {
           operationId: 'reviewRequest',
-          summary: "Approve or deny someone else's pending access request",
+          summary: "Approve or deny someone else's pending access request, all its grants at once; answers the request after the decision",
           ...common,
           parameters: [...common.parameters, pathId('access_request_id', 'The grant’s access_request_id')],
           requestBody: { required: true, content: json(ref('ReviewRequest')) },
           responses: {
-            '200': grantAnswer,
+            '200': requestAnswer,
             ...ERRORS,
-            '403': errorResponse('Your own request (`forbidden`), or `tenant_mismatch`, or a token whose email is not verified'),
+            '403': errorResponse(
+              'Your own request, or one holding grants you may not review (`forbidden`, naming them), or `tenant_mismatch`, or a token whose email is not verified',
+            ),
             '404': errorResponse('No such access request, or none you may review (the same answer, so no id is confirmed)'),
             '409': errorResponse('The request is no longer pending (`conflict`)'),
+          },
+        },
+      },
+      '/v1/integrations/slack/interactions': {
+        post: {
+          operationId: 'slackInteraction',
+          summary:
+            "Slack's interactivity request URL: a click on a review_requested message's Approve or Deny button, signed with the tenant's Slack signing secret; the outcome goes to the click's response_url",
+          security: [],
+          parameters: [
+            { name: 'X-Slack-Request-Timestamp', in: 'header', required: true, description: 'Unix seconds; within 5 minutes of the server clock', schema: { type: 'string' } },
+            {
+              name: 'X-Slack-Signature',
+              in: 'header',
+              required: true,
+              description: '`v0=` and the hex HMAC-SHA256 of `v0:{timestamp}:{raw body}` with the signing secret of the tenant the button names',
+              schema: { type: 'string' },
+            },
+          ],
+          requestBody: {
+            required: true,
+            content: {
+              'application/x-www-form-urlencoded': {
+                schema: {
+                  type: 'object',
+                  required: ['payload'],
+                  properties: { payload: { type: 'string', description: "Slack's block_actions payload as JSON; the button value is `{tenant id}:{access request id}`" } },
+                },
+              },
+            },
+          },
+          responses: {
+            '200': { description: 'Accepted (empty body): the review follows, and its outcome or refusal is posted to the response_url' },
+            '401': errorResponse('Not a signed Slack click for a tenant with `notifications.slack` (`unauthenticated`): missing or wrong signature, a timestamp more than 5 minutes off, an unknown tenant; nothing was changed'),
+            '413': errorResponse('The body is larger than 64 KiB (`payload_too_large`)'),
+          },
+        },
+      },
+      '/v1/access/audit': {
+        get: {
+          operationId: 'listAuditEvents',
+          summary: "The tenant's audit events, newest first, in pages (action `audit`; at most 92 days a call)",
+          ...common,
+          parameters: [...common.parameters, ...queryParameters(auditQuerySchema)],
+          responses: {
+            '200': { description: 'A page of events', content: json(ref('AuditPage')) },
+            ...ERRORS,
+            '400': errorResponse('Bad filters, a range over 92 days, or a cursor this API did not hand out (`invalid_request`)'),
+            '404': errorResponse('The tenant has no audit store configured'),
+          },
+        },
+      },
+      '/v1/access/report': {
+        get: {
+          operationId: 'accessReport',
+          summary: 'Who held which role on the target, when: intervals rebuilt from the audit events (action `audit`)',
+          ...common,
+          parameters: [...common.parameters, ...queryParameters(reportQuerySchema)],
+          responses: {
+            '200': { description: 'Access intervals', content: json(ref('AccessReport')) },
+            ...ERRORS,
+            '404': errorResponse('The tenant has no audit store configured'),
           },
         },
       },
@@ -153,9 +243,13 @@ export function openApiDocument(): JsonSchema {
         EnsureRequest: jsonSchema(ensureBodySchema, 'input'),
         EnsureResponse: jsonSchema(grantsResponseSchema, 'output'),
         Grant: jsonSchema(grantSchema, 'output'),
+        AccessRequest: jsonSchema(accessRequestSchema, 'output'),
+        AccessRequestList: jsonSchema(requestsResponseSchema, 'output'),
         ReviewRequest: jsonSchema(reviewBodySchema, 'input'),
         RevokeRequest: jsonSchema(revokeBodySchema, 'input'),
         Error: jsonSchema(errorSchema, 'output'),
+        AuditPage: jsonSchema(auditPageSchema, 'output'),
+        AccessReport: jsonSchema(reportSchema, 'output'),
       },
     },
   };

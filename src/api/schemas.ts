@@ -1,6 +1,8 @@
 // Request schemas: the seed's field names, checked strictly (unknown fields are errors).
 import { z } from 'zod';
+import { AUDIT_EVENTS } from '../domain/audit';
 import { TARGET_PATTERN } from '../domain/grant';
+import { REQUEST_STATUSES } from '../domain/request';
 
 export const targetSchema = z
   .string()
@@ -27,6 +29,14 @@ export const ensureBodySchema = z
       })
       .optional(),
     dry_run: z.boolean().optional(),
+    break_glass: z
+      .boolean()
+      .optional()
+      .meta({ description: 'Emergency access: active at once where policy allows it with break-glass (context.break_glass), announced, and followed by a request reviewers acknowledge or deny (a denial revokes the grant). Needs a non-blank justification.reason.' }),
+  })
+  .refine((body) => !body.break_glass || (body.justification?.reason ?? '').trim().length > 0, {
+    message: 'break_glass needs a non-blank justification.reason',
+    path: ['break_glass'],
   })
   .refine(
     (body) => new Set(body.entitlements.map((e) => `${e.target}|${e.role}`)).size === body.entitlements.length,
@@ -44,6 +54,15 @@ export const grantFiltersSchema = z.strictObject({
   status: grantStatusSchema.optional(),
   target: targetSchema.optional(),
   role: roleSchema.optional(),
+});
+
+export const requestStatusSchema = z.enum(REQUEST_STATUSES);
+
+export const requestFiltersSchema = z.strictObject({
+  status: requestStatusSchema.optional(),
+  mine: z.enum(['true', 'false']).transform((v) => v === 'true').optional().meta({ description: 'true: only your own requests' }),
+  limit: z.coerce.number().int().min(1).max(200).optional().meta({ description: 'Page size (default 50, at most 200)' }),
+  cursor: z.string().max(1024).optional().meta({ description: 'The next_cursor of the previous page' }),
 });
 
 // Response schemas: what the API answers, in the seed's words. They are the source of
@@ -77,9 +96,105 @@ export const grantSchema = z.strictObject({
 
 export const grantsResponseSchema = z.strictObject({ grants: z.array(grantSchema) });
 
+const decisionSchema = z.strictObject({ reviewer_id: z.string(), at: z.iso.datetime({ offset: true }), comment: z.string().nullable() });
+
+export const accessRequestSchema = z
+  .strictObject({
+    id: z.uuid({ version: undefined }),
+    kind: z
+      .enum(['access', 'extension', 'break_glass'])
+      .meta({ description: 'access: what an ensure call asked for; extension: a longer active grant; break_glass: a break-glass use, approved to acknowledge it or denied to revoke the grant' }),
+    status: requestStatusSchema,
+    principal_id: z.string(),
+    principal_email: z.string().nullable(),
+    created_at: z.iso.datetime({ offset: true }),
+    expires_at: z.iso.datetime({ offset: true }).nullable().meta({ description: 'When the request lapses unless reviewed' }),
+    justification: z.strictObject({ reason: z.string().optional(), attachments: z.array(z.string()).optional() }),
+    approvals_required: z.int().positive(),
+    approvals: z.array(decisionSchema),
+    denial: decisionSchema.nullable(),
+    grants: z.array(grantSchema),
+  })
+  .meta({ description: 'What one ensure call asked reviewers for: the unit a reviewer approves or denies.' });
+
+export const requestsResponseSchema = z.strictObject({
+  requests: z.array(accessRequestSchema),
+  next_cursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last page.' }),
+});
+
 export const errorSchema = z.strictObject({
   code: z.string().meta({ description: 'Machine-readable error code (e.g. “not_found”, “tenant_mismatch”).' }),
   message: z.string().meta({ description: 'Human-readable description of the error.' }),
   details: z.record(z.string(), z.unknown()).optional().meta({ description: 'Optional additional context about the error.' }),
   notices: z.array(z.string()).optional().meta({ description: 'Policy notices from determining Cedar rules, if applicable.' }),
+});
+
+// The audit trail (docs/audit.md).
+const timeSchema = z
+  .union([z.iso.datetime({ offset: true }), z.iso.date()])
+  .meta({ description: 'An ISO 8601 time, or a date: as `from` its start, as `to` its end (UTC)' });
+/** A 12-digit account id or AWS::Account::{id}, read as the target. */
+const accountTargetSchema = z
+  .string()
+  .transform((v) => (/^\d{12}$/.test(v) ? `AWS::Account::${v}` : v))
+  .pipe(targetSchema)
+  .meta({ description: 'An account: AWS::Account::{account_id} or the 12-digit id' });
+
+export const auditQuerySchema = z.strictObject({
+  from: timeSchema.optional().meta({ description: 'Default: 7 days before `to`; at most 92 days before it' }),
+  to: timeSchema.optional().meta({ description: 'Default: now' }),
+  principal: z.string().min(1).max(256).optional().meta({ description: "The grant's (or the refused caller's) principal id" }),
+  target: accountTargetSchema.optional(),
+  role: roleSchema.optional(),
+  event: z.enum(AUDIT_EVENTS).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().max(1024).optional().meta({ description: "The previous page's next_cursor" }),
+});
+
+export const reportQuerySchema = z.strictObject({
+  target: accountTargetSchema,
+  role: roleSchema.optional(),
+  from: timeSchema,
+  to: timeSchema,
+});
+
+export const auditEventSchema = z
+  .strictObject({
+    schema: z.literal(1),
+    event_id: z.uuid({ version: undefined }),
+    at: z.iso.datetime(),
+    tenant_id: z.uuid({ version: undefined }),
+    event: z.enum(AUDIT_EVENTS),
+    actor: z.strictObject({ type: z.enum(['principal', 'reviewer', 'operator', 'system']), id: z.string() }),
+    principal: z.strictObject({ id: z.string(), email: z.string().optional() }),
+    target: targetSchema,
+    role: z.string(),
+    grant_id: z.uuid({ version: undefined }).nullable(),
+    access_request_id: z.uuid({ version: undefined }).nullable(),
+    details: z.record(z.string(), z.unknown()),
+  })
+  .meta({ description: 'One audit event, schema 1 (docs/audit.md)' });
+
+export const auditPageSchema = z.strictObject({
+  events: z.array(auditEventSchema),
+  next_cursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next (older) page; null on the last' }),
+});
+
+export const reportSchema = z.strictObject({
+  intervals: z.array(
+    z.strictObject({
+      principal_id: z.string(),
+      principal_email: z.string().nullable(),
+      target: targetSchema,
+      role: z.string(),
+      from: z.iso.datetime().meta({ description: 'Activation' }),
+      to: z.iso.datetime().nullable().meta({ description: 'Assignment confirmed removed (pre-existing: grant ended); null while held' }),
+      grant_id: z.uuid({ version: undefined }),
+      access_request_id: z.uuid({ version: undefined }).nullable(),
+      approved_by: z.array(z.string()),
+      reason: z.string().nullable(),
+      ended: z.enum(['expired', 'revoked', 'still_active']),
+      preexisted: z.boolean().meta({ description: 'The assignment existed before the grant and was left in place' }),
+    }),
+  ),
 });

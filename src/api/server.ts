@@ -1,12 +1,19 @@
 // API entry point (`npm run start:api`).
 import type { Server, ServerResponse } from 'node:http';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import { auditEventOf, checkAuditStores, createAuditWriter } from '../activities/audit';
 import { type AppConfig, env, loadConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
-import { AccessService } from '../service/access';
+import { createApiMetrics } from '../metrics';
+import { AccessService, type RecordAudit } from '../service/access';
+import { AuditService } from '../service/audit';
+import { SlackInteractions } from '../service/slack';
 import { createApp } from './app';
 import { Authenticator } from './auth';
+
+/** How long an ensure_denied answer waits for the audit store. */
+const AUDIT_WAIT_MS = 5_000;
 
 /** Everything the API needs, checked at start-up: a bad policy or key file stops it here. */
 export function createApi(config: AppConfig, connection: Connection, logger?: Logger, draining?: () => boolean) {
@@ -17,14 +24,34 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     policies.set(tenant.id, byFolder.get(tenant.policies)!);
   }
   const client = new Client({ connection, namespace: env.temporalNamespace });
+  const log = logger ?? createLogger('api');
+  const metrics = createApiMetrics();
+  const auditWriter = createAuditWriter(config, log);
+  // The answer waits this long at most for the store; a 403 is never withheld for it.
+  const recordAudit: RecordAudit = async (record) => {
+    try {
+      await Promise.race([
+        auditWriter.write(record),
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer in ${AUDIT_WAIT_MS} ms`)), AUDIT_WAIT_MS).unref()),
+      ]);
+    } catch (err) {
+      metrics.auditWriteFailures.inc();
+      // The event itself, so a log pipeline still has it.
+      log.error({ audit: true, ...auditEventOf(record), err: (err as Error).message }, `audit: ${record.event} not written to the store`);
+    }
+  };
+  const service = new AccessService(client, policies, recordAudit);
   return createApp({
-    service: new AccessService(client, policies),
+    service,
+    slack: new SlackInteractions(config, service),
+    audit: new AuditService(auditWriter, policies),
+    metrics,
     auth: new Authenticator(config),
     checkTemporal: async () => {
       await connection.workflowService.getSystemInfo({});
     },
     draining,
-    logger,
+    logger: log,
   });
 }
 
@@ -40,6 +67,7 @@ export function connectApi(address = env.temporal.address): Connection {
 
 async function main(log: Logger): Promise<void> {
   const config = loadConfig();
+  await checkAuditStores(config);
   const connection = connectApi();
   let draining = false;
   const app = createApi(config, connection, log, () => draining);

@@ -1,7 +1,8 @@
 // The CLI's view of the HTTP API: one call, its answer or its error, and what that means as an exit code.
 import type { GrantView } from '../domain/grant';
+import type { AccessRequestView } from '../domain/request';
 
-/** Exit codes (README, "CLI"): the same meaning for every command. */
+/** Exit codes (docs/api.md, "CLI"): the same meaning for every command. */
 export const EXIT = {
   ok: 0,
   /** Bad flags, or the API refused the input (400, 404, 409). */
@@ -74,3 +75,5 @@ export async function callApi<T>(conn: Connection, method: 'GET' | 'POST', path:
 }
 
 export type Grant = GrantView;
+
+export type AccessRequest = AccessRequestView;

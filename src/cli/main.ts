@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// `access`: the access API from a terminal or a script (README, "CLI"). It talks HTTP only.
+// `access`: the access API from a terminal or a script (docs/api.md, "CLI"). It talks HTTP only.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import type { AccessInterval, AuditEvent } from '../domain/audit';
 import { TARGET_PATTERN } from '../domain/grant';
-import { ApiError, callApi, type Connection, EXIT, type Grant } from './api';
+import { type AccessRequest, ApiError, callApi, type Connection, EXIT, type Grant } from './api';
 
 interface CommonOptions {
   url: string;
@@ -12,6 +13,7 @@ interface CommonOptions {
 }
 
 const STATUSES = ['active', 'pending', 'provisioning', 'expired', 'revoked'];
+const REQUEST_STATUSES = ['pending', 'approved', 'denied', 'expired', 'withdrawn'];
 
 /** `1h`, `30m`, `1h30m`, `90s`, `2d` or plain seconds. */
 export function parseDuration(value: string): number {
@@ -60,6 +62,7 @@ function describe(grant: Grant, dryRun = false): string {
     grant.change === 'none' ? grant.status.toUpperCase() : { activated: 'ACTIVATED', requested: 'REQUESTED', extended: 'EXTENDED' }[grant.change];
   let detail = '';
   if (grant.status === 'active') detail = until(grant.expires_at);
+  if (grant.status === 'active' && grant.change === 'requested') detail += `; the extension waits for review (request ${grant.access_request_id})`;
   else if (grant.status === 'pending') detail = `waiting for review (request ${grant.access_request_id})`;
   else if (grant.status === 'provisioning') detail = `provisioning for ${humanDuration(grant.duration_seconds)}`;
   return `${verb.padEnd(14)}${name} ${detail}`.trimEnd();
@@ -70,7 +73,7 @@ function notes(grant: Grant): string[] {
   const lines: string[] = [];
   for (const d of grant.diagnostics) {
     if (d.code === 'expires') continue; // already on the main line
-    if (d.level === 'info' && !['review_required', 'approved', 'denied', 'revoked', 'request_expired'].includes(d.code)) continue;
+    if (d.level === 'info' && !['review_required', 'approved', 'denied', 'revoked', 'request_expired', 'extension_requested', 'extension_approved', 'extension_denied', 'break_glass_acknowledged'].includes(d.code)) continue;
     lines.push(`  ${d.level === 'info' ? '' : `${d.level}: `}${d.message}`);
     for (const notice of Array.isArray(d.notices) ? (d.notices as string[]) : []) lines.push(`    ${notice}`);
   }
@@ -151,6 +154,7 @@ async function ensureCommand(opts: CommonOptions & {
   reason?: string;
   attach: string[];
   dryRun?: boolean;
+  breakGlass?: boolean;
   wait?: boolean;
   timeout: number;
   pollInterval: number;
@@ -160,6 +164,7 @@ async function ensureCommand(opts: CommonOptions & {
     entitlements: [{ target: opts.target, role: opts.role, ...(opts.duration ? { duration_seconds: opts.duration } : {}) }],
     justification: { ...(opts.reason ? { reason: opts.reason } : {}), ...(opts.attach.length ? { attachments: opts.attach } : {}) },
     dry_run: Boolean(opts.dryRun),
+    ...(opts.breakGlass ? { break_glass: true } : {}),
   };
   let { grants } = await callApi<{ grants: Grant[] }>(conn, 'POST', '/v1/access/ensure', body);
   if (!opts.json) print(grants.flatMap((g) => [describe(g, opts.dryRun), ...notes(g)]));
@@ -204,14 +209,76 @@ async function grantsCommand(id: string | undefined, opts: CommonOptions & { sta
   return EXIT.ok;
 }
 
+/** What a review did, one line per grant of the request, then the approvals so far. */
+function describeRequest(request: AccessRequest): string[] {
+  const verb = request.status.toUpperCase();
+  const approvals = `${request.approvals.length} of ${request.approvals_required} approvals${request.approvals.length ? ` (${request.approvals.map((a) => a.reviewer_id).join(', ')})` : ''}`;
+  return [
+    ...request.grants.map((g) => `${verb.padEnd(14)}${g.role} on ${g.target} for ${request.principal_id}: ${g.status}`),
+    `  ${approvals}${request.denial ? `; denied by ${request.denial.reviewer_id}${request.denial.comment ? `: ${request.denial.comment}` : ''}` : ''}`,
+  ];
+}
+
 async function reviewCommand(requestId: string, decision: 'approve' | 'deny', opts: CommonOptions & { comment?: string }): Promise<number> {
-  const grant = await callApi<Grant>(connectionOf(opts), 'POST', `/v1/access/requests/${encodeURIComponent(requestId)}/review`, {
+  const request = await callApi<AccessRequest>(connectionOf(opts), 'POST', `/v1/access/requests/${encodeURIComponent(requestId)}/review`, {
     decision,
     ...(opts.comment ? { comment: opts.comment } : {}),
   });
-  const verb = decision === 'approve' ? 'APPROVED' : 'DENIED';
-  if (opts.json) printJson(grant);
-  else print([`${verb.padEnd(14)}${grant.role} on ${grant.target} for ${grant.principal_id}`]);
+  if (opts.json) printJson(request);
+  else print(describeRequest(request));
+  return EXIT.ok;
+}
+
+async function requestsCommand(opts: CommonOptions & { status?: string; mine?: boolean; limit?: number; cursor?: string }): Promise<number> {
+  const query = new URLSearchParams();
+  if (opts.status) query.set('status', opts.status);
+  if (opts.mine) query.set('mine', 'true');
+  if (opts.limit) query.set('limit', String(opts.limit));
+  if (opts.cursor) query.set('cursor', opts.cursor);
+  const page = await callApi<{ requests: AccessRequest[]; next_cursor: string | null }>(
+    connectionOf(opts),
+    'GET',
+    `/v1/access/requests${query.size ? `?${query}` : ''}`,
+  );
+  if (opts.json) {
+    printJson(page);
+    return EXIT.ok;
+  }
+  if (page.requests.length === 0) {
+    print(['no requests']);
+    return EXIT.ok;
+  }
+  const headings = ['STATUS', 'REQUESTER', 'APPROVALS', 'CREATED', 'GRANTS', 'ID'];
+  const rows = page.requests.map((r) =>
+    [
+      r.status.toUpperCase(),
+      r.principal_id,
+      `${r.approvals.length}/${r.approvals_required}`,
+      r.created_at,
+      r.grants.map((g) => `${g.role} on ${g.target.replace('AWS::Account::', '')}`).join(', '),
+      r.id,
+    ].map(terminalText),
+  );
+  const widths = headings.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c)).join('  ');
+  print([line(headings), ...rows.map(line), ...(page.next_cursor ? [`(more: --cursor ${page.next_cursor})`] : [])]);
+  return EXIT.ok;
+}
+
+async function requestCommand(id: string, opts: CommonOptions): Promise<number> {
+  const r = await callApi<AccessRequest>(connectionOf(opts), 'GET', `/v1/access/requests/${encodeURIComponent(id)}`);
+  if (opts.json) {
+    printJson(r);
+    return EXIT.ok;
+  }
+  print([
+    `${r.status.toUpperCase().padEnd(14)}request ${r.id} by ${r.principal_id}${r.principal_email ? ` (${r.principal_email})` : ''}`,
+    `  created ${r.created_at}${r.status === 'pending' && r.expires_at ? `, lapses at ${r.expires_at} unless reviewed` : ''}`,
+    ...(r.justification.reason ? [`  reason: ${r.justification.reason}`] : []),
+    ...((r.justification.attachments ?? []).length ? [`  attachments: ${r.justification.attachments!.join(', ')}`] : []),
+    ...describeRequest(r).slice(-1),
+    ...r.grants.flatMap((g) => [`  ${describe({ ...g, change: 'none' })}`, ...notes(g).map((n) => `  ${n}`)]),
+  ]);
   return EXIT.ok;
 }
 
@@ -222,6 +289,77 @@ async function revokeCommand(grantId: string, opts: CommonOptions & { reason?: s
   const gone = grant.status === 'revoked' || grant.status === 'expired';
   if (opts.json) printJson(grant);
   else print([`${(gone ? 'REVOKED' : 'REVOKING').padEnd(14)}${grant.role} on ${grant.target} for ${grant.principal_id}${gone ? '' : ' (the assignment is still being removed)'}`]);
+  return EXIT.ok;
+}
+
+/** Rows as aligned columns: every cell terminal-safe, the last column unpadded. */
+function table(header: string[], rows: string[][]): string[] {
+  const cells = rows.map((r) => r.map(terminalText));
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c)).join('  ');
+  return [line(header), ...cells.map(line)];
+}
+
+async function auditCommand(opts: CommonOptions & { from?: string; to?: string; principal?: string; target?: string; role?: string; event?: string; limit: number }): Promise<number> {
+  const conn = connectionOf(opts);
+  const query = new URLSearchParams();
+  for (const key of ['from', 'to', 'principal', 'target', 'role', 'event'] as const) if (opts[key]) query.set(key, opts[key]);
+  // Pages of up to 100 until --limit events or the last page.
+  const events: AuditEvent[] = [];
+  let cursor: string | null = null;
+  do {
+    query.set('limit', String(Math.min(100, opts.limit - events.length)));
+    if (cursor) query.set('cursor', cursor);
+    const page: { events: AuditEvent[]; next_cursor: string | null } = await callApi(conn, 'GET', `/v1/access/audit?${query}`);
+    events.push(...page.events);
+    cursor = page.next_cursor;
+  } while (cursor && events.length < opts.limit);
+  if (opts.json) {
+    printJson({ events });
+  } else if (events.length === 0) {
+    print(['no events']);
+  } else {
+    const rows = events.map((e) => [e.at, e.event.toUpperCase(), `${e.actor.type}:${e.actor.id}`, e.principal.id, `${e.role} on ${e.target}`, e.grant_id ?? '-']);
+    print(table(['AT', 'EVENT', 'ACTOR', 'PRINCIPAL', 'ACCESS', 'GRANT'], rows));
+    if (cursor) printError([`(first ${events.length} events; raise --limit or narrow the range for more)`]);
+  }
+  return EXIT.ok;
+}
+
+const REPORT_COLUMNS = ['principal_id', 'principal_email', 'target', 'role', 'from', 'to', 'grant_id', 'access_request_id', 'approved_by', 'reason', 'ended', 'preexisted'] as const;
+
+/**
+ * One CSV cell (RFC 4180). Text that a spreadsheet would take for a formula (a requester's reason
+ * starting with `=`) is prefixed with `'`, so opening the report never runs it.
+ */
+export function csvCell(value: unknown): string {
+  let text = value === null || value === undefined ? '' : Array.isArray(value) ? value.join(';') : String(value);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+async function reportCommand(opts: CommonOptions & { target: string; role?: string; from: string; to: string; csv?: boolean }): Promise<number> {
+  const query = new URLSearchParams({ target: opts.target, from: opts.from, to: opts.to, ...(opts.role ? { role: opts.role } : {}) });
+  const { intervals } = await callApi<{ intervals: AccessInterval[] }>(connectionOf(opts), 'GET', `/v1/access/report?${query}`);
+  if (opts.json) {
+    printJson({ intervals });
+  } else if (opts.csv) {
+    // CSV is data, not terminal text: written as it is (quoted), with the formula guard above.
+    process.stdout.write([REPORT_COLUMNS.join(','), ...intervals.map((i) => REPORT_COLUMNS.map((c) => csvCell(i[c])).join(','))].join('\r\n') + '\r\n');
+  } else if (intervals.length === 0) {
+    print(['nobody held access in that range']);
+  } else {
+    const rows = intervals.map((i) => [
+      i.principal_email ?? i.principal_id,
+      i.role,
+      i.from,
+      i.to ?? '-',
+      i.ended.toUpperCase() + (i.preexisted ? ' (pre-existing)' : ''),
+      i.approved_by.join(',') || '-',
+      i.reason ?? '',
+    ]);
+    print(table(['PRINCIPAL', 'ROLE', 'FROM', 'TO', 'ENDED', 'APPROVED BY', 'REASON'], rows));
+  }
   return EXIT.ok;
 }
 
@@ -260,6 +398,7 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .option('--reason <text>', 'why you need it')
     .option('--attach <ticket>', 'ticket key or URL (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--dry-run', 'say what would happen (WILL ACTIVATE / WILL REQUEST / WILL EXTEND) and change nothing')
+    .option('--break-glass', 'emergency: active at once where policy allows break-glass (needs --reason); reviewers are told and may revoke it')
     .option('--wait', 'wait until the grant is active, denied or closed')
     .addOption(new Option('--timeout <time>', 'with --wait: give up after this long').argParser(parseDuration).default(15 * 60, '15m'))
     .addOption(new Option('--poll-interval <ms>', 'with --wait: milliseconds between checks').argParser(Number).default(2000).hideHelp())
@@ -274,17 +413,50 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .action(action(grantsCommand));
 
   common(root.command('review'))
-    .description('approve or deny an access request (its access_request_id)')
+    .description('approve or deny an access request (its access_request_id), all its grants at once')
     .argument('<request-id>', 'access request id')
     .addArgument(new Argument('<decision>', 'approve or deny').choices(['approve', 'deny']))
     .option('--comment <text>', 'shown to the requester')
     .action(action(reviewCommand));
+
+  common(root.command('requests'))
+    .description('list the access requests you may review, and your own (newest first)')
+    .addOption(new Option('--status <status>', 'only requests in this status').choices(REQUEST_STATUSES))
+    .option('--mine', 'only your own requests')
+    .option('--limit <n>', 'at most this many (default 50, at most 200)', Number)
+    .option('--cursor <cursor>', 'the next page, as the previous one said')
+    .action(action(requestsCommand));
+
+  common(root.command('request'))
+    .description('show one access request: its status, approvals and grants')
+    .argument('<request-id>', 'access request id')
+    .action(action(requestCommand));
 
   common(root.command('revoke'))
     .description('end a grant now; answers once the account assignment is removed')
     .argument('<grant-id>', 'grant id')
     .option('--reason <text>', 'why')
     .action(action(revokeCommand));
+
+  common(root.command('audit'))
+    .description('the audit trail, newest first (needs the audit permission)')
+    .option('--from <time>', 'ISO time or date (default: 7 days before --to)')
+    .option('--to <time>', 'ISO time or date (default: now)')
+    .option('--principal <id>', "only this principal's events")
+    .option('--target <account>', 'only this account', parseTarget)
+    .option('--role <name>', 'only this role')
+    .option('--event <name>', 'only this event, e.g. approved, ensure_denied')
+    .addOption(new Option('--limit <n>', 'at most this many events').argParser(Number).default(1000))
+    .action(action(auditCommand));
+
+  common(root.command('report'))
+    .description('who held which role on an account, when: intervals from the audit trail')
+    .requiredOption('--target <account>', 'account id or AWS::Account::{id}', parseTarget)
+    .option('--role <name>', 'only this role')
+    .requiredOption('--from <time>', 'ISO time or date, e.g. 2026-10-01')
+    .requiredOption('--to <time>', 'ISO time or date (a date counts to its end), at most 92 days after --from')
+    .option('--csv', 'CSV (one row per interval) instead of text')
+    .action(action(reportCommand));
 
   return root;
 }

@@ -1,5 +1,6 @@
 // The grant's types and the pure rules over them. Imported by the workflow (so: deterministic,
 // no I/O, no Node APIs) and by the API (for dry runs and the read-only path).
+import type { AuditRecord } from './audit';
 
 export type GrantStatus = 'pending' | 'provisioning' | 'active' | 'expired' | 'revoked';
 export type GrantChange = 'none' | 'activated' | 'requested' | 'extended';
@@ -7,7 +8,7 @@ export type ProvisioningStatus = 'pending' | 'successful' | 'failed';
 export type DiagnosticLevel = 'info' | 'warning' | 'error';
 
 /** What a tenant's webhooks may subscribe to. */
-export const NOTIFICATION_EVENTS = ['review_requested', 'approved', 'denied', 'active', 'expiring'] as const;
+export const NOTIFICATION_EVENTS = ['review_requested', 'approved', 'denied', 'active', 'expiring', 'break_glass'] as const;
 export type NotificationEvent = (typeof NOTIFICATION_EVENTS)[number];
 
 /** The tenant's notification settings a grant keeps from its first ensure. */
@@ -69,12 +70,83 @@ export interface EnsureRequest {
   reviewDiagnostics: Diagnostic[];
   /** Absent when the tenant has no webhooks. */
   notifications?: GrantNotifications;
+  /**
+   * The access request of the ensure call, made by the API once per call for every reviewed
+   * entitlement. Absent from callers before it: the workflow then makes its own.
+   */
+  accessRequestId?: string;
+  /** Distinct reviewers who must approve (the largest `@approvals` of the permitting policies); absent: 1. */
+  approvalsRequired?: number;
+  /** The call broke the glass: active at once (autoApprove), with a follow-up request for reviewers. */
+  breakGlass?: boolean;
+}
+
+/**
+ * A request about a grant that is already active: an extension of a reviewed grant (approval
+ * moves its expiry), or the follow-up of a break-glass use (approval acknowledges it, denial
+ * revokes the grant). It has an access request id of its own; the grant stays active meanwhile.
+ */
+export interface FollowUp {
+  kind: 'extension' | 'break_glass';
+  accessRequestId: string;
+  durationSeconds: number;
+  justification: Justification;
+  requestedAt: string;
+  /** Opened + the tenant's pending-request TTL; the grant's expiry ends it sooner (followUpLapse). */
+  lapsesAt: string;
+  approvalsRequired: number;
+  approvals: Decision[];
+  denial: Decision | null;
+}
+
+/** When a follow-up stops waiting for reviewers: its own lapse time or the grant's expiry, whichever first. */
+export function followUpLapse(state: GrantState, f: FollowUp): string {
+  return state.expiresAt && state.expiresAt < f.lapsesAt ? state.expiresAt : f.lapsesAt;
+}
+
+export function followUpApproved(f: FollowUp): boolean {
+  return !f.denial && f.approvals.length >= f.approvalsRequired;
+}
+
+/** Still waiting for reviewers at `now`: undecided, not lapsed, the grant open and not being revoked. */
+export function followUpPending(state: GrantState, f: FollowUp, now: Date): boolean {
+  return !f.denial && !followUpApproved(f) && isOpen(state) && !state.revocation && now.getTime() < Date.parse(followUpLapse(state, f));
+}
+
+/** The grant's latest follow-up, if it still waits for reviewers. */
+export function pendingFollowUp(state: GrantState, now: Date): FollowUp | undefined {
+  const last = state.followUps?.at(-1);
+  return last && followUpPending(state, last, now) ? last : undefined;
+}
+
+/**
+ * The request id a grant answers with and is found by (AccessRequestId): its latest follow-up's,
+ * else its own request's. Earlier ones stay in its state (README: how old requests are found).
+ */
+export function currentRequestId(state: GrantState): string | null {
+  return state.followUps?.at(-1)?.accessRequestId ?? state.accessRequestId;
+}
+
+/** One reviewer's decision on one grant, as the grant records it. */
+export interface Decision {
+  reviewerId: string;
+  at: string;
+  comment?: string;
 }
 
 export interface Review {
   decision: 'approve' | 'deny';
   reviewerId: string;
   comment?: string;
+  /** The request the reviewer saw: a grant under another request (a later one for the same key) refuses it. */
+  accessRequestId?: string;
+}
+
+/** This reviewer already gave this decision on the grant: a repeat (a retried review) changes nothing. */
+export function alreadyDecided(state: Pick<GrantState, 'approvals' | 'denial'>, r: Pick<Review, 'decision' | 'reviewerId'>): boolean {
+  return r.decision === 'approve'
+    ? (state.approvals ?? []).some((a) => a.reviewerId === r.reviewerId)
+    : state.denial?.reviewerId === r.reviewerId;
 }
 
 export interface Revocation {
@@ -104,13 +176,28 @@ export interface GrantState {
   closing: boolean;
   validation: Validation;
   justification: Justification;
+  /** The decision that closed the review: the last needed approval, or a denial. */
   review: Review | null;
+  /** Approvals so far, one per reviewer (absent in grants from before thresholds). */
+  approvals?: Decision[];
+  /** How many distinct reviewers must approve (absent: 1). */
+  approvalsRequired?: number;
+  /** The denial that closed the request, if one did. */
+  denial?: Decision | null;
+  /** When provisioning failed: a repeated ensure within a minute answers the failed grant. */
+  failedAt?: string | null;
   revocation: Revocation | null;
   diagnostics: Diagnostic[];
   /** Absent in grants from before notifications, and when the tenant has no webhooks. */
   notifications?: GrantNotifications;
   /** When the expiry warning is due; null once sent or when there is none for this expiry. */
   expiryWarningAt?: string | null;
+  /** Audit events this grant has written so far (kept across continue-as-new): each event's number makes its id. */
+  auditSequence?: number;
+  /** Audit events made while the previous run drained before continuing as new: this run writes them first. */
+  auditBacklog?: AuditRecord[];
+  /** Extension and break-glass requests, oldest first (the last ten); absent in grants from before them. */
+  followUps?: FollowUp[];
 }
 
 export interface GrantView {
@@ -172,30 +259,50 @@ export function extensionSlackMs(durationSeconds: number): number {
 
 export type EnsureDecision =
   | { change: 'activated' | 'requested' }
-  | { change: 'extended'; expiresAt: string }
+  | { change: 'extended'; expiresAt: string | null }
   | { change: 'none'; diagnostics?: Diagnostic[] };
+
+/** How long a grant whose provisioning failed answers a repeated ensure, before the next one tries again. */
+export const FAILED_GRANT_ANSWERED_MS = 60_000;
+
+/** The same justification: the same reason and attachments (blanks around them aside). */
+export function sameJustification(a: Justification, b: Justification): boolean {
+  const norm = (j: Justification) => JSON.stringify([(j.reason ?? '').trim(), (j.attachments ?? []).map((x) => x.trim())]);
+  return norm(a) === norm(b);
+}
+
+/**
+ * A closed grant that still answers an ensure for its key (CONTRACT §2): a denied one while the
+ * justification is unchanged (asking again the same way would only ask the reviewers again), and
+ * one whose provisioning failed less than a minute ago (a polling client sees the failure).
+ */
+export function closedGrantAnswers(state: GrantState, req: EnsureRequest, now: Date): boolean {
+  if (state.status === 'new' || isOpen(state)) return false;
+  if (state.denial || state.review?.decision === 'deny') return sameJustification(state.justification, req.justification);
+  if (state.provisioningStatus === 'failed' && state.failedAt) return now.getTime() - Date.parse(state.failedAt) < FAILED_GRANT_ANSWERED_MS;
+  return false;
+}
 
 /**
  * What an ensure does to a grant in `state` at time `now` (CONTRACT §2). The workflow applies
  * it; the API uses it to answer dry runs and to keep no-change calls off the workflow history.
  */
 export function decideEnsure(state: GrantState | null, req: EnsureRequest, now: Date): EnsureDecision {
+  if (state && closedGrantAnswers(state, req, now)) return { change: 'none' };
   if (!state || !isOpen(state)) return { change: req.autoApprove ? 'activated' : 'requested' };
+  // Not yet active: the clock has not started, so a longer duration is simply kept.
+  if (state.status === 'provisioning' && req.autoApprove && req.durationSeconds > state.durationSeconds) return { change: 'extended', expiresAt: null };
   if (state.status !== 'active' || !state.expiresAt) return { change: 'none' };
   const wanted = new Date(now.getTime() + req.durationSeconds * 1000);
   if (wanted.getTime() <= Date.parse(state.expiresAt) + extensionSlackMs(req.durationSeconds)) return { change: 'none' };
   if (!req.autoApprove) {
-    return {
-      change: 'none',
-      diagnostics: [
-        {
-          level: 'warning',
-          code: 'extension_requires_review',
-          message:
-            'This role needs a reviewer, so an active grant is not extended by itself; request it again once it has expired.',
-        },
-      ],
-    };
+    // A reviewed role: the extension is a request of its own, answered while it waits, and a
+    // denied one answers the same justification (as a denied grant does).
+    const last = state.followUps?.at(-1);
+    if (last?.kind === 'extension' && (followUpPending(state, last, now) || (last.denial && sameJustification(last.justification, req.justification)))) {
+      return { change: 'none' };
+    }
+    return { change: 'requested' };
   }
   return { change: 'extended', expiresAt: wanted.toISOString() };
 }
@@ -211,7 +318,7 @@ export function toView(state: GrantState, change: GrantChange, extraDiagnostics:
     duration_seconds: state.durationSeconds,
     expires_at: state.expiresAt,
     activated_at: state.activatedAt,
-    access_request_id: state.accessRequestId,
+    access_request_id: currentRequestId(state),
     provisioning_status: state.provisioningStatus,
     validation: state.validation,
     diagnostics: [...state.diagnostics, ...extraDiagnostics],

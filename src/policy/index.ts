@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Principal } from '../domain/grant';
 
-export type PolicyAction = 'request' | 'activate' | 'review' | 'revoke';
+export type PolicyAction = 'request' | 'activate' | 'review' | 'revoke' | 'audit';
 
 export interface PolicyRequest {
   principal: Principal;
@@ -15,7 +15,7 @@ export interface PolicyRequest {
   accountId: string;
   /** e.g. 'production'; 'unknown' for an account the tenant's config does not describe */
   accountEnvironment: string;
-  context: { role: string; duration_seconds: number; has_reason: boolean; has_ticket_attachment: boolean };
+  context: { role: string; duration_seconds: number; has_reason: boolean; has_ticket_attachment: boolean; break_glass?: boolean };
 }
 
 export interface PolicyDecision {
@@ -57,11 +57,25 @@ export class PolicySet {
     /** @id -> load position, to report determining policies in a stable order */
     private readonly order: ReadonlyMap<string, number>,
     private readonly advice: ReadonlyMap<string, string>,
+    /** @id -> its @approvals("N") */
+    private readonly approvals: ReadonlyMap<string, number> = new Map(),
   ) {}
 
+  /**
+   * How many distinct reviewers must approve a request that `policyIds` (the determining policies
+   * of its `request` decision) allowed: the largest of their `@approvals`, at least 1.
+   */
+  approvalsRequired(policyIds: readonly string[]): number {
+    return Math.max(1, ...policyIds.map((id) => this.approvals.get(id) ?? 1));
+  }
+
   authorize(req: PolicyRequest): PolicyDecision {
+    return this.decide(cedarRequest(req));
+  }
+
+  private decide(request: CedarRequest): PolicyDecision {
     const answer = cedar.statefulIsAuthorized({
-      ...cedarRequest(req),
+      ...request,
       preparsedPolicySetId: this.policySetId,
       // Without the schema cedar would not know action groups (`action in ...`). The request's
       // shape was checked against it once at load (selfCheck); per call it costs ~15%.
@@ -108,6 +122,7 @@ export function loadPolicySet(dir: string): PolicySet {
   const problems: string[] = [];
   const byId = new Map<string, PolicySource>();
   const advice = new Map<string, string>();
+  const approvals = new Map<string, number>();
   for (const name of policyFiles) {
     const file = path.join(dir, name);
     const fileText = fs.readFileSync(file, 'utf8');
@@ -143,6 +158,14 @@ export function loadPolicySet(dir: string): PolicySet {
       byId.set(id, src);
       const text = json.json.annotations?.advice;
       if (text) advice.set(id, text);
+      const approvalsText = json.json.annotations?.approvals;
+      if (approvalsText !== undefined && approvalsText !== null) {
+        if (!/^[1-9]\d{0,1}$/.test(approvalsText)) {
+          problems.push(`${file}:${where}: @approvals("${approvalsText}") must be a whole number from 1 to 99`);
+          continue;
+        }
+        approvals.set(id, Number(approvalsText));
+      }
     }
     if (problems.length === before) problems.push(...fileErrors);
   }
@@ -177,7 +200,7 @@ export function loadPolicySet(dir: string): PolicySet {
     if (answer.type === 'failure') fail(answer.errors.map((e) => `${dir}: ${e.message}`));
   }
   selfCheck(policySetId, schemaName, schemaFile);
-  return new PolicySet(policySetId, schemaName, order, advice);
+  return new PolicySet(policySetId, schemaName, order, advice, approvals);
 }
 
 type CedarRequest = Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>;
@@ -200,6 +223,7 @@ function cedarRequest(req: PolicyRequest): CedarRequest {
       duration_seconds: context.duration_seconds,
       has_reason: context.has_reason,
       has_ticket_attachment: context.has_ticket_attachment,
+      break_glass: context.break_glass ?? false,
     },
     entities: [
       { uid: user, attrs: { email: principal.email ?? '' }, parents: groups },
@@ -218,7 +242,7 @@ function selfCheck(policySetId: string, schemaName: string, schemaFile: string):
     accountEnvironment: 'unknown',
     context: { role: 'self-check', duration_seconds: 0, has_reason: false, has_ticket_attachment: false },
   };
-  for (const action of ['request', 'activate', 'review', 'revoke'] as const) {
+  for (const action of ['request', 'activate', 'review', 'revoke', 'audit'] as const) {
     const answer = cedar.statefulIsAuthorized({
       ...cedarRequest({ ...sample, action }),
       preparsedPolicySetId: policySetId,

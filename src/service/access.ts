@@ -5,6 +5,7 @@ import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { type AppConfig, env, type TenantConfig, UNKNOWN_ENVIRONMENT } from '../config';
 import {
   accountIdOf,
+  alreadyDecided,
   decideEnsure,
   type Diagnostic,
   encodePrincipal,
@@ -24,7 +25,9 @@ import {
   toView,
   validateJustification,
 } from '../domain/grant';
+import type { AuditRecord } from '../domain/audit';
 import { AccessError } from '../domain/errors';
+import { type AccessRequestView, requestIdsOf, requestPartOf, type RequestPart, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { markdownText } from '../domain/text';
 import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
 import type { grantWorkflow } from '../workflows/grant';
@@ -47,6 +50,14 @@ export interface EnsureInput {
   entitlements: { target: string; role: string; duration_seconds?: number }[];
   justification?: Justification;
   dry_run?: boolean;
+  break_glass?: boolean;
+}
+
+export interface RequestFilters {
+  status?: RequestStatus;
+  mine?: boolean;
+  limit?: number;
+  cursor?: string;
 }
 
 export interface GrantFilters {
@@ -57,11 +68,16 @@ export interface GrantFilters {
 
 /** Id of the grant a dry run would make: no grant exists yet, so none is invented. */
 export const DRY_RUN_GRANT_ID = '00000000-0000-0000-0000-000000000000';
+/** How many of a tenant's latest grant runs a request listing looks through (README: a bounded scan). */
+const REQUEST_SCAN_LIMIT = 1000;
 /** Visibility is eventually consistent: a grant made a moment ago may take this long to be found. */
 const VISIBILITY_WAIT_MS = 5000;
 
 /** A grant's state as ensure finds it: null when there is none, undefined when it is too busy to say. */
 type Found = GrantState | null | undefined;
+
+/** Writes an audit event; never throws (a failure is counted and logged by whoever made it). */
+export type RecordAudit = (record: AuditRecord) => Promise<void>;
 
 export class AccessService {
   private readonly ensureRate = new RateLimiter();
@@ -69,13 +85,43 @@ export class AccessService {
   constructor(
     private readonly client: Client,
     private readonly policies: ReadonlyMap<string, PolicySet>,
+    private readonly recordAudit: RecordAudit = async () => {},
   ) {}
 
-  async ensure(caller: Caller, input: EnsureInput): Promise<GrantView[]> {
+  /** `requestId` (the HTTP request's) makes the id of an ensure_denied event: a retried write is the same event. */
+  async ensure(caller: Caller, input: EnsureInput, requestId: string = randomUUID()): Promise<GrantView[]> {
     this.takeEnsureToken(caller);
-    const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}));
+    // One access request per call, for every entitlement of it that needs review.
+    const accessRequestId = randomUUID();
+    const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false));
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
+      // On record before the caller hears the answer (issue 13): one event per refused entitlement.
+      await Promise.all(
+        denied.map((p, i) =>
+          this.recordAudit({
+            tenant_id: caller.tenant.id,
+            event: 'ensure_denied',
+            at: new Date().toISOString(),
+            actor: { type: 'principal', id: caller.principal.id },
+            principal: { id: caller.principal.id, ...(caller.principal.email !== undefined && { email: caller.principal.email }) },
+            target: p.key.target,
+            role: p.key.role,
+            grant_id: null,
+            access_request_id: null,
+            details: {
+              entitlements: input.entitlements,
+              policies: p.policyIds,
+              notices: p.notices,
+              reason: input.justification?.reason ?? null,
+              attachments: input.justification?.attachments ?? [],
+              dry_run: input.dry_run ?? false,
+              request_id: requestId,
+            },
+            occurrence: `${requestId}/${i}`,
+          }),
+        ),
+      );
       throw new AccessError('forbidden', 'Policy does not allow every entitlement; nothing was changed.', {
         details: { denied: denied.map((p) => ({ target: p.key.target, role: p.key.role })) },
         notices: [...new Set(denied.flatMap((p) => p.notices))],
@@ -139,18 +185,76 @@ export class AccessService {
     return toView((await this.visibleGrant(caller, grantId)).state, 'none');
   }
 
-  async review(caller: Caller, accessRequestId: string, decision: 'approve' | 'deny', comment?: string): Promise<GrantView> {
-    const { run, state } = await this.findGrant(caller.tenant, equals(searchAttributes.requestId, accessRequestId), 'access request');
+  async listRequests(caller: Caller, filters: RequestFilters): Promise<{ requests: AccessRequestView[]; next_cursor: string | null }> {
+    const after = filters.cursor === undefined ? null : decodeCursor(filters.cursor);
+    const clauses = filters.mine ? [equals(searchAttributes.principal, encodePrincipal(caller.principal.id))] : [];
+    // Only runs of grants with a request carry a request id. A pending request has a pending grant
+    // (or, for an extension or break-glass follow-up, an active one), so that filter is narrowed in
+    // visibility; the rest is decided from the grants' states, which hold every request they were part of.
+    const waits = (status?: string) => status === 'pending' || status === 'active' || status === 'provisioning';
+    const runs = (await this.findRuns(caller.tenant, clauses, REQUEST_SCAN_LIMIT)).filter((r) => r.requestId && (filters.status !== 'pending' || waits(r.status)));
+    const states = (await Promise.all(runs.map((r) => this.stateOf(r)))).filter((st): st is GrantState => st !== null);
+    const now = new Date();
+    const byRequest = new Map<string, RequestPart[]>();
+    for (const st of sortGrants(states)) {
+      for (const id of requestIdsOf(st)) byRequest.set(id, [...(byRequest.get(id) ?? []), requestPartOf(st, id, now)!]);
+    }
+    const composed = [...byRequest.entries()].map(([id, parts]) => (this.seesRequest(caller, parts) ? toRequestView(id, parts) : null));
+    const listed = composed
+      .filter((r): r is AccessRequestView => r !== null && (!filters.status || r.status === filters.status))
+      .sort(newestFirst)
+      .filter((r) => !after || newestFirst(r, { created_at: after.createdAt, id: after.id }) > 0);
+    const limit = filters.limit ?? 50;
+    const page = listed.slice(0, limit);
+    const last = page.at(-1);
+    return { requests: page, next_cursor: listed.length > limit && last ? encodeCursor(last) : null };
+  }
+
+  async getRequest(caller: Caller, accessRequestId: string): Promise<AccessRequestView> {
+    const parts = await this.requestParts(caller.tenant, accessRequestId);
+    if (!this.seesRequest(caller, parts)) throw notFound('access request');
+    return toRequestView(accessRequestId, parts);
+  }
+
+  /**
+   * Sends the decision to every grant of the request, once all of them are checked. A reviewer's
+   * repeated decision is a no-op answered with the request as it is, so a review cut off half-way
+   * (one grant's update failed) is completed by sending it again.
+   */
+  async review(caller: Caller, accessRequestId: string, decision: 'approve' | 'deny', comment?: string): Promise<AccessRequestView> {
+    const parts = await this.requestParts(caller.tenant, accessRequestId);
+    const states = parts.map((p) => p.state);
     // Its requester sees it (and may not review it); so does whoever may review it. To anyone
     // else it does not exist: the same 404 as an unknown id, so no answer confirms an id.
-    if (state.key.principalId === caller.principal.id) throw new AccessError('forbidden', 'Nobody reviews their own request.');
-    if (!this.decide(caller, 'review', state).allowed) throw notFound('access request');
-    if (state.status !== 'pending') throw new AccessError('conflict', `The request is ${state.status}, not pending.`);
-    const handle = this.client.workflow.getHandle(run.workflowId, run.runId);
-    const after = await rejectionsAsErrors(() =>
-      handle.executeUpdate(reviewUpdate, { args: [{ decision, reviewerId: caller.principal.id, comment }] }),
+    if (states[0].key.principalId === caller.principal.id) throw new AccessError('forbidden', 'Nobody reviews their own request.');
+    const refused = states.filter((st) => !this.decide(caller, 'review', st).allowed);
+    if (refused.length === states.length) throw notFound('access request');
+    if (refused.length > 0) {
+      throw new AccessError('forbidden', `Policy does not allow you to review ${refused.map((st) => grantName(st.key)).join(', ')}; nothing was reviewed.`, {
+        details: { grants: refused.map((st) => ({ id: st.id, target: st.key.target, role: st.key.role })) },
+      });
+    }
+    const review = { decision, reviewerId: caller.principal.id, comment, accessRequestId };
+    const toSend = parts.filter((p) => p.awaitsReview && !alreadyDecided(p, review)).map((p) => p.state);
+    if (toSend.length === 0 && !parts.some((p) => alreadyDecided(p, review))) {
+      throw new AccessError('conflict', `The request is ${requestStatus(parts)}, not pending.`);
+    }
+    const sent = await Promise.allSettled(
+      toSend.map((st) =>
+        rejectionsAsErrors(() => this.client.workflow.getHandle(grantWorkflowId(st.key)).executeUpdate(reviewUpdate, { args: [review] })),
+      ),
     );
-    return toView(after, 'none');
+    const failed = sent.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    // The decision is taken; the grants leave `pending` in their next step. Answer with that.
+    const deadline = Date.now() + VISIBILITY_WAIT_MS;
+    for (;;) {
+      const after = await Promise.all(states.map((st) => this.latestState(st)));
+      const settling = after.some((st) => st.status === 'pending' && st.review);
+      const now = new Date();
+      if (!settling || Date.now() > deadline) return toRequestView(accessRequestId, after.map((st) => requestPartOf(st, accessRequestId, now)!));
+      await delay(100);
+    }
   }
 
   async revoke(caller: Caller, grantId: string, reason?: string): Promise<GrantView> {
@@ -190,14 +294,26 @@ export class AccessService {
     ]);
   }
 
-  private authorizeEntitlement(caller: Caller, entitlement: EnsureInput['entitlements'][number], justification: Justification) {
+  private authorizeEntitlement(
+    caller: Caller,
+    entitlement: EnsureInput['entitlements'][number],
+    justification: Justification,
+    accessRequestId: string,
+    breakGlass: boolean,
+  ) {
     const { tenant, principal } = caller;
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
     const limits = tenant.grants;
     const accountId = accountIdOf(key.target);
     const durationSeconds = entitlement.duration_seconds ?? limits.default_duration_seconds;
     const validation = validateJustification(justification);
-    const context = { role: key.role, duration_seconds: durationSeconds, has_reason: validation.has_reason, has_ticket_attachment: validation.has_ticket_attachment };
+    const context = {
+      role: key.role,
+      duration_seconds: durationSeconds,
+      has_reason: validation.has_reason,
+      has_ticket_attachment: validation.has_ticket_attachment,
+      break_glass: breakGlass,
+    };
     const request: EnsureRequest = {
       durationSeconds,
       autoApprove: false,
@@ -209,30 +325,46 @@ export class AccessService {
     };
     if (tenant.accounts_only && !Object.hasOwn(tenant.accounts, accountId)) {
       const notice = `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists may be targets.`;
-      return { key, request, denied: true, notices: [notice] };
+      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
     }
     if (durationSeconds > limits.max_duration_seconds) {
       const notice = `${key.role} on ${key.target}: at most ${limits.max_duration_seconds} seconds may be requested (asked for ${durationSeconds}).`;
-      return { key, request, denied: true, notices: [notice] };
+      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
     }
     const asked = this.decideFor(tenant, principal, 'request', key, context);
     if (!asked.allowed) {
       const notices = asked.notices.length > 0 ? asked.notices : [`No policy allows ${principal.id} to request ${key.role} on ${key.target}.`];
-      return { key, request, denied: true, notices };
+      return { key, request, denied: true, notices, policyIds: asked.policyIds };
     }
-    request.autoApprove = this.decideFor(tenant, principal, 'activate', key, context).allowed;
+    const activate = this.decideFor(tenant, principal, 'activate', key, context);
+    request.autoApprove = activate.allowed;
+    if (breakGlass) {
+      // Break-glass is access at once or nothing: a role policy would only let one ask for is refused.
+      if (!activate.allowed) {
+        const notices = activate.notices.length > 0 ? activate.notices : [`No policy allows ${principal.id} to break the glass for ${key.role} on ${key.target}.`];
+        return { key, request, denied: true, notices };
+      }
+      request.breakGlass = true;
+      request.accessRequestId = accessRequestId;
+      request.approvalsRequired = this.policySet(tenant).approvalsRequired(asked.policyIds);
+    }
     if (!request.autoApprove) {
+      const approvalsRequired = this.policySet(tenant).approvalsRequired(asked.policyIds);
+      request.accessRequestId = accessRequestId;
+      request.approvalsRequired = approvalsRequired;
+      const needs = approvalsRequired === 1 ? 'approval by a reviewer' : `${approvalsRequired} approvals, each by a different reviewer`;
       request.reviewDiagnostics = [
         {
           level: 'info',
           code: 'review_required',
-          message: `${key.role} on ${key.target} needs approval by a reviewer.`,
+          message: `${key.role} on ${key.target} needs ${needs}.`,
+          approvals_required: approvalsRequired,
           notices: asked.notices,
           policies: asked.policyIds,
         },
       ];
     }
-    return { key, request, denied: false, notices: [] as string[] };
+    return { key, request, denied: false, notices: [] as string[], policyIds: [] as string[] };
   }
 
   /** `found`: the grant's state as ensure found it before deciding the call. */
@@ -296,6 +428,7 @@ export class AccessService {
       duration_seconds: grant.durationSeconds,
       has_reason: grant.validation.has_reason,
       has_ticket_attachment: grant.validation.has_ticket_attachment,
+      break_glass: false,
     });
   }
 
@@ -322,12 +455,50 @@ export class AccessService {
     return set;
   }
 
-  private async findRuns(tenant: TenantConfig, clauses: string[], limit: number): Promise<{ workflowId: string; runId: string }[]> {
+  /** The request's requester, and whoever may review every grant of it. */
+  private seesRequest(caller: Caller, parts: RequestPart[]): boolean {
+    return parts[0].state.key.principalId === caller.principal.id || parts.every((p) => this.decide(caller, 'review', p.state).allowed);
+  }
+
+  /**
+   * What the request's grants hold of it (404 if none in this tenant). A grant is found by its
+   * latest request id (AccessRequestId); an earlier one of a grant that has since had a follow-up
+   * (its original request, an earlier extension) by a bounded scan of the tenant's grants.
+   */
+  private async requestParts(tenant: TenantConfig, accessRequestId: string): Promise<RequestPart[]> {
+    const partsOf = async (runs: { workflowId: string; runId: string }[]) => {
+      const states = (await Promise.all(runs.map((run) => this.stateOf(run)))).filter((st): st is GrantState => st !== null);
+      const now = new Date();
+      return sortGrants(states)
+        .map((st) => requestPartOf(st, accessRequestId, now))
+        .filter((p): p is RequestPart => p !== null);
+    };
+    const parts = await whenVisible(async () => {
+      const found = await partsOf(await this.findRuns(tenant, [equals(searchAttributes.requestId, accessRequestId)], 100));
+      return found.length > 0 ? found : undefined;
+    });
+    if (parts) return parts;
+    const scanned = await partsOf((await this.findRuns(tenant, [], REQUEST_SCAN_LIMIT)).filter((r) => r.requestId && r.requestId !== accessRequestId));
+    if (scanned.length > 0) return scanned;
+    throw notFound('access request');
+  }
+
+  /** The grant's state now, read from its key's latest run (the same grant while it is open). */
+  private async latestState(state: GrantState): Promise<GrantState> {
+    const now = await this.client.workflow
+      .getHandle(grantWorkflowId(state.key))
+      .query(grantStateQuery)
+      .catch(() => null);
+    return now && now.id === state.id ? now : state;
+  }
+
+  private async findRuns(tenant: TenantConfig, clauses: string[], limit: number) {
     // A run that continued as new is an earlier page of the same grant: its successor speaks for it.
     const query = [`WorkflowType = 'grantWorkflow'`, `ExecutionStatus != 'ContinuedAsNew'`, equals(searchAttributes.tenant, tenant.id), ...clauses].join(' AND ');
-    const runs: { workflowId: string; runId: string }[] = [];
-    for await (const info of this.client.workflow.list({ query, pageSize: limit })) {
-      runs.push({ workflowId: info.workflowId, runId: info.runId });
+    const runs: { workflowId: string; runId: string; requestId?: string; status?: string }[] = [];
+    for await (const info of this.client.workflow.list({ query, pageSize: Math.min(limit, 200) })) {
+      const requestId = info.typedSearchAttributes.get(searchAttributes.requestId);
+      runs.push({ workflowId: info.workflowId, runId: info.runId, requestId, status: info.typedSearchAttributes.get(searchAttributes.status) });
       if (runs.length >= limit) break;
     }
     return runs;
@@ -346,14 +517,13 @@ export class AccessService {
   }
 
   private async findGrant(tenant: TenantConfig, clause: string, what: string) {
-    const deadline = Date.now() + VISIBILITY_WAIT_MS;
-    for (;;) {
+    const found = await whenVisible(async () => {
       const [run] = await this.findRuns(tenant, [clause], 1);
       const state = run ? await this.stateOf(run) : null;
-      if (run && state) return { run, state };
-      if (Date.now() > deadline) throw notFound(what);
-      await delay(250);
-    }
+      return run && state ? { run, state } : undefined;
+    });
+    if (!found) throw notFound(what);
+    return found;
   }
 
   private async stateOf(run: { workflowId: string; runId: string }): Promise<GrantState | null> {
@@ -387,16 +557,27 @@ function notificationsOf(tenant: TenantConfig): EnsureRequest['notifications'] {
   return { events: [...new Set(webhooks.flatMap((w) => w.events))], expiryWarningSeconds: expiry_warning_seconds };
 }
 
-function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey, req: EnsureRequest, decision: { change: GrantChange; expiresAt?: string }): GrantState {
+function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey, req: EnsureRequest, decision: { change: GrantChange; expiresAt?: string | null }): GrantState {
   const state = current && isOpen(current) ? structuredClone(current) : newGrantState(key, principal, DRY_RUN_GRANT_ID);
   state.validation = current && isOpen(current) ? state.validation : req.validation;
   if (decision.change === 'activated') {
     Object.assign(state, { status: 'provisioning', approved: true, durationSeconds: req.durationSeconds });
+  } else if (decision.change === 'requested' && current && isOpen(current)) {
+    // An extension request: the grant stays as it is until a reviewer approves; no request exists yet.
+    Object.assign(state, { accessRequestId: null, followUps: [] });
+    state.diagnostics = [...state.diagnostics, ...req.reviewDiagnostics];
   } else if (decision.change === 'requested') {
     Object.assign(state, { status: 'pending', durationSeconds: req.durationSeconds });
     state.diagnostics = req.reviewDiagnostics;
+  }
+  if (req.breakGlass && (decision.change === 'activated' || decision.change === 'extended')) {
+    state.diagnostics = [
+      ...state.diagnostics,
+      { level: 'warning', code: 'break_glass', message: 'Break-glass access: it would be active without review, announced, and reviewers asked to acknowledge it; a denial revokes it at once.' },
+    ];
   } else if (decision.change === 'extended') {
-    Object.assign(state, { expiresAt: decision.expiresAt, durationSeconds: req.durationSeconds });
+    // Still provisioning (no expiresAt yet): only the duration grows.
+    Object.assign(state, { expiresAt: decision.expiresAt ?? state.expiresAt, durationSeconds: req.durationSeconds });
   }
   return state;
 }
@@ -421,7 +602,7 @@ function uiSummary(principal: Principal, key: GrantKey, req: EnsureRequest): { s
   const who = principal.email ? `${markdownText(principal.id)} (${markdownText(principal.email)})` : markdownText(principal.id);
   const role = markdownText(key.role);
   const hours = req.durationSeconds % 3600 === 0 ? `${req.durationSeconds / 3600}h` : `${req.durationSeconds}s`;
-  const how = req.autoApprove ? 'auto-approved' : 'needs review';
+  const how = req.breakGlass ? 'break-glass' : req.autoApprove ? 'auto-approved' : 'needs review';
   const { reason, attachments = [] } = req.justification;
   const details = [
     `**${role}** on \`${key.target}\` for ${who}, ${hours} once active (${how}).`,
@@ -465,8 +646,42 @@ async function rejectionsAsErrors<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+function sortGrants(states: GrantState[]): GrantState[] {
+  return [...states].sort((a, b) => grantName(a.key).localeCompare(grantName(b.key)));
+}
+
+/** Newest first: by creation time, then id (both descending), so pages never overlap. */
+function newestFirst(a: Pick<AccessRequestView, 'created_at' | 'id'>, b: Pick<AccessRequestView, 'created_at' | 'id'>): number {
+  return b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id);
+}
+
+/** The cursor is the last listed request's (created_at, id), opaque to clients. */
+function encodeCursor(last: AccessRequestView): string {
+  return Buffer.from(JSON.stringify({ c: last.created_at, i: last.id })).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: string; id: string } {
+  try {
+    const { c, i } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { c: unknown; i: unknown };
+    if (typeof c === 'string' && !Number.isNaN(Date.parse(c)) && typeof i === 'string' && /^[0-9a-f-]{36}$/.test(i)) return { createdAt: c, id: i };
+  } catch {
+    // Falls through to the error below.
+  }
+  throw new AccessError('invalid_request', 'The cursor is not one this API gave (use next_cursor as it is).');
+}
+
 function notFound(what: string): AccessError {
   return new AccessError('not_found', `No such ${what} in this tenant.`);
+}
+
+/** Asks `find` until it answers or VISIBILITY_WAIT_MS has passed: a run made a moment ago may not be listed yet. */
+async function whenVisible<T>(find: () => Promise<T | undefined>): Promise<T | undefined> {
+  const deadline = Date.now() + VISIBILITY_WAIT_MS;
+  for (;;) {
+    const found = await find();
+    if (found !== undefined || Date.now() > deadline) return found;
+    await delay(250);
+  }
 }
 
 function delay(ms: number): Promise<void> {

@@ -19,11 +19,17 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AssignmentLookup, GrantActivities } from '../activities';
+import type { AuditActivities } from '../activities/audit';
 import type { Notification, NotifyActivities } from '../activities/notify';
 import {
   accountIdOf,
+  alreadyDecided,
+  currentRequestId,
   decideEnsure,
   encodePrincipal,
+  type FollowUp,
+  followUpPending,
+  type Decision,
   type Diagnostic,
   type EnsureRequest,
   isOpen,
@@ -33,14 +39,18 @@ import {
   type Review,
   type Revocation,
 } from '../domain/grant';
+import type { AuditActor, AuditEventName, AuditRecord } from '../domain/audit';
 import { markdownText } from '../domain/text';
 import {
   approveSignal,
+  AUDIT_TRAIL_PATCH,
   denySignal,
   ensureUpdate,
   type EnsureOutcome,
   EXPIRY_VISIBILITY_PATCH,
+  FOLLOW_UP_REQUESTS_PATCH,
   OPERATOR_SAFE_RUNS_PATCH,
+  PROVISIONING_EXTENSION_PATCH,
   reconcileUpdate,
   type ReconcileOutcome,
   grantStateQuery,
@@ -85,6 +95,13 @@ const notifying = proxyActivities<NotifyActivities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '15 seconds' },
 });
 
+// The audit trail is written whatever it takes (no maximumAttempts), and the grant never waits
+// for it: a store that is down delays only the record, never provisioning or expiry.
+const auditing = proxyActivities<AuditActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
 /** A run that has not been given its first ensure within this time was started by mistake. */
 const FIRST_ENSURE_TIMEOUT = '1 minute';
 /** Continue-as-new well before Temporal's own limits, so a hot grant's history stays small. */
@@ -127,7 +144,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
 
   let notificationsInFlight = 0;
   /** Sends without waiting: the caller goes on with the grant's lifecycle. */
-  const notify = (event: NotificationEvent) => {
+  const notify = (event: NotificationEvent, about?: FollowUp) => {
     if (!state.notifications?.events.includes(event) || !patched('notifications')) return;
     const reviewNotices = state.diagnostics.find((d) => d.code === 'review_required')?.notices;
     const notification: Notification = {
@@ -139,11 +156,12 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
         target: state.key.target,
         principalId: state.principal.id,
         principalEmail: state.principal.email,
-        durationSeconds: state.durationSeconds,
+        // A follow-up (extension, break-glass) speaks of what it asks for.
+        durationSeconds: about?.durationSeconds ?? state.durationSeconds,
         expiresAt: state.expiresAt,
-        accessRequestId: state.accessRequestId,
-        reason: state.justification.reason,
-        attachments: state.justification.attachments,
+        accessRequestId: about?.accessRequestId ?? state.accessRequestId,
+        reason: (about?.justification ?? state.justification).reason,
+        attachments: (about?.justification ?? state.justification).attachments,
         reviewer: state.review?.reviewerId,
         comment: state.review?.comment,
         reviewNotices: Array.isArray(reviewNotices) ? (reviewNotices as string[]) : undefined,
@@ -155,8 +173,62 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       .catch((err) => log.warn('notification not delivered', { event, reason: providerReason(err) }))
       .finally(() => notificationsInFlight--);
   };
-  /** Before the run ends or continues as new; bounded by the notifications' own timeout. */
-  const notificationsSent = () => condition(() => notificationsInFlight === 0);
+  let auditsInFlight = 0;
+  /**
+   * True while the run drains before it continues as new: events made meanwhile (a stream of
+   * extensions never stops making them, so the run would never drain) wait in the state, and the
+   * next run writes them first.
+   */
+  let holdingAudits = false;
+  const writeAudit = (record: AuditRecord) => {
+    auditsInFlight++;
+    CancellationScope.nonCancellable(() => auditing.writeAuditEvent(record))
+      .catch((err) => log.error('audit event not written', { event: record.event, reason: providerReason(err) }))
+      .finally(() => auditsInFlight--);
+  };
+  const releaseAudits = () => {
+    holdingAudits = false;
+    const held = state.auditBacklog ?? [];
+    delete state.auditBacklog;
+    held.forEach(writeAudit);
+  };
+  /**
+   * Writes an audit event without waiting: the caller goes on with the grant's lifecycle. Its id
+   * comes from the grant's event number (kept in the state), so a retry or a replay writes the
+   * same object. Scheduled outside cancellation: a cancelled workflow's revocation is written too.
+   */
+  /** `accessRequestId`: a follow-up's own request (extension, break-glass) rather than the grant's first. */
+  const audit = (
+    event: AuditEventName,
+    actor: AuditActor,
+    details: Record<string, unknown> = {},
+    { at = now().toISOString(), accessRequestId = state.accessRequestId }: { at?: string; accessRequestId?: string | null } = {},
+  ) => {
+    if (!patched(AUDIT_TRAIL_PATCH)) return;
+    state.auditSequence = (state.auditSequence ?? 0) + 1;
+    const record: AuditRecord = {
+      tenant_id: state.key.tenantId,
+      event,
+      at,
+      actor,
+      principal: { id: state.principal.id, ...(state.principal.email !== undefined && { email: state.principal.email }) },
+      target: state.key.target,
+      role: state.key.role,
+      grant_id: state.id,
+      access_request_id: accessRequestId,
+      details,
+      occurrence: String(state.auditSequence),
+    };
+    if (holdingAudits) state.auditBacklog = [...(state.auditBacklog ?? []), record];
+    else writeAudit(record);
+  };
+  const system = (id: string): AuditActor => ({ type: 'system', id });
+
+  /**
+   * Before the run ends or continues as new: notifications (bounded by their own timeout) and
+   * audit events (retried until written: no run closes with an event unwritten).
+   */
+  const notificationsSent = () => condition(() => notificationsInFlight === 0 && auditsInFlight === 0);
 
 
   /** The latest time recorded in the history: the workflow's clock is never taken to be earlier. */
@@ -174,7 +246,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       { key: searchAttributes.role, value: state.key.role },
       { key: searchAttributes.grantId, value: state.id },
       { key: searchAttributes.status, value: status },
-      ...(state.accessRequestId ? [{ key: searchAttributes.requestId, value: state.accessRequestId }] : []),
+      // A grant with follow-ups is found by the latest one's id; the earlier ids stay in its state.
+      ...(currentRequestId(state) ? [{ key: searchAttributes.requestId, value: currentRequestId(state)! }] : []),
       ...(showsExpiry ? [{ key: searchAttributes.expiresAt, value: new Date(state.expiresAt!) }] : []),
     ];
     const snapshot = JSON.stringify(pairs.map((p) => p.value));
@@ -195,47 +268,225 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       if (req.autoApprove) {
         state.approved = true;
         state.status = 'provisioning';
+        if (req.breakGlass && patched(FOLLOW_UP_REQUESTS_PATCH)) openFollowUp('break_glass', req, at);
       } else {
         state.status = 'pending';
-        state.accessRequestId = uuid4();
+        // One request per ensure call, made by the API; runs from before that make their own.
+        state.accessRequestId = req.accessRequestId ?? uuid4();
+        state.approvalsRequired = req.approvalsRequired ?? 1;
+        state.approvals = [];
         state.pendingExpiresAt = new Date(at.getTime() + req.pendingTtlSeconds * 1000).toISOString();
-        req.reviewDiagnostics.forEach(note);
+        // When the request lapses is known only here: the requester reads it in the diagnostic.
+        req.reviewDiagnostics.forEach((d) =>
+          note(d.code === 'review_required' ? { ...d, message: `${d.message} The request lapses at ${state.pendingExpiresAt} unless reviewed.`, expires_at: state.pendingExpiresAt } : d),
+        );
       }
+      audit('requested', { type: 'principal', id: state.principal.id }, {
+        auto_approved: req.autoApprove,
+        duration_seconds: req.durationSeconds,
+        reason: req.justification.reason ?? null,
+        attachments: req.justification.attachments ?? [],
+        ...(!req.autoApprove && { pending_expires_at: state.pendingExpiresAt }),
+      });
       publish();
       return { change: req.autoApprove ? 'activated' : 'requested', state, diagnostics: [] };
     }
     const decision = decideEnsure(state, req, at);
-    if (decision.change === 'extended') {
-      expireAt(decision.expiresAt);
+    if (decision.change === 'extended' && decision.expiresAt === null) {
+      // Still provisioning: the clock starts at activation, so the longer duration is just kept.
+      if (!patched(PROVISIONING_EXTENSION_PATCH)) return { change: 'none', state, diagnostics: [] };
       state.durationSeconds = req.durationSeconds;
+      if (req.breakGlass && patched(FOLLOW_UP_REQUESTS_PATCH)) (openFollowUp('break_glass', req, at), publish());
+      return { change: 'extended', state, diagnostics: [] };
+    }
+    if (decision.change === 'extended') {
+      expireAt(decision.expiresAt!);
+      state.durationSeconds = req.durationSeconds;
+      audit('extended', { type: 'principal', id: state.principal.id }, {
+        expires_at: decision.expiresAt,
+        duration_seconds: req.durationSeconds,
+        reason: req.justification.reason ?? null,
+      });
+      if (req.breakGlass && patched(FOLLOW_UP_REQUESTS_PATCH)) openFollowUp('break_glass', req, at);
       if (patched(EXPIRY_VISIBILITY_PATCH)) publish();
       return { change: 'extended', state, diagnostics: [] };
+    }
+    if (decision.change === 'requested' && state.status === 'active' && patched(FOLLOW_UP_REQUESTS_PATCH)) {
+      // A reviewed role on an active grant: the extension waits for reviewers; the grant runs on.
+      openFollowUp('extension', req, at);
+      publish();
+      return { change: 'requested', state, diagnostics: [] };
     }
     return { change: 'none', state, diagnostics: decision.change === 'none' ? (decision.diagnostics ?? []) : [] };
   };
 
-  const requirePending = (reviewerId: string) => {
+  /** Opens an extension request or a break-glass follow-up on the grant (it keeps the last ten). */
+  const openFollowUp = (kind: FollowUp['kind'], req: EnsureRequest, at: Date) => {
+    const f: FollowUp = {
+      kind,
+      accessRequestId: req.accessRequestId ?? uuid4(),
+      durationSeconds: req.durationSeconds,
+      justification: req.justification,
+      requestedAt: at.toISOString(),
+      lapsesAt: new Date(at.getTime() + req.pendingTtlSeconds * 1000).toISOString(),
+      approvalsRequired: req.approvalsRequired ?? 1,
+      approvals: [],
+      denial: null,
+    };
+    state.followUps = [...(state.followUps ?? []).slice(-9), f];
+    audit(kind === 'break_glass' ? 'break_glass_used' : 'extension_requested', { type: 'principal', id: state.principal.id }, {
+      duration_seconds: f.durationSeconds,
+      reason: f.justification.reason ?? null,
+      attachments: f.justification.attachments ?? [],
+      lapses_at: f.lapsesAt,
+    }, { accessRequestId: f.accessRequestId });
+    if (kind === 'break_glass') {
+      note({
+        level: 'warning',
+        code: 'break_glass',
+        message: `Break-glass access: active without review. Reviewers are asked to acknowledge it (request ${f.accessRequestId}); a denial revokes it at once.`,
+        access_request_id: f.accessRequestId,
+      });
+      notify('break_glass', f);
+    } else {
+      const notices = req.reviewDiagnostics.flatMap((d) => (Array.isArray(d.notices) ? (d.notices as string[]) : []));
+      note({
+        level: 'info',
+        code: 'extension_requested',
+        message: `Extending to ${req.durationSeconds} seconds needs ${f.approvalsRequired === 1 ? 'approval by a reviewer' : `${f.approvalsRequired} approvals`} (request ${f.accessRequestId}); the grant runs on to ${state.expiresAt} meanwhile. The request lapses at ${f.lapsesAt < state.expiresAt! ? f.lapsesAt : state.expiresAt} unless reviewed.`,
+        access_request_id: f.accessRequestId,
+        approvals_required: f.approvalsRequired,
+        notices,
+      });
+      notify('review_requested', f);
+    }
+  };
+  /** The follow-up a review is for: the one it names, or (an operator's signal) the pending one of an active grant. */
+  const followUpOf = (r: Review): FollowUp | undefined =>
+    r.accessRequestId
+      ? state.followUps?.find((f) => f.accessRequestId === r.accessRequestId)
+      : state.status === 'active'
+        ? state.followUps?.find((f) => followUpPending(state, f, now()))
+        : undefined;
+  const reviewFollowUp = (f: FollowUp, r: Review, byOperator: boolean) => {
+    if (alreadyDecided(f, r)) return;
+    const at = now();
+    const decision: Decision = { reviewerId: r.reviewerId, at: at.toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
+    const actor: AuditActor = { type: byOperator ? 'operator' : 'reviewer', id: r.reviewerId };
+    const what = f.kind === 'extension' ? 'extension' : 'break-glass use';
+    const comment = r.comment ? `: ${r.comment}` : '';
+    if (r.decision === 'deny') {
+      f.denial = decision;
+      audit('denied', actor, { comment: r.comment ?? null, kind: f.kind }, { accessRequestId: f.accessRequestId });
+      if (f.kind === 'break_glass') {
+        recordRevocation({ revokedBy: r.reviewerId, reason: `break-glass use denied${comment}` });
+      } else {
+        note({ level: 'info', code: 'extension_denied', message: `The extension was denied by ${r.reviewerId}${comment}; the grant ends at ${state.expiresAt}.`, reviewer: r.reviewerId });
+      }
+      publish();
+      return;
+    }
+    f.approvals = [...f.approvals, decision];
+    audit('approved', actor, {
+      comment: r.comment ?? null,
+      kind: f.kind,
+      approvals: f.approvals.length,
+      approvals_required: f.approvalsRequired,
+      completes: f.approvals.length >= f.approvalsRequired,
+    }, { accessRequestId: f.accessRequestId });
+    if (f.approvals.length < f.approvalsRequired) {
+      note({
+        level: 'info',
+        code: 'approvals',
+        message: `The ${what} is approved by ${f.approvals.map((a) => a.reviewerId).join(', ')}: ${f.approvals.length} of ${f.approvalsRequired} approvals.`,
+        approvals: f.approvals.length,
+        approvals_required: f.approvalsRequired,
+      });
+      return;
+    }
+    const by = f.approvals.map((a) => a.reviewerId).join(', ');
+    if (f.kind === 'extension') {
+      // From the approval, not from the ask: the time waited for reviewers is not lost.
+      const wanted = at.getTime() + f.durationSeconds * 1000;
+      if (state.expiresAt && wanted > Date.parse(state.expiresAt)) {
+        expireAt(new Date(wanted).toISOString());
+        state.durationSeconds = f.durationSeconds;
+        audit('extended', actor, { expires_at: state.expiresAt, duration_seconds: f.durationSeconds, by_extension_request: true }, { accessRequestId: f.accessRequestId });
+      }
+      note({ level: 'info', code: 'extension_approved', message: `The extension was approved by ${by}${comment}.`, reviewer: r.reviewerId });
+    } else {
+      note({ level: 'info', code: 'break_glass_acknowledged', message: `The break-glass use was acknowledged by ${by}${comment}.`, reviewer: r.reviewerId });
+    }
+    publish();
+  };
+
+  const repeats = (r: Review) => alreadyDecided(state, r);
+  const requirePending = (r: Review) => {
+    if (r.reviewerId === state.principal.id) throw ApplicationFailure.nonRetryable('nobody reviews their own request', rejection.selfReview);
+    const f = followUpOf(r);
+    if (f) {
+      if (alreadyDecided(f, r)) return;
+      if (!followUpPending(state, f, now())) throw ApplicationFailure.nonRetryable('the request is no longer pending', rejection.notPending);
+      return;
+    }
+    if (r.accessRequestId && r.accessRequestId !== state.accessRequestId) {
+      throw ApplicationFailure.nonRetryable('the grant belongs to another request', rejection.notPending);
+    }
+    if (repeats(r)) return;
     if (state.status !== 'pending' || state.review) {
       throw ApplicationFailure.nonRetryable(`the request is ${state.review ? 'already reviewed' : state.status}`, rejection.notPending);
     }
-    if (reviewerId === state.principal.id) throw ApplicationFailure.nonRetryable('nobody reviews their own request', rejection.selfReview);
   };
-  const review = (r: Review) => {
+  /** `byOperator`: sent with `temporal workflow signal` (or the Web UI), not through the API. */
+  const review = (r: Review, byOperator = false) => {
+    const f = followUpOf(r);
+    if (f) return reviewFollowUp(f, r, byOperator);
+    if (repeats(r)) return;
+    const actor: AuditActor = { type: byOperator ? 'operator' : 'reviewer', id: r.reviewerId };
+    const decision: Decision = { reviewerId: r.reviewerId, at: now().toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
+    if (r.decision === 'deny') {
+      // One denial closes the request, whatever approvals it had.
+      state.denial = decision;
+      audit('denied', actor, { comment: r.comment ?? null });
+    } else {
+      state.approvals = [...(state.approvals ?? []), decision];
+      const required = state.approvalsRequired ?? 1;
+      // Each approval is on record; the one that reaches the threshold says it completed the request.
+      audit('approved', actor, { comment: r.comment ?? null, approvals: state.approvals.length, approvals_required: required, completes: state.approvals.length >= required });
+      if (state.approvals.length < required) {
+        note({
+          level: 'info',
+          code: 'approvals',
+          message: `Approved by ${state.approvals.map((a) => a.reviewerId).join(', ')}: ${state.approvals.length} of ${required} approvals.`,
+          approvals: state.approvals.length,
+          approvals_required: required,
+        });
+        return;
+      }
+    }
     state.review = r;
     state.approved = r.decision === 'approve';
+    const by = r.decision === 'approve' ? state.approvals!.map((a) => a.reviewerId).join(', ') : r.reviewerId;
     note({
       level: 'info',
       code: r.decision === 'approve' ? 'approved' : 'denied',
-      message: `${r.decision === 'approve' ? 'Approved' : 'Denied'} by ${r.reviewerId}${r.comment ? `: ${r.comment}` : ''}`,
+      message: `${r.decision === 'approve' ? 'Approved' : 'Denied'} by ${by}${r.comment ? `: ${r.comment}` : ''}`,
       reviewer: r.reviewerId,
     });
   };
-  const recordRevocation = (r: Revocation) => {
+  const recordRevocation = (r: Revocation, byOperator = false) => {
     state.revocation = r;
+    const actor: AuditActor =
+      byOperator || r === CANCELLED_BY_OPERATOR
+        ? { type: 'operator', id: r.revokedBy }
+        : { type: r.revokedBy === state.principal.id ? 'principal' : 'reviewer', id: r.revokedBy };
+    // A request revoked before any decision is withdrawn (its grant ends revoked, with nothing to remove).
+    const withdrawn = state.status === 'pending' && !state.review && !state.denial;
+    audit(withdrawn ? 'withdrawn' : 'revoked', actor, { reason: r.reason ?? null, status: state.status });
     note({ level: 'info', code: 'revoked', message: `Revoked by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`, revoked_by: r.revokedBy });
   };
-  const revoke = (r: Revocation) => {
-    if (isOpen(state) && !state.revocation) recordRevocation(r);
+  const revoke = (r: Revocation, byOperator = false) => {
+    if (isOpen(state) && !state.revocation) recordRevocation(r, byOperator);
   };
 
   setHandler(grantStateQuery, () => state);
@@ -248,7 +499,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       }
     },
   });
-  setHandler(reviewUpdate, (r) => (review(r), state), { validator: (r) => requirePending(r.reviewerId) });
+  setHandler(reviewUpdate, (r) => (review(r), state), { validator: requirePending });
   setHandler(revokeUpdate, (r) => (revoke(r), state), {
     validator: (_r: Revocation) => {
       if (!isOpen(state) || state.revocation) throw ApplicationFailure.nonRetryable(`the grant is ${state.status}`, rejection.notOpen);
@@ -256,8 +507,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   });
   const operatorReview = (decision: Review['decision']) => (r: OperatorReview) => {
     try {
-      requirePending(r.reviewer);
-      review({ decision, reviewerId: r.reviewer, comment: r.comment });
+      const asked = { decision, reviewerId: r.reviewer, comment: r.comment };
+      requirePending(asked);
+      review(asked, true);
     } catch (err) {
       log.warn('operator review ignored', { reason: (err as Error).message });
     }
@@ -285,7 +537,10 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   );
   setHandler(approveSignal, operatorReview('approve'));
   setHandler(denySignal, operatorReview('deny'));
-  setHandler(revokeSignal, revoke);
+  setHandler(revokeSignal, (r) => revoke(r, true));
+
+  // Events the previous run made while it drained (see holdingAudits).
+  if (state.auditBacklog?.length) releaseAudits();
 
   if (!operatorSafe) return lifecycle();
   // Cancelling the workflow (the Web UI's "Request Cancellation", `temporal workflow cancel`) is a
@@ -326,9 +581,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
 
   /** Continue-as-new once notifications are sent and handlers done, unless `stillIdle` turned false meanwhile. */
   async function continueAsNewIf(stillIdle: () => boolean): Promise<void> {
+    holdingAudits = true;
     await notificationsSent();
     await condition(allHandlersFinished);
     if (stillIdle()) await continueAsNew<typeof grantWorkflow>({ ...input, state });
+    releaseAudits();
   }
 
   async function awaitReview(): Promise<void> {
@@ -344,6 +601,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     } else if (!woken) {
       state.status = 'expired';
       note({ level: 'info', code: 'request_expired', message: `Nobody reviewed the request before ${state.pendingExpiresAt}` });
+      audit('expired', system('expiry'), { phase: 'pending', pending_expires_at: state.pendingExpiresAt });
     } else {
       state.status = state.review!.decision === 'approve' ? 'provisioning' : 'revoked';
     }
@@ -390,10 +648,15 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       if (found) lookedUp(found);
       state.provisioningStatus = 'failed';
       state.status = 'revoked';
+      state.failedAt = now().toISOString();
       note({ level: 'error', code: 'provisioning_failed', message: providerReason(err) });
+      audit('provisioning_failed', system('provisioning'), { message: providerReason(err), preexisted: state.assignmentPreexisted });
       publish();
       // A creation that timed out may still have happened at the provider: make sure it is gone.
-      if (state.assignmentPreexisted === false) await deprovision();
+      if (state.assignmentPreexisted === false) {
+        await deprovision();
+        audit('deprovisioned', system('deprovisioning'), { ended: 'provisioning_failed' });
+      }
       return;
     }
     const at = assignedAt ? new Date(assignedAt) : now();
@@ -402,6 +665,19 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     state.status = 'active';
     state.activatedAt = at.toISOString();
     expireAt(new Date(at.getTime() + state.durationSeconds * 1000).toISOString());
+    audit(
+      'activated',
+      system('provisioning'),
+      {
+        preexisted: state.assignmentPreexisted,
+        assignment_ids: state.assignmentIds && { user_id: state.assignmentIds.userId, permission_set_arn: state.assignmentIds.permissionSetArn },
+        expires_at: state.expiresAt,
+        duration_seconds: state.durationSeconds,
+        reason: state.justification.reason ?? null,
+        approved_by: state.approvals?.length ? state.approvals.map((a) => a.reviewerId) : state.review?.decision === 'approve' ? [state.review.reviewerId] : [],
+      },
+      { at: state.activatedAt },
+    );
     notify('active');
     if (state.assignmentPreexisted) {
       note({
@@ -442,10 +718,14 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       // Woken before the expiry timer fired, so the grant still holds: re-create what was removed.
       if (woken && reconcilePending() && !state.revocation) await restoreAssignment();
       if (historyIsLong() && !state.revocation) {
+        holdingAudits = true;
         await notificationsSent();
         // A reconcile asked meanwhile is a handler still running: serve it on the next pass.
         await condition(() => allHandlersFinished() || reconcilePending());
-        if (reconcilePending()) continue;
+        if (reconcilePending()) {
+          releaseAudits();
+          continue;
+        }
         await continueAsNew<typeof grantWorkflow>({ ...input, state });
       }
     }
@@ -456,7 +736,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     publish();
     // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
     const expiredAt = !state.revocation && patched(EXPIRY_VISIBILITY_PATCH) ? (state.expiresAt ?? undefined) : undefined;
-    if (!state.assignmentPreexisted) await deprovision(expiredAt);
+    if (!state.revocation) audit('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted });
+    if (!state.assignmentPreexisted) {
+      await deprovision(expiredAt);
+      audit('deprovisioned', system('deprovisioning'), { ended: state.revocation ? 'revoked' : 'expired' });
+    }
     state.status = state.revocation ? 'revoked' : 'expired';
     publish();
   }
@@ -474,6 +758,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       reconciled = { outcome: created ? 'restored' : 'present' };
       state.diagnostics = state.diagnostics.filter((d) => d.code !== 'assignment_restore_failed');
       if (created) {
+        audit('assignment_restored', system('reconciliation'), {});
         note({
           level: 'warning',
           code: 'assignment_restored',

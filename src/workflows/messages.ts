@@ -68,6 +68,16 @@ export const EXPIRY_VISIBILITY_PATCH = 'expiry-visibility';
  */
 export const OPERATOR_SAFE_RUNS_PATCH = 'cancel-revokes-and-long-waits-continue';
 
+/** Guards, in runs after it: a longer duration asked while provisioning is kept (`extended`). */
+export const PROVISIONING_EXTENSION_PATCH = 'provisioning-extension';
+
+/**
+ * Guards, in runs after it: follow-up requests on an active grant: an extension of a reviewed
+ * grant (`requested` while active) and the follow-up of a break-glass use. Histories from before
+ * it never opened one, so no command changes there.
+ */
+export const FOLLOW_UP_REQUESTS_PATCH = 'follow-up-requests';
+
 /** Failure types a workflow's update validators reject with; the API maps them to HTTP errors. */
 export const rejection = {
   closing: 'GrantClosing',
@@ -77,3 +87,6 @@ export const rejection = {
   /** `reconcile` on a grant that holds no assignment of its own right now (not active, closing, pre-existing). */
   notHolding: 'NotHolding',
 } as const;
+
+/** Guards the audit trail's activities (docs/audit.md), which grants started before it do not have in their histories. */
+export const AUDIT_TRAIL_PATCH = 'audit-trail';

@@ -6,9 +6,11 @@
 //   (terminated, timed out, failed mid-deprovisioning);
 // - reports, and never touches, assignments this service did not create.
 // Deterministic code only; the activities do the reads and each fix.
-import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { GrantActivities } from '../activities';
+import type { AuditActivities } from '../activities/audit';
 import type { ForeignAssignment, GrantRef } from '../activities/reconcile';
+import { AUDIT_TRAIL_PATCH } from './messages';
 
 export interface ReconcileInput {
   tenantId: string;
@@ -41,6 +43,12 @@ const fixing = proxyActivities<GrantActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
 
+// As in the grant workflow: retried until written; the run ends only once all are written.
+const auditing = proxyActivities<AuditActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
 export async function reconcileWorkflow({ tenantId }: ReconcileInput): Promise<ReconcileReport> {
   const checkedAt = new Date(workflowInfo().startTime).toISOString();
   const drift = await reading.findDrift(tenantId);
@@ -59,7 +67,24 @@ export async function reconcileWorkflow({ tenantId }: ReconcileInput): Promise<R
     drift.leaked.slice(0, MAX_FIXES).map(async (leak) => {
       const { tenantId: _tenant, runId: _run, ids: _ids, ...grant } = leak;
       try {
-        return { ...grant, ...(await fixing.removeLeakedAssignment(leak)) };
+        const outcome = await fixing.removeLeakedAssignment(leak);
+        if (outcome.removed && patched(AUDIT_TRAIL_PATCH)) {
+          await auditing.writeAuditEvent({
+            tenant_id: tenantId,
+            event: 'leaked_assignment_removed',
+            at: new Date(Date.now()).toISOString(),
+            actor: { type: 'system', id: 'reconciliation' },
+            principal: { id: leak.principalId },
+            target: `AWS::Account::${leak.accountId}`,
+            role: leak.role,
+            grant_id: leak.grantId,
+            access_request_id: null,
+            details: { workflow_id: leak.workflowId, run_id: leak.runId },
+            // One removal per closed run (a later reconciliation finds it recorded).
+            occurrence: `leftover:${leak.runId}`,
+          });
+        }
+        return { ...grant, ...outcome };
       } catch (err) {
         return { ...grant, removed: false, reason: failure(err) };
       }

@@ -11,14 +11,20 @@ import { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { env, loadConfig } from '../../src/config';
 import type { GrantView } from '../../src/domain/grant';
+import type { WorkerMetrics } from '../../src/metrics';
 import { FaultProxy } from './fault-proxy';
+import { OutageProxy } from './outage-proxy';
 import { awsClientConfig, repoRoot, type Stack, startLocalServices, startStack } from '../../scripts/stack';
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
+import { type FakeSlack, startFakeSlack } from './slack';
 
 export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 /** Its own policies (everything auto-activates) and a 3-second review window. */
 export const OTHER_TENANT = { id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', name: 'other' };
-/** Everything auto-activates; its AWS calls go through the fault proxy (`current().faults`). */
+/**
+ * Everything auto-activates; its AWS calls go through the fault proxy (`current().faults`), its
+ * audit events through the outage proxy (`current().auditOutage`).
+ */
 export const FAULTS_TENANT = { id: 'f0a17e57-0000-4000-8000-00000000fa17', name: 'faults' };
 /**
  * Small per-principal limits (3 open grants; 5 ensure calls at once, then 1 a minute), and its
@@ -32,11 +38,31 @@ export const QUOTA_UNDESCRIBED_ACCOUNT = '400000000009';
 export const LISTED_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a2', name: 'listed' };
 export const LISTED_ACCOUNT = '500000000001';
 /**
+ * The default policies, and a Slack app (`notifications.slack`) against the fake Slack
+ * (`current().slack`): its review_requested messages carry Approve and Deny buttons.
+ */
+export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
+/** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
+export const SLACK_TWO_APPROVALS_ACCOUNT = '111111111113';
+export const SLACK_BOT_TOKEN = 'xoxb-test-bot-token';
+/** Each tenant with a Slack app has its own signing secret (OTHER_TENANT has one too). */
+export const SIGNING_SECRETS = { [SLACK_TENANT.id]: 'slack-tenant-signing-secret', [OTHER_TENANT.id]: 'other-tenant-signing-secret' };
+/** Slack user ids, and the emails the fake Slack's users.info gives for them; eve is nobody's reviewer. */
+export const SLACK_USERS = { alice: 'UALICE01', carol: 'UCAROL01', dave: 'UDAVE001', eve: 'UEVE0001' };
+const SLACK_EMAILS = {
+  [SLACK_USERS.alice]: 'alice@example.com',
+  [SLACK_USERS.carol]: 'Carol@Example.com',
+  [SLACK_USERS.dave]: 'dave@example.com',
+  [SLACK_USERS.eve]: 'eve@example.com',
+};
+/**
  * The other test tenants' per-principal limits: far above what a test sends (the defaults, 50
  * open grants and 60 ensures a minute, are less than the whole suite does as alice).
  */
 const TEST_LIMITS = { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000 };
 export const PRODUCTION_ACCOUNT = '111111111111';
+/** Another production account: AdministratorAccess there needs two approvals (policies/administrator.cedar). */
+export const TWO_APPROVALS_ACCOUNT = '111111111112';
 /** OTHER_TENANT's webhook with a secret in its path (a working one). */
 export const SECRET_WEBHOOK_PATH = '/services/T0000/B0000/s3cr3tW3bh00kT0k3n';
 /** TENANT's webhooks warn this long before a grant expires. */
@@ -46,13 +72,19 @@ export const USERS = {
   alice: { sub: 'alice', email: 'alice@example.com', groups: ['engineering'] },
   bob: { sub: 'bob', email: 'bob@example.com', groups: ['engineering'] },
   carol: { sub: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
+  /** A second reviewer, for requests that need two approvals. */
+  dave: { sub: 'dave', email: 'dave@example.com', groups: ['platform-admins'] },
+  /** On call: may break the glass (policies/break-glass.cedar). */
+  olga: { sub: 'olga', email: 'olga@example.com', groups: ['on-call'] },
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
+  /** Reads the audit trail (policies/auditors.cedar). */
+  sam: { sub: 'sam', email: 'sam@example.com', groups: ['security-auditors'] },
   oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
   fay: { sub: 'fay', email: 'fay@faults.example', groups: ['engineering'] },
   quinn: { sub: 'quinn', email: 'quinn@quota.example', groups: [] as string[] },
   rita: { sub: 'rita', email: 'rita@quota.example', groups: [] as string[] },
   uma: { sub: 'uma', email: 'uma@quota.example', groups: [] as string[] },
-  sam: { sub: 'sam', email: 'sam@listed.example', groups: [] as string[] },
+  lena: { sub: 'lena', email: 'lena@listed.example', groups: [] as string[] },
 };
 const TENANT_OF: Partial<Record<User, string>> = {
   oscar: OTHER_TENANT.id,
@@ -60,7 +92,7 @@ const TENANT_OF: Partial<Record<User, string>> = {
   quinn: QUOTA_TENANT.id,
   rita: QUOTA_TENANT.id,
   uma: QUOTA_TENANT.id,
-  sam: LISTED_TENANT.id,
+  lena: LISTED_TENANT.id,
 };
 type User = keyof typeof USERS;
 
@@ -75,6 +107,12 @@ interface World {
   webhooks: WebhookReceiver;
   /** Between the faults tenant and moto. */
   faults: FaultProxy;
+  /** Slack's API and response_urls, for SLACK_TENANT and OTHER_TENANT. */
+  slack: FakeSlack;
+  /** Between the faults tenant's audit store and moto's S3. */
+  auditOutage: OutageProxy;
+  /** The in-process worker's metrics. */
+  workerMetrics: WorkerMetrics;
   stop(): Promise<void>;
 }
 let world: World | undefined;
@@ -88,19 +126,38 @@ export async function startWorld(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'access-test-'));
   const webhooks = await startWebhookReceiver();
   const faults = await FaultProxy.start();
+  const slack = await startFakeSlack(SLACK_BOT_TOKEN, SLACK_EMAILS);
+  const botTokenFile = path.join(dir, 'slack-bot-token');
+  writeFileSync(botTokenFile, `${SLACK_BOT_TOKEN}\n`);
+  const slackApp = (tenantId: string) => {
+    const signingSecretFile = path.join(dir, `slack-signing-secret-${tenantId}`);
+    writeFileSync(signingSecretFile, `${SIGNING_SECRETS[tenantId]}\n`);
+    return {
+      signing_secret_file: signingSecretFile,
+      bot_token_file: botTokenFile,
+      api_url: slack.apiUrl,
+      reviewers: {
+        'carol@example.com': { id: 'carol', groups: ['platform-admins'] },
+        'dave@example.com': { id: 'dave', groups: ['platform-admins'] },
+        'alice@example.com': { id: 'alice', groups: ['engineering'] },
+      },
+    };
+  };
+  const auditOutage = await OutageProxy.start();
   const stack = await startStack({
     dir,
     tenants: [
       {
         ...TENANT,
         grants: TEST_LIMITS,
-        accounts: { [PRODUCTION_ACCOUNT]: { environment: 'production' } },
+        accounts: { [PRODUCTION_ACCOUNT]: { environment: 'production' }, [TWO_APPROVALS_ACCOUNT]: { environment: 'production' } },
         // A reviewers' channel, a requesters' channel, and one that fails each first delivery.
         notifications: {
           webhooks: [
             { url: `${webhooks.url}/reviewers`, events: ['review_requested'] },
             { url: `${webhooks.url}/requesters`, events: ['approved', 'denied', 'active', 'expiring'] },
             { url: `${webhooks.url}/flaky/requesters`, events: ['approved'] },
+            { url: `${webhooks.url}/oncall`, events: ['break_glass'] },
           ],
           expiry_warning_seconds: EXPIRY_WARNING_SECONDS,
         },
@@ -118,9 +175,10 @@ export async function startWorld(): Promise<void> {
             { url: `${webhooks.url}/huge/requesters`, events: ['active'] },
             { url: `${webhooks.url}${SECRET_WEBHOOK_PATH}`, events: ['active'] },
           ],
+          slack: slackApp(OTHER_TENANT.id),
         },
       },
-      { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url, grants: TEST_LIMITS },
+      { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url, auditEndpoint: auditOutage.url, grants: TEST_LIMITS },
       {
         id: QUOTA_TENANT.id,
         name: QUOTA_TENANT.name,
@@ -129,11 +187,18 @@ export async function startWorld(): Promise<void> {
         accounts: { ...Object.fromEntries(QUOTA_ACCOUNTS.map((a) => [a, { environment: 'staging' }])), [QUOTA_UNDESCRIBED_ACCOUNT]: {} },
       },
       { ...LISTED_TENANT, grants: TEST_LIMITS, accounts_only: true, accounts: { [LISTED_ACCOUNT]: { environment: 'staging' } } },
+      {
+        ...SLACK_TENANT,
+        grants: TEST_LIMITS,
+        accounts: { [SLACK_TWO_APPROVALS_ACCOUNT]: { environment: 'production' } },
+        notifications: { webhooks: [{ url: `${webhooks.url}/slack/reviewers`, events: ['review_requested'] }], slack: slackApp(SLACK_TENANT.id) },
+      },
     ],
     users: Object.values(USERS).map((u) => u.email),
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
   });
   await faults.upstream(stack.awsEndpoint);
+  auditOutage.forwardTo(stack.awsEndpoint);
   const config = loadConfig(stack.configPath);
   const services = await startLocalServices(stack, config);
   const aws = awsClientConfig(stack.awsEndpoint);
@@ -146,11 +211,16 @@ export async function startWorld(): Promise<void> {
     worker: services.worker,
     webhooks,
     faults,
+    slack,
+    auditOutage,
+    workerMetrics: services.workerMetrics,
     async stop() {
       await services.stop();
       await stack.stop();
       await webhooks.close();
       await faults.close();
+      await slack.close();
+      await auditOutage.close();
     },
   };
 }
