@@ -37,21 +37,25 @@ describe('sharing the provider quota among workers', function () {
     const options = { namespace: env.temporalNamespace, taskQueue };
     const a = fleetShare(temporal, { ...options, identity: 'worker-a' });
     const ghost = fleetShare(temporal, { ...options, identity: 'worker-never-polls' });
+    // worker-b's share as its own process sees it (it only polls; its share is read here).
+    const bShare = fleetShare(temporal, { ...options, identity: 'worker-b' });
     const b = otherWorker(stack.temporalAddress, presenceQueueOf(taskQueue), 'worker-b');
     try {
       const joined = performance.now();
       assert.equal(a.of(20), 0, 'not counted by the others yet');
       await eventually('worker-a to get a share', async () => (a.of(20) > 0 ? true : undefined), 60_000);
       assert.ok(performance.now() - joined >= FLEET_REFRESH_MS, 'waited for the others to refresh');
-      // worker-b polls too: half each, rounded down.
+      // worker-b polls too: half each; an odd unit goes to the first identity, so the shares add up.
       await eventually('worker-a to count worker-b', async () => (a.of(20) === 10 ? true : undefined), 60_000);
-      assert.equal(a.of(10), 5);
-      assert.equal(a.of(3), 1);
-      assert.equal(a.of(1), 1, 'never less than 1');
+      await eventually('worker-b to get a share', async () => (bShare.of(20) > 0 ? true : undefined), 60_000);
+      assert.deepEqual([a.of(20), bShare.of(20)], [10, 10]);
+      assert.deepEqual([a.of(3), bShare.of(3)], [2, 1]);
+      assert.deepEqual([a.of(1), bShare.of(1)], [1, 1], 'never less than 1');
       assert.equal(ghost.of(20), 0, 'a worker Temporal does not list makes no call');
     } finally {
       a.stop();
       ghost.stop();
+      bShare.stop();
       b.kill();
       presence.shutdown();
       await running;

@@ -44,14 +44,17 @@ interface FleetOptions {
 }
 
 /**
- * floor(total / workers), at least 1. Safe across changes: a newcomer makes no call until every
- * other worker has refreshed since it first appeared, so all divide by the new count; a worker
- * whose view is older than two refreshes makes no call either (it could have missed a newcomer).
- * Plain floor rather than handing out the remainder: views that differ for a moment (a dead worker
- * still in one of them) then never add up to more than the total.
+ * An equal share: floor(total / workers), and one more for the first `total % workers` workers in the
+ * order of their identities, so the shares add up to the total; at least 1. Safe across changes: a
+ * newcomer makes no call until every other worker has refreshed since it first appeared, so all
+ * divide by the new count; a worker whose view is older than two refreshes makes no call either (it
+ * could have missed a newcomer). A view that still holds a dead worker never gives a larger share
+ * than one without it, so views that differ for a while never add up to more than the total. (More
+ * workers than the total exceed it: each keeps 1, or it could never call at all.)
  */
 export function fleetShare(client: Client, opts: FleetOptions): QuotaShare & { stop(): void } {
   let workers = 1;
+  let rank = 0; // this worker's place among the identities, in order
   let refreshedAt = -Infinity;
   let seenSince: number | undefined; // when this worker first appeared in the list
   const refresh = async () => {
@@ -61,6 +64,7 @@ export function fleetShare(client: Client, opts: FleetOptions): QuotaShare & { s
     else seenSince ??= now;
     seen.add(opts.identity);
     workers = seen.size;
+    rank = [...seen].sort().indexOf(opts.identity);
     refreshedAt = now;
   };
   const timer = setInterval(() => refresh().catch((err) => opts.onError?.(err)), FLEET_REFRESH_MS);
@@ -70,7 +74,7 @@ export function fleetShare(client: Client, opts: FleetOptions): QuotaShare & { s
       const now = performance.now();
       if (seenSince === undefined || now - seenSince < FLEET_REFRESH_MS + JOIN_MARGIN_MS) return 0;
       if (now - refreshedAt > 2 * FLEET_REFRESH_MS + JOIN_MARGIN_MS) return 0;
-      return Math.max(1, Math.floor(total / workers));
+      return Math.max(1, Math.floor(total / workers) + (rank < total % workers ? 1 : 0));
     },
     stop: () => clearInterval(timer),
   };

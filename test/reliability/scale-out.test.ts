@@ -138,6 +138,7 @@ describe('scaled out: 3 workers and 2 APIs (reliability)', function () {
         if ((listed.AccountAssignments ?? []).length > 0) left.push(account);
       }
     }
-    assert.deepEqual(left, [], 'no assignment left after expiry');
+    const callsOf = (account: string) => seen.assignmentCalls.filter((c) => c.account === account);
+    assert.deepEqual(left, [], `no assignment left after expiry; the calls for them: ${JSON.stringify(left.map(callsOf))}`);
   });
 });

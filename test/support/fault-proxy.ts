@@ -39,6 +39,8 @@ export interface ProxyStats {
   creationsInFlight: number;
   maxCreationsInFlight: number;
   maxOperationsInFlight: number;
+  /** Every CreateAccountAssignment and DeleteAccountAssignment: when it arrived (ms since the first call), for which account, and whether its caller was still there to read the answer. */
+  assignmentCalls: { at: number; op: Operation; account: string; answered: boolean }[];
 }
 
 interface Tracked {
@@ -53,6 +55,7 @@ class FaultProxyServer {
   upstream = '';
   /** Arrival times (ms, monotonic) and operations of admin API calls since the last reset. */
   calls: { at: number; op: Operation }[] = [];
+  assignmentCalls: ProxyStats['assignmentCalls'] = [];
   creationsInFlight = 0;
   maxCreationsInFlight = 0;
   operationsInFlight = 0;
@@ -77,6 +80,7 @@ class FaultProxyServer {
     this.rules.clear();
     this.tracked.clear();
     this.calls = [];
+    this.assignmentCalls = [];
     this.creationsInFlight = 0;
     this.maxCreationsInFlight = 0;
     this.operationsInFlight = 0;
@@ -93,6 +97,7 @@ class FaultProxyServer {
       creationsInFlight: this.creationsInFlight,
       maxCreationsInFlight: this.maxCreationsInFlight,
       maxOperationsInFlight: this.maxOperationsInFlight,
+      assignmentCalls: this.assignmentCalls,
     };
   }
 
@@ -123,6 +128,11 @@ class FaultProxyServer {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const rule = op ? this.take(op) : undefined;
+    if (op === 'CreateAccountAssignment' || op === 'DeleteAccountAssignment') {
+      const call = { at: performance.now() - this.calls[0].at, op, account: String(JSON.parse(Buffer.concat(chunks).toString('utf8')).TargetId), answered: false };
+      this.assignmentCalls.push(call);
+      res.on('close', () => (call.answered = res.writableFinished));
+    }
 
     if (rule && 'drop' in rule) return void req.socket.destroy();
     if (rule && 'error' in rule) {
