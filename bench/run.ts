@@ -18,7 +18,8 @@ import autocannon from 'autocannon';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { awsClientConfig, type Child, freePort, repoRoot, startChild, startStack, stopChild, waitFor, type Stack } from '../scripts/stack';
 import { WIRE_SLACK_MS } from '../src/activities/aws';
-import { loadConfig } from '../src/config';
+import { FLEET_REFRESH_MS, pollersOf, presenceQueueOf } from '../src/activities/fleet';
+import { env as workerEnv, loadConfig } from '../src/config';
 import { grantWorkflowId, type GrantView } from '../src/domain/grant';
 import { grantStateQuery } from '../src/workflows/messages';
 import { FLOOR_TASK_QUEUE, type FloorAws } from './floor';
@@ -31,10 +32,10 @@ const int = (name: string, fallback: number): number => {
   return n;
 };
 
-const SCENARIOS = ['no-change', 'extension', 'activation', 'expiry', 'held'];
+const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held'];
 
 const settings = {
-  /** autocannon connections for the no-change and extension scenarios and their floors. */
+  /** autocannon connections for the no-change and extension scenarios and their floors (scale-out: split over its APIs). */
   connections: int('BENCH_CONNECTIONS', 10),
   /** Seconds per autocannon run (after a warm-up of a third of it). */
   durationSeconds: int('BENCH_DURATION_SECONDS', 10),
@@ -51,6 +52,10 @@ const settings = {
   activations: int('BENCH_ACTIVATIONS', 200),
   /** Activations in flight at once (closed loop: the next starts when one is active). */
   activationConcurrency: int('BENCH_ACTIVATION_CONCURRENCY', 8),
+  /** Scale-out: activations per run (1 worker + 1 API, then 2 + 2), each for a new grant key. */
+  scaleActivations: int('BENCH_SCALE_ACTIVATIONS', 200),
+  /** Scale-out: activations in flight at once (closed loop). */
+  scaleConcurrency: int('BENCH_SCALE_CONCURRENCY', 16),
   /** Grants made to expire in the same second. */
   expiring: int('BENCH_EXPIRING', 1000),
   /** Grants created together per wave while setting up the expiry (all aimed at one second). */
@@ -209,11 +214,11 @@ interface LoadSpec {
   expect?: (body: string) => boolean;
 }
 
-async function load(spec: LoadSpec, seconds: number, counter = { i: 0 }): Promise<LoadResult> {
+async function load(spec: LoadSpec, seconds: number, counter = { i: 0 }, connections = settings.connections): Promise<LoadResult> {
   let unexpected = 0;
   const result = await autocannon({
     url: spec.url,
-    connections: settings.connections,
+    connections,
     duration: seconds,
     requests: [
       {
@@ -241,10 +246,10 @@ async function load(spec: LoadSpec, seconds: number, counter = { i: 0 }): Promis
 }
 
 /** Warm-up, then the measured run. The counter carries on, so the warm-up's keys are not reused where that matters. */
-async function measure(spec: LoadSpec): Promise<LoadResult> {
+async function measure(spec: LoadSpec, connections = settings.connections): Promise<LoadResult> {
   const counter = { i: 0 };
-  await load(spec, Math.max(2, Math.round(settings.durationSeconds / 3)), counter);
-  return load(spec, settings.durationSeconds, counter);
+  await load(spec, Math.max(2, Math.round(settings.durationSeconds / 3)), counter, connections);
+  return load(spec, settings.durationSeconds, counter, connections);
 }
 
 /** A scenario's results, or what stopped it: one failing scenario does not lose the others. */
@@ -327,18 +332,18 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   const ensureBody = (acct: string, duration: number) =>
     JSON.stringify({ entitlements: [{ target: `AWS::Account::${acct}`, role: ROLE, duration_seconds: duration }], justification: { reason: 'bench' } });
   const headersOf = (t: TenantSetup) => ({ authorization: `Bearer ${t.token}`, 'x-tenant-id': t.id });
-  async function ensure(i: number, acct: string, duration: number): Promise<GrantView> {
+  async function ensure(i: number, acct: string, duration: number, base = api): Promise<GrantView> {
     const t = tenantOf(i);
-    const res = await fetch(`${api}/v1/access/ensure`, { method: 'POST', headers: { 'content-type': 'application/json', ...headersOf(t) }, body: ensureBody(acct, duration) });
+    const res = await fetch(`${base}/v1/access/ensure`, { method: 'POST', headers: { 'content-type': 'application/json', ...headersOf(t) }, body: ensureBody(acct, duration) });
     const body = (await res.json()) as { grants: GrantView[] };
     if (!res.ok) throw new Error(`ensure ${acct}: HTTP ${res.status} ${JSON.stringify(body)}`);
     return body.grants[0];
   }
   /** Ensures until the grant is active, as a client polls (CONTRACT: ensure again to poll). */
-  async function untilActive(i: number, acct: string, duration: number, pollMs = 250): Promise<GrantView> {
+  async function untilActive(i: number, acct: string, duration: number, pollMs = 250, base = api): Promise<GrantView> {
     const deadline = Date.now() + 120_000;
     for (;;) {
-      const view = await ensure(i, acct, duration);
+      const view = await ensure(i, acct, duration, base);
       if (view.status === 'active') return view;
       if (view.status !== 'provisioning' || Date.now() > deadline) throw new Error(`grant on ${acct} is ${view.status}: ${JSON.stringify(view.diagnostics)}`);
       await sleep(pollMs);
@@ -433,6 +438,9 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
     };
   });
 
+  // --- Scale-out: the same loads on 1 worker + 1 API, then on 2 + 2. ---------------------------
+  results.scaleOut = await attempt('scale-out', scaleOutScenario);
+
   // --- Expiry: many grants expiring in the same second. ---------------------------------------
   results.expiry = await attempt('expiry', expiryScenario);
 
@@ -464,6 +472,63 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
     const lags: number[] = [];
     for await (const run of temporal.workflow.list({ query })) if (run.closeTime) lags.push((run.closeTime.getTime() - dueMs) / 1000);
     return { workflows: n, closed: lags.length, lagSeconds: secondsSummary(lags) };
+  }
+
+  /**
+   * No-change throughput (autocannon on the no-change pool) and activation throughput (a closed
+   * loop of new grants, each until active) with the worker and API already running, then with a
+   * second worker and a second API beside them, against the same Temporal dev server.
+   */
+  async function scaleOutScenario() {
+    const k = settings.scaleActivations;
+    /** Activations completed per second, calls spread over `bases`; accounts `from`.. are new. */
+    const activationRate = async (bases: string[], from: number) => {
+      const t0 = performance.now();
+      await closedLoop(k, settings.scaleConcurrency, async (i) => void (await untilActive(i, account(0, from + i), 3600, 250, bases[i % bases.length])));
+      return round(k / ((performance.now() - t0) / 1000), 2);
+    };
+    log('scale-out: 1 worker + 1 API');
+    const baseline = { noChange: await measure(noChangeSpec), activationsPerSecond: await activationRate([api], 0) };
+    log('scale-out: baseline', JSON.stringify(baseline));
+
+    const api2Port = await freePort();
+    const api2 = `http://127.0.0.1:${api2Port}`;
+    // The first worker holds the default metrics port.
+    const extra = [startNode('worker-2', 'src/worker.js', [], { ...env, WORKER_METRICS_PORT: '0' }, dir), startNode('api-2', 'src/api/server.js', [], { ...env, PORT: String(api2Port) }, dir)];
+    const presence = presenceQueueOf(workerEnv.taskQueue);
+    const workersSeen = async () => (await pollersOf(temporal, workerEnv.temporalNamespace, presence)).size;
+    try {
+      await waitFor('second API', ok(`${api2}/readyz`), 60_000, extra[1]);
+      await waitFor('second worker', async () => (await workersSeen()) >= 2, 120_000, extra[0]);
+      // Listed by Temporal; the new worker sees itself at its next count (within a refresh), and
+      // then makes no AWS call for a refresh and a margin more, until the first worker has counted
+      // it too (fleet.ts). No log or metric tells when that is over: three refresh periods cover it.
+      await sleep(3 * FLEET_REFRESH_MS);
+      const bases = [api, api2];
+      log('scale-out: 2 workers + 2 APIs');
+      // autocannon sends to one host: one run per API at once, each with half the connections.
+      const half = Math.max(1, Math.floor(settings.connections / 2));
+      const runs = await Promise.all(bases.map((url, j) => measure({ ...noChangeSpec, url }, j === 0 ? settings.connections - half : half)));
+      const scaled = { noChangeRps: round(runs[0].rps + runs[1].rps), noChangeRuns: runs, activationsPerSecond: await activationRate(bases, k) };
+      return {
+        baseline,
+        scaled,
+        noChangeRatio: round(scaled.noChangeRps / baseline.noChange.rps, 2),
+        activationRatio: round(scaled.activationsPerSecond / baseline.activationsPerSecond, 2),
+      };
+    } finally {
+      for (const child of extra) procs.splice(procs.indexOf(child), 1);
+      await Promise.all(extra.map((child) => stopChild(child)));
+      // The first worker counts a stopped one until Temporal's record of its last poll is old
+      // (fleet.ts, up to 2.5 min), and takes half the quota meanwhile: wait, so the scenarios
+      // after (if any run) see 1 + 1.
+      if (settings.scenarios.some((name) => SCENARIOS.indexOf(name) > SCENARIOS.indexOf('scale-out'))) {
+        log('scale-out: extra processes stopped; waiting until the worker counts only itself');
+        await waitFor('the worker count back to 1', async () => (await workersSeen()) <= 1, 300_000)
+          .then(() => sleep(FLEET_REFRESH_MS))
+          .catch((err) => log('scale-out:', err instanceof Error ? err.message : err));
+      }
+    }
   }
 
   async function expiryScenario() {
@@ -621,15 +686,15 @@ function writeResults(results: Record<string, any>): void {
   const out = path.join(repoRoot, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
-  const { noChange, extension, activation, expiry, held, settings: s, machine } = results;
+  const { noChange, extension, activation, scaleOut, expiry, held, settings: s, machine } = results;
   const x = (a: number, b: number) => `${round(a / b, 2)}x`;
   const yes = (ok: boolean) => (ok ? 'met' : '**missed**');
   const section = (name: string, value: any, make: () => string[][]): string[][] =>
     value === undefined ? [] : value.error ? [[name, `failed: ${value.error}`, '', '', '', '**missed**']] : make();
   const rows = [
     ...section('no-change ensure', noChange, () => [
-      ['no-change ensure: p99', `${noChange.ensure.p99} ms`, `${noChange.floor.p99} ms`, x(noChange.ensure.p99, noChange.floor.p99), '≤ 2x', yes(noChange.ensure.p99 <= 2 * noChange.floor.p99)],
-      ['no-change ensure: throughput', `${noChange.ensure.rps} req/s`, `${noChange.floor.rps} req/s`, x(noChange.ensure.rps, noChange.floor.rps), '≥ 0.5x', yes(noChange.ensure.rps >= 0.5 * noChange.floor.rps)],
+      ['no-change ensure: p99', `${noChange.ensure.p99} ms`, `${noChange.floor.p99} ms`, x(noChange.ensure.p99, noChange.floor.p99), '≤ 1.25x', yes(noChange.ensure.p99 <= 1.25 * noChange.floor.p99)],
+      ['no-change ensure: throughput', `${noChange.ensure.rps} req/s`, `${noChange.floor.rps} req/s`, x(noChange.ensure.rps, noChange.floor.rps), '≥ 0.8x', yes(noChange.ensure.rps >= 0.8 * noChange.floor.rps)],
       ['no-change ensure: p50', `${noChange.ensure.p50} ms`, `${noChange.floor.p50} ms`, x(noChange.ensure.p50, noChange.floor.p50), '', ''],
     ]),
     ...section('activation', activation, () => [
@@ -638,18 +703,31 @@ function writeResults(results: Record<string, any>): void {
       ['activation: ensure response, p50', `${activation.ensureResponseMs.p50} ms`, `${round(activation.floorMs.p50)} ms`, x(activation.ensureResponseMs.p50, activation.floorMs.p50), '', ''],
     ]),
     ...section('extension', extension, () => [
-      ['extension ensure: p50', `${extension.ensure.p50} ms`, `${extension.floor.p50} ms`, x(extension.ensure.p50, extension.floor.p50), '', ''],
+      ['extension ensure: p50', `${extension.ensure.p50} ms`, `${extension.floor.p50} ms`, x(extension.ensure.p50, extension.floor.p50), '≤ 1.5x', yes(extension.ensure.p50 <= 1.5 * extension.floor.p50)],
       ['extension ensure: p99', `${extension.ensure.p99} ms`, `${extension.floor.p99} ms`, x(extension.ensure.p99, extension.floor.p99), '', ''],
-      ['extension ensure: throughput', `${extension.ensure.rps} req/s`, `${extension.floor.rps} req/s`, x(extension.ensure.rps, extension.floor.rps), '', ''],
+      ['extension ensure: throughput', `${extension.ensure.rps} req/s`, `${extension.floor.rps} req/s`, x(extension.ensure.rps, extension.floor.rps), '≥ 0.7x', yes(extension.ensure.rps >= 0.7 * extension.floor.rps)],
+    ]),
+    ...section('scale-out', scaleOut, () => [
+      ['scale-out, 2 workers + 2 APIs: no-change throughput', `${scaleOut.scaled.noChangeRps} req/s`, `${scaleOut.baseline.noChange.rps} req/s (1 + 1)`, `${scaleOut.noChangeRatio}x`, '', ''],
+      ['scale-out, 2 workers + 2 APIs: activations per second', `${scaleOut.scaled.activationsPerSecond}/s`, `${scaleOut.baseline.activationsPerSecond}/s (1 + 1)`, `${scaleOut.activationRatio}x`, '', ''],
     ]),
     ...section('expiry', expiry, () => [
+      // Against the bare timers of the same run; a grant not seen deleted misses both.
+      ...(['p50', 'p99'] as const).map((p) => [
+        `${expiry.grants} expiring together: lag ${p}`,
+        `${expiry.lagSeconds[p]} s`,
+        `${expiry.floor.lagSeconds[p]} s (bare timers)`,
+        x(expiry.lagSeconds[p], expiry.floor.lagSeconds[p]),
+        '≤ 1.3x',
+        yes(expiry.lagSeconds[p] <= 1.3 * expiry.floor.lagSeconds[p] && expiry.deleted === expiry.grants),
+      ]),
       [
         `${expiry.grants} expiring together: lag p50 / p99 / max`,
         `${expiry.lagSeconds.p50} / ${expiry.lagSeconds.p99} / ${expiry.lagSeconds.max} s`,
         `${quotaFloorSeconds(expiry.grants, s.instances, s.callsPerSecond)} s (provider quota)`,
         '',
-        'p99 < 2 s',
-        yes(expiry.lagSeconds.p99 < 2 && expiry.deleted === expiry.grants),
+        '',
+        '',
       ],
       [
         `${expiry.floor.workflows} bare Temporal timers due together: due to close, p50 / p99 / max`,
@@ -667,7 +745,7 @@ function writeResults(results: Record<string, any>): void {
       [`${held.activeGrants} active grants: no-change throughput`, `${held.noChangeEnsure.rps} req/s`, `${held.floor.rps} req/s`, x(held.noChangeEnsure.rps, held.floor.rps), '', ''],
     ]),
   ];
-  const problems = [noChange?.ensure, noChange?.floor, extension?.ensure, extension?.floor, held?.noChangeEnsure, held?.floor]
+  const problems = [noChange?.ensure, noChange?.floor, extension?.ensure, extension?.floor, scaleOut?.baseline?.noChange, ...(scaleOut?.scaled?.noChangeRuns ?? []), held?.noChangeEnsure, held?.floor]
     .map((r: LoadResult | undefined) => (r ? r.errors + r.non2xx + r.unexpected : 0))
     .reduce((a, b) => a + b, 0);
   const md = [
@@ -681,7 +759,8 @@ function writeResults(results: Record<string, any>): void {
     ...rows.map((r) => `| ${r.join(' | ')} |`),
     '',
     `Settings: ${s.connections} connections × ${s.durationSeconds} s per autocannon run (after a warm-up); ` +
-      `${s.instances} tenants, each on its own IAM Identity Center instance; activations: ${s.activations} at ${s.activationConcurrency} in flight.`,
+      `${s.instances} tenants, each on its own IAM Identity Center instance; activations: ${s.activations} at ${s.activationConcurrency} in flight` +
+      (!scaleOut || scaleOut.error ? '.' : `; scale-out: ${s.scaleActivations} activations at ${s.scaleConcurrency} in flight per run, and the no-change load split over the two APIs (half the connections each).`),
     !expiry || expiry.error ? '' : `Expiry: ${expiry.grants} grants (of ${expiry.asked} asked), expires_at spread over ${expiry.expiresAtSpreadMs} ms, deletions seen by listing every ${expiry.pollMs} ms ` +
       `(${expiry.deleted} seen deleted, ${expiry.deletedEarly} early).`,
     !held || held.error ? '' : `Held: ${held.activeGrants} active grants (${s.held} asked), created in ${held.createSeconds} s (${held.createFailures} failed calls).`,
@@ -693,12 +772,13 @@ function writeResults(results: Record<string, any>): void {
 }
 
 /**
- * The least time N deletions spread over the instances can take when each instance allows
- * `perWindow` calls in any pacer window (one call per deletion): no service can beat it.
+ * The least time N deletions spread over the instances can take when the pacer lets one call go
+ * every (1000 + WIRE_SLACK_MS) / callsPerSecond ms per instance (one call per deletion): the first
+ * goes at once, the busiest instance's last one (its count - 1) spacings later.
  */
-function quotaFloorSeconds(grants: number, instances: number, perWindow: number): number {
-  const windows = Math.ceil(Math.ceil(grants / instances) / perWindow) - 1;
-  return round((windows * (1000 + WIRE_SLACK_MS)) / 1000);
+function quotaFloorSeconds(grants: number, instances: number, callsPerSecond: number): number {
+  const spacingMs = (1000 + WIRE_SLACK_MS) / callsPerSecond;
+  return round(((Math.ceil(grants / instances) - 1) * spacingMs) / 1000);
 }
 
 main().then(

@@ -81,11 +81,11 @@ export function fleetShare(client: Client, opts: FleetOptions): QuotaShare & { s
 }
 
 /**
- * Identities that polled `taskQueue` lately. Both ways Temporal answers: the default mode, and the
+ * Identities that polled `taskQueue` lately (the bench reads the presence queue with it too). Both ways Temporal answers: the default mode, and the
  * (deprecated) enhanced one that asks every partition of the queue; the union, so a poller only one
  * of them reports still counts.
  */
-async function pollersOf(client: Client, namespace: string, taskQueue: string): Promise<Set<string>> {
+export async function pollersOf(client: Client, namespace: string, taskQueue: string): Promise<Set<string>> {
   const cutoff = Date.now() - SEEN_WITHIN_MS;
   const identities = new Set<string>();
   const add = (pollers: PollerInfo[] | null | undefined) => {
