@@ -191,6 +191,25 @@ describe('tokens are checked as strictly as an identity provider expects', () =>
     assert.equal(await outcome(config, await tokenOf(alice, { iat: -86_400, exp: 600 }), ACME.id), 'accepted for acme');
   });
 
+  it('remembers a verified token only while it is valid: never past its exp or max age, and for its own tenant only', async function () {
+    this.timeout(20_000);
+    const strict = new Authenticator(configOf([tenantEntry(ACME, { clock_tolerance_seconds: 0, max_token_age_seconds: 3 })]));
+    const shortLived = await tokenOf(alice, { exp: 2 });
+    const young = await tokenOf(alice, { exp: 600 });
+    const outcomeOf = (token: string, tenantId: string) =>
+      strict.authenticate(`Bearer ${token}`, tenantId).then(
+        (caller) => `accepted for ${caller.tenant.name}`,
+        (err: AccessError) => err.code,
+      );
+    assert.equal(await outcomeOf(shortLived, ACME.id), 'accepted for acme');
+    assert.equal(await outcomeOf(young, ACME.id), 'accepted for acme');
+    // Remembered, and still only for the tenant it belongs to.
+    assert.equal(await outcomeOf(shortLived, GLOBEX.id), 'tenant_mismatch');
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    assert.equal(await outcomeOf(shortLived, ACME.id), 'unauthenticated', 'past its exp');
+    assert.equal(await outcomeOf(young, ACME.id), 'unauthenticated', 'past max_token_age_seconds');
+  });
+
   it('finds the Identity Store user by auth.user_claim (default email), and refuses an unverified email with 403', async () => {
     const caller = await authenticate(config, await tokenOf({ ...alice, email_verified: true }), ACME.id);
     assert.equal(caller.principal.identityStoreUser, 'alice@acme.example');

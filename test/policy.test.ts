@@ -53,6 +53,23 @@ describe('policy: shipped policies', () => {
     assert.equal(policies.approvalsRequired(staging.policyIds), 1);
   });
 
+  it('answers a request asked again from memory, never one that differs in any input, and none can change it', () => {
+    const context = { role: 'AdministratorAccess', has_reason: true };
+    const asks = [
+      req({ principal: engineer, context }),
+      req({ principal: { ...engineer, groups: ['sales'] }, context }),
+      req({ principal: engineer, context: { ...context, has_reason: false } }),
+      req({ principal: engineer, context, accountEnvironment: 'production' }),
+      req({ principal: engineer, action: 'activate', context }),
+    ];
+    const first = asks.map((r) => policies.authorize(r));
+    assert.deepEqual(first.map((d) => d.allowed), [true, false, false, true, false]);
+    // Asked again, in another order: each the same answer as the first time.
+    for (const i of [4, 2, 0, 3, 1]) assert.deepEqual(policies.authorize(asks[i]), first[i]);
+    assert.throws(() => (first[0].policyIds as string[]).push('tampered'), TypeError);
+    assert.deepEqual(policies.authorize(asks[0]).policyIds, ['admin-request-needs-review']);
+  });
+
   it('does not let others request AdministratorAccess', () => {
     const d = policies.authorize(req({ principal: { id: 'dave', groups: ['sales'] }, context: { role: 'AdministratorAccess', has_reason: true } }));
     assert.deepEqual(d, { allowed: false, policyIds: [], notices: [] });

@@ -1,12 +1,14 @@
 // One principal cannot starve everyone else: per-principal limits on open grants and on ensure
 // calls, and the accounts a tenant allows. Through HTTP, on tenants with small limits.
 import assert from 'node:assert/strict';
-import type { GrantView } from '../src/domain/grant';
+import { grantWorkflowId, type GrantView } from '../src/domain/grant';
+import { revokeSignal } from '../src/workflows/messages';
 import { RateLimiter } from '../src/service/rate-limit';
 import {
   assertErrorShape,
   assignmentsOf,
   call,
+  current,
   ensure,
   eventually,
   freshAccount,
@@ -50,6 +52,39 @@ describe('per-principal limits', function () {
     const again = await ensure(held.map(entitlement), { as: 'quinn' });
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.deepEqual(again.body.grants.map((g) => g.id), first.body.grants.map((g) => g.id));
+  });
+
+  it('an extension of a grant the API saw open, which an operator has since revoked, is held to the limit like a new grant', async () => {
+    // The API sends an extension it expects straight to the grant, without asking first; here the
+    // grant is gone, and the call would start a new one past the limit.
+    const [a, b, c, d] = QUOTA_ACCOUNTS;
+    const first = await ensure([a, b, c].map(entitlement), { as: 'vera' });
+    assert.deepEqual(first.body.grants?.map((g) => g.change), ['activated', 'activated', 'activated'], JSON.stringify(first.body));
+    // Seen active by the API: the answer to an ensure once the assignment is made.
+    await eventually('the grants to be active', async () => {
+      const listed = await call<{ grants: GrantView[] }>('GET', '/v1/access/grants?status=active', { as: 'vera' });
+      return listed.body.grants.length === 3 ? true : undefined;
+    });
+    const seen = await ensure([entitlement(a)], { as: 'vera' });
+    assert.deepEqual(seen.body.grants?.map((g) => [g.change, g.status]), [['none', 'active']], JSON.stringify(seen.body));
+    const handle = current().temporal.workflow.getHandle(grantWorkflowId({ tenantId: QUOTA_TENANT.id, principalId: 'vera', target: target(a), role: ROLE }));
+    await handle.signal(revokeSignal, { revokedBy: 'an-operator', reason: 'from the Web UI' });
+    await handle.result();
+    await eventually('the revoked grant to be listed as closed', async () => {
+      const listed = await call<{ grants: GrantView[] }>('GET', '/v1/access/grants?status=active', { as: 'vera' });
+      return listed.body.grants.length === 2 ? true : undefined;
+    });
+    const fourth = await ensure([entitlement(d)], { as: 'vera' });
+    assert.equal(fourth.body.grants?.[0]?.change, 'activated', JSON.stringify(fourth.body));
+    await eventually('the new grant to be listed', async () => {
+      const listed = await call<{ grants: GrantView[] }>('GET', '/v1/access/grants?status=active', { as: 'vera' });
+      return listed.body.grants.length === 3 ? true : undefined;
+    });
+
+    const longer = await ensure([{ ...entitlement(a), duration_seconds: 1200 }], { as: 'vera' });
+    assert.equal(longer.status, 403, JSON.stringify(longer.body));
+    assertErrorShape(longer, 'forbidden');
+    assert.equal(await assignmentsOf('vera', a, ROLE), 0);
   });
 
   it(`past the ensure rate (${QUOTA_TENANT.burst} at once here), ensure answers 429 rate_limited with Retry-After; other principals go on`, async () => {

@@ -16,7 +16,7 @@ export class AccessError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly extra: { details?: Record<string, unknown>; notices?: string[] } = {},
+    readonly extra: { details?: Record<string, unknown>; notices?: readonly string[] } = {},
     /** For `rate_limited`: when to try again (the Retry-After header). */
     readonly retryAfterSeconds?: number,
   ) {

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { LRUCache } from 'lru-cache';
 import type { Principal } from '../domain/grant';
 
 export type PolicyAction = 'request' | 'activate' | 'review' | 'revoke' | 'audit';
@@ -19,11 +20,11 @@ export interface PolicyRequest {
 }
 
 export interface PolicyDecision {
-  allowed: boolean;
+  readonly allowed: boolean;
   /** The determining policies' @id values. */
-  policyIds: string[];
+  readonly policyIds: readonly string[];
   /** The determining policies' @advice texts (only those that have one). */
-  notices: string[];
+  readonly notices: readonly string[];
 }
 
 /** A policy folder that cannot be used; the message names file, line, column and the error. */
@@ -50,6 +51,13 @@ interface PolicySource {
 let loadCount = 0;
 
 export class PolicySet {
+  /**
+   * Decisions by request: a decision is a pure function of the request and this (immutable)
+   * policy set, and a client ensuring the same access before every command asks the same thing
+   * each time. Bounded; a reload makes a new PolicySet, and so a new memo.
+   */
+  private readonly decisions = new LRUCache<string, PolicyDecision>({ max: 10_000 });
+
   /** @internal built by loadPolicySet */
   constructor(
     private readonly policySetId: string,
@@ -70,7 +78,14 @@ export class PolicySet {
   }
 
   authorize(req: PolicyRequest): PolicyDecision {
-    return this.decide(cedarRequest(req));
+    const request = cedarRequest(req);
+    const key = JSON.stringify(request);
+    let decision = this.decisions.get(key);
+    if (!decision) {
+      decision = this.decide(request);
+      this.decisions.set(key, decision);
+    }
+    return decision;
   }
 
   private decide(request: CedarRequest): PolicyDecision {
@@ -92,11 +107,12 @@ export class PolicySet {
     const failed = diagnostics.errors.map((e) => e.policyId);
     const ids = [...new Set([...diagnostics.reason, ...failed])];
     ids.sort((a, b) => (this.order.get(a) ?? 0) - (this.order.get(b) ?? 0));
-    return {
+    // Shared by every caller of the memo: frozen, so none can change another's.
+    return Object.freeze({
       allowed: decision === 'allow' && failed.length === 0,
-      policyIds: ids,
-      notices: ids.flatMap((id) => this.advice.get(id) ?? []),
-    };
+      policyIds: Object.freeze(ids),
+      notices: Object.freeze(ids.flatMap((id) => this.advice.get(id) ?? [])),
+    });
   }
 }
 

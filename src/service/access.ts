@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Client, isGrpcServiceError, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
+import { LRUCache } from 'lru-cache';
 import { type AppConfig, env, type TenantConfig, UNKNOWN_ENVIRONMENT } from '../config';
 import {
   accountIdOf,
@@ -76,11 +77,20 @@ const VISIBILITY_WAIT_MS = 5000;
 /** A grant's state as ensure finds it: null when there is none, undefined when it is too busy to say. */
 type Found = GrantState | null | undefined;
 
+/**
+ * How long this API process remembers a grant's state from its own answers. Only to skip the query
+ * before an ensure that it predicts will extend the grant (the workflow decides anyway): a state
+ * older than this is asked for again.
+ */
+const SEEN_FOR_MS = 5 * 60_000;
+
 /** Writes an audit event; never throws (a failure is counted and logged by whoever made it). */
 export type RecordAudit = (record: AuditRecord) => Promise<void>;
 
 export class AccessService {
   private readonly ensureRate = new RateLimiter();
+  /** Each grant's latest state as this process saw it, by workflow id (see SEEN_FOR_MS). */
+  private readonly seen = new LRUCache<string, GrantState>({ max: 10_000, ttl: SEEN_FOR_MS });
 
   constructor(
     private readonly client: Client,
@@ -128,10 +138,39 @@ export class AccessService {
       });
     }
     const dryRun = input.dry_run ?? false;
-    const found = await Promise.all(planned.map((p) => this.currentState(grantWorkflowId(p.key), dryRun)));
+    // One entitlement only: with more, a fallback refused by the open-grant limit (ensureOne) would
+    // come after another entitlement of the call had already changed, and the call is all-or-nothing.
+    const extending = planned.map((p) => planned.length === 1 && !dryRun && this.predictsExtension(grantWorkflowId(p.key), p.request));
+    const found = await Promise.all(planned.map((p, i) => (extending[i] ? undefined : this.currentState(grantWorkflowId(p.key), dryRun))));
     const starting = planned.filter((p, i) => startsGrant(found[i], p.request)).length;
     if (starting > 0) await this.checkOpenGrants(caller, starting);
-    return Promise.all(planned.map((p, i) => this.ensureOne(caller, p.key, p.request, dryRun, found[i])));
+    return Promise.all(
+      planned.map(async (p, i) => (extending[i] && (await this.extend(p.key, p.request))) || this.ensureOne(caller, p.key, p.request, dryRun, found[i], extending[i])),
+    );
+  }
+
+  /** Whether this process last saw the grant active, open, and ending before `request` would have it end. */
+  private predictsExtension(workflowId: string, request: EnsureRequest): boolean {
+    const state = this.seen.get(workflowId);
+    return state !== undefined && state.status === 'active' && !state.revocation && isOpen(state) && decideEnsure(state, request, new Date()).change === 'extended';
+  }
+
+  /**
+   * An extension sent straight to the running grant, as one update (no query first, nothing
+   * started). Undefined when the grant is no longer running or is being closed: the usual path
+   * then finds out what it is.
+   */
+  private async extend(key: GrantKey, request: EnsureRequest): Promise<GrantView | undefined> {
+    const workflowId = grantWorkflowId(key);
+    try {
+      const outcome = await this.client.workflow.getHandle<typeof grantWorkflow>(workflowId).executeUpdate(ensureUpdate, { args: [request] });
+      this.seen.set(workflowId, outcome.state);
+      return toView(outcome.state, outcome.change, outcome.diagnostics);
+    } catch (err) {
+      this.seen.delete(workflowId);
+      if (err instanceof WorkflowNotFoundError || grpcCodeOf(err) === 5 || rejectionType(err) === rejection.closing) return undefined;
+      throw err;
+    }
   }
 
   /** The per-principal ensure rate (per API process): past it, 429 with when to try again. */
@@ -367,10 +406,18 @@ export class AccessService {
     return { key, request, denied: false, notices: [] as string[], policyIds: [] as string[] };
   }
 
-  /** `found`: the grant's state as ensure found it before deciding the call. */
-  private async ensureOne(caller: Caller, key: GrantKey, request: EnsureRequest, dryRun: boolean, found: Found): Promise<GrantView> {
+  /**
+   * `found`: the grant's state as ensure found it before deciding the call. `predicted`: ensure
+   * took the grant for an open one without asking (predictsExtension), and it was not: it is
+   * asked now, and a call that then starts a grant is held to the open-grant limit after all.
+   */
+  private async ensureOne(caller: Caller, key: GrantKey, request: EnsureRequest, dryRun: boolean, found: Found, predicted = false): Promise<GrantView> {
     const workflowId = grantWorkflowId(key);
     const handle = this.client.workflow.getHandle<typeof grantWorkflow>(workflowId);
+    if (predicted) {
+      found = await this.currentState(workflowId, dryRun);
+      if (startsGrant(found, request)) await this.checkOpenGrants(caller, 1);
+    }
     for (let attempt = 1; ; attempt++) {
       const current = attempt === 1 ? found : await this.currentState(workflowId, dryRun);
       if (current !== undefined) {
@@ -392,6 +439,7 @@ export class AccessService {
             ...uiSummary(caller.principal, key, request),
           }),
         });
+        this.seen.set(workflowId, outcome.state);
         return toView(outcome.state, outcome.change, outcome.diagnostics);
       } catch (err) {
         // The grant is being closed: once its run ends, the next attempt starts a new grant.
@@ -413,7 +461,8 @@ export class AccessService {
   }
 
   private currentState(workflowId: string, dryRun: boolean): Promise<Found> {
-    return this.client.workflow.getHandle(workflowId).query(grantStateQuery).catch((err) => {
+    const state = this.client.workflow.getHandle(workflowId).query(grantStateQuery);
+    return state.then((st) => (this.seen.set(workflowId, st), st)).catch((err) => {
       if (err instanceof WorkflowNotFoundError) return null;
       // A grant busy with other calls has no room for one more query: the update decides the same
       // way, at the price of a few history events (continue-as-new bounds those).

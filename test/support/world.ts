@@ -84,6 +84,7 @@ export const USERS = {
   quinn: { sub: 'quinn', email: 'quinn@quota.example', groups: [] as string[] },
   rita: { sub: 'rita', email: 'rita@quota.example', groups: [] as string[] },
   uma: { sub: 'uma', email: 'uma@quota.example', groups: [] as string[] },
+  vera: { sub: 'vera', email: 'vera@quota.example', groups: [] as string[] },
   lena: { sub: 'lena', email: 'lena@listed.example', groups: [] as string[] },
 };
 const TENANT_OF: Partial<Record<User, string>> = {
@@ -92,6 +93,7 @@ const TENANT_OF: Partial<Record<User, string>> = {
   quinn: QUOTA_TENANT.id,
   rita: QUOTA_TENANT.id,
   uma: QUOTA_TENANT.id,
+  vera: QUOTA_TENANT.id,
   lena: LISTED_TENANT.id,
 };
 type User = keyof typeof USERS;
