@@ -11,6 +11,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -44,6 +45,7 @@ import { markdownText } from '../domain/text';
 import {
   approveSignal,
   AUDIT_TRAIL_PATCH,
+  AUDIT_IN_TASK_PATCH,
   denySignal,
   ensureUpdate,
   type EnsureOutcome,
@@ -100,6 +102,16 @@ const notifying = proxyActivities<NotifyActivities>({
 const auditing = proxyActivities<AuditActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
+// An extension's event, and the events at a grant's end, are written within the workflow task that
+// makes them (a local activity): as an activity of its own each cost the grant three more history
+// writes, three times what an extension itself costs, and a burst of expiries queued them beside
+// the deletions. One short try, so a store that is down delays the task by at most this much; the
+// event then goes the way of every other (`auditing`).
+const auditingInTask = proxyLocalActivities<AuditActivities>({
+  startToCloseTimeout: '2 seconds',
+  retry: { maximumAttempts: 1 },
 });
 
 /** A run that has not been given its first ensure within this time was started by mistake. */
@@ -186,6 +198,12 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       .catch((err) => log.error('audit event not written', { event: record.event, reason: providerReason(err) }))
       .finally(() => auditsInFlight--);
   };
+  const writeAuditInTask = (record: AuditRecord) => {
+    auditsInFlight++;
+    CancellationScope.nonCancellable(() => auditingInTask.writeAuditEvent(record))
+      .catch(() => writeAudit(record))
+      .finally(() => auditsInFlight--);
+  };
   const releaseAudits = () => {
     holdingAudits = false;
     const held = state.auditBacklog ?? [];
@@ -202,7 +220,11 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     event: AuditEventName,
     actor: AuditActor,
     details: Record<string, unknown> = {},
-    { at = now().toISOString(), accessRequestId = state.accessRequestId }: { at?: string; accessRequestId?: string | null } = {},
+    {
+      at = now().toISOString(),
+      accessRequestId = state.accessRequestId,
+      inTask = false,
+    }: { at?: string; accessRequestId?: string | null; /** written by a local activity (see auditingInTask) */ inTask?: boolean } = {},
   ) => {
     if (!patched(AUDIT_TRAIL_PATCH)) return;
     state.auditSequence = (state.auditSequence ?? 0) + 1;
@@ -220,6 +242,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       occurrence: String(state.auditSequence),
     };
     if (holdingAudits) state.auditBacklog = [...(state.auditBacklog ?? []), record];
+    else if (inTask && patched(AUDIT_IN_TASK_PATCH)) writeAuditInTask(record);
     else writeAudit(record);
   };
   const system = (id: string): AuditActor => ({ type: 'system', id });
@@ -302,11 +325,12 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     if (decision.change === 'extended') {
       expireAt(decision.expiresAt!);
       state.durationSeconds = req.durationSeconds;
-      audit('extended', { type: 'principal', id: state.principal.id }, {
-        expires_at: decision.expiresAt,
-        duration_seconds: req.durationSeconds,
-        reason: req.justification.reason ?? null,
-      });
+      audit(
+        'extended',
+        { type: 'principal', id: state.principal.id },
+        { expires_at: decision.expiresAt, duration_seconds: req.durationSeconds, reason: req.justification.reason ?? null },
+        { inTask: true },
+      );
       if (req.breakGlass && patched(FOLLOW_UP_REQUESTS_PATCH)) openFollowUp('break_glass', req, at);
       if (patched(EXPIRY_VISIBILITY_PATCH)) publish();
       return { change: 'extended', state, diagnostics: [] };
@@ -736,11 +760,14 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     publish();
     // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
     const expiredAt = !state.revocation && patched(EXPIRY_VISIBILITY_PATCH) ? (state.expiresAt ?? undefined) : undefined;
-    if (!state.revocation) audit('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted });
-    if (!state.assignmentPreexisted) {
-      await deprovision(expiredAt);
-      audit('deprovisioned', system('deprovisioning'), { ended: state.revocation ? 'revoked' : 'expired' });
-    }
+    // With the patch, the deletion goes first, and both events are written in the task that sees it done.
+    const inTask = patched(AUDIT_IN_TASK_PATCH);
+    const endedAt = now().toISOString();
+    const expiry = () => audit('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted }, { at: endedAt, inTask });
+    if (!state.revocation && !inTask) expiry();
+    if (!state.assignmentPreexisted) await deprovision(expiredAt);
+    if (!state.revocation && inTask) expiry();
+    if (!state.assignmentPreexisted) audit('deprovisioned', system('deprovisioning'), { ended: state.revocation ? 'revoked' : 'expired' }, { inTask });
     state.status = state.revocation ? 'revoked' : 'expired';
     publish();
   }

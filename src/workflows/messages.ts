@@ -90,3 +90,10 @@ export const rejection = {
 
 /** Guards the audit trail's activities (docs/audit.md), which grants started before it do not have in their histories. */
 export const AUDIT_TRAIL_PATCH = 'audit-trail';
+
+/**
+ * Audit events written by a local activity within the workflow task that makes them (grant.ts,
+ * auditingInTask): an extension's, and at the end the expiry's and the deprovisioning's, which
+ * now wait until the deletion is done.
+ */
+export const AUDIT_IN_TASK_PATCH = 'audit-in-task';
