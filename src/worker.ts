@@ -23,12 +23,20 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
     workflowsPath: require.resolve('./workflows'),
     maxCachedWorkflows: env.workerMaxCachedWorkflows,
     maxConcurrentActivityTaskExecutions: env.workerMaxConcurrentActivities,
-    activities: {
-      ...createActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics, quota }),
-      ...createNotifyActivities(config),
-      ...createAuditActivities(config, { metrics }),
-    },
+    activities: workerActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics, quota }),
   });
+}
+
+/**
+ * Every activity the workflows call. A worker must register them all: the workflows run some as
+ * local activities, and a worker that lacks one takes another path than the replay of its history.
+ */
+export function workerActivities(config: AppConfig, { client, metrics, quota }: { client: Client; metrics?: WorkerMetrics; quota?: QuotaShare }) {
+  return {
+    ...createActivities(config, { client, metrics, quota }),
+    ...createNotifyActivities(config),
+    ...createAuditActivities(config, { metrics }),
+  };
 }
 
 /** The SDK's log entries (its own, and workflow and activity `log` calls) as pino lines. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation, WorkflowUpdateStage } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createActivities } from '../src/activities';
+import { workerActivities } from '../src/worker';
 import { loadConfig } from '../src/config';
 import { grantWorkflowId, type EnsureRequest, type GrantKey } from '../src/domain/grant';
 import type { grantWorkflow } from '../src/workflows/grant';
@@ -85,7 +85,7 @@ describe('races', function () {
         connection,
         taskQueue,
         workflowBundle: bundle,
-        activities: createActivities(loadConfig(current().stack.configPath), { client: current().temporal }),
+        activities: workerActivities(loadConfig(current().stack.configPath), { client: current().temporal }),
       });
       return worker.runUntil(until);
     };

@@ -46,6 +46,7 @@ import {
   approveSignal,
   AUDIT_TRAIL_PATCH,
   AUDIT_IN_TASK_PATCH,
+  EXTENSION_KEEPS_TIMER_PATCH,
   denySignal,
   ensureUpdate,
   type EnsureOutcome,
@@ -718,6 +719,10 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     // worker crash the workflow's clock can differ between the live run and a replay (and lag
     // behind), which broke replay with a nondeterminism error or restarted the whole wait.
     const timerDecides = patched('expiry-timer-ends-grant');
+    // An extension no longer wakes the wait (nor cancels and restarts its timer, two history events
+    // and a pass through this loop per extension): the timer, once it fires, sees the later expiry
+    // and waits again for the rest.
+    const timerRunsOn = patched(EXTENSION_KEEPS_TIMER_PATCH);
     for (;;) {
       const expiresAt = state.expiresAt;
       const clock = Math.max(Date.now(), clockFloor);
@@ -731,14 +736,14 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       }
       const untilWarning = warnIn < remaining;
       const woken = await condition(
-        () => state.expiresAt !== expiresAt || state.revocation !== null || historyIsLong() || reconcilePending(),
+        () => (!timerRunsOn && state.expiresAt !== expiresAt) || state.revocation !== null || historyIsLong() || reconcilePending(),
         Math.max(untilWarning ? warnIn : remaining, 1),
       );
       // An extension taken in the same workflow task as the expiry timer wins: its caller was told
       // `extended`. Temporal's core hands a task's updates to the workflow before its fired timers
-      // (sdk-core #639), and the condition is checked right after each job, so it wakes (`woken`)
-      // before the timer can end the wait (test/races.test.ts holds this).
-      if (!woken && timerDecides && !untilWarning) break;
+      // (sdk-core #639): the changed expiry keeps the loop going (and before the patch, the
+      // condition, checked right after each job, woke before the timer; test/races.test.ts holds this).
+      if (!woken && timerDecides && !untilWarning && state.expiresAt === expiresAt) break;
       // Woken before the expiry timer fired, so the grant still holds: re-create what was removed.
       if (woken && reconcilePending() && !state.revocation) await restoreAssignment();
       if (historyIsLong() && !state.revocation) {

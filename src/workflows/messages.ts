@@ -97,3 +97,6 @@ export const AUDIT_TRAIL_PATCH = 'audit-trail';
  * now wait until the deletion is done.
  */
 export const AUDIT_IN_TASK_PATCH = 'audit-in-task';
+
+/** An extension leaves the expiry timer running; when it fires, the grant waits on for the rest (grant.ts, holdUntilExpiry). */
+export const EXTENSION_KEEPS_TIMER_PATCH = 'extension-keeps-timer';
