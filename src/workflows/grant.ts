@@ -199,10 +199,18 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       .catch((err) => log.error('audit event not written', { event: record.event, reason: providerReason(err) }))
       .finally(() => auditsInFlight--);
   };
+  // The events one workflow task makes in the same turn (an expiry's two) go in one local activity.
+  let inTaskBatch: AuditRecord[] = [];
   const writeAuditInTask = (record: AuditRecord) => {
+    inTaskBatch.push(record);
+    if (inTaskBatch.length > 1) return; // already on its way, at the end of this turn
     auditsInFlight++;
-    CancellationScope.nonCancellable(() => auditingInTask.writeAuditEvent(record))
-      .catch(() => writeAudit(record))
+    void Promise.resolve()
+      .then(() => {
+        const records = inTaskBatch;
+        inTaskBatch = [];
+        return CancellationScope.nonCancellable(() => auditingInTask.writeAuditEvents(records)).catch(() => records.forEach(writeAudit));
+      })
       .finally(() => auditsInFlight--);
   };
   const releaseAudits = () => {
