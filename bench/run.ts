@@ -1,7 +1,7 @@
 // `npm run bench`: starts the stack as the tests do, runs each scenario against the real worker and
 // API (separate processes, so their memory can be read) and against the floor it stands on
 // (bench/floor.ts), and writes bench/results/results.{md,json}. Settings: see `settings` below.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { IdentitystoreClient, CreateUserCommand, ConflictException, GetUserIdCommand } from '@aws-sdk/client-identitystore';
@@ -190,6 +190,36 @@ async function assignedAccounts(sso: SSOAdminClient, t: TenantSetup): Promise<Se
   }
 }
 
+/**
+ * Where the time goes: CPU (user + system) each process of the run has used so far, in ms, by
+ * name. The bench's own children, and the stack's Temporal server (its database is in the run's
+ * folder) and moto (by its port). Linux: /proc, in clock ticks of 10 ms.
+ */
+const runOf = { dir: '', awsPort: '' };
+function cpuByProcess(): Record<string, number> {
+  const pids = procs.filter((c) => c.proc.pid !== undefined && !c.ended).map((c) => ({ name: c.name, pid: c.proc.pid! }));
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    let command: string;
+    try {
+      command = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (command.includes('start-dev') && command.includes(runOf.dir)) pids.push({ name: 'temporal', pid: Number(entry) });
+    else if (command.includes('moto_server') && command.includes(` -p ${runOf.awsPort}`)) pids.push({ name: 'moto', pid: Number(entry) });
+  }
+  const cpu: Record<string, number> = {};
+  for (const { name, pid } of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      cpu[name] = (cpu[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return cpu;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Load.
 
@@ -204,6 +234,8 @@ interface LoadResult {
   non2xx: number;
   /** 2xx answers that were not what the scenario expects (e.g. not `change: none`). */
   unexpected: number;
+  /** CPU per request by process, in ms (measure() only). */
+  cpuMsPerRequest?: Record<string, number>;
 }
 
 interface LoadSpec {
@@ -249,7 +281,15 @@ async function load(spec: LoadSpec, seconds: number, counter = { i: 0 }, connect
 async function measure(spec: LoadSpec, connections = settings.connections): Promise<LoadResult> {
   const counter = { i: 0 };
   await load(spec, Math.max(2, Math.round(settings.durationSeconds / 3)), counter, connections);
-  return load(spec, settings.durationSeconds, counter, connections);
+  const before = cpuByProcess();
+  const result = await load(spec, settings.durationSeconds, counter, connections);
+  const after = cpuByProcess();
+  const cpuMsPerRequest = Object.fromEntries(
+    Object.entries(after)
+      .map(([name, ms]) => [name, round((ms - (before[name] ?? ms)) / Math.max(1, result.total), 2)] as const)
+      .filter(([, ms]) => ms > 0),
+  );
+  return { ...result, cpuMsPerRequest };
 }
 
 /** A scenario's results, or what stopped it: one failing scenario does not lose the others. */
@@ -299,6 +339,7 @@ async function main(): Promise<void> {
 }
 
 async function run(stack: Stack, dir: string, tenantIds: string[], started: number): Promise<void> {
+  Object.assign(runOf, { dir, awsPort: new URL(stack.awsEndpoint).port });
   // Each tenant on its own instance: rewrite the stack's config with one region per tenant.
   const seeded = await Promise.all(tenantIds.map((_, i) => seedRegion(stack.awsEndpoint, REGIONS[i])));
   const config = parseYaml(readFileSync(stack.configPath, 'utf8')) as { tenants: { aws: Record<string, string> }[] };
@@ -748,6 +789,29 @@ function writeResults(results: Record<string, any>): void {
   const problems = [noChange?.ensure, noChange?.floor, extension?.ensure, extension?.floor, scaleOut?.baseline?.noChange, ...(scaleOut?.scaled?.noChangeRuns ?? []), held?.noChangeEnsure, held?.floor]
     .map((r: LoadResult | undefined) => (r ? r.errors + r.non2xx + r.unexpected : 0))
     .reduce((a, b) => a + b, 0);
+  // Where the time went: CPU per request of each process, for every autocannon run.
+  const cpuRuns: [string, LoadResult | undefined][] = [
+    ['no-change ensure', noChange?.ensure],
+    ['its floor: one query', noChange?.floor],
+    ['extension ensure', extension?.ensure],
+    ['its floor: one update', extension?.floor],
+    ['no-change ensure, grants held', held?.noChangeEnsure],
+    ['its floor, grants held', held?.floor],
+  ];
+  const measured = cpuRuns.filter((r): r is [string, LoadResult] => r[1]?.cpuMsPerRequest !== undefined);
+  const names = [...new Set(measured.flatMap(([, r]) => Object.keys(r.cpuMsPerRequest!)))].sort();
+  const cpuTable = measured.length === 0 ? [] : [
+    '',
+    'CPU per request, in ms, by process (user + system time over the measured run, divided by its requests):',
+    '',
+    `| run | ${names.join(' | ')} | all |`,
+    `|---|${names.map(() => '---|').join('')}---|`,
+    ...measured.map(([label, r]) => {
+      const cpu = r.cpuMsPerRequest!;
+      const all = Object.values(cpu).reduce((a, b) => a + b, 0);
+      return `| ${label} | ${names.map((n) => cpu[n]?.toFixed(2) ?? '').join(' | ')} | ${all.toFixed(2)} |`;
+    }),
+  ];
   const md = [
     '# Benchmark results',
     '',
@@ -765,6 +829,7 @@ function writeResults(results: Record<string, any>): void {
       `(${expiry.deleted} seen deleted, ${expiry.deletedEarly} early).`,
     !held || held.error ? '' : `Held: ${held.activeGrants} active grants (${s.held} asked), created in ${held.createSeconds} s (${held.createFailures} failed calls).`,
     `Errors, non-2xx and unexpected answers across the autocannon runs: ${problems}.`,
+    ...cpuTable,
     '',
   ].join('\n');
   writeFileSync(path.join(out, 'results.md'), md);
