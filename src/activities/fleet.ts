@@ -32,9 +32,6 @@ export interface QuotaShare {
   of(total: number): number;
 }
 
-/** A worker alone (tests, a single process): the whole quota. */
-export const wholeQuota: QuotaShare = { of: (total) => total };
-
 interface FleetOptions {
   namespace: string;
   taskQueue: string;
@@ -81,9 +78,9 @@ export function fleetShare(client: Client, opts: FleetOptions): QuotaShare & { s
 }
 
 /**
- * Identities that polled `taskQueue` lately (the bench reads the presence queue with it too). Both ways Temporal answers: the default mode, and the
- * (deprecated) enhanced one that asks every partition of the queue; the union, so a poller only one
- * of them reports still counts.
+ * Identities that polled `taskQueue` lately (the bench counts the workers with it too). Both ways
+ * Temporal answers: the default mode, and the (deprecated) enhanced one that asks every partition
+ * of the queue; the union, so a poller only one of them reports still counts.
  */
 export async function pollersOf(client: Client, namespace: string, taskQueue: string): Promise<Set<string>> {
   const cutoff = Date.now() - SEEN_WITHIN_MS;

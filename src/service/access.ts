@@ -151,8 +151,8 @@ export class AccessService {
 
   /** Whether this process last saw the grant active, open, and ending before `request` would have it end. */
   private predictsExtension(workflowId: string, request: EnsureRequest): boolean {
-    const state = this.seen.get(workflowId);
-    return state !== undefined && state.status === 'active' && !state.revocation && isOpen(state) && decideEnsure(state, request, new Date()).change === 'extended';
+    const open = unlessRevoked(this.seen.get(workflowId) ?? null);
+    return open?.status === 'active' && decideEnsure(open, request, new Date()).change === 'extended';
   }
 
   /**
