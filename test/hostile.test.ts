@@ -7,8 +7,9 @@ import fc from 'fast-check';
 import { DRY_RUN_GRANT_ID, equals } from '../src/service/access';
 import { searchAttributes } from '../src/workflows/messages';
 import { assertErrorShape, assignmentsOf, current, eventually, freshAccount, grantReaching, OTHER_TENANT, permissionSetArnOf, target, TENANT, tokenFor } from './support/world';
+import { countFromEnv } from './support/env';
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 800);
+const RUNS = countFromEnv('FUZZ_RUNS', 800);
 /** Every principal the fuzzing signs tokens for starts with this, so their workflows are easy to count. */
 const FUZZ_PREFIX = 'fuzz-';
 const ACCOUNTS = [freshAccount(), freshAccount()];

@@ -163,7 +163,9 @@ export class AccessService {
   private async extend(key: GrantKey, request: EnsureRequest): Promise<GrantView | undefined> {
     const workflowId = grantWorkflowId(key);
     try {
-      const outcome = await this.client.workflow.getHandle<typeof grantWorkflow>(workflowId).executeUpdate(ensureUpdate, { args: [request] });
+      const outcome = await onceMoreIfTaskFailed(() =>
+        this.client.workflow.getHandle<typeof grantWorkflow>(workflowId).executeUpdate(ensureUpdate, { args: [request] }),
+      );
       this.seen.set(workflowId, outcome.state);
       return toView(outcome.state, outcome.change, outcome.diagnostics);
     } catch (err) {
@@ -429,16 +431,19 @@ export class AccessService {
         if (dryRun) return toView(wouldBe(open, caller.principal, key, request, decision), decision.change, extra);
       }
       try {
-        const outcome = await this.client.workflow.executeUpdateWithStart(ensureUpdate, {
-          args: [request],
-          startWorkflowOperation: new WithStartWorkflowOperation<typeof grantWorkflow>('grantWorkflow', {
-            workflowId,
-            taskQueue: env.taskQueue,
-            args: [{ key, principal: caller.principal, grantId: randomUUID() }],
-            workflowIdConflictPolicy: 'USE_EXISTING',
-            ...uiSummary(caller.principal, key, request),
+        const outcome = await onceMoreIfTaskFailed(() =>
+          this.client.workflow.executeUpdateWithStart(ensureUpdate, {
+            args: [request],
+            // A start operation is used once: the second try gets one of its own.
+            startWorkflowOperation: new WithStartWorkflowOperation<typeof grantWorkflow>('grantWorkflow', {
+              workflowId,
+              taskQueue: env.taskQueue,
+              args: [{ key, principal: caller.principal, grantId: randomUUID() }],
+              workflowIdConflictPolicy: 'USE_EXISTING',
+              ...uiSummary(caller.principal, key, request),
+            }),
           }),
-        });
+        );
         this.seen.set(workflowId, outcome.state);
         return toView(outcome.state, outcome.change, outcome.diagnostics);
       } catch (err) {
@@ -677,6 +682,45 @@ function grpcCodeOf(err: unknown): number | undefined {
   return undefined;
 }
 
+/**
+ * Temporal's answers (WorkflowNotReady, FAILED_PRECONDITION) when the workflow task that carried an
+ * update failed ("unexpected workflow task failure"), or when the grant's workflow task is still
+ * failing ("Workflow Task in failed state"): the update changed nothing.
+ */
+function isWorkflowTaskFailure(err: unknown): boolean {
+  for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
+    if (isGrpcServiceError(cause) && cause.code === 9 && /workflow task/i.test(cause.message)) return true;
+  }
+  return false;
+}
+
+/** Answered when an update's workflow task failed (twice, for an ensure): a 503 the client may retry. */
+function taskFailedError(): AccessError {
+  return new AccessError('unavailable', 'The grant could not take this call just now (its workflow task failed); nothing was changed. Try again.', {}, 1);
+}
+
+/**
+ * An ensure is idempotent, so one whose workflow task failed (which changed nothing) is sent once
+ * more; a second failure answers 503 with Retry-After, never 500 (issue 24: under load the SDK's
+ * core can fail a task that carries an update).
+ */
+async function onceMoreIfTaskFailed<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (!isWorkflowTaskFailure(err)) throw err;
+  }
+  // Time for Temporal to retry the failed task (without this update), which usually succeeds.
+  await delay(TASK_RETRY_DELAY_MS);
+  try {
+    return await call();
+  } catch (err) {
+    throw isWorkflowTaskFailure(err) ? taskFailedError() : err;
+  }
+}
+
+const TASK_RETRY_DELAY_MS = 500;
+
 function rejectionType(err: unknown): string | undefined {
   const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
   return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
@@ -687,6 +731,8 @@ async function rejectionsAsErrors<T>(call: () => Promise<T>): Promise<T> {
     return await call();
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new AccessError('conflict', 'The grant has already closed.');
+    // A review or revoke is not repeated for the caller: they see it failed and may send it again.
+    if (isWorkflowTaskFailure(err)) throw taskFailedError();
     const type = rejectionType(err);
     const message = (err as WorkflowUpdateFailedError).cause?.message ?? '';
     if (type === rejection.selfReview) throw new AccessError('forbidden', message);

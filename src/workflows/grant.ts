@@ -46,6 +46,7 @@ import {
   approveSignal,
   AUDIT_TRAIL_PATCH,
   AUDIT_IN_TASK_PATCH,
+  AUDIT_BATCHES_PATCH,
   EXTENSION_KEEPS_TIMER_PATCH,
   denySignal,
   ensureUpdate,
@@ -105,11 +106,10 @@ const auditing = proxyActivities<AuditActivities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
-// An extension's event, and the events at a grant's end, are written within the workflow task that
-// makes them (a local activity): as an activity of its own each cost the grant three more history
-// writes, three times what an extension itself costs, and a burst of expiries queued them beside
-// the deletions. One short try, so a store that is down delays the task by at most this much; the
-// event then goes the way of every other (`auditing`).
+// Runs from before AUDIT_BATCHES_PATCH only: an extension's event, and the events at a grant's end,
+// written by a local activity within the workflow task that made them. Under load such a task
+// outlived its deadline while it carried an update's acceptance, and the SDK's core sent that
+// acceptance twice (the workflow task failed; the ensure answered 500; issue 24).
 const auditingInTask = proxyLocalActivities<AuditActivities>({
   startToCloseTimeout: '2 seconds',
   retry: { maximumAttempts: 1 },
@@ -117,6 +117,8 @@ const auditingInTask = proxyLocalActivities<AuditActivities>({
 
 /** A run that has not been given its first ensure within this time was started by mistake. */
 const FIRST_ENSURE_TIMEOUT = '1 minute';
+/** Audit events one activity writes at most (each is a few KB; an activity's input stays far below Temporal's limits). */
+const AUDIT_BATCH_SIZE = 100;
 /** Continue-as-new well before Temporal's own limits, so a hot grant's history stays small. */
 const MAX_HISTORY_EVENTS = 2000;
 /** Who revoked a grant whose workflow an operator cancelled (the cancellation carries no identity). */
@@ -134,6 +136,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
    * before it replay the old way: a cancellation there ended the run where it stood.
    */
   const operatorSafe = patched(OPERATOR_SAFE_RUNS_PATCH);
+  /** Audit events in batches by ordinary activities, never a local activity (see queueAudit). */
+  const auditBatches = patched(AUDIT_BATCHES_PATCH);
   const ref = () => ({
     tenantId: state.key.tenantId,
     accountId: accountIdOf(state.key.target),
@@ -213,11 +217,37 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       })
       .finally(() => auditsInFlight--);
   };
+  /**
+   * Events waiting for the one activity in flight that writes them: a flood of extensions costs
+   * as many activities as the store takes round trips, not one per event, and the events one turn
+   * makes (an expiry's two) go together. No local activity: see AUDIT_BATCHES_PATCH.
+   */
+  let auditQueue: AuditRecord[] = [];
+  let auditDraining = false;
+  const queueAudit = (record: AuditRecord) => {
+    auditQueue.push(record);
+    if (auditDraining) return;
+    auditDraining = true;
+    auditsInFlight++;
+    void (async () => {
+      for (;;) {
+        await Promise.resolve(); // the rest of this turn's events join the batch
+        if (auditQueue.length === 0) break;
+        const batch = auditQueue.slice(0, AUDIT_BATCH_SIZE);
+        auditQueue = auditQueue.slice(AUDIT_BATCH_SIZE);
+        await CancellationScope.nonCancellable(() => auditing.writeAuditEvents(batch)).catch((err) =>
+          log.error('audit events not written', { events: batch.map((r) => r.event), reason: providerReason(err) }),
+        );
+      }
+      auditDraining = false;
+      auditsInFlight--;
+    })();
+  };
   const releaseAudits = () => {
     holdingAudits = false;
     const held = state.auditBacklog ?? [];
     delete state.auditBacklog;
-    held.forEach(writeAudit);
+    held.forEach(auditBatches ? queueAudit : writeAudit);
   };
   /**
    * Writes an audit event without waiting: the caller goes on with the grant's lifecycle. Its id
@@ -251,6 +281,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       occurrence: String(state.auditSequence),
     };
     if (holdingAudits) state.auditBacklog = [...(state.auditBacklog ?? []), record];
+    else if (auditBatches) queueAudit(record);
     else if (inTask && patched(AUDIT_IN_TASK_PATCH)) writeAuditInTask(record);
     else writeAudit(record);
   };
@@ -773,8 +804,9 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     publish();
     // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
     const expiredAt = !state.revocation && patched(EXPIRY_VISIBILITY_PATCH) ? (state.expiresAt ?? undefined) : undefined;
-    // With the patch, the deletion goes first, and both events are written in the task that sees it done.
-    const inTask = patched(AUDIT_IN_TASK_PATCH);
+    // The deletion goes first, and both events are written after it (in one batch, or before
+    // AUDIT_BATCHES_PATCH by a local activity in the task that saw it done).
+    const inTask = auditBatches || patched(AUDIT_IN_TASK_PATCH);
     const endedAt = now().toISOString();
     const expiry = () => audit('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted }, { at: endedAt, inTask });
     if (!state.revocation && !inTask) expiry();

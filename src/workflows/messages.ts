@@ -98,5 +98,13 @@ export const AUDIT_TRAIL_PATCH = 'audit-trail';
  */
 export const AUDIT_IN_TASK_PATCH = 'audit-in-task';
 
+/**
+ * Retires AUDIT_IN_TASK_PATCH in runs after it: no local activity at all. Audit events go out in
+ * batches, one ordinary activity in flight per grant, so a burst of extensions still costs a few
+ * activities, never one per event (grant.ts, queueAudit). A local activity in the task that
+ * carries an update is what made an ensure answer 500 under load (issue 24, docs/reliability.md).
+ */
+export const AUDIT_BATCHES_PATCH = 'audit-batches';
+
 /** An extension leaves the expiry timer running; when it fires, the grant waits on for the rest (grant.ts, holdUntilExpiry). */
 export const EXTENSION_KEEPS_TIMER_PATCH = 'extension-keeps-timer';

@@ -7,8 +7,9 @@ import { ListAccountAssignmentsCommand } from '@aws-sdk/client-sso-admin';
 import type { GrantView } from '../../src/domain/grant';
 import { activateAtOnce } from '../support/activations';
 import { current, ensure, eventually, freshAccount, grantReaching, permissionSetArnOf, target, userIdOf } from '../support/world';
+import { countFromEnv } from '../support/env';
 
-const FLOOD = Number(process.env.RELIABILITY_FLOOD ?? 200);
+const FLOOD = countFromEnv('RELIABILITY_FLOOD', 200);
 const EXPIRING = 10;
 const ROLE = 'ReadOnlyAccess';
 /** Long enough for the flood to be in full swing (a queue at the pacer) when the grants expire. */

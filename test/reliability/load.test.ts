@@ -4,8 +4,9 @@
 import assert from 'node:assert/strict';
 import { activateAtOnce, assignmentCounts } from '../support/activations';
 import { current } from '../support/world';
+import { countFromEnv } from '../support/env';
 
-const ACTIVATIONS = Number(process.env.RELIABILITY_ACTIVATIONS ?? 200);
+const ACTIVATIONS = countFromEnv('RELIABILITY_ACTIVATIONS', 200);
 
 describe(`${ACTIVATIONS} activations at once`, function () {
   this.timeout(15 * 60_000);

@@ -1,14 +1,17 @@
 // 10,000 ensure calls on one grant through the HTTP API, a few at a time: every third one a real
 // extension, the others a client ensuring what it already holds. The workflow continues as new to
 // keep its history bounded, and the grant keeps its id, its activation and the latest expiry.
-// (npm test runs a 600-extension variant on the workflow itself.)
+// (npm test runs a 600-extension variant on the workflow itself.) The variant that hammers
+// extensions, run in a loop to reproduce issue 24:
+//   RELIABILITY_CALLS=2000 RELIABILITY_EXTEND_EVERY=1 npx mocha --config .mocharc.reliability.yml dist/test/reliability/many-calls.test.js
 import assert from 'node:assert/strict';
 import { eventually } from '../support/world';
 import { type CrashWorld, startCrashWorld } from '../support/crash-world';
+import { countFromEnv } from '../support/env';
 
-const CALLS = Number(process.env.RELIABILITY_CALLS ?? 10_000);
+const CALLS = countFromEnv('RELIABILITY_CALLS', 10_000);
 const CONCURRENCY = 8;
-const EXTEND_EVERY = 3;
+const EXTEND_EVERY = countFromEnv('RELIABILITY_EXTEND_EVERY', 3);
 const STEP_SECONDS = 400; // more than the 300 s below which a longer ensure is no extension
 /** The workflow continues as new past 2000 events; a few calls still in flight may add some. */
 const HISTORY_BOUND = 2200;

@@ -15,10 +15,11 @@ import { awsClientConfig, type Stack, startStack } from '../../scripts/stack';
 import { FaultProxy } from '../support/fault-proxy';
 import { apiProcess, type ServiceProcess, workerProcess } from '../support/processes';
 import { eventually } from '../support/world';
+import { countFromEnv } from '../support/env';
 
 const WORKERS = 3;
 const APIS = 2;
-const ACTIVATIONS = Number(process.env.RELIABILITY_ACTIVATIONS ?? 300);
+const ACTIVATIONS = countFromEnv('RELIABILITY_ACTIVATIONS', 300);
 // Longer than the activations take at the paced rate (about 2 minutes), so that each grant becomes
 // active before it expires (one still provisioning at its expiry is cancelled, never active).
 const DURATION_SECONDS = 300;

@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { eventually } from '../support/world';
 import { type CrashWorld, sleep, startCrashWorld } from '../support/crash-world';
+import { countFromEnv } from '../support/env';
 
-const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 8);
+const ROUNDS = countFromEnv('CRASH_ROUNDS', 8);
 const GRANTS_PER_ROUND = 4;
 const DURATION_SECONDS = 20;
 // Mostly the calls that change the assignment; sometimes the lookup before them.

@@ -1,0 +1,106 @@
+// An update whose workflow task fails (issue 24: under load the SDK's core failed a task that
+// carried an ensure's acceptance, and the API answered 500). The failure is injected with a
+// workflow interceptor on a worker of this test's own; the grant is the real workflow.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { WithStartWorkflowOperation } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import { workerActivities } from '../src/worker';
+import { loadConfig } from '../src/config';
+import { grantWorkflowId, type EnsureRequest, type GrantKey } from '../src/domain/grant';
+import type { grantWorkflow } from '../src/workflows/grant';
+import { ensureUpdate, grantStateQuery } from '../src/workflows/messages';
+import { FAIL_TASK_MARK } from './fixtures/failing-ensure-interceptor';
+import { grantEvents } from './support/audit';
+import { assertErrorShape, assignmentsOf, current, ensure, eventually, freshAccount, target, TENANT, USERS } from './support/world';
+
+const ROLE = 'ReadOnlyAccess';
+
+describe('an update whose workflow task fails', function () {
+  this.timeout(180_000);
+  const taskQueue = `task-failure-${process.pid}`;
+  let connection: NativeConnection;
+  let worker: Worker;
+  let running: Promise<void>;
+  let failedTasks: string[] = [];
+
+  before(async function () {
+    this.timeout(120_000);
+    const workflowBundle = await bundleWorkflowCode({
+      workflowsPath: require.resolve('../src/workflows'),
+      workflowInterceptorModules: [require.resolve('./fixtures/failing-ensure-interceptor')],
+    });
+    connection = await NativeConnection.connect({ address: current().stack.temporalAddress });
+    worker = await Worker.create({
+      connection,
+      taskQueue,
+      workflowBundle,
+      activities: workerActivities(loadConfig(current().stack.configPath), { client: current().temporal }),
+      sinks: { faults: { taskFailed: { fn: (_info, updateId: string) => void failedTasks.push(updateId), callDuringReplay: false } } },
+    });
+    running = worker.run();
+  });
+  after(async () => {
+    worker?.shutdown();
+    await running;
+    await connection?.close();
+  });
+
+  it('an ensure is tried once more, then answered 503 with Retry-After; the grant and its audit trail are as before', async () => {
+    // A grant of alice's, started here so that it runs on this test's worker.
+    const account = freshAccount();
+    const key: GrantKey = { tenantId: TENANT.id, principalId: 'alice', target: target(account), role: ROLE };
+    const request: EnsureRequest = {
+      durationSeconds: 600,
+      autoApprove: true,
+      justification: { reason: 'before the fault' },
+      validation: { has_reason: true, has_ticket_attachment: false },
+      pendingTtlSeconds: 60,
+      reviewDiagnostics: [],
+    };
+    const client = current().temporal;
+    const handle = client.workflow.getHandle<typeof grantWorkflow>(grantWorkflowId(key));
+    await client.workflow.executeUpdateWithStart(ensureUpdate, {
+      args: [request],
+      startWorkflowOperation: new WithStartWorkflowOperation<typeof grantWorkflow>('grantWorkflow', {
+        workflowId: handle.workflowId,
+        taskQueue,
+        args: [{ key, principal: { id: 'alice', email: USERS.alice.email, groups: USERS.alice.groups }, grantId: randomUUID() }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      }),
+    });
+    const active = await eventually('the grant active', async () => {
+      const state = await handle.query(grantStateQuery);
+      return state.status === 'active' ? state : undefined;
+    });
+    await grantEvents(active.id, ['requested', 'activated']);
+    const completedUpdates = async () => ((await handle.fetchHistory()).events ?? []).filter((e) => e.workflowExecutionUpdateCompletedEventAttributes).length;
+    assert.equal(await completedUpdates(), 1, 'the first ensure');
+
+    failedTasks = [];
+    const failed = await ensure([{ target: target(account), role: ROLE, duration_seconds: 3600 }], { reason: `extend ${FAIL_TASK_MARK}` });
+    assert.equal(failed.status, 503, JSON.stringify(failed.body));
+    assertErrorShape(failed, 'unavailable');
+    assert.match(failed.body.message!, /nothing was changed/);
+    assert.equal(failed.headers?.get('retry-after'), '1');
+    // Temporal itself delivers an update again with the task's retries; the API sends it once more.
+    assert.equal(new Set(failedTasks).size, 2, `the API sent the ensure twice (updates ${[...new Set(failedTasks)].join(', ')})`);
+
+    // Temporal retries the failed task until the updates it carried are given up; then it answers again.
+    const after = await eventually('the grant to answer a query again', () => handle.query(grantStateQuery).catch(() => undefined), 120_000);
+    assert.equal(after.expiresAt, active.expiresAt, 'the expiry is as before');
+    assert.equal(after.durationSeconds, 600);
+    assert.equal(after.status, 'active');
+    assert.equal(await completedUpdates(), 1, 'no update of the failed call is in the history');
+    assert.equal(await assignmentsOf('alice', account, ROLE), 1);
+
+    // Sent again without the fault, the same call extends the grant, and the trail has one extension.
+    const extended = await ensure([{ target: target(account), role: ROLE, duration_seconds: 3600 }], { reason: 'extend' });
+    assert.equal(extended.status, 200, JSON.stringify(extended.body));
+    assert.equal(extended.body.grants[0].change, 'extended');
+    assert.equal(extended.body.grants[0].id, active.id);
+    const events = await grantEvents(active.id, ['requested', 'activated', 'extended']);
+    assert.deepEqual(events.map((e) => e.event.event), ['requested', 'activated', 'extended'], 'no event of the failed call');
+    assert.equal(events[2].event.details.reason, 'extend');
+  });
+});
