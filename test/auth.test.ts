@@ -14,7 +14,7 @@ import { type AppConfig, ConfigError, loadConfig } from '../src/config';
 import { AccessError } from '../src/domain/errors';
 import type { Caller } from '../src/service/access';
 import { repoRoot } from '../scripts/stack';
-import { assertErrorShape, call, current, freshAccount, target, TENANT } from './support/world';
+import { assertErrorShape, call, current, freshAccount, target, TENANT, tokenFor } from './support/world';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'access-auth-'));
 const ISSUER = 'https://login.example.com/';
@@ -278,6 +278,16 @@ describe('a malformed subject over HTTP', () => {
       const reply = await call('POST', '/v1/access/ensure', { token, body: { entitlements: [{ target: target(freshAccount()), role: 'ReadOnlyAccess' }] } });
       assert.equal(reply.status, 401, JSON.stringify(reply.body));
       assertErrorShape(reply, 'unauthenticated');
+    }
+  });
+});
+
+describe('the Authorization scheme over HTTP', () => {
+  it('is case-insensitive, as HTTP says: bearer and BEARER are Bearer', async () => {
+    const token = await tokenFor('alice');
+    for (const scheme of ['bearer', 'BEARER', 'Bearer']) {
+      const res = await fetch(`${current().baseUrl}/v1/access/grants`, { headers: { authorization: `${scheme} ${token}`, 'x-tenant-id': TENANT.id } });
+      assert.equal(res.status, 200, `${scheme}: ${await res.text()}`);
     }
   });
 });

@@ -57,7 +57,8 @@ export class Authenticator {
 
   /** The caller of a request, from its Authorization and X-Tenant-ID headers. */
   async authenticate(authorization: string | undefined, tenantHeader: string | undefined): Promise<Caller> {
-    const token = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(authorization ?? '')?.[1];
+    // The scheme is case-insensitive in HTTP (RFC 9110 §11.1): `bearer` is Bearer.
+    const token = /^Bearer +([A-Za-z0-9_.-]+)$/i.exec(authorization ?? '')?.[1];
     if (!token) throw unauthenticated('A bearer token is required (Authorization: Bearer <jwt>).');
     const known = this.verified.get(token);
     if (known) return this.callerOf(known.tenant, known.payload, tenantHeader);
