@@ -351,6 +351,15 @@ describe('activities against moto', function () {
     const { sts } = (await (await fetch(`${motoEndpoint}/moto-api/data.json`)).json()) as { sts: { AssumedRole: { role_arn: string; arn: string; external_id: string | null }[] } };
     const sessions = sts.AssumedRole.filter((r) => r.role_arn === roleArn);
     assert.deepEqual(sessions.map((r) => [r.arn, r.external_id]), [[`arn:aws:sts::${MANAGEMENT}:assumed-role/jit-access-worker/jit-moto`, 'tenant-7f3a']]);
+
+    // Without a session name of its own, CloudTrail still tells the tenants apart: the default names the tenant.
+    const unnamed = createActivities(configWith({ sso_instance_arn: mgmtInstance!, identity_store_id: mgmtStore!, endpoint: motoEndpoint, assume_role_arn: roleArn }));
+    assert.equal((await unnamed.findAssignment(dave)).exists, true);
+    const after = (await (await fetch(`${motoEndpoint}/moto-api/data.json`)).json()) as { sts: { AssumedRole: { role_arn: string; arn: string }[] } };
+    assert.deepEqual(
+      after.sts.AssumedRole.filter((r) => r.role_arn === roleArn).map((r) => r.arn),
+      [`arn:aws:sts::${MANAGEMENT}:assumed-role/jit-access-worker/jit-moto`, `arn:aws:sts::${MANAGEMENT}:assumed-role/jit-access-worker/jit-access-Moto`],
+    );
   });
 });
 

@@ -21,11 +21,12 @@ const RETRY = { maxAttempts: 5, retryMode: 'adaptive' } as const;
 const REQUEST_HANDLER = { connectionTimeout: 5_000, requestTimeout: 10_000, throwOnRequestTimeout: true };
 
 /** `pace` is awaited before every attempt, retries included, so the provider sees the paced rate. */
-export function createTenantClients(aws: AwsTenantConfig, pace: () => Promise<void>): TenantClients {
+/** `tenantName` names the default STS session, so CloudTrail tells tenants on one role apart. */
+export function createTenantClients(aws: AwsTenantConfig, pace: () => Promise<void>, tenantName: string): TenantClients {
   // An emulator accepts any key, but the SDK refuses to sign without one.
   const emulatorKeys = aws.endpoint && !process.env.AWS_ACCESS_KEY_ID ? { accessKeyId: 'test', secretAccessKey: 'test' } : undefined;
   // Without either, the SDK's default chain (environment, profile, container or instance role).
-  const credentials = aws.assume_role_arn ? oneSession(assumedRole(aws.assume_role_arn, aws, emulatorKeys)) : emulatorKeys;
+  const credentials = aws.assume_role_arn ? oneSession(assumedRole(aws.assume_role_arn, aws, emulatorKeys, tenantName)) : emulatorKeys;
   const config = {
     region: aws.region,
     ...RETRY,
@@ -50,17 +51,22 @@ export function createTenantClients(aws: AwsTenantConfig, pace: () => Promise<vo
  * The tenant's role, assumed with the worker's own credentials (the default chain, or `baseKeys`)
  * through STS in the instance's region (or the emulator), with the same timeouts and retries.
  */
-function assumedRole(roleArn: string, aws: AwsTenantConfig, baseKeys: AwsCredentialIdentity | undefined): AwsCredentialIdentityProvider {
+function assumedRole(roleArn: string, aws: AwsTenantConfig, baseKeys: AwsCredentialIdentity | undefined, tenantName: string): AwsCredentialIdentityProvider {
   return fromTemporaryCredentials({
     ...(baseKeys && { masterCredentials: baseKeys }),
     params: {
       RoleArn: roleArn,
-      RoleSessionName: aws.role_session_name ?? 'jit-access',
+      RoleSessionName: aws.role_session_name ?? defaultSessionName(tenantName),
       ...(aws.external_id && { ExternalId: aws.external_id }),
       ...(aws.role_duration_seconds && { DurationSeconds: aws.role_duration_seconds }),
     },
     clientConfig: { region: aws.region, ...RETRY, requestHandler: REQUEST_HANDLER, ...(aws.endpoint && { endpoint: aws.endpoint }) },
   });
+}
+
+/** `jit-access-<tenant name>`, in the characters and length STS takes ([\w+=,.@-], at most 64). */
+function defaultSessionName(tenantName: string): string {
+  return `jit-access-${tenantName}`.replace(/[^\w+=,.@-]/g, '-').slice(0, 64);
 }
 
 /**

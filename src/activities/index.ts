@@ -110,7 +110,7 @@ export function createActivities(
     const tenantConfig = tenantById(config, tenantId);
     if (!tenantConfig) throw ApplicationFailure.nonRetryable(`Unknown tenant ${tenantId}`, 'UnknownTenant');
     const { aws } = tenantConfig;
-    const tenant = { aws, ...createTenantClients(aws, limitsOf(aws).pace) };
+    const tenant = { aws, ...createTenantClients(aws, limitsOf(aws).pace, tenantConfig.name) };
     tenants.set(tenantConfig.id, tenant);
     return tenant;
   }
