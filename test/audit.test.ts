@@ -236,6 +236,34 @@ describe('audit trail: ensure_denied', function () {
     assert.equal(event.details.reason, 'tune db');
   });
 
+  it('is one event per refused call, with an id of its own whatever X-Request-ID the caller sends', async () => {
+    const [account, other] = [freshAccount(), freshAccount()];
+    const requestId = 'chosen-by-the-caller';
+    const refuse = async (reason: string) => {
+      const res = await fetch(`${current().baseUrl}/v1/access/ensure`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await tokenFor('bob')}`, 'x-tenant-id': TENANT.id, 'content-type': 'application/json', 'x-request-id': requestId },
+        body: JSON.stringify({
+          entitlements: [
+            { target: target(account), role: 'PowerUserAccess' },
+            { target: target(other), role: 'PowerUserAccess' },
+          ],
+          justification: { reason },
+        }),
+      });
+      assert.equal(res.status, 403, await res.text());
+    };
+    await refuse('first');
+    await refuse('second');
+    const denied = (await storedEvents()).filter((e) => e.event.event === 'ensure_denied' && e.event.target === target(account));
+    assert.deepEqual(denied.map((e) => e.event.details.reason).sort(), ['first', 'second'], 'each call on record, once');
+    for (const { event } of denied) {
+      assert.equal(event.details.request_id, requestId, 'the caller\'s id is kept as data');
+      assert.deepEqual(event.details.denied.map((d: { target: string }) => d.target), [target(account), target(other)], 'both refusals in one event');
+      assert.equal(event.details.denied_count, 2);
+    }
+  });
+
   it('answers the 403 when the store is down, and counts the failure', async () => {
     const config = loadConfig(current().stack.configPath);
     for (const tenant of config.tenants) tenant.audit = { s3: { ...tenant.audit!.s3, endpoint: 'http://127.0.0.1:9' } };

@@ -98,7 +98,7 @@ export class AccessService {
     private readonly recordAudit: RecordAudit = async () => {},
   ) {}
 
-  /** `requestId` (the HTTP request's) makes the id of an ensure_denied event: a retried write is the same event. */
+  /** `requestId`: the HTTP request's (X-Request-ID), kept in an ensure_denied event as data, never as its id. */
   async ensure(caller: Caller, input: EnsureInput, requestId: string = randomUUID()): Promise<GrantView[]> {
     this.takeEnsureToken(caller);
     // One access request per call, for every entitlement of it that needs review.
@@ -106,32 +106,32 @@ export class AccessService {
     const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false));
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
-      // On record before the caller hears the answer (issue 13): one event per refused entitlement.
-      await Promise.all(
-        denied.map((p, i) =>
-          this.recordAudit({
-            tenant_id: caller.tenant.id,
-            event: 'ensure_denied',
-            at: new Date().toISOString(),
-            actor: { type: 'principal', id: caller.principal.id },
-            principal: { id: caller.principal.id, ...(caller.principal.email !== undefined && { email: caller.principal.email }) },
-            target: p.key.target,
-            role: p.key.role,
-            grant_id: null,
-            access_request_id: null,
-            details: {
-              entitlements: input.entitlements,
-              policies: p.policyIds,
-              notices: p.notices,
-              reason: input.justification?.reason ?? null,
-              attachments: input.justification?.attachments ?? [],
-              dry_run: input.dry_run ?? false,
-              request_id: requestId,
-            },
-            occurrence: `${requestId}/${i}`,
-          }),
-        ),
-      );
+      // On record before the caller hears the answer (issue 13), as one event per refused call
+      // (the ensure rate limit bounds them), under an id of the service's own: a caller who
+      // repeats an X-Request-ID neither hides a denial nor takes another caller's event (issue 19).
+      await this.recordAudit({
+        tenant_id: caller.tenant.id,
+        event: 'ensure_denied',
+        at: new Date().toISOString(),
+        actor: { type: 'principal', id: caller.principal.id },
+        principal: { id: caller.principal.id, ...(caller.principal.email !== undefined && { email: caller.principal.email }) },
+        target: denied[0].key.target,
+        role: denied[0].key.role,
+        grant_id: null,
+        access_request_id: null,
+        details: {
+          entitlements: input.entitlements,
+          denied: denied.map((p) => ({ target: p.key.target, role: p.key.role, policies: p.policyIds, notices: p.notices })),
+          denied_count: denied.length,
+          policies: [...new Set(denied.flatMap((p) => p.policyIds))],
+          notices: [...new Set(denied.flatMap((p) => p.notices))],
+          reason: input.justification?.reason ?? null,
+          attachments: input.justification?.attachments ?? [],
+          dry_run: input.dry_run ?? false,
+          request_id: requestId,
+        },
+        occurrence: randomUUID(),
+      });
       throw new AccessError('forbidden', 'Policy does not allow every entitlement; nothing was changed.', {
         details: { denied: denied.map((p) => ({ target: p.key.target, role: p.key.role })) },
         notices: [...new Set(denied.flatMap((p) => p.notices))],
