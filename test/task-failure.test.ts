@@ -12,7 +12,7 @@ import type { grantWorkflow } from '../src/workflows/grant';
 import { ensureUpdate, grantStateQuery } from '../src/workflows/messages';
 import { FAIL_TASK_MARK } from './fixtures/failing-ensure-interceptor';
 import { grantEvents } from './support/audit';
-import { assertErrorShape, assignmentsOf, current, ensure, eventually, freshAccount, target, TENANT, USERS } from './support/world';
+import { assertErrorShape, assignmentsOf, call, current, ensure, eventually, freshAccount, target, TENANT, USERS } from './support/world';
 
 const ROLE = 'ReadOnlyAccess';
 
@@ -86,8 +86,21 @@ describe('an update whose workflow task fails', function () {
     // Temporal itself delivers an update again with the task's retries; the API sends it once more.
     assert.equal(new Set(failedTasks).size, 2, `the API sent the ensure twice (updates ${[...new Set(failedTasks)].join(', ')})`);
 
-    // Temporal retries the failed task until the updates it carried are given up; then it answers again.
-    const after = await eventually('the grant to answer a query again', () => handle.query(grantStateQuery).catch(() => undefined), 120_000);
+    // Temporal retries the failed task until the updates it carried are given up. Meanwhile the
+    // grant cannot answer a query, and a read of it answers 503 with Retry-After, never 500.
+    const busy: number[] = [];
+    await eventually('the grant to be read again', async () => {
+      const read = await call('GET', `/v1/access/grants/${active.id}`);
+      if (read.status === 200) return true;
+      assert.equal(read.status, 503, JSON.stringify(read.body));
+      assertErrorShape(read, 'unavailable');
+      assert.equal(read.headers?.get('retry-after'), '1');
+      busy.push(read.status);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      return undefined;
+    }, 120_000);
+    assert.ok(busy.length > 0, 'the read came while the task was failing');
+    const after = await handle.query(grantStateQuery);
     assert.equal(after.expiresAt, active.expiresAt, 'the expiry is as before');
     assert.equal(after.durationSeconds, 600);
     assert.equal(after.status, 'active');

@@ -7,7 +7,7 @@ import { AccessError, type ErrorCode } from '../domain/errors';
 import { grantWorkflowId, type GrantView } from '../domain/grant';
 import { createLogger, type Logger } from '../log';
 import { type ApiMetrics, createApiMetrics } from '../metrics';
-import type { AccessService, Caller } from '../service/access';
+import { type AccessService, type Caller, temporalBusyError } from '../service/access';
 import type { AuditService } from '../service/audit';
 import { MAX_RANGE_DAYS } from '../domain/audit';
 import type { SlackInteractions } from '../service/slack';
@@ -240,6 +240,8 @@ function asAccessError(err: unknown): AccessError {
   if (bodyError?.type === 'entity.too.large') return new AccessError('payload_too_large', 'The request body is too large.');
   if (bodyError?.type === 'entity.parse.failed') return new AccessError('invalid_request', 'The request body is not valid JSON.');
   if (bodyError?.status === 400 || bodyError?.status === 415) return new AccessError('invalid_request', 'The request body could not be read.');
+  const busy = temporalBusyError(err);
+  if (busy) return busy;
   for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
     const code = (cause as { code?: unknown }).code;
     if (typeof code === 'number' && UNAVAILABLE_GRPC_CODES.has(code)) return new AccessError('unavailable', 'Temporal cannot be reached; try again.');

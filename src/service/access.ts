@@ -700,6 +700,17 @@ function taskFailedError(): AccessError {
 }
 
 /**
+ * The 503 for a Temporal that is there but cannot answer this call now: RESOURCE_EXHAUSTED (a
+ * grant's query buffer, a rate limit of the server's), or a grant whose workflow task is failing.
+ * Undefined for any other error.
+ */
+export function temporalBusyError(err: unknown): AccessError | undefined {
+  if (isWorkflowTaskFailure(err)) return taskFailedError();
+  if (grpcCodeOf(err) === 8) return new AccessError('unavailable', 'Temporal is busy with this grant or this tenant just now; nothing was changed. Try again.', {}, 1);
+  return undefined;
+}
+
+/**
  * An ensure is idempotent, so one whose workflow task failed (which changed nothing) is sent once
  * more; a second failure answers 503 with Retry-After, never 500 (issue 24: under load the SDK's
  * core can fail a task that carries an update).
