@@ -38,7 +38,9 @@ const ERRORS = {
   '403': errorResponse(
     'Forbidden (`tenant_mismatch`: the token is another tenant\'s; `forbidden`: with the policy `notices`, or a token whose email is not verified)',
   ),
-  '503': errorResponse('Temporal cannot be reached (`unavailable`); try again'),
+  '503': errorResponse(
+    'Temporal cannot be reached, or cannot take the call just now (`unavailable`; with Retry-After when Temporal is busy or the grant\'s workflow task is failing): nothing was changed; try again',
+  ),
 };
 
 /** Ensure only: the per-principal rate (the tenant's `grants.ensure_rate_per_minute` and `ensure_burst`). */
