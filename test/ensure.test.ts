@@ -165,6 +165,21 @@ describe('POST /v1/access/ensure', function () {
     assert.ok(expires && expires.message.includes(active.expires_at!), 'a diagnostic says when access ends');
   });
 
+  it("answers each call's own validation: a second ensure that adds a ticket shows it, whatever the first had", async () => {
+    const account = freshAccount();
+    const entitlement = { target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 };
+    const first = await ensure([entitlement], { reason: 'read logs' });
+    assert.deepEqual(first.body.grants[0].validation, { has_reason: true, has_ticket_attachment: false });
+    await grantReaching(first.body.grants[0].id, 'active');
+    const again = await ensure([entitlement], { reason: 'read logs', attachments: ['OPS-123'] });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.grants[0].change, 'none');
+    assert.deepEqual(again.body.grants[0].validation, { has_reason: true, has_ticket_attachment: true }, 'this call has a ticket');
+    const extended = await ensure([{ ...entitlement, duration_seconds: 1200 }], { reason: '' });
+    assert.equal(extended.body.grants[0].change, 'extended');
+    assert.deepEqual(extended.body.grants[0].validation, { has_reason: false, has_ticket_attachment: false }, 'this call has neither');
+  });
+
   it('makes one grant and one assignment from 20 identical calls at once', async () => {
     const account = freshAccount();
     const replies = await Promise.all(

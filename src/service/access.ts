@@ -144,9 +144,11 @@ export class AccessService {
     const found = await Promise.all(planned.map((p, i) => (extending[i] ? undefined : this.currentState(grantWorkflowId(p.key), dryRun))));
     const starting = planned.filter((p, i) => startsGrant(found[i], p.request)).length;
     if (starting > 0) await this.checkOpenGrants(caller, starting);
-    return Promise.all(
+    const views = await Promise.all(
       planned.map(async (p, i) => (extending[i] && (await this.extend(p.key, p.request))) || this.ensureOne(caller, p.key, p.request, dryRun, found[i], extending[i])),
     );
+    // `validation` answers this call's justification, not the one the grant was first asked with.
+    return views.map((view, i) => ({ ...view, validation: planned[i].request.validation }));
   }
 
   /** Whether this process last saw the grant active, open, and ending before `request` would have it end. */
