@@ -180,6 +180,12 @@ describe('access requests', function () {
     assert.doesNotMatch(refused.body.message, /AdministratorAccess/);
     const still = await call('GET', `/v1/access/requests/${requestId}`, { as: 'alice' });
     assert.equal(still.body.status, 'pending', 'nothing was reviewed');
+    // GET answers the same reviewer as review does: the request is theirs to see, with the grants it holds.
+    const seen = await call('GET', `/v1/access/requests/${requestId}`, { as: 'carol' });
+    assert.equal(seen.status, 200, JSON.stringify(seen.body));
+    assert.deepEqual(seen.body.grants.map((g: { role: string }) => g.role).sort(), ['AdministratorAccess', 'SecurityAudit']);
+    const queue = await call('GET', '/v1/access/requests?status=pending', { as: 'carol' });
+    assert.ok(queue.body.requests.some((r: { id: string }) => r.id === requestId), 'and in their queue');
   });
 
   it('@approvals("2"): two distinct reviewers, never the requester, one counts once; approved is sent on the last', async () => {

@@ -512,8 +512,12 @@ export class AccessService {
   }
 
   /** The request's requester, and whoever may review every grant of it. */
+  /**
+   * Its requester, and whoever may review any of its grants: GET answers them as review does (a
+   * reviewer of some of them is told by review which ones are not theirs; issue 19).
+   */
   private seesRequest(caller: Caller, parts: RequestPart[]): boolean {
-    return parts[0].state.key.principalId === caller.principal.id || parts.every((p) => this.decide(caller, 'review', p.state).allowed);
+    return parts[0].state.key.principalId === caller.principal.id || parts.some((p) => this.decide(caller, 'review', p.state).allowed);
   }
 
   /**
