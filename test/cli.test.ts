@@ -179,6 +179,11 @@ describe('cli', function () {
     assert.match(usage.stderr, /expected a duration/);
     const missing = await access(['ensure', '--role', 'ReadOnlyAccess']);
     assert.equal(missing.code, 1, show(missing));
+    // A 400 says which fields failed and why, not only that the request is not valid.
+    const invalid = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--reason', 'x'.repeat(4001)]);
+    assert.equal(invalid.code, 1, show(invalid));
+    assert.match(invalid.stderr, /The request is not valid/);
+    assert.match(invalid.stderr, /^ {2}justification\.reason: .+/m, show(invalid));
 
     const forbidden = await access(['ensure', '--target', account, '--role', 'AdministratorAccess']);
     assert.equal(forbidden.code, 2, show(forbidden));

@@ -363,6 +363,13 @@ async function reportCommand(opts: CommonOptions & { target: string; role?: stri
   return EXIT.ok;
 }
 
+/** A 400's failing fields and why (`details.issues`, zod's), one line each. */
+function invalidFields(details: unknown): string[] {
+  const issues = (details as { issues?: unknown } | undefined)?.issues;
+  if (!Array.isArray(issues)) return [];
+  return issues.map((i: { path?: unknown[]; message?: unknown }) => `  ${Array.isArray(i.path) && i.path.length ? i.path.join('.') : '(body)'}: ${String(i.message)}`);
+}
+
 /** Runs one command and turns its outcome (or API error) into an exit code. */
 function action<A extends unknown[]>(run: (...args: A) => Promise<number>) {
   return async (...args: A) => {
@@ -372,7 +379,7 @@ function action<A extends unknown[]>(run: (...args: A) => Promise<number>) {
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       if (opts.json) printJson(err.body);
-      else printError([`error: ${err.body.message} (${err.body.code})`, ...(err.body.notices ?? []).map((n) => `  ${n}`)]);
+      else printError([`error: ${err.body.message} (${err.body.code})`, ...invalidFields(err.body.details), ...(err.body.notices ?? []).map((n) => `  ${n}`)]);
       process.exitCode = err.exitCode;
     }
   };
