@@ -1,7 +1,7 @@
 // The `access` CLI, run for real (the compiled bin from package.json) against the test stack's API.
 import assert from 'node:assert/strict';
 import { access, show } from './support/cli';
-import { assignmentsOf, call, current, eventually, freshAccount, grantReaching, target, TENANT, tokenFor, USERS } from './support/world';
+import { assignmentsOf, call, current, eventually, freshAccount, grantReaching, QUOTA_ACCOUNTS, QUOTA_TENANT, target, TENANT, tokenFor, USERS } from './support/world';
 
 describe('cli', function () {
   this.timeout(180_000);
@@ -172,7 +172,7 @@ describe('cli', function () {
     assert.equal(revokedNote.message, `Revoked by alice: ${reason}`, '--json keeps the text as it is');
   });
 
-  it('exit codes: 1 usage, 2 forbidden, 4 unauthenticated, 5 unavailable', async () => {
+  it('exit codes: 1 usage, 2 forbidden, 4 unauthenticated, 5 unavailable, 6 rate limited', async () => {
     const account = freshAccount();
     const usage = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--duration', 'soon']);
     assert.equal(usage.code, 1, show(usage));
@@ -196,6 +196,17 @@ describe('cli', function () {
     assert.equal(noToken.code, 4, show(noToken));
     const badToken = await access(['grants', '--token', 'not.a.jwt']);
     assert.equal(badToken.code, 4, show(badToken));
+
+    // Past the ensure rate: a code of its own, so a script can wait and try again.
+    const rate = { as: 'wes' as const, env: { ACCESS_TENANT_ID: QUOTA_TENANT.id } };
+    for (let i = 1; i <= QUOTA_TENANT.burst; i++) {
+      const allowed = await access(['ensure', '--target', QUOTA_ACCOUNTS[0], '--role', 'ReadOnlyAccess', '--dry-run'], rate);
+      assert.equal(allowed.code, 0, `call ${i}: ${show(allowed)}`);
+    }
+    const limited = await access(['ensure', '--target', QUOTA_ACCOUNTS[0], '--role', 'ReadOnlyAccess', '--dry-run'], rate);
+    assert.equal(limited.code, 6, show(limited));
+    assert.match(limited.stderr, /rate_limited/);
+    assert.match(limited.stderr, /try again in \d+ s/i);
 
     const down = await access(['grants', '--url', 'http://127.0.0.1:9']);
     assert.equal(down.code, 5, show(down));

@@ -15,6 +15,8 @@ export const EXIT = {
   unauthenticated: 4,
   /** The API or Temporal could not be reached, or failed (5xx). */
   unavailable: 5,
+  /** Too many calls (429 rate_limited): try again after the time the message says. */
+  rateLimited: 6,
 } as const;
 
 export interface Connection {
@@ -35,6 +37,7 @@ export class ApiError extends Error {
   get exitCode(): number {
     if (this.status === 401) return EXIT.unauthenticated;
     if (this.status === 403) return EXIT.forbidden;
+    if (this.status === 429) return EXIT.rateLimited;
     if (this.status === 0 || this.status >= 500) return EXIT.unavailable;
     return EXIT.usage;
   }

@@ -85,6 +85,8 @@ export const USERS = {
   rita: { sub: 'rita', email: 'rita@quota.example', groups: [] as string[] },
   uma: { sub: 'uma', email: 'uma@quota.example', groups: [] as string[] },
   vera: { sub: 'vera', email: 'vera@quota.example', groups: [] as string[] },
+  /** The CLI's rate-limit test spends this one's ensure burst. */
+  wes: { sub: 'wes', email: 'wes@quota.example', groups: [] as string[] },
   lena: { sub: 'lena', email: 'lena@listed.example', groups: [] as string[] },
 };
 const TENANT_OF: Partial<Record<User, string>> = {
@@ -94,6 +96,7 @@ const TENANT_OF: Partial<Record<User, string>> = {
   rita: QUOTA_TENANT.id,
   uma: QUOTA_TENANT.id,
   vera: QUOTA_TENANT.id,
+  wes: QUOTA_TENANT.id,
   lena: LISTED_TENANT.id,
 };
 type User = keyof typeof USERS;
