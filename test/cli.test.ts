@@ -179,6 +179,15 @@ describe('cli', function () {
     assert.match(usage.stderr, /expected a duration/);
     const missing = await access(['ensure', '--role', 'ReadOnlyAccess']);
     assert.equal(missing.code, 1, show(missing));
+    for (const args of [['requests', '--limit', 'abc'], ['requests', '--limit', '0'], ['audit', '--limit', 'many'], ['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--wait', '--poll-interval', 'soon']]) {
+      const refused = await access(args);
+      assert.equal(refused.code, 1, `${args.join(' ')}: ${show(refused)}`);
+      assert.match(refused.stderr, /expected a whole number/, args.join(' '));
+    }
+    const unexplained = await access(['ensure', '--target', account, '--role', 'AdministratorAccess', '--break-glass'], { as: 'olga' });
+    assert.equal(unexplained.code, 1, show(unexplained));
+    assert.match(unexplained.stderr, /--break-glass needs --reason/);
+    assert.equal((await call('GET', `/v1/access/grants?target=${encodeURIComponent(target(account))}`, { as: 'olga' })).body.grants.length, 0, 'refused before the call');
     // A 400 says which fields failed and why, not only that the request is not valid.
     const invalid = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--reason', 'x'.repeat(4001)]);
     assert.equal(invalid.code, 1, show(invalid));

@@ -26,6 +26,13 @@ export function parseDuration(value: string): number {
   return seconds;
 }
 
+/** A whole number of at least 1 (`--limit`, `--poll-interval`): `abc` or `0` is refused, not sent. */
+export function parseCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
+}
+
 /** An account id or `AWS::Account::{id}`. */
 export function parseTarget(value: string): string {
   const target = /^\d{12}$/.test(value) ? `AWS::Account::${value}` : value;
@@ -159,6 +166,7 @@ async function ensureCommand(opts: CommonOptions & {
   timeout: number;
   pollInterval: number;
 }): Promise<number> {
+  if (opts.breakGlass && !opts.reason?.trim()) throw new ApiError(400, { code: 'invalid_request', message: '--break-glass needs --reason: reviewers are told why.' });
   const conn = connectionOf(opts);
   const body = {
     entitlements: [{ target: opts.target, role: opts.role, ...(opts.duration ? { duration_seconds: opts.duration } : {}) }],
@@ -408,7 +416,7 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .option('--break-glass', 'emergency: active at once where policy allows break-glass (needs --reason); reviewers are told and may revoke it')
     .option('--wait', 'wait until the grant is active, denied or closed')
     .addOption(new Option('--timeout <time>', 'with --wait: give up after this long').argParser(parseDuration).default(15 * 60, '15m'))
-    .addOption(new Option('--poll-interval <ms>', 'with --wait: milliseconds between checks').argParser(Number).default(2000).hideHelp())
+    .addOption(new Option('--poll-interval <ms>', 'with --wait: milliseconds between checks').argParser(parseCount).default(2000).hideHelp())
     .action(action(ensureCommand));
 
   common(root.command('grants'))
@@ -430,7 +438,7 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .description('list the access requests you may review, and your own (newest first)')
     .addOption(new Option('--status <status>', 'only requests in this status').choices(REQUEST_STATUSES))
     .option('--mine', 'only your own requests')
-    .option('--limit <n>', 'at most this many (default 50, at most 200)', Number)
+    .option('--limit <n>', 'at most this many (default 50, at most 200)', parseCount)
     .option('--cursor <cursor>', 'the next page, as the previous one said')
     .action(action(requestsCommand));
 
@@ -453,7 +461,7 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .option('--target <account>', 'only this account', parseTarget)
     .option('--role <name>', 'only this role')
     .option('--event <name>', 'only this event, e.g. approved, ensure_denied')
-    .addOption(new Option('--limit <n>', 'at most this many events').argParser(Number).default(1000))
+    .addOption(new Option('--limit <n>', 'at most this many events').argParser(parseCount).default(1000))
     .action(action(auditCommand));
 
   common(root.command('report'))
