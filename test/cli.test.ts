@@ -1,5 +1,8 @@
 // The `access` CLI, run for real (the compiled bin from package.json) against the test stack's API.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { repoRoot } from '../scripts/stack';
 import { access, show } from './support/cli';
 import { assignmentsOf, call, current, eventually, freshAccount, grantReaching, QUOTA_ACCOUNTS, QUOTA_TENANT, target, TENANT, tokenFor, USERS } from './support/world';
 
@@ -12,6 +15,15 @@ describe('cli', function () {
       assert.equal(run.code, 0, show(run));
       assert.match(run.stdout, /^Usage: access/m, show(run));
     }
+    // npm itself may run on an older Node than the project's own (the `node` package's): `npx access` says nothing of it.
+    const machinePath = (process.env.PATH ?? '').split(path.delimiter).filter((dir) => !dir.includes('node_modules')).join(path.delimiter);
+    const npx = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile('npx', ['access', '--help'], { cwd: repoRoot, env: { PATH: machinePath, HOME: process.env.HOME } }, (err, _stdout, stderr) =>
+        resolve({ code: err ? Number(err.code) : 0, stderr }),
+      ),
+    );
+    assert.equal(npx.code, 0, npx.stderr);
+    assert.doesNotMatch(npx.stderr, /npm warn/i);
     const ensureHelp = await access(['ensure', '--help']);
     for (const flag of ['--target', '--role', '--duration', '--reason', '--attach', '--dry-run', '--wait', '--json']) {
       assert.ok(ensureHelp.stdout.includes(flag), `ensure --help mentions ${flag}`);

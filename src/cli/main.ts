@@ -402,7 +402,7 @@ export function program(): Command {
       `
 Environment: ACCESS_URL, ACCESS_TOKEN, ACCESS_TENANT_ID (flags win).
 Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active after --wait,
-            4 unauthenticated, 5 API unavailable.`,
+            4 unauthenticated, 5 API unavailable, 6 rate limited (try again later).`,
     );
 
   common(root.command('ensure'))
