@@ -129,6 +129,7 @@ describe('audit API and access report', function () {
       assert.ok(rows.some((r) => r.includes(interval.grant_id) && r.includes(interval.ended)), interval.grant_id);
     }
     assert.equal(csvCell('=HYPERLINK("x")'), `"'=HYPERLINK(""x"")"`, 'a formula is not a formula in the CSV');
+    assert.equal(csvCell('fix \x1b[2J\x1b]0;title\x07db\u202e\r\nnow'), 'fix db  now', 'no escape sequence or control character reaches a terminal that shows the CSV');
 
     const refused = await access(['report', '--target', account, '--from', '2026-10-01', '--to', '2026-12-31']);
     assert.equal(refused.code, 2, show(refused));

@@ -337,11 +337,12 @@ async function auditCommand(opts: CommonOptions & { from?: string; to?: string; 
 const REPORT_COLUMNS = ['principal_id', 'principal_email', 'target', 'role', 'from', 'to', 'grant_id', 'access_request_id', 'approved_by', 'reason', 'ended', 'preexisted'] as const;
 
 /**
- * One CSV cell (RFC 4180). Text that a spreadsheet would take for a formula (a requester's reason
- * starting with `=`) is prefixed with `'`, so opening the report never runs it.
+ * One CSV cell (RFC 4180), as terminal-safe as printed text (a CSV is often `cat`): no escape
+ * sequence or control character. Text that a spreadsheet would take for a formula (a requester's
+ * reason starting with `=`) is prefixed with `'`, so opening the report never runs it.
  */
 export function csvCell(value: unknown): string {
-  let text = value === null || value === undefined ? '' : Array.isArray(value) ? value.join(';') : String(value);
+  let text = terminalText(value === null || value === undefined ? '' : Array.isArray(value) ? value.join(';') : String(value));
   if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
