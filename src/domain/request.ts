@@ -48,6 +48,8 @@ export interface RequestPart {
   createdAt: string | null;
   expiresAt: string | null;
   justification: Justification;
+  /** What this request asks for: the grant's duration, or a follow-up's own. */
+  durationSeconds: number;
   approvalsRequired: number;
   approvals: Decision[];
   denial: Decision | null;
@@ -79,6 +81,7 @@ export function requestPartOf(state: GrantState, id: string, now: Date): Request
       createdAt: state.requestedAt,
       expiresAt: state.pendingExpiresAt,
       justification: state.justification,
+      durationSeconds: state.durationSeconds,
       approvalsRequired: state.approvalsRequired ?? 1,
       approvals: state.approvals ?? [],
       denial: state.denial ?? null,
@@ -104,6 +107,7 @@ export function requestPartOf(state: GrantState, id: string, now: Date): Request
     createdAt: f.requestedAt,
     expiresAt: followUpLapse(state, f),
     justification: f.justification,
+    durationSeconds: f.durationSeconds,
     approvalsRequired: f.approvalsRequired,
     approvals: f.approvals,
     denial: f.denial,

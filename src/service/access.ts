@@ -270,7 +270,7 @@ export class AccessService {
     // Its requester sees it (and may not review it); so does whoever may review it. To anyone
     // else it does not exist: the same 404 as an unknown id, so no answer confirms an id.
     if (states[0].key.principalId === caller.principal.id) throw new AccessError('forbidden', 'Nobody reviews their own request.');
-    const refused = states.filter((st) => !this.decide(caller, 'review', st).allowed);
+    const refused = parts.filter((p) => !this.mayReview(caller, p)).map((p) => p.state);
     if (refused.length === states.length) throw notFound('access request');
     if (refused.length > 0) {
       throw new AccessError('forbidden', `Policy does not allow you to review ${refused.map((st) => grantName(st.key)).join(', ')}; nothing was reviewed.`, {
@@ -517,7 +517,23 @@ export class AccessService {
    * reviewer of some of them is told by review which ones are not theirs; issue 19).
    */
   private seesRequest(caller: Caller, parts: RequestPart[]): boolean {
-    return parts[0].state.key.principalId === caller.principal.id || parts.some((p) => this.decide(caller, 'review', p.state).allowed);
+    return parts[0].state.key.principalId === caller.principal.id || parts.some((p) => this.mayReview(caller, p));
+  }
+
+  /**
+   * Action `review` on what the request itself asks: an extension or break-glass follow-up with its
+   * own duration, justification and kind, never the grant's first (a 12-hour extension of a
+   * 1-hour grant is reviewed as 12 hours; issue 19).
+   */
+  private mayReview(caller: Caller, part: RequestPart): boolean {
+    const validation = validateJustification(part.justification);
+    return this.decideFor(caller.tenant, caller.principal, 'review', part.state.key, {
+      role: part.state.key.role,
+      duration_seconds: part.durationSeconds,
+      has_reason: validation.has_reason,
+      has_ticket_attachment: validation.has_ticket_attachment,
+      break_glass: part.kind === 'break_glass',
+    }).allowed;
   }
 
   /**
