@@ -65,12 +65,13 @@ const slackSchema = z.strictObject({
   api_url: z.url().refine(httpsOrLoopback, 'must be an https URL (plain http only for a loopback address)').default('https://slack.com/api'),
   /**
    * Who a Slack user is here: their Slack email (lower case) to the principal id and groups the
-   * policies see, as a token would give them. A Slack user not listed reviews nothing.
+   * policies see, as a token would give them, and `user`, the value of `auth.user_claim` their
+   * tokens carry (default: the email). A Slack user not listed reviews nothing.
    */
   reviewers: z
     .record(
       z.string().min(1).transform((email) => email.toLowerCase()),
-      z.strictObject({ id: z.string().min(1).max(256), groups: z.array(z.string().min(1)).default([]) }),
+      z.strictObject({ id: z.string().min(1).max(256), groups: z.array(z.string().min(1)).default([]), user: z.string().min(1).max(256).transform((u) => u.toLowerCase()).optional() }),
     )
     .default({}),
 });

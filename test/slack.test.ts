@@ -22,8 +22,8 @@ type SlackUser = keyof typeof SLACK_USERS;
 let clicks = 0;
 
 /** Alice asks SLACK_TENANT for AdministratorAccess (a review); answers the pending grant and the message reviewers got. */
-async function requestReview(account = freshAccount()) {
-  const token = await tokenFor('alice', SLACK_TENANT.id);
+async function requestReview(account = freshAccount(), as: 'alice' | 'erin' = 'alice') {
+  const token = await tokenFor(as, SLACK_TENANT.id);
   const reply = await call('POST', '/v1/access/ensure', {
     token,
     tenant: SLACK_TENANT.id,
@@ -213,6 +213,34 @@ describe('approve and deny from Slack', function () {
     const request = await requestAsAlice(requestId);
     assert.equal(request.status, 'pending');
     assert.deepEqual(request.approvals, []);
+  });
+
+  it('is one person whichever way they come: a reviewer Slack names otherwise neither reviews their own request nor approves twice', async () => {
+    // erin's tokens carry sub "erin"; the Slack reviewers map names her "erin-slack".
+    const own = await requestReview(freshAccount(), 'erin');
+    const ownClick = clickOf('erin', 'approve', buttonsOf(own.message).approve.value, own.message);
+    assert.equal((await send(ownClick.body)).status, 200);
+    assert.match((await responseTo(ownClick.name)).body.text!, /Nobody reviews their own request/);
+    const ownRequest = await call('GET', `/v1/access/requests/${own.requestId}`, { token: await tokenFor('erin', SLACK_TENANT.id), tenant: SLACK_TENANT.id });
+    assert.deepEqual([ownRequest.body.status, ownRequest.body.approvals], ['pending', []]);
+
+    const { grant, requestId, message } = await requestReview(SLACK_TWO_APPROVALS_ACCOUNT);
+    const byApi = await call('POST', `/v1/access/requests/${requestId}/review`, {
+      token: await tokenFor('erin', SLACK_TENANT.id),
+      tenant: SLACK_TENANT.id,
+      body: { decision: 'approve' },
+    });
+    assert.equal(byApi.status, 200, JSON.stringify(byApi.body));
+    const again = clickOf('erin', 'approve', buttonsOf(message).approve.value, message);
+    assert.equal((await send(again.body)).status, 200);
+    assert.match((await responseTo(again.name)).body.text!, /already approved/);
+    const request = await requestAsAlice(requestId);
+    assert.equal(request.status, 'pending');
+    assert.deepEqual(request.approvals.map((a: any) => a.reviewer_id), ['erin'], 'one approval of two');
+    // Withdrawn, so the next test asks for this account afresh.
+    const withdrawn = await call('POST', `/v1/access/grants/${grant.id}/revoke`, { token: await tokenFor('alice', SLACK_TENANT.id), tenant: SLACK_TENANT.id, body: {} });
+    assert.equal(withdrawn.status, 200, JSON.stringify(withdrawn.body));
+    await eventually('the withdrawn grant to close', async () => ((await requestAsAlice(requestId)).status === 'withdrawn' ? true : undefined));
   });
 
   it('counts a Slack approval towards a request that needs two, and keeps the buttons until the second', async () => {

@@ -130,6 +130,8 @@ export function currentRequestId(state: GrantState): string | null {
 /** One reviewer's decision on one grant, as the grant records it. */
 export interface Decision {
   reviewerId: string;
+  /** The reviewer as a person (personOf): absent in decisions from before it. */
+  reviewerUser?: string;
   at: string;
   comment?: string;
 }
@@ -137,9 +139,25 @@ export interface Decision {
 export interface Review {
   decision: 'approve' | 'deny';
   reviewerId: string;
+  /** personOf the reviewer: one person, whichever way they came (a token, a Slack click). */
+  reviewerUser?: string;
   comment?: string;
   /** The request the reviewer saw: a grant under another request (a later one for the same key) refuses it. */
   accessRequestId?: string;
+}
+
+/**
+ * The person behind a principal, the same whichever way they come in (a token, a Slack click): the
+ * value of the tenant's user claim (default email), in lower case; grants from before it, email or id.
+ */
+export function personOf(p: Pick<Principal, 'id' | 'email' | 'identityStoreUser'>): string {
+  return (p.identityStoreUser ?? p.email ?? p.id).toLowerCase();
+}
+
+/** An approval this person gave under another principal id (say, once by API and once from Slack). */
+export function approvedAsAnother(approvals: Decision[] | undefined, r: Pick<Review, 'decision' | 'reviewerId' | 'reviewerUser'>): Decision | undefined {
+  if (r.decision !== 'approve' || r.reviewerUser === undefined) return undefined;
+  return (approvals ?? []).find((a) => a.reviewerId !== r.reviewerId && a.reviewerUser === r.reviewerUser);
 }
 
 /** This reviewer already gave this decision on the grant: a repeat (a retried review) changes nothing. */

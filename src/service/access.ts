@@ -25,6 +25,8 @@ import {
   type Principal,
   toView,
   validateJustification,
+  approvedAsAnother,
+  personOf,
 } from '../domain/grant';
 import type { AuditRecord } from '../domain/audit';
 import { AccessError } from '../domain/errors';
@@ -269,7 +271,11 @@ export class AccessService {
     const states = parts.map((p) => p.state);
     // Its requester sees it (and may not review it); so does whoever may review it. To anyone
     // else it does not exist: the same 404 as an unknown id, so no answer confirms an id.
-    if (states[0].key.principalId === caller.principal.id) throw new AccessError('forbidden', 'Nobody reviews their own request.');
+    // One person, whichever way they came (a token, a Slack click): by id, and by the user claim (personOf).
+    const reviewer = personOf(caller.principal);
+    if (states[0].key.principalId === caller.principal.id || personOf(states[0].principal) === reviewer) {
+      throw new AccessError('forbidden', 'Nobody reviews their own request.');
+    }
     const refused = parts.filter((p) => !this.mayReview(caller, p)).map((p) => p.state);
     if (refused.length === states.length) throw notFound('access request');
     if (refused.length > 0) {
@@ -277,7 +283,9 @@ export class AccessService {
         details: { grants: refused.map((st) => ({ id: st.id, target: st.key.target, role: st.key.role })) },
       });
     }
-    const review = { decision, reviewerId: caller.principal.id, comment, accessRequestId };
+    const review = { decision, reviewerId: caller.principal.id, reviewerUser: reviewer, comment, accessRequestId };
+    const earlier = parts.map((p) => approvedAsAnother(p.approvals, review)).find((a) => a !== undefined);
+    if (earlier) throw new AccessError('conflict', `You have already approved this request (as ${earlier.reviewerId}); one person counts once.`);
     const toSend = parts.filter((p) => p.awaitsReview && !alreadyDecided(p, review)).map((p) => p.state);
     if (toSend.length === 0 && !parts.some((p) => alreadyDecided(p, review))) {
       throw new AccessError('conflict', `The request is ${requestStatus(parts)}, not pending.`);
@@ -769,7 +777,7 @@ async function rejectionsAsErrors<T>(call: () => Promise<T>): Promise<T> {
     const type = rejectionType(err);
     const message = (err as WorkflowUpdateFailedError).cause?.message ?? '';
     if (type === rejection.selfReview) throw new AccessError('forbidden', message);
-    if (type === rejection.notPending || type === rejection.notOpen) throw new AccessError('conflict', message);
+    if (type === rejection.notPending || type === rejection.notOpen || type === rejection.alreadyApproved) throw new AccessError('conflict', message);
     throw err;
   }
 }

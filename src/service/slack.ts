@@ -120,7 +120,8 @@ export class SlackInteractions {
     }
     const reviewer = tenant.notifications.slack?.reviewers[email.toLowerCase()];
     if (!reviewer) return privately('You are not a reviewer here (your Slack email is not in this tenant\'s reviewers); nothing was reviewed.');
-    const caller = { tenant, principal: { id: reviewer.id, email, groups: reviewer.groups } };
+    // The person tokens carry: the user claim's value (reviewers[email].user, else the email itself).
+    const caller = { tenant, principal: { id: reviewer.id, email, groups: reviewer.groups, identityStoreUser: reviewer.user ?? email.toLowerCase() } };
     let request: AccessRequestView;
     try {
       request = await this.service.review(caller, requestId, decision);

@@ -25,6 +25,7 @@ import type { Notification, NotifyActivities } from '../activities/notify';
 import {
   accountIdOf,
   alreadyDecided,
+  approvedAsAnother,
   currentRequestId,
   decideEnsure,
   encodePrincipal,
@@ -35,6 +36,7 @@ import {
   type EnsureRequest,
   isOpen,
   newGrantState,
+  personOf,
   type GrantState,
   type NotificationEvent,
   type Review,
@@ -435,7 +437,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   const reviewFollowUp = (f: FollowUp, r: Review, byOperator: boolean) => {
     if (alreadyDecided(f, r)) return;
     const at = now();
-    const decision: Decision = { reviewerId: r.reviewerId, at: at.toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
+    const decision: Decision = { reviewerId: r.reviewerId, ...(r.reviewerUser && { reviewerUser: r.reviewerUser }), at: at.toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
     const actor: AuditActor = { type: byOperator ? 'operator' : 'reviewer', id: r.reviewerId };
     const what = f.kind === 'extension' ? 'extension' : 'break-glass use';
     const comment = r.comment ? `: ${r.comment}` : '';
@@ -486,8 +488,12 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
 
   const repeats = (r: Review) => alreadyDecided(state, r);
   const requirePending = (r: Review) => {
-    if (r.reviewerId === state.principal.id) throw ApplicationFailure.nonRetryable('nobody reviews their own request', rejection.selfReview);
+    if (r.reviewerId === state.principal.id || (r.reviewerUser !== undefined && r.reviewerUser === personOf(state.principal))) {
+      throw ApplicationFailure.nonRetryable('nobody reviews their own request', rejection.selfReview);
+    }
     const f = followUpOf(r);
+    const other = approvedAsAnother(f ? f.approvals : state.approvals, r);
+    if (other) throw ApplicationFailure.nonRetryable(`you have already approved this request (as ${other.reviewerId})`, rejection.alreadyApproved);
     if (f) {
       if (alreadyDecided(f, r)) return;
       if (!followUpPending(state, f, now())) throw ApplicationFailure.nonRetryable('the request is no longer pending', rejection.notPending);
@@ -507,7 +513,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     if (f) return reviewFollowUp(f, r, byOperator);
     if (repeats(r)) return;
     const actor: AuditActor = { type: byOperator ? 'operator' : 'reviewer', id: r.reviewerId };
-    const decision: Decision = { reviewerId: r.reviewerId, at: now().toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
+    const decision: Decision = { reviewerId: r.reviewerId, ...(r.reviewerUser && { reviewerUser: r.reviewerUser }), at: now().toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
     if (r.decision === 'deny') {
       // One denial closes the request, whatever approvals it had.
       state.denial = decision;

@@ -83,6 +83,8 @@ export const rejection = {
   closing: 'GrantClosing',
   notPending: 'NotPending',
   selfReview: 'SelfReview',
+  /** The reviewer already approved as another principal id (personOf). */
+  alreadyApproved: 'AlreadyApproved',
   notOpen: 'NotOpen',
   /** `reconcile` on a grant that holds no assignment of its own right now (not active, closing, pre-existing). */
   notHolding: 'NotHolding',

@@ -48,12 +48,13 @@ export const SLACK_BOT_TOKEN = 'xoxb-test-bot-token';
 /** Each tenant with a Slack app has its own signing secret (OTHER_TENANT has one too). */
 export const SIGNING_SECRETS = { [SLACK_TENANT.id]: 'slack-tenant-signing-secret', [OTHER_TENANT.id]: 'other-tenant-signing-secret' };
 /** Slack user ids, and the emails the fake Slack's users.info gives for them; eve is nobody's reviewer. */
-export const SLACK_USERS = { alice: 'UALICE01', carol: 'UCAROL01', dave: 'UDAVE001', eve: 'UEVE0001' };
+export const SLACK_USERS = { alice: 'UALICE01', carol: 'UCAROL01', dave: 'UDAVE001', eve: 'UEVE0001', erin: 'UERIN001' };
 const SLACK_EMAILS = {
   [SLACK_USERS.alice]: 'alice@example.com',
   [SLACK_USERS.carol]: 'Carol@Example.com',
   [SLACK_USERS.dave]: 'dave@example.com',
   [SLACK_USERS.eve]: 'eve@example.com',
+  [SLACK_USERS.erin]: 'erin@example.com',
 };
 /**
  * The other test tenants' per-principal limits: far above what a test sends (the defaults, 50
@@ -88,6 +89,8 @@ export const USERS = {
   /** The CLI's rate-limit test spends this one's ensure burst. */
   wes: { sub: 'wes', email: 'wes@quota.example', groups: [] as string[] },
   lena: { sub: 'lena', email: 'lena@listed.example', groups: [] as string[] },
+  /** Asks and reviews in the Slack tenant; Slack's reviewers map names her otherwise. */
+  erin: { sub: 'erin', email: 'erin@example.com', groups: ['engineering', 'platform-admins'] },
 };
 const TENANT_OF: Partial<Record<User, string>> = {
   oscar: OTHER_TENANT.id,
@@ -145,6 +148,8 @@ export async function startWorld(): Promise<void> {
         'carol@example.com': { id: 'carol', groups: ['platform-admins'] },
         'dave@example.com': { id: 'dave', groups: ['platform-admins'] },
         'alice@example.com': { id: 'alice', groups: ['engineering'] },
+        // Not the id erin's tokens carry (sub erin): one person all the same, by the user claim (email).
+        'erin@example.com': { id: 'erin-slack', groups: ['platform-admins'] },
       },
     };
   };
