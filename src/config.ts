@@ -10,6 +10,11 @@ import { NOTIFICATION_EVENTS } from './domain/grant';
 /** The environment policies see for an account the tenant's config does not describe. */
 export const UNKNOWN_ENVIRONMENT = 'unknown';
 
+/** The environment policies see for one of the tenant's accounts (UNKNOWN_ENVIRONMENT when the config does not say). */
+export function environmentOf(tenant: Pick<TenantConfig, 'accounts'>, accountId: string): string {
+  return tenant.accounts[accountId]?.environment ?? UNKNOWN_ENVIRONMENT;
+}
+
 const awsSchema = z.strictObject({
   region: z.string().min(1),
   sso_instance_arn: z.string().regex(/^arn:aws:sso:::instance\/ssoins-[a-zA-Z0-9.-]+$/, 'an IAM Identity Center instance ARN'),

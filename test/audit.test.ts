@@ -2,7 +2,8 @@
 // written whatever Temporal later forgets.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
@@ -13,7 +14,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Connection } from '@temporalio/client';
 import { auditEventSchema } from '../src/api/schemas';
-import { createApi } from '../src/api/server';
+import { connectApi, createApi } from '../src/api/server';
 import { createAuditActivities } from '../src/activities/audit';
 
 import { loadConfig } from '../src/config';
@@ -285,5 +286,68 @@ describe('audit trail: ensure_denied', function () {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe('audit trail: what an auditor of one account sees', function () {
+  this.timeout(60_000);
+  let server: Server;
+  let connection: ReturnType<typeof connectApi>;
+  let url: string;
+  const [watched, other] = [freshAccount(), freshAccount()];
+
+  // An API whose tenant lets engineering audit one account, and on-call audit accounts the config does not describe.
+  before(async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'access-account-auditors-'));
+    cpSync(path.join(repoRoot, 'policies'), dir, { recursive: true });
+    writeFileSync(
+      path.join(dir, 'account-auditors.cedar'),
+      `@id("engineering-audits-one-account")\npermit (principal in Group::"engineering", action == Action::"audit", resource == Account::"${watched}");\n` +
+        '@id("on-call-audits-unlisted")\npermit (principal in Group::"on-call", action == Action::"audit", resource) when { resource.environment == "unknown" };\n',
+    );
+    const config = loadConfig(current().stack.configPath);
+    config.tenants.find((t) => t.id === TENANT.id)!.policies = dir;
+    connection = connectApi(current().stack.temporalAddress);
+    server = await new Promise((resolve) => {
+      const s = createApi(config, connection).listen(0, '127.0.0.1', () => resolve(s));
+    });
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await new Promise((resolve) => server.close(resolve));
+    await connection.close();
+  });
+
+  const auditAs = async (as: 'bob' | 'olga', account: string) => {
+    const res = await fetch(`${url}/v1/access/audit?target=${encodeURIComponent(target(account))}&event=ensure_denied`, {
+      headers: { authorization: `Bearer ${await tokenFor(as)}`, 'x-tenant-id': TENANT.id },
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  it('finds a refused call by any of its entitlements, and shows only the account asked about', async () => {
+    // mallory is refused both; the other account comes first in the call.
+    const refused = await ensure(
+      [
+        { target: target(other), role: 'PowerUserAccess' },
+        { target: target(watched), role: 'PowerUserAccess' },
+      ],
+      { as: 'mallory', reason: 'both' },
+    );
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    const seen = await auditAs('bob', watched);
+    assert.equal(seen.status, 200, JSON.stringify(seen.body));
+    const [event] = seen.body.events.filter((e: any) => e.principal.id === 'mallory');
+    assert.ok(event, `the refusal is found by its second entitlement: ${JSON.stringify(seen.body)}`);
+    assert.equal(event.target, target(watched));
+    assert.deepEqual(event.details.entitlements.map((e: { target: string }) => e.target), [target(watched)], 'nothing of the other account');
+    assert.deepEqual(event.details.denied.map((d: { target: string }) => d.target), [target(watched)]);
+    assert.doesNotMatch(JSON.stringify(event), new RegExp(other), 'the other account is not named anywhere');
+    assert.equal((await auditAs('bob', other)).status, 403, 'and the other account is not bob’s to audit');
+  });
+
+  it('sees environment "unknown" for an account the config does not describe, as ensure does', async () => {
+    const unlisted = await auditAs('olga', freshAccount());
+    assert.equal(unlisted.status, 200, JSON.stringify(unlisted.body));
   });
 });

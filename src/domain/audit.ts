@@ -91,10 +91,48 @@ export function matchesFilters(e: AuditEvent, f: AuditFilters): boolean {
     at >= f.from.getTime() &&
     at <= f.to.getTime() &&
     (f.principal === undefined || e.principal.id === f.principal) &&
-    (f.target === undefined || e.target === f.target) &&
-    (f.role === undefined || e.role === f.role) &&
+    entitlementsOf(e).some((x) => (f.target === undefined || x.target === f.target) && (f.role === undefined || x.role === f.role)) &&
     (f.event === undefined || e.event === f.event)
   );
+}
+
+interface Entitlement {
+  target: string;
+  role: string;
+}
+
+/** What an event is about: its own (target, role), or every refused entitlement of an ensure_denied. */
+function entitlementsOf(e: AuditEvent): Entitlement[] {
+  const denied = e.event === 'ensure_denied' ? (e.details as { denied?: unknown }).denied : undefined;
+  return Array.isArray(denied) && denied.length > 0 ? (denied as Entitlement[]) : [{ target: e.target, role: e.role }];
+}
+
+/**
+ * An ensure_denied event as an auditor narrowed to a target or role sees it: only the entitlements
+ * they asked about (the refused call may have named accounts they may not audit). Other events
+ * are about one entitlement, which the filter already matched.
+ */
+export function narrowedTo(e: AuditEvent, f: Pick<AuditFilters, 'target' | 'role'>): AuditEvent {
+  if (e.event !== 'ensure_denied' || (f.target === undefined && f.role === undefined)) return e;
+  const fits = (x: Partial<Entitlement>) => (f.target === undefined || x.target === f.target) && (f.role === undefined || x.role === f.role);
+  const details = e.details as { entitlements?: Partial<Entitlement>[]; denied?: (Entitlement & { policies?: string[]; notices?: string[] })[] };
+  const denied = (details.denied ?? []).filter(fits);
+  const first = denied[0] ?? { target: e.target, role: e.role };
+  return {
+    ...e,
+    target: first.target,
+    role: first.role,
+    details: {
+      ...e.details,
+      ...(details.entitlements && { entitlements: details.entitlements.filter(fits) }),
+      ...(details.denied && {
+        denied,
+        denied_count: denied.length,
+        policies: [...new Set(denied.flatMap((d) => d.policies ?? []))],
+        notices: [...new Set(denied.flatMap((d) => d.notices ?? []))],
+      }),
+    },
+  };
 }
 
 /** The UTC days (YYYY-MM-DD) from `to` back to `from`, newest first: the store's date folders to read. */

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { type Client, isGrpcServiceError, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { LRUCache } from 'lru-cache';
-import { type AppConfig, env, type TenantConfig, UNKNOWN_ENVIRONMENT } from '../config';
+import { type AppConfig, env, environmentOf, type TenantConfig } from '../config';
 import {
   accountIdOf,
   alreadyDecided,
@@ -508,7 +508,7 @@ export class AccessService {
       principal,
       action,
       accountId,
-      accountEnvironment: tenant.accounts[accountId]?.environment ?? UNKNOWN_ENVIRONMENT,
+      accountEnvironment: environmentOf(tenant, accountId),
       context,
     });
   }

@@ -2,7 +2,8 @@
 // S3 between `from` and `to` are listed and their objects fetched, then filtered and sorted here.
 // Simple and bounded (at most 92 days a call); Athena over the same objects is for more.
 import type { AuditWriter } from '../activities/audit';
-import { type AccessInterval, accessIntervals, type AuditCursor, type AuditEvent, type AuditFilters, daysNewestFirst, matchesFilters, newestFirst } from '../domain/audit';
+import { environmentOf } from '../config';
+import { type AccessInterval, accessIntervals, type AuditCursor, type AuditEvent, type AuditFilters, daysNewestFirst, matchesFilters, narrowedTo, newestFirst } from '../domain/audit';
 import { AccessError } from '../domain/errors';
 import { accountIdOf } from '../domain/grant';
 import type { PolicySet } from '../policy';
@@ -38,7 +39,7 @@ export class AuditService {
       if (found.length > limit) break;
     }
     const events = found.slice(0, limit);
-    return { events, next_cursor: found.length > limit ? encodeCursor(events[events.length - 1]) : null };
+    return { events: events.map((e) => narrowedTo(e, filters)), next_cursor: found.length > limit ? encodeCursor(events[events.length - 1]) : null };
   }
 
   /**
@@ -62,7 +63,8 @@ export class AuditService {
       principal: caller.principal,
       action: 'audit',
       accountId,
-      accountEnvironment: caller.tenant.accounts[accountId]?.environment ?? '',
+      // As ensure sees it: an account the config does not describe is "unknown" ("" for all accounts).
+      accountEnvironment: accountId === ALL_ACCOUNTS ? '' : environmentOf(caller.tenant, accountId),
       context: { role: filters.role ?? '', duration_seconds: 0, has_reason: false, has_ticket_attachment: false },
     });
     if (!verdict?.allowed) {
