@@ -12,7 +12,7 @@ import type { grantWorkflow } from '../src/workflows/grant';
 import { ensureUpdate, grantStateQuery } from '../src/workflows/messages';
 import { FAIL_TASK_MARK } from './fixtures/failing-ensure-interceptor';
 import { grantEvents } from './support/audit';
-import { assertErrorShape, assignmentsOf, call, current, ensure, eventually, freshAccount, target, TENANT, USERS } from './support/world';
+import { assertErrorShape, assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, target, TENANT, USERS } from './support/world';
 
 const ROLE = 'ReadOnlyAccess';
 
@@ -46,9 +46,8 @@ describe('an update whose workflow task fails', function () {
     await connection?.close();
   });
 
-  it('an ensure is tried once more, then answered 503 with Retry-After; the grant and its audit trail are as before', async () => {
-    // A grant of alice's, started here so that it runs on this test's worker.
-    const account = freshAccount();
+  /** A grant of alice's for 600 s, started here so that it runs on this test's worker. */
+  const activeGrantHere = async (account: string) => {
     const key: GrantKey = { tenantId: TENANT.id, principalId: 'alice', target: target(account), role: ROLE };
     const request: EnsureRequest = {
       durationSeconds: 600,
@@ -73,6 +72,12 @@ describe('an update whose workflow task fails', function () {
       const state = await handle.query(grantStateQuery);
       return state.status === 'active' ? state : undefined;
     });
+    return { handle, active };
+  };
+
+  it('an ensure is tried once more, then answered 503 with Retry-After; the grant and its audit trail are as before', async () => {
+    const account = freshAccount();
+    const { handle, active } = await activeGrantHere(account);
     await grantEvents(active.id, ['requested', 'activated']);
     const completedUpdates = async () => ((await handle.fetchHistory()).events ?? []).filter((e) => e.workflowExecutionUpdateCompletedEventAttributes).length;
     assert.equal(await completedUpdates(), 1, 'the first ensure');
@@ -115,5 +120,28 @@ describe('an update whose workflow task fails', function () {
     const events = await grantEvents(active.id, ['requested', 'activated', 'extended']);
     assert.deepEqual(events.map((e) => e.event.event), ['requested', 'activated', 'extended'], 'no event of the failed call');
     assert.equal(events[2].event.details.reason, 'extend');
+  });
+
+  it('a call of several entitlements that fails after some took effect names them in details.changed', async () => {
+    const [failing, fresh] = [freshAccount(), freshAccount()];
+    const { handle, active } = await activeGrantHere(failing);
+    const reply = await ensure(
+      [
+        { target: target(fresh), role: ROLE, duration_seconds: 600 },
+        { target: target(failing), role: ROLE, duration_seconds: 3600 },
+      ],
+      { reason: `both ${FAIL_TASK_MARK}` },
+    );
+    assert.equal(reply.status, 503, JSON.stringify(reply.body));
+    assertErrorShape(reply, 'unavailable');
+    assert.deepEqual(
+      reply.body.details.changed.map((g: { target: string; change: string }) => [g.target, g.change]),
+      [[target(fresh), 'activated']],
+      'the grant the call started is named; the one that failed is not',
+    );
+    assert.match(reply.body.message!, new RegExp(`${ROLE} on ${target(fresh)}`));
+    await grantReaching(reply.body.details.changed[0].id, 'active');
+    const after = await eventually('the failing grant to answer again', () => handle.query(grantStateQuery).catch(() => undefined), 120_000);
+    assert.equal(after.expiresAt, active.expiresAt, 'the failed entitlement changed nothing');
   });
 });

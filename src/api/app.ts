@@ -7,7 +7,7 @@ import { AccessError, type ErrorCode } from '../domain/errors';
 import { grantWorkflowId, type GrantView } from '../domain/grant';
 import { createLogger, type Logger } from '../log';
 import { type ApiMetrics, createApiMetrics } from '../metrics';
-import { type AccessService, type Caller, temporalBusyError } from '../service/access';
+import { type AccessService, type Caller, temporalUnavailableError } from '../service/access';
 import type { AuditService } from '../service/audit';
 import { MAX_RANGE_DAYS } from '../domain/audit';
 import type { SlackInteractions } from '../service/slack';
@@ -232,21 +232,13 @@ function parseId(value: unknown, what: string): string {
   return parsed.data;
 }
 
-const UNAVAILABLE_GRPC_CODES = new Set([4 /* DEADLINE_EXCEEDED */, 14 /* UNAVAILABLE */]);
-
 function asAccessError(err: unknown): AccessError {
   if (err instanceof AccessError) return err;
   const bodyError = err as { type?: string; status?: number };
   if (bodyError?.type === 'entity.too.large') return new AccessError('payload_too_large', 'The request body is too large.');
   if (bodyError?.type === 'entity.parse.failed') return new AccessError('invalid_request', 'The request body is not valid JSON.');
   if (bodyError?.status === 400 || bodyError?.status === 415) return new AccessError('invalid_request', 'The request body could not be read.');
-  const busy = temporalBusyError(err);
-  if (busy) return busy;
-  for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
-    const code = (cause as { code?: unknown }).code;
-    if (typeof code === 'number' && UNAVAILABLE_GRPC_CODES.has(code)) return new AccessError('unavailable', 'Temporal cannot be reached; try again.');
-  }
-  return new AccessError('internal', 'Something went wrong on our side; nothing was lost. Try again.');
+  return temporalUnavailableError(err) ?? new AccessError('internal', 'Something went wrong on our side; nothing was lost. Try again.');
 }
 
 function callerFields(who: Caller | undefined): Record<string, string> {

@@ -38,10 +38,14 @@ const ERRORS = {
   '403': errorResponse(
     'Forbidden (`tenant_mismatch`: the token is another tenant\'s; `forbidden`: with the policy `notices`, or a token whose email is not verified)',
   ),
+  '500': errorResponse('Something went wrong on our side (`internal`); nothing was lost, try again'),
   '503': errorResponse(
     'Temporal cannot be reached, or cannot take the call just now (`unavailable`; with Retry-After when Temporal is busy or the grant\'s workflow task is failing): nothing was changed; try again',
   ),
 };
+
+/** Every route with a body. */
+const BODY_TOO_LARGE = errorResponse('The body is larger than 64 KiB (`payload_too_large`)');
 
 /** Ensure only: the per-principal rate (the tenant's `grants.ensure_rate_per_minute` and `ensure_burst`). */
 const RATE_LIMITED = {
@@ -101,6 +105,10 @@ export function openApiDocument(): JsonSchema {
             '403': errorResponse(
               'Forbidden: `tenant_mismatch`, or `forbidden` with `notices` (a policy, an account outside `accounts_only`, a duration past the maximum, or open grants past `max_open_per_principal`); nothing was changed',
             ),
+            '409': errorResponse(
+              'A grant of the call is still being closed (its access is being removed) after the API waited for it (`conflict`); try again once it has closed',
+            ),
+            '413': BODY_TOO_LARGE,
             '429': RATE_LIMITED,
           },
         },
@@ -130,7 +138,7 @@ export function openApiDocument(): JsonSchema {
           ...common,
           parameters: [...common.parameters, pathId('id', 'Grant id')],
           requestBody: { required: false, content: json(ref('RevokeRequest')) },
-          responses: { '200': grantAnswer, ...ERRORS, '404': errorResponse('No such grant'), '409': errorResponse('The grant is no longer open (`conflict`)') },
+          responses: { '200': grantAnswer, ...ERRORS, '404': errorResponse('No such grant'), '409': errorResponse('The grant is no longer open (`conflict`)'), '413': BODY_TOO_LARGE },
         },
       },
       '/v1/access/requests': {
@@ -165,7 +173,8 @@ export function openApiDocument(): JsonSchema {
               'Your own request, or one holding grants you may not review (`forbidden`, naming them), or `tenant_mismatch`, or a token whose email is not verified',
             ),
             '404': errorResponse('No such access request, or none you may review (the same answer, so no id is confirmed)'),
-            '409': errorResponse('The request is no longer pending (`conflict`)'),
+            '409': errorResponse('The request is no longer pending, or you already approved it as another principal (`conflict`)'),
+            '413': BODY_TOO_LARGE,
           },
         },
       },
@@ -200,7 +209,7 @@ export function openApiDocument(): JsonSchema {
           responses: {
             '200': { description: 'Accepted (empty body): the review follows, and its outcome or refusal is posted to the response_url' },
             '401': errorResponse('Not a signed Slack click for a tenant with `notifications.slack` (`unauthenticated`): missing or wrong signature, a timestamp more than 5 minutes off, an unknown tenant; nothing was changed'),
-            '413': errorResponse('The body is larger than 64 KiB (`payload_too_large`)'),
+            '413': BODY_TOO_LARGE,
           },
         },
       },

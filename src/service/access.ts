@@ -146,9 +146,15 @@ export class AccessService {
     const found = await Promise.all(planned.map((p, i) => (extending[i] ? undefined : this.currentState(grantWorkflowId(p.key), dryRun))));
     const starting = planned.filter((p, i) => startsGrant(found[i], p.request)).length;
     if (starting > 0) await this.checkOpenGrants(caller, starting);
-    const views = await Promise.all(
+    const settled = await Promise.allSettled(
       planned.map(async (p, i) => (extending[i] && (await this.extend(p.key, p.request))) || this.ensureOne(caller, p.key, p.request, dryRun, found[i], extending[i])),
     );
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) {
+      const changed = settled.flatMap((r) => (r.status === 'fulfilled' && r.value.change !== 'none' ? [r.value] : []));
+      throw changed.length > 0 ? withChanged(failed.reason, changed) : failed.reason;
+    }
+    const views = settled.map((r) => (r as PromiseFulfilledResult<GrantView>).value);
     // `validation` answers this call's justification, not the one the grant was first asked with.
     return views.map((view, i) => ({ ...view, validation: planned[i].request.validation }));
   }
@@ -729,15 +735,40 @@ function taskFailedError(): AccessError {
   return new AccessError('unavailable', 'The grant could not take this call just now (its workflow task failed); nothing was changed. Try again.', {}, 1);
 }
 
+const UNAVAILABLE_GRPC_CODES = new Set([4 /* DEADLINE_EXCEEDED */, 14 /* UNAVAILABLE */]);
+
 /**
- * The 503 for a Temporal that is there but cannot answer this call now: RESOURCE_EXHAUSTED (a
- * grant's query buffer, a rate limit of the server's), or a grant whose workflow task is failing.
- * Undefined for any other error.
+ * The 503 for a Temporal that cannot be reached, or is there but cannot answer this call now:
+ * RESOURCE_EXHAUSTED (a grant's query buffer, a rate limit of the server's), or a grant whose
+ * workflow task is failing. Undefined for any other error.
  */
-export function temporalBusyError(err: unknown): AccessError | undefined {
+export function temporalUnavailableError(err: unknown): AccessError | undefined {
   if (isWorkflowTaskFailure(err)) return taskFailedError();
   if (grpcCodeOf(err) === 8) return new AccessError('unavailable', 'Temporal is busy with this grant or this tenant just now; nothing was changed. Try again.', {}, 1);
+  for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'number' && UNAVAILABLE_GRPC_CODES.has(code)) return new AccessError('unavailable', 'Temporal cannot be reached; try again.');
+  }
   return undefined;
+}
+
+/**
+ * The failure of a multi-entitlement call after some of its entitlements took effect: the same
+ * error, with the grants that changed in `details.changed` (and named in the message), so the
+ * caller knows what a retry will find.
+ */
+function withChanged(err: unknown, changed: GrantView[]): AccessError {
+  const failure = err instanceof AccessError ? err : (temporalUnavailableError(err) ?? new AccessError('internal', 'Something went wrong on our side; nothing was lost. Try again.'));
+  const names = changed.map((g) => `${g.name} (${g.change})`).join(', ');
+  return Object.assign(
+    new AccessError(
+      failure.code,
+      `${failure.message} Before it failed, the call changed ${names}.`,
+      { ...failure.extra, details: { ...failure.extra.details, changed: changed.map((g) => ({ id: g.id, target: g.target, role: g.role, change: g.change, status: g.status })) } },
+      failure.retryAfterSeconds,
+    ),
+    { cause: err },
+  );
 }
 
 /**
