@@ -118,6 +118,19 @@ describe('reconciliation', function () {
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1);
   });
 
+  it('keeps an assignment made by hand after a terminated grant’s own was removed outside this service', async () => {
+    const account = freshAccount();
+    await activeGrant(account);
+    await terminateGrant(TENANT.id, 'alice', account, 'ReadOnlyAccess');
+    await unassignDirectly('alice', account, 'ReadOnlyAccess'); // an administrator removes it in the console
+    const seen = await reconcile(); // a round finds it gone
+    assert.equal(seen.removed.find((r) => r.accountId === account), undefined, JSON.stringify(seen.removed));
+    await assignDirectly('alice', account, 'ReadOnlyAccess'); // later, an administrator assigns it by hand
+    const next = await reconcile();
+    assert.equal(next.removed.find((r) => r.accountId === account), undefined, `not the terminated grant's leftover: ${JSON.stringify(next.removed)}`);
+    assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1);
+  });
+
   it('two tenants on one instance: neither round removes an assignment a grant of the other holds', async () => {
     const asAliceOf = async (tenantId: string, account: string, durationSeconds = 600) => {
       const reply = await call('POST', '/v1/access/ensure', {

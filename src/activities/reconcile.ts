@@ -110,6 +110,8 @@ function attributeOf(run: WorkflowExecutionInfo, key: { name: string }): string 
 
 const grantTriple = (g: GrantRecord) => (g.ids ? tripleOf(g.accountId, g.ids.permissionSetArn, 'USER', g.ids.userId) : null);
 const pairOf = (accountId: string, permissionSetArn: string) => `${accountId}|${permissionSetArn}`;
+/** Past this after a run closed mid-provisioning, no creation it asked for is still under way (the provisioning activity's start-to-close is 2 minutes). */
+const CREATION_SETTLED_MS = 10 * 60_000;
 /** The workflow id of the record that a reconciliation removed what the run left (see leftoverRemovedWorkflow). */
 const leftoverRemovedId = (runId: string) => `leftover-removed/${runId}`;
 
@@ -225,6 +227,8 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
   async function listAssignments(tenantId: string, pairs: { accountId: string; permissionSetArn: string }[]) {
     const { sso, instanceArn } = ssoOf(tenantId);
     const found: Assignment[] = [];
+    /** The pairs listed whole: what is absent from `found` there is absent at the provider. */
+    const scanned = new Set<string>();
     let truncated = pairs.length > MAX_ACCOUNT_PERMISSION_SET_PAIRS;
     for (const { accountId, permissionSetArn } of pairs.slice(0, MAX_ACCOUNT_PERMISSION_SET_PAIRS)) {
       const pages = paginateListAccountAssignments({ client: sso }, { InstanceArn: instanceArn, AccountId: accountId, PermissionSetArn: permissionSetArn });
@@ -233,12 +237,13 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
           if (a.PrincipalType && a.PrincipalId) found.push({ accountId, permissionSetArn, principalType: a.PrincipalType, principalId: a.PrincipalId });
         }
       }
+      scanned.add(pairOf(accountId, permissionSetArn));
       if (found.length >= MAX_ASSIGNMENTS) {
         truncated = true;
         break;
       }
     }
-    return { assignments: found, truncated };
+    return { assignments: found, scanned, truncated };
   }
 
   /** The latest run of every grant key of the tenants (continued-as-new runs are earlier pages of a later one). */
@@ -267,6 +272,23 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     const details: unknown = fromPayloadsAtIndex(clientOf().options.loadedDataConverter.payloadConverter, 0, provisioning.heartbeatDetails.payloads);
     const lookup = details as Partial<AssignmentLookup> | null;
     return typeof lookup?.preexisted === 'boolean' && typeof lookup.ids?.userId === 'string' ? (lookup as AssignmentLookup) : undefined;
+  }
+
+  /**
+   * On record that what a closed run may have left is gone (a round removed it, or found it gone):
+   * an assignment of the pair made later is then not taken for that run's leftover. Once per run.
+   */
+  async function recordLeftoverGone(run: { tenantId: string; workflowId: string; runId: string }): Promise<void> {
+    try {
+      await clientOf().workflow.start<typeof leftoverRemovedWorkflow>('leftoverRemovedWorkflow', {
+        workflowId: leftoverRemovedId(run.runId),
+        taskQueue: Context.current().info.taskQueue,
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        args: [{ tenantId: run.tenantId, workflowId: run.workflowId, runId: run.runId }],
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
   }
 
   async function leftoverRemoved(runId: string): Promise<boolean> {
@@ -333,7 +355,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
    * `undecided`: the pairs with a grant that could not be read, or is provisioning and has not
    * looked yet (it may be about to find the assignment there and count on it).
    */
-  async function grantRecords(runs: WorkflowExecutionInfo[], assignments: Assignment[], sets: Map<string, string>, tenantId: string) {
+  async function grantRecords(runs: WorkflowExecutionInfo[], assignments: Assignment[], scanned: Set<string>, sets: Map<string, string>, tenantId: string) {
     const arnOfRole = new Map([...sets].map(([arn, name]) => [name, arn]));
     const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
     const pairsWithUsers = new Set(assignments.filter((a) => a.principalType === 'USER').map((a) => pairOf(a.accountId, a.permissionSetArn)));
@@ -352,6 +374,19 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     const userKeyOf = (run: WorkflowExecutionInfo) => `${attributeOf(run, searchAttributes.tenant)}|${principalOf(run) ?? run.workflowId}`;
     const isActive = (run: WorkflowExecutionInfo) => run.status.name === 'RUNNING' && attributeOf(run, searchAttributes.status) === 'active';
 
+    /**
+     * A closed run whose removal is not confirmed, but which has nothing of its own left: it made
+     * nothing, or what it made is gone. A run closed mid-provisioning may have a creation still
+     * under way at the provider: its absence counts only once that creation has surely ended.
+     */
+    const settled = (record: GrantRecord) => record.status !== 'provisioning' || Date.parse(record.closedAt ?? '') < Date.now() - CREATION_SETTLED_MS;
+    const leftNothing = (record: GrantRecord) =>
+      !record.open &&
+      !record.removalConfirmed &&
+      (record.assignmentPreexisted === true ||
+        record.ids === null ||
+        (settled(record) && scanned.has(pairOf(record.accountId, record.ids.permissionSetArn)) && !present.has(grantTriple(record)!)));
+
     const records: GrantRecord[] = [];
     const undecided = new Set<string>();
     const userIds = new Map<string, string>(); // by userKeyOf
@@ -366,6 +401,12 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
             // A run that may have left the assignment listed: has a reconciliation removed its leftover already?
             if (!record.open && !record.removalConfirmed && record.ids && present.has(grantTriple(record)!)) {
               record.removalConfirmed = await leftoverRemoved(record.runId);
+            }
+            // What it may have left is gone already (removed in the console, say), or it made nothing:
+            // on record now, so that an assignment made by hand later is never taken for its leftover.
+            if (leftNothing(record)) {
+              await recordLeftoverGone(record);
+              record.removalConfirmed = true;
             }
             records.push(record);
             if (record.ids) userIds.set(userKeyOf(run), record.ids.userId);
@@ -386,6 +427,10 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
         if (attributeOf(run, searchAttributes.status) !== 'pending') readFirst.push(run); // provisioning, or not yet known
       } else if (pairsWithUsers.has(pairOfRun(run))) {
         readFirst.push(run);
+      } else if (ownTenant(run) && run.status.name !== 'COMPLETED' && scanned.has(pairOfRun(run))) {
+        // Closed without confirming its removal (terminated, say), its pair now empty: read once,
+        // to put on record that what it may have left is gone; a run already on record is not read.
+        if (!(await leftoverRemoved(run.runId))) readFirst.push(run);
       }
     }
     await read(readFirst);
@@ -438,9 +483,9 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
         return target && role ? [{ accountId: accountIdOf(target), role }] : [];
       });
       const listedFrom = new Date().toISOString();
-      const { assignments, truncated } = await listAssignments(tenantId, await pairsToScan(tenantId, sets, targets));
+      const { assignments, scanned, truncated } = await listAssignments(tenantId, await pairsToScan(tenantId, sets, targets));
       const after = await latestGrantRuns(tenants);
-      const { records, undecided } = await grantRecords(after.runs, assignments, sets, tenantId);
+      const { records, undecided } = await grantRecords(after.runs, assignments, scanned, sets, tenantId);
       const drift = findDriftIn(assignments, records, { tenantId, listedFrom, undecided });
       return {
         ...drift,
@@ -482,16 +527,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       });
       // Recorded after the deletion, never before: a record of a removal that then failed would
       // leave the leftover in place for good. A crash in between only means one more removal.
-      try {
-        await clientOf().workflow.start<typeof leftoverRemovedWorkflow>('leftoverRemovedWorkflow', {
-          workflowId: leftoverRemovedId(leak.runId),
-          taskQueue: Context.current().info.taskQueue,
-          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-          args: [{ tenantId: leak.tenantId, workflowId: leak.workflowId, runId: leak.runId }],
-        });
-      } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      }
+      await recordLeftoverGone(leak);
       return { removed: true };
     },
   };
