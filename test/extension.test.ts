@@ -57,7 +57,7 @@ async function extensionOf(grant: GrantView, account: string, durationSeconds: n
   return extension;
 }
 
-const breakGlass = (account: string, opts: { as?: 'olga' | 'alice'; reason?: string; duration?: number; dryRun?: boolean } = {}) =>
+const breakGlass = (account: string, opts: { as?: 'olga' | 'alice' | 'otto'; reason?: string; duration?: number; dryRun?: boolean } = {}) =>
   call('POST', '/v1/access/ensure', {
     as: opts.as ?? 'olga',
     body: {
@@ -233,6 +233,29 @@ describe('break-glass', function () {
     assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
     await closed(grant.id);
     await recordHistory('break-glass-acknowledged-revoke', grant.id);
+  });
+
+  it('on a pending request, a permitted break-glass ensure activates at once and supersedes the request, visibly', async () => {
+    const account = freshAccount();
+    const asked = await ensure(admin(account, 1800), { as: 'otto', reason: 'planned change' });
+    assert.equal(asked.status, 200, JSON.stringify(asked.body));
+    const pending = asked.body.grants[0];
+    assert.deepEqual([pending.change, pending.status], ['requested', 'pending']);
+
+    const glass = await breakGlass(account, { as: 'otto' });
+    assert.equal(glass.status, 200, JSON.stringify(glass.body));
+    const grant = glass.body.grants[0];
+    assert.deepEqual([grant.change, grant.status, grant.id], ['activated', 'provisioning', pending.id], JSON.stringify(grant));
+    assert.notEqual(grant.access_request_id, pending.access_request_id, 'the break-glass follow-up is the request reviewers now see');
+    const superseded = grant.diagnostics.find((d: { code: string }) => d.code === 'request_superseded');
+    assert.ok(superseded && superseded.access_request_id === pending.access_request_id, JSON.stringify(grant.diagnostics));
+    await grantReaching(grant.id, 'active', 'otto');
+    assert.equal(await assignmentsOf('otto', account, 'AdministratorAccess'), 1);
+    const before = await call('GET', `/v1/access/requests/${pending.access_request_id}`, { as: 'otto' });
+    assert.equal(before.body.status, 'withdrawn', 'the pending request no longer waits for reviewers');
+    const queue = await call('GET', '/v1/access/requests?status=pending', { as: 'carol' });
+    assert.ok(!queue.body.requests.some((r: { id: string }) => r.id === pending.access_request_id));
+    assert.ok(queue.body.requests.some((r: { id: string }) => r.id === grant.access_request_id), 'the break-glass use waits for acknowledgement');
   });
 
   it('a denied break-glass use revokes the grant at once', async () => {

@@ -196,6 +196,8 @@ export interface GrantState {
   justification: Justification;
   /** The decision that closed the review: the last needed approval, or a denial. */
   review: Review | null;
+  /** A break-glass use that activated the grant while its request waited: the request is withdrawn. */
+  supersededBy?: { accessRequestId: string; at: string };
   /** Approvals so far, one per reviewer (absent in grants from before thresholds). */
   approvals?: Decision[];
   /** How many distinct reviewers must approve (absent: 1). */
@@ -305,11 +307,18 @@ export function closedGrantAnswers(state: GrantState, req: EnsureRequest, now: D
  * What an ensure does to a grant in `state` at time `now` (CONTRACT §2). The workflow applies
  * it; the API uses it to answer dry runs and to keep no-change calls off the workflow history.
  */
+/** A permitted break-glass ensure on a request still waiting for its first decision. */
+export function supersedesPending(state: GrantState, req: EnsureRequest): boolean {
+  return state.status === 'pending' && req.breakGlass === true && req.autoApprove && !state.review && !state.denial && !state.revocation;
+}
+
 export function decideEnsure(state: GrantState | null, req: EnsureRequest, now: Date): EnsureDecision {
   if (state && closedGrantAnswers(state, req, now)) return { change: 'none' };
   if (!state || !isOpen(state)) return { change: req.autoApprove ? 'activated' : 'requested' };
   // Not yet active: the clock has not started, so a longer duration is simply kept.
   if (state.status === 'provisioning' && req.autoApprove && req.durationSeconds > state.durationSeconds) return { change: 'extended', expiresAt: null };
+  // A permitted break-glass on a pending request: access now, the request superseded (CONTRACT §2).
+  if (supersedesPending(state, req)) return { change: 'activated' };
   if (state.status !== 'active' || !state.expiresAt) return { change: 'none' };
   const wanted = new Date(now.getTime() + req.durationSeconds * 1000);
   if (wanted.getTime() <= Date.parse(state.expiresAt) + extensionSlackMs(req.durationSeconds)) return { change: 'none' };

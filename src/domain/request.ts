@@ -71,8 +71,8 @@ export function requestPartOf(state: GrantState, id: string, now: Date): Request
           ? 'approved'
           : awaitsReview(state)
             ? 'pending'
-            : state.revocation
-              ? 'withdrawn' // revoked before any decision (by the requester, an admin, or a cancelled workflow)
+            : state.revocation || state.supersededBy
+              ? 'withdrawn' // revoked before any decision (by the requester, an admin, or a cancelled workflow), or superseded by break-glass
               : 'expired';
     return {
       kind: 'access',

@@ -357,6 +357,7 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       return { change: req.autoApprove ? 'activated' : 'requested', state, diagnostics: [] };
     }
     const decision = decideEnsure(state, req, at);
+    if (decision.change === 'activated' && state.status === 'pending') return supersedePending(req, at);
     if (decision.change === 'extended' && decision.expiresAt === null) {
       // Still provisioning: the clock starts at activation, so the longer duration is just kept.
       if (!patched(PROVISIONING_EXTENSION_PATCH)) return { change: 'none', state, diagnostics: [] };
@@ -384,6 +385,33 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       return { change: 'requested', state, diagnostics: [] };
     }
     return { change: 'none', state, diagnostics: decision.change === 'none' ? (decision.diagnostics ?? []) : [] };
+  };
+
+  /**
+   * A permitted break-glass ensure while the grant's request waits (CONTRACT §2): access at once,
+   * as the break-glass use it is (announced, a follow-up for reviewers to acknowledge or deny);
+   * the waiting request is withdrawn, and says by what.
+   */
+  const supersedePending = (req: EnsureRequest, at: Date): EnsureOutcome => {
+    const superseded = state.accessRequestId;
+    state.approved = true;
+    state.status = 'provisioning';
+    state.durationSeconds = req.durationSeconds;
+    state.justification = req.justification;
+    state.validation = req.validation;
+    state.diagnostics = state.diagnostics.filter((d) => d.code !== 'review_required' && d.code !== 'approvals');
+    audit('withdrawn', { type: 'principal', id: state.principal.id }, { reason: 'superseded by a break-glass use', status: 'pending' });
+    openFollowUp('break_glass', req, at);
+    const by = state.followUps!.at(-1)!.accessRequestId;
+    state.supersededBy = { accessRequestId: by, at: at.toISOString() };
+    note({
+      level: 'info',
+      code: 'request_superseded',
+      message: `Request ${superseded} no longer waits for reviewers: the break-glass use (request ${by}) activated the grant.`,
+      access_request_id: superseded,
+    });
+    publish();
+    return { change: 'activated', state, diagnostics: [] };
   };
 
   /** Opens an extension request or a break-glass follow-up on the grant (it keeps the last ten). */
@@ -659,7 +687,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   }
 
   async function awaitReview(): Promise<void> {
-    const undecided = () => state.review === null && state.revocation === null;
+    // A break-glass use can end the wait too (supersedePending): the grant is then provisioning.
+    const undecided = () => state.review === null && state.revocation === null && state.status === 'pending';
     const waitMs = Math.max(0, Date.parse(state.pendingExpiresAt!) - Date.now());
     // A long history wakes it too: messages that change nothing (ignored signals, ensures that
     // find the request pending) still grow it, and a request may wait days for a reviewer.
@@ -668,6 +697,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     if (woken && undecided()) await continueAsNewIf(undecided);
     if (state.revocation) {
       state.status = 'revoked';
+    } else if (state.supersededBy) {
+      // Activated by a break-glass use: it provisions as an approved grant would.
     } else if (!woken) {
       state.status = 'expired';
       note({ level: 'info', code: 'request_expired', message: `Nobody reviewed the request before ${state.pendingExpiresAt}` });

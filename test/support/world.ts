@@ -89,6 +89,8 @@ export const USERS = {
   /** The CLI's rate-limit test spends this one's ensure burst. */
   wes: { sub: 'wes', email: 'wes@quota.example', groups: [] as string[] },
   lena: { sub: 'lena', email: 'lena@listed.example', groups: [] as string[] },
+  /** Asks as engineering, and may break the glass (on-call). */
+  otto: { sub: 'otto', email: 'otto@example.com', groups: ['engineering', 'on-call'] },
   /** Asks and reviews in the Slack tenant; Slack's reviewers map names her otherwise. */
   erin: { sub: 'erin', email: 'erin@example.com', groups: ['engineering', 'platform-admins'] },
 };
