@@ -2,8 +2,7 @@
 // written whatever Temporal later forgets.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
@@ -14,7 +13,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Connection } from '@temporalio/client';
 import { auditEventSchema } from '../src/api/schemas';
-import { connectApi, createApi } from '../src/api/server';
+import { createApi } from '../src/api/server';
 import { createAuditActivities } from '../src/activities/audit';
 
 import { loadConfig } from '../src/config';
@@ -22,6 +21,7 @@ import { AUDIT_EVENTS } from '../src/domain/audit';
 import { grantWorkflowId } from '../src/domain/grant';
 import { AUDIT_PREFIX } from '../scripts/stack';
 import { grantEvents, headOf, storedEvents, type StoredEvent, testS3 } from './support/audit';
+import { type PolicyApi, startApiWithPolicies } from './support/policy-api';
 import { call, current, ensure, eventually, freshAccount, grantReaching, recordHistory, TENANT, target, tokenFor } from './support/world';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -291,39 +291,20 @@ describe('audit trail: ensure_denied', function () {
 
 describe('audit trail: what an auditor of one account sees', function () {
   this.timeout(60_000);
-  let server: Server;
-  let connection: ReturnType<typeof connectApi>;
-  let url: string;
+  let api: PolicyApi;
   const [watched, other] = [freshAccount(), freshAccount()];
 
-  // An API whose tenant lets engineering audit one account, and on-call audit accounts the config does not describe.
+  // Engineering may audit one account, and on-call the accounts the config does not describe.
   before(async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'access-account-auditors-'));
-    cpSync(path.join(repoRoot, 'policies'), dir, { recursive: true });
-    writeFileSync(
-      path.join(dir, 'account-auditors.cedar'),
+    api = await startApiWithPolicies(
       `@id("engineering-audits-one-account")\npermit (principal in Group::"engineering", action == Action::"audit", resource == Account::"${watched}");\n` +
         '@id("on-call-audits-unlisted")\npermit (principal in Group::"on-call", action == Action::"audit", resource) when { resource.environment == "unknown" };\n',
     );
-    const config = loadConfig(current().stack.configPath);
-    config.tenants.find((t) => t.id === TENANT.id)!.policies = dir;
-    connection = connectApi(current().stack.temporalAddress);
-    server = await new Promise((resolve) => {
-      const s = createApi(config, connection).listen(0, '127.0.0.1', () => resolve(s));
-    });
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(async () => {
-    await new Promise((resolve) => server.close(resolve));
-    await connection.close();
-  });
+  after(() => api?.stop());
 
-  const auditAs = async (as: 'bob' | 'olga', account: string) => {
-    const res = await fetch(`${url}/v1/access/audit?target=${encodeURIComponent(target(account))}&event=ensure_denied`, {
-      headers: { authorization: `Bearer ${await tokenFor(as)}`, 'x-tenant-id': TENANT.id },
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const auditAs = (as: 'bob' | 'olga', account: string) =>
+    api.call('GET', `/v1/access/audit?target=${encodeURIComponent(target(account))}&event=ensure_denied`, { as });
 
   it('finds a refused call by any of its entitlements, and shows only the account asked about', async () => {
     // mallory is refused both; the other account comes first in the call.

@@ -1,16 +1,9 @@
 // Issue 12 §3 (extending a reviewed grant opens an extension request) and §6 (break-glass),
 // through HTTP on the real stack.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { connectApi, createApi } from '../src/api/server';
-import { loadConfig } from '../src/config';
 import { grantWorkflowId, type GrantView } from '../src/domain/grant';
-import { repoRoot } from '../scripts/stack';
-import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, OTHER_TENANT, recordHistory, target, TENANT, tokenFor } from './support/world';
+import { type PolicyApi, startApiWithPolicies } from './support/policy-api';
+import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, OTHER_TENANT, recordHistory, target, TENANT } from './support/world';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Time between the test's clock reading and the service's: generous on a loaded machine. */
@@ -276,39 +269,17 @@ describe('break-glass', function () {
 
 describe('a follow-up is reviewed on its own terms', function () {
   this.timeout(120_000);
-  let server: Server;
-  let connection: ReturnType<typeof connectApi>;
-  let url: string;
+  let api: PolicyApi;
 
-  // An API whose tenant lets engineering review AdministratorAccess up to an hour, beside the shipped policies.
+  // Engineering may review AdministratorAccess of up to an hour.
   before(async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'access-short-reviews-'));
-    cpSync(path.join(repoRoot, 'policies'), dir, { recursive: true });
-    writeFileSync(
-      path.join(dir, 'short-reviews.cedar'),
+    api = await startApiWithPolicies(
       '@id("engineering-reviews-short-admin")\npermit (principal in Group::"engineering", action == Action::"review", resource)\nwhen { context.role == "AdministratorAccess" && context.duration_seconds <= 3600 };\n',
     );
-    const config = loadConfig(current().stack.configPath);
-    config.tenants.find((t) => t.id === TENANT.id)!.policies = dir;
-    connection = connectApi(current().stack.temporalAddress);
-    server = await new Promise((resolve) => {
-      const s = createApi(config, connection).listen(0, '127.0.0.1', () => resolve(s));
-    });
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(async () => {
-    await new Promise((resolve) => server.close(resolve));
-    await connection.close();
-  });
+  after(() => api?.stop());
 
-  const reviewHere = async (id: string, as: 'bob', decision: 'approve' | 'deny') => {
-    const res = await fetch(`${url}/v1/access/requests/${id}/review`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await tokenFor(as)}`, 'x-tenant-id': TENANT.id, 'content-type': 'application/json' },
-      body: JSON.stringify({ decision }),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const reviewHere = (id: string, as: 'bob', decision: 'approve' | 'deny') => api.call('POST', `/v1/access/requests/${id}/review`, { as, body: { decision } });
 
   it('an extension is authorised for review with its own duration, not the grant’s first', async () => {
     const account = freshAccount();
