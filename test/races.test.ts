@@ -43,6 +43,7 @@ describe('races', function () {
     const { body } = await ensure([{ target: target(account), role: ROLE, duration_seconds: 600 }], { as: 'fay' });
     const first = await grantReaching(body.grants[0].id, 'active', 'fay');
     const handle = current().temporal.workflow.getHandle(grantWorkflowId({ tenantId: FAULTS_TENANT.id, principalId: 'fay', target: target(account), role: ROLE }));
+    const firstRunId = (await handle.describe()).runId;
     // Keep the grant's main sequence busy: the assignment went missing, and re-creating it hangs at AWS.
     await unassignDirectly('fay', account, ROLE);
     await faults().on('CreateAccountAssignment', { inProgressPolls: 100_000 });
@@ -51,6 +52,7 @@ describe('races', function () {
 
     const revoking = call('POST', `/v1/access/grants/${first.id}/revoke`, { as: 'fay', body: { reason: 'leaving' } });
     await eventually('the revocation recorded', async () => ((await handle.query(grantStateQuery)).revocation ? true : undefined));
+    const sentAt = Date.now();
     const extending = ensure([{ target: target(account), role: ROLE, duration_seconds: 3600 }], { as: 'fay' });
     await delay(2000); // the ensure reaches the grant while it is still open
     await faults().reset(); // AWS finishes: the grant's sequence goes on to the revocation
@@ -63,6 +65,10 @@ describe('races', function () {
     assert.notEqual(grant.id, first.id, 'the ensure is answered with a new grant');
     assert.equal(grant.change, 'activated');
     await grantReaching(first.id, 'revoked', 'fay');
+    // The race really happened: the first run closed well after the ensure was sent (an ensure
+    // reaches a grant in milliseconds), so the ensure met the grant open while it was revoked.
+    const firstRun = await current().temporal.workflow.getHandle(handle.workflowId, firstRunId).describe();
+    assert.ok(firstRun.closeTime && firstRun.closeTime.getTime() - sentAt >= 1000, `first run closed at ${firstRun.closeTime?.toISOString()}, the ensure sent at ${new Date(sentAt).toISOString()}`);
     await grantReaching(grant.id, 'active', 'fay');
     assert.equal(await assignmentsOf('fay', account, ROLE), 1, 'the new grant holds the assignment');
   });
