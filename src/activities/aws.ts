@@ -6,6 +6,11 @@ import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import { createIsIdentityExpiredFunction, doesIdentityRequireRefresh, memoizeIdentityProvider } from '@smithy/core';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, FinalizeRequestMiddleware } from '@smithy/types';
 import type { AwsTenantConfig } from '../config';
+import { createLogger } from '../log';
+
+// At debug level, one line per admin API call as the pacer lets it go: the moment the pacing
+// decides, before a busy event loop or the network can delay the call (test/reliability/scale-out).
+const log = createLogger('aws');
 
 export interface TenantClients {
   sso: SSOAdminClient;
@@ -37,9 +42,10 @@ export function createTenantClients(aws: AwsTenantConfig, pace: () => Promise<vo
   const sso = new SSOAdminClient(config);
   // Inside the retry loop (each attempt is a call AWS counts), before signing (a request that
   // waited is signed when it leaves).
-  const paced: FinalizeRequestMiddleware<ServiceInputTypes, ServiceOutputTypes> = (next) => async (args) => {
+  const paced: FinalizeRequestMiddleware<ServiceInputTypes, ServiceOutputTypes> = (next, context) => async (args) => {
     await pace();
     callerCheck.getStore()?.();
+    if (log.isLevelEnabled('debug')) log.debug({ operation: context.commandName, paced_at: Date.now() }, 'aws call paced');
     return next(args);
   };
   sso.middlewareStack.addRelativeTo(paced, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'jitPace' },

@@ -85,8 +85,9 @@ function childEnv(s: ServiceSettings, extra: Record<string, string> = {}): NodeJ
   };
 }
 
-export function workerProcess(s: ServiceSettings): ServiceProcess {
-  const worker: ServiceProcess = new ServiceProcess('worker', 'dist/src/worker.js', childEnv(s), s.dir, async (before) => worker.startsLogged() > before);
+/** `env`: more of the worker's environment (LOG_LEVEL=debug logs when each AWS call was paced). */
+export function workerProcess(s: ServiceSettings, env: Record<string, string> = {}): ServiceProcess {
+  const worker: ServiceProcess = new ServiceProcess('worker', 'dist/src/worker.js', childEnv(s, env), s.dir, async (before) => worker.startsLogged() > before);
   return worker;
 }
 
