@@ -5,10 +5,10 @@ import { WithStartWorkflowOperation, WorkflowUpdateStage } from '@temporalio/cli
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { workerActivities } from '../src/worker';
 import { loadConfig } from '../src/config';
-import { grantWorkflowId, type EnsureRequest, type GrantKey } from '../src/domain/grant';
+import { grantWorkflowId, type GrantKey } from '../src/domain/grant';
 import type { grantWorkflow } from '../src/workflows/grant';
 import { ensureUpdate, grantStateQuery, reconcileUpdate, revokeSignal } from '../src/workflows/messages';
-import { assignmentsOf, call, current, ensure, eventually, FAULTS_TENANT, freshAccount, grantReaching, target, TENANT, unassignDirectly, USERS } from './support/world';
+import { assignmentsOf, call, current, ensure, eventually, FAULTS_TENANT, freshAccount, grantReaching, target, TENANT, unassignDirectly, USERS, workflowEnsure } from './support/world';
 
 const ROLE = 'ReadOnlyAccess';
 
@@ -101,14 +101,7 @@ describe('races', function () {
       const key: GrantKey = { tenantId: TENANT.id, principalId: 'alice', target: target(account), role: ROLE };
       const workflowId = grantWorkflowId(key);
       const client = current().temporal;
-      const request: EnsureRequest = {
-        durationSeconds: 5,
-        autoApprove: true,
-        justification: { reason: 'race' },
-        validation: { has_reason: true, has_ticket_attachment: false },
-        pendingTtlSeconds: 60,
-        reviewDiagnostics: [],
-      };
+      const request = workflowEnsure(5, 'race');
       const handle = client.workflow.getHandle<typeof grantWorkflow>(workflowId);
       const active = await runWorkerUntil(
         (async () => {

@@ -7,12 +7,12 @@ import { WithStartWorkflowOperation } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { workerActivities } from '../src/worker';
 import { loadConfig } from '../src/config';
-import { grantWorkflowId, type EnsureRequest, type GrantKey } from '../src/domain/grant';
+import { grantWorkflowId, type GrantKey } from '../src/domain/grant';
 import type { grantWorkflow } from '../src/workflows/grant';
 import { ensureUpdate, grantStateQuery } from '../src/workflows/messages';
 import { FAIL_TASK_MARK } from './fixtures/failing-ensure-interceptor';
 import { grantEvents } from './support/audit';
-import { assertErrorShape, assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, target, TENANT, USERS } from './support/world';
+import { assertErrorShape, assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, target, TENANT, USERS, workflowEnsure } from './support/world';
 
 const ROLE = 'ReadOnlyAccess';
 
@@ -49,14 +49,7 @@ describe('an update whose workflow task fails', function () {
   /** A grant of alice's for 600 s, started here so that it runs on this test's worker. */
   const activeGrantHere = async (account: string) => {
     const key: GrantKey = { tenantId: TENANT.id, principalId: 'alice', target: target(account), role: ROLE };
-    const request: EnsureRequest = {
-      durationSeconds: 600,
-      autoApprove: true,
-      justification: { reason: 'before the fault' },
-      validation: { has_reason: true, has_ticket_attachment: false },
-      pendingTtlSeconds: 60,
-      reviewDiagnostics: [],
-    };
+    const request = workflowEnsure(600, 'before the fault');
     const client = current().temporal;
     const handle = client.workflow.getHandle<typeof grantWorkflow>(grantWorkflowId(key));
     await client.workflow.executeUpdateWithStart(ensureUpdate, {

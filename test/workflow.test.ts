@@ -1,9 +1,9 @@
 // The grant workflow itself, on the real server: what only many messages can show.
 import assert from 'node:assert/strict';
-import { grantWorkflowId, type EnsureRequest } from '../src/domain/grant';
+import { grantWorkflowId } from '../src/domain/grant';
 import { ensureUpdate } from '../src/workflows/messages';
 import { storedEvents } from './support/audit';
-import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, target, TENANT } from './support/world';
+import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, target, TENANT, workflowEnsure } from './support/world';
 
 describe('grant workflow', function () {
   this.timeout(300_000);
@@ -16,14 +16,7 @@ describe('grant workflow', function () {
       grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: target(account), role: 'ReadOnlyAccess' }),
     );
     const firstRun = (await handle.describe()).runId;
-    const request: EnsureRequest = {
-      durationSeconds: 0,
-      autoApprove: true,
-      justification: { reason: 'load' },
-      validation: { has_reason: true, has_ticket_attachment: false },
-      pendingTtlSeconds: 60,
-      reviewDiagnostics: [],
-    };
+    const request = workflowEnsure(0, 'load');
     let expiresAt = '';
     // Each extension adds about five events; 600 of them pass the workflow's 2000-event bound.
     for (let i = 1; i <= 600; i++) {
@@ -60,14 +53,7 @@ describe('grant workflow', function () {
       grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: target(account), role: 'AdministratorAccess' }),
     );
     const firstRun = (await handle.describe()).runId;
-    const request: EnsureRequest = {
-      durationSeconds: 600,
-      autoApprove: false,
-      justification: { reason: 'deploy fix' },
-      validation: { has_reason: true, has_ticket_attachment: false },
-      pendingTtlSeconds: 3600,
-      reviewDiagnostics: [],
-    };
+    const request = workflowEnsure(600, 'deploy fix', { autoApprove: false, pendingTtlSeconds: 3600 });
     // What the API sends when a busy grant has no room for its query: ensures that change nothing
     // but are recorded (about five events each). 500 of them pass the workflow's 2000-event bound.
     for (let i = 1; i <= 500; i++) {

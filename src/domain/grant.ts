@@ -303,15 +303,15 @@ export function closedGrantAnswers(state: GrantState, req: EnsureRequest, now: D
   return false;
 }
 
-/**
- * What an ensure does to a grant in `state` at time `now` (CONTRACT §2). The workflow applies
- * it; the API uses it to answer dry runs and to keep no-change calls off the workflow history.
- */
 /** A permitted break-glass ensure on a request still waiting for its first decision. */
 export function supersedesPending(state: GrantState, req: EnsureRequest): boolean {
   return state.status === 'pending' && req.breakGlass === true && req.autoApprove && !state.review && !state.denial && !state.revocation;
 }
 
+/**
+ * What an ensure does to a grant in `state` at time `now` (CONTRACT §2). The workflow applies
+ * it; the API uses it to answer dry runs and to keep no-change calls off the workflow history.
+ */
 export function decideEnsure(state: GrantState | null, req: EnsureRequest, now: Date): EnsureDecision {
   if (state && closedGrantAnswers(state, req, now)) return { change: 'none' };
   if (!state || !isOpen(state)) return { change: req.autoApprove ? 'activated' : 'requested' };

@@ -525,7 +525,6 @@ export class AccessService {
     return set;
   }
 
-  /** The request's requester, and whoever may review every grant of it. */
   /**
    * Its requester, and whoever may review any of its grants: GET answers them as review does (a
    * reviewer of some of them is told by review which ones are not theirs; issue 19).
@@ -773,8 +772,8 @@ function withChanged(err: unknown, changed: GrantView[]): AccessError {
 
 /**
  * An ensure is idempotent, so one whose workflow task failed (which changed nothing) is sent once
- * more; a second failure answers 503 with Retry-After, never 500 (issue 24: under load the SDK's
- * core can fail a task that carries an update).
+ * more; a second failure is a 503 with Retry-After (temporalUnavailableError), never a 500
+ * (issue 24: under load the SDK's core can fail a task that carries an update).
  */
 async function onceMoreIfTaskFailed<T>(call: () => Promise<T>): Promise<T> {
   try {
@@ -784,11 +783,7 @@ async function onceMoreIfTaskFailed<T>(call: () => Promise<T>): Promise<T> {
   }
   // Time for Temporal to retry the failed task (without this update), which usually succeeds.
   await delay(TASK_RETRY_DELAY_MS);
-  try {
-    return await call();
-  } catch (err) {
-    throw isWorkflowTaskFailure(err) ? taskFailedError() : err;
-  }
+  return call();
 }
 
 const TASK_RETRY_DELAY_MS = 500;

@@ -10,7 +10,7 @@ import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitys
 import { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { env, loadConfig } from '../../src/config';
-import type { GrantView } from '../../src/domain/grant';
+import type { EnsureRequest, GrantView } from '../../src/domain/grant';
 import type { WorkerMetrics } from '../../src/metrics';
 import { FaultProxy } from './fault-proxy';
 import { OutageProxy } from './outage-proxy';
@@ -411,4 +411,16 @@ export async function recordHistory(name: string, grantId: string): Promise<void
 export function temporalCli(args: string[]): string {
   const cli = execFileSync(path.join(repoRoot, 'temporal-dev.sh'), ['install'], { encoding: 'utf8' }).trim();
   return execFileSync(cli, [...args, '--address', current().stack.temporalAddress], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+}
+
+/** An ensure as the API sends it to a grant's workflow (a reason, no ticket, no review notices). */
+export function workflowEnsure(durationSeconds: number, reason: string, opts: { autoApprove?: boolean; pendingTtlSeconds?: number } = {}): EnsureRequest {
+  return {
+    durationSeconds,
+    autoApprove: opts.autoApprove ?? true,
+    justification: { reason },
+    validation: { has_reason: true, has_ticket_attachment: false },
+    pendingTtlSeconds: opts.pendingTtlSeconds ?? 60,
+    reviewDiagnostics: [],
+  };
 }
