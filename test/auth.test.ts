@@ -12,7 +12,7 @@ import { Authenticator } from '../src/api/auth';
 import { connectApi, createApi } from '../src/api/server';
 import { type AppConfig, ConfigError, loadConfig } from '../src/config';
 import { AccessError } from '../src/domain/errors';
-import type { Caller } from '../src/service/access';
+import type { Caller } from '../src/service/runs';
 import { repoRoot } from '../scripts/stack';
 import { assertErrorShape, call, current, freshAccount, target, TENANT, tokenFor } from './support/world';
 

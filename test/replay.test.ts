@@ -25,6 +25,9 @@ const MAIN_PATHS = [
   'extension-approve-revoke',
   'break-glass-acknowledged-revoke',
   'break-glass-denied',
+  'request-two-approvals-revoke',
+  'provisioning-extended-revoke',
+  'extensions-continue-as-new',
 ];
 
 function histories() {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { grantWorkflowId } from '../src/domain/grant';
 import { ensureUpdate } from '../src/workflows/messages';
 import { storedEvents } from './support/audit';
-import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, target, TENANT, workflowEnsure } from './support/world';
+import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, recordHistory, target, TENANT, workflowEnsure } from './support/world';
 
 describe('grant workflow', function () {
   this.timeout(300_000);
@@ -42,6 +42,7 @@ describe('grant workflow', function () {
     const counts: Record<string, number> = {};
     for (const e of events) counts[e.event.event] = (counts[e.event.event] ?? 0) + 1;
     assert.deepEqual(counts, { requested: 1, activated: 1, extended: 600, revoked: 1, deprovisioned: 1 });
+    await recordHistory('extensions-continue-as-new', active.id, 'continued');
   });
 
   it('a pending request continues as new under many messages, keeping its id and request, and notifies reviewers once', async () => {

@@ -15,9 +15,8 @@ import { ApplicationFailure, fromPayloadsAtIndex, WorkflowNotFoundError } from '
 import type { SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { accountIdOf, type GrantState, type GrantStatus } from '../domain/grant';
 import { grantStateQuery, reconcileUpdate, type ReconcileOutcome, rejection, searchAttributes } from '../workflows/messages';
-import type { leftoverRemovedWorkflow } from '../workflows/reconcile';
 import { semaphore } from './aws';
-import type { AssignmentIds, AssignmentLookup, AssignmentRef } from './index';
+import type { AssignmentIds, AssignmentLookup, AssignmentRef } from './assignment';
 
 /** One account assignment as IAM Identity Center lists it. */
 export interface Assignment {
@@ -51,6 +50,13 @@ export interface GrantRecord {
   ids: AssignmentIds | null;
   /** When the grant became active (its activity's clock); null before. */
   activatedAt: string | null;
+}
+
+/** A closed grant run whose leftover assignment is gone: the input of leftoverRemovedWorkflow. */
+export interface LeftoverRun {
+  tenantId: string;
+  workflowId: string;
+  runId: string;
 }
 
 export interface GrantRef {
@@ -278,9 +284,10 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
    * On record that what a closed run may have left is gone (a round removed it, or found it gone):
    * an assignment of the pair made later is then not taken for that run's leftover. Once per run.
    */
-  async function recordLeftoverGone(run: { tenantId: string; workflowId: string; runId: string }): Promise<void> {
+  async function recordLeftoverGone(run: LeftoverRun): Promise<void> {
     try {
-      await clientOf().workflow.start<typeof leftoverRemovedWorkflow>('leftoverRemovedWorkflow', {
+      // By name: the workflow's module imports this one's types.
+      await clientOf().workflow.start<(run: LeftoverRun) => Promise<void>>('leftoverRemovedWorkflow', {
         workflowId: leftoverRemovedId(run.runId),
         taskQueue: Context.current().info.taskQueue,
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,

@@ -7,7 +7,11 @@ import { AccessError, type ErrorCode } from '../domain/errors';
 import { grantWorkflowId, type GrantView } from '../domain/grant';
 import { createLogger, type Logger } from '../log';
 import { type ApiMetrics, createApiMetrics } from '../metrics';
-import { type AccessService, type Caller, temporalUnavailableError } from '../service/access';
+import type { EnsureService } from '../service/ensure';
+import type { GrantService } from '../service/grants';
+import type { RequestService } from '../service/requests';
+import type { Caller } from '../service/runs';
+import { temporalUnavailableError } from '../service/temporal-errors';
 import type { AuditService } from '../service/audit';
 import { MAX_RANGE_DAYS } from '../domain/audit';
 import type { SlackInteractions } from '../service/slack';
@@ -16,7 +20,9 @@ import { openApiDocument } from './openapi';
 import { auditQuerySchema, ensureBodySchema, grantFiltersSchema, reportQuerySchema, requestFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
 
 export interface AppDeps {
-  service: AccessService;
+  ensurer: EnsureService;
+  grants: GrantService;
+  requests: RequestService;
   /** Absent: the audit endpoints answer 404. */
   audit?: AuditService;
   auth: Authenticator;
@@ -49,7 +55,9 @@ const STATUS_OF: Record<ErrorCode, number> = {
 };
 
 export function createApp({
-  service,
+  ensurer,
+  grants,
+  requests,
   audit,
   auth,
   checkTemporal,
@@ -138,7 +146,7 @@ export function createApp({
   app.post('/v1/access/ensure', async (req, res) => {
     const who = await caller(req, res);
     const body = parse(ensureBodySchema, req.body);
-    const grants = await service.ensure(who, body, String(req.id));
+    const grants = await ensurer.ensure(who, body, String(req.id));
     if (!body.dry_run) {
       for (const g of grants) metrics.grants.inc({ change: g.change, status: g.status });
       logGrants(req, who, 'grant ensured', grants);
@@ -147,17 +155,17 @@ export function createApp({
   });
   app.get('/v1/access/grants', async (req, res) => {
     const who = await caller(req, res);
-    res.json({ grants: await service.listGrants(who, parse(grantFiltersSchema, req.query)) });
+    res.json({ grants: await grants.list(who, parse(grantFiltersSchema, req.query)) });
   });
   app.get('/v1/access/grants/:id', async (req, res) => {
     const who = await caller(req, res);
-    res.json(await service.getGrant(who, parseId(req.params.id, 'grant')));
+    res.json(await grants.get(who, parseId(req.params.id, 'grant')));
   });
   app.post('/v1/access/grants/:id/revoke', async (req, res) => {
     const who = await caller(req, res);
     const id = parseId(req.params.id, 'grant');
     const body = parse(revokeBodySchema, req.body ?? {});
-    const grant = await service.revoke(who, id, body.reason);
+    const grant = await grants.revoke(who, id, body.reason);
     logGrants(req, who, 'grant revoked', [grant]);
     res.json(grant);
   });
@@ -165,17 +173,17 @@ export function createApp({
     const who = await caller(req, res);
     const id = parseId(req.params.id, 'access request');
     const body = parse(reviewBodySchema, req.body);
-    const request = await service.review(who, id, body.decision, body.comment);
+    const request = await requests.review(who, id, body.decision, body.comment);
     logGrants(req, who, `request reviewed (${body.decision}): ${request.status}`, request.grants);
     res.json(request);
   });
   app.get('/v1/access/requests', async (req, res) => {
     const who = await caller(req, res);
-    res.json(await service.listRequests(who, parse(requestFiltersSchema, req.query)));
+    res.json(await requests.list(who, parse(requestFiltersSchema, req.query)));
   });
   app.get('/v1/access/requests/:id', async (req, res) => {
     const who = await caller(req, res);
-    res.json(await service.getRequest(who, parseId(req.params.id, 'access request')));
+    res.json(await requests.get(who, parseId(req.params.id, 'access request')));
   });
 
   if (audit) {

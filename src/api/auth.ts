@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { AppConfig, AuthConfig, TenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import { AccessError } from '../domain/errors';
-import type { Caller } from '../service/access';
+import type { Caller } from '../service/runs';
 
 /**
  * What identity providers sign access tokens with. No symmetric algorithm: a key that verifies

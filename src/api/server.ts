@@ -6,7 +6,10 @@ import { type AppConfig, env, loadConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
 import { createApiMetrics } from '../metrics';
-import { AccessService, type RecordAudit } from '../service/access';
+import { EnsureService, type RecordAudit } from '../service/ensure';
+import { GrantService } from '../service/grants';
+import { RequestService } from '../service/requests';
+import { GrantRuns } from '../service/runs';
 import { AuditService } from '../service/audit';
 import { SlackInteractions } from '../service/slack';
 import { createApp } from './app';
@@ -40,10 +43,13 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
       log.error({ audit: true, ...auditEventOf(record), err: (err as Error).message }, `audit: ${record.event} not written to the store`);
     }
   };
-  const service = new AccessService(client, policies, recordAudit);
+  const runs = new GrantRuns(client, policies);
+  const requests = new RequestService(runs);
   return createApp({
-    service,
-    slack: new SlackInteractions(config, service),
+    ensurer: new EnsureService(runs, recordAudit),
+    grants: new GrantService(runs),
+    requests,
+    slack: new SlackInteractions(config, requests),
     audit: new AuditService(auditWriter, policies),
     metrics,
     auth: new Authenticator(config),

@@ -161,6 +161,11 @@ export function approvedAsAnother(approvals: Decision[] | undefined, r: Pick<Rev
 }
 
 /** This reviewer already gave this decision on the grant: a repeat (a retried review) changes nothing. */
+/** A review as it is recorded on the request. */
+export function decisionOf(r: Review, at: Date): Decision {
+  return { reviewerId: r.reviewerId, ...(r.reviewerUser && { reviewerUser: r.reviewerUser }), at: at.toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
+}
+
 export function alreadyDecided(state: Pick<GrantState, 'approvals' | 'denial'>, r: Pick<Review, 'decision' | 'reviewerId'>): boolean {
   return r.decision === 'approve'
     ? (state.approvals ?? []).some((a) => a.reviewerId === r.reviewerId)

@@ -7,7 +7,7 @@ import { type AccessInterval, accessIntervals, type AuditCursor, type AuditEvent
 import { AccessError } from '../domain/errors';
 import { accountIdOf } from '../domain/grant';
 import type { PolicySet } from '../policy';
-import type { Caller } from './access';
+import type { Caller } from './runs';
 
 /** The resource of an audit call not narrowed to one account. */
 const ALL_ACCOUNTS = '*';

@@ -9,7 +9,7 @@ import { AccessError } from '../domain/errors';
 import type { AccessRequestView } from '../domain/request';
 import type { Logger } from '../log';
 import { fetchCapped } from '../net';
-import type { AccessService } from './access';
+import type { RequestService } from './requests';
 
 /** Slack's window for a request's timestamp: older (or newer) ones may be replays. */
 const MAX_CLOCK_SKEW_SECONDS = 5 * 60;
@@ -49,7 +49,7 @@ export class SlackInteractions {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly service: AccessService,
+    private readonly requests: RequestService,
   ) {
     for (const tenant of config.tenants) {
       const slack = tenant.notifications.slack;
@@ -124,7 +124,7 @@ export class SlackInteractions {
     const caller = { tenant, principal: { id: reviewer.id, email, groups: reviewer.groups, identityStoreUser: reviewer.user ?? email.toLowerCase() } };
     let request: AccessRequestView;
     try {
-      request = await this.service.review(caller, requestId, decision);
+      request = await this.requests.review(caller, requestId, decision);
     } catch (err) {
       if (err instanceof AccessError) return privately(`Not reviewed: ${err.message}`);
       // Temporal down, say: the clicker hears that much; the operator gets the error.

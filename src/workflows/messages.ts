@@ -56,28 +56,6 @@ export const searchAttributes = {
   expiresAt: defineSearchAttributeKey('AccessExpiresAt', SearchAttributeType.DATETIME),
 };
 
-/**
- * Guards what grants started before it do not have in their histories: the AccessExpiresAt search
- * attribute (and its upsert on extension), and expires_at passed to deletion for the expiry-lag metric.
- */
-export const EXPIRY_VISIBILITY_PATCH = 'expiry-visibility';
-
-/**
- * Guards, in runs started after it: cancelling the workflow revokes the grant (the run completes as
- * `revoked`), and pending and provisioning runs continue-as-new when their history grows long.
- */
-export const OPERATOR_SAFE_RUNS_PATCH = 'cancel-revokes-and-long-waits-continue';
-
-/** Guards, in runs after it: a longer duration asked while provisioning is kept (`extended`). */
-export const PROVISIONING_EXTENSION_PATCH = 'provisioning-extension';
-
-/**
- * Guards, in runs after it: follow-up requests on an active grant: an extension of a reviewed
- * grant (`requested` while active) and the follow-up of a break-glass use. Histories from before
- * it never opened one, so no command changes there.
- */
-export const FOLLOW_UP_REQUESTS_PATCH = 'follow-up-requests';
-
 /** Failure types a workflow's update validators reject with; the API maps them to HTTP errors. */
 export const rejection = {
   closing: 'GrantClosing',
@@ -89,24 +67,3 @@ export const rejection = {
   /** `reconcile` on a grant that holds no assignment of its own right now (not active, closing, pre-existing). */
   notHolding: 'NotHolding',
 } as const;
-
-/** Guards the audit trail's activities (docs/audit.md), which grants started before it do not have in their histories. */
-export const AUDIT_TRAIL_PATCH = 'audit-trail';
-
-/**
- * Audit events written by a local activity within the workflow task that makes them (grant.ts,
- * auditingInTask): an extension's, and at the end the expiry's and the deprovisioning's, which
- * now wait until the deletion is done.
- */
-export const AUDIT_IN_TASK_PATCH = 'audit-in-task';
-
-/**
- * Retires AUDIT_IN_TASK_PATCH in runs after it: no local activity at all. Audit events go out in
- * batches, one ordinary activity in flight per grant, so a burst of extensions still costs a few
- * activities, never one per event (grant.ts, queueAudit). A local activity in the task that
- * carries an update is what made an ensure answer 500 under load (issue 24, docs/reliability.md).
- */
-export const AUDIT_BATCHES_PATCH = 'audit-batches';
-
-/** An extension leaves the expiry timer running; when it fires, the grant waits on for the rest (grant.ts, holdUntilExpiry). */
-export const EXTENSION_KEEPS_TIMER_PATCH = 'extension-keeps-timer';

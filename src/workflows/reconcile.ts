@@ -6,11 +6,10 @@
 //   (terminated, timed out, failed mid-deprovisioning);
 // - reports, and never touches, assignments this service did not create.
 // Deterministic code only; the activities do the reads and each fix.
-import { log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { GrantActivities } from '../activities';
 import type { AuditActivities } from '../activities/audit';
-import type { ForeignAssignment, GrantRef } from '../activities/reconcile';
-import { AUDIT_TRAIL_PATCH } from './messages';
+import type { ForeignAssignment, GrantRef, LeftoverRun } from '../activities/reconcile';
 
 export interface ReconcileInput {
   tenantId: string;
@@ -68,7 +67,7 @@ export async function reconcileWorkflow({ tenantId }: ReconcileInput): Promise<R
       const { tenantId: _tenant, runId: _run, ids: _ids, ...grant } = leak;
       try {
         const outcome = await fixing.removeLeakedAssignment(leak);
-        if (outcome.removed && patched(AUDIT_TRAIL_PATCH)) {
+        if (outcome.removed) {
           await auditing.writeAuditEvent({
             tenant_id: tenantId,
             event: 'leaked_assignment_removed',
@@ -114,4 +113,4 @@ export async function reconcileWorkflow({ tenantId }: ReconcileInput): Promise<R
  * `leftover-removed/{runId}`): the closed run can no longer say so itself, and without the record
  * an assignment made by hand later would be taken for that run's leftover again. It does nothing.
  */
-export async function leftoverRemovedWorkflow(_removed: { tenantId: string; workflowId: string; runId: string }): Promise<void> {}
+export async function leftoverRemovedWorkflow(_removed: LeftoverRun): Promise<void> {}

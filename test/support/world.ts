@@ -393,13 +393,15 @@ export async function grantReaching(id: string, status: string, as: User = 'alic
 
 /**
  * With RECORD_HISTORIES=1, saves the history of the grant's workflow under test/histories for the
- * replay test (`npm run record-histories`). The grant must have closed. The Temporal CLI writes
+ * replay test (`npm run record-histories`): its last run, or (`continued`) a run that continued as
+ * new. The grant must have closed. The Temporal CLI writes
  * the JSON, in the same form the Web UI downloads.
  */
-export async function recordHistory(name: string, grantId: string): Promise<void> {
+export async function recordHistory(name: string, grantId: string, run: 'last' | 'continued' = 'last'): Promise<void> {
   if (process.env.RECORD_HISTORIES !== '1') return;
   const { temporal } = current();
-  for await (const info of temporal.workflow.list({ query: `AccessGrantId = '${grantId}'` })) {
+  const which = run === 'continued' ? ` AND ExecutionStatus = 'ContinuedAsNew'` : '';
+  for await (const info of temporal.workflow.list({ query: `AccessGrantId = '${grantId}'${which}` })) {
     const json = temporalCli(['workflow', 'show', '--workflow-id', info.workflowId, '--run-id', info.runId, '--output', 'json']);
     writeFileSync(path.join(repoRoot, 'test/histories', `${name}.json`), json);
     return;

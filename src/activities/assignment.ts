@@ -1,0 +1,34 @@
+// What the activities know an account assignment by, and what provisioning found.
+import type { Principal } from '../domain/grant';
+
+export interface AssignmentRef {
+  tenantId: string;
+  /** 12 digits */
+  accountId: string;
+  /** Permission set name */
+  role: string;
+  principal: Pick<Principal, 'id' | 'email' | 'identityStoreUser'>;
+  /**
+   * The ids findAssignment resolved. Later calls use them as they are, so a user renamed or a
+   * permission set renamed since still has its assignment removed.
+   */
+  ids?: AssignmentIds;
+  /** On deletion at expiry: the grant's expires_at, for the expiry-lag metric. */
+  expiredAt?: string;
+}
+
+export interface AssignmentIds {
+  userId: string;
+  permissionSetArn: string;
+}
+
+/** What provisionAssignment found before creating anything: the grant's to remove, or not. */
+export interface AssignmentLookup {
+  preexisted: boolean;
+  ids: AssignmentIds;
+}
+
+export interface Provisioned extends AssignmentLookup {
+  /** When the assignment was found in place: the grant's activation time. */
+  assignedAt: string;
+}

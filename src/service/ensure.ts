@@ -1,0 +1,419 @@
+// An ensure call: each entitlement validated and authorised, then the call's grants started,
+// extended or answered as they are, all or nothing.
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { WithStartWorkflowOperation } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { LRUCache } from 'lru-cache';
+import { env, type TenantConfig } from '../config';
+import type { AuditRecord } from '../domain/audit';
+import { AccessError } from '../domain/errors';
+import {
+  accountIdOf,
+  decideEnsure,
+  type Diagnostic,
+  encodePrincipal,
+  type EnsureRequest,
+  type GrantChange,
+  type GrantKey,
+  type GrantState,
+  type GrantView,
+  grantName,
+  grantWorkflowId,
+  isOpen,
+  type Justification,
+  newGrantState,
+  OPEN_STATUSES,
+  type Principal,
+  toView,
+  validateJustification,
+} from '../domain/grant';
+import { markdownText } from '../domain/text';
+import type { grantWorkflow } from '../workflows/grant';
+import { ensureUpdate, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
+import { RateLimiter } from './rate-limit';
+import { type Caller, equals, type GrantRuns } from './runs';
+import { grpcCodeOf, isQueryBufferFull, onceMoreIfTaskFailed, rejectionType, temporalUnavailableError } from './temporal-errors';
+
+export interface EnsureInput {
+  entitlements: { target: string; role: string; duration_seconds?: number }[];
+  justification?: Justification;
+  dry_run?: boolean;
+  break_glass?: boolean;
+}
+
+/** Id of the grant a dry run would make: no grant exists yet, so none is invented. */
+export const DRY_RUN_GRANT_ID = '00000000-0000-0000-0000-000000000000';
+
+/** A grant's state as ensure finds it: null when there is none, undefined when it is too busy to say. */
+type Found = GrantState | null | undefined;
+
+/**
+ * How long this API process remembers a grant's state from its own answers. Only to skip the query
+ * before an ensure that it predicts will extend the grant (the workflow decides anyway): a state
+ * older than this is asked for again.
+ */
+const SEEN_FOR_MS = 5 * 60_000;
+
+/** Writes an audit event; never throws (a failure is counted and logged by whoever made it). */
+export type RecordAudit = (record: AuditRecord) => Promise<void>;
+
+export class EnsureService {
+  private readonly ensureRate = new RateLimiter();
+  /** Each grant's latest state as this process saw it, by workflow id (see SEEN_FOR_MS). */
+  private readonly seen = new LRUCache<string, GrantState>({ max: 10_000, ttl: SEEN_FOR_MS });
+
+  constructor(
+    private readonly runs: GrantRuns,
+    private readonly recordAudit: RecordAudit = async () => {},
+  ) {}
+
+  /** `requestId`: the HTTP request's (X-Request-ID), kept in an ensure_denied event as data, never as its id. */
+  async ensure(caller: Caller, input: EnsureInput, requestId: string = randomUUID()): Promise<GrantView[]> {
+    this.takeEnsureToken(caller);
+    // One access request per call, for every entitlement of it that needs review.
+    const accessRequestId = randomUUID();
+    const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false));
+    const denied = planned.filter((p) => p.denied);
+    if (denied.length > 0) {
+      // On record before the caller hears the answer (issue 13), as one event per refused call
+      // (the ensure rate limit bounds them), under an id of the service's own: a caller who
+      // repeats an X-Request-ID neither hides a denial nor takes another caller's event (issue 19).
+      await this.recordAudit({
+        tenant_id: caller.tenant.id,
+        event: 'ensure_denied',
+        at: new Date().toISOString(),
+        actor: { type: 'principal', id: caller.principal.id },
+        principal: { id: caller.principal.id, ...(caller.principal.email !== undefined && { email: caller.principal.email }) },
+        target: denied[0].key.target,
+        role: denied[0].key.role,
+        grant_id: null,
+        access_request_id: null,
+        details: {
+          entitlements: input.entitlements,
+          denied: denied.map((p) => ({ target: p.key.target, role: p.key.role, policies: p.policyIds, notices: p.notices })),
+          denied_count: denied.length,
+          policies: [...new Set(denied.flatMap((p) => p.policyIds))],
+          notices: [...new Set(denied.flatMap((p) => p.notices))],
+          reason: input.justification?.reason ?? null,
+          attachments: input.justification?.attachments ?? [],
+          dry_run: input.dry_run ?? false,
+          request_id: requestId,
+        },
+        occurrence: randomUUID(),
+      });
+      throw new AccessError('forbidden', 'Policy does not allow every entitlement; nothing was changed.', {
+        details: { denied: denied.map((p) => ({ target: p.key.target, role: p.key.role })) },
+        notices: [...new Set(denied.flatMap((p) => p.notices))],
+      });
+    }
+    const dryRun = input.dry_run ?? false;
+    // One entitlement only: with more, a fallback refused by the open-grant limit (ensureOne) would
+    // come after another entitlement of the call had already changed, and the call is all-or-nothing.
+    const extending = planned.map((p) => planned.length === 1 && !dryRun && this.predictsExtension(grantWorkflowId(p.key), p.request));
+    const found = await Promise.all(planned.map((p, i) => (extending[i] ? undefined : this.currentState(grantWorkflowId(p.key), dryRun))));
+    const starting = planned.filter((p, i) => startsGrant(found[i], p.request)).length;
+    if (starting > 0) await this.checkOpenGrants(caller, starting);
+    const settled = await Promise.allSettled(
+      planned.map(async (p, i) => (extending[i] && (await this.extend(p.key, p.request))) || this.ensureOne(caller, p.key, p.request, dryRun, found[i], extending[i])),
+    );
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) {
+      const changed = settled.flatMap((r) => (r.status === 'fulfilled' && r.value.change !== 'none' ? [r.value] : []));
+      throw changed.length > 0 ? withChanged(failed.reason, changed) : failed.reason;
+    }
+    const views = settled.map((r) => (r as PromiseFulfilledResult<GrantView>).value);
+    // `validation` answers this call's justification, not the one the grant was first asked with.
+    return views.map((view, i) => ({ ...view, validation: planned[i].request.validation }));
+  }
+
+  /** Whether this process last saw the grant active, open, and ending before `request` would have it end. */
+  private predictsExtension(workflowId: string, request: EnsureRequest): boolean {
+    const open = unlessRevoked(this.seen.get(workflowId) ?? null);
+    return open?.status === 'active' && decideEnsure(open, request, new Date()).change === 'extended';
+  }
+
+  /**
+   * An extension sent straight to the running grant, as one update (no query first, nothing
+   * started). Undefined when the grant is no longer running or is being closed: the usual path
+   * then finds out what it is.
+   */
+  private async extend(key: GrantKey, request: EnsureRequest): Promise<GrantView | undefined> {
+    const workflowId = grantWorkflowId(key);
+    try {
+      const outcome = await onceMoreIfTaskFailed(() =>
+        this.runs.client.workflow.getHandle<typeof grantWorkflow>(workflowId).executeUpdate(ensureUpdate, { args: [request] }),
+      );
+      this.seen.set(workflowId, outcome.state);
+      return toView(outcome.state, outcome.change, outcome.diagnostics);
+    } catch (err) {
+      this.seen.delete(workflowId);
+      if (err instanceof WorkflowNotFoundError || grpcCodeOf(err) === 5 || rejectionType(err) === rejection.closing) return undefined;
+      throw err;
+    }
+  }
+
+  /** The per-principal ensure rate (per API process): past it, 429 with when to try again. */
+  private takeEnsureToken({ tenant, principal }: Caller): void {
+    const { ensure_rate_per_minute: perMinute, ensure_burst: burst } = tenant.grants;
+    const waitSeconds = this.ensureRate.take(`${tenant.id}\n${principal.id}`, perMinute, burst);
+    if (waitSeconds > 0) {
+      throw new AccessError(
+        'rate_limited',
+        `Too many ensure calls: at most ${perMinute} a minute (${burst} at once) per principal. Try again in ${waitSeconds} s.`,
+        { details: { ensure_rate_per_minute: perMinute, ensure_burst: burst, retry_after_seconds: waitSeconds } },
+        waitSeconds,
+      );
+    }
+  }
+
+  /**
+   * `max_open_per_principal`: the call may not take the caller past it (403, nothing changed).
+   * Counted in Temporal's visibility, which is eventually consistent: grants started by concurrent
+   * calls (or a moment ago) may not be counted yet, so the limit can be overshot by that many.
+   */
+  private async checkOpenGrants({ tenant, principal }: Caller, starting: number): Promise<void> {
+    const limit = tenant.grants.max_open_per_principal;
+    const query = [
+      `WorkflowType = 'grantWorkflow'`,
+      `ExecutionStatus = 'Running'`,
+      equals(searchAttributes.tenant, tenant.id),
+      equals(searchAttributes.principal, encodePrincipal(principal.id)),
+      `${searchAttributes.status.name} IN (${OPEN_STATUSES.map((s) => `'${s}'`).join(', ')})`,
+    ].join(' AND ');
+    const open = starting > limit ? 0 : (await this.runs.client.workflow.count(query)).count;
+    if (open + starting > limit) {
+      throw new AccessError('forbidden', `At most ${limit} open grants per principal; nothing was changed.`, {
+        details: { max_open_per_principal: limit, open, starting },
+        notices: [`You may hold at most ${limit} open grants in this tenant: you hold ${open}, and this call would start ${starting} more.`],
+      });
+    }
+  }
+
+  private authorizeEntitlement(
+    caller: Caller,
+    entitlement: EnsureInput['entitlements'][number],
+    justification: Justification,
+    accessRequestId: string,
+    breakGlass: boolean,
+  ) {
+    const { tenant, principal } = caller;
+    const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
+    const limits = tenant.grants;
+    const accountId = accountIdOf(key.target);
+    const durationSeconds = entitlement.duration_seconds ?? limits.default_duration_seconds;
+    const validation = validateJustification(justification);
+    const context = {
+      role: key.role,
+      duration_seconds: durationSeconds,
+      has_reason: validation.has_reason,
+      has_ticket_attachment: validation.has_ticket_attachment,
+      break_glass: breakGlass,
+    };
+    const request: EnsureRequest = {
+      durationSeconds,
+      autoApprove: false,
+      justification,
+      validation,
+      pendingTtlSeconds: limits.pending_request_ttl_seconds,
+      reviewDiagnostics: [],
+      notifications: notificationsOf(tenant),
+    };
+    if (tenant.accounts_only && !Object.hasOwn(tenant.accounts, accountId)) {
+      const notice = `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists may be targets.`;
+      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
+    }
+    if (durationSeconds > limits.max_duration_seconds) {
+      const notice = `${key.role} on ${key.target}: at most ${limits.max_duration_seconds} seconds may be requested (asked for ${durationSeconds}).`;
+      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
+    }
+    const asked = this.runs.decideFor(tenant, principal, 'request', key, context);
+    if (!asked.allowed) {
+      const notices = asked.notices.length > 0 ? asked.notices : [`No policy allows ${principal.id} to request ${key.role} on ${key.target}.`];
+      return { key, request, denied: true, notices, policyIds: asked.policyIds };
+    }
+    const activate = this.runs.decideFor(tenant, principal, 'activate', key, context);
+    request.autoApprove = activate.allowed;
+    if (breakGlass) {
+      // Break-glass is access at once or nothing: a role policy would only let one ask for is refused.
+      if (!activate.allowed) {
+        const notices = activate.notices.length > 0 ? activate.notices : [`No policy allows ${principal.id} to break the glass for ${key.role} on ${key.target}.`];
+        return { key, request, denied: true, notices };
+      }
+      request.breakGlass = true;
+      request.accessRequestId = accessRequestId;
+      request.approvalsRequired = this.runs.policySet(tenant).approvalsRequired(asked.policyIds);
+    }
+    if (!request.autoApprove) {
+      const approvalsRequired = this.runs.policySet(tenant).approvalsRequired(asked.policyIds);
+      request.accessRequestId = accessRequestId;
+      request.approvalsRequired = approvalsRequired;
+      const needs = approvalsRequired === 1 ? 'approval by a reviewer' : `${approvalsRequired} approvals, each by a different reviewer`;
+      request.reviewDiagnostics = [
+        {
+          level: 'info',
+          code: 'review_required',
+          message: `${key.role} on ${key.target} needs ${needs}.`,
+          approvals_required: approvalsRequired,
+          notices: asked.notices,
+          policies: asked.policyIds,
+        },
+      ];
+    }
+    return { key, request, denied: false, notices: [] as string[], policyIds: [] as string[] };
+  }
+
+  /**
+   * `found`: the grant's state as ensure found it before deciding the call. `predicted`: ensure
+   * took the grant for an open one without asking (predictsExtension), and it was not: it is
+   * asked now, and a call that then starts a grant is held to the open-grant limit after all.
+   */
+  private async ensureOne(caller: Caller, key: GrantKey, request: EnsureRequest, dryRun: boolean, found: Found, predicted = false): Promise<GrantView> {
+    const workflowId = grantWorkflowId(key);
+    const handle = this.runs.client.workflow.getHandle<typeof grantWorkflow>(workflowId);
+    if (predicted) {
+      found = await this.currentState(workflowId, dryRun);
+      if (startsGrant(found, request)) await this.checkOpenGrants(caller, 1);
+    }
+    for (let attempt = 1; ; attempt++) {
+      const current = attempt === 1 ? found : await this.currentState(workflowId, dryRun);
+      if (current !== undefined) {
+        const open = unlessRevoked(current);
+        const decision = decideEnsure(open, request, new Date());
+        const extra: Diagnostic[] = decision.change === 'none' ? (decision.diagnostics ?? []) : [];
+        // The read-only answers stay off the workflow's history.
+        if (decision.change === 'none' && open) return toView(open, 'none', extra);
+        if (dryRun) return toView(wouldBe(open, caller.principal, key, request, decision), decision.change, extra);
+      }
+      try {
+        const outcome = await onceMoreIfTaskFailed(() =>
+          this.runs.client.workflow.executeUpdateWithStart(ensureUpdate, {
+            args: [request],
+            // A start operation is used once: the second try gets one of its own.
+            startWorkflowOperation: new WithStartWorkflowOperation<typeof grantWorkflow>('grantWorkflow', {
+              workflowId,
+              taskQueue: env.taskQueue,
+              args: [{ key, principal: caller.principal, grantId: randomUUID() }],
+              workflowIdConflictPolicy: 'USE_EXISTING',
+              ...uiSummary(caller.principal, key, request),
+            }),
+          }),
+        );
+        this.seen.set(workflowId, outcome.state);
+        return toView(outcome.state, outcome.change, outcome.diagnostics);
+      } catch (err) {
+        // The grant is being closed: once its run ends, the next attempt starts a new grant.
+        if (rejectionType(err) === rejection.closing) {
+          if (attempt < 3) {
+            await Promise.race([handle.result().catch(() => undefined), delay(30_000, undefined, { ref: false })]);
+            continue;
+          }
+          throw new AccessError('conflict', `${grantName(key)}: the grant is still being closed (its access is being removed); try again once it has closed.`);
+        }
+        // The run continued as new before it took the update (NOT_FOUND): ask its successor.
+        if (attempt < 5 && grpcCodeOf(err) === 5) {
+          await delay(100 * attempt, undefined, { ref: false });
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private currentState(workflowId: string, dryRun: boolean): Promise<Found> {
+    const state = this.runs.client.workflow.getHandle(workflowId).query(grantStateQuery);
+    return state.then((st) => (this.seen.set(workflowId, st), st)).catch((err) => {
+      if (err instanceof WorkflowNotFoundError) return null;
+      // A grant busy with other calls has no room for one more query: the update decides the same
+      // way, at the price of a few history events (continue-as-new bounds those).
+      if (!dryRun && isQueryBufferFull(err)) return undefined;
+      throw err;
+    });
+  }
+}
+
+/** Whether ensuring `request` on a grant found so would start a new one (not extend or answer one). */
+function startsGrant(found: Found, request: EnsureRequest): boolean {
+  if (found === undefined) return false;
+  const open = unlessRevoked(found);
+  return (!open || !isOpen(open)) && decideEnsure(open, request, new Date()).change !== 'none';
+}
+
+/**
+ * A grant being revoked is over for an ensure: its update is refused as closing, and the call
+ * waits for the run to close and starts a new grant.
+ */
+function unlessRevoked(state: GrantState | null): GrantState | null {
+  return state?.revocation ? null : state;
+}
+
+function notificationsOf(tenant: TenantConfig): EnsureRequest['notifications'] {
+  const { webhooks, expiry_warning_seconds } = tenant.notifications;
+  if (webhooks.length === 0) return undefined;
+  return { events: [...new Set(webhooks.flatMap((w) => w.events))], expiryWarningSeconds: expiry_warning_seconds };
+}
+
+function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey, req: EnsureRequest, decision: { change: GrantChange; expiresAt?: string | null }): GrantState {
+  const state = current && isOpen(current) ? structuredClone(current) : newGrantState(key, principal, DRY_RUN_GRANT_ID);
+  state.validation = current && isOpen(current) ? state.validation : req.validation;
+  if (decision.change === 'activated') {
+    Object.assign(state, { status: 'provisioning', approved: true, durationSeconds: req.durationSeconds });
+  } else if (decision.change === 'requested' && current && isOpen(current)) {
+    // An extension request: the grant stays as it is until a reviewer approves; no request exists yet.
+    Object.assign(state, { accessRequestId: null, followUps: [] });
+    state.diagnostics = [...state.diagnostics, ...req.reviewDiagnostics];
+  } else if (decision.change === 'requested') {
+    Object.assign(state, { status: 'pending', durationSeconds: req.durationSeconds });
+    state.diagnostics = req.reviewDiagnostics;
+  }
+  if (req.breakGlass && (decision.change === 'activated' || decision.change === 'extended')) {
+    state.diagnostics = [
+      ...state.diagnostics,
+      { level: 'warning', code: 'break_glass', message: 'Break-glass access: it would be active without review, announced, and reviewers asked to acknowledge it; a denial revokes it at once.' },
+    ];
+  } else if (decision.change === 'extended') {
+    // Still provisioning (no expiresAt yet): only the duration grows.
+    Object.assign(state, { expiresAt: decision.expiresAt ?? state.expiresAt, durationSeconds: req.durationSeconds });
+  }
+  return state;
+}
+
+/**
+ * The Web UI's summary and details of a grant's workflow (Markdown), fixed at its start. When
+ * access ends is in the AccessExpiresAt column and the workflow's current details.
+ */
+function uiSummary(principal: Principal, key: GrantKey, req: EnsureRequest): { staticSummary: string; staticDetails: string } {
+  // The Web UI renders these as Markdown: what the requester wrote, and the names in their token,
+  // are escaped so that they read as themselves and not as the service's own headings or links.
+  const who = principal.email ? `${markdownText(principal.id)} (${markdownText(principal.email)})` : markdownText(principal.id);
+  const role = markdownText(key.role);
+  const hours = req.durationSeconds % 3600 === 0 ? `${req.durationSeconds / 3600}h` : `${req.durationSeconds}s`;
+  const how = req.breakGlass ? 'break-glass' : req.autoApprove ? 'auto-approved' : 'needs review';
+  const { reason, attachments = [] } = req.justification;
+  const details = [
+    `**${role}** on \`${key.target}\` for ${who}, ${hours} once active (${how}).`,
+    `Tenant \`${key.tenantId}\`.`,
+    ...(reason?.trim() ? [`Reason: ${markdownText(reason.trim().slice(0, 500))}`] : []),
+    ...(attachments.length > 0 ? [`Attachments: ${attachments.slice(0, 5).map(markdownText).join(', ')}`] : []),
+  ];
+  return { staticSummary: `${who}: ${role} on ${accountIdOf(key.target)} for ${hours} (${how})`, staticDetails: details.join('\n\n') };
+}
+
+/**
+ * The failure of a multi-entitlement call after some of its entitlements took effect: the same
+ * error, with the grants that changed in `details.changed` (and named in the message), so the
+ * caller knows what a retry will find.
+ */
+function withChanged(err: unknown, changed: GrantView[]): AccessError {
+  const failure = err instanceof AccessError ? err : (temporalUnavailableError(err) ?? new AccessError('internal', 'Something went wrong on our side; nothing was lost. Try again.'));
+  const names = changed.map((g) => `${g.name} (${g.change})`).join(', ');
+  return Object.assign(
+    new AccessError(
+      failure.code,
+      `${failure.message} Before it failed, the call changed ${names}.`,
+      { ...failure.extra, details: { ...failure.extra.details, changed: changed.map((g) => ({ id: g.id, target: g.target, role: g.role, change: g.change, status: g.status })) } },
+      failure.retryAfterSeconds,
+    ),
+    { cause: err },
+  );
+}

@@ -1,0 +1,70 @@
+// A caller's grants: listing them, reading one, and ending one early.
+import { setTimeout as delay } from 'node:timers/promises';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { env } from '../config';
+import { AccessError } from '../domain/errors';
+import { encodePrincipal, type GrantState, type GrantStatus, type GrantView, isOpen, toView } from '../domain/grant';
+import type { grantWorkflow } from '../workflows/grant';
+import { grantStateQuery, revokeUpdate, searchAttributes } from '../workflows/messages';
+import { type Caller, equals, type GrantRuns } from './runs';
+import { rejectionsAsErrors } from './temporal-errors';
+
+export interface GrantFilters {
+  status?: GrantStatus;
+  target?: string;
+  role?: string;
+}
+
+export class GrantService {
+  constructor(private readonly runs: GrantRuns) {}
+
+  async list(caller: Caller, filters: GrantFilters): Promise<GrantView[]> {
+    const clauses = [equals(searchAttributes.principal, encodePrincipal(caller.principal.id))];
+    if (filters.status) clauses.push(equals(searchAttributes.status, filters.status));
+    if (filters.target) clauses.push(equals(searchAttributes.target, filters.target));
+    if (filters.role) clauses.push(equals(searchAttributes.role, filters.role));
+    const found = await this.runs.find(caller.tenant, clauses, 100);
+    const states = await Promise.all(found.map((run) => this.runs.stateOf(run)));
+    return states.filter((s): s is GrantState => s !== null).map((s) => toView(s, 'none'));
+  }
+
+  async get(caller: Caller, grantId: string): Promise<GrantView> {
+    return toView((await this.runs.visibleGrant(caller, grantId)).state, 'none');
+  }
+
+  /** By its grantee, or by whoever policy lets revoke it; answered once the assignment is gone (or after `env.revokeWaitMs`). */
+  async revoke(caller: Caller, grantId: string, reason?: string): Promise<GrantView> {
+    const { run, state } = await this.runs.visibleGrant(caller, grantId);
+    if (state.key.principalId !== caller.principal.id) {
+      const verdict = this.runs.decide(caller, 'revoke', state);
+      if (!verdict.allowed) {
+        throw new AccessError('forbidden', 'Policy does not allow you to revoke this grant.', { notices: verdict.notices });
+      }
+    }
+    if (!isOpen(state)) throw new AccessError('conflict', `The grant is already ${state.status}.`);
+    if (state.revocation) throw new AccessError('conflict', 'The grant is already being revoked.');
+    const handle = this.runs.client.workflow.getHandle<typeof grantWorkflow>(run.workflowId, run.runId);
+    const revoked = await rejectionsAsErrors(() => handle.executeUpdate(revokeUpdate, { args: [{ revokedBy: caller.principal.id, reason }] }));
+    // Answer once the assignment is gone, so the caller's "revoked" means no access. Asked by
+    // query, not by the run's result: the run may still be finishing its notifications.
+    const deadline = Date.now() + env.revokeWaitMs;
+    let latest = revoked;
+    while (latest.status !== 'revoked' && latest.status !== 'expired') {
+      if (Date.now() > deadline) break;
+      await delay(250, undefined, { ref: false });
+      latest = await handle.query(grantStateQuery).catch((err) => {
+        if (err instanceof WorkflowNotFoundError) return latest;
+        throw err;
+      });
+    }
+    if (latest.status === 'revoked' || latest.status === 'expired') return toView(latest, 'none');
+    // Not a failure: the revocation is recorded and the workflow keeps at the removal.
+    return toView(latest, 'none', [
+      {
+        level: 'info',
+        code: 'revocation_in_progress',
+        message: `The revocation is recorded; removing the account assignment is still under way (the grant shows ${latest.status} until it is gone). Read the grant again to see it end.`,
+      },
+    ]);
+  }
+}

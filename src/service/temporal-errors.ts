@@ -1,0 +1,96 @@
+// What Temporal's failures mean for a caller: which are a 503 to retry, which are a workflow's
+// refusal (a 409 or 403), and the one an ensure sends again by itself.
+import { setTimeout as delay } from 'node:timers/promises';
+import { isGrpcServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
+import { AccessError } from '../domain/errors';
+import { rejection } from '../workflows/messages';
+
+export function grpcCodeOf(err: unknown): number | undefined {
+  for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
+    if (isGrpcServiceError(cause)) return cause.code;
+  }
+  return undefined;
+}
+
+/**
+ * Temporal buffers queries to a workflow while it runs a task; past a small limit (one by default)
+ * it answers RESOURCE_EXHAUSTED, and the client's own retries do not wait long enough under load.
+ */
+export function isQueryBufferFull(err: unknown): boolean {
+  return grpcCodeOf(err) === 8; // RESOURCE_EXHAUSTED
+}
+
+/**
+ * Temporal's answers (WorkflowNotReady, FAILED_PRECONDITION) when the workflow task that carried an
+ * update failed ("unexpected workflow task failure"), or when the grant's workflow task is still
+ * failing ("Workflow Task in failed state"): the update changed nothing.
+ */
+function isWorkflowTaskFailure(err: unknown): boolean {
+  for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
+    if (isGrpcServiceError(cause) && cause.code === 9 && /workflow task/i.test(cause.message)) return true;
+  }
+  return false;
+}
+
+/** Answered when an update's workflow task failed (twice, for an ensure): a 503 the client may retry. */
+function taskFailedError(): AccessError {
+  return new AccessError('unavailable', 'The grant could not take this call just now (its workflow task failed); nothing was changed. Try again.', {}, 1);
+}
+
+const UNAVAILABLE_GRPC_CODES = new Set([4 /* DEADLINE_EXCEEDED */, 14 /* UNAVAILABLE */]);
+
+/**
+ * The 503 for a Temporal that cannot be reached, or is there but cannot answer this call now:
+ * RESOURCE_EXHAUSTED (a grant's query buffer, a rate limit of the server's), or a grant whose
+ * workflow task is failing. Undefined for any other error.
+ */
+export function temporalUnavailableError(err: unknown): AccessError | undefined {
+  if (isWorkflowTaskFailure(err)) return taskFailedError();
+  if (grpcCodeOf(err) === 8) return new AccessError('unavailable', 'Temporal is busy with this grant or this tenant just now; nothing was changed. Try again.', {}, 1);
+  for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'number' && UNAVAILABLE_GRPC_CODES.has(code)) return new AccessError('unavailable', 'Temporal cannot be reached; try again.');
+  }
+  return undefined;
+}
+
+const TASK_RETRY_DELAY_MS = 500;
+
+/**
+ * An ensure is idempotent, so one whose workflow task failed (which changed nothing) is sent once
+ * more; a second failure is a 503 with Retry-After (temporalUnavailableError), never a 500
+ * (issue 24: under load the SDK's core can fail a task that carries an update).
+ */
+export async function onceMoreIfTaskFailed<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (!isWorkflowTaskFailure(err)) throw err;
+  }
+  // Time for Temporal to retry the failed task (without this update), which usually succeeds.
+  await delay(TASK_RETRY_DELAY_MS, undefined, { ref: false });
+  return call();
+}
+
+/** The failure type a grant's update validator refused with (`rejection`), if that is what failed. */
+export function rejectionType(err: unknown): string | undefined {
+  const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+/** A review or revoke, with the grant's refusals as the caller's errors. */
+export async function rejectionsAsErrors<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new AccessError('conflict', 'The grant has already closed.');
+    // A review or revoke is not repeated for the caller: they see it failed and may send it again.
+    if (isWorkflowTaskFailure(err)) throw taskFailedError();
+    const type = rejectionType(err);
+    const message = (err as WorkflowUpdateFailedError).cause?.message ?? '';
+    if (type === rejection.selfReview) throw new AccessError('forbidden', message);
+    if (type === rejection.notPending || type === rejection.notOpen || type === rejection.alreadyApproved) throw new AccessError('conflict', message);
+    throw err;
+  }
+}

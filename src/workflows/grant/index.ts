@@ -1,0 +1,42 @@
+// One grant's whole life: pending -> provisioning -> active -> expired, or revoked from any open
+// state. The workflow wires the grant's messages to the entity (entity.ts) and runs its
+// lifecycle (lifecycle.ts). Deterministic code only; all I/O is in activities.
+import { CancellationScope, setHandler } from '@temporalio/workflow';
+import type { GrantState } from '../../domain/grant';
+import {
+  approveSignal,
+  denySignal,
+  ensureUpdate,
+  grantStateQuery,
+  type GrantWorkflowInput,
+  reconcileUpdate,
+  reviewUpdate,
+  revokeSignal,
+  revokeUpdate,
+} from '../messages';
+import { Grant } from './entity';
+import { lifecycle } from './lifecycle';
+
+export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantState> {
+  const grant = new Grant(input);
+  setHandler(grantStateQuery, () => grant.state);
+  setHandler(ensureUpdate, (req) => grant.ensure(req), { validator: (req) => grant.validateEnsure(req) });
+  setHandler(reviewUpdate, (r) => grant.review(r), { validator: (r) => grant.validateReview(r) });
+  setHandler(revokeUpdate, (r) => grant.revoke(r), { validator: (r) => grant.validateRevoke(r) });
+  setHandler(reconcileUpdate, () => grant.reconcile(), { validator: () => grant.validateReconcile() });
+  setHandler(approveSignal, (r) => grant.operatorReview('approve', r));
+  setHandler(denySignal, (r) => grant.operatorReview('deny', r));
+  setHandler(revokeSignal, (r) => void grant.revoke(r, true));
+
+  // Events the previous run made while it drained before continuing as new (see Outbox).
+  if (grant.state.auditBacklog?.length) grant.outbox.release();
+
+  // Cancelling the workflow is a revoke. The lifecycle runs in a non-cancellable scope, so a
+  // cancellation never abandons work in flight (a creation at AWS left mid-way would outlive the
+  // run): a pending request closes, a creation in flight finishes and is removed, an active grant
+  // is removed, a grant already being removed finishes. The run then completes with the grant's
+  // state, as `revoked`, readable like any other closed grant (listing, the API and
+  // reconciliation read completed runs; a cancelled run would have no result).
+  CancellationScope.current().cancelRequested.catch(() => grant.cancel());
+  return CancellationScope.nonCancellable(() => lifecycle(grant));
+}

@@ -1,0 +1,248 @@
+// The grant's lifecycle as phases: awaitReview -> provision -> holdUntilExpiry -> close. Each
+// phase returns once the grant's status has moved past it; messages (entity.ts) change the state
+// meanwhile, and the phases act on it.
+import { allHandlersFinished, condition, continueAsNew, sleep, workflowInfo } from '@temporalio/workflow';
+import type { AssignmentLookup } from '../../activities';
+import type { AuditActor } from '../../domain/audit';
+import type { GrantState } from '../../domain/grant';
+import { deprovisioning, provisioning, restoring } from './calls';
+import type { Grant } from './entity';
+import { now } from './record';
+import { lookupOf, providerReason } from './failures';
+
+/** A run that has not been given its first ensure within this time was started by mistake. */
+const FIRST_ENSURE_TIMEOUT = '1 minute';
+/** Continue-as-new well before Temporal's own limits, so a hot grant's history stays small. */
+const MAX_HISTORY_EVENTS = 2000;
+
+const system = (id: string): AuditActor => ({ type: 'system', id });
+
+export async function lifecycle(grant: Grant): Promise<GrantState> {
+  const { state } = grant;
+  grant.publish();
+  if (state.status === 'new' && !(await condition(() => state.status !== 'new', FIRST_ENSURE_TIMEOUT))) return state;
+  if (state.status === 'pending') await awaitReview(grant);
+  if (state.status === 'provisioning') await provision(grant);
+  if (state.status === 'active') {
+    await holdUntilExpiry(grant);
+    await close(grant);
+  }
+  await grant.outbox.settled();
+  await condition(allHandlersFinished);
+  return state;
+}
+
+/** Until a reviewer decides, the requester withdraws, a break-glass use supersedes the request, or it lapses. */
+async function awaitReview(grant: Grant): Promise<void> {
+  const { state } = grant;
+  if (!grant.continued) grant.notify('review_requested');
+  const undecided = () => state.review === null && state.revocation === null && state.status === 'pending';
+  const waitMs = Math.max(0, Date.parse(state.pendingExpiresAt!) - Date.now());
+  // A long history wakes it too: messages that change nothing (ignored signals, ensures that
+  // find the request pending) still grow it, and a request may wait days for a reviewer.
+  const woken = await condition(() => !undecided() || historyIsLong(), waitMs);
+  // Returns only if the request was decided while the handlers finished.
+  if (woken && undecided()) await continueAsNewIfIdle(grant, undecided);
+  if (state.revocation) {
+    state.status = 'revoked';
+  } else if (state.supersededBy) {
+    // Activated by a break-glass use: it provisions as an approved grant would.
+  } else if (!woken) {
+    state.status = 'expired';
+    grant.note({ level: 'info', code: 'request_expired', message: `Nobody reviewed the request before ${state.pendingExpiresAt}` });
+    grant.audit('expired', system('expiry'), { phase: 'pending', pending_expires_at: state.pendingExpiresAt });
+  } else {
+    state.status = state.review!.decision === 'approve' ? 'provisioning' : 'revoked';
+  }
+  grant.publish();
+  if (state.review) grant.notify(state.review.decision === 'approve' ? 'approved' : 'denied');
+}
+
+/** Makes the account assignment (or finds it already there); the grant's clock starts when it exists. */
+async function provision(grant: Grant): Promise<void> {
+  const { state } = grant;
+  // The last point with no activity in flight: a run that grew long while it waited for its
+  // review continues here, and its successor provisions from the start (nothing looked yet).
+  if (historyIsLong() && !state.revocation) await continueAsNewIfIdle(grant, () => state.revocation === null);
+  if (state.revocation) {
+    // Revoked before anything was made: nothing to remove.
+    state.status = 'revoked';
+    grant.publish();
+    return;
+  }
+  let made;
+  try {
+    made = await provisioning.provisionAssignment(grant.assignment());
+  } catch (err) {
+    return failProvisioning(grant, err);
+  }
+  state.assignmentPreexisted = made.preexisted;
+  state.assignmentIds = made.ids;
+  // The activity's clock, recorded in the history: the workflow's own clock right after a worker
+  // crash can lag behind, and differently on replay.
+  const at = new Date(made.assignedAt);
+  grant.clockFloor = at.getTime();
+  state.provisioningStatus = 'successful';
+  state.status = 'active';
+  state.activatedAt = at.toISOString();
+  grant.expireAt(new Date(at.getTime() + state.durationSeconds * 1000).toISOString());
+  grant.audit(
+    'activated',
+    system('provisioning'),
+    {
+      preexisted: state.assignmentPreexisted,
+      assignment_ids: state.assignmentIds && { user_id: state.assignmentIds.userId, permission_set_arn: state.assignmentIds.permissionSetArn },
+      expires_at: state.expiresAt,
+      duration_seconds: state.durationSeconds,
+      reason: state.justification.reason ?? null,
+      approved_by: state.approvals?.length ? state.approvals.map((a) => a.reviewerId) : state.review?.decision === 'approve' ? [state.review.reviewerId] : [],
+    },
+    { at: state.activatedAt },
+  );
+  grant.notify('active');
+  if (state.assignmentPreexisted) {
+    grant.note({
+      level: 'info',
+      code: 'assignment_preexisted',
+      message: 'The account assignment existed before this grant; it will be left in place when the grant ends.',
+    });
+  }
+  grant.publish();
+}
+
+/** The grant closes as revoked, saying why; a creation that timed out may still have happened at the provider, so it is removed. */
+async function failProvisioning(grant: Grant, err: unknown): Promise<void> {
+  const { state } = grant;
+  // A failed provisionAssignment carries what its look found, if it got that far.
+  const found: AssignmentLookup | undefined = lookupOf(err);
+  if (found) {
+    state.assignmentPreexisted = found.preexisted;
+    state.assignmentIds = found.ids;
+  }
+  state.provisioningStatus = 'failed';
+  state.status = 'revoked';
+  state.failedAt = now().toISOString();
+  grant.note({ level: 'error', code: 'provisioning_failed', message: providerReason(err) });
+  grant.audit('provisioning_failed', system('provisioning'), { message: providerReason(err), preexisted: state.assignmentPreexisted });
+  grant.publish();
+  if (state.assignmentPreexisted === false) {
+    await deprovision(grant);
+    grant.audit('deprovisioned', system('deprovisioning'), { ended: 'provisioning_failed' });
+  }
+}
+
+/**
+ * Until the expiry timer fires or the grant is revoked. Only the timer decides that the time is up,
+ * never a comparison with the clock: right after a worker crash the workflow's clock can differ
+ * between the live run and a replay (and lag behind). An extension does not wake the wait: the
+ * timer, once it fires, sees the later expiry and waits again for the rest.
+ */
+async function holdUntilExpiry(grant: Grant): Promise<void> {
+  const { state } = grant;
+  for (;;) {
+    if (state.revocation) return;
+    const expiresAt = state.expiresAt;
+    const clock = Math.max(Date.now(), grant.clockFloor);
+    const remaining = Date.parse(expiresAt!) - clock;
+    const warnIn = state.expiryWarningAt ? Date.parse(state.expiryWarningAt) - clock : Infinity;
+    if (warnIn <= 0) {
+      state.expiryWarningAt = null;
+      grant.notify('expiring');
+      continue;
+    }
+    const untilWarning = warnIn < remaining;
+    const woken = await condition(
+      () => state.revocation !== null || historyIsLong() || grant.reconcilePending(),
+      Math.max(untilWarning ? warnIn : remaining, 1),
+    );
+    // An extension taken in the same workflow task as the expiry timer wins: its caller was told
+    // `extended`. Temporal's core hands a task's updates to the workflow before its fired timers
+    // (sdk-core #639): the changed expiry keeps the loop going (test/races.test.ts holds this).
+    if (!woken && !untilWarning && state.expiresAt === expiresAt) return;
+    // Woken before the expiry timer fired, so the grant still holds: re-create what was removed.
+    if (woken && grant.reconcilePending() && !state.revocation) await restoreAssignment(grant);
+    if (historyIsLong() && !state.revocation) await continueAsNewIfIdle(grant, () => state.revocation === null);
+  }
+}
+
+/** The grant is ending (expired or revoked): its assignment is removed, unless it was there before the grant. */
+async function close(grant: Grant): Promise<void> {
+  const { state } = grant;
+  // Nothing is re-created from here on.
+  grant.reconciled = { outcome: 'ended' };
+  grant.reconcileServed = grant.reconcileAsked;
+  state.closing = true;
+  grant.publish();
+  const endedAt = now().toISOString();
+  // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
+  if (!state.assignmentPreexisted) await deprovision(grant, state.revocation ? undefined : (state.expiresAt ?? undefined));
+  // Both events are written after the deletion, in one batch.
+  if (!state.revocation) grant.audit('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted }, { at: endedAt });
+  if (!state.assignmentPreexisted) grant.audit('deprovisioned', system('deprovisioning'), { ended: state.revocation ? 'revoked' : 'expired' });
+  state.status = state.revocation ? 'revoked' : 'expired';
+  grant.publish();
+}
+
+/**
+ * Re-creates the assignment if it was removed behind the grant's back. Runs in the main sequence,
+ * between expiry checks, so it never overlaps deprovisioning. It is awaited to the end even past
+ * the expiry: were it abandoned, a creation still in progress at AWS could land after the
+ * deletion and outlive the grant.
+ */
+async function restoreAssignment(grant: Grant): Promise<void> {
+  const upTo = grant.reconcileAsked;
+  try {
+    const { created } = await restoring.createAssignment(grant.assignment());
+    grant.reconciled = { outcome: created ? 'restored' : 'present' };
+    grant.state.diagnostics = grant.state.diagnostics.filter((d) => d.code !== 'assignment_restore_failed');
+    if (created) {
+      grant.audit('assignment_restored', system('reconciliation'), {});
+      grant.note({
+        level: 'warning',
+        code: 'assignment_restored',
+        message: `The account assignment had been removed outside this service; it was re-created at ${now().toISOString()}.`,
+      });
+    }
+  } catch (err) {
+    grant.reconciled = { outcome: 'failed', message: providerReason(err) };
+    grant.note({ level: 'warning', code: 'assignment_restore_failed', message: `Re-creating the removed account assignment failed: ${providerReason(err)}` });
+  }
+  grant.reconcileServed = upTo;
+}
+
+async function deprovision(grant: Grant, expiredAt?: string): Promise<void> {
+  for (let round = 1; ; round++) {
+    try {
+      await deprovisioning.deleteAssignment(expiredAt ? { ...grant.assignment(), expiredAt } : grant.assignment());
+      grant.state.diagnostics = grant.state.diagnostics.filter((d) => d.code !== 'deprovisioning_retrying');
+      return;
+    } catch (err) {
+      grant.note({
+        level: 'warning',
+        code: 'deprovisioning_retrying',
+        message: `Removing the account assignment failed (${providerReason(err)}); still retrying.`,
+        rounds: round,
+      });
+      await sleep(Math.min(60_000, 5_000 * round));
+    }
+  }
+}
+
+/**
+ * The one place a run continues as new, called by a phase with no activity in flight once the
+ * history is long. The run goes on in a new one once its notifications and audit events are out
+ * and no handler runs, if `stillIdle` still holds then; otherwise this returns and the phase goes
+ * on (a reconcile asked meanwhile is served first).
+ */
+async function continueAsNewIfIdle(grant: Grant, stillIdle: () => boolean): Promise<void> {
+  grant.outbox.hold();
+  await grant.outbox.settled();
+  await condition(() => allHandlersFinished() || grant.reconcilePending());
+  if (stillIdle() && !grant.reconcilePending()) await continueAsNew({ ...grant.input, state: grant.state });
+  grant.outbox.release();
+}
+
+function historyIsLong(): boolean {
+  const info = workflowInfo();
+  return info.continueAsNewSuggested || info.historyLength > MAX_HISTORY_EVENTS;
+}

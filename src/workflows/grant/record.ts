@@ -1,0 +1,140 @@
+// The grant's state and how it is recorded: diagnostics for the requester, audit events,
+// notifications, and what operators see in Temporal. Messages (entity.ts) and phases
+// (lifecycle.ts) change the state through it.
+import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import type { AuditActor, AuditEventName } from '../../domain/audit';
+import { accountIdOf, type Diagnostic, type FollowUp, type GrantState, newGrantState, type NotificationEvent, type Revocation } from '../../domain/grant';
+import type { GrantWorkflowInput } from '../messages';
+import { Outbox } from './outbox';
+import { currentDetails, searchAttributePairs } from './view';
+
+/** Who revoked a grant whose workflow an operator cancelled (the cancellation carries no identity). */
+export const CANCELLED_BY_OPERATOR: Revocation = {
+  revokedBy: 'an operator',
+  reason: 'its workflow was cancelled in Temporal (Web UI or CLI)',
+};
+
+export class GrantRecord {
+  readonly state: GrantState;
+  readonly outbox: Outbox;
+  /** A run carried on by continue-as-new: what its first run did (notify reviewers) is not done again. */
+  readonly continued: boolean;
+  private published = '';
+
+  constructor(readonly input: GrantWorkflowInput) {
+    this.state = input.state ?? newGrantState(input.key, input.principal, input.grantId);
+    this.continued = input.state !== undefined;
+    this.outbox = new Outbox(this.state);
+  }
+
+  note(diagnostic: Diagnostic): void {
+    this.state.diagnostics = [...this.state.diagnostics.filter((d) => d.code !== diagnostic.code), diagnostic];
+  }
+
+  expireAt(expiresAt: string): void {
+    const { state } = this;
+    state.expiresAt = expiresAt;
+    if (state.notifications?.events.includes('expiring')) {
+      // Re-armed by every extension; none when the grant is shorter than the warning window.
+      const warnAt = Date.parse(expiresAt) - state.notifications.expiryWarningSeconds * 1000;
+      state.expiryWarningAt = warnAt > Date.now() ? new Date(warnAt).toISOString() : null;
+    }
+    this.note({ level: 'info', code: 'expires', message: `Access ends at ${expiresAt}; ensure again to extend it.`, expires_at: expiresAt });
+  }
+
+  /** An audit event, written without waiting. `accessRequestId`: a follow-up's own request (extension, break-glass) rather than the grant's first. */
+  audit(
+    event: AuditEventName,
+    actor: AuditActor,
+    details: Record<string, unknown> = {},
+    { at = now().toISOString(), accessRequestId = this.state.accessRequestId }: { at?: string; accessRequestId?: string | null } = {},
+  ): void {
+    const { state } = this;
+    state.auditSequence = (state.auditSequence ?? 0) + 1;
+    this.outbox.audit({
+      tenant_id: state.key.tenantId,
+      event,
+      at,
+      actor,
+      principal: { id: state.principal.id, ...(state.principal.email !== undefined && { email: state.principal.email }) },
+      target: state.key.target,
+      role: state.key.role,
+      grant_id: state.id,
+      access_request_id: accessRequestId,
+      details,
+      occurrence: String(state.auditSequence),
+    });
+  }
+
+  /** A notification, sent without waiting. A follow-up (extension, break-glass) speaks of what it asks for. */
+  notify(event: NotificationEvent, about?: FollowUp): void {
+    const { state } = this;
+    if (!state.notifications?.events.includes(event)) return;
+    const reviewNotices = state.diagnostics.find((d) => d.code === 'review_required')?.notices;
+    const justification = about?.justification ?? state.justification;
+    this.outbox.notify({
+      tenantId: state.key.tenantId,
+      event,
+      grant: {
+        id: state.id,
+        role: state.key.role,
+        target: state.key.target,
+        principalId: state.principal.id,
+        principalEmail: state.principal.email,
+        durationSeconds: about?.durationSeconds ?? state.durationSeconds,
+        expiresAt: state.expiresAt,
+        accessRequestId: about?.accessRequestId ?? state.accessRequestId,
+        reason: justification.reason,
+        attachments: justification.attachments,
+        reviewer: state.review?.reviewerId,
+        comment: state.review?.comment,
+        reviewNotices: Array.isArray(reviewNotices) ? (reviewNotices as string[]) : undefined,
+      },
+    });
+  }
+
+  /** Shows the state to operators: search attributes (only when they changed) and the Web UI's current details. */
+  publish(): void {
+    // Not a command: the Web UI reads it with the workflow metadata query.
+    setCurrentDetails(currentDetails(this.state));
+    const pairs = searchAttributePairs(this.state);
+    const snapshot = JSON.stringify(pairs.map((p) => p.value));
+    if (snapshot !== this.published) {
+      upsertSearchAttributes(pairs);
+      this.published = snapshot;
+    }
+  }
+
+  recordRevocation(r: Revocation, byOperator = false): void {
+    const { state } = this;
+    state.revocation = r;
+    const actor: AuditActor =
+      byOperator || r === CANCELLED_BY_OPERATOR
+        ? { type: 'operator', id: r.revokedBy }
+        : { type: r.revokedBy === state.principal.id ? 'principal' : 'reviewer', id: r.revokedBy };
+    // A request revoked before any decision is withdrawn (its grant ends revoked, with nothing to remove).
+    const withdrawn = state.status === 'pending' && !state.review && !state.denial;
+    this.audit(withdrawn ? 'withdrawn' : 'revoked', actor, { reason: r.reason ?? null, status: state.status });
+    this.note({ level: 'info', code: 'revoked', message: `Revoked by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`, revoked_by: r.revokedBy });
+  }
+
+  requester(): AuditActor {
+    return { type: 'principal', id: this.state.principal.id };
+  }
+
+  /** Where the grant's assignment is, for the activities. */
+  assignment() {
+    const { state } = this;
+    return {
+      tenantId: state.key.tenantId,
+      accountId: accountIdOf(state.key.target),
+      role: state.key.role,
+      principal: { id: state.principal.id, email: state.principal.email, identityStoreUser: state.principal.identityStoreUser },
+      ids: state.assignmentIds ?? undefined,
+    };
+  }
+}
+
+export function now(): Date {
+  return new Date(Date.now());
+}
