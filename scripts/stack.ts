@@ -38,6 +38,8 @@ export interface StackTenant {
     max_open_per_principal?: number;
     ensure_rate_per_minute?: number;
     ensure_burst?: number;
+    read_rate_per_minute?: number;
+    read_burst?: number;
   };
   accounts?: Record<string, { environment?: string }>;
   accounts_only?: boolean;

@@ -147,10 +147,14 @@ const tenantSchema = z.strictObject({
       pending_request_ttl_seconds: z.int().positive().default(24 * 3600),
       /** Open grants (pending, provisioning, active) one principal may hold in the tenant. */
       max_open_per_principal: z.int().positive().default(50),
-      /** Ensure calls one principal may make per minute, per API process (a token bucket)... */
+      /** Calls that change access (ensure, review, revoke) one principal may make per minute, per API process (a token bucket)... */
       ensure_rate_per_minute: z.int().positive().default(60),
       /** ...and at once after a quiet spell (the bucket's size). */
       ensure_burst: z.int().positive().default(20),
+      /** Reads (every GET of /v1/access) one principal may make per minute, per API process, in a bucket of their own... */
+      read_rate_per_minute: z.int().positive().default(600),
+      /** ...and at once after a quiet spell. */
+      read_burst: z.int().positive().default(120),
     })
     .prefault({}),
   notifications: notificationsSchema,

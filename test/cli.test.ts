@@ -233,6 +233,28 @@ describe('cli', function () {
     assert.equal(down.code, 5, show(down));
     assert.match(down.stderr, /Cannot reach/);
   });
+
+  it('ensure --wait asks again when the API says when (429 with Retry-After), and ends with the grant active', async () => {
+    const yuri = { as: 'yuri' as const, env: { ACCESS_TENANT_ID: QUOTA_TENANT.id } };
+    // Yuri's reads are spent, and kept spent for a few seconds (one token comes back every two):
+    // the first checks of --wait are answered 429, and it must wait rather than give up.
+    const spendUntil = Date.now() + 6_000;
+    const spending = (async () => {
+      let limited = 0;
+      while (Date.now() < spendUntil) {
+        const replies = await Promise.all(Array.from({ length: 5 }, () => call('GET', '/v1/access/grants?status=expired', { as: 'yuri' })));
+        limited += replies.filter((r) => r.status === 429).length;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      return limited;
+    })();
+    const waited = await access(['ensure', '--target', QUOTA_ACCOUNTS[1], '--role', 'ReadOnlyAccess', '--wait', '--poll-interval', '1', '--timeout', '60s'], yuri);
+    assert.ok((await spending) > 0, 'the reads were spent');
+    assert.equal(waited.code, 0, show(waited));
+    assert.match(waited.stderr, /rate_limited: asking again in [12] s/, show(waited));
+    assert.match(waited.stdout, /ACTIVE/i, show(waited));
+    assert.equal(await assignmentsOf('yuri', QUOTA_ACCOUNTS[1], 'ReadOnlyAccess'), 1);
+  });
 });
 
 async function grantPending(account: string) {

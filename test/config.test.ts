@@ -33,6 +33,8 @@ describe('config', () => {
       max_open_per_principal: 50,
       ensure_rate_per_minute: 60,
       ensure_burst: 20,
+      read_rate_per_minute: 600,
+      read_burst: 120,
     });
     assert.deepEqual(t.accounts, {});
     assert.equal(t.accounts_only, false);

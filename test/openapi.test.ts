@@ -116,10 +116,10 @@ describe('GET /openapi.json', () => {
     const has = (route: string, method: string, statuses: string[]) =>
       assert.deepEqual(statuses.filter((s) => !statusesOf(route, method).includes(s)), [], `${method.toUpperCase()} ${route}: ${statusesOf(route, method)}`);
     has('/v1/access/ensure', 'post', ['200', '400', '401', '403', '409', '413', '429', '500', '503']);
-    has('/v1/access/requests/{access_request_id}/review', 'post', ['200', '400', '401', '403', '404', '409', '413', '500', '503']);
-    has('/v1/access/grants/{id}/revoke', 'post', ['200', '400', '401', '403', '404', '409', '413', '500', '503']);
+    has('/v1/access/requests/{access_request_id}/review', 'post', ['200', '400', '401', '403', '404', '409', '413', '429', '500', '503']);
+    has('/v1/access/grants/{id}/revoke', 'post', ['200', '400', '401', '403', '404', '409', '413', '429', '500', '503']);
     for (const route of ['/v1/access/grants', '/v1/access/grants/{id}', '/v1/access/requests', '/v1/access/requests/{access_request_id}', '/v1/access/audit', '/v1/access/report']) {
-      has(route, 'get', ['200', '400', '401', '403', '500', '503']);
+      has(route, 'get', ['200', '400', '401', '403', '429', '500', '503']);
     }
   });
 

@@ -1,6 +1,7 @@
 // One principal cannot starve everyone else: per-principal limits on open grants and on ensure
 // calls, and the accounts a tenant allows. Through HTTP, on tenants with small limits.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { grantWorkflowId, type GrantView } from '../src/domain/grant';
 import { revokeSignal } from '../src/workflows/messages';
 import { RateLimiter } from '../src/service/rate-limit';
@@ -102,6 +103,28 @@ describe('per-principal limits', function () {
     assert.equal(limited.body.details.retry_after_seconds, retryAfter);
 
     const other = await ensure([entitlement(QUOTA_ACCOUNTS[0])], { as: 'uma', dryRun: true });
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+  });
+
+  it(`past the read rate (${QUOTA_TENANT.readBurst} at once here), every GET answers 429 rate_limited with Retry-After; the same principal's ensure and other principals' reads go on`, async () => {
+    const reads = ['/v1/access/grants', '/v1/access/requests', `/v1/access/requests/${randomUUID()}`, `/v1/access/grants/${randomUUID()}`];
+    // All at once: the bucket refills one token in two seconds, and each call takes its token on arrival.
+    const replies = await Promise.all(Array.from({ length: QUOTA_TENANT.readBurst + 4 }, (_, i) => call('GET', reads[i % reads.length], { as: 'zoe' })));
+    const limited = replies.filter((r) => r.status === 429);
+    const served = replies.filter((r) => r.status !== 429);
+    assert.ok(served.length >= QUOTA_TENANT.readBurst && served.length <= QUOTA_TENANT.readBurst + 1, `served ${served.length}`);
+    for (const reply of served) assert.ok(reply.status === 200 || reply.status === 404, `${reply.status} ${JSON.stringify(reply.body)}`);
+    for (const reply of limited) {
+      assertErrorShape(reply, 'rate_limited');
+      const retryAfter = Number(reply.headers?.get('retry-after'));
+      // 30 a minute: the next read comes within two seconds.
+      assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 2, `Retry-After: ${reply.headers?.get('retry-after')}`);
+      assert.equal(reply.body.details.read_burst, QUOTA_TENANT.readBurst);
+      assert.equal(reply.body.details.retry_after_seconds, retryAfter);
+    }
+    const write = await ensure([entitlement(QUOTA_ACCOUNTS[0])], { as: 'zoe', dryRun: true });
+    assert.equal(write.status, 200, `writes have their own bucket: ${JSON.stringify(write.body)}`);
+    const other = await call('GET', '/v1/access/grants', { as: 'uma' });
     assert.equal(other.status, 200, JSON.stringify(other.body));
   });
 });

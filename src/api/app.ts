@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../log';
 import { type ApiMetrics, createApiMetrics } from '../metrics';
 import type { EnsureService } from '../service/ensure';
 import type { GrantService } from '../service/grants';
+import { CallRates } from '../service/rate-limit';
 import type { RequestService } from '../service/requests';
 import type { Caller } from '../service/runs';
 import { temporalUnavailableError } from '../service/temporal-errors';
@@ -129,10 +130,13 @@ export function createApp({
     res.json({ status: 'ready' });
   });
 
+  const rates = new CallRates();
+  /** The authenticated caller, once the call is within their rate (reads and writes apart). */
   const caller = async (req: Request, res: Response): Promise<Caller> => {
     const who = await auth.authenticate(req.get('authorization'), req.get('x-tenant-id'));
     res.locals.caller = who;
     req.log = req.log.child(callerFields(who));
+    rates.take(who, req.method === 'GET' ? 'read' : 'write');
     return who;
   };
   /** One log line per grant an answer changed or reports on, with the ids an operator searches by. */

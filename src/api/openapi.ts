@@ -38,6 +38,12 @@ const ERRORS = {
   '403': errorResponse(
     'Forbidden (`tenant_mismatch`: the token is another tenant\'s; `forbidden`: with the policy `notices`, or a token whose email is not verified)',
   ),
+  '429': {
+    description:
+      'Too many calls from this principal (`rate_limited`): reads (GET) past `grants.read_rate_per_minute` and `read_burst`, or calls that change access (ensure, review, revoke) past `grants.ensure_rate_per_minute` and `ensure_burst`; try again after Retry-After seconds',
+    headers: { 'Retry-After': { description: 'Seconds until the next call is accepted', schema: { type: 'integer', minimum: 1 } } },
+    content: json(ref('Error')),
+  },
   '500': errorResponse('Something went wrong on our side (`internal`); nothing was lost, try again'),
   '503': errorResponse(
     'Temporal cannot be reached, or cannot take the call just now (`unavailable`; with Retry-After when Temporal is busy or the grant\'s workflow task is failing): nothing was changed; try again',
@@ -46,13 +52,6 @@ const ERRORS = {
 
 /** Every route with a body. */
 const BODY_TOO_LARGE = errorResponse('The body is larger than 64 KiB (`payload_too_large`)');
-
-/** Ensure only: the per-principal rate (the tenant's `grants.ensure_rate_per_minute` and `ensure_burst`). */
-const RATE_LIMITED = {
-  description: 'Too many ensure calls from this principal (`rate_limited`); try again after Retry-After seconds',
-  headers: { 'Retry-After': { description: 'Seconds until the next call is accepted', schema: { type: 'integer', minimum: 1 } } },
-  content: json(ref('Error')),
-};
 
 const tenantHeader = {
   name: 'X-Tenant-ID',
@@ -109,7 +108,6 @@ export function openApiDocument(): JsonSchema {
               'A grant of the call is still being closed (its access is being removed) after the API waited for it (`conflict`); try again once it has closed',
             ),
             '413': BODY_TOO_LARGE,
-            '429': RATE_LIMITED,
           },
         },
       },

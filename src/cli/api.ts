@@ -30,6 +30,8 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly body: { code: string; message: string; details?: unknown; notices?: string[] },
+    /** The answer's Retry-After (429, 503): when the same call may succeed. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(body.message);
   }
@@ -71,7 +73,12 @@ export async function callApi<T>(conn: Connection, method: 'GET' | 'POST', path:
   }
   if (!res.ok) {
     const error = parsed as ApiError['body'] | undefined;
-    throw new ApiError(res.status, error?.code ? error : { code: 'unavailable', message: `HTTP ${res.status} from ${url}` });
+    const retryAfter = Number(res.headers.get('retry-after') ?? NaN);
+    throw new ApiError(
+      res.status,
+      error?.code ? error : { code: 'unavailable', message: `HTTP ${res.status} from ${url}` },
+      Number.isInteger(retryAfter) && retryAfter >= 0 ? retryAfter : undefined,
+    );
   }
   if (parsed === undefined) throw new ApiError(502, { code: 'unavailable', message: `${url} did not answer with JSON` });
   return parsed as T;

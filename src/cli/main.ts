@@ -147,7 +147,16 @@ async function waitForActive(conn: Connection, grants: Grant[], timeoutSeconds: 
     if (open.length === 0 || Date.now() >= deadline) return [...latest.values()];
     await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())));
     for (const g of open) {
-      const now = await callApi<Grant>(conn, 'GET', `/v1/access/grants/${g.id}`);
+      let now: Grant;
+      try {
+        now = await callApi<Grant>(conn, 'GET', `/v1/access/grants/${g.id}`);
+      } catch (err) {
+        // Told when to ask again (429, 503): the wait goes on from then, within --timeout.
+        if (!(err instanceof ApiError) || err.retryAfterSeconds === undefined || (err.status !== 429 && err.status !== 503)) throw err;
+        if (!quiet) printError([`${err.body.code}: asking again in ${err.retryAfterSeconds} s`]);
+        await sleep(Math.min(err.retryAfterSeconds * 1000, Math.max(0, deadline - Date.now())));
+        break;
+      }
       latest.set(g.id, { ...now, change: g.change });
       progress(now);
     }

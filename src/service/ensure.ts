@@ -31,7 +31,6 @@ import {
 import { markdownText } from '../domain/text';
 import type { grantWorkflow } from '../workflows/grant';
 import { ensureUpdate, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
-import { RateLimiter } from './rate-limit';
 import { type Caller, equals, type GrantRuns } from './runs';
 import { grpcCodeOf, isQueryBufferFull, onceMoreIfTaskFailed, rejectionType, temporalUnavailableError } from './temporal-errors';
 
@@ -59,7 +58,6 @@ const SEEN_FOR_MS = 5 * 60_000;
 export type RecordAudit = (record: AuditRecord) => Promise<void>;
 
 export class EnsureService {
-  private readonly ensureRate = new RateLimiter();
   /** Each grant's latest state as this process saw it, by workflow id (see SEEN_FOR_MS). */
   private readonly seen = new LRUCache<string, GrantState>({ max: 10_000, ttl: SEEN_FOR_MS });
 
@@ -70,7 +68,6 @@ export class EnsureService {
 
   /** `requestId`: the HTTP request's (X-Request-ID), kept in an ensure_denied event as data, never as its id. */
   async ensure(caller: Caller, input: EnsureInput, requestId: string = randomUUID()): Promise<GrantView[]> {
-    this.takeEnsureToken(caller);
     // One access request per call, for every entitlement of it that needs review.
     const accessRequestId = randomUUID();
     const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false));
@@ -150,20 +147,6 @@ export class EnsureService {
       this.seen.delete(workflowId);
       if (err instanceof WorkflowNotFoundError || grpcCodeOf(err) === 5 || rejectionType(err) === rejection.closing) return undefined;
       throw err;
-    }
-  }
-
-  /** The per-principal ensure rate (per API process): past it, 429 with when to try again. */
-  private takeEnsureToken({ tenant, principal }: Caller): void {
-    const { ensure_rate_per_minute: perMinute, ensure_burst: burst } = tenant.grants;
-    const waitSeconds = this.ensureRate.take(`${tenant.id}\n${principal.id}`, perMinute, burst);
-    if (waitSeconds > 0) {
-      throw new AccessError(
-        'rate_limited',
-        `Too many ensure calls: at most ${perMinute} a minute (${burst} at once) per principal. Try again in ${waitSeconds} s.`,
-        { details: { ensure_rate_per_minute: perMinute, ensure_burst: burst, retry_after_seconds: waitSeconds } },
-        waitSeconds,
-      );
     }
   }
 

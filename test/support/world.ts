@@ -30,7 +30,7 @@ export const FAULTS_TENANT = { id: 'f0a17e57-0000-4000-8000-00000000fa17', name:
  * Small per-principal limits (3 open grants; 5 ensure calls at once, then 1 a minute), and its
  * policies forbid an account whose environment is unknown (QUOTA_ACCOUNTS are listed).
  */
-export const QUOTA_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a1', name: 'quota', maxOpen: 3, ratePerMinute: 1, burst: 5 };
+export const QUOTA_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a1', name: 'quota', maxOpen: 3, ratePerMinute: 1, burst: 5, readsPerMinute: 30, readBurst: 20 };
 export const QUOTA_ACCOUNTS = ['400000000001', '400000000002', '400000000003', '400000000004'];
 /** Listed for QUOTA_TENANT, but without an environment. */
 export const QUOTA_UNDESCRIBED_ACCOUNT = '400000000009';
@@ -88,6 +88,8 @@ export const USERS = {
   vera: { sub: 'vera', email: 'vera@quota.example', groups: [] as string[] },
   /** The CLI's rate-limit test spends this one's ensure burst. */
   wes: { sub: 'wes', email: 'wes@quota.example', groups: [] as string[] },
+  yuri: { sub: 'yuri', email: 'yuri@quota.example', groups: [] as string[] },
+  zoe: { sub: 'zoe', email: 'zoe@quota.example', groups: [] as string[] },
   lena: { sub: 'lena', email: 'lena@listed.example', groups: [] as string[] },
   /** Asks as engineering, and may break the glass (on-call). */
   otto: { sub: 'otto', email: 'otto@example.com', groups: ['engineering', 'on-call'] },
@@ -102,6 +104,8 @@ const TENANT_OF: Partial<Record<User, string>> = {
   uma: QUOTA_TENANT.id,
   vera: QUOTA_TENANT.id,
   wes: QUOTA_TENANT.id,
+  yuri: QUOTA_TENANT.id,
+  zoe: QUOTA_TENANT.id,
   lena: LISTED_TENANT.id,
 };
 type User = keyof typeof USERS;
@@ -195,7 +199,13 @@ export async function startWorld(): Promise<void> {
         id: QUOTA_TENANT.id,
         name: QUOTA_TENANT.name,
         policies: path.join(repoRoot, 'test/fixtures/quota-policies'),
-        grants: { max_open_per_principal: QUOTA_TENANT.maxOpen, ensure_rate_per_minute: QUOTA_TENANT.ratePerMinute, ensure_burst: QUOTA_TENANT.burst },
+        grants: {
+          max_open_per_principal: QUOTA_TENANT.maxOpen,
+          ensure_rate_per_minute: QUOTA_TENANT.ratePerMinute,
+          ensure_burst: QUOTA_TENANT.burst,
+          read_rate_per_minute: QUOTA_TENANT.readsPerMinute,
+          read_burst: QUOTA_TENANT.readBurst,
+        },
         accounts: { ...Object.fromEntries(QUOTA_ACCOUNTS.map((a) => [a, { environment: 'staging' }])), [QUOTA_UNDESCRIBED_ACCOUNT]: {} },
       },
       { ...LISTED_TENANT, grants: TEST_LIMITS, accounts_only: true, accounts: { [LISTED_ACCOUNT]: { environment: 'staging' } } },
