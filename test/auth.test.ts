@@ -8,12 +8,13 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWTPayload, SignJWT } from 'jose';
-import { Authenticator } from '../src/api/auth';
+import { Authenticator, VERIFIED_BYTES } from '../src/api/auth';
 import { connectApi, createApi } from '../src/api/server';
 import { type AppConfig, ConfigError, loadConfig } from '../src/config';
 import { AccessError } from '../src/domain/errors';
 import type { Caller } from '../src/service/runs';
 import { repoRoot } from '../scripts/stack';
+import { heapUsedAfterGc, MiB } from './support/heap';
 import { assertErrorShape, call, current, freshAccount, target, TENANT, tokenFor } from './support/world';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'access-auth-'));
@@ -209,6 +210,24 @@ describe('tokens are checked as strictly as an identity provider expects', () =>
     await new Promise((resolve) => setTimeout(resolve, 4_500));
     assert.equal(await outcomeOf(shortLived, ACME.id), 'unauthenticated', 'past its exp');
     assert.equal(await outcomeOf(young, ACME.id), 'unauthenticated', 'past max_token_age_seconds');
+  });
+
+  it('remembers verified tokens in a bounded number of bytes, however large their claims', async function () {
+    this.timeout(120_000);
+    const auth = new Authenticator(configOf([tenantEntry(ACME)]));
+    const claims = 'g'.repeat(12 * 1024);
+    const before = heapUsedAfterGc();
+    // 2,000 tokens of about 28 KB each (the token and its claims): 56 MB if each were kept.
+    for (let i = 0; i < 2000; i++) {
+      const caller = await auth.authenticate(`Bearer ${await tokenOf({ ...alice, sub: `user-${i}`, groups: [`${claims}${i}`] })}`, ACME.id);
+      assert.equal(caller.principal.id, `user-${i}`);
+    }
+    const held = heapUsedAfterGc() - before;
+    assert.ok(held < 2 * VERIFIED_BYTES, `the cache holds ${Math.round(held / MiB)} MiB`);
+    // Still a cache: the latest token is answered from it.
+    const latest = await tokenOf({ ...alice, sub: 'user-latest' });
+    await auth.authenticate(`Bearer ${latest}`, ACME.id);
+    assert.equal((await auth.authenticate(`Bearer ${latest}`, ACME.id)).principal.id, 'user-latest');
   });
 
   it('finds the Identity Store user by auth.user_claim (default email), and refuses an unverified email with 403', async () => {

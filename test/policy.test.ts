@@ -2,7 +2,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadPolicySet, PolicyLoadError, type PolicyRequest, type PolicySet } from '../src/policy';
+import { loadPolicySet, MEMO_BYTES, PolicyLoadError, type PolicyRequest, type PolicySet } from '../src/policy';
+import { heapUsedAfterGc, MiB } from './support/heap';
 
 const POLICIES = path.resolve(__dirname, '../../policies');
 
@@ -68,6 +69,19 @@ describe('policy: shipped policies', () => {
     for (const i of [4, 2, 0, 3, 1]) assert.deepEqual(policies.authorize(asks[i]), first[i]);
     assert.throws(() => (first[0].policyIds as string[]).push('tampered'), TypeError);
     assert.deepEqual(policies.authorize(asks[0]).policyIds, ['admin-request-needs-review']);
+  });
+
+  it('remembers decisions in a bounded number of bytes, however large the requests', function () {
+    this.timeout(120_000);
+    const memo = loadPolicySet(POLICIES);
+    const id = 'x'.repeat(128 * 1024);
+    const before = heapUsedAfterGc();
+    // 400 requests of 128 KB each (a principal id as large as a token may carry): 51 MB if each were kept.
+    for (let i = 0; i < 400; i++) assert.equal(memo.authorize(req({ principal: { id: `${i}${id}`, groups: [] } })).allowed, true);
+    const held = heapUsedAfterGc() - before;
+    assert.ok(held < 2 * MEMO_BYTES, `the memo holds ${Math.round(held / MiB)} MiB`);
+    const latest = req({ principal: { id: 'dave', groups: [] } });
+    assert.equal(memo.authorize(latest), memo.authorize(latest), 'still a memo');
   });
 
   it('does not let others request AdministratorAccess', () => {

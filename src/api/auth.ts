@@ -36,12 +36,21 @@ const tenantHeaderSchema = z.uuid({ version: undefined });
  * longer for tokens already seen.
  */
 const VERIFIED_FOR_MS = 60_000;
+/** What the verified-token cache may hold, about (tokens and claims are mostly ASCII: a byte a character). */
+export const VERIFIED_BYTES = 16 * 1024 * 1024;
 
 export class Authenticator {
   /** By tenant id; tenants with one key source share its fetcher (and its cache). */
   private readonly keys = new Map<string, JWTVerifyGetKey>();
-  /** Tokens that verified, with their tenant and claims (bounded; a token's entry ends with its validity). */
-  private readonly verified = new LRUCache<string, { tenant: TenantConfig; payload: JWTPayload }>({ max: 10_000 });
+  /**
+   * Tokens that verified, with their tenant and claims; a token's entry ends with its validity.
+   * Bounded in entries and in bytes: a token (and its claims, held twice) can be as large as a header.
+   */
+  private readonly verified = new LRUCache<string, { tenant: TenantConfig; payload: JWTPayload }>({
+    max: 10_000,
+    maxSize: VERIFIED_BYTES,
+    sizeCalculation: ({ payload }, token) => token.length + JSON.stringify(payload).length,
+  });
 
   constructor(private readonly config: AppConfig) {
     const bySource = new Map<string, JWTVerifyGetKey>();

@@ -50,13 +50,22 @@ interface PolicySource {
 // never disturbs a PolicySet still in use. Old entries are never freed; reloads are rare.
 let loadCount = 0;
 
+/** What the decision memo of one policy set may hold, about: requests are mostly ASCII, a byte a character. */
+export const MEMO_BYTES = 16 * 1024 * 1024;
+
 export class PolicySet {
   /**
    * Decisions by request: a decision is a pure function of the request and this (immutable)
    * policy set, and a client ensuring the same access before every command asks the same thing
-   * each time. Bounded; a reload makes a new PolicySet, and so a new memo.
+   * each time. Bounded in entries and in bytes (a request carries the caller's token claims, which
+   * can be large); a reload makes a new PolicySet, and so a new memo.
    */
-  private readonly decisions = new LRUCache<string, PolicyDecision>({ max: 10_000 });
+  private readonly decisions = new LRUCache<string, PolicyDecision>({
+    max: 10_000,
+    maxSize: MEMO_BYTES,
+    // The key is the request; a decision is a few ids and notices, shared with the policy set.
+    sizeCalculation: (_decision, key) => key.length + 256,
+  });
 
   /** @internal built by loadPolicySet */
   constructor(
