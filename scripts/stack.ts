@@ -9,7 +9,7 @@ import path from 'node:path';
 import {
   SSOAdminClient,
   ListInstancesCommand,
-  ListPermissionSetsCommand,
+  paginateListPermissionSets,
   DescribePermissionSetCommand,
   CreatePermissionSetCommand,
 } from '@aws-sdk/client-sso-admin';
@@ -48,6 +48,13 @@ export interface StackTenant {
     expiry_warning_seconds?: number;
     slack?: { signing_secret_file: string; bot_token_file: string; api_url?: string; reviewers?: Record<string, { id: string; groups?: string[] }> };
   };
+  /**
+   * Tenants with it share moto's own IAM Identity Center instance (each must then set
+   * accounts_only, with accounts of its own). Every other tenant has an instance of its own, as
+   * the service requires of tenants with accounts_only false; without any sharing tenant, the
+   * first tenant has moto's instance.
+   */
+  sharesInstance?: boolean;
   /** Where this tenant's AWS calls go instead of moto (e.g. a proxy in front of it). */
   awsEndpoint?: string;
   /** Where this tenant's audit events go instead of moto's S3 (e.g. a proxy in front of it). */
@@ -80,7 +87,9 @@ export interface Stack {
   awsEndpoint: string;
   /** The tenants YAML written for these tenants. */
   configPath: string;
+  /** The first tenant's instance. */
   instanceArn: string;
+  instanceArnOf(tenantId: string): string;
   identityStoreId: string;
   /**
    * A JWT signed by the tenant's issuer key. `expiresIn`: a jose time span ('1h', '-5m') or a number
@@ -418,11 +427,26 @@ function namesFromEmail(email: string): { GivenName: string; FamilyName: string 
   return { GivenName: parts[0] ?? 'User', FamilyName: parts.slice(1).join(' ') || 'User' };
 }
 
+/**
+ * Each tenant's instance ARN: moto's own (one per account and region) for the tenants that share
+ * it, and for every other tenant one of its own, which moto keeps apart by its ARN alone.
+ */
+function instanceArns(tenants: StackTenant[], motoInstanceArn: string): Map<string, string> {
+  const sharing = tenants.some((t) => t.sharesInstance);
+  return new Map(
+    tenants.map((t, i) => {
+      const moto = sharing ? t.sharesInstance : i === 0;
+      return [t.id.toLowerCase(), moto ? motoInstanceArn : `arn:aws:sso:::instance/ssoins-${t.id.toLowerCase().replace(/-/g, '').slice(-16)}`];
+    }),
+  );
+}
+
 async function seedAws(
   endpoint: string,
+  tenants: StackTenant[],
   users: string[],
   permissionSets: string[],
-): Promise<{ instanceArn: string; identityStoreId: string }> {
+): Promise<{ instanceArnOf: Map<string, string>; identityStoreId: string }> {
   const sso = new SSOAdminClient(awsClientConfig(endpoint));
   const ids = new IdentitystoreClient(awsClientConfig(endpoint));
   try {
@@ -449,26 +473,20 @@ async function seedAws(
       }
     }
 
-    const existing = new Set<string>();
-    let nextToken: string | undefined;
-    do {
-      const page = await sso.send(new ListPermissionSetsCommand({ InstanceArn: instanceArn, NextToken: nextToken }));
-      for (const arn of page.PermissionSets ?? []) {
-        const { PermissionSet } = await sso.send(
-          new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }),
-        );
-        if (PermissionSet?.Name) existing.add(PermissionSet.Name);
+    const instanceArnOf = instanceArns(tenants, instanceArn);
+    for (const arn of new Set(instanceArnOf.values())) {
+      const existing = new Set<string>();
+      for await (const page of paginateListPermissionSets({ client: sso }, { InstanceArn: arn })) {
+        for (const psArn of page.PermissionSets ?? []) {
+          const { PermissionSet } = await sso.send(new DescribePermissionSetCommand({ InstanceArn: arn, PermissionSetArn: psArn }));
+          if (PermissionSet?.Name) existing.add(PermissionSet.Name);
+        }
       }
-      nextToken = page.NextToken;
-    } while (nextToken);
-    for (const name of permissionSets) {
-      if (existing.has(name)) continue;
-      await sso.send(
-        new CreatePermissionSetCommand({ InstanceArn: instanceArn, Name: name, Description: `${name} (local stack)` }),
-      );
-      existing.add(name);
+      for (const name of permissionSets.filter((n) => !existing.has(n))) {
+        await sso.send(new CreatePermissionSetCommand({ InstanceArn: arn, Name: name, Description: `${name} (local stack)` }));
+      }
     }
-    return { instanceArn, identityStoreId };
+    return { instanceArnOf, identityStoreId };
   } finally {
     sso.destroy();
     ids.destroy();
@@ -524,7 +542,7 @@ function writeConfig(
   file: string,
   tenants: StackTenant[],
   jwksFiles: Map<string, string>,
-  aws: { endpoint: string; instanceArn: string; identityStoreId: string },
+  aws: { endpoint: string; instanceArnOf: Map<string, string>; identityStoreId: string },
 ): void {
   const config = {
     tenants: tenants.map((t) => ({
@@ -533,7 +551,7 @@ function writeConfig(
       auth: { issuer: issuerFor(t.name), audience: TOKEN_AUDIENCE, jwks_file: jwksFiles.get(t.id.toLowerCase()) },
       aws: {
         region: AWS_REGION,
-        sso_instance_arn: aws.instanceArn,
+        sso_instance_arn: aws.instanceArnOf.get(t.id.toLowerCase()),
         identity_store_id: aws.identityStoreId,
         endpoint: t.awsEndpoint ?? aws.endpoint,
       },
@@ -575,7 +593,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const moto = (motoR as PromiseFulfilledResult<Awaited<ReturnType<typeof startMoto>>>).value;
     const temporal = (temporalR as PromiseFulfilledResult<Awaited<ReturnType<typeof startTemporal>>>).value;
 
-    const [aws] = await Promise.all([seedAws(moto.endpoint, opts.users, opts.permissionSets), createAuditBucket(moto.endpoint)]);
+    const [aws] = await Promise.all([seedAws(moto.endpoint, opts.tenants, opts.users, opts.permissionSets), createAuditBucket(moto.endpoint)]);
     const keyByTenant = new Map(opts.tenants.map((t, i) => [t.id.toLowerCase(), keys[i]]));
     const configPath = path.join(dir, 'access.yaml');
     writeConfig(
@@ -596,7 +614,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       temporalAddress: temporal.address,
       awsEndpoint: moto.endpoint,
       configPath,
-      instanceArn: aws.instanceArn,
+      instanceArn: aws.instanceArnOf.get(opts.tenants[0].id.toLowerCase())!,
+      instanceArnOf(tenantId) {
+        const arn = aws.instanceArnOf.get(tenantId.toLowerCase());
+        if (!arn) throw new Error(`instanceArnOf: unknown tenant ${tenantId}`);
+        return arn;
+      },
       identityStoreId: aws.identityStoreId,
       async issueToken(tenantId, claims, tokenOpts = {}) {
         const key = keyByTenant.get(tenantId.toLowerCase());

@@ -207,8 +207,22 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
       throw new ConfigError(`${file}: tenants.${i}.aws.limits: differs from another tenant's on ${tenant.aws.sso_instance_arn} (tenants on one instance share its limits)`);
     }
     limitsByInstance.set(tenant.aws.sso_instance_arn, limits);
-    // Otherwise a token of one would pass for the other's, X-Tenant-ID choosing which.
     for (const other of parsed.data.tenants.slice(0, i)) {
+      // Tenants on one instance share its organisation: without their own accounts, one tenant's
+      // policies would decide access to the other's accounts.
+      if (other.aws.sso_instance_arn === tenant.aws.sso_instance_arn) {
+        const both = `tenants "${other.name}" (${other.id}) and "${tenant.name}" (${tenant.id}) share sso_instance_arn ${tenant.aws.sso_instance_arn}`;
+        if (!other.accounts_only || !tenant.accounts_only) {
+          throw new ConfigError(
+            `${file}: tenants.${i}.accounts_only: ${both}; an account belongs to one tenant per instance, so each must set accounts_only: true and list its own accounts`,
+          );
+        }
+        const listedByBoth = Object.keys(tenant.accounts).find((account) => Object.hasOwn(other.accounts, account));
+        if (listedByBoth) {
+          throw new ConfigError(`${file}: tenants.${i}.accounts.${listedByBoth}: listed by both ${both}; an account belongs to one tenant per instance`);
+        }
+      }
+      // Otherwise a token of one would pass for the other's, X-Tenant-ID choosing which.
       const sameIdp = other.auth.issuer === tenant.auth.issuer && other.auth.audience === tenant.auth.audience;
       if (sameIdp && !toldApart(other.auth.required_claims, tenant.auth.required_claims)) {
         throw new ConfigError(

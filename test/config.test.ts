@@ -13,6 +13,9 @@ const tenant = {
   aws: { region: 'us-east-1', sso_instance_arn: 'arn:aws:sso:::instance/ssoins-0123456789abcdef', identity_store_id: 'd-0123456789' },
 };
 
+/** Another tenant on the same instance, with an identity provider of its own. */
+const neighbour = { ...tenant, id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', name: 'neighbour', auth: { ...tenant.auth, audience: 'neighbour-api' } };
+
 function write(name: string, text: string): string {
   const file = path.join(dir, name);
   writeFileSync(file, text);
@@ -80,6 +83,21 @@ describe('config', () => {
       { tenants: [tenant, { ...tenant, id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', aws: { ...tenant.aws, limits: { calls_per_second: 5 } } }] },
       /tenants\.1\.aws\.limits: differs from another tenant's/,
     ],
+    [
+      'two tenants on one instance, one without accounts_only',
+      { tenants: [{ ...tenant, accounts_only: true, accounts: { '111111111111': {} } }, neighbour] },
+      /tenants\.1\.accounts_only: tenants "example" \(2489e9ad-2ee2-8e00-8ec9-32d5f69181c0\) and "neighbour" \(7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f\) share sso_instance_arn arn:aws:sso:::instance\/ssoins-0123456789abcdef; an account belongs to one tenant per instance/,
+    ],
+    [
+      'an account listed by two tenants on one instance',
+      {
+        tenants: [
+          { ...tenant, accounts_only: true, accounts: { '111111111111': {}, '222222222222': {} } },
+          { ...neighbour, accounts_only: true, accounts: { '333333333333': {}, '222222222222': {} } },
+        ],
+      },
+      /tenants\.1\.accounts\.222222222222: listed by both tenants "example" .* and "neighbour" .* share sso_instance_arn/,
+    ],
     ['an external_id without assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, external_id: 'abc-123' } }] }, /tenants\.0\.aws\.external_id: applies only with assume_role_arn/],
     ['a role_session_name without assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, role_session_name: 'jit' } }] }, /tenants\.0\.aws\.role_session_name: applies only with assume_role_arn/],
     ['a user ARN for assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, assume_role_arn: 'arn:aws:iam::123456789012:user/jit' } }] }, /tenants\.0\.aws\.assume_role_arn: an IAM role ARN/],
@@ -98,6 +116,17 @@ describe('config', () => {
       assert.throws(() => loadConfig(file), (err: Error) => err instanceof ConfigError && field.test(err.message) && err.message.includes(file));
     });
   }
+
+  it('reads tenants on one instance when each lists its own accounts (accounts_only)', () => {
+    const shared = {
+      tenants: [
+        { ...tenant, accounts_only: true, accounts: { '111111111111': {} } },
+        { ...neighbour, accounts_only: true, accounts: { '333333333333': { environment: 'production' } } },
+      ],
+    };
+    const config = loadConfig(write('shared.json', JSON.stringify(shared)));
+    assert.deepEqual(config.tenants.map((t) => Object.keys(t.accounts)), [['111111111111'], ['333333333333']]);
+  });
 
   it('reads the role to assume with its external id, session name and duration', () => {
     const role = { assume_role_arn: 'arn:aws:iam::210987654321:role/jit-access', external_id: 'tenant-7f3a', role_session_name: 'jit-prod', role_duration_seconds: 1800 };

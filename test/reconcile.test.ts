@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { grantEvents, storedEvents } from './support/audit';
 import { randomUUID } from 'node:crypto';
+import { ProvisionPermissionSetCommand } from '@aws-sdk/client-sso-admin';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { env, loadConfig } from '../src/config';
 import { grantWorkflowId } from '../src/domain/grant';
@@ -17,11 +18,14 @@ import {
   FAULTS_TENANT,
   freshAccount,
   grantReaching,
+  LISTED_TENANT,
+  NEIGHBOUR_ACCOUNT,
+  NEIGHBOUR_TENANT,
   OTHER_TENANT,
+  permissionSetArnOf,
   recordHistory,
   target,
   TENANT,
-  tokenFor,
   unassignDirectly,
   userIdOf,
 } from './support/world';
@@ -131,49 +135,47 @@ describe('reconciliation', function () {
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1);
   });
 
-  it('two tenants on one instance: neither round removes an assignment a grant of the other holds', async () => {
-    const asAliceOf = async (tenantId: string, account: string, durationSeconds = 600) => {
-      const reply = await call('POST', '/v1/access/ensure', {
-        token: await tokenFor('alice', tenantId),
-        tenant: tenantId,
-        body: { entitlements: [{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: durationSeconds }], justification: { reason: 'testing' } },
-      });
-      assert.equal(reply.status, 200, JSON.stringify(reply.body));
-      return reply.body.grants[0] as { id: string };
-    };
-    const grantOf = (tenantId: string, id: string) =>
-      eventually(`grant ${id} active`, async () => {
-        const reply = await call('GET', `/v1/access/grants/${id}`, { token: await tokenFor('alice', tenantId), tenant: tenantId });
-        return reply.body.status === 'active' ? reply.body : undefined;
-      });
+  it('two tenants on one instance: each round looks only at its own accounts, and neither tenant may ask for the other’s', async () => {
+    const { sso, stack } = current();
+    const instanceArn = stack.instanceArnOf(NEIGHBOUR_TENANT.id);
+    assert.equal(instanceArn, stack.instanceArnOf(LISTED_TENANT.id), 'the world puts both tenants on one instance');
+    // Moto lists a provisioned permission set on its own account, the neighbour's: a round that
+    // looked at every account the instance provisions to would read it.
+    await sso.send(
+      new ProvisionPermissionSetCommand({
+        InstanceArn: instanceArn,
+        PermissionSetArn: await permissionSetArnOf('PowerUserAccess', NEIGHBOUR_TENANT.id),
+        TargetType: 'AWS_ACCOUNT',
+        TargetId: NEIGHBOUR_ACCOUNT,
+      }),
+    );
+    // The neighbour's own grant there, and an assignment its administrator made by hand.
+    const reply = await ensure([{ target: target(NEIGHBOUR_ACCOUNT), role: 'ReadOnlyAccess', duration_seconds: 600 }], { as: 'nina' });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    const grant = await grantReaching(reply.body.grants[0].id, 'active', 'nina');
+    await assignDirectly('nina', NEIGHBOUR_ACCOUNT, 'PowerUserAccess');
 
-    // The same user, account and permission set in both tenants. On `ended`: the first tenant's
-    // grant expired (and removed its assignment), then the other tenant's grant created it again.
-    const ended = freshAccount();
-    const first = await asAliceOf(TENANT.id, ended, 3);
-    await grantReaching(first.id, 'expired');
-    const otherOnEnded = await asAliceOf(OTHER_TENANT.id, ended);
-    await grantOf(OTHER_TENANT.id, otherOnEnded.id);
-    // On `terminated`: the first tenant's grant was terminated (its assignment stayed), and the
-    // other tenant's grant then found that assignment in place and holds it.
-    const terminated = freshAccount();
-    await grantReaching((await asAliceOf(TENANT.id, terminated)).id, 'active');
-    await terminateGrant(TENANT.id, 'alice', terminated, 'ReadOnlyAccess');
-    const otherOnTerminated = await grantOf(OTHER_TENANT.id, (await asAliceOf(OTHER_TENANT.id, terminated)).id);
-    assert.ok(otherOnTerminated.diagnostics.some((d: { code: string }) => d.code === 'assignment_preexisted'));
+    // The other tenant's requester may not ask for it, whatever its policies say.
+    const refused = await ensure([{ target: target(NEIGHBOUR_ACCOUNT), role: 'ReadOnlyAccess' }], { as: 'lena', dryRun: true });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
 
-    for (const tenantId of [TENANT.id, OTHER_TENANT.id, TENANT.id]) {
-      const report = await reconcile(tenantId);
-      const touched = report.removed.filter((r) => r.accountId === ended || r.accountId === terminated);
-      assert.deepEqual(touched, [], `${tenantId}'s round`);
-      assert.equal(report.restored.find((r) => r.accountId === ended || r.accountId === terminated), undefined, `${tenantId}'s round`);
-      assert.equal(await assignmentsOf('alice', ended, 'ReadOnlyAccess'), 1);
-      assert.equal(await assignmentsOf('alice', terminated, 'ReadOnlyAccess'), 1);
+    const listed = await reconcile(LISTED_TENANT.id);
+    for (const [what, entries] of Object.entries({ restored: listed.restored, removed: listed.removed, foreign: listed.foreign })) {
+      assert.deepEqual(entries.filter((a) => a.accountId === NEIGHBOUR_ACCOUNT), [], `the other tenant's round has no ${what} entry on the neighbour's account`);
     }
-    await grantOf(OTHER_TENANT.id, otherOnEnded.id);
-    await grantOf(OTHER_TENANT.id, otherOnTerminated.id);
-  });
+    const own = await reconcile(NEIGHBOUR_TENANT.id);
+    assert.ok(
+      own.foreign.some((a) => a.accountId === NEIGHBOUR_ACCOUNT && a.permissionSetName === 'PowerUserAccess'),
+      `its own round reports the hand-made assignment: ${JSON.stringify(own.foreign)}`,
+    );
+    assert.deepEqual(own.removed.filter((r) => r.accountId === NEIGHBOUR_ACCOUNT), []);
+    assert.equal(await assignmentsOf('nina', NEIGHBOUR_ACCOUNT, 'ReadOnlyAccess'), 1);
+    assert.equal(await assignmentsOf('nina', NEIGHBOUR_ACCOUNT, 'PowerUserAccess'), 1);
 
+    await unassignDirectly('nina', NEIGHBOUR_ACCOUNT, 'PowerUserAccess');
+    const revoked = await call('POST', `/v1/access/grants/${grant.id}/revoke`, { as: 'nina', body: {} });
+    assert.equal(revoked.body.status, 'revoked', JSON.stringify(revoked.body));
+  });
   it('never removes an assignment that pre-existed the grant, nor one a newer grant of the key holds', async () => {
     const preexisting = freshAccount();
     await assignDirectly('alice', preexisting, 'ReadOnlyAccess');

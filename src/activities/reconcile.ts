@@ -212,12 +212,17 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
   /**
    * The (account, permission set) pairs to look at: where AWS says the set is provisioned, plus
    * every pair a grant names (an emulator may not track provisioning), plus configured accounts.
+   * A tenant that shares its instance looks only at its own accounts (config.ts makes them its
+   * list, disjoint from the other tenants'): the rest of the organisation is not its business.
    */
   async function pairsToScan(tenantId: string, sets: Map<string, string>, grants: { accountId: string; role: string }[]) {
     const { sso, instanceArn } = ssoOf(tenantId);
     const arnByName = new Map([...sets].map(([arn, name]) => [name, arn]));
     const pairs = new Map<string, { accountId: string; permissionSetArn: string }>();
-    const add = (accountId: string, permissionSetArn: string) => pairs.set(`${accountId}|${permissionSetArn}`, { accountId, permissionSetArn });
+    const own = tenantsOnInstanceOf(tenantId).length > 1 ? new Set(configuredAccounts(tenantId)) : undefined;
+    const add = (accountId: string, permissionSetArn: string) => {
+      if (!own || own.has(accountId)) pairs.set(`${accountId}|${permissionSetArn}`, { accountId, permissionSetArn });
+    };
     for (const arn of sets.keys()) {
       const pages = paginateListAccountsForProvisionedPermissionSet({ client: sso }, { InstanceArn: instanceArn, PermissionSetArn: arn });
       for await (const page of pages) for (const accountId of page.AccountIds ?? []) add(accountId, arn);

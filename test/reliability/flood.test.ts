@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { ListAccountAssignmentsCommand } from '@aws-sdk/client-sso-admin';
 import type { GrantView } from '../../src/domain/grant';
 import { activateAtOnce } from '../support/activations';
-import { current, ensure, eventually, freshAccount, grantReaching, permissionSetArnOf, target, userIdOf } from '../support/world';
+import { current, ensure, eventually, freshAccount, grantReaching, permissionSetArnOf, target, tenantOf, userIdOf } from '../support/world';
 import { countFromEnv } from '../support/env';
 
 const FLOOD = countFromEnv('RELIABILITY_FLOOD', 200);
@@ -60,7 +60,7 @@ describe('a flood of activations from one principal', function () {
  */
 async function expiryLags(meanwhile: () => Promise<void> = async () => {}): Promise<Lags> {
   const { sso, stack } = current();
-  const [userId, permissionSetArn] = await Promise.all([userIdOf('oscar'), permissionSetArnOf(ROLE)]);
+  const [userId, permissionSetArn] = await Promise.all([userIdOf('oscar'), permissionSetArnOf(ROLE, tenantOf('oscar'))]);
   const accounts = Array.from({ length: EXPIRING }, () => freshAccount());
   const reply = await ensure(accounts.map((a) => ({ target: target(a), role: ROLE, duration_seconds: DURATION_SECONDS })), { as: 'oscar' });
   assert.equal(reply.status, 200, JSON.stringify(reply.body));
@@ -68,7 +68,7 @@ async function expiryLags(meanwhile: () => Promise<void> = async () => {}): Prom
   const running = meanwhile();
 
   const assigned = async (account: string) => {
-    const listed = await sso.send(new ListAccountAssignmentsCommand({ InstanceArn: stack.instanceArn, AccountId: account, PermissionSetArn: permissionSetArn }));
+    const listed = await sso.send(new ListAccountAssignmentsCommand({ InstanceArn: stack.instanceArnOf(tenantOf('oscar')), AccountId: account, PermissionSetArn: permissionSetArn }));
     return (listed.AccountAssignments ?? []).some((a) => a.PrincipalId === userId);
   };
   const lags = await Promise.all(

@@ -34,9 +34,15 @@ export const QUOTA_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a1', name: 
 export const QUOTA_ACCOUNTS = ['400000000001', '400000000002', '400000000003', '400000000004'];
 /** Listed for QUOTA_TENANT, but without an environment. */
 export const QUOTA_UNDESCRIBED_ACCOUNT = '400000000009';
-/** Only its listed accounts (LISTED_ACCOUNT) may be targets (`accounts_only`). */
+/**
+ * Only its listed accounts (LISTED_ACCOUNT) may be targets (`accounts_only`). It shares moto's
+ * own IAM Identity Center instance with NEIGHBOUR_TENANT; every other tenant has one of its own.
+ */
 export const LISTED_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a2', name: 'listed' };
 export const LISTED_ACCOUNT = '500000000001';
+/** On LISTED_TENANT's instance, with an account of its own (`accounts_only`): moto's own account id, the one moto lists where a permission set is provisioned. */
+export const NEIGHBOUR_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a3', name: 'neighbour' };
+export const NEIGHBOUR_ACCOUNT = '123456789012';
 /**
  * The default policies, and a Slack app (`notifications.slack`) against the fake Slack
  * (`current().slack`): its review_requested messages carry Approve and Deny buttons.
@@ -90,6 +96,7 @@ export const USERS = {
   wes: { sub: 'wes', email: 'wes@quota.example', groups: [] as string[] },
   yuri: { sub: 'yuri', email: 'yuri@quota.example', groups: [] as string[] },
   zoe: { sub: 'zoe', email: 'zoe@quota.example', groups: [] as string[] },
+  nina: { sub: 'nina', email: 'nina@neighbour.example', groups: [] as string[] },
   lena: { sub: 'lena', email: 'lena@listed.example', groups: [] as string[] },
   /** Asks as engineering, and may break the glass (on-call). */
   otto: { sub: 'otto', email: 'otto@example.com', groups: ['engineering', 'on-call'] },
@@ -106,6 +113,7 @@ const TENANT_OF: Partial<Record<User, string>> = {
   wes: QUOTA_TENANT.id,
   yuri: QUOTA_TENANT.id,
   zoe: QUOTA_TENANT.id,
+  nina: NEIGHBOUR_TENANT.id,
   lena: LISTED_TENANT.id,
 };
 type User = keyof typeof USERS;
@@ -208,7 +216,8 @@ export async function startWorld(): Promise<void> {
         },
         accounts: { ...Object.fromEntries(QUOTA_ACCOUNTS.map((a) => [a, { environment: 'staging' }])), [QUOTA_UNDESCRIBED_ACCOUNT]: {} },
       },
-      { ...LISTED_TENANT, grants: TEST_LIMITS, accounts_only: true, accounts: { [LISTED_ACCOUNT]: { environment: 'staging' } } },
+      { ...LISTED_TENANT, grants: TEST_LIMITS, sharesInstance: true, accounts_only: true, accounts: { [LISTED_ACCOUNT]: { environment: 'staging' } } },
+      { ...NEIGHBOUR_TENANT, grants: TEST_LIMITS, sharesInstance: true, accounts_only: true, accounts: { [NEIGHBOUR_ACCOUNT]: { environment: 'staging' } } },
       {
         ...SLACK_TENANT,
         grants: TEST_LIMITS,
@@ -335,12 +344,15 @@ export async function userIdOf(user: User): Promise<string> {
   return UserId!;
 }
 
-/** The user's assignments of `role` on `account`, as the (emulated) AWS holds them. */
+/** The tenant whose tokens the user carries (the main tenant unless TENANT_OF says otherwise). */
+export const tenantOf = (user: User): string => TENANT_OF[user] ?? TENANT.id;
+
+/** The user's assignments of `role` on `account`, as the (emulated) AWS holds them on the instance of the user's tenant. */
 export async function assignmentsOf(user: User, account: string, role: string): Promise<number> {
   const { sso, stack } = current();
-  const [userId, permissionSetArn] = await Promise.all([userIdOf(user), permissionSetArnOf(role)]);
+  const [userId, permissionSetArn] = await Promise.all([userIdOf(user), permissionSetArnOf(role, tenantOf(user))]);
   const listed = await sso.send(
-    new ListAccountAssignmentsCommand({ InstanceArn: stack.instanceArn, AccountId: account, PermissionSetArn: permissionSetArn }),
+    new ListAccountAssignmentsCommand({ InstanceArn: stack.instanceArnOf(tenantOf(user)), AccountId: account, PermissionSetArn: permissionSetArn }),
   );
   return (listed.AccountAssignments ?? []).filter((a) => a.PrincipalType === 'USER' && a.PrincipalId === userId).length;
 }
@@ -348,10 +360,10 @@ export async function assignmentsOf(user: User, account: string, role: string): 
 /** The user's assignment of `role` on `account`, as AWS's create and delete calls name it. */
 async function assignmentOf(user: User, account: string, role: string) {
   return {
-    InstanceArn: current().stack.instanceArn,
+    InstanceArn: current().stack.instanceArnOf(tenantOf(user)),
     TargetId: account,
     TargetType: 'AWS_ACCOUNT' as const,
-    PermissionSetArn: await permissionSetArnOf(role),
+    PermissionSetArn: await permissionSetArnOf(role, tenantOf(user)),
     PrincipalType: 'USER' as const,
     PrincipalId: await userIdOf(user),
   };
@@ -367,11 +379,12 @@ export async function unassignDirectly(user: User, account: string, role: string
   await current().sso.send(new DeleteAccountAssignmentCommand(await assignmentOf(user, account, role)));
 }
 
-export async function permissionSetArnOf(role: string): Promise<string> {
+export async function permissionSetArnOf(role: string, tenantId = TENANT.id): Promise<string> {
   const { sso, stack } = current();
-  const { PermissionSets = [] } = await sso.send(new ListPermissionSetsCommand({ InstanceArn: stack.instanceArn }));
+  const instanceArn = stack.instanceArnOf(tenantId);
+  const { PermissionSets = [] } = await sso.send(new ListPermissionSetsCommand({ InstanceArn: instanceArn }));
   for (const arn of PermissionSets) {
-    const { PermissionSet } = await sso.send(new DescribePermissionSetCommand({ InstanceArn: stack.instanceArn, PermissionSetArn: arn }));
+    const { PermissionSet } = await sso.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }));
     if (PermissionSet?.Name === role) return arn;
   }
   throw new Error(`no permission set ${role} in moto`);
