@@ -343,11 +343,22 @@ async function temporalReady(address: string, namespace: string, register: boole
   }
 }
 
+/**
+ * A Temporal dev server of its own, headless, with extra dynamic config (e.g. a namespace's rate
+ * limits, for a test of an overloaded Temporal). Stop it with stopChild.
+ */
+export async function startOwnTemporal(dir: string, dynamicConfig: Record<string, string | number>): Promise<{ address: string; child: Child }> {
+  const args = Object.entries(dynamicConfig).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]);
+  const { address, child } = await startTemporal(dir, undefined, undefined, true, args);
+  return { address, child: child! };
+}
+
 async function startTemporal(
   dir: string,
   uiPort?: number,
   wantPort?: number,
   ownServer = false,
+  extraArgs: string[] = [],
 ): Promise<{ address: string; child?: Child; restart?: () => Promise<Child> }> {
   const given = ownServer ? undefined : process.env.TEMPORAL_ADDRESS;
   const hostPort = given ? splitHostPort(given) : undefined;
@@ -372,7 +383,7 @@ async function startTemporal(
   }
   const address = `127.0.0.1:${port}`;
   const start = async (): Promise<Child> => {
-    const child = startChild('temporal', path.join(repoRoot, 'temporal-dev.sh'), [], env, dir);
+    const child = startChild('temporal', path.join(repoRoot, 'temporal-dev.sh'), extraArgs.length > 0 ? ['start', ...extraArgs] : [], env, dir);
     try {
       await waitFor('Temporal dev server', () => temporalReady(address, 'default', true), TEMPORAL_START_TIMEOUT_MS, child);
     } catch (err) {

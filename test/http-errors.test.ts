@@ -2,8 +2,13 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPair, SignJWT } from 'jose';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { connectApi, createApi } from '../src/api/server';
+import { startOwnTemporal, stopChild } from '../scripts/stack';
 import { loadConfig } from '../src/config';
+import { createLogger } from '../src/log';
 import { assertErrorShape, call, current, freshAccount, OTHER_TENANT, target, TENANT, tokenFor, USERS } from './support/world';
 
 const body = (account = freshAccount()) => ({ entitlements: [{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 60 }] });
@@ -117,6 +122,43 @@ describe('when Temporal cannot be reached', function () {
       assert.equal((await fetch(`${base}/healthz`)).status, 200);
     } finally {
       server.close();
+    }
+  });
+});
+
+describe('when Temporal is overloaded', function () {
+  this.timeout(120_000);
+
+  it('answers 503 unavailable with Retry-After, never 500, when Temporal refuses calls past its rate (RESOURCE_EXHAUSTED)', async () => {
+    // A server of its own whose namespace takes one visibility call a second: every listing is one.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'access-overloaded-'));
+    const temporal = await startOwnTemporal(dir, { 'frontend.namespaceRPS.visibility': 1, 'frontend.namespaceBurstRatio.visibility': 1 });
+    const connection = connectApi(temporal.address);
+    // Its log (a line per refused call) is not this test's to show.
+    const quiet = createLogger('api', { write: () => {} });
+    const server = createApi(loadConfig(current().stack.configPath), connection, quiet).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const headers = { authorization: `Bearer ${await tokenFor('alice')}`, 'x-tenant-id': TENANT.id };
+      const replies = await Promise.all(
+        Array.from({ length: 40 }, async () => {
+          const reply = await fetch(`${base}/v1/access/grants`, { headers });
+          return { status: reply.status, retryAfter: reply.headers.get('retry-after'), body: await reply.json() };
+        }),
+      );
+      const statuses = replies.map((r) => r.status);
+      assert.ok(statuses.every((s) => s === 200 || s === 503), `statuses: ${statuses}`);
+      const refused = replies.filter((r) => r.status === 503);
+      assert.ok(refused.length > 0, 'Temporal refused some calls');
+      for (const reply of refused) {
+        assertErrorShape(reply, 'unavailable');
+        assert.equal(reply.retryAfter, '1');
+      }
+    } finally {
+      server.close();
+      await connection.close();
+      await stopChild(temporal.child);
     }
   });
 });
