@@ -1,6 +1,6 @@
 // Prometheus metrics (prom-client): one registry for the API, one for the worker.
 import { createServer, type Server } from 'node:http';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export function createApiMetrics() {
   const registry = new Registry();
@@ -27,6 +27,12 @@ export function createApiMetrics() {
       labelNames: ['change', 'status'] as const,
       registers,
     }),
+    operationsWaiting: new Gauge({
+      name: 'access_assignment_operations_waiting',
+      help: "Assignment creations and deletions this worker holds back for a slot (the instance's assignment_operations_in_flight, deletions first)",
+      labelNames: ['instance'] as const,
+      registers,
+    }),
     auditWriteFailures: auditWriteFailures(registers),
   };
 }
@@ -48,6 +54,12 @@ export function createWorkerMetrics() {
       name: 'access_expiry_lag_seconds',
       help: "Time from a grant's expires_at to its account assignment confirmed deleted",
       buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
+      registers,
+    }),
+    operationsWaiting: new Gauge({
+      name: 'access_assignment_operations_waiting',
+      help: "Assignment creations and deletions this worker holds back for a slot (the instance's assignment_operations_in_flight, deletions first)",
+      labelNames: ['instance'] as const,
       registers,
     }),
     auditWriteFailures: auditWriteFailures(registers),

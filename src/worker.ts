@@ -20,17 +20,14 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
     connection,
     namespace: env.temporalNamespace,
     taskQueue: env.taskQueue,
-    workflowsPath: require.resolve('./workflows'),
+    ...(env.workflowBundle ? { workflowBundle: { codePath: env.workflowBundle } } : { workflowsPath: require.resolve('./workflows') }),
     maxCachedWorkflows: env.workerMaxCachedWorkflows,
     maxConcurrentActivityTaskExecutions: env.workerMaxConcurrentActivities,
     activities: workerActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics, quota }),
   });
 }
 
-/**
- * Every activity the workflows call. A worker must register them all: the workflows run some as
- * local activities, and a worker that lacks one takes another path than the replay of its history.
- */
+/** Every activity the workflows call: a worker that lacks one fails the workflow tasks that call it. */
 export function workerActivities(config: AppConfig, { client, metrics, quota }: { client: Client; metrics?: WorkerMetrics; quota?: QuotaShare }) {
   return {
     ...createActivities(config, { client, metrics, quota }),

@@ -167,8 +167,11 @@ export function pacer(perSecond: Limit, windowMs = 1000 + WIRE_SLACK_MS): () => 
     });
 }
 
-/** At most `limit` holders at once; the rest wait, deletions first, then in order. */
-export function semaphore(limit: Limit): <T>(fn: () => Promise<T>) => Promise<T> {
+/**
+ * At most `limit` holders at once; the rest wait, deletions first, then in order. `onWaiting` hears
+ * how many wait, each time that changes.
+ */
+export function semaphore(limit: Limit, onWaiting: (waiting: number) => void = () => {}): <T>(fn: () => Promise<T>) => Promise<T> {
   let active = 0;
   const waiting = new PriorityLine();
   let timer: NodeJS.Timeout | undefined;
@@ -177,6 +180,7 @@ export function semaphore(limit: Limit): <T>(fn: () => Promise<T>) => Promise<T>
     while (waiting.length > 0 && active < current(limit)) {
       active++;
       waiting.shift()!();
+      onWaiting(waiting.length);
     }
     if (waiting.length > 0 && typeof limit !== 'number' && !timer) {
       timer = setTimeout(() => {
@@ -189,6 +193,7 @@ export function semaphore(limit: Limit): <T>(fn: () => Promise<T>) => Promise<T>
     if (waiting.length === 0 && active < current(limit)) active++;
     else {
       const admitted = new Promise<void>((resolve) => waiting.push(resolve));
+      onWaiting(waiting.length);
       admit();
       await admitted;
     }

@@ -66,9 +66,10 @@ export function createActivities(
     let limits = instances.get(aws.sso_instance_arn);
     if (!limits) {
       const { calls_per_second: calls, assignment_operations_in_flight: operations } = aws.limits;
+      const waiting = (n: number) => metrics?.operationsWaiting.set({ instance: aws.sso_instance_arn }, n);
       limits = quota
-        ? { pace: pacer(() => quota.of(calls)), inFlight: semaphore(() => quota.of(operations)) }
-        : { pace: pacer(calls), inFlight: semaphore(operations) };
+        ? { pace: pacer(() => quota.of(calls)), inFlight: semaphore(() => quota.of(operations), waiting) }
+        : { pace: pacer(calls), inFlight: semaphore(operations, waiting) };
       instances.set(aws.sso_instance_arn, limits);
     }
     return limits;

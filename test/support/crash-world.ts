@@ -148,7 +148,7 @@ export async function startCrashWorld(
 
     const taskQueue = `access-grants-${name}`;
     const settings = { dir, temporalAddress: stack.temporalAddress, taskQueue };
-    const worker = workerProcess({ ...settings, configPath: workerConfig });
+    const worker = await workerProcess({ ...settings, configPath: workerConfig });
     stops.push(() => worker.stop());
     const api = await apiProcess({ ...settings, configPath: stack.configPath });
     stops.push(() => api.stop());

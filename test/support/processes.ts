@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Child, freePort, repoRoot, startChild, stopChild, waitFor } from '../../scripts/stack';
+import { workflowBundle } from './bundle';
 
 const START_TIMEOUT_MS = 60_000;
 
@@ -85,9 +86,13 @@ function childEnv(s: ServiceSettings, extra: Record<string, string> = {}): NodeJ
   };
 }
 
-/** `env`: more of the worker's environment (LOG_LEVEL=debug logs when each AWS call was paced). */
-export function workerProcess(s: ServiceSettings, env: Record<string, string> = {}): ServiceProcess {
-  const worker: ServiceProcess = new ServiceProcess('worker', 'dist/src/worker.js', childEnv(s, env), s.dir, async (before) => worker.startsLogged() > before);
+/**
+ * `env`: more of the worker's environment (LOG_LEVEL=debug logs when each AWS call was paced). The
+ * workflow code is bundled once for every worker of the test process (bundle.ts).
+ */
+export async function workerProcess(s: ServiceSettings, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const bundled = { WORKFLOW_BUNDLE: await workflowBundle(), ...env };
+  const worker: ServiceProcess = new ServiceProcess('worker', 'dist/src/worker.js', childEnv(s, bundled), s.dir, async (before) => worker.startsLogged() > before);
   return worker;
 }
 
