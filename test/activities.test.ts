@@ -271,9 +271,19 @@ describe('activities against moto', function () {
     assert.deepEqual(await assignmentsOf('AdministratorAccess', '444444444444'), []);
   });
 
-  it('deleting for a user or permission set that no longer exists is done at once (no access can remain)', async function () {
-    await activities.deleteAssignment(ref('nobody@example.com'));
-    await activities.deleteAssignment(ref('alice@example.com', 'NoSuchAccess'));
+  it('deleting for a user or permission set that no longer exists succeeds at once, deleting nothing (no access can remain)', async function () {
+    const proxy = await FaultProxy.start();
+    try {
+      await proxy.upstream(motoEndpoint);
+      const counted = createActivities(configWith({ identity_store_id: identityStoreId, endpoint: proxy.url }));
+      await counted.deleteAssignment(ref('nobody@example.com'));
+      await counted.deleteAssignment(ref('alice@example.com', 'NoSuchAccess'));
+      // One answer each, no retry and no wait for an assignment that cannot exist.
+      assert.equal(await proxy.count('DeleteAccountAssignment'), 0);
+      assert.equal(await proxy.count('ListAccountAssignments'), 0);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('a deletion waiting for an in-flight slot goes before the creations that waited longer', async function () {
