@@ -301,5 +301,10 @@ export const env = (() => {
      * the worker bundles at start.
      */
     workflowBundle: process.env.WORKFLOW_BUNDLE,
+    /**
+     * How often each worker counts the deployment's workers (fleet.ts); a new worker makes no AWS
+     * call for twice this. The same on every worker of a deployment.
+     */
+    workerFleetRefreshMs: Number(process.env.WORKER_FLEET_REFRESH_SECONDS ?? 5) * 1000,
   };
 })();

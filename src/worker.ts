@@ -73,6 +73,7 @@ async function main(log: Logger): Promise<void> {
     namespace: env.temporalNamespace,
     taskQueue: env.taskQueue,
     identity,
+    refreshMs: env.workerFleetRefreshMs,
     onError: (err) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot count the workers (DescribeTaskQueue); AWS calls wait'),
   });
   const worker = await createWorker(config, connection, metrics, quota);

@@ -6,7 +6,7 @@
 // others' count exactly when it is busiest.)
 import type { Client } from '@temporalio/client';
 
-/** How often a worker reads the list of workers. */
+/** How often a worker reads the list of workers, by default (WORKER_FLEET_REFRESH_SECONDS). */
 export const FLEET_REFRESH_MS = 5_000;
 /**
  * Temporal records a poller when its long poll (up to a minute) starts, and a worker starts the
@@ -14,8 +14,6 @@ export const FLEET_REFRESH_MS = 5_000;
  * then (less quota used meanwhile, never more).
  */
 const SEEN_WITHIN_MS = 150_000;
-/** A refresh takes a round trip to Temporal: on top of the others' refresh period before a newcomer calls AWS. */
-const JOIN_MARGIN_MS = 5_000;
 
 // temporal.api.enums.v1 values (@temporalio/proto is the client's, not a dependency of ours).
 const TASK_QUEUE_TYPE_ACTIVITY = 2;
@@ -37,6 +35,12 @@ interface FleetOptions {
   taskQueue: string;
   /** This worker's identity on the presence queue. */
   identity: string;
+  /**
+   * How often this worker (and, the same setting deployed, every other) reads the list. A
+   * newcomer waits two of these before its first AWS call: the others' refresh, and a margin as long
+   * for the round trip to Temporal. Default FLEET_REFRESH_MS.
+   */
+  refreshMs?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -64,13 +68,15 @@ export function fleetShare(client: Client, opts: FleetOptions): QuotaShare & { s
     rank = [...seen].sort().indexOf(opts.identity);
     refreshedAt = now;
   };
-  const timer = setInterval(() => refresh().catch((err) => opts.onError?.(err)), FLEET_REFRESH_MS);
+  const refreshMs = opts.refreshMs ?? FLEET_REFRESH_MS;
+  const joinMarginMs = refreshMs;
+  const timer = setInterval(() => refresh().catch((err) => opts.onError?.(err)), refreshMs);
   refresh().catch((err) => opts.onError?.(err));
   return {
     of(total) {
       const now = performance.now();
-      if (seenSince === undefined || now - seenSince < FLEET_REFRESH_MS + JOIN_MARGIN_MS) return 0;
-      if (now - refreshedAt > 2 * FLEET_REFRESH_MS + JOIN_MARGIN_MS) return 0;
+      if (seenSince === undefined || now - seenSince < refreshMs + joinMarginMs) return 0;
+      if (now - refreshedAt > 2 * refreshMs + joinMarginMs) return 0;
       return Math.max(1, Math.floor(total / workers) + (rank < total % workers ? 1 : 0));
     },
     stop: () => clearInterval(timer),

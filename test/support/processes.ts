@@ -91,7 +91,9 @@ function childEnv(s: ServiceSettings, extra: Record<string, string> = {}): NodeJ
  * workflow code is bundled once for every worker of the test process (bundle.ts).
  */
 export async function workerProcess(s: ServiceSettings, env: Record<string, string> = {}): Promise<ServiceProcess> {
-  const bundled = { WORKFLOW_BUNDLE: await workflowBundle(), ...env };
+  // A restarted worker waits two fleet refreshes before its first AWS call: 2 s here, not 10 (the
+  // default is test/fleet.test.ts's).
+  const bundled = { WORKFLOW_BUNDLE: await workflowBundle(), WORKER_FLEET_REFRESH_SECONDS: '1', ...env };
   const worker: ServiceProcess = new ServiceProcess('worker', 'dist/src/worker.js', childEnv(s, bundled), s.dir, async (before) => worker.startsLogged() > before);
   return worker;
 }
