@@ -14,6 +14,12 @@ export interface StoredEvent {
   event: any;
 }
 
+/**
+ * Objects read so far, by key. An audit object is written once and never changed (Object Lock), so
+ * a poll downloads only what is new since the last.
+ */
+const read = new Map<string, unknown>();
+
 /** Every audit object of the tenant (all dates), parsed. */
 export async function storedEvents(tenantId = TENANT.id): Promise<StoredEvent[]> {
   const found: StoredEvent[] = [];
@@ -21,8 +27,11 @@ export async function storedEvents(tenantId = TENANT.id): Promise<StoredEvent[]>
   do {
     const page = await testS3().send(new ListObjectsV2Command({ Bucket: AUDIT_BUCKET, Prefix: `${AUDIT_PREFIX}/tenant=${tenantId}/`, ContinuationToken: token }));
     for (const o of page.Contents ?? []) {
-      const body = await testS3().send(new GetObjectCommand({ Bucket: AUDIT_BUCKET, Key: o.Key! }));
-      found.push({ key: o.Key!, event: JSON.parse(await body.Body!.transformToString()) });
+      if (!read.has(o.Key!)) {
+        const body = await testS3().send(new GetObjectCommand({ Bucket: AUDIT_BUCKET, Key: o.Key! }));
+        read.set(o.Key!, JSON.parse(await body.Body!.transformToString()));
+      }
+      found.push({ key: o.Key!, event: structuredClone(read.get(o.Key!)) });
     }
     token = page.NextContinuationToken;
   } while (token);
