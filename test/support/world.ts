@@ -40,8 +40,11 @@ export const QUOTA_UNDESCRIBED_ACCOUNT = '400000000009';
  */
 export const LISTED_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a2', name: 'listed' };
 export const LISTED_ACCOUNT = '500000000001';
-/** On LISTED_TENANT's instance, with an account of its own (`accounts_only`): moto's own account id, the one moto lists where a permission set is provisioned. */
-export const NEIGHBOUR_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a3', name: 'neighbour' };
+/**
+ * On LISTED_TENANT's instance, with an account of its own (`accounts_only`): moto's own account id,
+ * the one moto lists where a permission set is provisioned. Slow reads: 20 at once, then one in 10 s.
+ */
+export const NEIGHBOUR_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a3', name: 'neighbour', readsPerMinute: 6, readBurst: 20 };
 export const NEIGHBOUR_ACCOUNT = '123456789012';
 /**
  * The default policies, and a Slack app (`notifications.slack`) against the fake Slack
@@ -66,7 +69,7 @@ const SLACK_EMAILS = {
  * The other test tenants' per-principal limits: far above what a test sends (the defaults, 50
  * open grants and 60 ensures a minute, are less than the whole suite does as alice).
  */
-const TEST_LIMITS = { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000 };
+const TEST_LIMITS = { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000, read_rate_per_minute: 1_000_000, read_burst: 100_000 };
 export const PRODUCTION_ACCOUNT = '111111111111';
 /** Another production account: AdministratorAccess there needs two approvals (policies/administrator.cedar). */
 export const TWO_APPROVALS_ACCOUNT = '111111111112';
@@ -97,6 +100,7 @@ export const USERS = {
   yuri: { sub: 'yuri', email: 'yuri@quota.example', groups: [] as string[] },
   zoe: { sub: 'zoe', email: 'zoe@quota.example', groups: [] as string[] },
   nina: { sub: 'nina', email: 'nina@neighbour.example', groups: [] as string[] },
+  ned: { sub: 'ned', email: 'ned@neighbour.example', groups: [] as string[] },
   lena: { sub: 'lena', email: 'lena@listed.example', groups: [] as string[] },
   /** Asks as engineering, and may break the glass (on-call). */
   otto: { sub: 'otto', email: 'otto@example.com', groups: ['engineering', 'on-call'] },
@@ -114,6 +118,7 @@ const TENANT_OF: Partial<Record<User, string>> = {
   yuri: QUOTA_TENANT.id,
   zoe: QUOTA_TENANT.id,
   nina: NEIGHBOUR_TENANT.id,
+  ned: NEIGHBOUR_TENANT.id,
   lena: LISTED_TENANT.id,
 };
 type User = keyof typeof USERS;
@@ -217,7 +222,11 @@ export async function startWorld(): Promise<void> {
         accounts: { ...Object.fromEntries(QUOTA_ACCOUNTS.map((a) => [a, { environment: 'staging' }])), [QUOTA_UNDESCRIBED_ACCOUNT]: {} },
       },
       { ...LISTED_TENANT, grants: TEST_LIMITS, sharesInstance: true, accounts_only: true, accounts: { [LISTED_ACCOUNT]: { environment: 'staging' } } },
-      { ...NEIGHBOUR_TENANT, grants: TEST_LIMITS, sharesInstance: true, accounts_only: true, accounts: { [NEIGHBOUR_ACCOUNT]: { environment: 'staging' } } },
+      {
+        id: NEIGHBOUR_TENANT.id,
+        name: NEIGHBOUR_TENANT.name,
+        grants: { ...TEST_LIMITS, read_rate_per_minute: NEIGHBOUR_TENANT.readsPerMinute, read_burst: NEIGHBOUR_TENANT.readBurst },
+        sharesInstance: true, accounts_only: true, accounts: { [NEIGHBOUR_ACCOUNT]: { environment: 'staging' } } },
       {
         ...SLACK_TENANT,
         grants: TEST_LIMITS,
