@@ -386,10 +386,13 @@ describe('request pacing', function () {
     // A late timer catches up by at most half a spacing (20 ms); seen here a moment after the pacer
     // let each call go (its continuations run in turn): 5 ms more.
     for (let i = 5; i < went.length; i++) assert.ok(went[i].at - went[i - 5].at >= 175, `6 calls within one window: ${times}`);
-    // Evenly spaced, not in bursts of 5, and at the full rate (no spacing lost to late timers).
+    // Evenly spaced, not in bursts of 5, and at the full rate (no spacing lost to late timers). The
+    // times are seen in a process that also runs a worker and an API on two busy cores: a stall
+    // delays one call, and the pacer then catches up by at most half a spacing, so a stall moves
+    // one or two of the 15 gaps, not the median. 50 ms would be a fifth of the rate lost.
     const gaps = went.slice(1).map((w, i) => w.at - went[i].at).sort((x, y) => x - y);
     const median = gaps[Math.floor(gaps.length / 2)];
-    assert.ok(median >= 35 && median <= 45, `median spacing ${median.toFixed(1)} ms, not 40: ${times}`);
+    assert.ok(median >= 35 && median <= 50, `median spacing ${median.toFixed(1)} ms, not 40: ${times}`);
   });
 
   it('pacer lets a waiting deletion go before the creations that waited longer', async function () {

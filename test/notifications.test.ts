@@ -106,6 +106,8 @@ describe('notifications', function () {
     assert.ok(warning.body.text.includes(`ends at ${first.expires_at}`), warning.body.text);
     assert.match(warning.body.text, /alice@example\.com/);
 
+    // The warning leaves 4 s before the expiry; its delivery on loopback and this one ensure take
+    // milliseconds, so the extension meets the grant still active even on two busy cores.
     const extended = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: duration + 2 }]);
     assert.equal(extended.body.grants[0].change, 'extended', JSON.stringify(extended.body));
     const newExpiry = extended.body.grants[0].expires_at!;
