@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import type { GrantView } from '../src/domain/grant';
 import { grantWorkflowId } from '../src/domain/grant';
-import { assignmentsOf, call, ensure, freshAccount, grantReaching, recordHistory, target, TENANT, temporalCli } from './support/world';
+import { assertErrorShape, assignmentsOf, call, ensure, eventually, freshAccount, grantReaching, recordHistory, target, TENANT, temporalCli } from './support/world';
 
 async function adminRequest(account: string): Promise<GrantView> {
   const reply = await ensure([{ target: target(account), role: 'AdministratorAccess', duration_seconds: 600 }], { reason: 'deploy fix' });
@@ -164,5 +164,47 @@ describe('GET /v1/access/grants', function () {
     assert.equal(otherTenant.status, 404);
     const otherList = await call('GET', `/v1/access/grants?target=${encodeURIComponent(target(account))}`, { as: 'oscar' });
     assert.deepEqual(otherList.body.grants, []);
+  });
+
+  it('lists a page at a time: every grant once, the last page says so, and a cursor works only with its own filters', async () => {
+    const account = freshAccount();
+    const onAccount = `target=${encodeURIComponent(target(account))}`;
+    // Three grants on one account: one revoked, then a new one of the same role, and a pending request.
+    const first = await ensure(
+      [
+        { target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 },
+        { target: target(account), role: 'AdministratorAccess', duration_seconds: 600 },
+      ],
+      { reason: 'paging' },
+    );
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const revoked = await call('POST', `/v1/access/grants/${first.body.grants[0].id}/revoke`, { body: {} });
+    assert.equal(revoked.body.status, 'revoked', JSON.stringify(revoked.body));
+    const again = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 }]);
+    const ids = [...first.body.grants.map((g) => g.id), again.body.grants[0].id];
+    assert.equal(new Set(ids).size, 3);
+
+    const pages = await eventually('all three grants listed', async () => {
+      const seen: { grants: GrantView[]; next_cursor: string | null }[] = [];
+      for (let cursor: string | null = ''; cursor !== null; ) {
+        const reply: { status: number; body: { grants: GrantView[]; next_cursor: string | null } } = await call('GET', `/v1/access/grants?${onAccount}&limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        assert.equal(reply.status, 200, JSON.stringify(reply.body));
+        seen.push(reply.body);
+        cursor = reply.body.next_cursor;
+      }
+      return seen.flatMap((p) => p.grants).length === 3 ? seen : undefined;
+    });
+    assert.deepEqual(pages.map((p) => p.grants.length), [2, 1]);
+    assert.deepEqual(pages.flatMap((p) => p.grants.map((g) => g.id)).sort(), [...ids].sort(), 'every grant once');
+    assert.equal(pages[1].next_cursor, null);
+
+    const cursor = encodeURIComponent(pages[0].next_cursor!);
+    const otherFilters = await call('GET', `/v1/access/grants?${onAccount}&status=active&limit=2&cursor=${cursor}`);
+    assert.equal(otherFilters.status, 400, JSON.stringify(otherFilters.body));
+    assertErrorShape(otherFilters, 'invalid_request');
+    const made = await call('GET', `/v1/access/grants?${onAccount}&cursor=bm90LWEtY3Vyc29y`);
+    assert.equal(made.status, 400, JSON.stringify(made.body));
+    const tooMany = await call('GET', `/v1/access/grants?limit=101`);
+    assert.equal(tooMany.status, 400, JSON.stringify(tooMany.body));
   });
 });

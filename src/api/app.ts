@@ -159,7 +159,7 @@ export function createApp({
   });
   app.get('/v1/access/grants', async (req, res) => {
     const who = await caller(req, res);
-    res.json({ grants: await grants.list(who, parse(grantFiltersSchema, req.query)) });
+    res.json(await grants.list(who, parse(grantFiltersSchema, req.query)));
   });
   app.get('/v1/access/grants/:id', async (req, res) => {
     const who = await caller(req, res);

@@ -10,6 +10,7 @@ import {
   errorSchema,
   grantFiltersSchema,
   grantSchema,
+  grantListSchema,
   grantsResponseSchema,
   accessRequestSchema,
   requestFiltersSchema,
@@ -117,7 +118,7 @@ export function openApiDocument(): JsonSchema {
           summary: "The caller's grants",
           ...common,
           parameters: [...common.parameters, ...queryParameters(grantFiltersSchema)],
-          responses: { '200': { description: 'Grants', content: json(ref('EnsureResponse')) }, ...ERRORS },
+          responses: { '200': { description: 'One page of grants, newest first', content: json(ref('GrantList')) }, ...ERRORS },
         },
       },
       '/v1/access/grants/{id}': {
@@ -251,6 +252,7 @@ export function openApiDocument(): JsonSchema {
       schemas: {
         EnsureRequest: jsonSchema(ensureBodySchema, 'input'),
         EnsureResponse: jsonSchema(grantsResponseSchema, 'output'),
+        GrantList: jsonSchema(grantListSchema, 'output'),
         Grant: jsonSchema(grantSchema, 'output'),
         AccessRequest: jsonSchema(accessRequestSchema, 'output'),
         AccessRequestList: jsonSchema(requestsResponseSchema, 'output'),

@@ -54,6 +54,8 @@ export const grantFiltersSchema = z.strictObject({
   status: grantStatusSchema.optional(),
   target: targetSchema.optional(),
   role: roleSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(100).optional().meta({ description: 'Page size (default 50, at most 100)' }),
+  cursor: z.string().max(4096).optional().meta({ description: 'The next_cursor of the previous page' }),
 });
 
 export const requestStatusSchema = z.enum(REQUEST_STATUSES);
@@ -95,6 +97,11 @@ export const grantSchema = z.strictObject({
 });
 
 export const grantsResponseSchema = z.strictObject({ grants: z.array(grantSchema) });
+
+export const grantListSchema = z.strictObject({
+  grants: z.array(grantSchema),
+  next_cursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last page.' }),
+});
 
 const decisionSchema = z.strictObject({ reviewer_id: z.string(), at: z.iso.datetime({ offset: true }), comment: z.string().nullable() });
 

@@ -211,8 +211,14 @@ async function grantsCommand(id: string | undefined, opts: CommonOptions & { sta
   }
   const query = new URLSearchParams();
   for (const key of ['status', 'target', 'role'] as const) if (opts[key]) query.set(key, opts[key]);
-  const path = `/v1/access/grants${query.size ? `?${query}` : ''}`;
-  const { grants } = await callApi<{ grants: Grant[] }>(conn, 'GET', path);
+  // Every page: a principal's grants are few, and a list that stops at a page would hide some.
+  const grants: Grant[] = [];
+  for (let cursor: string | null | undefined; cursor !== null; ) {
+    if (cursor) query.set('cursor', cursor);
+    const page: { grants: Grant[]; next_cursor: string | null } = await callApi(conn, 'GET', `/v1/access/grants${query.size ? `?${query}` : ''}`);
+    grants.push(...page.grants);
+    cursor = page.next_cursor;
+  }
   if (opts.json) {
     printJson({ grants });
   } else if (grants.length === 0) {

@@ -13,19 +13,22 @@ export interface GrantFilters {
   status?: GrantStatus;
   target?: string;
   role?: string;
+  limit?: number;
+  cursor?: string;
 }
 
 export class GrantService {
   constructor(private readonly runs: GrantRuns) {}
 
-  async list(caller: Caller, filters: GrantFilters): Promise<GrantView[]> {
+  /** The caller's grants, newest first, a page at a time: every grant once, however many there are. */
+  async list(caller: Caller, filters: GrantFilters): Promise<{ grants: GrantView[]; next_cursor: string | null }> {
     const clauses = [equals(searchAttributes.principal, encodePrincipal(caller.principal.id))];
     if (filters.status) clauses.push(equals(searchAttributes.status, filters.status));
     if (filters.target) clauses.push(equals(searchAttributes.target, filters.target));
     if (filters.role) clauses.push(equals(searchAttributes.role, filters.role));
-    const found = await this.runs.find(caller.tenant, clauses, 100);
-    const states = await Promise.all(found.map((run) => this.runs.stateOf(run)));
-    return states.filter((s): s is GrantState => s !== null).map((s) => toView(s, 'none'));
+    const { runs, nextCursor } = await this.runs.page(caller.tenant, clauses, filters.limit ?? 50, filters.cursor);
+    const states = await Promise.all(runs.map((run) => this.runs.stateOf(run)));
+    return { grants: states.filter((s): s is GrantState => s !== null).map((s) => toView(s, 'none')), next_cursor: nextCursor };
   }
 
   async get(caller: Caller, grantId: string): Promise<GrantView> {

@@ -1,5 +1,6 @@
 // Grant runs as the service reads them from Temporal, and the policy decisions made on them:
 // what the ensure, request and grant services share.
+import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
@@ -60,8 +61,7 @@ export class GrantRuns {
 
   /** The tenant's grant runs matching every clause, latest first, at most `limit`. */
   async find(tenant: TenantConfig, clauses: string[], limit: number): Promise<RunRef[]> {
-    // A run that continued as new is an earlier page of the same grant: its successor speaks for it.
-    const query = [`WorkflowType = 'grantWorkflow'`, `ExecutionStatus != 'ContinuedAsNew'`, equals(searchAttributes.tenant, tenant.id), ...clauses].join(' AND ');
+    const query = runsQuery(tenant, clauses);
     const runs: RunRef[] = [];
     for await (const info of this.client.workflow.list({ query, pageSize: Math.min(limit, 200) })) {
       const requestId = info.typedSearchAttributes.get(searchAttributes.requestId);
@@ -69,6 +69,27 @@ export class GrantRuns {
       if (runs.length >= limit) break;
     }
     return runs;
+  }
+
+  /**
+   * One page of the tenant's grant runs matching every clause, latest first, and the cursor of the
+   * next (null after the last): Temporal's own page token, tied to the query it pages through.
+   */
+  async page(tenant: TenantConfig, clauses: string[], pageSize: number, cursor?: string): Promise<{ runs: RunRef[]; nextCursor: string | null }> {
+    const query = runsQuery(tenant, clauses);
+    let token = cursor === undefined ? undefined : tokenOf(cursor, query);
+    for (;;) {
+      const page = await this.client.workflowService.listWorkflowExecutions({
+        namespace: this.client.options.namespace,
+        query,
+        pageSize,
+        nextPageToken: token,
+      });
+      const runs = (page.executions ?? []).map((e) => ({ workflowId: e.execution!.workflowId!, runId: e.execution!.runId! }));
+      token = page.nextPageToken?.length ? page.nextPageToken : undefined;
+      // Temporal may answer an empty page before the last: the caller gets rows, or the end.
+      if (runs.length > 0 || !token) return { runs, nextCursor: token ? cursorOf(token, query) : null };
+    }
   }
 
   /** A grant its grantee, its reviewers and its revokers may see; to anyone else it does not exist. */
@@ -104,6 +125,28 @@ export class GrantRuns {
     return now && now.id === state.id ? now : state;
   }
 }
+
+function runsQuery(tenant: TenantConfig, clauses: string[]): string {
+  // A run that continued as new is an earlier page of the same grant: its successor speaks for it.
+  return [`WorkflowType = 'grantWorkflow'`, `ExecutionStatus != 'ContinuedAsNew'`, equals(searchAttributes.tenant, tenant.id), ...clauses].join(' AND ');
+}
+
+/** What a cursor carries: Temporal's page token, and a digest of the query it belongs to. */
+function cursorOf(token: Uint8Array, query: string): string {
+  return Buffer.from(JSON.stringify({ t: Buffer.from(token).toString('base64'), q: digestOf(query) })).toString('base64url');
+}
+
+function tokenOf(cursor: string, query: string): Uint8Array {
+  try {
+    const { t, q } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t: unknown; q: unknown };
+    if (typeof t === 'string' && q === digestOf(query)) return Buffer.from(t, 'base64');
+  } catch {
+    // Falls through to the error below.
+  }
+  throw new AccessError('invalid_request', 'The cursor is not one this API gave for these filters (use next_cursor as it is, with the same filters).');
+}
+
+const digestOf = (query: string) => createHash('sha256').update(query).digest('base64url').slice(0, 22);
 
 /**
  * One `attribute = 'value'` clause of a visibility query. Every value is validated (uuid, enum,
