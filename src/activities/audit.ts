@@ -172,7 +172,7 @@ export function createAuditActivities(config: AppConfig, { metrics, logger }: { 
   };
   return {
     writeAuditEvent: write,
-    /** Several at once (the workflow's local activity for the events of one workflow task). */
+    /** Several at once: a grant's batch of the events made while the one before was written. */
     async writeAuditEvents(records: AuditRecord[]): Promise<void> {
       await Promise.all(records.map(write));
     },
