@@ -73,7 +73,7 @@ const REGIONS = ['us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'eu-west-1'
 const ROLE = 'ReadOnlyAccess'; // auto-activated by the shipped policies
 const USER = { sub: 'bench-user', email: 'bench@example.com', groups: [] as string[] };
 /** One principal per tenant drives every scenario: far above the per-principal limits' defaults. */
-const BENCH_GRANTS = { max_duration_seconds: 43200, max_open_per_principal: 1_000_000, ensure_rate_per_minute: 10_000_000, ensure_burst: 1_000_000 };
+const BENCH_GRANTS = { max_duration_seconds: 43200, max_open_per_principal: 1_000_000, ensure_rate_per_minute: 10_000_000, ensure_burst: 1_000_000, read_rate_per_minute: 10_000_000, read_burst: 1_000_000 };
 const GiB = 1024 ** 3;
 
 interface TenantSetup {

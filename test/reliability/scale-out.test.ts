@@ -43,7 +43,7 @@ describe('scaled out: 3 workers and 2 APIs (reliability)', function () {
     stack = await startStack({
       dir,
       ownServers: true,
-      tenants: [{ ...TENANT, grants: { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000 } }],
+      tenants: [{ ...TENANT, grants: { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000, read_rate_per_minute: 1_000_000, read_burst: 100_000 } }],
       users: [FAY.email],
       permissionSets: [ROLE],
     });

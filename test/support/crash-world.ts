@@ -129,7 +129,7 @@ export async function startCrashWorld(
     dir,
     ownServers: true,
     // The suites drive thousands of ensures as alice: far above the per-principal defaults.
-    tenants: [{ ...CRASH_TENANT, grants: { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000, ...grants } }],
+    tenants: [{ ...CRASH_TENANT, grants: { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000, read_rate_per_minute: 1_000_000, read_burst: 100_000, ...grants } }],
     users: [ALICE.email],
     permissionSets: [ROLE],
   });
