@@ -383,7 +383,7 @@ async function startTemporal(
   }
   const address = `127.0.0.1:${port}`;
   const start = async (): Promise<Child> => {
-    const child = startChild('temporal', path.join(repoRoot, 'temporal-dev.sh'), extraArgs.length > 0 ? ['start', ...extraArgs] : [], env, dir);
+    const child = startChild('temporal', path.join(repoRoot, 'temporal-dev.sh'), ['start', ...extraArgs], env, dir);
     try {
       await waitFor('Temporal dev server', () => temporalReady(address, 'default', true), TEMPORAL_START_TIMEOUT_MS, child);
     } catch (err) {

@@ -1,7 +1,6 @@
 // An ensure call: each entitlement validated and authorised, then the call's grants started,
 // extended or answered as they are, all or nothing.
 import { randomUUID } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { LRUCache } from 'lru-cache';
@@ -31,7 +30,7 @@ import {
 import { markdownText } from '../domain/text';
 import type { grantWorkflow } from '../workflows/grant';
 import { ensureUpdate, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
-import { type Caller, equals, type GrantRuns } from './runs';
+import { type Caller, equals, type GrantRuns, pause } from './runs';
 import { grpcCodeOf, isQueryBufferFull, onceMoreIfTaskFailed, rejectionType, temporalUnavailableError } from './temporal-errors';
 
 export interface EnsureInput {
@@ -288,14 +287,14 @@ export class EnsureService {
         // The grant is being closed: once its run ends, the next attempt starts a new grant.
         if (rejectionType(err) === rejection.closing) {
           if (attempt < 3) {
-            await Promise.race([handle.result().catch(() => undefined), delay(30_000, undefined, { ref: false })]);
+            await Promise.race([handle.result().catch(() => undefined), pause(30_000)]);
             continue;
           }
           throw new AccessError('conflict', `${grantName(key)}: the grant is still being closed (its access is being removed); try again once it has closed.`);
         }
         // The run continued as new before it took the update (NOT_FOUND): ask its successor.
         if (attempt < 5 && grpcCodeOf(err) === 5) {
-          await delay(100 * attempt, undefined, { ref: false });
+          await pause(100 * attempt);
           continue;
         }
         throw err;

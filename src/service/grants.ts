@@ -1,12 +1,11 @@
 // A caller's grants: listing them, reading one, and ending one early.
-import { setTimeout as delay } from 'node:timers/promises';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { env } from '../config';
 import { AccessError } from '../domain/errors';
 import { encodePrincipal, type GrantState, type GrantStatus, type GrantView, isOpen, toView } from '../domain/grant';
 import type { grantWorkflow } from '../workflows/grant';
 import { grantStateQuery, revokeUpdate, searchAttributes } from '../workflows/messages';
-import { type Caller, equals, type GrantRuns } from './runs';
+import { type Caller, equals, type GrantRuns, pause } from './runs';
 import { rejectionsAsErrors } from './temporal-errors';
 
 export interface GrantFilters {
@@ -54,7 +53,7 @@ export class GrantService {
     let latest = revoked;
     while (latest.status !== 'revoked' && latest.status !== 'expired') {
       if (Date.now() > deadline) break;
-      await delay(250, undefined, { ref: false });
+      await pause(250);
       latest = await handle.query(grantStateQuery).catch((err) => {
         if (err instanceof WorkflowNotFoundError) return latest;
         throw err;

@@ -1,10 +1,9 @@
 // Access requests: what a caller may review or asked for, and the reviews themselves.
-import { setTimeout as delay } from 'node:timers/promises';
 import { AccessError } from '../domain/errors';
 import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, type GrantState, grantWorkflowId, personOf, validateJustification } from '../domain/grant';
 import { type AccessRequestView, requestIdsOf, requestPartOf, type RequestPart, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { reviewUpdate, searchAttributes } from '../workflows/messages';
-import { type Caller, equals, type GrantRuns, notFound, type RunRef, sortGrants, VISIBILITY_WAIT_MS, whenVisible } from './runs';
+import { type Caller, equals, type GrantRuns, notFound, pause, type RunRef, sortGrants, VISIBILITY_WAIT_MS, whenVisible } from './runs';
 import { rejectionsAsErrors } from './temporal-errors';
 
 export interface RequestFilters {
@@ -94,7 +93,7 @@ export class RequestService {
       const settling = after.some((st) => st.status === 'pending' && st.review);
       const now = new Date();
       if (!settling || Date.now() > deadline) return toRequestView(accessRequestId, after.map((st) => requestPartOf(st, accessRequestId, now)!));
-      await delay(100, undefined, { ref: false });
+      await pause(100);
     }
   }
 

@@ -162,13 +162,18 @@ export function notFound(what: string): AccessError {
   return new AccessError('not_found', `No such ${what} in this tenant.`);
 }
 
+/** Waits `ms` without keeping the process alive: a shutting-down API is never held by a pause between polls. */
+export function pause(ms: number): Promise<void> {
+  return delay(ms, undefined, { ref: false });
+}
+
 /** Asks `find` until it answers or VISIBILITY_WAIT_MS has passed: a run made a moment ago may not be listed yet. */
 export async function whenVisible<T>(find: () => Promise<T | undefined>): Promise<T | undefined> {
   const deadline = Date.now() + VISIBILITY_WAIT_MS;
   for (;;) {
     const found = await find();
     if (found !== undefined || Date.now() > deadline) return found;
-    await delay(250, undefined, { ref: false });
+    await pause(250);
   }
 }
 

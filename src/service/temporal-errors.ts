@@ -1,10 +1,10 @@
 // What Temporal's failures mean for a caller: which are a 503 to retry, which are a workflow's
 // refusal (a 409 or 403), and the one an ensure sends again by itself.
-import { setTimeout as delay } from 'node:timers/promises';
 import { isGrpcServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import { AccessError } from '../domain/errors';
 import { rejection } from '../workflows/messages';
+import { pause } from './runs';
 
 export function grpcCodeOf(err: unknown): number | undefined {
   for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
@@ -69,7 +69,7 @@ export async function onceMoreIfTaskFailed<T>(call: () => Promise<T>): Promise<T
     if (!isWorkflowTaskFailure(err)) throw err;
   }
   // Time for Temporal to retry the failed task (without this update), which usually succeeds.
-  await delay(TASK_RETRY_DELAY_MS, undefined, { ref: false });
+  await pause(TASK_RETRY_DELAY_MS);
   return call();
 }
 
