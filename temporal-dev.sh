@@ -109,7 +109,7 @@ find_cli() {
 }
 
 SEARCH_ATTRIBUTES=(AccessTenant=Keyword AccessPrincipal=Keyword AccessTarget=Keyword AccessRole=Keyword AccessStatus=Keyword
-  AccessGrantId=Keyword AccessRequestId=Keyword AccessExpiresAt=Datetime)
+  AccessGrantId=Keyword AccessRequestId=Keyword AccessExpiresAt=Datetime AccessRequestIds=KeywordList AccessAwaitingReview=Bool)
 
 start() {
   local cli

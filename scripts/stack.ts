@@ -111,7 +111,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** The grant workflow's search attributes and their indexed value types (2 = Keyword, 6 = Datetime). */
+/** The grant workflow's search attributes and their indexed value types (2 = Keyword, 5 = Bool, 6 = Datetime, 7 = KeywordList). */
 export const SEARCH_ATTRIBUTES = {
   AccessTenant: 2,
   AccessPrincipal: 2,
@@ -121,6 +121,8 @@ export const SEARCH_ATTRIBUTES = {
   AccessGrantId: 2,
   AccessRequestId: 2,
   AccessExpiresAt: 6,
+  AccessRequestIds: 7,
+  AccessAwaitingReview: 5,
 } as const;
 
 export const TOKEN_AUDIENCE = 'access-api';

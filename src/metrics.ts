@@ -27,10 +27,10 @@ export function createApiMetrics() {
       labelNames: ['change', 'status'] as const,
       registers,
     }),
-    operationsWaiting: new Gauge({
-      name: 'access_assignment_operations_waiting',
-      help: "Assignment creations and deletions this worker holds back for a slot (the instance's assignment_operations_in_flight, deletions first)",
-      labelNames: ['instance'] as const,
+    workflowQueries: new Counter({
+      name: 'access_workflow_queries_total',
+      help: 'Workflow queries the API sent, by query name (each has a worker replay the run): the ensure path only; reads answer from visibility',
+      labelNames: ['query'] as const,
       registers,
     }),
     auditWriteFailures: auditWriteFailures(registers),

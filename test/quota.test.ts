@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { grantWorkflowId, type GrantView } from '../src/domain/grant';
 import { revokeSignal } from '../src/workflows/messages';
-import { RateLimiter } from '../src/service/rate-limit';
+import type { TenantConfig } from '../src/config';
+import type { AccessError } from '../src/domain/errors';
+import { CallRates, RateLimiter } from '../src/service/rate-limit';
 import {
   assertErrorShape,
   assignmentsOf,
@@ -165,5 +167,19 @@ describe('the ensure rate limiter', () => {
     limiter.take('b', 60, 2, 1000);
     limiter.take('c', 60, 2, 1000); // a third principal: 'a' is forgotten, and starts full
     assert.deepEqual([0, 0].map(() => limiter.take('a', 60, 2, 1000)), [0, 0]);
+  });
+});
+
+describe('Slack clicks', () => {
+  it('are limited per tenant at its write rate, whoever clicks: 429 rate_limited with when to try again', () => {
+    const rates = new CallRates();
+    const tenantWith = (id: string) => ({ id, grants: { ensure_rate_per_minute: 60, ensure_burst: 3 } }) as TenantConfig;
+    const [a, b] = [tenantWith(randomUUID()), tenantWith(randomUUID())];
+    for (let i = 0; i < 3; i++) rates.takeSlackClick(a);
+    assert.throws(
+      () => rates.takeSlackClick(a),
+      (err: AccessError) => err.code === 'rate_limited' && err.retryAfterSeconds === 1 && /Slack clicks.*per tenant/.test(err.message),
+    );
+    assert.doesNotThrow(() => rates.takeSlackClick(b), 'another tenant’s clicks have a bucket of their own');
   });
 });

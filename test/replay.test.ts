@@ -1,5 +1,7 @@
 // Histories recorded from the real server (`npm run record-histories`) must replay on today's
-// workflow code: a change that breaks determinism fails here, not in production.
+// workflow code: a change that breaks determinism fails here, not in production. test/histories
+// holds the current version's; test/histories/<version> those of each earlier one, whose runs may
+// still be in flight when this code is deployed (docs/operations.md, "Workflow code changes").
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,6 +10,7 @@ import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 
 const HISTORIES = path.resolve(__dirname, '../../test/histories');
+const EARLIER_VERSIONS = ['1.0'];
 const MAIN_PATHS = [
   'activate-then-expire',
   'activate-extend-expire',
@@ -30,10 +33,14 @@ const MAIN_PATHS = [
   'extensions-continue-as-new',
 ];
 
-function histories() {
-  return readdirSync(HISTORIES)
+function historiesIn(dir: string, prefix = '') {
+  return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
-    .map((f) => ({ workflowId: path.basename(f, '.json'), history: historyFromJSON(JSON.parse(readFileSync(path.join(HISTORIES, f), 'utf8'))) }));
+    .map((f) => ({ workflowId: prefix + path.basename(f, '.json'), history: historyFromJSON(JSON.parse(readFileSync(path.join(dir, f), 'utf8'))) }));
+}
+
+function histories() {
+  return [...historiesIn(HISTORIES), ...EARLIER_VERSIONS.flatMap((v) => historiesIn(path.join(HISTORIES, v), `${v}/`))];
 }
 
 async function replayErrors(workflowsPath: string): Promise<Map<string, Error | undefined>> {
@@ -47,9 +54,11 @@ async function replayErrors(workflowsPath: string): Promise<Map<string, Error | 
 describe('workflow replay', function () {
   this.timeout(180_000);
 
-  it('has a recorded history of every main path', () => {
+  it('has a recorded history of every main path, for this version and each earlier one', () => {
     const recorded = histories().map((h) => h.workflowId);
-    for (const name of MAIN_PATHS) assert.ok(recorded.includes(name), `test/histories/${name}.json is missing`);
+    for (const version of ['', ...EARLIER_VERSIONS.map((v) => `${v}/`)]) {
+      for (const name of MAIN_PATHS) assert.ok(recorded.includes(version + name), `test/histories/${version}${name}.json is missing`);
+    }
   });
 
   it('replays every recorded history on the current workflow code', async () => {

@@ -99,6 +99,7 @@ export function createApp({
     });
     next();
   });
+  const rates = new CallRates();
   // Slack signs the raw form body, so this one route reads it as bytes, before the JSON parser.
   // Slack wants an answer within 3 s and a review may wait 5 s for visibility: the click is
   // acknowledged once its signature checks out, and the outcome goes to its response_url.
@@ -106,6 +107,7 @@ export function createApp({
     const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
     if (!slack) throw new AccessError('unauthenticated', 'The request is not a signed Slack interaction for a tenant of this service.');
     const click = slack.verify(raw, req.get('x-slack-request-timestamp'), req.get('x-slack-signature'));
+    rates.takeSlackClick(click.tenant);
     res.status(200).end();
     slack.act(click, req.log).catch((err) => req.log.error({ err }, 'Slack click failed'));
   });
@@ -130,7 +132,6 @@ export function createApp({
     res.json({ status: 'ready' });
   });
 
-  const rates = new CallRates();
   /** The authenticated caller, once the call is within their rate (reads and writes apart). */
   const caller = async (req: Request, res: Response): Promise<Caller> => {
     const who = await auth.authenticate(req.get('authorization'), req.get('x-tenant-id'));

@@ -26,9 +26,13 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     if (!byFolder.has(tenant.policies)) byFolder.set(tenant.policies, loadPolicySet(tenant.policies));
     policies.set(tenant.id, byFolder.get(tenant.policies)!);
   }
-  const client = new Client({ connection, namespace: env.temporalNamespace });
   const log = logger ?? createLogger('api');
   const metrics = createApiMetrics();
+  const client = new Client({
+    connection,
+    namespace: env.temporalNamespace,
+    interceptors: { workflow: [{ query: (input, next) => (metrics.workflowQueries.inc({ query: input.queryType }), next(input)) }] },
+  });
   const auditWriter = createAuditWriter(config, log);
   // The answer waits this long at most for the store; a 403 is never withheld for it.
   const recordAudit: RecordAudit = async (record) => {

@@ -7,6 +7,7 @@ import { LRUCache } from 'lru-cache';
 import { env, type TenantConfig } from '../config';
 import type { AuditRecord } from '../domain/audit';
 import { AccessError } from '../domain/errors';
+import { newId } from '../domain/ids';
 import {
   accountIdOf,
   decideEnsure,
@@ -29,7 +30,7 @@ import {
 } from '../domain/grant';
 import { markdownText } from '../domain/text';
 import type { grantWorkflow } from '../workflows/grant';
-import { ensureUpdate, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
+import { ensureUpdate, GRANT_MEMO, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
 import { type Caller, equals, type GrantRuns, pause } from './runs';
 import { grpcCodeOf, isQueryBufferFull, onceMoreIfTaskFailed, rejectionType, temporalUnavailableError } from './temporal-errors';
 
@@ -68,7 +69,7 @@ export class EnsureService {
   /** `requestId`: the HTTP request's (X-Request-ID), kept in an ensure_denied event as data, never as its id. */
   async ensure(caller: Caller, input: EnsureInput, requestId: string = randomUUID()): Promise<GrantView[]> {
     // One access request per call, for every entitlement of it that needs review.
-    const accessRequestId = randomUUID();
+    const accessRequestId = newId();
     const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false));
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
@@ -268,6 +269,7 @@ export class EnsureService {
         if (dryRun) return toView(wouldBe(open, caller.principal, key, request, decision), decision.change, extra);
       }
       try {
+        const grantId = newId();
         const outcome = await onceMoreIfTaskFailed(() =>
           this.runs.client.workflow.executeUpdateWithStart(ensureUpdate, {
             args: [request],
@@ -275,7 +277,9 @@ export class EnsureService {
             startWorkflowOperation: new WithStartWorkflowOperation<typeof grantWorkflow>('grantWorkflow', {
               workflowId,
               taskQueue: env.taskQueue,
-              args: [{ key, principal: caller.principal, grantId: randomUUID() }],
+              args: [{ key, principal: caller.principal, grantId }],
+              // What the read side shows of it until its first step: never a run without a memo.
+              memo: { [GRANT_MEMO]: newGrantState(key, caller.principal, grantId) },
               workflowIdConflictPolicy: 'USE_EXISTING',
               ...uiSummary(caller.principal, key, request),
             }),

@@ -1,10 +1,9 @@
 // A caller's grants: listing them, reading one, and ending one early.
-import { WorkflowNotFoundError } from '@temporalio/common';
 import { env } from '../config';
 import { AccessError } from '../domain/errors';
-import { encodePrincipal, type GrantState, type GrantStatus, type GrantView, isOpen, toView } from '../domain/grant';
+import { encodePrincipal, type GrantStatus, type GrantView, isOpen, toView } from '../domain/grant';
 import type { grantWorkflow } from '../workflows/grant';
-import { grantStateQuery, revokeUpdate, searchAttributes } from '../workflows/messages';
+import { revokeUpdate, searchAttributes } from '../workflows/messages';
 import { type Caller, equals, type GrantRuns, pause } from './runs';
 import { rejectionsAsErrors } from './temporal-errors';
 
@@ -25,9 +24,10 @@ export class GrantService {
     if (filters.status) clauses.push(equals(searchAttributes.status, filters.status));
     if (filters.target) clauses.push(equals(searchAttributes.target, filters.target));
     if (filters.role) clauses.push(equals(searchAttributes.role, filters.role));
-    const { runs, nextCursor } = await this.runs.page(caller.tenant, clauses, filters.limit ?? 50, filters.cursor);
-    const states = await Promise.all(runs.map((run) => this.runs.stateOf(run)));
-    return { grants: states.filter((s): s is GrantState => s !== null).map((s) => toView(s, 'none')), next_cursor: nextCursor };
+    const { items, nextCursor } = await this.runs.page(caller.tenant, clauses, filters.limit ?? 50, filters.cursor, (rows) =>
+      rows.map((row) => toView(row.state, 'none')),
+    );
+    return { grants: items, next_cursor: nextCursor };
   }
 
   async get(caller: Caller, grantId: string): Promise<GrantView> {
@@ -36,7 +36,8 @@ export class GrantService {
 
   /** By its grantee, or by whoever policy lets revoke it; answered once the assignment is gone (or after `env.revokeWaitMs`). */
   async revoke(caller: Caller, grantId: string, reason?: string): Promise<GrantView> {
-    const { run, state } = await this.runs.visibleGrant(caller, grantId);
+    const run = await this.runs.visibleGrant(caller, grantId);
+    const { state } = run;
     if (state.key.principalId !== caller.principal.id) {
       const verdict = this.runs.decide(caller, 'revoke', state);
       if (!verdict.allowed) {
@@ -47,17 +48,14 @@ export class GrantService {
     if (state.revocation) throw new AccessError('conflict', 'The grant is already being revoked.');
     const handle = this.runs.client.workflow.getHandle<typeof grantWorkflow>(run.workflowId, run.runId);
     const revoked = await rejectionsAsErrors(() => handle.executeUpdate(revokeUpdate, { args: [{ revokedBy: caller.principal.id, reason }] }));
-    // Answer once the assignment is gone, so the caller's "revoked" means no access. Asked by
-    // query, not by the run's result: the run may still be finishing its notifications.
+    // Answer once the assignment is gone, so the caller's "revoked" means no access. Read from the
+    // run's memo, not its result: the run may still be finishing its notifications.
     const deadline = Date.now() + env.revokeWaitMs;
     let latest = revoked;
     while (latest.status !== 'revoked' && latest.status !== 'expired') {
       if (Date.now() > deadline) break;
       await pause(250);
-      latest = await handle.query(grantStateQuery).catch((err) => {
-        if (err instanceof WorkflowNotFoundError) return latest;
-        throw err;
-      });
+      latest = (await this.runs.current(run.workflowId, run.runId)) ?? latest;
     }
     if (latest.status === 'revoked' || latest.status === 'expired') return toView(latest, 'none');
     // Not a failure: the revocation is recorded and the workflow keeps at the removal.

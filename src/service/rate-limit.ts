@@ -1,6 +1,7 @@
 // Per-principal rate limits: token buckets held in this API process (each API process counts on
 // its own, so N processes allow up to N times the configured rate).
 import { AccessError } from '../domain/errors';
+import type { TenantConfig } from '../config';
 import type { Caller } from './runs';
 
 interface Bucket {
@@ -33,27 +34,43 @@ export class RateLimiter {
 /**
  * What one principal may call: writes (ensure, review, revoke) and reads (every GET) each from a
  * bucket of their own, so a loop of reads never costs the principal an ensure, nor the reverse.
- * Past either, 429 `rate_limited` with when to try again.
+ * Slack's clicks come signed by the tenant's Slack app, not by a principal: one bucket per tenant,
+ * at the writes' rate. Past any of them, 429 `rate_limited` with when to try again.
  */
 export class CallRates {
   private readonly writes = new RateLimiter();
   private readonly reads = new RateLimiter();
+  private readonly slackClicks = new RateLimiter();
 
   take({ tenant, principal }: Caller, kind: 'read' | 'write'): void {
     const key = `${tenant.id}\n${principal.id}`;
     const g = tenant.grants;
-    const [perMinute, burst] = kind === 'write' ? [g.ensure_rate_per_minute, g.ensure_burst] : [g.read_rate_per_minute, g.read_burst];
-    const waitSeconds = (kind === 'write' ? this.writes : this.reads).take(key, perMinute, burst);
-    if (waitSeconds === 0) return;
-    const [what, settings] =
-      kind === 'write'
-        ? ['calls that change access (ensure, review, revoke)', { ensure_rate_per_minute: perMinute, ensure_burst: burst }]
-        : ['reads', { read_rate_per_minute: perMinute, read_burst: burst }];
-    throw new AccessError(
-      'rate_limited',
-      `Too many ${what}: at most ${perMinute} a minute (${burst} at once) per principal. Try again in ${waitSeconds} s.`,
-      { details: { ...settings, retry_after_seconds: waitSeconds } },
-      waitSeconds,
-    );
+    if (kind === 'write') {
+      limit(this.writes.take(key, g.ensure_rate_per_minute, g.ensure_burst), 'calls that change access (ensure, review, revoke)', 'per principal', {
+        ensure_rate_per_minute: g.ensure_rate_per_minute,
+        ensure_burst: g.ensure_burst,
+      });
+    } else {
+      limit(this.reads.take(key, g.read_rate_per_minute, g.read_burst), 'reads', 'per principal', { read_rate_per_minute: g.read_rate_per_minute, read_burst: g.read_burst });
+    }
   }
+
+  takeSlackClick(tenant: TenantConfig): void {
+    const g = tenant.grants;
+    limit(this.slackClicks.take(tenant.id, g.ensure_rate_per_minute, g.ensure_burst), 'Slack clicks', 'per tenant', {
+      ensure_rate_per_minute: g.ensure_rate_per_minute,
+      ensure_burst: g.ensure_burst,
+    });
+  }
+}
+
+function limit(waitSeconds: number, what: string, per: string, settings: Record<string, number>): void {
+  if (waitSeconds === 0) return;
+  const [perMinute, burst] = Object.values(settings);
+  throw new AccessError(
+    'rate_limited',
+    `Too many ${what}: at most ${perMinute} a minute (${burst} at once) ${per}. Try again in ${waitSeconds} s.`,
+    { details: { ...settings, retry_after_seconds: waitSeconds } },
+    waitSeconds,
+  );
 }

@@ -1,9 +1,9 @@
 // Access requests: what a caller may review or asked for, and the reviews themselves.
 import { AccessError } from '../domain/errors';
-import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, type GrantState, grantWorkflowId, personOf, validateJustification } from '../domain/grant';
+import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, grantWorkflowId, personOf, validateJustification } from '../domain/grant';
 import { type AccessRequestView, requestIdsOf, requestPartOf, type RequestPart, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { reviewUpdate, searchAttributes } from '../workflows/messages';
-import { type Caller, equals, type GrantRuns, notFound, pause, type RunRef, sortGrants, VISIBILITY_WAIT_MS, whenVisible } from './runs';
+import { among, type Caller, equals, type GrantRow, type GrantRuns, notFound, pause, sortGrants, VISIBILITY_WAIT_MS, whenVisible } from './runs';
 import { rejectionsAsErrors } from './temporal-errors';
 
 export interface RequestFilters {
@@ -13,35 +13,41 @@ export interface RequestFilters {
   cursor?: string;
 }
 
-/** How many of a tenant's latest grant runs a request listing looks through (README: a bounded scan). */
-const REQUEST_SCAN_LIMIT = 1000;
-
 export class RequestService {
   constructor(private readonly runs: GrantRuns) {}
 
+  /**
+   * A page of the requests the caller may review or made, in the order visibility lists their
+   * grants (latest first). Pending requests are narrowed in visibility to grants awaiting review; a
+   * request is listed on the page of one of its grants (the first by workflow id of those the
+   * filter matches), composed from all of them, which one more visibility call finds.
+   */
   async list(caller: Caller, filters: RequestFilters): Promise<{ requests: AccessRequestView[]; next_cursor: string | null }> {
-    const after = filters.cursor === undefined ? null : decodeCursor(filters.cursor);
-    const clauses = filters.mine ? [equals(searchAttributes.principal, encodePrincipal(caller.principal.id))] : [];
-    // Only runs of grants with a request carry a request id. A pending request has a pending grant
-    // (or, for an extension or break-glass follow-up, an active one), so that filter is narrowed in
-    // visibility; the rest is decided from the grants' states, which hold every request they were part of.
-    const waits = (status?: string) => status === 'pending' || status === 'active' || status === 'provisioning';
-    const runs = (await this.runs.find(caller.tenant, clauses, REQUEST_SCAN_LIMIT)).filter((r) => r.requestId && (filters.status !== 'pending' || waits(r.status)));
-    const states = await this.statesOf(runs);
-    const now = new Date();
-    const byRequest = new Map<string, RequestPart[]>();
-    for (const st of sortGrants(states)) {
-      for (const id of requestIdsOf(st)) byRequest.set(id, [...(byRequest.get(id) ?? []), requestPartOf(st, id, now)!]);
-    }
-    const composed = [...byRequest.entries()].map(([id, parts]) => (this.seesRequest(caller, parts) ? toRequestView(id, parts) : null));
-    const listed = composed
-      .filter((r): r is AccessRequestView => r !== null && (!filters.status || r.status === filters.status))
-      .sort(newestFirst)
-      .filter((r) => !after || newestFirst(r, { created_at: after.createdAt, id: after.id }) > 0);
-    const limit = filters.limit ?? 50;
-    const page = listed.slice(0, limit);
-    const last = page.at(-1);
-    return { requests: page, next_cursor: listed.length > limit && last ? encodeCursor(last) : null };
+    const pendingOnly = filters.status === 'pending';
+    const clauses = [pendingOnly ? `${searchAttributes.awaitingReview.name} = true` : `${searchAttributes.requestIds.name} IS NOT NULL`];
+    if (filters.mine) clauses.push(equals(searchAttributes.principal, encodePrincipal(caller.principal.id)));
+    const listedBy = (row: GrantRow) => !pendingOnly || row.awaitingReview;
+    const { items, nextCursor } = await this.runs.page(caller.tenant, clauses, filters.limit ?? 50, filters.cursor, async (rows) => {
+      const ids = [...new Set(rows.flatMap((row) => requestIdsOf(row.state)))];
+      const grants = new Map((ids.length > 0 ? await this.runs.all(caller.tenant, [among(searchAttributes.requestIds, ids)]) : []).map((r) => [r.workflowId, r]));
+      for (const row of rows) if (!grants.has(row.workflowId)) grants.set(row.workflowId, row);
+      const now = new Date();
+      const listed: AccessRequestView[] = [];
+      for (const row of rows) {
+        const views = requestIdsOf(row.state).flatMap((id) => {
+          const of = [...grants.values()].filter((g) => requestIdsOf(g.state).includes(id));
+          const lead = of.filter(listedBy).map((g) => g.workflowId).sort()[0];
+          if (lead !== row.workflowId) return [];
+          const parts = partsOf(of, id, now);
+          if (!this.seesRequest(caller, parts)) return [];
+          const view = toRequestView(id, parts);
+          return !filters.status || view.status === filters.status ? [view] : [];
+        });
+        listed.push(...views.sort(newestFirst));
+      }
+      return listed;
+    });
+    return { requests: items, next_cursor: nextCursor };
   }
 
   async get(caller: Caller, accessRequestId: string): Promise<AccessRequestView> {
@@ -122,48 +128,31 @@ export class RequestService {
   }
 
   /**
-   * What the request's grants hold of it (404 if none in this tenant). A grant is found by its
-   * latest request id (AccessRequestId); an earlier one of a grant that has since had a follow-up
-   * (its original request, an earlier extension) by a bounded scan of the tenant's grants.
+   * What the request's grants hold of it (404 if none in this tenant): one visibility call finds
+   * them by any of their request ids; each is then read as its run holds it now, since visibility
+   * may lag a decision of a moment ago (and a repeated review must be seen as one).
    */
   private async requestParts({ tenant }: Caller, accessRequestId: string): Promise<RequestPart[]> {
-    const partsOf = async (runs: RunRef[]) => {
-      const now = new Date();
-      return sortGrants(await this.statesOf(runs))
-        .map((st) => requestPartOf(st, accessRequestId, now))
-        .filter((p): p is RequestPart => p !== null);
-    };
-    const parts = await whenVisible(async () => {
-      const found = await partsOf(await this.runs.find(tenant, [equals(searchAttributes.requestId, accessRequestId)], 100));
+    const rows = await whenVisible(accessRequestId, async () => {
+      const found = await this.runs.all(tenant, [equals(searchAttributes.requestIds, accessRequestId)]);
       return found.length > 0 ? found : undefined;
     });
-    if (parts) return parts;
-    const scanned = await partsOf((await this.runs.find(tenant, [], REQUEST_SCAN_LIMIT)).filter((r) => r.requestId && r.requestId !== accessRequestId));
-    if (scanned.length > 0) return scanned;
-    throw notFound('access request');
-  }
-
-  private async statesOf(runs: RunRef[]): Promise<GrantState[]> {
-    return (await Promise.all(runs.map((run) => this.runs.stateOf(run)))).filter((st): st is GrantState => st !== null);
+    if (!rows) throw notFound('access request');
+    const fresh = await Promise.all(rows.map(async (row) => ({ ...row, state: await this.runs.latestState(row.state) })));
+    const parts = partsOf(fresh, accessRequestId, new Date());
+    if (parts.length === 0) throw notFound('access request');
+    return parts;
   }
 }
 
-/** Newest first: by creation time, then id (both descending), so pages never overlap. */
+/** What each of the grants holds of request `id`, in the order of their names. */
+function partsOf(rows: GrantRow[], id: string, now: Date): RequestPart[] {
+  return sortGrants(rows.map((r) => r.state))
+    .map((st) => requestPartOf(st, id, now))
+    .filter((p): p is RequestPart => p !== null);
+}
+
+/** Newest first: by creation time, then id (both descending): the order of a grant's own requests in a listing. */
 function newestFirst(a: Pick<AccessRequestView, 'created_at' | 'id'>, b: Pick<AccessRequestView, 'created_at' | 'id'>): number {
   return b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id);
-}
-
-/** The cursor is the last listed request's (created_at, id), opaque to clients. */
-function encodeCursor(last: AccessRequestView): string {
-  return Buffer.from(JSON.stringify({ c: last.created_at, i: last.id })).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: string; id: string } {
-  try {
-    const { c, i } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { c: unknown; i: unknown };
-    if (typeof c === 'string' && !Number.isNaN(Date.parse(c)) && typeof i === 'string' && /^[0-9a-f-]{36}$/.test(i)) return { createdAt: c, id: i };
-  } catch {
-    // Falls through to the error below.
-  }
-  throw new AccessError('invalid_request', 'The cursor is not one this API gave (use next_cursor as it is).');
 }

@@ -3,27 +3,34 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
+import { executionInfoFromRaw } from '@temporalio/client/lib/helpers';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { environmentOf, type TenantConfig } from '../config';
 import { accountIdOf, type GrantKey, grantName, type GrantState, grantWorkflowId, type Principal } from '../domain/grant';
 import { AccessError } from '../domain/errors';
+import { madeAt } from '../domain/ids';
 import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
-import { grantStateQuery, searchAttributes } from '../workflows/messages';
+import { GRANT_MEMO, grantStateQuery, searchAttributes } from '../workflows/messages';
 
 export interface Caller {
   tenant: TenantConfig;
   principal: Principal;
 }
 
-export interface RunRef {
+/** A grant run as visibility lists it: its grant's state from the run's memo. */
+export interface GrantRow {
   workflowId: string;
   runId: string;
-  requestId?: string;
-  status?: string;
+  state: GrantState;
+  /** Its AccessAwaitingReview attribute: what a queue of pending requests is listed by. */
+  awaitingReview: boolean;
 }
 
-/** Visibility is eventually consistent: a grant made a moment ago may take this long to be found. */
+/** Visibility is eventually consistent: a grant made a moment ago may take this long to be listed. */
 export const VISIBILITY_WAIT_MS = 5000;
+
+/** Empty visibility pages one listing call reads past before it answers an empty page with a cursor. */
+const EMPTY_PAGES_PER_CALL = 4;
 
 export class GrantRuns {
   constructor(
@@ -59,57 +66,67 @@ export class GrantRuns {
     return set;
   }
 
-  /** The tenant's grant runs matching every clause, latest first, at most `limit`. */
-  async find(tenant: TenantConfig, clauses: string[], limit: number): Promise<RunRef[]> {
+  /** Every one of the tenant's grant runs matching every clause, latest first. */
+  async all(tenant: TenantConfig, clauses: string[]): Promise<GrantRow[]> {
     const query = runsQuery(tenant, clauses);
-    const runs: RunRef[] = [];
-    for await (const info of this.client.workflow.list({ query, pageSize: Math.min(limit, 200) })) {
-      const requestId = info.typedSearchAttributes.get(searchAttributes.requestId);
-      runs.push({ workflowId: info.workflowId, runId: info.runId, requestId, status: info.typedSearchAttributes.get(searchAttributes.status) });
-      if (runs.length >= limit) break;
-    }
-    return runs;
+    const rows: GrantRow[] = [];
+    let token: Uint8Array | undefined;
+    do {
+      const page = await this.read(query, 100, token);
+      rows.push(...page.rows);
+      token = page.next;
+    } while (token);
+    return rows;
   }
 
   /**
-   * One page of the tenant's grant runs matching every clause, latest first, and the cursor of the
-   * next (null after the last): Temporal's own page token, tied to the query it pages through.
+   * One page of what the tenant's grant runs matching every clause hold (`expand` turns rows into
+   * items: a grant each, or the requests first listed there), latest first, at most `limit`, and
+   * the cursor of the next page (null after the last). A cursor is Temporal's own page token, tied
+   * to the query it pages through, with how many of that page's items were already answered.
    */
-  async page(tenant: TenantConfig, clauses: string[], pageSize: number, cursor?: string): Promise<{ runs: RunRef[]; nextCursor: string | null }> {
+  async page<T>(
+    tenant: TenantConfig,
+    clauses: string[],
+    limit: number,
+    cursor: string | undefined,
+    expand: (rows: GrantRow[]) => Promise<T[]> | T[],
+  ): Promise<{ items: T[]; nextCursor: string | null }> {
     const query = runsQuery(tenant, clauses);
-    let token = cursor === undefined ? undefined : tokenOf(cursor, query);
-    for (;;) {
-      const page = await this.client.workflowService.listWorkflowExecutions({
-        namespace: this.client.options.namespace,
-        query,
-        pageSize,
-        nextPageToken: token,
-      });
-      const runs = (page.executions ?? []).map((e) => ({ workflowId: e.execution!.workflowId!, runId: e.execution!.runId! }));
-      token = page.nextPageToken?.length ? page.nextPageToken : undefined;
-      // Temporal may answer an empty page before the last: the caller gets rows, or the end.
-      if (runs.length > 0 || !token) return { runs, nextCursor: token ? cursorOf(token, query) : null };
+    let at: PagePosition = cursor === undefined ? { skip: 0 } : positionOf(cursor, query);
+    for (let read = 1; ; read++) {
+      const { rows, next } = await this.read(query, limit, at.token);
+      const items = (await expand(rows)).slice(at.skip);
+      if (items.length > limit) return { items: items.slice(0, limit), nextCursor: cursorOf({ token: at.token, skip: at.skip + limit }, query) };
+      if (items.length > 0 || !next || read >= EMPTY_PAGES_PER_CALL) return { items, nextCursor: next ? cursorOf({ token: next, skip: 0 }, query) : null };
+      at = { token: next, skip: 0 };
     }
   }
 
-  /** A grant its grantee, its reviewers and its revokers may see; to anyone else it does not exist. */
-  async visibleGrant(caller: Caller, grantId: string): Promise<{ run: RunRef; state: GrantState }> {
-    const found = await whenVisible(async () => {
-      const [run] = await this.find(caller.tenant, [equals(searchAttributes.grantId, grantId)], 1);
-      const state = run ? await this.stateOf(run) : null;
-      return run && state ? { run, state } : undefined;
-    });
+  /**
+   * A grant its grantee, its reviewers and its revokers may see (to anyone else it does not exist):
+   * found in visibility, then read as its run holds it now, since visibility may lag a change
+   * made a moment ago (an extension, a review) that the caller may have made.
+   */
+  async visibleGrant(caller: Caller, grantId: string): Promise<GrantRow> {
+    const found = await whenVisible(grantId, async () => (await this.all(caller.tenant, [equals(searchAttributes.grantId, grantId)]))[0]);
     if (!found) throw notFound('grant');
-    const { state } = found;
+    const row = { ...found, state: await this.latestState(found.state) };
+    const { state } = row;
     const visible =
       state.key.principalId === caller.principal.id || this.decide(caller, 'review', state).allowed || this.decide(caller, 'revoke', state).allowed;
     if (!visible) throw notFound('grant');
-    return found;
+    return row;
   }
 
-  async stateOf(run: { workflowId: string; runId: string }): Promise<GrantState | null> {
+  /**
+   * A run's grant state now, from its memo as Temporal holds it (describe reads the run itself, not
+   * visibility, and no worker is involved); null when there is no such run.
+   */
+  async current(workflowId: string, runId?: string): Promise<GrantState | null> {
     try {
-      return await this.client.workflow.getHandle(run.workflowId, run.runId).query(grantStateQuery);
+      const run = await this.client.workflow.getHandle(workflowId, runId).describe();
+      return (run.memo?.[GRANT_MEMO] as GrantState | undefined) ?? (await this.queried({ workflowId, runId: run.runId }));
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
@@ -118,11 +135,32 @@ export class GrantRuns {
 
   /** The grant's state now, read from its key's latest run (the same grant while it is open). */
   async latestState(state: GrantState): Promise<GrantState> {
-    const now = await this.client.workflow
-      .getHandle(grantWorkflowId(state.key))
-      .query(grantStateQuery)
-      .catch(() => null);
+    const now = await this.current(grantWorkflowId(state.key));
     return now && now.id === state.id ? now : state;
+  }
+
+  /** One page of visibility; an empty page before the last is read past, so the caller gets rows or the end. */
+  private async read(query: string, pageSize: number, token?: Uint8Array): Promise<{ rows: GrantRow[]; next?: Uint8Array }> {
+    const { namespace, loadedDataConverter } = this.client.options;
+    for (;;) {
+      const page = await this.client.workflowService.listWorkflowExecutions({ namespace, query, pageSize, nextPageToken: token });
+      const infos = await Promise.all((page.executions ?? []).map((raw) => executionInfoFromRaw(raw, loadedDataConverter, raw, namespace)));
+      const rows = await Promise.all(
+        infos.map(async (info) => ({
+          workflowId: info.workflowId,
+          runId: info.runId,
+          state: (info.memo?.[GRANT_MEMO] as GrantState | undefined) ?? (await this.queried(info)),
+          awaitingReview: info.typedSearchAttributes.get(searchAttributes.awaitingReview) === true,
+        })),
+      );
+      token = page.nextPageToken?.length ? page.nextPageToken : undefined;
+      if (rows.length > 0 || !token) return { rows, next: token };
+    }
+  }
+
+  /** Only for a run from before 1.1, which has no memo (they end with the namespace's retention). */
+  private async queried(run: { workflowId: string; runId: string }): Promise<GrantState> {
+    return this.client.workflow.getHandle(run.workflowId, run.runId).query(grantStateQuery);
   }
 }
 
@@ -131,15 +169,24 @@ function runsQuery(tenant: TenantConfig, clauses: string[]): string {
   return [`WorkflowType = 'grantWorkflow'`, `ExecutionStatus != 'ContinuedAsNew'`, equals(searchAttributes.tenant, tenant.id), ...clauses].join(' AND ');
 }
 
-/** What a cursor carries: Temporal's page token, and a digest of the query it belongs to. */
-function cursorOf(token: Uint8Array, query: string): string {
-  return Buffer.from(JSON.stringify({ t: Buffer.from(token).toString('base64'), q: digestOf(query) })).toString('base64url');
+/** Where a listing goes on: a Temporal page (none: the first) and how many of its items were answered. */
+interface PagePosition {
+  token?: Uint8Array;
+  skip: number;
 }
 
-function tokenOf(cursor: string, query: string): Uint8Array {
+/** What a cursor carries: the position, and a digest of the query it belongs to. */
+function cursorOf(at: PagePosition, query: string): string {
+  const t = at.token ? Buffer.from(at.token).toString('base64') : null;
+  return Buffer.from(JSON.stringify({ t, s: at.skip, q: digestOf(query) })).toString('base64url');
+}
+
+function positionOf(cursor: string, query: string): PagePosition {
   try {
-    const { t, q } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t: unknown; q: unknown };
-    if (typeof t === 'string' && q === digestOf(query)) return Buffer.from(t, 'base64');
+    const { t, s, q } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t: unknown; s: unknown; q: unknown };
+    if ((typeof t === 'string' || t === null) && Number.isSafeInteger(s) && (s as number) >= 0 && q === digestOf(query)) {
+      return { token: t === null ? undefined : Buffer.from(t, 'base64'), skip: s as number };
+    }
   } catch {
     // Falls through to the error below.
   }
@@ -167,14 +214,24 @@ export function pause(ms: number): Promise<void> {
   return delay(ms, undefined, { ref: false });
 }
 
-/** Asks `find` until it answers or VISIBILITY_WAIT_MS has passed: a run made a moment ago may not be listed yet. */
-export async function whenVisible<T>(find: () => Promise<T | undefined>): Promise<T | undefined> {
-  const deadline = Date.now() + VISIBILITY_WAIT_MS;
+/**
+ * Asks `find` about `id` once; asks again until VISIBILITY_WAIT_MS after the id was made only when
+ * it was made a moment ago (a UUIDv7 of the last few seconds), since visibility may not list its
+ * run yet. Any other id, unknown or not, is answered at once.
+ */
+export async function whenVisible<T>(id: string, find: () => Promise<T | undefined>): Promise<T | undefined> {
+  const made = madeAt(id);
+  const deadline = made === null ? 0 : Math.min(made, Date.now()) + VISIBILITY_WAIT_MS;
   for (;;) {
     const found = await find();
-    if (found !== undefined || Date.now() > deadline) return found;
+    if (found !== undefined || Date.now() >= deadline) return found;
     await pause(250);
   }
+}
+
+/** `attribute IN ('a', 'b')`: values checked as `equals` checks them. */
+export function among(attribute: { name: string }, values: string[]): string {
+  return `${attribute.name} IN (${values.map((v) => equals(attribute, v).slice(attribute.name.length + 3)).join(', ')})`;
 }
 
 export function sortGrants(states: GrantState[]): GrantState[] {

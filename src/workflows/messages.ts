@@ -43,7 +43,7 @@ export const approveSignal = defineSignal<[OperatorReview]>('approve');
 export const denySignal = defineSignal<[OperatorReview]>('deny');
 export const revokeSignal = defineSignal<[Revocation]>('revoke');
 
-/** Registered by temporal-dev.sh; all Keyword but AccessExpiresAt (Datetime). */
+/** Registered by temporal-dev.sh (types in docs/operations.md). */
 export const searchAttributes = {
   tenant: defineSearchAttributeKey('AccessTenant', SearchAttributeType.KEYWORD),
   principal: defineSearchAttributeKey('AccessPrincipal', SearchAttributeType.KEYWORD),
@@ -52,9 +52,16 @@ export const searchAttributes = {
   status: defineSearchAttributeKey('AccessStatus', SearchAttributeType.KEYWORD),
   grantId: defineSearchAttributeKey('AccessGrantId', SearchAttributeType.KEYWORD),
   requestId: defineSearchAttributeKey('AccessRequestId', SearchAttributeType.KEYWORD),
+  /** Every request the grant is part of (its own, its follow-ups'): a request is found by any of its ids. */
+  requestIds: defineSearchAttributeKey('AccessRequestIds', SearchAttributeType.KEYWORD_LIST),
+  /** A request of the grant waits for reviewers: what a reviewer's queue lists. */
+  awaitingReview: defineSearchAttributeKey('AccessAwaitingReview', SearchAttributeType.BOOL),
   /** When an active grant ends: the "until when" column of the Web UI's workflow list. */
   expiresAt: defineSearchAttributeKey('AccessExpiresAt', SearchAttributeType.DATETIME),
 };
+
+/** The run's memo field holding its grant state (GrantState): what the API's reads answer from. */
+export const GRANT_MEMO = 'grant';
 
 /** Failure types a workflow's update validators reject with; the API maps them to HTTP errors. */
 export const rejection = {

@@ -19,14 +19,22 @@ import { lifecycle } from './lifecycle';
 
 export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantState> {
   const grant = new Grant(input);
+  // What a message changed is shown (search attributes, memo) in the workflow task that made it.
+  const shown =
+    <A extends unknown[], R>(handle: (...args: A) => R) =>
+    (...args: A): R => {
+      const result = handle(...args);
+      grant.publishChanges();
+      return result;
+    };
   setHandler(grantStateQuery, () => grant.state);
-  setHandler(ensureUpdate, (req) => grant.ensure(req), { validator: (req) => grant.validateEnsure(req) });
-  setHandler(reviewUpdate, (r) => grant.review(r), { validator: (r) => grant.validateReview(r) });
-  setHandler(revokeUpdate, (r) => grant.revoke(r), { validator: (r) => grant.validateRevoke(r) });
+  setHandler(ensureUpdate, shown((req) => grant.ensure(req)), { validator: (req) => grant.validateEnsure(req) });
+  setHandler(reviewUpdate, shown((r) => grant.review(r)), { validator: (r) => grant.validateReview(r) });
+  setHandler(revokeUpdate, shown((r) => grant.revoke(r)), { validator: (r) => grant.validateRevoke(r) });
   setHandler(reconcileUpdate, () => grant.reconcile(), { validator: () => grant.validateReconcile() });
-  setHandler(approveSignal, (r) => grant.operatorReview('approve', r));
-  setHandler(denySignal, (r) => grant.operatorReview('deny', r));
-  setHandler(revokeSignal, (r) => void grant.revoke(r, true));
+  setHandler(approveSignal, shown((r) => grant.operatorReview('approve', r)));
+  setHandler(denySignal, shown((r) => grant.operatorReview('deny', r)));
+  setHandler(revokeSignal, shown((r) => void grant.revoke(r, true)));
 
   // Events the previous run made while it drained before continuing as new (see Outbox).
   if (grant.state.auditBacklog?.length) grant.outbox.release();
@@ -37,6 +45,6 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   // is removed, a grant already being removed finishes. The run then completes with the grant's
   // state, as `revoked`, readable like any other closed grant (listing, the API and
   // reconciliation read completed runs; a cancelled run would have no result).
-  CancellationScope.current().cancelRequested.catch(() => grant.cancel());
+  CancellationScope.current().cancelRequested.catch(shown(() => grant.cancel()));
   return CancellationScope.nonCancellable(() => lifecycle(grant));
 }

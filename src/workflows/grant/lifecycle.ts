@@ -208,6 +208,7 @@ async function restoreAssignment(grant: Grant): Promise<void> {
     grant.note({ level: 'warning', code: 'assignment_restore_failed', message: `Re-creating the removed account assignment failed: ${providerReason(err)}` });
   }
   grant.reconcileServed = upTo;
+  grant.publishChanges();
 }
 
 async function deprovision(grant: Grant, expiredAt?: string): Promise<void> {
@@ -215,6 +216,7 @@ async function deprovision(grant: Grant, expiredAt?: string): Promise<void> {
     try {
       await deprovisioning.deleteAssignment(expiredAt ? { ...grant.assignment(), expiredAt } : grant.assignment());
       grant.state.diagnostics = grant.state.diagnostics.filter((d) => d.code !== 'deprovisioning_retrying');
+      grant.publishChanges();
       return;
     } catch (err) {
       grant.note({
@@ -223,6 +225,7 @@ async function deprovision(grant: Grant, expiredAt?: string): Promise<void> {
         message: `Removing the account assignment failed (${providerReason(err)}); still retrying.`,
         rounds: round,
       });
+      grant.publishChanges();
       await sleep(Math.min(60_000, 5_000 * round));
     }
   }

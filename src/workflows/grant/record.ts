@@ -1,12 +1,13 @@
 // The grant's state and how it is recorded: diagnostics for the requester, audit events,
 // notifications, and what operators see in Temporal. Messages (entity.ts) and phases
 // (lifecycle.ts) change the state through it.
-import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import type { AuditActor, AuditEventName } from '../../domain/audit';
 import { accountIdOf, type Diagnostic, type FollowUp, type GrantState, newGrantState, type NotificationEvent, type Revocation } from '../../domain/grant';
-import type { GrantWorkflowInput } from '../messages';
+import { GRANT_MEMO, type GrantWorkflowInput } from '../messages';
+import { versions } from '../versions';
 import { Outbox } from './outbox';
-import { currentDetails, searchAttributePairs } from './view';
+import { currentDetails, memoOf, searchAttributePairs } from './view';
 
 /** Who revoked a grant whose workflow an operator cancelled (the cancellation carries no identity). */
 export const CANCELLED_BY_OPERATOR: Revocation = {
@@ -20,6 +21,7 @@ export class GrantRecord {
   /** A run carried on by continue-as-new: what its first run did (notify reviewers) is not done again. */
   readonly continued: boolean;
   private published = '';
+  private publishedMemo = '';
 
   constructor(readonly input: GrantWorkflowInput) {
     this.state = input.state ?? newGrantState(input.key, input.principal, input.grantId);
@@ -93,16 +95,36 @@ export class GrantRecord {
     });
   }
 
-  /** Shows the state to operators: search attributes (only when they changed) and the Web UI's current details. */
+  /**
+   * Shows the state: to operators (search attributes and the Web UI's current details) and to the
+   * API's reads (the memo), each written only when it changed, in the workflow task that changed it.
+   */
   publish(): void {
     // Not a command: the Web UI reads it with the workflow metadata query.
     setCurrentDetails(currentDetails(this.state));
-    const pairs = searchAttributePairs(this.state);
+    const forReads = versions.grantMemo();
+    const pairs = searchAttributePairs(this.state, now(), forReads);
     const snapshot = JSON.stringify(pairs.map((p) => p.value));
     if (snapshot !== this.published) {
       upsertSearchAttributes(pairs);
       this.published = snapshot;
     }
+    if (forReads) {
+      const memo = memoOf(this.state);
+      const shown = JSON.stringify(memo);
+      if (shown !== this.publishedMemo) {
+        upsertMemo({ [GRANT_MEMO]: memo });
+        this.publishedMemo = shown;
+      }
+    }
+  }
+
+  /**
+   * Shows what changed where 1.0 showed nothing (after a message, a restore, a deprovisioning
+   * round): behind the 1.1 patch, so 1.0's histories replay.
+   */
+  publishChanges(): void {
+    if (versions.grantMemo()) this.publish();
   }
 
   recordRevocation(r: Revocation, byOperator = false): void {

@@ -1,10 +1,12 @@
 // What operators see of a grant in Temporal: its search attributes and the Web UI's current details.
 import type { SearchAttributePair } from '@temporalio/common';
-import { currentRequestId, encodePrincipal, type GrantState } from '../../domain/grant';
+import { currentRequestId, encodePrincipal, type GrantState, pendingFollowUp } from '../../domain/grant';
+import { awaitsReview, requestIdsOf } from '../../domain/request';
 import { markdownText } from '../../domain/text';
 import { searchAttributes } from '../messages';
 
-export function searchAttributePairs(state: GrantState): SearchAttributePair[] {
+/** `forReads`: with the attributes the API's reads filter on (1.1 on). */
+export function searchAttributePairs(state: GrantState, now: Date, forReads: boolean): SearchAttributePair[] {
   return [
     { key: searchAttributes.tenant, value: state.key.tenantId },
     { key: searchAttributes.principal, value: encodePrincipal(state.key.principalId) },
@@ -14,8 +16,20 @@ export function searchAttributePairs(state: GrantState): SearchAttributePair[] {
     { key: searchAttributes.status, value: state.status === 'new' ? 'pending' : state.status },
     // A grant with follow-ups is found by the latest one's id; the earlier ids stay in its state.
     ...(currentRequestId(state) ? [{ key: searchAttributes.requestId, value: currentRequestId(state)! }] : []),
+    ...(forReads
+      ? [
+          { key: searchAttributes.requestIds, value: requestIdsOf(state) },
+          { key: searchAttributes.awaitingReview, value: awaitsReview(state) || pendingFollowUp(state, now) !== undefined },
+        ]
+      : []),
     ...(state.expiresAt !== null ? [{ key: searchAttributes.expiresAt, value: new Date(state.expiresAt) }] : []),
   ];
+}
+
+/** What the API reads of the grant (its memo): the state, less the audit events still to write. */
+export function memoOf(state: GrantState): GrantState {
+  const { auditBacklog: _, ...shown } = state;
+  return shown;
 }
 
 /** What the Web UI shows as the grant's current details (Markdown). */
