@@ -32,7 +32,7 @@ const int = (name: string, fallback: number): number => {
   return n;
 };
 
-const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held'];
+const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads'];
 
 const settings = {
   /** autocannon connections for the no-change and extension scenarios and their floors (scale-out: split over its APIs). */
@@ -64,6 +64,15 @@ const settings = {
   held: int('BENCH_HELD', 10000),
   /** Ensure calls per second while creating the held grants. */
   createRate: int('BENCH_CREATE_RATE', 40),
+  /** Reads: one tenant's closed grant runs (requests withdrawn), active grants and pending requests, made through the API. */
+  readsClosed: int('BENCH_READS_CLOSED', 100_000),
+  readsActive: int('BENCH_READS_ACTIVE', 10_000),
+  readsPending: int('BENCH_READS_PENDING', 2_000),
+  /** Reads: requests in flight while the runs are made, and calls timed per read row. */
+  readsConcurrency: int('BENCH_READS_CONCURRENCY', 64),
+  readsSamples: int('BENCH_READS_SAMPLES', 200),
+  /** Results go to bench/results/<out>.{md,json}. */
+  out: process.env.BENCH_OUT || 'results',
   /** Which scenarios to run (comma-separated); default all. */
   scenarios: process.env.BENCH_SCENARIOS ? process.env.BENCH_SCENARIOS.split(',').map((s) => s.trim()) : SCENARIOS,
 };
@@ -72,6 +81,11 @@ const REGIONS = ['us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'eu-west-1'
   'eu-north-1', 'ap-south-1', 'ap-northeast-1', 'ap-northeast-2', 'ap-southeast-1', 'ap-southeast-2', 'ca-central-1', 'sa-east-1'];
 const ROLE = 'ReadOnlyAccess'; // auto-activated by the shipped policies
 const USER = { sub: 'bench-user', email: 'bench@example.com', groups: [] as string[] };
+/** The reads scenario's tenant, on an instance of its own (REGIONS holds the others'). */
+const READS_TENANT = { id: 'b0000000-0000-4000-8000-00000000ead5', region: 'eu-south-1' };
+/** Asks for AdministratorAccess (reviewed by platform-admins in the shipped policies): the same identity-store user as USER. */
+const REQUESTER = { ...USER, groups: ['engineering'] };
+const REVIEWER = { sub: 'bench-reviewer', email: 'reviewer@example.com', groups: ['platform-admins'] };
 /** One principal per tenant drives every scenario: far above the per-principal limits' defaults. */
 const BENCH_GRANTS = { max_duration_seconds: 43200, max_open_per_principal: 1_000_000, ensure_rate_per_minute: 10_000_000, ensure_burst: 1_000_000, read_rate_per_minute: 10_000_000, read_burst: 1_000_000 };
 const GiB = 1024 ** 3;
@@ -326,7 +340,10 @@ async function main(): Promise<void> {
   const tenantIds = Array.from({ length: settings.instances }, (_, i) => `b0000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
   const stack: Stack = await startStack({
     dir,
-    tenants: tenantIds.map((id, i) => ({ id, name: `bench${i}`, grants: BENCH_GRANTS })),
+    tenants: [
+      ...tenantIds.map((id, i) => ({ id, name: `bench${i}`, grants: BENCH_GRANTS })),
+      ...(settings.scenarios.includes('reads') ? [{ id: READS_TENANT.id, name: 'reads', grants: BENCH_GRANTS }] : []),
+    ],
     users: [USER.email],
     permissionSets: [ROLE],
   });
@@ -342,9 +359,13 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   Object.assign(runOf, { dir, awsPort: new URL(stack.awsEndpoint).port });
   // Each tenant on its own instance: rewrite the stack's config with one region per tenant.
   const seeded = await Promise.all(tenantIds.map((_, i) => seedRegion(stack.awsEndpoint, REGIONS[i])));
-  const config = parseYaml(readFileSync(stack.configPath, 'utf8')) as { tenants: { aws: Record<string, string> }[] };
+  const readsSeed = settings.scenarios.includes('reads') ? await seedRegion(stack.awsEndpoint, READS_TENANT.region) : undefined;
+  const config = parseYaml(readFileSync(stack.configPath, 'utf8')) as { tenants: { id: string; aws: Record<string, unknown> }[] };
   config.tenants.forEach((t, i) => {
-    Object.assign(t.aws, { region: seeded[i].region, sso_instance_arn: seeded[i].instanceArn, identity_store_id: seeded[i].identityStoreId });
+    const s = t.id === READS_TENANT.id ? readsSeed! : seeded[i];
+    Object.assign(t.aws, { region: s.region, sso_instance_arn: s.instanceArn, identity_store_id: s.identityStoreId });
+    // The reads world's active grants are a fixture, made faster than AWS's quota allows (moto has none).
+    if (t.id === READS_TENANT.id) t.aws.limits = { calls_per_second: 400, assignment_operations_in_flight: 200 };
   });
   const configPath = path.join(dir, 'bench.yaml');
   writeFileSync(configPath, toYaml(config));
@@ -487,6 +508,9 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
 
   // --- Held: many active grants at once; memory and the no-change latency meanwhile. ----------
   results.held = await attempt('held', heldScenario);
+
+  // --- Reads: a tenant's listings at an enterprise's size, against bare visibility calls. -----
+  results.reads = await attempt('reads', readsScenario);
 
   results.settings = { ...settings, callsPerSecond };
   results.machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadavgAtEnd: os.loadavg().map((n) => round(n, 2)) };
@@ -658,6 +682,117 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
     };
   }
 
+  async function readsScenario() {
+    const tenantId = READS_TENANT.id;
+    const [requester, reviewer] = await Promise.all([stack.issueToken(tenantId, REQUESTER, { expiresIn: '4h' }), stack.issueToken(tenantId, REVIEWER, { expiresIn: '4h' })]);
+    const as = (token: string) => ({ authorization: `Bearer ${token}`, 'x-tenant-id': tenantId, 'content-type': 'application/json' });
+    async function call<T = any>(token: string, method: string, url: string, body?: unknown): Promise<T> {
+      for (let attempt = 1; ; attempt++) {
+        const res = await fetch(`${api}${url}`, { method, headers: as(token), body: body === undefined ? undefined : JSON.stringify(body) });
+        const json = (await res.json()) as T;
+        if (res.ok) return json;
+        // A busy dev server answers 503 with Retry-After now and then while the fixture is made.
+        if (res.status !== 503 || attempt >= 5) throw new Error(`${method} ${url}: HTTP ${res.status} ${JSON.stringify(json)}`);
+        await sleep(1000);
+      }
+    }
+    const ask = (acct: string, role: string) =>
+      call<{ grants: GrantView[] }>(requester, 'POST', '/v1/access/ensure', {
+        entitlements: [{ target: `AWS::Account::${acct}`, role, duration_seconds: 43200 }],
+        justification: { reason: 'bench reads' },
+      }).then((r) => r.grants[0]);
+    const made = async (what: string, n: number, task: (i: number) => Promise<void>) => {
+      const t0 = Date.now();
+      await closedLoop(n, settings.readsConcurrency, async (i) => {
+        await task(i);
+        if (i % 5000 === 4999) log(`reads: ${i + 1} of ${n} ${what}`);
+      });
+      log(`reads: ${n} ${what} in ${round((Date.now() - t0) / 1000)} s`);
+      return round((Date.now() - t0) / 1000);
+    };
+    const making = {
+      closedSeconds: await made('closed runs (requests withdrawn)', settings.readsClosed, async (i) => {
+        const g = await ask(account(9, i), 'AdministratorAccess');
+        await call(requester, 'POST', `/v1/access/grants/${g.id}/revoke`, { reason: 'bench: withdrawn' });
+      }),
+      activeSeconds: await made('active grants', settings.readsActive, async (i) => void (await ask(account(4, i), ROLE))),
+      pendingSeconds: 0,
+    };
+    const pending: string[] = [];
+    making.pendingSeconds = await made('pending requests', settings.readsPending, async (i) => void pending.push((await ask(account(4, i), 'AdministratorAccess')).access_request_id!));
+    const visible = `WorkflowType = 'grantWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND AccessTenant = '${tenantId}'`;
+    await waitFor('every pending request in visibility', async () =>
+      (await temporal.workflow.count(`${visible} AND AccessAwaitingReview = true`)).count >= settings.readsPending, 10 * 60_000);
+    const runs = (await temporal.workflow.count(visible)).count;
+
+    // One bare visibility call: what each read stands on.
+    const { namespace } = temporal.options;
+    const bare = async (query: string, pageSize: number, token?: Uint8Array) =>
+      temporal.workflowService.listWorkflowExecutions({ namespace, query, pageSize, nextPageToken: token });
+    const timed = async (n: number, call: (i: number) => Promise<unknown>) => {
+      const ms: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        await call(i);
+        ms.push(performance.now() - t0);
+      }
+      return { p50: round(percentile(ms, 50), 1), p99: round(percentile(ms, 99), 1) };
+    };
+    const n = settings.readsSamples;
+    const principal = `AccessPrincipal = '${encodeURIComponent(REQUESTER.sub)}'`;
+    const queuePage = {
+      api: await timed(n, () => call(reviewer, 'GET', '/v1/access/requests?status=pending&limit=50')),
+      floor: await timed(n, () => bare(`${visible} AND AccessAwaitingReview = true`, 50)),
+    };
+    const grantsPage = {
+      api: await timed(n, () => call(requester, 'GET', '/v1/access/grants?limit=50')),
+      floor: await timed(n, () => bare(`${visible} AND ${principal}`, 50)),
+    };
+    const byId = {
+      api: await timed(n, (i) => call(reviewer, 'GET', `/v1/access/requests/${pending[(i * 7919) % pending.length]}`)),
+      floor: await timed(n, (i) => bare(`${visible} AND AccessRequestIds = '${pending[(i * 7919) % pending.length]}'`, 50)),
+    };
+    // Every pending request, a page of 100 at a time, as a reviewer pages through the queue.
+    const listed: string[] = [];
+    let pages = 0;
+    const t0 = performance.now();
+    for (let cursor: string | null = null; pages === 0 || cursor; pages++) {
+      const page: { requests: { id: string }[]; next_cursor: string | null } = await call(
+        reviewer,
+        'GET',
+        `/v1/access/requests?status=pending&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
+      listed.push(...page.requests.map((r) => r.id));
+      cursor = page.next_cursor;
+    }
+    const allPagesMs = performance.now() - t0;
+    const t1 = performance.now();
+    let floorPages = 0;
+    for (let token: Uint8Array | undefined, first = true; first || token; first = false, floorPages++) {
+      const page = await bare(`${visible} AND AccessAwaitingReview = true`, 100, token);
+      token = page.nextPageToken?.length ? page.nextPageToken : undefined;
+    }
+    const floorAllPagesMs = performance.now() - t1;
+    const unique = new Set(listed);
+    return {
+      runs,
+      making,
+      samples: n,
+      queuePage,
+      grantsPage,
+      requestById: byId,
+      allPending: {
+        pages,
+        ms: round(allPagesMs, 0),
+        floorPages,
+        floorMs: round(floorAllPagesMs, 0),
+        listed: listed.length,
+        unique: unique.size,
+        everyPendingOnce: listed.length === unique.size && pending.every((id) => unique.has(id)) && unique.size === settings.readsPending,
+      },
+    };
+  }
+
   async function heldScenario() {
     const activeNow = async () => (await temporal.workflow.count(`WorkflowType = 'grantWorkflow' AND AccessStatus = 'active'`)).count;
     const createStarted = Date.now();
@@ -726,8 +861,8 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
 function writeResults(results: Record<string, any>): void {
   const out = path.join(repoRoot, 'bench', 'results');
   mkdirSync(out, { recursive: true });
-  writeFileSync(path.join(out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
-  const { noChange, extension, activation, scaleOut, expiry, held, settings: s, machine } = results;
+  writeFileSync(path.join(out, `${settings.out}.json`), JSON.stringify(results, null, 2) + '\n');
+  const { noChange, extension, activation, scaleOut, expiry, held, reads, settings: s, machine } = results;
   const x = (a: number, b: number) => `${round(a / b, 2)}x`;
   const yes = (ok: boolean) => (ok ? 'met' : '**missed**');
   const section = (name: string, value: any, make: () => string[][]): string[][] =>
@@ -785,6 +920,24 @@ function writeResults(results: Record<string, any>): void {
       [`${held.activeGrants} active grants: no-change p99`, `${held.noChangeEnsure.p99} ms`, `${held.floor.p99} ms`, x(held.noChangeEnsure.p99, held.floor.p99), '', ''],
       [`${held.activeGrants} active grants: no-change throughput`, `${held.noChangeEnsure.rps} req/s`, `${held.floor.rps} req/s`, x(held.noChangeEnsure.rps, held.floor.rps), '', ''],
     ]),
+    ...section('reads', reads, () => [
+      ...([
+        ['a reviewer’s first page of pending requests (50)', reads.queuePage],
+        ['a principal’s grants page (50)', reads.grantsPage],
+        ['a request by id', reads.requestById],
+      ] as const).flatMap(([what, r]) => [
+        [`${what}: p99`, `${r.api.p99} ms`, `${r.floor.p99} ms (one visibility call)`, x(r.api.p99, r.floor.p99), '≤ 1.5x', yes(r.api.p99 <= 1.5 * r.floor.p99)],
+        [`${what}: p50`, `${r.api.p50} ms`, `${r.floor.p50} ms`, x(r.api.p50, r.floor.p50), '', ''],
+      ]),
+      [
+        `all ${s.readsPending} pending requests, pages of 100`,
+        `${reads.allPending.ms} ms, ${reads.allPending.pages} pages, ${reads.allPending.unique} listed`,
+        `${reads.allPending.floorMs} ms (${reads.allPending.floorPages} visibility pages)`,
+        x(reads.allPending.ms, reads.allPending.floorMs),
+        'each once',
+        yes(reads.allPending.everyPendingOnce),
+      ],
+    ]),
   ];
   const problems = [noChange?.ensure, noChange?.floor, extension?.ensure, extension?.floor, scaleOut?.baseline?.noChange, ...(scaleOut?.scaled?.noChangeRuns ?? []), held?.noChangeEnsure, held?.floor]
     .map((r: LoadResult | undefined) => (r ? r.errors + r.non2xx + r.unexpected : 0))
@@ -828,11 +981,15 @@ function writeResults(results: Record<string, any>): void {
     !expiry || expiry.error ? '' : `Expiry: ${expiry.grants} grants (of ${expiry.asked} asked), expires_at spread over ${expiry.expiresAtSpreadMs} ms, deletions seen by listing every ${expiry.pollMs} ms ` +
       `(${expiry.deleted} seen deleted, ${expiry.deletedEarly} early).`,
     !held || held.error ? '' : `Held: ${held.activeGrants} active grants (${s.held} asked), created in ${held.createSeconds} s (${held.createFailures} failed calls).`,
+    !reads || reads.error
+      ? ''
+      : `Reads: one tenant with ${reads.runs} grant runs (${s.readsClosed} closed, ${s.readsActive} active, ${s.readsPending} pending requests; made in ` +
+        `${reads.making.closedSeconds} + ${reads.making.activeSeconds} + ${reads.making.pendingSeconds} s), ${reads.samples} sequential calls per row.`,
     `Errors, non-2xx and unexpected answers across the autocannon runs: ${problems}.`,
     ...cpuTable,
     '',
   ].join('\n');
-  writeFileSync(path.join(out, 'results.md'), md);
+  writeFileSync(path.join(out, `${settings.out}.md`), md);
   console.log('\n' + md);
 }
 

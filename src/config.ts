@@ -43,6 +43,8 @@ const awsSchema = z.strictObject({
       calls_per_second: z.int().positive().default(20),
       /** Assignment creations and deletions started and not yet finished. */
       assignment_operations_in_flight: z.int().positive().default(10),
+      /** The most of calls_per_second a reconciliation round takes (its calls also wait behind every other). */
+      reconcile_share: z.number().gt(0).max(1).default(0.25),
     })
     .prefault({}),
 }).superRefine((aws, ctx) => {

@@ -92,7 +92,7 @@ describe('activities against moto', function () {
             region: REGION,
             sso_instance_arn: instanceArn,
             identity_store_id: 'd-0123456789',
-            limits: { calls_per_second: 20, assignment_operations_in_flight: 10 },
+            limits: { calls_per_second: 20, assignment_operations_in_flight: 10, reconcile_share: 0.25 },
             ...aws,
           },
           policies: './policies',
@@ -293,7 +293,7 @@ describe('activities against moto', function () {
       await proxy.upstream(motoEndpoint);
       // One assignment operation at a time, and every creation takes 3 s at the provider.
       await proxy.on('CreateAccountAssignment', { delayMs: 3000 });
-      const limits = { calls_per_second: 20, assignment_operations_in_flight: 1 };
+      const limits = { calls_per_second: 20, assignment_operations_in_flight: 1, reconcile_share: 0.25 };
       const metrics = createWorkerMetrics();
       const held = createActivities(configWith({ identity_store_id: identityStoreId, endpoint: proxy.url, limits }), { metrics });
       const waitingForASlot = async () => (await metrics.operationsWaiting.get()).values.reduce((sum, v) => sum + v.value, 0);

@@ -100,6 +100,19 @@ export function asDeletion<T>(work: () => Promise<T>): Promise<T> {
   return deletionContext.run(true, work);
 }
 
+// Reconciliation's reads come last: after deletions and creations, so a round never holds back
+// what grants need, and within a share of the instance's calls (see `pacer`'s callers).
+const backgroundContext = new AsyncLocalStorage<true>();
+
+/** Runs `work` with the lowest priority (reconciliation): its paced calls wait behind every other. */
+export function asBackground<T>(work: () => Promise<T>): Promise<T> {
+  return backgroundContext.run(true, work);
+}
+
+export function inBackground(): boolean {
+  return backgroundContext.getStore() === true;
+}
+
 // A call can wait at the pacer for minutes under load; the activity attempt that made it may be
 // over by then (timed out, and retried elsewhere). A call that acts checks again when it may go.
 const callerCheck = new AsyncLocalStorage<() => void>();
@@ -109,18 +122,19 @@ export function checkedWhenPaced<T>(check: (() => void) | undefined, work: () =>
   return check ? callerCheck.run(check, work) : work();
 }
 
-/** Two waiting lines: deletions are served first, each line in arrival order. */
+/** Three waiting lines: deletions first, then the rest, then background work; each in arrival order. */
 class PriorityLine {
   private readonly deletions: (() => void)[] = [];
   private readonly others: (() => void)[] = [];
+  private readonly background: (() => void)[] = [];
   get length(): number {
-    return this.deletions.length + this.others.length;
+    return this.deletions.length + this.others.length + this.background.length;
   }
   push(wake: () => void): void {
-    (deletionContext.getStore() ? this.deletions : this.others).push(wake);
+    (deletionContext.getStore() ? this.deletions : inBackground() ? this.background : this.others).push(wake);
   }
   shift(): (() => void) | undefined {
-    return this.deletions.shift() ?? this.others.shift();
+    return this.deletions.shift() ?? this.others.shift() ?? this.background.shift();
   }
 }
 

@@ -18,7 +18,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import type { WorkerMetrics } from '../metrics';
-import { asDeletion, checkedWhenPaced, createTenantClients, pacer, semaphore, type TenantClients } from './aws';
+import { asDeletion, checkedWhenPaced, createTenantClients, inBackground, pacer, semaphore, type TenantClients } from './aws';
 import type { QuotaShare } from './fleet';
 import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
@@ -65,11 +65,16 @@ export function createActivities(
   function limitsOf(aws: AwsTenantConfig) {
     let limits = instances.get(aws.sso_instance_arn);
     if (!limits) {
-      const { calls_per_second: calls, assignment_operations_in_flight: operations } = aws.limits;
+      const { calls_per_second: calls, assignment_operations_in_flight: operations, reconcile_share: share } = aws.limits;
       const waiting = (n: number) => metrics?.operationsWaiting.set({ instance: aws.sso_instance_arn }, n);
-      limits = quota
-        ? { pace: pacer(() => quota.of(calls)), inFlight: semaphore(() => quota.of(operations), waiting) }
-        : { pace: pacer(calls), inFlight: semaphore(operations, waiting) };
+      const callsNow = () => (quota ? quota.of(calls) : calls);
+      const shared = pacer(callsNow);
+      // Reconciliation's calls first wait for its share, then for the instance's pacer (last in line).
+      const reconcileShare = pacer(() => callsNow() * share);
+      limits = {
+        pace: () => (inBackground() ? reconcileShare().then(shared) : shared()),
+        inFlight: quota ? semaphore(() => quota.of(operations), waiting) : semaphore(operations, waiting),
+      };
       instances.set(aws.sso_instance_arn, limits);
     }
     return limits;

@@ -5,7 +5,7 @@
 // tenant's grant holds, or found there before it.
 import {
   paginateListAccountAssignments,
-  paginateListAccountsForProvisionedPermissionSet,
+  paginateListAccountAssignmentsForPrincipal,
   paginateListPermissionSets,
   DescribePermissionSetCommand,
 } from '@aws-sdk/client-sso-admin';
@@ -14,8 +14,9 @@ import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure, fromPayloadsAtIndex, WorkflowNotFoundError } from '@temporalio/common';
 import type { SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { accountIdOf, type GrantState, type GrantStatus } from '../domain/grant';
-import { grantStateQuery, reconcileUpdate, type ReconcileOutcome, rejection, searchAttributes } from '../workflows/messages';
-import { semaphore } from './aws';
+import { GRANT_MEMO, grantStateQuery, reconcileUpdate, type ReconcileOutcome, rejection, searchAttributes } from '../workflows/messages';
+import { asBackground, semaphore } from './aws';
+import { heartbeating } from './poll';
 import type { AssignmentIds, AssignmentLookup, AssignmentRef } from './assignment';
 
 /** One account assignment as IAM Identity Center lists it. */
@@ -88,8 +89,9 @@ export interface Drift {
   foreignTotal: number;
   grantsChecked: number;
   assignmentsChecked: number;
-  /** A cap was reached: some assignments or grants were not looked at in this run. */
-  truncated: boolean;
+  /** How the round listed the assignments: per (account, permission set) pair, or per user; and how many it listed. */
+  listing: 'pairs' | 'users';
+  listed: number;
 }
 
 export interface RemovalOutcome {
@@ -97,10 +99,6 @@ export interface RemovalOutcome {
   reason?: string;
 }
 
-// Bounds per run, so one tenant's reconciliation stays a few minutes of paced calls at most.
-const MAX_GRANT_RUNS = 5000;
-const MAX_ACCOUNT_PERMISSION_SET_PAIRS = 2000;
-const MAX_ASSIGNMENTS = 20_000;
 const MAX_FOREIGN_REPORTED = 100;
 const GRANT_READS_IN_FLIGHT = 10;
 const GRANT_READ_TIMEOUT_MS = 5000;
@@ -114,10 +112,31 @@ function attributeOf(run: WorkflowExecutionInfo, key: { name: string }): string 
   return typeof value === 'string' ? value : undefined;
 }
 
+/** A workflow id (of our own listing: principals are percent-encoded) as a visibility literal. */
+function quoted(workflowId: string): string {
+  if (/['\\]/.test(workflowId)) throw new Error(`refusing an unsafe workflow id in a visibility query: ${JSON.stringify(workflowId)}`);
+  return `'${workflowId}'`;
+}
+
 const grantTriple = (g: GrantRecord) => (g.ids ? tripleOf(g.accountId, g.ids.permissionSetArn, 'USER', g.ids.userId) : null);
 const pairOf = (accountId: string, permissionSetArn: string) => `${accountId}|${permissionSetArn}`;
 /** Past this after a run closed mid-provisioning, no creation it asked for is still under way (the provisioning activity's start-to-close is 2 minutes). */
 const CREATION_SETTLED_MS = 10 * 60_000;
+/**
+ * A closed run whose removal is not confirmed, but which has nothing of its own left: it made
+ * nothing, or what it made is gone where the round looked. A run closed mid-provisioning may have
+ * a creation still under way at the provider: its absence counts only once that creation has
+ * surely ended.
+ */
+function leftNothing(record: GrantRecord, looked: (accountId: string, ids: AssignmentIds) => boolean, present: Set<string>): boolean {
+  const settled = record.status !== 'provisioning' || Date.parse(record.closedAt ?? '') < Date.now() - CREATION_SETTLED_MS;
+  return (
+    !record.open &&
+    !record.removalConfirmed &&
+    (record.assignmentPreexisted === true || record.ids === null || (settled && looked(record.accountId, record.ids) && !present.has(grantTriple(record)!)))
+  );
+}
+
 /** The workflow id of the record that a reconciliation removed what the run left (see leftoverRemovedWorkflow). */
 const leftoverRemovedId = (runId: string) => `leftover-removed/${runId}`;
 
@@ -141,7 +160,7 @@ export interface DriftContext {
  * deprovisioning), no open grant holds it, and no grant found it already there. Everything else
  * not held is foreign: an assignment made by hand after a grant removed its own is never touched.
  */
-export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { tenantId, listedFrom, undecided }: DriftContext): Omit<Drift, 'truncated'> {
+export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { tenantId, listedFrom, undecided }: DriftContext): Omit<Drift, 'listing' | 'listed'> {
   const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
   const byTriple = new Map<string, GrantRecord[]>();
   for (const grant of grants) {
@@ -209,66 +228,64 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     return byArn;
   }
 
-  /**
-   * The (account, permission set) pairs to look at: where AWS says the set is provisioned, plus
-   * every pair a grant names (an emulator may not track provisioning), plus configured accounts.
-   * A tenant that shares its instance looks only at its own accounts (config.ts makes them its
-   * list, disjoint from the other tenants'): the rest of the organisation is not its business.
-   */
-  async function pairsToScan(tenantId: string, sets: Map<string, string>, grants: { accountId: string; role: string }[]) {
-    const { sso, instanceArn } = ssoOf(tenantId);
-    const arnByName = new Map([...sets].map(([arn, name]) => [name, arn]));
-    const pairs = new Map<string, { accountId: string; permissionSetArn: string }>();
-    const own = tenantsOnInstanceOf(tenantId).length > 1 ? new Set(configuredAccounts(tenantId)) : undefined;
-    const add = (accountId: string, permissionSetArn: string) => {
-      if (!own || own.has(accountId)) pairs.set(`${accountId}|${permissionSetArn}`, { accountId, permissionSetArn });
-    };
-    for (const arn of sets.keys()) {
-      const pages = paginateListAccountsForProvisionedPermissionSet({ client: sso }, { InstanceArn: instanceArn, PermissionSetArn: arn });
-      for await (const page of pages) for (const accountId of page.AccountIds ?? []) add(accountId, arn);
-    }
-    for (const g of grants) {
-      const arn = arnByName.get(g.role);
-      if (arn) add(g.accountId, arn);
-    }
-    for (const accountId of configuredAccounts(tenantId)) for (const arn of sets.keys()) add(accountId, arn);
-    return [...pairs.values()];
-  }
-
-  async function listAssignments(tenantId: string, pairs: { accountId: string; permissionSetArn: string }[]) {
+  /** Every assignment of the pairs: one ListAccountAssignments (paged) each. */
+  async function listByPair(tenantId: string, pairs: Iterable<string>) {
     const { sso, instanceArn } = ssoOf(tenantId);
     const found: Assignment[] = [];
-    /** The pairs listed whole: what is absent from `found` there is absent at the provider. */
-    const scanned = new Set<string>();
-    let truncated = pairs.length > MAX_ACCOUNT_PERMISSION_SET_PAIRS;
-    for (const { accountId, permissionSetArn } of pairs.slice(0, MAX_ACCOUNT_PERMISSION_SET_PAIRS)) {
-      const pages = paginateListAccountAssignments({ client: sso }, { InstanceArn: instanceArn, AccountId: accountId, PermissionSetArn: permissionSetArn });
-      for await (const page of pages) {
+    for (const pair of pairs) {
+      const [accountId, permissionSetArn] = pair.split('|');
+      for await (const page of paginateListAccountAssignments({ client: sso }, { InstanceArn: instanceArn, AccountId: accountId, PermissionSetArn: permissionSetArn })) {
         for (const a of page.AccountAssignments ?? []) {
           if (a.PrincipalType && a.PrincipalId) found.push({ accountId, permissionSetArn, principalType: a.PrincipalType, principalId: a.PrincipalId });
         }
       }
-      scanned.add(pairOf(accountId, permissionSetArn));
-      if (found.length >= MAX_ASSIGNMENTS) {
-        truncated = true;
-        break;
-      }
     }
-    return { assignments: found, scanned, truncated };
+    return found;
   }
 
-  /** The latest run of every grant key of the tenants (continued-as-new runs are earlier pages of a later one). */
-  async function latestGrantRuns(tenantIds: string[]) {
-    // Tenant ids are UUIDs (config.ts): nothing to escape.
-    const query = `WorkflowType = 'grantWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND AccessTenant IN (${tenantIds.map((id) => `'${id}'`).join(', ')})`;
-    const latest = new Map<string, WorkflowExecutionInfo>();
-    let seen = 0;
-    for await (const info of clientOf().workflow.list({ query, pageSize: 1000 })) {
-      const known = latest.get(info.workflowId);
-      if (!known || info.startTime > known.startTime) latest.set(info.workflowId, info);
-      if (++seen >= MAX_GRANT_RUNS) break;
+  /** Every assignment of the users, in every account and permission set: one ListAccountAssignmentsForPrincipal (paged) each. */
+  async function listByUser(tenantId: string, userIds: Iterable<string>) {
+    const { sso, instanceArn } = ssoOf(tenantId);
+    const found: Assignment[] = [];
+    for (const userId of userIds) {
+      const pages = paginateListAccountAssignmentsForPrincipal({ client: sso }, { InstanceArn: instanceArn, PrincipalId: userId, PrincipalType: 'USER' });
+      for await (const page of pages) {
+        for (const a of page.AccountAssignments ?? []) {
+          if (a.AccountId && a.PermissionSetArn) found.push({ accountId: a.AccountId, permissionSetArn: a.PermissionSetArn, principalType: 'USER', principalId: userId });
+        }
+      }
     }
-    return { runs: [...latest.values()], truncated: seen >= MAX_GRANT_RUNS };
+    return found;
+  }
+
+  /**
+   * The tenant's grant runs that can be drift, with the latest run of each of their keys: every
+   * open run, and every run closed without completing (terminated, timed out, failed), which may
+   * have left its assignment. A completed run confirmed its removal, so the rest of the history
+   * (however many runs retention holds) is never listed.
+   */
+  async function runsInScope(tenantId: string): Promise<WorkflowExecutionInfo[]> {
+    // Tenant ids are UUIDs (config.ts); workflow ids are checked by `quoted`.
+    const base = `WorkflowType = 'grantWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND AccessTenant = '${tenantId}'`;
+    const listed = await list(`${base} AND ExecutionStatus IN ('Running', 'Terminated', 'TimedOut', 'Failed', 'Canceled')`);
+    // A key whose unfinished run was followed by a completed one: that one is the key's latest.
+    const unfinished = [...new Set(listed.filter((r) => r.status.name !== 'RUNNING').map((r) => r.workflowId))];
+    for (let i = 0; i < unfinished.length; i += 100) {
+      const ids = unfinished.slice(i, i + 100).map(quoted).join(', ');
+      listed.push(...(await list(`${base} AND ExecutionStatus = 'Completed' AND WorkflowId IN (${ids})`)));
+    }
+    const latest = new Map<string, WorkflowExecutionInfo>();
+    for (const run of listed) {
+      const known = latest.get(run.workflowId);
+      if (!known || run.startTime > known.startTime) latest.set(run.workflowId, run);
+    }
+    return [...latest.values()];
+  }
+
+  async function list(query: string): Promise<WorkflowExecutionInfo[]> {
+    const runs: WorkflowExecutionInfo[] = [];
+    for await (const info of clientOf().workflow.list({ query, pageSize: 1000 })) runs.push(info);
+    return runs;
   }
 
   /**
@@ -313,15 +330,20 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     }
   }
 
+  /**
+   * A run's grant as its memo holds it (written in the workflow task that changed it); a run from
+   * before 1.1 has none and is asked (its result, or a query). Null when it cannot be read now.
+   */
   async function recordOf(info: WorkflowExecutionInfo): Promise<GrantRecord | null> {
     const handle = clientOf().workflow.getHandle(info.workflowId, info.runId);
     const open = info.status.name === 'RUNNING';
     const completed = info.status.name === 'COMPLETED';
+    const memo = info.memo?.[GRANT_MEMO] as GrantState | undefined;
     let state: GrantState;
     try {
-      // A completed run's result is its final state; other closed runs (terminated...) are replayed for it.
       // A query waits for a worker of the run's task queue; one that has none must not hold the round up.
-      state = completed ? await handle.result() : await clientOf().withDeadline(Date.now() + GRANT_READ_TIMEOUT_MS, () => handle.query(grantStateQuery));
+      state =
+        memo ?? (completed ? await handle.result() : await clientOf().withDeadline(Date.now() + GRANT_READ_TIMEOUT_MS, () => handle.query(grantStateQuery)));
       // Closed mid-provisioning (by an operator, a timeout): the look, if any, is still in its activity.
       if (!open && !completed && state.status === 'provisioning' && state.assignmentPreexisted === null) {
         const lookup = await lookupInFlight(info.workflowId, info.runId);
@@ -329,9 +351,8 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       }
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null; // removed by retention meanwhile
-      // A run that cannot be read (no worker serves its task queue, say) must not stop the whole
-      // reconciliation: nothing on its account and permission set is removed this round (see
-      // grantRecords), and it is looked at again next time.
+      // A run that cannot be read must not stop the whole reconciliation: nothing on its account
+      // and permission set is removed this round, and it is looked at again next time.
       log.warn('grant state unreadable; skipped this round', { workflowId: info.workflowId, runId: info.runId, open, error: (err as Error).message });
       return null;
     }
@@ -355,156 +376,74 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     };
   }
 
-  /**
-   * The records findDriftIn needs, reading as few grants as it can: each read is a query (a replay
-   * when the grant is not in a worker's cache), and a tenant may hold thousands of grants.
-   * - A pending grant holds no assignment, and a closed one can only have left one behind where an
-   *   account and permission set still has a user's assignment: the others are not read.
-   * - An active grant whose assignment is there is not read either: one read per principal gives
-   *   its user id, and the search attributes give the account and permission set. Only an active
-   *   grant of the tenant whose assignment looks missing is read, to be sure.
-   * - Other tenants' grants matter only where they may hold or have left a listed assignment.
-   * `undecided`: the pairs with a grant that could not be read, or is provisioning and has not
-   * looked yet (it may be about to find the assignment there and count on it).
-   */
-  async function grantRecords(runs: WorkflowExecutionInfo[], assignments: Assignment[], scanned: Set<string>, sets: Map<string, string>, tenantId: string) {
-    const arnOfRole = new Map([...sets].map(([arn, name]) => [name, arn]));
-    const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
-    const pairsWithUsers = new Set(assignments.filter((a) => a.principalType === 'USER').map((a) => pairOf(a.accountId, a.permissionSetArn)));
-    const accountOf = (run: WorkflowExecutionInfo) => {
-      try {
-        return accountIdOf(attributeOf(run, searchAttributes.target) ?? '');
-      } catch {
-        return ''; // no target recorded yet: matches no assignment
-      }
-    };
-    const arnOf = (run: WorkflowExecutionInfo) => arnOfRole.get(attributeOf(run, searchAttributes.role) ?? '');
-    const pairOfRun = (run: WorkflowExecutionInfo) => pairOf(accountOf(run), arnOf(run) ?? '');
-    const ownTenant = (run: WorkflowExecutionInfo) => attributeOf(run, searchAttributes.tenant) === tenantId;
-    const principalOf = (run: WorkflowExecutionInfo) => attributeOf(run, searchAttributes.principal);
-    // A principal names a user within its tenant only.
-    const userKeyOf = (run: WorkflowExecutionInfo) => `${attributeOf(run, searchAttributes.tenant)}|${principalOf(run) ?? run.workflowId}`;
-    const isActive = (run: WorkflowExecutionInfo) => run.status.name === 'RUNNING' && attributeOf(run, searchAttributes.status) === 'active';
-
-    /**
-     * A closed run whose removal is not confirmed, but which has nothing of its own left: it made
-     * nothing, or what it made is gone. A run closed mid-provisioning may have a creation still
-     * under way at the provider: its absence counts only once that creation has surely ended.
-     */
-    const settled = (record: GrantRecord) => record.status !== 'provisioning' || Date.parse(record.closedAt ?? '') < Date.now() - CREATION_SETTLED_MS;
-    const leftNothing = (record: GrantRecord) =>
-      !record.open &&
-      !record.removalConfirmed &&
-      (record.assignmentPreexisted === true ||
-        record.ids === null ||
-        (settled(record) && scanned.has(pairOf(record.accountId, record.ids.permissionSetArn)) && !present.has(grantTriple(record)!)));
-
-    const records: GrantRecord[] = [];
-    const undecided = new Set<string>();
-    const userIds = new Map<string, string>(); // by userKeyOf
-    const inFlight = semaphore(GRANT_READS_IN_FLIGHT);
-    const read = (batch: WorkflowExecutionInfo[]) =>
-      Promise.all(
-        batch.map((run) =>
-          inFlight(async () => {
-            const record = await recordOf(run);
-            if (!record || (record.open && !record.ids && record.status !== 'pending')) undecided.add(pairOfRun(run));
-            if (!record) return;
-            // A run that may have left the assignment listed: has a reconciliation removed its leftover already?
-            if (!record.open && !record.removalConfirmed && record.ids && present.has(grantTriple(record)!)) {
-              record.removalConfirmed = await leftoverRemoved(record.runId);
-            }
-            // What it may have left is gone already (removed in the console, say), or it made nothing:
-            // on record now, so that an assignment made by hand later is never taken for its leftover.
-            if (leftNothing(record)) {
-              await recordLeftoverGone(record);
-              record.removalConfirmed = true;
-            }
-            records.push(record);
-            if (record.ids) userIds.set(userKeyOf(run), record.ids.userId);
-          }),
-        ),
-      );
-
-    // Read first: one active grant per principal (for its user id), and every run that can be
-    // neither skipped nor judged from its search attributes.
-    const readFirst: WorkflowExecutionInfo[] = [];
-    const active: WorkflowExecutionInfo[] = [];
-    const seen = new Set<string>();
-    for (const run of runs.filter((r) => ownTenant(r) || pairsWithUsers.has(pairOfRun(r)))) {
-      if (isActive(run)) {
-        if (seen.has(userKeyOf(run))) active.push(run);
-        else (seen.add(userKeyOf(run)), readFirst.push(run));
-      } else if (run.status.name === 'RUNNING') {
-        if (attributeOf(run, searchAttributes.status) !== 'pending') readFirst.push(run); // provisioning, or not yet known
-      } else if (pairsWithUsers.has(pairOfRun(run))) {
-        readFirst.push(run);
-      } else if (ownTenant(run) && run.status.name !== 'COMPLETED' && scanned.has(pairOfRun(run))) {
-        // Closed without confirming its removal (terminated, say), its pair now empty: read once,
-        // to put on record that what it may have left is gone; a run already on record is not read.
-        if (!(await leftoverRemoved(run.runId))) readFirst.push(run);
-      }
-    }
-    await read(readFirst);
-
-    const unsure: WorkflowExecutionInfo[] = [];
-    for (const run of active) {
-      const principal = principalOf(run);
-      const userId = userIds.get(userKeyOf(run));
-      const accountId = accountOf(run);
-      const permissionSetArn = arnOf(run);
-      const grantId = attributeOf(run, searchAttributes.grantId);
-      const holds = userId && permissionSetArn && present.has(tripleOf(accountId, permissionSetArn, 'USER', userId));
-      if (principal && holds && grantId) {
-        records.push({
-          tenantId: attributeOf(run, searchAttributes.tenant)!,
-          workflowId: run.workflowId,
-          runId: run.runId,
-          open: true,
-          closedAt: null,
-          removalConfirmed: false,
-          grantId,
-          status: 'active',
-          closing: false,
-          accountId,
-          role: attributeOf(run, searchAttributes.role)!,
-          principalId: decodeURIComponent(principal),
-          assignmentPreexisted: null,
-          ids: { userId, permissionSetArn },
-          activatedAt: null,
-        });
-      } else if (ownTenant(run) || !userId) {
-        unsure.push(run);
-      } // else another tenant's grant that holds none of the listed assignments: not needed
-    }
-    await read(unsure);
-    return { records, undecided };
-  }
-
   return {
-    /** All the reads of one reconciliation: assignments first, then grants (see findDriftIn). */
+    /**
+     * All the reads of one reconciliation. Only where this service can have drift: the assignments
+     * of the tenant's open grants (are they there?) and of its runs closed without confirming their
+     * removal (are they gone?). Listed per (account, permission set) pair, or per user when there
+     * are fewer users than pairs; the cost follows the grants, never accounts times permission sets.
+     */
     async findDrift(tenantId: string): Promise<Drift> {
-      const sets = await permissionSets(tenantId);
-      const tenants = tenantsOnInstanceOf(tenantId);
-      const ownRuns = (runs: WorkflowExecutionInfo[]) => runs.filter((r) => attributeOf(r, searchAttributes.tenant) === tenantId);
-      // The tenant's grant targets widen the scan; the grants' states are read after the assignments.
-      const before = await latestGrantRuns(tenants);
-      const targets = ownRuns(before.runs).flatMap((r) => {
-        const target = attributeOf(r, searchAttributes.target);
-        const role = attributeOf(r, searchAttributes.role);
-        return target && role ? [{ accountId: accountIdOf(target), role }] : [];
-      });
-      const listedFrom = new Date().toISOString();
-      const { assignments, scanned, truncated } = await listAssignments(tenantId, await pairsToScan(tenantId, sets, targets));
-      const after = await latestGrantRuns(tenants);
-      const { records, undecided } = await grantRecords(after.runs, assignments, scanned, sets, tenantId);
-      const drift = findDriftIn(assignments, records, { tenantId, listedFrom, undecided });
-      return {
-        ...drift,
-        grantsChecked: ownRuns(after.runs).length,
-        foreign: drift.foreign.map((a) => ({ ...a, permissionSetName: sets.get(a.permissionSetArn) })),
-        truncated: truncated || before.truncated || after.truncated,
-      };
+      // A round may take many minutes at its share of the pace: it beats, so a worker lost mid-round is noticed within the heartbeat timeout.
+      return heartbeating(() => asBackground(async () => {
+        const sets = await permissionSets(tenantId);
+        const arnOfRole = new Map([...sets].map(([arn, name]) => [name, arn]));
+        const runs = await runsInScope(tenantId);
+        const reading = semaphore(GRANT_READS_IN_FLIGHT);
+        const read = await Promise.all(runs.map((run) => reading(async () => ({ run, record: await recordOf(run) }))));
+        const records: GrantRecord[] = [];
+        const undecided = new Set<string>();
+        const pairs = new Set<string>();
+        const users = new Set<string>();
+        for (const { run, record } of read) {
+          const arn = arnOfRole.get(record?.role ?? attributeOf(run, searchAttributes.role) ?? '');
+          if (!record) {
+            // Unreadable: nothing on its pair is removed this round.
+            const target = attributeOf(run, searchAttributes.target);
+            if (target && arn) undecided.add(pairOf(accountIdOf(target), arn));
+            continue;
+          }
+          records.push(record);
+          const pair = arn ? pairOf(record.accountId, arn) : undefined;
+          // Open and past its look (or closed without confirming): its assignment is looked at.
+          const mayHold = (record.open && record.status !== 'pending' && record.status !== 'new') || (!record.open && !record.removalConfirmed);
+          if (!mayHold || !pair) continue;
+          if (record.ids) {
+            pairs.add(pair);
+            users.add(record.ids.userId);
+          } else if (record.open) {
+            undecided.add(pair); // provisioning, not yet looked: it may be about to find the assignment there
+          }
+        }
+        // A tenant that shares its instance looks only at its own accounts (config.ts makes them its list).
+        const own = tenantsOnInstanceOf(tenantId).length > 1 ? new Set(configuredAccounts(tenantId)) : undefined;
+        // As many users as pairs: per user, which also sees the grantees' assignments elsewhere.
+        const byUser = users.size <= pairs.size;
+        const listedFrom = new Date().toISOString();
+        const assignments = (byUser ? await listByUser(tenantId, users) : await listByPair(tenantId, pairs)).filter((a) => !own || own.has(a.accountId));
+        const looked = (accountId: string, ids: AssignmentIds) => (byUser ? users.has(ids.userId) : pairs.has(pairOf(accountId, ids.permissionSetArn)));
+        const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
+
+        for (const record of records) {
+          if (record.open || record.removalConfirmed) continue;
+          // A run that may have left the assignment listed: has a reconciliation removed its leftover already?
+          if (record.ids && present.has(grantTriple(record)!)) record.removalConfirmed = await leftoverRemoved(record.runId);
+          if (leftNothing(record, looked, present)) {
+            // What it may have left is gone already (removed in the console, say), or it made
+            // nothing: on record now, so that an assignment made by hand later is never taken for its leftover.
+            await recordLeftoverGone(record);
+            record.removalConfirmed = true;
+          }
+        }
+        const drift = findDriftIn(assignments, records, { tenantId, listedFrom, undecided });
+        return {
+          ...drift,
+          grantsChecked: records.length,
+          listing: byUser ? 'users' : 'pairs',
+          listed: byUser ? users.size : pairs.size,
+          foreign: drift.foreign.map((a) => ({ ...a, permissionSetName: sets.get(a.permissionSetArn) })),
+        };
+      }));
     },
 
     /** Asks the grant's own workflow to check and re-create its assignment (serialized with its expiry). */

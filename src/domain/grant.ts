@@ -79,6 +79,8 @@ export interface EnsureRequest {
   approvalsRequired?: number;
   /** The call broke the glass: active at once (autoApprove), with a follow-up request for reviewers. */
   breakGlass?: boolean;
+  /** How many entitlements of the call share `accessRequestId` (at most: some may change nothing): 1 means no other grant has the request. */
+  requestGrants?: number;
 }
 
 /**
@@ -97,6 +99,8 @@ export interface FollowUp {
   approvalsRequired: number;
   approvals: Decision[];
   denial: Decision | null;
+  /** EnsureRequest.requestGrants of the call that opened it; absent: not known. */
+  requestGrants?: number;
 }
 
 /** When a follow-up stops waiting for reviewers: its own lapse time or the grant's expiry, whichever first. */
@@ -203,6 +207,8 @@ export interface GrantState {
   review: Review | null;
   /** A break-glass use that activated the grant while its request waited: the request is withdrawn. */
   supersededBy?: { accessRequestId: string; at: string };
+  /** EnsureRequest.requestGrants of the call that opened its request; absent: not known. */
+  requestGrants?: number;
   /** Approvals so far, one per reviewer (absent in grants from before thresholds). */
   approvals?: Decision[];
   /** How many distinct reviewers must approve (absent: 1). */

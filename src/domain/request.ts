@@ -57,6 +57,11 @@ export interface RequestPart {
   awaitsReview: boolean;
 }
 
+/** How many grants request `id` of this grant may have (see EnsureRequest.requestGrants); undefined: not known. */
+export function requestGrantsOf(state: GrantState, id: string): number | undefined {
+  return state.accessRequestId === id ? state.requestGrants : state.followUps?.find((f) => f.accessRequestId === id)?.requestGrants;
+}
+
 /** Every request id a grant is part of: its own, then its follow-ups'. */
 export function requestIdsOf(state: GrantState): string[] {
   return [...(state.accessRequestId ? [state.accessRequestId] : []), ...(state.followUps ?? []).map((f) => f.accessRequestId)];

@@ -104,6 +104,8 @@ export class EnsureService {
         notices: [...new Set(denied.flatMap((p) => p.notices))],
       });
     }
+    const sharing = planned.filter((p) => p.request.accessRequestId === accessRequestId);
+    for (const p of sharing) p.request.requestGrants = sharing.length;
     const dryRun = input.dry_run ?? false;
     // One entitlement only: with more, a fallback refused by the open-grant limit (ensureOne) would
     // come after another entitlement of the call had already changed, and the call is all-or-nothing.

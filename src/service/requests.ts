@@ -1,7 +1,7 @@
 // Access requests: what a caller may review or asked for, and the reviews themselves.
 import { AccessError } from '../domain/errors';
 import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, grantWorkflowId, personOf, validateJustification } from '../domain/grant';
-import { type AccessRequestView, requestIdsOf, requestPartOf, type RequestPart, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
+import { type AccessRequestView, requestGrantsOf, requestIdsOf, requestPartOf, type RequestPart, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { reviewUpdate, searchAttributes } from '../workflows/messages';
 import { among, type Caller, equals, type GrantRow, type GrantRuns, notFound, pause, sortGrants, VISIBILITY_WAIT_MS, whenVisible } from './runs';
 import { rejectionsAsErrors } from './temporal-errors';
@@ -20,7 +20,8 @@ export class RequestService {
    * A page of the requests the caller may review or made, in the order visibility lists their
    * grants (latest first). Pending requests are narrowed in visibility to grants awaiting review; a
    * request is listed on the page of one of its grants (the first by workflow id of those the
-   * filter matches), composed from all of them, which one more visibility call finds.
+   * filter matches), composed from all of them: one more visibility call finds them for a page
+   * holding a request that may span grants (EnsureRequest.requestGrants).
    */
   async list(caller: Caller, filters: RequestFilters): Promise<{ requests: AccessRequestView[]; next_cursor: string | null }> {
     const pendingOnly = filters.status === 'pending';
@@ -28,7 +29,8 @@ export class RequestService {
     if (filters.mine) clauses.push(equals(searchAttributes.principal, encodePrincipal(caller.principal.id)));
     const listedBy = (row: GrantRow) => !pendingOnly || row.awaitingReview;
     const { items, nextCursor } = await this.runs.page(caller.tenant, clauses, filters.limit ?? 50, filters.cursor, async (rows) => {
-      const ids = [...new Set(rows.flatMap((row) => requestIdsOf(row.state)))];
+      // Only a request that may span grants needs the others found (one more call, for the page).
+      const ids = [...new Set(rows.flatMap((row) => requestIdsOf(row.state).filter((id) => requestGrantsOf(row.state, id) !== 1)))];
       const grants = new Map((ids.length > 0 ? await this.runs.all(caller.tenant, [among(searchAttributes.requestIds, ids)]) : []).map((r) => [r.workflowId, r]));
       for (const row of rows) if (!grants.has(row.workflowId)) grants.set(row.workflowId, row);
       const now = new Date();

@@ -20,7 +20,10 @@ export interface ReconcileReport {
   checkedAt: string;
   grantsChecked: number;
   assignmentsChecked: number;
-  /** A bound was reached; the rest is looked at in a later run. */
+  /** How the assignments were listed (per pair or per user), and how many pairs or users. */
+  listing: 'pairs' | 'users';
+  listed: number;
+  /** More than MAX_FIXES of a kind: the rest are fixed in a later run. */
   truncated: boolean;
   restored: (GrantRef & { outcome: string; message?: string })[];
   removed: (GrantRef & { removed: boolean; reason?: string })[];
@@ -33,7 +36,9 @@ export interface ReconcileReport {
 const MAX_FIXES = 100;
 
 const reading = proxyActivities<GrantActivities>({
-  startToCloseTimeout: '10 minutes',
+  // Everything a round should list, however long that takes at its share of the instance's pace.
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '1 minute',
   retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
 });
 const fixing = proxyActivities<GrantActivities>({
@@ -100,7 +105,9 @@ export async function reconcileWorkflow({ tenantId }: ReconcileInput): Promise<R
     checkedAt,
     grantsChecked: drift.grantsChecked,
     assignmentsChecked: drift.assignmentsChecked,
-    truncated: drift.truncated || drift.missing.length > MAX_FIXES || drift.leaked.length > MAX_FIXES,
+    listing: drift.listing,
+    listed: drift.listed,
+    truncated: drift.missing.length > MAX_FIXES || drift.leaked.length > MAX_FIXES,
     restored,
     removed,
     foreign: drift.foreign,

@@ -25,6 +25,8 @@ class HoldingProxy {
   private waiting?: { operations: string[]; resolve: (operation: string) => void };
   private held: http.ServerResponse[] = [];
   readonly url: string;
+  /** Calls that reached it, by operation. */
+  readonly calls = new Map<string, number>();
 
   private constructor(
     private readonly server: http.Server,
@@ -33,6 +35,7 @@ class HoldingProxy {
     this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     server.on('request', (req, res) => {
       const operation = String(req.headers['x-amz-target'] ?? '').split('.').pop() ?? '';
+      this.calls.set(operation, (this.calls.get(operation) ?? 0) + 1);
       const forward = http.request(`${upstream}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
         const chunks: Buffer[] = [];
         answer.on('data', (c: Buffer) => chunks.push(c));
@@ -110,6 +113,8 @@ export interface CrashWorld {
   assignments(account: string): Promise<number>;
   /** The id of the grant workflow of alice's ROLE on `account`. */
   workflowId(account: string): string;
+  /** The worker's calls to AWS so far, by operation (counted at the proxy between it and moto). */
+  awsCalls(): Record<string, number>;
   /** The grant workflow's state, from the workflow itself (needs a worker); null before its first run. */
   state(account: string): Promise<GrantState | null>;
   /**
@@ -123,15 +128,23 @@ export interface CrashWorld {
 export async function startCrashWorld(
   name: string,
   grants: { max_duration_seconds?: number } = {},
+  /** Accounts the tenant lists (its only targets), permission sets made besides ROLE, and the Schedule's reconciliation interval. */
+  { accounts, permissionSets = [], reconcileIntervalSeconds }: { accounts?: string[]; permissionSets?: string[]; reconcileIntervalSeconds?: number } = {},
 ): Promise<CrashWorld> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `access-${name}-`));
   const stack = await startStack({
     dir,
     ownServers: true,
     // The suites drive thousands of ensures as alice: far above the per-principal defaults.
-    tenants: [{ ...CRASH_TENANT, grants: { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000, read_rate_per_minute: 1_000_000, read_burst: 100_000, ...grants } }],
+    tenants: [
+      {
+        ...CRASH_TENANT,
+        grants: { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000, read_rate_per_minute: 1_000_000, read_burst: 100_000, ...grants },
+        ...(accounts && { accounts_only: true, accounts: Object.fromEntries(accounts.map((a) => [a, { environment: 'staging' }])) }),
+      },
+    ],
     users: [ALICE.email],
-    permissionSets: [ROLE],
+    permissionSets: [ROLE, ...permissionSets],
   });
   const stops: (() => Promise<void>)[] = [() => stack.stop()];
   const stopAll = async () => {
@@ -142,7 +155,10 @@ export async function startCrashWorld(
     stops.push(() => proxy.stop());
     // The worker reaches moto through the proxy; the API never calls AWS.
     const config = parseYaml(readFileSync(stack.configPath, 'utf8'));
-    for (const tenant of config.tenants) tenant.aws.endpoint = proxy.url;
+    for (const tenant of config.tenants) {
+      tenant.aws.endpoint = proxy.url;
+      if (reconcileIntervalSeconds !== undefined) tenant.reconcile_interval_seconds = reconcileIntervalSeconds;
+    }
     const workerConfig = path.join(dir, 'worker.yaml');
     writeFileSync(workerConfig, toYaml(config));
 
@@ -213,6 +229,7 @@ export async function startCrashWorld(
         return (listed.AccountAssignments ?? []).filter((a) => a.PrincipalType === 'USER' && a.PrincipalId === userId).length;
       },
       workflowId,
+      awsCalls: () => Object.fromEntries(proxy.calls),
       async state(account) {
         try {
           return await temporal.workflow.getHandle(workflowId(account)).query(grantStateQuery);

@@ -204,6 +204,7 @@ export class Grant extends GrantRecord {
       // One request per ensure call, made by the API.
       state.accessRequestId = req.accessRequestId ?? uuid4();
       state.approvalsRequired = req.approvalsRequired ?? 1;
+      if (req.requestGrants !== undefined) state.requestGrants = req.requestGrants;
       state.approvals = [];
       state.pendingExpiresAt = new Date(at.getTime() + req.pendingTtlSeconds * 1000).toISOString();
       // When the request lapses is known only here: the requester reads it in the diagnostic.

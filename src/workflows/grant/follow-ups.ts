@@ -18,6 +18,7 @@ export function openFollowUp(grant: GrantRecord, kind: FollowUp['kind'], req: En
     approvalsRequired: req.approvalsRequired ?? 1,
     approvals: [],
     denial: null,
+    ...(req.requestGrants !== undefined && { requestGrants: req.requestGrants }),
   };
   state.followUps = [...(state.followUps ?? []).slice(-9), f];
   grant.audit(
