@@ -31,15 +31,16 @@ export class RequestService {
     const { items, nextCursor } = await this.runs.page(caller.tenant, clauses, filters.limit ?? 50, filters.cursor, async (rows) => {
       // Only a request that may span grants needs the others found (one more call, for the page).
       const ids = [...new Set(rows.flatMap((row) => requestIdsOf(row.state).filter((id) => requestGrantsOf(row.state, id) !== 1)))];
-      const grants = new Map((ids.length > 0 ? await this.runs.all(caller.tenant, [among(searchAttributes.requestIds, ids)]) : []).map((r) => [r.workflowId, r]));
-      for (const row of rows) if (!grants.has(row.workflowId)) grants.set(row.workflowId, row);
+      // By run: a key's closed run and its newer one are two grants, each with requests of its own.
+      const grants = new Map((ids.length > 0 ? await this.runs.all(caller.tenant, [among(searchAttributes.requestIds, ids)]) : []).map((r) => [r.runId, r]));
+      for (const row of rows) if (!grants.has(row.runId)) grants.set(row.runId, row);
       const now = new Date();
       const listed: AccessRequestView[] = [];
       for (const row of rows) {
         const views = requestIdsOf(row.state).flatMap((id) => {
           const of = [...grants.values()].filter((g) => requestIdsOf(g.state).includes(id));
-          const lead = of.filter(listedBy).map((g) => g.workflowId).sort()[0];
-          if (lead !== row.workflowId) return [];
+          const lead = of.filter(listedBy).sort((a, b) => a.workflowId.localeCompare(b.workflowId))[0];
+          if (lead?.runId !== row.runId) return [];
           const parts = partsOf(of, id, now);
           if (!this.seesRequest(caller, parts)) return [];
           const view = toRequestView(id, parts);
