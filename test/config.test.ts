@@ -42,7 +42,7 @@ describe('config', () => {
     assert.deepEqual(t.accounts, {});
     assert.equal(t.accounts_only, false);
     assert.deepEqual(t.notifications, { webhooks: [], expiry_warning_seconds: 300 });
-    assert.deepEqual(t.aws.limits, { calls_per_second: 20, assignment_operations_in_flight: 10 });
+    assert.deepEqual(t.aws.limits, { calls_per_second: 20, assignment_operations_in_flight: 10, reconcile_share: 0.25 });
   });
 
   it('reads a Slack app: secret files against the file, the default api_url, reviewer emails in lower case', () => {
@@ -131,7 +131,7 @@ describe('config', () => {
   it('reads the role to assume with its external id, session name and duration', () => {
     const role = { assume_role_arn: 'arn:aws:iam::210987654321:role/jit-access', external_id: 'tenant-7f3a', role_session_name: 'jit-prod', role_duration_seconds: 1800 };
     const config = loadConfig(write('role.json', JSON.stringify({ tenants: [{ ...tenant, aws: { ...tenant.aws, ...role } }] })));
-    assert.deepEqual(config.tenants[0].aws, { ...tenant.aws, ...role, limits: { calls_per_second: 20, assignment_operations_in_flight: 10 } });
+    assert.deepEqual(config.tenants[0].aws, { ...tenant.aws, ...role, limits: { calls_per_second: 20, assignment_operations_in_flight: 10, reconcile_share: 0.25 } });
   });
 
   it('accepts a jwks_url over https, and over plain http only on a loopback address', () => {
