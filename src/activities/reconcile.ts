@@ -150,6 +150,8 @@ export interface DriftContext {
   listedFrom?: string;
   /** (account, permission set ARN) pairs, `account|arn`, with a grant not read or not yet looked: nothing there is removed this round. */
   undecided?: Set<string>;
+  /** Whether the listing covered a grant's assignment; one it did not cover is not judged missing. */
+  looked?: (accountId: string, ids: AssignmentIds) => boolean;
 }
 
 /**
@@ -160,7 +162,7 @@ export interface DriftContext {
  * deprovisioning), no open grant holds it, and no grant found it already there. Everything else
  * not held is foreign: an assignment made by hand after a grant removed its own is never touched.
  */
-export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { tenantId, listedFrom, undecided }: DriftContext): Omit<Drift, 'listing' | 'listed'> {
+export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { tenantId, listedFrom, undecided, looked }: DriftContext): Omit<Drift, 'listing' | 'listed'> {
   const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
   const byTriple = new Map<string, GrantRecord[]>();
   for (const grant of grants) {
@@ -173,6 +175,7 @@ export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { 
     .filter((g) => g.tenantId === tenantId)
     .filter((g) => g.open && g.ids && g.status === 'active' && !g.closing && g.assignmentPreexisted === false && !present.has(grantTriple(g)!))
     .filter((g) => !(listedFrom && g.activatedAt && g.activatedAt >= listedFrom))
+    .filter((g) => !looked || looked(g.accountId, g.ids!))
     .map(ref);
 
   const leaked: LeakedAssignment[] = [];
@@ -376,6 +379,40 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     };
   }
 
+  /**
+   * The tenant's runs in scope (runsInScope) as records, and where they say to look: the pairs and
+   * users of every grant that may hold an assignment (open and past its look) or have left one
+   * (closed without confirming its removal). `undecided`: pairs of a run that could not be read, or
+   * of a grant provisioning that has not looked yet (nothing there is removed this round).
+   */
+  async function readScope(tenantId: string, arnOfRole: Map<string, string>) {
+    const reading = semaphore(GRANT_READS_IN_FLIGHT);
+    const read = await Promise.all((await runsInScope(tenantId)).map((run) => reading(async () => ({ run, record: await recordOf(run) }))));
+    const records: GrantRecord[] = [];
+    const undecided = new Set<string>();
+    const pairs = new Set<string>();
+    const users = new Set<string>();
+    for (const { run, record } of read) {
+      const arn = arnOfRole.get(record?.role ?? attributeOf(run, searchAttributes.role) ?? '');
+      if (!record) {
+        const target = attributeOf(run, searchAttributes.target);
+        if (target && arn) undecided.add(pairOf(accountIdOf(target), arn));
+        continue;
+      }
+      records.push(record);
+      const pair = arn ? pairOf(record.accountId, arn) : undefined;
+      const mayHold = (record.open && record.status !== 'pending' && record.status !== 'new') || (!record.open && !record.removalConfirmed);
+      if (!mayHold || !pair) continue;
+      if (record.ids) {
+        pairs.add(pair);
+        users.add(record.ids.userId);
+      } else if (record.open) {
+        undecided.add(pair);
+      }
+    }
+    return { records, undecided, pairs, users };
+  }
+
   return {
     /**
      * All the reads of one reconciliation. Only where this service can have drift: the assignments
@@ -388,33 +425,9 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       return heartbeating(() => asBackground(async () => {
         const sets = await permissionSets(tenantId);
         const arnOfRole = new Map([...sets].map(([arn, name]) => [name, arn]));
-        const runs = await runsInScope(tenantId);
-        const reading = semaphore(GRANT_READS_IN_FLIGHT);
-        const read = await Promise.all(runs.map((run) => reading(async () => ({ run, record: await recordOf(run) }))));
-        const records: GrantRecord[] = [];
-        const undecided = new Set<string>();
-        const pairs = new Set<string>();
-        const users = new Set<string>();
-        for (const { run, record } of read) {
-          const arn = arnOfRole.get(record?.role ?? attributeOf(run, searchAttributes.role) ?? '');
-          if (!record) {
-            // Unreadable: nothing on its pair is removed this round.
-            const target = attributeOf(run, searchAttributes.target);
-            if (target && arn) undecided.add(pairOf(accountIdOf(target), arn));
-            continue;
-          }
-          records.push(record);
-          const pair = arn ? pairOf(record.accountId, arn) : undefined;
-          // Open and past its look (or closed without confirming): its assignment is looked at.
-          const mayHold = (record.open && record.status !== 'pending' && record.status !== 'new') || (!record.open && !record.removalConfirmed);
-          if (!mayHold || !pair) continue;
-          if (record.ids) {
-            pairs.add(pair);
-            users.add(record.ids.userId);
-          } else if (record.open) {
-            undecided.add(pair); // provisioning, not yet looked: it may be about to find the assignment there
-          }
-        }
+        // Runs read before the listing say where to look; read again after it, they judge what it
+        // found, so an assignment made meanwhile is judged with the grant that made it.
+        const { pairs, users, undecided: unreadBefore } = await readScope(tenantId, arnOfRole);
         // A tenant that shares its instance looks only at its own accounts (config.ts makes them its list).
         const own = tenantsOnInstanceOf(tenantId).length > 1 ? new Set(configuredAccounts(tenantId)) : undefined;
         // As many users as pairs: per user, which also sees the grantees' assignments elsewhere.
@@ -423,6 +436,8 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
         const assignments = (byUser ? await listByUser(tenantId, users) : await listByPair(tenantId, pairs)).filter((a) => !own || own.has(a.accountId));
         const looked = (accountId: string, ids: AssignmentIds) => (byUser ? users.has(ids.userId) : pairs.has(pairOf(accountId, ids.permissionSetArn)));
         const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
+        const { records, undecided } = await readScope(tenantId, arnOfRole);
+        for (const pair of unreadBefore) undecided.add(pair);
 
         for (const record of records) {
           if (record.open || record.removalConfirmed) continue;
@@ -435,7 +450,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
             record.removalConfirmed = true;
           }
         }
-        const drift = findDriftIn(assignments, records, { tenantId, listedFrom, undecided });
+        const drift = findDriftIn(assignments, records, { tenantId, listedFrom, undecided, looked });
         return {
           ...drift,
           grantsChecked: records.length,
