@@ -418,7 +418,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
      * All the reads of one reconciliation. Only where this service can have drift: the assignments
      * of the tenant's open grants (are they there?) and of its runs closed without confirming their
      * removal (are they gone?). Listed per (account, permission set) pair, or per user when there
-     * are fewer users than pairs; the cost follows the grants, never accounts times permission sets.
+     * are no more users than pairs; the cost follows the grants, never accounts times permission sets.
      */
     async findDrift(tenantId: string): Promise<Drift> {
       // A round may take many minutes at its share of the pace: it beats, so a worker lost mid-round is noticed within the heartbeat timeout.
