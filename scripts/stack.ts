@@ -1,10 +1,12 @@
-// A local stack for tests and the dev command: a Temporal dev server (temporal-dev.sh), moto as
-// the AWS IAM Identity Center emulator, per-tenant signing keys and the tenants config file.
+// A local stack for tests and the dev command: a Temporal server (temporal-dev.sh: the dev server,
+// or with TEMPORAL_PERSISTENCE=postgres one on PostgreSQL), moto as the AWS IAM Identity Center
+// emulator, per-tenant signing keys and the tenants config file.
 // Everything it starts it also stops (stop(), or when this process exits).
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import {
   SSOAdminClient,
@@ -361,7 +363,7 @@ async function startTemporal(
   wantPort?: number,
   ownServer = false,
   extraArgs: string[] = [],
-): Promise<{ address: string; child?: Child; restart?: () => Promise<Child> }> {
+): Promise<{ address: string; child?: Child; restart?: () => Promise<Child>; dataDir?: string }> {
   const given = ownServer ? undefined : process.env.TEMPORAL_ADDRESS;
   const hostPort = given ? splitHostPort(given) : undefined;
   if (given && hostPort && (await tcpReachable(hostPort.host, hostPort.port))) {
@@ -376,6 +378,11 @@ async function startTemporal(
     TEMPORAL_PORT: String(port),
     TEMPORAL_DB_FILE: path.join(dir, 'temporal.db'),
   };
+  if (process.env.TEMPORAL_PERSISTENCE === 'postgres') {
+    // A folder of its own in the temp dir: as root, temporal-dev.sh hands it to the postgres user,
+    // who may not enter the stack's folder.
+    env.TEMPORAL_PG_DIR = mkdtempSync(path.join(os.tmpdir(), 'access-temporal-pg-'));
+  }
   if (uiPort === undefined || uiPort === 0) {
     env.TEMPORAL_HEADLESS = '1';
     env.TEMPORAL_UI_PORT = '0';
@@ -387,14 +394,14 @@ async function startTemporal(
   const start = async (): Promise<Child> => {
     const child = startChild('temporal', path.join(repoRoot, 'temporal-dev.sh'), ['start', ...extraArgs], env, dir);
     try {
-      await waitFor('Temporal dev server', () => temporalReady(address, 'default', true), TEMPORAL_START_TIMEOUT_MS, child);
+      await waitFor('Temporal', () => temporalReady(address, 'default', true), TEMPORAL_START_TIMEOUT_MS, child);
     } catch (err) {
       await stopChild(child);
       throw err;
     }
     return child;
   };
-  return { address, child: await start(), restart: start };
+  return { address, child: await start(), restart: start, dataDir: env.TEMPORAL_PG_DIR };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -587,9 +594,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   mkdirSync(dir, { recursive: true });
 
   const started: Child[] = [];
+  let temporalData: string | undefined; // PostgreSQL's folder: hundreds of MB, not kept after the stack
   const stop = async (): Promise<void> => {
     const children = started.splice(0);
     await Promise.all(children.map((c) => stopChild(c)));
+    if (temporalData) rmSync(temporalData, { recursive: true, force: true });
   };
 
   try {
@@ -601,6 +610,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ]);
     if (motoR.status === 'fulfilled' && motoR.value.child) started.push(motoR.value.child);
     if (temporalR.status === 'fulfilled' && temporalR.value.child) started.push(temporalR.value.child);
+    if (temporalR.status === 'fulfilled') temporalData = temporalR.value.dataDir;
     for (const r of [keysR, motoR, temporalR]) if (r.status === 'rejected') throw r.reason;
     const keys = (keysR as PromiseFulfilledResult<Awaited<ReturnType<typeof tenantKey>>[]>).value;
     const moto = (motoR as PromiseFulfilledResult<Awaited<ReturnType<typeof startMoto>>>).value;
