@@ -33,6 +33,9 @@ const int = (name: string, fallback: number): number => {
   return n;
 };
 
+/** The engine under test: the dev server, or with TEMPORAL_PERSISTENCE=postgres a server on PostgreSQL. */
+const ENGINE =
+  process.env.TEMPORAL_PERSISTENCE === 'postgres' ? 'Temporal server on PostgreSQL (4 history shards)' : 'Temporal dev server (SQLite)';
 const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads'];
 
 const settings = {
@@ -208,11 +211,13 @@ async function assignedAccounts(sso: SSOAdminClient, t: TenantSetup): Promise<Se
 /**
  * Where the time goes: CPU (user + system) each process of the run has used so far, in ms, by
  * name. The bench's own children, and the stack's Temporal server (its database is in the run's
- * folder) and moto (by its port). Linux: /proc, in clock ticks of 10 ms.
+ * folder, or its PostgreSQL folder), PostgreSQL (the postmaster and its backends) and moto (by its
+ * port). Linux: /proc, in clock ticks of 10 ms.
  */
-const runOf = { dir: '', awsPort: '' };
+const runOf = { dir: '', awsPort: '', temporalData: '' };
 function cpuByProcess(): Record<string, number> {
   const pids = procs.filter((c) => c.proc.pid !== undefined && !c.ended).map((c) => ({ name: c.name, pid: c.proc.pid! }));
+  let postmaster: number | undefined;
   for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     let command: string;
     try {
@@ -221,7 +226,20 @@ function cpuByProcess(): Record<string, number> {
       continue; // gone meanwhile
     }
     if (command.includes('start-dev') && command.includes(runOf.dir)) pids.push({ name: 'temporal', pid: Number(entry) });
+    else if (runOf.temporalData && command.includes('temporal-server') && command.includes(runOf.temporalData)) pids.push({ name: 'temporal', pid: Number(entry) });
+    else if (runOf.temporalData && command.includes(`postgres -D ${runOf.temporalData}/data`)) postmaster = Number(entry);
     else if (command.includes('moto_server') && command.includes(` -p ${runOf.awsPort}`)) pids.push({ name: 'moto', pid: Number(entry) });
+  }
+  if (postmaster !== undefined) {
+    // A backend's command line is rewritten ("postgres: temporal temporal ..."): find them by parent.
+    for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+      try {
+        const parent = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+        if (Number(entry) === postmaster || parent === postmaster) pids.push({ name: 'postgres', pid: Number(entry) });
+      } catch {
+        // gone meanwhile
+      }
+    }
   }
   const cpu: Record<string, number> = {};
   for (const { name, pid } of pids) {
@@ -357,7 +375,7 @@ async function main(): Promise<void> {
 }
 
 async function run(stack: Stack, dir: string, tenantIds: string[], started: number): Promise<void> {
-  Object.assign(runOf, { dir, awsPort: new URL(stack.awsEndpoint).port });
+  Object.assign(runOf, { dir, awsPort: new URL(stack.awsEndpoint).port, temporalData: stack.temporalDataDir ?? '' });
   // Each tenant on its own instance: rewrite the stack's config with one region per tenant.
   const seeded = await Promise.all(tenantIds.map((_, i) => seedRegion(stack.awsEndpoint, REGIONS[i])));
   const readsSeed = settings.scenarios.includes('reads') ? await seedRegion(stack.awsEndpoint, READS_TENANT.region) : undefined;
@@ -1000,7 +1018,7 @@ function writeResults(results: Record<string, any>): void {
     '# Benchmark results',
     '',
     `${new Date().toISOString()}; ${machine.cpus} × ${machine.cpu}; Node ${machine.node}; ${results.totalMinutes} min; load average at the end ${machine.loadavgAtEnd.join(' ')}.`,
-    `Everything co-located: Temporal dev server, moto, worker, API, floors and the load generator.`,
+    `Everything co-located: ${ENGINE}, moto, worker, API, floors and the load generator.`,
     '',
     '| scenario | result | floor | ratio | target | |',
     '|---|---|---|---|---|---|',

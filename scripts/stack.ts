@@ -85,6 +85,8 @@ export interface StackOptions {
 export interface Stack {
   /** host:port */
   temporalAddress: string;
+  /** With TEMPORAL_PERSISTENCE=postgres, the server's folder (PostgreSQL's data, config, ports). */
+  temporalDataDir?: string;
   /** http://127.0.0.1:port of moto */
   awsEndpoint: string;
   /** The tenants YAML written for these tenants. */
@@ -635,6 +637,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
     return {
       temporalAddress: temporal.address,
+      temporalDataDir: temporal.dataDir,
       awsEndpoint: moto.endpoint,
       configPath,
       instanceArn: aws.instanceArnOf.get(opts.tenants[0].id.toLowerCase())!,

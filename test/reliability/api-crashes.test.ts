@@ -4,8 +4,9 @@
 import assert from 'node:assert/strict';
 import { eventually } from '../support/world';
 import { type CrashWorld, sleep, startCrashWorld } from '../support/crash-world';
+import { countFromEnv } from '../support/env';
 
-const ROUNDS = Number(process.env.API_CRASH_ROUNDS ?? 10);
+const ROUNDS = countFromEnv('API_CRASH_ROUNDS', 10);
 
 describe('API crashes (reliability)', function () {
   this.timeout(0);
