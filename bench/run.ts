@@ -144,6 +144,13 @@ function startNode(name: string, script: string, args: string[], env: NodeJS.Pro
 const stopProcs = (): Promise<unknown> => Promise.all(procs.splice(0).map((child) => stopChild(child)));
 
 /** Resident and peak resident memory of a process, in bytes (Linux). */
+/** Where a process's memory is, as its own /metrics (prom-client's Node.js defaults) says. */
+async function heapOf(metricsUrl: string): Promise<{ used: number; total: number; external: number }> {
+  const text = await (await fetch(metricsUrl)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+  return { used: value('nodejs_heap_size_used_bytes'), total: value('nodejs_heap_size_total_bytes'), external: value('nodejs_external_memory_bytes') };
+}
+
 function memoryOf(pid: number | undefined): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
@@ -395,9 +402,9 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   );
   const ssoOf = tenants.map((t) => new SSOAdminClient({ ...awsClientConfig(stack.awsEndpoint), region: t.region }));
 
-  const [apiPort, floorPort] = await Promise.all([freePort(), freePort()]);
+  const [apiPort, floorPort, workerMetricsPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const env = { ACCESS_CONFIG: configPath, TEMPORAL_ADDRESS: stack.temporalAddress };
-  const worker = startNode('worker', 'src/worker.js', [], env, dir);
+  const worker = startNode('worker', 'src/worker.js', [], { ...env, WORKER_METRICS_PORT: String(workerMetricsPort) }, dir);
   const apiProc = startNode('api', 'src/api/server.js', [], { ...env, PORT: String(apiPort) }, dir);
   const floorAws: FloorAws = { endpoint: stack.awsEndpoint, regions: tenants.map(({ region, instanceArn, userId, permissionSetArn }) => ({ region, instanceArn, userId, permissionSetArn })) };
   startNode('floor-worker', 'bench/floor.js', ['worker'], env, dir);
@@ -878,6 +885,7 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
     clearInterval(sampler);
     await sleep(5000); // let the dust settle before reading memory
     const workerMem = memoryOf(worker.proc.pid);
+    const workerHeap = await heapOf(`http://127.0.0.1:${workerMetricsPort}/metrics`);
     const apiMem = memoryOf(apiProc.proc.pid);
     log('held: floor and no-change ensure while held');
     const floorHeld = await measure(queryFloorSpec);
@@ -889,6 +897,9 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
       createSeconds: round(createSeconds, 0),
       workerRssMiB: mib(workerMem.rss),
       workerPeakRssMiB: mib(Math.max(workerMem.peak, workerPeak)),
+      workerHeapUsedMiB: mib(workerHeap.used),
+      workerHeapTotalMiB: mib(workerHeap.total),
+      workerExternalMiB: mib(workerHeap.external),
       apiRssMiB: mib(apiMem.rss),
       apiPeakRssMiB: mib(apiMem.peak),
       noChangeEnsure: noChangeHeld,
@@ -957,6 +968,7 @@ function writeResults(results: Record<string, any>): void {
     ]),
     ...section('held', held, () => [
       [`${held.activeGrants} active grants: worker RSS (peak)`, `${held.workerRssMiB} MiB (${held.workerPeakRssMiB} MiB)`, '', '', '< 1 GiB', yes(held.workerPeakRssMiB * 2 ** 20 < GiB && held.activeGrants >= s.held)],
+      [`${held.activeGrants} active grants: worker V8 heap used / heap total / external`, `${held.workerHeapUsedMiB} / ${held.workerHeapTotalMiB} / ${held.workerExternalMiB} MiB`, '', '', '', ''],
       [`${held.activeGrants} active grants: API RSS (peak)`, `${held.apiRssMiB} MiB (${held.apiPeakRssMiB} MiB)`, '', '', '', ''],
       [`${held.activeGrants} active grants: no-change p99`, `${held.noChangeEnsure.p99} ms`, `${held.floor.p99} ms`, x(held.noChangeEnsure.p99, held.floor.p99), '', ''],
       [`${held.activeGrants} active grants: no-change throughput`, `${held.noChangeEnsure.rps} req/s`, `${held.floor.rps} req/s`, x(held.noChangeEnsure.rps, held.floor.rps), '', ''],
