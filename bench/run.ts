@@ -143,7 +143,6 @@ function startNode(name: string, script: string, args: string[], env: NodeJS.Pro
 
 const stopProcs = (): Promise<unknown> => Promise.all(procs.splice(0).map((child) => stopChild(child)));
 
-/** Resident and peak resident memory of a process, in bytes (Linux). */
 /** Where a process's memory is, as its own /metrics (prom-client's Node.js defaults) says. */
 async function heapOf(metricsUrl: string): Promise<{ used: number; total: number; external: number }> {
   const text = await (await fetch(metricsUrl)).text();
@@ -151,6 +150,7 @@ async function heapOf(metricsUrl: string): Promise<{ used: number; total: number
   return { used: value('nodejs_heap_size_used_bytes'), total: value('nodejs_heap_size_total_bytes'), external: value('nodejs_external_memory_bytes') };
 }
 
+/** Resident and peak resident memory of a process, in bytes (Linux). */
 function memoryOf(pid: number | undefined): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
