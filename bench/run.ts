@@ -20,6 +20,7 @@ import { awsClientConfig, type Child, freePort, repoRoot, startChild, startStack
 import { WIRE_SLACK_MS } from '../src/activities/aws';
 import { FLEET_REFRESH_MS, pollersOf, presenceQueueOf } from '../src/activities/fleet';
 import { env as workerEnv, loadConfig } from '../src/config';
+import { WORKER_ENV, WORKER_NODE_FLAGS } from '../src/worker-process';
 import { grantWorkflowId, type GrantView } from '../src/domain/grant';
 import { grantStateQuery, revokeSignal } from '../src/workflows/messages';
 import type { ReconcileReport } from '../src/workflows/reconcile';
@@ -136,7 +137,9 @@ const procs: Child[] = [];
 function startNode(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, dir: string): Child {
   // BENCH_PROFILE=1: CPU profiles of every process, written to <work dir>/profiles when it ends.
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profiles')}`] : [];
-  const child = startChild(name, process.execPath, [...profile, path.join(repoRoot, 'dist', script), ...args], { ...process.env, ...env }, dir);
+  const worker = script === 'src/worker.js';
+  const flags = [...profile, ...(worker ? WORKER_NODE_FLAGS : [])];
+  const child = startChild(name, process.execPath, [...flags, path.join(repoRoot, 'dist', script), ...args], { ...process.env, ...(worker ? WORKER_ENV : {}), ...env }, dir);
   procs.push(child);
   return child;
 }

@@ -2,6 +2,7 @@
 // API), then a token and a curl line that activates a grant. Ctrl-C stops everything it started.
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { WORKER_ENV, WORKER_NODE_FLAGS } from '../src/worker-process';
 import { AUDIT_BUCKET, AUDIT_PREFIX, repoRoot, startStack, waitFor } from './stack';
 
 const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
@@ -28,8 +29,12 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
 
   const childEnv = { ...process.env, ACCESS_CONFIG: stack.configPath, TEMPORAL_ADDRESS: stack.temporalAddress, PORT: String(API_PORT) };
-  for (const entry of ['dist/src/worker.js', 'dist/src/api/server.js']) {
-    const child = spawn(process.execPath, [path.join(repoRoot, entry)], { env: childEnv, stdio: 'inherit' });
+  const processes = [
+    { entry: 'dist/src/worker.js', flags: WORKER_NODE_FLAGS, env: { ...childEnv, ...WORKER_ENV } },
+    { entry: 'dist/src/api/server.js', flags: [], env: childEnv },
+  ];
+  for (const { entry, flags, env } of processes) {
+    const child = spawn(process.execPath, [...flags, path.join(repoRoot, entry)], { env, stdio: 'inherit' });
     child.on('exit', (code) => {
       if (code !== 0 && code !== null) console.error(`${entry} exited with ${code}`);
     });

@@ -10,6 +10,7 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { grantWorkflowId } from '../src/domain/grant';
 import { freePort } from '../src/net';
 import { searchAttributes } from '../src/workflows/messages';
+import { WORKER_ENV, WORKER_NODE_FLAGS } from '../src/worker-process';
 import { repoRoot } from '../scripts/stack';
 import { current, ensure, eventually, freshAccount, grantReaching, OTHER_TENANT, target, TENANT, tokenFor, USERS } from './support/world';
 
@@ -22,8 +23,9 @@ interface Proc {
 }
 
 function run(entry: 'api/server' | 'worker', env: Record<string, string>): Proc {
-  const proc = spawn(process.execPath, [path.join(repoRoot, 'dist/src', `${entry}.js`)], {
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+  const worker = entry === 'worker';
+  const proc = spawn(process.execPath, [...(worker ? WORKER_NODE_FLAGS : []), path.join(repoRoot, 'dist/src', `${entry}.js`)], {
+    env: { ...process.env, ...(worker ? WORKER_ENV : {}), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -83,6 +85,12 @@ describe('operations', function () {
   });
 
   describe('API and worker processes', () => {
+    it('npm run start:worker starts the worker with the memory settings the stack, the tests and the bench use', () => {
+      const scripts = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).scripts;
+      const env = Object.entries(WORKER_ENV).map(([k, v]) => `${k}=${v}`);
+      assert.equal(scripts['start:worker'], [...env, 'node', ...WORKER_NODE_FLAGS, 'dist/src/worker.js'].join(' '));
+    });
+
     it('log JSON lines with request id, tenant, principal, grant and workflow ids, and never the token', async () => {
       const env = await processEnv(`ops-logs-${process.pid}`);
       const worker = run('worker', env);

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Child, freePort, repoRoot, startChild, stopChild, waitFor } from '../../scripts/stack';
+import { WORKER_ENV, WORKER_NODE_FLAGS } from '../../src/worker-process';
 import { workflowBundle } from './bundle';
 
 const START_TIMEOUT_MS = 60_000;
@@ -32,6 +33,7 @@ export class ServiceProcess {
     private readonly env: NodeJS.ProcessEnv,
     private readonly dir: string,
     private readonly ready: (startsLogged: number) => Promise<boolean>,
+    private readonly nodeFlags: string[] = [],
   ) {}
 
   get running(): boolean {
@@ -46,7 +48,7 @@ export class ServiceProcess {
   async start(): Promise<void> {
     if (this.running) throw new Error(`${this.name} is already running`);
     const before = this.startsLogged();
-    this.child = startChild(this.name, process.execPath, [path.join(repoRoot, this.entry)], this.env, this.dir);
+    this.child = startChild(this.name, process.execPath, [...this.nodeFlags, path.join(repoRoot, this.entry)], this.env, this.dir);
     this.starts += 1;
     await waitFor(`${this.name} (${this.entry})`, () => this.ready(before), START_TIMEOUT_MS, this.child);
   }
@@ -94,7 +96,14 @@ export async function workerProcess(s: ServiceSettings, env: Record<string, stri
   // A restarted worker waits two fleet refreshes before its first AWS call: 2 s here, not 10 (the
   // default is test/fleet.test.ts's).
   const bundled = { WORKFLOW_BUNDLE: await workflowBundle(), WORKER_FLEET_REFRESH_SECONDS: '1', ...env };
-  const worker: ServiceProcess = new ServiceProcess('worker', 'dist/src/worker.js', childEnv(s, bundled), s.dir, async (before) => worker.startsLogged() > before);
+  const worker: ServiceProcess = new ServiceProcess(
+    'worker',
+    'dist/src/worker.js',
+    childEnv(s, { ...WORKER_ENV, ...bundled }),
+    s.dir,
+    async (before) => worker.startsLogged() > before,
+    WORKER_NODE_FLAGS,
+  );
   return worker;
 }
 
