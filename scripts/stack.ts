@@ -403,7 +403,13 @@ async function startTemporal(
     }
     return child;
   };
-  return { address, child: await start(), restart: start, dataDir: env.TEMPORAL_PG_DIR };
+  try {
+    return { address, child: await start(), restart: start, dataDir: env.TEMPORAL_PG_DIR };
+  } catch (err) {
+    // The caller never learns of a folder whose server did not start: remove it here.
+    if (env.TEMPORAL_PG_DIR) rmSync(env.TEMPORAL_PG_DIR, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
