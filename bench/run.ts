@@ -24,6 +24,7 @@ import { WORKER_ENV, WORKER_NODE_FLAGS } from '../src/worker-process';
 import { grantWorkflowId, type GrantView } from '../src/domain/grant';
 import { grantStateQuery, revokeSignal } from '../src/workflows/messages';
 import type { ReconcileReport } from '../src/workflows/reconcile';
+import { FaultProxy } from '../test/support/fault-proxy';
 import { FLOOR_TASK_QUEUE, type FloorAws } from './floor';
 
 const int = (name: string, fallback: number): number => {
@@ -34,10 +35,20 @@ const int = (name: string, fallback: number): number => {
   return n;
 };
 
+const ints = (name: string, fallback: number[]): number[] => {
+  const value = process.env[name];
+  if (value === undefined || value === '') return fallback;
+  return value.split(',').map((part, i) => {
+    const n = Number(part.trim());
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be whole numbers separated by commas, got "${value}" (item ${i + 1})`);
+    return n;
+  });
+};
+
 /** The engine under test: the dev server, or with TEMPORAL_PERSISTENCE=postgres a server on PostgreSQL. */
 const ENGINE =
   process.env.TEMPORAL_PERSISTENCE === 'postgres' ? 'Temporal server on PostgreSQL (4 history shards)' : 'Temporal dev server (SQLite)';
-const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads'];
+const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile'];
 
 const settings = {
   /** autocannon connections for the no-change and extension scenarios and their floors (scale-out: split over its APIs). */
@@ -76,6 +87,11 @@ const settings = {
   /** Reads: requests in flight while the runs are made, and calls timed per read row. */
   readsConcurrency: int('BENCH_READS_CONCURRENCY', 64),
   readsSamples: int('BENCH_READS_SAMPLES', 200),
+  /** Reconciliation: grant runs made before each measured round (cumulative), listed accounts, the instance's permission sets, and users. */
+  reconcileRuns: ints('BENCH_RECONCILE_RUNS', [1000, 10_000, 50_000]),
+  reconcileAccounts: int('BENCH_RECONCILE_ACCOUNTS', 3000),
+  reconcilePermissionSets: int('BENCH_RECONCILE_PERMISSION_SETS', 25),
+  reconcileUsers: int('BENCH_RECONCILE_USERS', 50),
   /** Results go to bench/results/<out>.{md,json}. */
   out: process.env.BENCH_OUT || 'results',
   /** Which scenarios to run (comma-separated); default all. */
@@ -88,6 +104,8 @@ const ROLE = 'ReadOnlyAccess'; // auto-activated by the shipped policies
 const USER = { sub: 'bench-user', email: 'bench@example.com', groups: [] as string[] };
 /** The reads scenario's tenant, on an instance of its own (REGIONS holds the others'). */
 const READS_TENANT = { id: 'b0000000-0000-4000-8000-00000000ead5', region: 'eu-south-1' };
+/** The reconciliation scenario's tenant, on an instance of its own whose calls are counted at a proxy. */
+const RECONCILE_TENANT = { id: 'b0000000-0000-4000-8000-0000000ec0c1', region: 'ap-northeast-3' };
 /** Asks for AdministratorAccess (reviewed by platform-admins in the shipped policies): the same identity-store user as USER. */
 const REQUESTER = { ...USER, groups: ['engineering'] };
 const REVIEWER = { sub: 'bench-reviewer', email: 'reviewer@example.com', groups: ['platform-admins'] };
@@ -196,6 +214,36 @@ async function seedRegion(endpoint: string, region: string): Promise<Omit<Tenant
     }
     permissionSetArn ??= (await sso.send(new CreatePermissionSetCommand({ InstanceArn: instanceArn, Name: ROLE }))).PermissionSet!.PermissionSetArn!;
     return { region, instanceArn, identityStoreId, userId: UserId!, permissionSetArn };
+  } finally {
+    sso.destroy();
+    ids.destroy();
+  }
+}
+
+/**
+ * The reconciliation scenario's instance: its users (each a principal with tokens of its own), the
+ * tenant's listed accounts and the instance's permission sets, with a proxy in front of moto that
+ * counts the worker's calls to it.
+ */
+async function seedReconcileWorld(endpoint: string) {
+  const cfg = { ...awsClientConfig(endpoint), region: RECONCILE_TENANT.region };
+  const sso = new SSOAdminClient(cfg);
+  const ids = new IdentitystoreClient(cfg);
+  try {
+    const { Instances } = await sso.send(new ListInstancesCommand({}));
+    const instanceArn = Instances![0].InstanceArn!;
+    const identityStoreId = Instances![0].IdentityStoreId!;
+    const users = Array.from({ length: settings.reconcileUsers }, (_, i) => ({ sub: `bench-r${i}`, email: `bench-r${i}@example.com`, groups: ['engineering'] }));
+    for (const u of users) {
+      await ids.send(
+        new CreateUserCommand({ IdentityStoreId: identityStoreId, UserName: u.email, DisplayName: u.sub, Name: { GivenName: 'Bench', FamilyName: u.sub }, Emails: [{ Value: u.email, Primary: true, Type: 'work' }] }),
+      );
+    }
+    const permissionSets = [ROLE, ...Array.from({ length: settings.reconcilePermissionSets - 1 }, (_, i) => `Team${i}Access`)];
+    for (const name of permissionSets) await sso.send(new CreatePermissionSetCommand({ InstanceArn: instanceArn, Name: name }));
+    const proxy = await FaultProxy.start();
+    await proxy.upstream(endpoint);
+    return { instanceArn, identityStoreId, users, accounts: Array.from({ length: settings.reconcileAccounts }, (_, i) => account(6, i)), permissionSets, proxy };
   } finally {
     sso.destroy();
     ids.destroy();
@@ -372,6 +420,7 @@ async function main(): Promise<void> {
     tenants: [
       ...tenantIds.map((id, i) => ({ id, name: `bench${i}`, grants: BENCH_GRANTS })),
       ...(settings.scenarios.includes('reads') ? [{ id: READS_TENANT.id, name: 'reads', grants: BENCH_GRANTS }] : []),
+      ...(settings.scenarios.includes('reconcile') ? [{ id: RECONCILE_TENANT.id, name: 'reconcile', grants: BENCH_GRANTS }] : []),
     ],
     users: [USER.email],
     permissionSets: [ROLE],
@@ -389,8 +438,16 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   // Each tenant on its own instance: rewrite the stack's config with one region per tenant.
   const seeded = await Promise.all(tenantIds.map((_, i) => seedRegion(stack.awsEndpoint, REGIONS[i])));
   const readsSeed = settings.scenarios.includes('reads') ? await seedRegion(stack.awsEndpoint, READS_TENANT.region) : undefined;
-  const config = parseYaml(readFileSync(stack.configPath, 'utf8')) as { tenants: { id: string; aws: Record<string, unknown> }[] };
+  const reconcileWorld = settings.scenarios.includes('reconcile') ? await seedReconcileWorld(stack.awsEndpoint) : undefined;
+  const config = parseYaml(readFileSync(stack.configPath, 'utf8')) as { tenants: ({ id: string; aws: Record<string, unknown> } & Record<string, unknown>)[] };
   config.tenants.forEach((t, i) => {
+    if (t.id === RECONCILE_TENANT.id) {
+      const w = reconcileWorld!;
+      // AWS's own quota (the default limits), through the proxy that counts the calls; the rounds measured are the scenario's own.
+      Object.assign(t.aws, { region: RECONCILE_TENANT.region, sso_instance_arn: w.instanceArn, identity_store_id: w.identityStoreId, endpoint: w.proxy.url });
+      Object.assign(t, { accounts: Object.fromEntries(w.accounts.map((a) => [a, {}])), reconcile_interval_seconds: 86_400 });
+      return;
+    }
     const s = t.id === READS_TENANT.id ? readsSeed! : seeded[i];
     Object.assign(t.aws, { region: s.region, sso_instance_arn: s.instanceArn, identity_store_id: s.identityStoreId });
     // The reads world's active grants are a fixture, made faster than AWS's quota allows (moto has none).
@@ -540,6 +597,10 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
 
   // --- Reads: a tenant's listings at an enterprise's size, against bare visibility calls. -----
   results.reads = await attempt('reads', readsScenario);
+
+  // --- Reconciliation: a round's AWS calls and time as the tenant's grant runs grow. ----------
+  results.reconcile = await attempt('reconcile', reconcileScenario);
+  await reconcileWorld?.proxy.close();
 
   results.settings = { ...settings, callsPerSecond };
   results.machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadavgAtEnd: os.loadavg().map((n) => round(n, 2)) };
@@ -711,48 +772,53 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
     };
   }
 
+  /** An API call as a user of the tenant. A busy dev server answers 503 with Retry-After now and then while a fixture is made, and its visibility may list a grant made a moment ago later than the API waits for (404): both are asked again. */
+  async function apiCall<T = any>(tenantId: string, token: string, method: string, url: string, body?: unknown): Promise<T> {
+    const headers = { authorization: `Bearer ${token}`, 'x-tenant-id': tenantId, 'content-type': 'application/json' };
+    for (let attempt = 1; ; attempt++) {
+      const res = await fetch(`${api}${url}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      const json = (await res.json()) as T;
+      if (res.ok) return json;
+      if ((res.status !== 503 && res.status !== 404) || attempt >= 30) throw new Error(`${method} ${url}: HTTP ${res.status} ${JSON.stringify(json)}`);
+      await sleep(1000);
+    }
+  }
+  /** A 12-hour ensure of `role` on `acct`: the grant's view. */
+  async function ask(tenantId: string, token: string, acct: string, role: string): Promise<GrantView> {
+    const reply = await apiCall<{ grants: GrantView[] }>(tenantId, token, 'POST', '/v1/access/ensure', {
+      entitlements: [{ target: `AWS::Account::${acct}`, role, duration_seconds: 43200 }],
+      justification: { reason: 'bench' },
+    });
+    return reply.grants[0];
+  }
+  /** A closed grant run: a reviewed request, withdrawn as an operator does, by the workflow's id (the run closes on its own meanwhile). */
+  async function withdrawnRun(tenantId: string, token: string, principalId: string, acct: string): Promise<void> {
+    await ask(tenantId, token, acct, 'AdministratorAccess');
+    const key = { tenantId, principalId, target: `AWS::Account::${acct}`, role: 'AdministratorAccess' };
+    await temporal.workflow.getHandle(grantWorkflowId(key)).signal(revokeSignal, { revokedBy: principalId, reason: 'bench: withdrawn' });
+  }
+  /** `task` for 0..n-1, `concurrency` at once: how long it took, in s. */
+  async function made(what: string, n: number, task: (i: number) => Promise<void>, concurrency = settings.readsConcurrency): Promise<number> {
+    const t0 = Date.now();
+    await closedLoop(n, concurrency, async (i) => {
+      await task(i);
+      if (i % 5000 === 4999) log(`${i + 1} of ${n} ${what}`);
+    });
+    log(`${n} ${what} in ${round((Date.now() - t0) / 1000)} s`);
+    return round((Date.now() - t0) / 1000);
+  }
+
   async function readsScenario() {
     const tenantId = READS_TENANT.id;
     const [requester, reviewer] = await Promise.all([stack.issueToken(tenantId, REQUESTER, { expiresIn: '4h' }), stack.issueToken(tenantId, REVIEWER, { expiresIn: '4h' })]);
-    const as = (token: string) => ({ authorization: `Bearer ${token}`, 'x-tenant-id': tenantId, 'content-type': 'application/json' });
-    async function call<T = any>(token: string, method: string, url: string, body?: unknown): Promise<T> {
-      for (let attempt = 1; ; attempt++) {
-        const res = await fetch(`${api}${url}`, { method, headers: as(token), body: body === undefined ? undefined : JSON.stringify(body) });
-        const json = (await res.json()) as T;
-        if (res.ok) return json;
-        // A busy dev server answers 503 with Retry-After now and then while the fixture is made, and
-        // its visibility may list a grant made a moment ago later than the API waits for (404).
-        if ((res.status !== 503 && res.status !== 404) || attempt >= 30) throw new Error(`${method} ${url}: HTTP ${res.status} ${JSON.stringify(json)}`);
-        await sleep(1000);
-      }
-    }
-    const ask = (acct: string, role: string) =>
-      call<{ grants: GrantView[] }>(requester, 'POST', '/v1/access/ensure', {
-        entitlements: [{ target: `AWS::Account::${acct}`, role, duration_seconds: 43200 }],
-        justification: { reason: 'bench reads' },
-      }).then((r) => r.grants[0]);
-    const made = async (what: string, n: number, task: (i: number) => Promise<void>) => {
-      const t0 = Date.now();
-      await closedLoop(n, settings.readsConcurrency, async (i) => {
-        await task(i);
-        if (i % 5000 === 4999) log(`reads: ${i + 1} of ${n} ${what}`);
-      });
-      log(`reads: ${n} ${what} in ${round((Date.now() - t0) / 1000)} s`);
-      return round((Date.now() - t0) / 1000);
-    };
+    const call = <T = any>(token: string, method: string, url: string, body?: unknown) => apiCall<T>(tenantId, token, method, url, body);
     const making = {
-      closedSeconds: await made('closed runs (requests withdrawn)', settings.readsClosed, async (i) => {
-        const target = `AWS::Account::${account(9, i)}`;
-        await ask(account(9, i), 'AdministratorAccess');
-        // Withdrawn as an operator does, by the workflow's id: the run closes on its own meanwhile.
-        const key = { tenantId, principalId: REQUESTER.sub, target, role: 'AdministratorAccess' };
-        await temporal.workflow.getHandle(grantWorkflowId(key)).signal(revokeSignal, { revokedBy: REQUESTER.sub, reason: 'bench: withdrawn' });
-      }),
-      activeSeconds: await made('active grants', settings.readsActive, async (i) => void (await ask(account(4, i), ROLE))),
+      closedSeconds: await made('closed runs (requests withdrawn)', settings.readsClosed, (i) => withdrawnRun(tenantId, requester, REQUESTER.sub, account(9, i))),
+      activeSeconds: await made('active grants', settings.readsActive, async (i) => void (await ask(tenantId, requester, account(4, i), ROLE))),
       pendingSeconds: 0,
     };
     const pending: string[] = [];
-    making.pendingSeconds = await made('pending requests', settings.readsPending, async (i) => void pending.push((await ask(account(4, i), 'AdministratorAccess')).access_request_id!));
+    making.pendingSeconds = await made('pending requests', settings.readsPending, async (i) => void pending.push((await ask(tenantId, requester, account(4, i), 'AdministratorAccess')).access_request_id!));
     const visible = `WorkflowType = 'grantWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND AccessTenant = '${tenantId}'`;
     await waitFor('every withdrawn run closed, and every pending request listed', async () =>
       (await temporal.workflow.count(`${visible} AND ExecutionStatus != 'Running'`)).count >= settings.readsClosed &&
@@ -844,6 +910,89 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
     };
   }
 
+  /**
+   * One tenant's grant runs grow to each size of `settings.reconcileRuns`; at each, one round runs
+   * alone and the calls it makes are counted at the proxy. Of the runs added each time, a tenth are
+   * active grants (of which 1%, at most 100, are then terminated by an operator and left behind
+   * for the round to remove) and the rest closed requests, spread over the users and the listed
+   * accounts. The old scan listed every (listed account, permission set) pair of the instance.
+   */
+  async function reconcileScenario() {
+    const tenantId = RECONCILE_TENANT.id;
+    const { users, accounts, permissionSets, proxy } = reconcileWorld!;
+    const tokens = await Promise.all(users.map((u) => stack.issueToken(tenantId, u, { expiresIn: '12h' })));
+    /** The i-th key of a role: users in turn, each on accounts of its own stride, so grants spread over users and accounts (unique while i < users × accounts). */
+    const keyOf = (i: number) => {
+      const user = i % users.length;
+      return { user, acct: accounts[(Math.floor(i / users.length) + user * 61) % accounts.length] };
+    };
+    const visible = `WorkflowType = 'grantWorkflow' AND ExecutionStatus != 'ContinuedAsNew' AND AccessTenant = '${tenantId}'`;
+    const count = async (where: string) => (await temporal.workflow.count(`${visible} AND ${where}`)).count;
+    const total = { closed: 0, active: 0, terminated: 0 };
+    const rounds = [];
+    for (const size of settings.reconcileRuns) {
+      const adding = size - total.closed - total.active;
+      if (adding <= 0) continue;
+      const active = Math.round(adding / 10);
+      const closed = adding - active;
+      const terminated = Math.min(100, Math.ceil(active / 100));
+      const [firstClosed, firstActive] = [total.closed, total.active];
+      log(`reconcile: adding ${closed} closed runs and ${active} active grants`);
+      const [closedSeconds, activeSeconds] = await Promise.all([
+        made('closed runs (requests withdrawn)', closed, (i) => {
+          const k = keyOf(firstClosed + i);
+          return withdrawnRun(tenantId, tokens[k.user], users[k.user].sub, k.acct);
+        }, 48),
+        made('active grants', active, async (i) => {
+          const k = keyOf(firstActive + i);
+          await ask(tenantId, tokens[k.user], k.acct, ROLE);
+        }, 16),
+      ]);
+      total.closed += closed;
+      total.active += active;
+      await waitFor('every new grant active', async () => (await count(`ExecutionStatus = 'Running' AND AccessStatus = 'active'`)) >= total.active - total.terminated, 60 * 60_000);
+      // An operator terminates some from the Web UI: no cleanup runs, their assignments stay.
+      for (let i = 0; i < terminated; i++) {
+        const k = keyOf(firstActive + i);
+        const key = { tenantId, principalId: users[k.user].sub, target: `AWS::Account::${k.acct}`, role: ROLE };
+        await temporal.workflow.getHandle(grantWorkflowId(key)).terminate('bench: operator terminates');
+      }
+      total.terminated += terminated;
+      await waitFor('every run closed and listed', async () =>
+        (await count(`ExecutionStatus = 'Completed'`)) >= total.closed && (await count(`ExecutionStatus = 'Terminated'`)) >= total.terminated, 30 * 60_000);
+
+      await proxy.reset();
+      const t0 = performance.now();
+      const report = await temporal.workflow.execute<(input: { tenantId: string }) => Promise<ReconcileReport>>('reconcileWorkflow', {
+        workflowId: `bench-reconcile/${size}/${Date.now()}`,
+        taskQueue: workerEnv.taskQueue,
+        args: [{ tenantId }],
+      });
+      const seconds = round((performance.now() - t0) / 1000, 1);
+      const stats = await proxy.stats();
+      const removed = report.removed.filter((r) => r.removed).length;
+      const measured = {
+        runs: (await temporal.workflow.count(visible)).count,
+        open: await count(`ExecutionStatus = 'Running'`),
+        leftBehind: terminated,
+        seconds,
+        calls: stats.calls,
+        callsByOperation: stats.counts,
+        listing: report.listing,
+        listed: report.listed,
+        grantsChecked: report.grantsChecked,
+        removed,
+        restored: report.restored.length,
+        everyLeftoverRemoved: removed === terminated && !report.truncated,
+        making: { closedSeconds, activeSeconds },
+      };
+      log('reconcile:', JSON.stringify(measured));
+      rounds.push(measured);
+    }
+    // Every account the tenant lists or has a grant on, times every permission set of the instance (here every grant is on a listed account).
+    return { oldScanPairs: accounts.length * permissionSets.length, callsPerSecond: loadConfig(configPath).tenants.find((t) => t.id === tenantId)!.aws.limits.calls_per_second, rounds };
+  }
+
   async function heldScenario() {
     const activeNow = async () => (await temporal.workflow.count(`WorkflowType = 'grantWorkflow' AND AccessStatus = 'active'`)).count;
     const createStarted = Date.now();
@@ -917,7 +1066,7 @@ function writeResults(results: Record<string, any>): void {
   const out = path.join(repoRoot, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, `${settings.out}.json`), JSON.stringify(results, null, 2) + '\n');
-  const { noChange, extension, activation, scaleOut, expiry, held, reads, settings: s, machine } = results;
+  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, settings: s, machine } = results;
   const x = (a: number, b: number) => `${round(a / b, 2)}x`;
   const yes = (ok: boolean) => (ok ? 'met' : '**missed**');
   const section = (name: string, value: any, make: () => string[][]): string[][] =>
@@ -1002,6 +1151,21 @@ function writeResults(results: Record<string, any>): void {
         yes(reads.allPending.everyPendingOnce),
       ],
     ]),
+    ...section('reconcile', reconcile, () =>
+      reconcile.rounds.map((r: any) => {
+        const { ListAccountAssignmentsForPrincipal: perUser = 0, ListAccountAssignments: perPair = 0, ListPermissionSets: sets = 0, DescribePermissionSet: described = 0 } = r.callsByOperation;
+        const oldMinutes = round(reconcile.oldScanPairs / reconcile.callsPerSecond / 60);
+        return [
+          `a reconciliation round, ${r.runs} grant runs (${r.open} open, ${r.leftBehind} left behind by terminations)`,
+          `${r.seconds} s; ${r.calls} calls: ${perUser} per user, ${perPair} per pair, ${sets + described} for the permission sets' names, ` +
+            `${r.calls - perUser - perPair - sets - described} to remove; ${r.grantsChecked} grants checked, ${r.removed} removed`,
+          `${reconcile.oldScanPairs} calls (every pair; ${oldMinutes} min at ${reconcile.callsPerSecond} calls/s)`,
+          `${round((100 * r.calls) / reconcile.oldScanPairs, 2)}%`,
+          'every leftover removed',
+          yes(r.everyLeftoverRemoved),
+        ];
+      }),
+    ),
   ];
   const problems = [noChange?.ensure, noChange?.floor, extension?.ensure, extension?.floor, scaleOut?.baseline?.noChange, ...(scaleOut?.scaled?.noChangeRuns ?? []), held?.noChangeEnsure, held?.floor]
     .map((r: LoadResult | undefined) => (r ? r.errors + r.non2xx + r.unexpected : 0))
@@ -1049,6 +1213,11 @@ function writeResults(results: Record<string, any>): void {
       ? ''
       : `Reads: one tenant with ${reads.runs} grant runs (${s.readsClosed} closed, ${s.readsActive} active, ${s.readsPending} pending requests; made in ` +
         `${reads.making.closedSeconds} + ${reads.making.activeSeconds} + ${reads.making.pendingSeconds} s), ${reads.samples} sequential calls per row.`,
+    !reconcile || reconcile.error
+      ? ''
+      : `Reconciliation: one tenant listing ${s.reconcileAccounts} accounts on an instance with ${s.reconcilePermissionSets} permission sets, ${s.reconcileUsers} users; ` +
+        `calls counted at a proxy in front of moto (IAM Identity Center's admin API; Identity Store lookups not counted); runs made in ` +
+        `${reconcile.rounds.map((r: any) => `${r.making.closedSeconds} s (closed) and ${r.making.activeSeconds} s (active)`).join(', then ')}.`,
     `Errors, non-2xx and unexpected answers across the autocannon runs: ${problems}.`,
     ...cpuTable,
     '',

@@ -23,7 +23,11 @@ export const restoring = proxyActivities<GrantActivities>({
 // `deprovisioning_retrying` diagnostic within seconds; the rounds then back off up to a minute.
 export const deprovisioning = proxyActivities<GrantActivities>({
   startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '30 seconds',
+  // A deletion cut off by a crash is retried after this, and access lasts that much longer. Half
+  // provisioning's: a deletion beats through the SDK every 5 s from its start (the SDK sends them
+  // within 80% of this), while provisioning's first beats go around the SDK, whose own local timer
+  // would cut a look that waits long for the pacer.
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 2 },
 });
 
