@@ -181,14 +181,26 @@ function memoryOf(pid: number | undefined): { rss: number; peak: number } {
 // ---------------------------------------------------------------------------------------------
 // The emulated AWS: one IAM Identity Center instance per region.
 
-async function seedRegion(endpoint: string, region: string): Promise<Omit<TenantSetup, 'id' | 'token'>> {
+/** `seed` with clients of the region's IAM Identity Center instance and identity store. */
+async function withInstance<T>(
+  endpoint: string,
+  region: string,
+  seed: (aws: { sso: SSOAdminClient; ids: IdentitystoreClient; instanceArn: string; identityStoreId: string }) => Promise<T>,
+): Promise<T> {
   const cfg = { ...awsClientConfig(endpoint), region };
   const sso = new SSOAdminClient(cfg);
   const ids = new IdentitystoreClient(cfg);
   try {
     const { Instances } = await sso.send(new ListInstancesCommand({}));
-    const instanceArn = Instances![0].InstanceArn!;
-    const identityStoreId = Instances![0].IdentityStoreId!;
+    return await seed({ sso, ids, instanceArn: Instances![0].InstanceArn!, identityStoreId: Instances![0].IdentityStoreId! });
+  } finally {
+    sso.destroy();
+    ids.destroy();
+  }
+}
+
+function seedRegion(endpoint: string, region: string): Promise<Omit<TenantSetup, 'id' | 'token'>> {
+  return withInstance(endpoint, region, async ({ sso, ids, instanceArn, identityStoreId }) => {
     try {
       await ids.send(
         new CreateUserCommand({
@@ -214,10 +226,7 @@ async function seedRegion(endpoint: string, region: string): Promise<Omit<Tenant
     }
     permissionSetArn ??= (await sso.send(new CreatePermissionSetCommand({ InstanceArn: instanceArn, Name: ROLE }))).PermissionSet!.PermissionSetArn!;
     return { region, instanceArn, identityStoreId, userId: UserId!, permissionSetArn };
-  } finally {
-    sso.destroy();
-    ids.destroy();
-  }
+  });
 }
 
 /**
@@ -225,14 +234,8 @@ async function seedRegion(endpoint: string, region: string): Promise<Omit<Tenant
  * tenant's listed accounts and the instance's permission sets, with a proxy in front of moto that
  * counts the worker's calls to it.
  */
-async function seedReconcileWorld(endpoint: string) {
-  const cfg = { ...awsClientConfig(endpoint), region: RECONCILE_TENANT.region };
-  const sso = new SSOAdminClient(cfg);
-  const ids = new IdentitystoreClient(cfg);
-  try {
-    const { Instances } = await sso.send(new ListInstancesCommand({}));
-    const instanceArn = Instances![0].InstanceArn!;
-    const identityStoreId = Instances![0].IdentityStoreId!;
+function seedReconcileWorld(endpoint: string) {
+  return withInstance(endpoint, RECONCILE_TENANT.region, async ({ sso, ids, instanceArn, identityStoreId }) => {
     const users = Array.from({ length: settings.reconcileUsers }, (_, i) => ({ sub: `bench-r${i}`, email: `bench-r${i}@example.com`, groups: ['engineering'] }));
     for (const u of users) {
       await ids.send(
@@ -244,10 +247,7 @@ async function seedReconcileWorld(endpoint: string) {
     const proxy = await FaultProxy.start();
     await proxy.upstream(endpoint);
     return { instanceArn, identityStoreId, users, accounts: Array.from({ length: settings.reconcileAccounts }, (_, i) => account(6, i)), permissionSets, proxy };
-  } finally {
-    sso.destroy();
-    ids.destroy();
-  }
+  });
 }
 
 /** Account ids of the bench user's assignments in one region. */
