@@ -149,6 +149,8 @@ const tenantSchema = z.strictObject({
       pending_request_ttl_seconds: z.int().positive().default(24 * 3600),
       /** Open grants (pending, provisioning, active) one principal may hold in the tenant. */
       max_open_per_principal: z.int().positive().default(50),
+      /** How far ahead an ensure may schedule its start (`starts_at`). */
+      max_schedule_ahead_seconds: z.int().positive().default(30 * 24 * 3600),
       /** Calls that change access (ensure, review, revoke) one principal may make per minute, per API process (a token bucket)... */
       ensure_rate_per_minute: z.int().positive().default(60),
       /** ...and at once after a quiet spell (the bucket's size). */

@@ -96,7 +96,7 @@ describe('activities against moto', function () {
             ...aws,
           },
           policies: './policies',
-          grants: { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400, max_open_per_principal: 50, ensure_rate_per_minute: 60, ensure_burst: 20, read_rate_per_minute: 600, read_burst: 120 },
+          grants: { default_duration_seconds: 3600, max_duration_seconds: 43200, pending_request_ttl_seconds: 86400, max_open_per_principal: 50, max_schedule_ahead_seconds: 2592000, ensure_rate_per_minute: 60, ensure_burst: 20, read_rate_per_minute: 600, read_burst: 120 },
           notifications: { webhooks: [], expiry_warning_seconds: 300 },
           accounts: {},
           accounts_only: false,

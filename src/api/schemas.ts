@@ -33,6 +33,14 @@ export const ensureBodySchema = z
       .boolean()
       .optional()
       .meta({ description: 'Emergency access: active at once where policy allows it with break-glass (context.break_glass), announced, and followed by a request reviewers acknowledge or deny (a denial revokes the grant). Needs a non-blank justification.reason.' }),
+    starts_at: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .meta({ description: "When every entitlement of the call begins (RFC 3339), at most the tenant's grants.max_schedule_ahead_seconds ahead (default 30 days); absent or past: now. The grant is pending until then (info diagnostic `scheduled`); its clock starts at activation. Policies see context.scheduled and context.starts_in_seconds." }),
+  })
+  .refine((body) => !(body.break_glass && body.starts_at), {
+    message: 'break_glass is access now: it cannot have a starts_at',
+    path: ['starts_at'],
   })
   .refine((body) => !body.break_glass || (body.justification?.reason ?? '').trim().length > 0, {
     message: 'break_glass needs a non-blank justification.reason',
@@ -90,6 +98,7 @@ export const grantSchema = z.strictObject({
   provisioning_status: provisioningStatusSchema.optional(),
   validation: z.strictObject({ has_reason: z.boolean().optional(), has_ticket_attachment: z.boolean().optional() }),
   diagnostics: z.array(diagnosticSchema),
+  starts_at: z.iso.datetime({ offset: true }).nullable().optional().meta({ description: 'When a scheduled grant begins (or began); null when it was asked for at once.' }),
   // Beyond the seed: which entitlement and whose, for the grants endpoints.
   target: targetSchema,
   role: z.string(),

@@ -26,6 +26,25 @@ export function parseDuration(value: string): number {
   return seconds;
 }
 
+/**
+ * When access is to begin: `HH:MM` is the next such time on this machine's clock (today, or
+ * tomorrow once it has passed); anything else must be an RFC 3339 time with its offset.
+ */
+export function parseStart(value: string, now = new Date()): string {
+  const clock = /^(\d{1,2}):(\d{2})$/.exec(value.trim());
+  if (clock && Number(clock[1]) < 24 && Number(clock[2]) < 60) {
+    const at = new Date(now);
+    at.setHours(Number(clock[1]), Number(clock[2]), 0, 0);
+    if (at.getTime() <= now.getTime()) at.setDate(at.getDate() + 1);
+    return at.toISOString();
+  }
+  const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$/;
+  if (!rfc3339.test(value.trim()) || Number.isNaN(Date.parse(value.trim()))) {
+    throw new InvalidArgumentError('expected a time of day such as 02:00, or an RFC 3339 time such as 2026-12-05T02:00:00Z');
+  }
+  return new Date(value.trim()).toISOString();
+}
+
 /** A whole number of at least 1 (`--limit`, `--poll-interval`): `abc` or `0` is refused, not sent. */
 export function parseCount(value: string): number {
   const n = Number(value);
@@ -69,8 +88,10 @@ function describe(grant: Grant, dryRun = false): string {
     grant.change === 'none' ? grant.status.toUpperCase() : { activated: 'ACTIVATED', requested: 'REQUESTED', extended: 'EXTENDED' }[grant.change];
   let detail = '';
   if (grant.status === 'active') detail = until(grant.expires_at);
+  const scheduled = grant.status === 'pending' && grant.starts_at ? `starts at ${grant.starts_at}` : '';
   if (grant.status === 'active' && grant.change === 'requested') detail += `; the extension waits for review (request ${grant.access_request_id})`;
-  else if (grant.status === 'pending') detail = `waiting for review (request ${grant.access_request_id})`;
+  else if (grant.status === 'pending' && grant.approved) detail = `${scheduled}, for ${humanDuration(grant.duration_seconds)}`;
+  else if (grant.status === 'pending') detail = [scheduled, `waiting for review (request ${grant.access_request_id})`].filter(Boolean).join(', ');
   else if (grant.status === 'provisioning') detail = `provisioning for ${humanDuration(grant.duration_seconds)}`;
   return `${verb.padEnd(14)}${name} ${detail}`.trimEnd();
 }
@@ -80,7 +101,7 @@ function notes(grant: Grant): string[] {
   const lines: string[] = [];
   for (const d of grant.diagnostics) {
     if (d.code === 'expires') continue; // already on the main line
-    if (d.level === 'info' && !['review_required', 'approved', 'denied', 'revoked', 'request_expired', 'extension_requested', 'extension_approved', 'extension_denied', 'break_glass_acknowledged'].includes(d.code)) continue;
+    if (d.level === 'info' && !['scheduled', 'started_now', 'review_required', 'approved', 'denied', 'revoked', 'request_expired', 'extension_requested', 'extension_approved', 'extension_denied', 'break_glass_acknowledged'].includes(d.code)) continue;
     lines.push(`  ${d.level === 'info' ? '' : `${d.level}: `}${d.message}`);
     for (const notice of Array.isArray(d.notices) ? (d.notices as string[]) : []) lines.push(`    ${notice}`);
   }
@@ -171,6 +192,7 @@ async function ensureCommand(opts: CommonOptions & {
   attach: string[];
   dryRun?: boolean;
   breakGlass?: boolean;
+  start?: string;
   wait?: boolean;
   timeout: number;
   pollInterval: number;
@@ -182,6 +204,7 @@ async function ensureCommand(opts: CommonOptions & {
     justification: { ...(opts.reason ? { reason: opts.reason } : {}), ...(opts.attach.length ? { attachments: opts.attach } : {}) },
     dry_run: Boolean(opts.dryRun),
     ...(opts.breakGlass ? { break_glass: true } : {}),
+    ...(opts.start ? { starts_at: opts.start } : {}),
   };
   let { grants } = await callApi<{ grants: Grant[] }>(conn, 'POST', '/v1/access/ensure', body);
   if (!opts.json) print(grants.flatMap((g) => [describe(g, opts.dryRun), ...notes(g)]));
@@ -224,7 +247,9 @@ async function grantsCommand(id: string | undefined, opts: CommonOptions & { sta
   } else if (grants.length === 0) {
     print(['no grants']);
   } else {
-    const rows = grants.map((g) => [g.status.toUpperCase(), g.role, g.target, g.expires_at ?? '-', g.id].map(terminalText));
+    // A scheduled grant shows when it starts where an active one shows when it ends.
+    const when = (g: Grant) => g.expires_at ?? (g.status === 'pending' && g.starts_at ? `starts ${g.starts_at}` : '-');
+    const rows = grants.map((g) => [g.status.toUpperCase(), g.role, g.target, when(g), g.id].map(terminalText));
     const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['STATUS', 'ROLE', 'TARGET', 'EXPIRES'][i].length));
     const line = (r: string[]) => r.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c)).join('  ');
     print([line(['STATUS', 'ROLE', 'TARGET', 'EXPIRES', 'ID']), ...rows.map(line)]);
@@ -430,6 +455,7 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .option('--attach <ticket>', 'ticket key or URL (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--dry-run', 'say what would happen (WILL ACTIVATE / WILL REQUEST / WILL EXTEND) and change nothing')
     .option('--break-glass', 'emergency: active at once where policy allows break-glass (needs --reason); reviewers are told and may revoke it')
+    .option('--start <time>', 'begin later: a time of day such as 02:00 (the next one), or an RFC 3339 time', (v: string) => parseStart(v))
     .option('--wait', 'wait until the grant is active, denied or closed')
     .addOption(new Option('--timeout <time>', 'with --wait: give up after this long').argParser(parseDuration).default(15 * 60, '15m'))
     .addOption(new Option('--poll-interval <ms>', 'with --wait: milliseconds between checks').argParser(parseCount).default(2000).hideHelp())

@@ -81,6 +81,8 @@ export interface EnsureRequest {
   breakGlass?: boolean;
   /** How many entitlements of the call share `accessRequestId` (at most: some may change nothing): 1 means no other grant has the request. */
   requestGrants?: number;
+  /** When access is to begin (`starts_at`), decided by the API to be later than the call; absent: now. */
+  startsAt?: string;
 }
 
 /**
@@ -205,8 +207,13 @@ export interface GrantState {
   justification: Justification;
   /** The decision that closed the review: the last needed approval, or a denial. */
   review: Review | null;
-  /** A break-glass use that activated the grant while its request waited: the request is withdrawn. */
-  supersededBy?: { accessRequestId: string; at: string };
+  /**
+   * An ensure that activated the grant while its request waited: the request is withdrawn. The
+   * id is the break-glass use's follow-up; absent when a scheduled grant was started now.
+   */
+  supersededBy?: { accessRequestId?: string; at: string };
+  /** When a scheduled grant is to begin (null or absent: at once); kept once it has begun. */
+  startsAt?: string | null;
   /** EnsureRequest.requestGrants of the call that opened its request; absent: not known. */
   requestGrants?: number;
   /** Approvals so far, one per reviewer (absent in grants from before thresholds). */
@@ -244,6 +251,8 @@ export interface GrantView {
   provisioning_status: ProvisioningStatus;
   validation: Validation;
   diagnostics: Diagnostic[];
+  /** When a scheduled grant begins (or began); null when it was asked for at once. */
+  starts_at: string | null;
   // Beyond the seed's fields, for the grants endpoints.
   target: string;
   role: string;
@@ -256,6 +265,16 @@ export function accountIdOf(target: string): string {
   const match = TARGET_PATTERN.exec(target);
   if (!match) throw new Error(`not an account target: ${target}`);
   return match[1];
+}
+
+/** A grant that waits for its scheduled start (it may be approved already). */
+export function isScheduled(state: GrantState): boolean {
+  return (state.status === 'pending' || state.status === 'new') && !!state.startsAt;
+}
+
+/** What a scheduled grant tells its requester, and an ensure that asks for another start. */
+export function scheduledDiagnostic(startsAt: string): Diagnostic {
+  return { level: 'info', code: 'scheduled', message: `Access starts at ${startsAt}; ensure again without starts_at to start it now.`, starts_at: startsAt };
 }
 
 export function isOpen(state: GrantState): boolean {
@@ -326,11 +345,20 @@ export function supersedesPending(state: GrantState, req: EnsureRequest): boolea
 export function decideEnsure(state: GrantState | null, req: EnsureRequest, now: Date): EnsureDecision {
   if (state && closedGrantAnswers(state, req, now)) return { change: 'none' };
   if (!state || !isOpen(state)) return { change: req.autoApprove ? 'activated' : 'requested' };
+  if (isScheduled(state)) {
+    // Without starts_at the call wants access now: policy decides whether it may have it at once.
+    if (req.startsAt === undefined && req.autoApprove) return { change: 'activated' };
+    return { change: 'none', diagnostics: req.startsAt !== undefined && req.startsAt !== state.startsAt ? [scheduledDiagnostic(state.startsAt!)] : [] };
+  }
   // Not yet active: the clock has not started, so a longer duration is simply kept.
   if (state.status === 'provisioning' && req.autoApprove && req.durationSeconds > state.durationSeconds) return { change: 'extended', expiresAt: null };
   // A permitted break-glass on a pending request: access now, the request superseded (CONTRACT §2).
   if (supersedesPending(state, req)) return { change: 'activated' };
   if (state.status !== 'active' || !state.expiresAt) return { change: 'none' };
+  if (req.startsAt !== undefined) {
+    const notice = `The grant is already active, until ${state.expiresAt}; a start time applies only when no grant is open, so nothing was changed.`;
+    return { change: 'none', diagnostics: [{ level: 'info', code: 'schedule_ignored', message: notice, expires_at: state.expiresAt }] };
+  }
   const wanted = new Date(now.getTime() + req.durationSeconds * 1000);
   if (wanted.getTime() <= Date.parse(state.expiresAt) + extensionSlackMs(req.durationSeconds)) return { change: 'none' };
   if (!req.autoApprove) {
@@ -360,6 +388,7 @@ export function toView(state: GrantState, change: GrantChange, extraDiagnostics:
     provisioning_status: state.provisioningStatus,
     validation: state.validation,
     diagnostics: [...state.diagnostics, ...extraDiagnostics],
+    starts_at: state.startsAt ?? null,
     target: state.key.target,
     role: state.key.role,
     principal_id: state.key.principalId,

@@ -33,7 +33,8 @@ export interface AccessRequestView {
 
 /** A grant still waiting for its reviewers. */
 export function awaitsReview(state: GrantState): boolean {
-  return (state.status === 'pending' || state.status === 'new') && !state.review && !state.revocation;
+  // `approved` without a review: a scheduled grant policy activated, waiting only for its start.
+  return (state.status === 'pending' || state.status === 'new') && !state.review && !state.revocation && !state.approved;
 }
 
 /**

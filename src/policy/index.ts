@@ -16,7 +16,17 @@ export interface PolicyRequest {
   accountId: string;
   /** e.g. 'production'; 'unknown' for an account the tenant's config does not describe */
   accountEnvironment: string;
-  context: { role: string; duration_seconds: number; has_reason: boolean; has_ticket_attachment: boolean; break_glass?: boolean };
+  context: {
+    role: string;
+    duration_seconds: number;
+    has_reason: boolean;
+    has_ticket_attachment: boolean;
+    break_glass?: boolean;
+    /** The call names a later start (`starts_at`). */
+    scheduled?: boolean;
+    /** How far ahead of the call the start is, in whole seconds; 0 when not scheduled. */
+    starts_in_seconds?: number;
+  };
 }
 
 export interface PolicyDecision {
@@ -249,6 +259,8 @@ function cedarRequest(req: PolicyRequest): CedarRequest {
       has_reason: context.has_reason,
       has_ticket_attachment: context.has_ticket_attachment,
       break_glass: context.break_glass ?? false,
+      scheduled: context.scheduled ?? false,
+      starts_in_seconds: context.starts_in_seconds ?? 0,
     },
     entities: [
       { uid: user, attrs: { email: principal.email ?? '' }, parents: groups },

@@ -22,6 +22,7 @@ import {
   grantWorkflowId,
   isOpen,
   type Justification,
+  scheduledDiagnostic,
   newGrantState,
   OPEN_STATUSES,
   type Principal,
@@ -31,7 +32,7 @@ import {
 import { markdownText } from '../domain/text';
 import type { grantWorkflow } from '../workflows/grant';
 import { ensureUpdate, GRANT_MEMO, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
-import { type Caller, equals, type GrantRuns, pause } from './runs';
+import { type Caller, equals, type GrantRuns, pause, scheduleContext } from './runs';
 import { grpcCodeOf, isQueryBufferFull, onceMoreIfTaskFailed, rejectionType, temporalUnavailableError } from './temporal-errors';
 
 export interface EnsureInput {
@@ -39,6 +40,7 @@ export interface EnsureInput {
   justification?: Justification;
   dry_run?: boolean;
   break_glass?: boolean;
+  starts_at?: string;
 }
 
 /** Id of the grant a dry run would make: no grant exists yet, so none is invented. */
@@ -70,7 +72,11 @@ export class EnsureService {
   async ensure(caller: Caller, input: EnsureInput, requestId: string = randomUUID()): Promise<GrantView[]> {
     // One access request per call, for every entitlement of it that needs review.
     const accessRequestId = newId();
-    const planned = input.entitlements.map((e) => this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false));
+    const calledAt = new Date();
+    const startsAt = laterStart(caller.tenant, input.starts_at, calledAt);
+    const planned = input.entitlements.map((e) =>
+      this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false, startsAt, calledAt),
+    );
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
       // On record before the caller hears the answer (issue 13), as one event per refused call
@@ -181,6 +187,8 @@ export class EnsureService {
     justification: Justification,
     accessRequestId: string,
     breakGlass: boolean,
+    startsAt: string | undefined,
+    calledAt: Date,
   ) {
     const { tenant, principal } = caller;
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
@@ -194,6 +202,7 @@ export class EnsureService {
       has_reason: validation.has_reason,
       has_ticket_attachment: validation.has_ticket_attachment,
       break_glass: breakGlass,
+      ...scheduleContext(startsAt, calledAt),
     };
     const request: EnsureRequest = {
       durationSeconds,
@@ -203,6 +212,7 @@ export class EnsureService {
       pendingTtlSeconds: limits.pending_request_ttl_seconds,
       reviewDiagnostics: [],
       notifications: notificationsOf(tenant),
+      ...(startsAt && { startsAt }),
     };
     if (tenant.accounts_only && !Object.hasOwn(tenant.accounts, accountId)) {
       const notice = `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists may be targets.`;
@@ -320,6 +330,24 @@ export class EnsureService {
   }
 }
 
+/**
+ * The call's `starts_at`, as the grant keeps it (UTC), when it is later than the call; a start
+ * already past is now. Further ahead than the tenant allows is bad input: nothing changes.
+ */
+function laterStart(tenant: TenantConfig, startsAt: string | undefined, calledAt: Date): string | undefined {
+  if (startsAt === undefined) return undefined;
+  const at = Date.parse(startsAt);
+  if (at <= calledAt.getTime()) return undefined;
+  const limit = tenant.grants.max_schedule_ahead_seconds;
+  if (at - calledAt.getTime() > limit * 1000) {
+    const latest = new Date(calledAt.getTime() + limit * 1000).toISOString();
+    throw new AccessError('invalid_request', `starts_at may be at most ${limit} seconds ahead (${latest}); nothing was changed.`, {
+      details: { starts_at: startsAt, max_schedule_ahead_seconds: limit, latest },
+    });
+  }
+  return new Date(at).toISOString();
+}
+
 /** Whether ensuring `request` on a grant found so would start a new one (not extend or answer one). */
 function startsGrant(found: Found, request: EnsureRequest): boolean {
   if (found === undefined) return false;
@@ -344,15 +372,19 @@ function notificationsOf(tenant: TenantConfig): EnsureRequest['notifications'] {
 function wouldBe(current: GrantState | null, principal: Principal, key: GrantKey, req: EnsureRequest, decision: { change: GrantChange; expiresAt?: string | null }): GrantState {
   const state = current && isOpen(current) ? structuredClone(current) : newGrantState(key, principal, DRY_RUN_GRANT_ID);
   state.validation = current && isOpen(current) ? state.validation : req.validation;
-  if (decision.change === 'activated') {
-    Object.assign(state, { status: 'provisioning', approved: true, durationSeconds: req.durationSeconds });
+  if (decision.change === 'activated' && req.startsAt) {
+    Object.assign(state, { status: 'pending', approved: true, durationSeconds: req.durationSeconds, startsAt: req.startsAt });
+    state.diagnostics = [scheduledDiagnostic(req.startsAt)];
+  } else if (decision.change === 'activated') {
+    Object.assign(state, { status: 'provisioning', approved: true, durationSeconds: req.durationSeconds, startsAt: null });
+    state.diagnostics = state.diagnostics.filter((d) => d.code !== 'scheduled' && d.code !== 'review_required' && d.code !== 'approvals');
   } else if (decision.change === 'requested' && current && isOpen(current)) {
     // An extension request: the grant stays as it is until a reviewer approves; no request exists yet.
     Object.assign(state, { accessRequestId: null, followUps: [] });
     state.diagnostics = [...state.diagnostics, ...req.reviewDiagnostics];
   } else if (decision.change === 'requested') {
-    Object.assign(state, { status: 'pending', durationSeconds: req.durationSeconds });
-    state.diagnostics = req.reviewDiagnostics;
+    Object.assign(state, { status: 'pending', durationSeconds: req.durationSeconds, startsAt: req.startsAt ?? null });
+    state.diagnostics = [...(req.startsAt ? [scheduledDiagnostic(req.startsAt)] : []), ...req.reviewDiagnostics];
   }
   if (req.breakGlass && (decision.change === 'activated' || decision.change === 'extended')) {
     state.diagnostics = [
@@ -376,7 +408,7 @@ function uiSummary(principal: Principal, key: GrantKey, req: EnsureRequest): { s
   const who = principal.email ? `${markdownText(principal.id)} (${markdownText(principal.email)})` : markdownText(principal.id);
   const role = markdownText(key.role);
   const hours = req.durationSeconds % 3600 === 0 ? `${req.durationSeconds / 3600}h` : `${req.durationSeconds}s`;
-  const how = req.breakGlass ? 'break-glass' : req.autoApprove ? 'auto-approved' : 'needs review';
+  const how = [req.breakGlass ? 'break-glass' : req.autoApprove ? 'auto-approved' : 'needs review', ...(req.startsAt ? [`starts ${req.startsAt}`] : [])].join(', ');
   const { reason, attachments = [] } = req.justification;
   const details = [
     `**${role}** on \`${key.target}\` for ${who}, ${hours} once active (${how}).`,

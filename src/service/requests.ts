@@ -99,7 +99,8 @@ export class RequestService {
     const deadline = Date.now() + VISIBILITY_WAIT_MS;
     for (;;) {
       const after = await Promise.all(states.map((st) => this.runs.latestState(st)));
-      const settling = after.some((st) => st.status === 'pending' && st.review);
+      // An approval ahead of a scheduled start leaves the grant pending until then: settled.
+      const settling = after.some((st) => st.status === 'pending' && st.review && !(st.approved && st.startsAt && Date.parse(st.startsAt) > Date.now()));
       const now = new Date();
       if (!settling || Date.now() > deadline) return toRequestView(accessRequestId, after.map((st) => requestPartOf(st, accessRequestId, now)!));
       await pause(100);

@@ -32,6 +32,12 @@ export const VISIBILITY_WAIT_MS = 5000;
 /** Empty visibility pages one listing call reads past before it answers an empty page with a cursor. */
 const EMPTY_PAGES_PER_CALL = 4;
 
+/** What policies see of a start time (CONTRACT §2): scheduled or not, and how far ahead of the call. */
+export function scheduleContext(startsAt: string | undefined, calledAt: Date): { scheduled: boolean; starts_in_seconds: number } {
+  if (startsAt === undefined) return { scheduled: false, starts_in_seconds: 0 };
+  return { scheduled: true, starts_in_seconds: Math.max(0, Math.round((Date.parse(startsAt) - calledAt.getTime()) / 1000)) };
+}
+
 export class GrantRuns {
   constructor(
     readonly client: Client,
@@ -46,6 +52,7 @@ export class GrantRuns {
       has_reason: grant.validation.has_reason,
       has_ticket_attachment: grant.validation.has_ticket_attachment,
       break_glass: false,
+      ...scheduleContext(grant.startsAt ?? undefined, grant.requestedAt ? new Date(grant.requestedAt) : new Date()),
     });
   }
 

@@ -13,6 +13,7 @@ import {
   type GrantState,
   isOpen,
   personOf,
+  scheduledDiagnostic,
   type Review,
   type Revocation,
 } from '../../domain/grant';
@@ -45,7 +46,7 @@ export class Grant extends GrantRecord {
     const at = now();
     if (state.status === 'new') return this.begin(req, at);
     const decision = decideEnsure(state, req, at);
-    if (decision.change === 'activated' && state.status === 'pending') return this.supersedePending(req, at);
+    if (decision.change === 'activated' && state.status === 'pending') return this.activateNow(req, at);
     if (decision.change === 'extended') {
       state.durationSeconds = req.durationSeconds;
       // Still provisioning (no expiry yet): the clock starts at activation, so the longer duration is just kept.
@@ -195,9 +196,14 @@ export class Grant extends GrantRecord {
     state.justification = req.justification;
     state.validation = req.validation;
     if (req.notifications) state.notifications = req.notifications;
+    if (req.startsAt) {
+      // Pending until then, whether policy activates it or reviewers must (they may approve ahead).
+      state.startsAt = req.startsAt;
+      this.note(scheduledDiagnostic(req.startsAt));
+    }
     if (req.autoApprove) {
       state.approved = true;
-      state.status = 'provisioning';
+      state.status = req.startsAt ? 'pending' : 'provisioning';
       if (req.breakGlass) openFollowUp(this, 'break_glass', req, at);
     } else {
       state.status = 'pending';
@@ -206,7 +212,9 @@ export class Grant extends GrantRecord {
       state.approvalsRequired = req.approvalsRequired ?? 1;
       if (req.requestGrants !== undefined) state.requestGrants = req.requestGrants;
       state.approvals = [];
-      state.pendingExpiresAt = new Date(at.getTime() + req.pendingTtlSeconds * 1000).toISOString();
+      // A scheduled request waits for reviewers from now until the usual time past its start.
+      const waitsFrom = req.startsAt ? Math.max(at.getTime(), Date.parse(req.startsAt)) : at.getTime();
+      state.pendingExpiresAt = new Date(waitsFrom + req.pendingTtlSeconds * 1000).toISOString();
       // When the request lapses is known only here: the requester reads it in the diagnostic.
       req.reviewDiagnostics.forEach((d) =>
         this.note(d.code === 'review_required' ? { ...d, message: `${d.message} The request lapses at ${state.pendingExpiresAt} unless reviewed.`, expires_at: state.pendingExpiresAt } : d),
@@ -218,35 +226,42 @@ export class Grant extends GrantRecord {
       reason: req.justification.reason ?? null,
       attachments: req.justification.attachments ?? [],
       ...(!req.autoApprove && { pending_expires_at: state.pendingExpiresAt }),
+      ...(req.startsAt && { starts_at: req.startsAt }),
     });
     this.publish();
     return { change: req.autoApprove ? 'activated' : 'requested', state, diagnostics: [] };
   }
 
   /**
-   * A permitted break-glass ensure while the grant's request waits (CONTRACT §2): access at once,
-   * as the break-glass use it is (announced, a follow-up for reviewers to acknowledge or deny);
-   * the waiting request is withdrawn, and says by what.
+   * An ensure that policy lets activate, on a grant not yet begun (CONTRACT §2): a break-glass use
+   * while the request waits, or a call without `starts_at` on a scheduled grant. Access begins
+   * now; a request still waiting for reviewers is withdrawn, and says by what. A break-glass use
+   * is announced and opens a follow-up for reviewers to acknowledge or deny.
    */
-  private supersedePending(req: EnsureRequest, at: Date): EnsureOutcome {
+  private activateNow(req: EnsureRequest, at: Date): EnsureOutcome {
     const { state } = this;
-    const superseded = state.accessRequestId;
+    const waiting = state.approved ? null : state.accessRequestId;
     state.approved = true;
     state.status = 'provisioning';
     state.durationSeconds = req.durationSeconds;
     state.justification = req.justification;
     state.validation = req.validation;
-    state.diagnostics = state.diagnostics.filter((d) => d.code !== 'review_required' && d.code !== 'approvals');
-    this.audit('withdrawn', this.requester(), { reason: 'superseded by a break-glass use', status: 'pending' });
-    openFollowUp(this, 'break_glass', req, at);
-    const by = state.followUps!.at(-1)!.accessRequestId;
-    state.supersededBy = { accessRequestId: by, at: at.toISOString() };
-    this.note({
-      level: 'info',
-      code: 'request_superseded',
-      message: `Request ${superseded} no longer waits for reviewers: the break-glass use (request ${by}) activated the grant.`,
-      access_request_id: superseded,
-    });
+    const scheduled = state.startsAt;
+    state.startsAt = null;
+    state.diagnostics = state.diagnostics.filter((d) => d.code !== 'review_required' && d.code !== 'approvals' && d.code !== 'scheduled');
+    if (waiting) this.audit('withdrawn', this.requester(), { reason: req.breakGlass ? 'superseded by a break-glass use' : 'superseded: started now', status: 'pending' });
+    if (req.breakGlass) openFollowUp(this, 'break_glass', req, at);
+    const by = req.breakGlass ? state.followUps!.at(-1)!.accessRequestId : undefined;
+    if (waiting) {
+      state.supersededBy = { ...(by && { accessRequestId: by }), at: at.toISOString() };
+      this.note({
+        level: 'info',
+        code: 'request_superseded',
+        message: `Request ${waiting} no longer waits for reviewers: ${by ? `the break-glass use (request ${by})` : 'an ensure that policy lets activate'} activated the grant.`,
+        access_request_id: waiting,
+      });
+    }
+    if (scheduled) this.note({ level: 'info', code: 'started_now', message: `Scheduled for ${scheduled}, started now by an ensure.`, scheduled_for: scheduled });
     this.publish();
     return { change: 'activated', state, diagnostics: [] };
   }

@@ -21,7 +21,9 @@ export async function lifecycle(grant: Grant): Promise<GrantState> {
   const { state } = grant;
   grant.publish();
   if (state.status === 'new' && !(await condition(() => state.status !== 'new', FIRST_ENSURE_TIMEOUT))) return state;
-  if (state.status === 'pending') await awaitReview(grant);
+  if (state.status === 'pending' && !state.approved) await awaitReview(grant);
+  // Approved (by policy or reviewers) but scheduled for later.
+  if (state.status === 'pending') await awaitStart(grant);
   if (state.status === 'provisioning') await provision(grant);
   if (state.status === 'active') {
     await holdUntilExpiry(grant);
@@ -52,10 +54,30 @@ async function awaitReview(grant: Grant): Promise<void> {
     grant.note({ level: 'info', code: 'request_expired', message: `Nobody reviewed the request before ${state.pendingExpiresAt}` });
     grant.audit('expired', system('expiry'), { phase: 'pending', pending_expires_at: state.pendingExpiresAt });
   } else {
-    state.status = state.review!.decision === 'approve' ? 'provisioning' : 'revoked';
+    // Approved ahead of a scheduled start: it waits for it (awaitStart).
+    state.status = state.review!.decision === 'approve' ? (state.startsAt ? 'pending' : 'provisioning') : 'revoked';
   }
   grant.publish();
   if (state.review) grant.notify(state.review.decision === 'approve' ? 'approved' : 'denied');
+}
+
+/**
+ * A scheduled grant, approved, until its start: a durable timer, always set (even for a start
+ * already past) so that the clock never decides on its own (see holdUntilExpiry). An ensure that
+ * starts it now, or a revoke (which withdraws it), ends the wait sooner.
+ */
+async function awaitStart(grant: Grant): Promise<void> {
+  const { state } = grant;
+  const waiting = () => state.status === 'pending' && state.revocation === null;
+  for (;;) {
+    const woken = await condition(() => !waiting() || historyIsLong(), Math.max(Date.parse(state.startsAt!) - Date.now(), 1));
+    if (!woken) state.status = 'provisioning';
+    if (!waiting()) break;
+    await continueAsNewIfIdle(grant, waiting);
+  }
+  if (state.revocation) state.status = 'revoked';
+  state.diagnostics = state.diagnostics.filter((d) => d.code !== 'scheduled');
+  grant.publish();
 }
 
 /** Makes the account assignment (or finds it already there); the grant's clock starts when it exists. */

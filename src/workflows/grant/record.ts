@@ -134,8 +134,9 @@ export class GrantRecord {
       byOperator || r === CANCELLED_BY_OPERATOR
         ? { type: 'operator', id: r.revokedBy }
         : { type: r.revokedBy === state.principal.id ? 'principal' : 'reviewer', id: r.revokedBy };
-    // A request revoked before any decision is withdrawn (its grant ends revoked, with nothing to remove).
-    const withdrawn = state.status === 'pending' && !state.review && !state.denial;
+    // A grant revoked before anything was made is withdrawn (it ends revoked, with nothing to
+    // remove): a request before any decision, or a scheduled grant before its start.
+    const withdrawn = state.status === 'pending' && !state.denial && (!state.review || (state.approved && !!state.startsAt));
     this.audit(withdrawn ? 'withdrawn' : 'revoked', actor, { reason: r.reason ?? null, status: state.status });
     this.note({ level: 'info', code: 'revoked', message: `Revoked by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`, revoked_by: r.revokedBy });
   }

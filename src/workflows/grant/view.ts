@@ -41,6 +41,8 @@ export function currentDetails(state: GrantState): string {
   switch (state.status) {
     case 'new':
     case 'pending':
+      if (state.approved && state.startsAt) return `${what}: approved, starts at ${state.startsAt}`;
+      if (state.startsAt) return `${what}: scheduled for ${state.startsAt}, pending review until ${state.pendingExpiresAt} (request ${state.accessRequestId ?? '-'})`;
       return `${what}: pending review until ${state.pendingExpiresAt ?? 'the first ensure'} (request ${state.accessRequestId ?? '-'})`;
     case 'provisioning':
       return `${what}: provisioning`;
