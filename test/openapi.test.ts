@@ -70,9 +70,10 @@ describe('GET /openapi.json', () => {
     assert.deepEqual([header.in, header.required, header.schema.format], ['header', true, 'uuid']);
     assert.equal(ensureOp.requestBody.content['application/json'].schema.$ref, '#/components/schemas/EnsureRequest');
     const request = schemas.EnsureRequest;
-    // Beyond the seed: break_glass (CONTRACT §2), optional.
-    assert.deepEqual(sorted(Object.keys(request.properties!)), sorted([...SEED.request.fields, 'break_glass']));
+    // Beyond the seed: break_glass and starts_at (CONTRACT §2), optional.
+    assert.deepEqual(sorted(Object.keys(request.properties!)), sorted([...SEED.request.fields, 'break_glass', 'starts_at']));
     assert.equal(request.properties!.break_glass.type, 'boolean');
+    assert.deepEqual([request.properties!.starts_at.type, request.properties!.starts_at.format], ['string', 'date-time']);
     assert.deepEqual(sorted(request.required!), sorted(SEED.request.required));
     const entitlement = request.properties!.entitlements.items!;
     assert.deepEqual(sorted(Object.keys(entitlement.properties!)), sorted(SEED.entitlement.fields));
@@ -89,7 +90,9 @@ describe('GET /openapi.json', () => {
     assert.deepEqual(sorted(Object.keys(response.properties!)), sorted(SEED.response.fields));
     assert.deepEqual(response.required, SEED.response.required);
     for (const grant of [response.properties!.grants.items!, schemas.Grant]) {
-      assert.deepEqual(sorted(Object.keys(grant.properties!)), sorted([...SEED.grant.fields, ...GRANT_EXTRAS]));
+      // starts_at (CONTRACT §2, scheduled start): optional, as the seed's own times are.
+      assert.deepEqual(sorted(Object.keys(grant.properties!)), sorted([...SEED.grant.fields, ...GRANT_EXTRAS, 'starts_at']));
+      assert.ok(grant.properties!.starts_at.anyOf?.some((s) => s.type === 'null'), 'starts_at is nullable');
       assert.deepEqual(sorted(grant.required!), sorted([...SEED.grant.required, ...GRANT_EXTRAS]));
       for (const [field, values] of Object.entries(SEED.grant.enums)) assert.deepEqual(grant.properties![field].enum, values, field);
       for (const field of SEED.grant.nullable) {

@@ -1,6 +1,7 @@
 // The Temporal dev server stopped (cleanly, or killed) and started again on the same SQLite file
 // while grants are active, some of them expiring while it is down: their timers still fire and
-// the assignments go. The worker and the API stay up and reconnect by themselves.
+// the assignments go. The worker and the API stay up and reconnect by themselves. A scheduled
+// grant starts on time after every process was killed before its start.
 import assert from 'node:assert/strict';
 import { eventually } from '../support/world';
 import { type CrashWorld, sleep, startCrashWorld } from '../support/crash-world';
@@ -58,5 +59,26 @@ describe('Temporal restarts (reliability)', function () {
     }
     console.log(`      Temporal restarts: ${ROUNDS} (SIGTERM and SIGKILL in turn), ${grants} grants, ${lost} lost`);
     assert.equal(lost, 0);
+  });
+
+  it('a scheduled grant starts on time after every process was killed between the call and its start', async () => {
+    const account = world.freshAccount();
+    const startsAt = new Date(Date.now() + 15_000).toISOString();
+    const reply = await world.ensure(account, 20, { starts_at: startsAt });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.deepEqual([reply.body.grants[0].change, reply.body.grants[0].status], ['activated', 'pending']);
+    await Promise.all([world.worker.kill(), world.api.kill(), world.stack.stopTemporal('SIGKILL')]);
+    await sleep(Math.max(0, Date.parse(startsAt) - Date.now()) + 2000);
+    assert.equal(await world.assignments(account), 0, 'nothing runs while every process is down');
+    await world.stack.startTemporal();
+    await Promise.all([world.worker.start(), world.api.start()]);
+
+    const active = await inState(account, 'active');
+    assert.equal(active.id, reply.body.grants[0].id);
+    assert.ok(Date.parse(active.activatedAt!) >= Date.parse(startsAt), `activated ${active.activatedAt}, not before ${startsAt}`);
+    assert.equal(Date.parse(active.expiresAt!) - Date.parse(active.activatedAt!), 20_000, 'the clock starts at activation');
+    assert.equal(await world.assignments(account), 1);
+    await inState(account, 'expired');
+    assert.equal(await world.assignments(account), 0);
   });
 });

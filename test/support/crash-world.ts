@@ -105,8 +105,8 @@ export interface CrashWorld {
   temporal: Client;
   /** A new account id, so each grant of a suite is its own. */
   freshAccount(): string;
-  /** POST /v1/access/ensure as alice; throws when the API does not answer. */
-  ensure(account: string, durationSeconds: number): Promise<Reply<{ grants: GrantView[] }>>;
+  /** POST /v1/access/ensure as alice (`extra`: more top-level fields, e.g. starts_at); throws when the API does not answer. */
+  ensure(account: string, durationSeconds: number, extra?: Record<string, unknown>): Promise<Reply<{ grants: GrantView[] }>>;
   /** GET /v1/access/grants{suffix} as alice. */
   get<T = any>(suffix: string): Promise<Reply<T>>;
   /** alice's assignments of ROLE on `account`, as moto holds them (read past the proxy). */
@@ -207,13 +207,14 @@ export async function startCrashWorld(
         accountSeq += 1;
         return `3${String(process.pid % 100000).padStart(5, '0')}${String(accountSeq).padStart(6, '0')}`;
       },
-      async ensure(account, durationSeconds) {
+      async ensure(account, durationSeconds, extra = {}) {
         const res = await fetch(`${api.url}/v1/access/ensure`, {
           method: 'POST',
           headers,
           body: JSON.stringify({
             entitlements: [{ target: `AWS::Account::${account}`, role: ROLE, duration_seconds: durationSeconds }],
             justification: { reason: 'crash test' },
+            ...extra,
           }),
         });
         return { status: res.status, body: (await res.json()) as any };
