@@ -33,6 +33,11 @@ const awsSchema = z.strictObject({
   role_duration_seconds: z.int().min(900).max(43200).optional(),
   endpoint: z.url().optional(),
   /**
+   * When a grant ends, also end the user's AWS sessions from it: a Deny in the permission set's
+   * inline policy for sessions issued before the assignment was deleted (docs/aws-iam.md).
+   */
+  revoke_sessions: z.boolean().default(false),
+  /**
    * What the whole deployment allows itself against the Identity Center instance (AWS quotas:
    * about 20 admin API calls per second, a few assignment operations at once); each worker
    * process takes an equal share (src/activities/fleet.ts).

@@ -92,6 +92,7 @@ describe('activities against moto', function () {
             region: REGION,
             sso_instance_arn: instanceArn,
             identity_store_id: 'd-0123456789',
+            revoke_sessions: false,
             limits: { calls_per_second: 20, assignment_operations_in_flight: 10, reconcile_share: 0.25 },
             ...aws,
           },

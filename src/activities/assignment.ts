@@ -15,6 +15,8 @@ export interface AssignmentRef {
   ids?: AssignmentIds;
   /** On deletion at expiry: the grant's expires_at, for the expiry-lag metric. */
   expiredAt?: string;
+  /** The grant's id, when a grant asks: its sessions' end is put on record under it. */
+  grantId?: string;
 }
 
 export interface AssignmentIds {

@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-sso-admin';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { tenantById, type AppConfig, type AwsTenantConfig } from '../config';
+import { env, tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import type { WorkerMetrics } from '../metrics';
 import { asDeletion, checkedWhenPaced, createTenantClients, inBackground, pacer, semaphore, type TenantClients } from './aws';
@@ -23,6 +23,8 @@ import type { QuotaShare } from './fleet';
 import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
 import { createReconcileActivities } from './reconcile';
+import { createSessionActivities } from './sessions';
+import { sessionCutoffSignal, type SessionCutoffRequest, sessionsWorkflowId } from '../workflows/messages';
 
 export type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
 
@@ -90,6 +92,11 @@ export function createActivities(
     const tenant = { aws, ...createTenantClients(aws, limitsOf(aws).pace, tenantConfig.name) };
     tenants.set(tenantConfig.id, tenant);
     return tenant;
+  }
+
+  function ssoOf(tenantId: string) {
+    const tenant = tenantOf(tenantId);
+    return { sso: tenant.sso, instanceArn: tenant.aws.sso_instance_arn };
   }
 
   async function userIdOf(tenant: Tenant, principal: AssignmentRef['principal']): Promise<string> {
@@ -214,13 +221,51 @@ export function createActivities(
     createAssignment: (ref: AssignmentRef, opts: { justChecked?: boolean } = {}): Promise<{ created: boolean; assignedAt: string }> =>
       heartbeating(() => counted('provision', () => createAssignment(ref, { justChecked: opts.justChecked === true && firstAttempt() }))),
 
-    async deleteAssignment(ref: AssignmentRef): Promise<void> {
+    /** `sessionCutoff`: the tenant ends sessions too (`aws.revoke_sessions`), and this moment's cut-off was handed to the permission set's workflow. */
+    async deleteAssignment(ref: AssignmentRef): Promise<{ sessionCutoff?: string }> {
       // Every call it makes, lookups and status polls included, goes before creations' (aws.ts).
-      await heartbeating(() => counted('deprovision', () => asDeletion(() => deleteAssignment(ref))));
+      const resolved = await heartbeating(() => counted('deprovision', () => asDeletion(() => deleteAssignment(ref))));
       // Confirmed gone (or never there): how long after its expiry the access lasted.
       if (ref.expiredAt) metrics?.expiryLag.observe(Math.max(0, (Date.now() - Date.parse(ref.expiredAt)) / 1000));
+      if (!resolved || !tenantById(config, ref.tenantId)?.aws.revoke_sessions) return {};
+      return { sessionCutoff: await handOffSessionCutoff(ref, resolved) };
     },
   };
+
+  /**
+   * The user's sessions from before this moment are to be ended: handed to the permission set's
+   * own workflow (started if need be), the one writer of its inline policy. A retry of the
+   * deletion hands in a later moment, which the workflow keeps instead (one statement per user and
+   * account).
+   */
+  async function handOffSessionCutoff(ref: AssignmentRef, { userId, permissionSetArn }: Resolved): Promise<string> {
+    const at = new Date().toISOString();
+    const info = activityContext()?.info;
+    const workflowId = info?.workflowType === 'grantWorkflow' && ref.grantId !== undefined ? info.workflowExecution?.workflowId : undefined;
+    const request: SessionCutoffRequest = {
+      tenantId: ref.tenantId,
+      userId,
+      accountId: ref.accountId,
+      at,
+      ...(workflowId && {
+        grant: {
+          workflowId,
+          id: ref.grantId!,
+          principal: { id: ref.principal.id, ...(ref.principal.email !== undefined && { email: ref.principal.email }) },
+          target: `AWS::Account::${ref.accountId}`,
+          role: ref.role,
+        },
+      }),
+    };
+    await (client ?? failNoClient()).workflow.signalWithStart('sessionsWorkflow', {
+      workflowId: sessionsWorkflowId(permissionSetArn),
+      taskQueue: info?.taskQueue ?? env.taskQueue,
+      args: [{ permissionSetArn, tenantId: ref.tenantId }],
+      signal: sessionCutoffSignal,
+      signalArgs: [request],
+    });
+    return at;
+  }
 
   async function findAssignment(ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> {
     const resolved = await resolve(ref);
@@ -288,19 +333,20 @@ export function createActivities(
     return { created: true, assignedAt: new Date().toISOString() };
   }
 
-  async function deleteAssignment(ref: AssignmentRef): Promise<void> {
+  /** The assignment is gone: answers whose it was, or undefined when nothing of ours can have existed. */
+  async function deleteAssignment(ref: AssignmentRef): Promise<Resolved | undefined> {
     let resolved: Resolved;
     try {
       resolved = await resolve(ref);
     } catch (err) {
       // Only without ids, i.e. nothing was ever found, so nothing of ours can exist. (And IAM
       // Identity Center removes a user's or permission set's assignments with it.)
-      if (err instanceof ApplicationFailure && (err.type === 'UserNotFound' || err.type === 'PermissionSetNotFound')) return;
+      if (err instanceof ApplicationFailure && (err.type === 'UserNotFound' || err.type === 'PermissionSetNotFound')) return undefined;
       throw err;
     }
     // First attempt: delete straight away (a missing assignment is handled below). A retry looks
     // first. One paced call per expiry instead of two, which is what bounds a fleet's expiry lag.
-    if (!(firstAttempt() && ref.ids) && !(await exists(resolved, ref.accountId))) return;
+    if (!(firstAttempt() && ref.ids) && !(await exists(resolved, ref.accountId))) return resolved;
     const { sso, aws } = resolved.tenant;
     await limitsOf(aws).inFlight(async () => {
       let started;
@@ -325,22 +371,23 @@ export function createActivities(
         );
       }
     });
+    return resolved;
   }
 
   return {
     ...grantActivities,
     ...createReconcileActivities({
       client: () => client ?? failNoClient(),
-      ssoOf: (tenantId) => {
-        const tenant = tenantOf(tenantId);
-        return { sso: tenant.sso, instanceArn: tenant.aws.sso_instance_arn };
-      },
+      ssoOf,
       configuredAccounts: (tenantId) => Object.keys(tenantById(config, tenantId)?.accounts ?? {}),
       tenantsOnInstanceOf: (tenantId) => {
         const instanceArn = tenantOf(tenantId).aws.sso_instance_arn;
         return config.tenants.filter((t) => t.aws.sso_instance_arn === instanceArn).map((t) => t.id);
       },
       deleteAssignment: grantActivities.deleteAssignment,
+    }),
+    ...createSessionActivities({
+      ssoOf,
     }),
   };
 }

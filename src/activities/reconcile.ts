@@ -214,7 +214,7 @@ interface Deps {
   configuredAccounts(tenantId: string): string[];
   /** Every tenant whose config names the same IAM Identity Center instance, the tenant included. */
   tenantsOnInstanceOf(tenantId: string): string[];
-  deleteAssignment(ref: AssignmentRef): Promise<void>;
+  deleteAssignment(ref: AssignmentRef): Promise<unknown>;
 }
 
 export function createReconcileActivities({ client: clientOf, ssoOf, configuredAccounts, tenantsOnInstanceOf, deleteAssignment }: Deps) {

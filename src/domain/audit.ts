@@ -23,6 +23,7 @@ export const AUDIT_EVENTS = [
   'assignment_restored',
   'leaked_assignment_removed',
   'break_glass_used',
+  'sessions_revoked',
 ] as const;
 export type AuditEventName = (typeof AUDIT_EVENTS)[number];
 

@@ -1,3 +1,4 @@
 // The worker's workflowsPath: every workflow type the worker runs.
 export { grantWorkflow } from './grant';
 export { leftoverRemovedWorkflow, reconcileWorkflow } from './reconcile';
+export { sessionsWorkflow } from './sessions';

@@ -74,3 +74,25 @@ export const rejection = {
   /** `reconcile` on a grant that holds no assignment of its own right now (not active, closing, pre-existing). */
   notHolding: 'NotHolding',
 } as const;
+
+/** A grant's end handed to its permission set's session workflow (workflows/sessions.ts). */
+export interface SessionCutoffRequest {
+  tenantId: string;
+  userId: string;
+  accountId: string;
+  /** When the assignment was confirmed deleted: sessions issued before it are denied. */
+  at: string;
+  /** The grant that ended, to tell when it is done and to put on record; absent for a leftover reconciliation removed. */
+  grant?: { workflowId: string; id: string; principal: { id: string; email?: string }; target: string; role: string };
+}
+
+export const sessionCutoffSignal = defineSignal<[SessionCutoffRequest]>('sessionCutoff');
+/** To the grant: its sessions are ended (the statement is in place and provisioned to its account). */
+export const sessionsRevokedSignal = defineSignal<[{ at: string }]>('sessionsRevoked');
+/** To the grant: the attempt failed and is retried; the message says why. */
+export const sessionRevocationFailedSignal = defineSignal<[{ message: string }]>('sessionRevocationFailed');
+
+/** The workflow id of a permission set's session cut-offs: one writer of its inline policy at a time. */
+export function sessionsWorkflowId(permissionSetArn: string): string {
+  return `sessions/${permissionSetArn.replace(/^arn:aws[a-z-]*:sso:::permissionSet\//, '')}`;
+}

@@ -29,6 +29,8 @@ export class Grant extends GrantRecord {
   reconcileAsked = 0;
   reconcileServed = 0;
   reconciled: ReconcileOutcome = { outcome: 'present' };
+  /** When the permission set's workflow said the grant's sessions were ended (`aws.revoke_sessions`). */
+  sessionsRevokedAt: string | null = null;
 
   // ---- Messages ----
 
@@ -166,6 +168,16 @@ export class Grant extends GrantRecord {
     } else {
       this.revoke(CANCELLED_BY_OPERATOR);
     }
+  }
+
+  sessionsRevoked({ at }: { at: string }): void {
+    this.sessionsRevokedAt = at;
+  }
+
+  sessionRevocationFailed({ message }: { message: string }): void {
+    if (this.sessionsRevokedAt !== null) return;
+    const cutoff = this.state.diagnostics.find((d) => d.code === 'session_revocation_pending')?.sessions_issued_before;
+    this.note({ level: 'warning', code: 'session_revocation_pending', message: `Ending AWS sessions failed (${message}); still retrying.`, sessions_issued_before: cutoff });
   }
 
   validateReconcile(): void {

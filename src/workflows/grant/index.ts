@@ -13,6 +13,8 @@ import {
   reviewUpdate,
   revokeSignal,
   revokeUpdate,
+  sessionRevocationFailedSignal,
+  sessionsRevokedSignal,
 } from '../messages';
 import { Grant } from './entity';
 import { lifecycle } from './lifecycle';
@@ -35,6 +37,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
   setHandler(approveSignal, shown((r) => grant.operatorReview('approve', r)));
   setHandler(denySignal, shown((r) => grant.operatorReview('deny', r)));
   setHandler(revokeSignal, shown((r) => void grant.revoke(r, true)));
+  setHandler(sessionsRevokedSignal, (r) => grant.sessionsRevoked(r));
+  setHandler(sessionRevocationFailedSignal, shown((r) => grant.sessionRevocationFailed(r)));
 
   // Events the previous run made while it drained before continuing as new (see Outbox).
   if (grant.state.auditBacklog?.length) grant.outbox.release();

@@ -148,8 +148,9 @@ async function failProvisioning(grant: Grant, err: unknown): Promise<void> {
   grant.audit('provisioning_failed', system('provisioning'), { message: providerReason(err), preexisted: state.assignmentPreexisted });
   grant.publish();
   if (state.assignmentPreexisted === false) {
-    await deprovision(grant);
+    const deleted = await deprovision(grant);
     grant.audit('deprovisioned', system('deprovisioning'), { ended: 'provisioning_failed' });
+    if (deleted?.sessionCutoff) await awaitSessionsEnded(grant, deleted.sessionCutoff);
   }
 }
 
@@ -197,11 +198,38 @@ async function close(grant: Grant): Promise<void> {
   grant.publish();
   const endedAt = now().toISOString();
   // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
-  if (!state.assignmentPreexisted) await deprovision(grant, state.revocation ? undefined : (state.expiresAt ?? undefined));
+  const deleted = state.assignmentPreexisted ? undefined : await deprovision(grant, state.revocation ? undefined : (state.expiresAt ?? undefined));
   // Both events are written after the deletion, in one batch.
   if (!state.revocation) grant.audit('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted }, { at: endedAt });
   if (!state.assignmentPreexisted) grant.audit('deprovisioned', system('deprovisioning'), { ended: state.revocation ? 'revoked' : 'expired' });
   state.status = state.revocation ? 'revoked' : 'expired';
+  grant.publish();
+  if (deleted?.sessionCutoff) await awaitSessionsEnded(grant, deleted.sessionCutoff);
+}
+
+/** How long a closed grant's run waits to hear its sessions were ended; the permission set's workflow keeps at it regardless. */
+const SESSIONS_WAIT = '2 minutes';
+
+/** The tenant ends sessions too (`aws.revoke_sessions`): the grant says so until it hears they are. */
+async function awaitSessionsEnded(grant: Grant, cutoff: string): Promise<void> {
+  grant.note({
+    level: 'info',
+    code: 'session_revocation_pending',
+    message: `AWS sessions issued before ${cutoff} are being ended (a Deny in the permission set's inline policy).`,
+    sessions_issued_before: cutoff,
+  });
+  grant.publish();
+  if (await condition(() => grant.sessionsRevokedAt !== null, SESSIONS_WAIT)) {
+    grant.state.diagnostics = grant.state.diagnostics.filter((d) => d.code !== 'session_revocation_pending');
+    grant.note({ level: 'info', code: 'sessions_revoked', message: `AWS sessions issued before ${cutoff} were ended at ${grant.sessionsRevokedAt}.`, sessions_issued_before: cutoff });
+  } else {
+    grant.note({
+      level: 'warning',
+      code: 'session_revocation_pending',
+      message: `Ending AWS sessions issued before ${cutoff} was not confirmed within ${SESSIONS_WAIT}; it is still being retried, and the audit trail's sessions_revoked event says when it is done.`,
+      sessions_issued_before: cutoff,
+    });
+  }
   grant.publish();
 }
 
@@ -233,13 +261,14 @@ async function restoreAssignment(grant: Grant): Promise<void> {
   grant.publishChanges();
 }
 
-async function deprovision(grant: Grant, expiredAt?: string): Promise<void> {
+/** Until the assignment is gone; answers what the deletion says (null from runs recorded before it said anything). */
+async function deprovision(grant: Grant, expiredAt?: string): Promise<{ sessionCutoff?: string } | undefined> {
   for (let round = 1; ; round++) {
     try {
-      await deprovisioning.deleteAssignment(expiredAt ? { ...grant.assignment(), expiredAt } : grant.assignment());
+      const deleted = await deprovisioning.deleteAssignment({ ...grant.assignment(), grantId: grant.state.id, ...(expiredAt && { expiredAt }) });
       grant.state.diagnostics = grant.state.diagnostics.filter((d) => d.code !== 'deprovisioning_retrying');
       grant.publishChanges();
-      return;
+      return deleted ?? undefined;
     } catch (err) {
       grant.note({
         level: 'warning',

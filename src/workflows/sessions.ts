@@ -1,0 +1,88 @@
+// One permission set's session cut-offs (`aws.revoke_sessions`): the only writer of our Deny
+// statements in its inline policy. Grants hand it their ends (a signal, with start); it applies
+// them in batches, tells each grant, puts them on record, and prunes each statement once the
+// sessions it denies have all ended. It ends when no statement of ours is left.
+import { condition, continueAsNew, getExternalWorkflowHandle, log, proxyActivities, setHandler, type SignalDefinition, sleep, workflowInfo } from '@temporalio/workflow';
+import type { SessionActivities } from '../activities/sessions';
+import type { AuditRecord } from '../domain/audit';
+import { auditing } from './grant/calls';
+import { type SessionCutoffRequest, sessionCutoffSignal, sessionRevocationFailedSignal, sessionsRevokedSignal } from './messages';
+
+export interface SessionsInput {
+  permissionSetArn: string;
+  /** Whose credentials reach the instance: any tenant on it may write (the first to hand one in). */
+  tenantId: string;
+  /** Carried over by continue-as-new. */
+  pending?: SessionCutoffRequest[];
+  nextPruneAt?: string | null;
+}
+
+// Each round is short, so a failure reaches the grants within seconds; the rounds back off.
+const { applySessionCutoffs } = proxyActivities<SessionActivities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 2 },
+});
+
+export async function sessionsWorkflow(input: SessionsInput): Promise<void> {
+  const pending: SessionCutoffRequest[] = [...(input.pending ?? [])];
+  let nextPruneAt = input.nextPruneAt ?? null;
+  setHandler(sessionCutoffSignal, (c) => void pending.push(c));
+  for (;;) {
+    if (pending.length === 0) {
+      if (nextPruneAt === null) return;
+      if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2000) {
+        await continueAsNew<typeof sessionsWorkflow>({ ...input, pending, nextPruneAt });
+      }
+      await condition(() => pending.length > 0, Math.max(Date.parse(nextPruneAt) - Date.now(), 1));
+    }
+    const batch = pending.splice(0);
+    const applied = await applyUntilDone(input.permissionSetArn, input.tenantId, batch);
+    nextPruneAt = applied.nextPruneAt;
+    await settle(batch, applied.at);
+  }
+}
+
+async function applyUntilDone(permissionSetArn: string, tenantId: string, batch: SessionCutoffRequest[]) {
+  for (let round = 1; ; round++) {
+    try {
+      const applied = await applySessionCutoffs({ tenantId, permissionSetArn, add: batch.map(({ userId, accountId, at }) => ({ userId, accountId, at })) });
+      return { ...applied, at: new Date(Date.now()).toISOString() };
+    } catch (err) {
+      const message = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
+      log.warn('session cut-off failed; retrying', { permissionSetArn, round, message });
+      await Promise.all(batch.map((c) => tell(c, sessionRevocationFailedSignal, { message })));
+      await sleep(Math.min(60_000, 5_000 * round));
+    }
+  }
+}
+
+/** Tells each grant, and puts each on record. */
+async function settle(batch: SessionCutoffRequest[], at: string): Promise<void> {
+  const records: AuditRecord[] = batch.flatMap((c) =>
+    c.grant
+      ? [
+          {
+            tenant_id: c.tenantId,
+            event: 'sessions_revoked' as const,
+            at,
+            actor: { type: 'system' as const, id: 'sessions' },
+            principal: c.grant.principal,
+            target: c.grant.target,
+            role: c.grant.role,
+            grant_id: c.grant.id,
+            access_request_id: null,
+            details: { user_id: c.userId, account_id: c.accountId, sessions_issued_before: c.at },
+            occurrence: 'sessions_revoked',
+          },
+        ]
+      : [],
+  );
+  await Promise.all([...batch.map((c) => tell(c, sessionsRevokedSignal, { at })), ...(records.length > 0 ? [auditing.writeAuditEvents(records)] : [])]);
+}
+
+async function tell<T>(c: SessionCutoffRequest, signal: SignalDefinition<[T]>, arg: T): Promise<void> {
+  if (!c.grant) return;
+  // The grant may have closed meanwhile (it waits only so long): nothing to tell then.
+  await getExternalWorkflowHandle(c.grant.workflowId).signal(signal, arg).catch(() => undefined);
+}
