@@ -59,6 +59,8 @@ export interface StackTenant {
   sharesInstance?: boolean;
   /** Where this tenant's AWS calls go instead of moto (e.g. a proxy in front of it). */
   awsEndpoint?: string;
+  /** `aws.revoke_sessions`: a grant's end also ends the user's AWS sessions. */
+  revokeSessions?: boolean;
   /** Where this tenant's audit events go instead of moto's S3 (e.g. a proxy in front of it). */
   auditEndpoint?: string;
 }
@@ -582,6 +584,7 @@ function writeConfig(
         sso_instance_arn: aws.instanceArnOf.get(t.id.toLowerCase()),
         identity_store_id: aws.identityStoreId,
         endpoint: t.awsEndpoint ?? aws.endpoint,
+        ...(t.revokeSessions && { revoke_sessions: true }),
       },
       policies: t.policies ?? path.join(repoRoot, 'policies'),
       ...(t.grants ? { grants: t.grants } : {}),

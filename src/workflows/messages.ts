@@ -94,5 +94,6 @@ export const sessionRevocationFailedSignal = defineSignal<[{ message: string }]>
 
 /** The workflow id of a permission set's session cut-offs: one writer of its inline policy at a time. */
 export function sessionsWorkflowId(permissionSetArn: string): string {
-  return `sessions/${permissionSetArn.replace(/^arn:aws[a-z-]*:sso:::permissionSet\//, '')}`;
+  // The ARN ends in {instance id}/{permission set id}.
+  return `sessions/${permissionSetArn.split('/').slice(-2).join('/')}`;
 }

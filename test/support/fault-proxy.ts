@@ -39,7 +39,7 @@ export interface ProxyStats {
   creationsInFlight: number;
   maxCreationsInFlight: number;
   maxOperationsInFlight: number;
-  /** Every CreateAccountAssignment and DeleteAccountAssignment: when it arrived (ms since the first call), for which account, and whether its caller was still there to read the answer. */
+  /** Every CreateAccountAssignment, DeleteAccountAssignment and ProvisionPermissionSet: when it arrived (ms since the first call), for which account, and whether its caller was still there to read the answer. */
   assignmentCalls: { at: number; op: Operation; account: string; answered: boolean }[];
 }
 
@@ -128,7 +128,7 @@ class FaultProxyServer {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const rule = op ? this.take(op) : undefined;
-    if (op === 'CreateAccountAssignment' || op === 'DeleteAccountAssignment') {
+    if (op === 'CreateAccountAssignment' || op === 'DeleteAccountAssignment' || op === 'ProvisionPermissionSet') {
       const call = { at: performance.now() - this.calls[0].at, op, account: String(JSON.parse(Buffer.concat(chunks).toString('utf8')).TargetId), answered: false };
       this.assignmentCalls.push(call);
       res.on('close', () => (call.answered = res.writableFinished));

@@ -50,6 +50,15 @@ export const NEIGHBOUR_ACCOUNT = '123456789012';
  * The default policies, and a Slack app (`notifications.slack`) against the fake Slack
  * (`current().slack`): its review_requested messages carry Approve and Deny buttons.
  */
+/**
+ * Ends sessions with grants (`aws.revoke_sessions`), its AWS calls through a fault proxy of its
+ * own (`current().sessionsAws`). On moto's own instance, the one moto provisions permission sets
+ * on, so with accounts of its own. Everything but AdministratorAccess auto-activates
+ * (test/fixtures/other-tenant-policies).
+ */
+export const SESSIONS_TENANT = { id: '5e551075-0000-4000-8000-000000005e55', name: 'sessions' };
+export const SESSIONS_ACCOUNTS = ['600000000001', '600000000002', '600000000003', '600000000004', '600000000005', '600000000006'];
+
 export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
 /** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
 export const SLACK_TWO_APPROVALS_ACCOUNT = '111111111113';
@@ -91,6 +100,8 @@ export const USERS = {
   sam: { sub: 'sam', email: 'sam@example.com', groups: ['security-auditors'] },
   oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
   fay: { sub: 'fay', email: 'fay@faults.example', groups: ['engineering'] },
+  sid: { sub: 'sid', email: 'sid@sessions.example', groups: ['engineering'] },
+  sue: { sub: 'sue', email: 'sue@sessions.example', groups: ['engineering'] },
   quinn: { sub: 'quinn', email: 'quinn@quota.example', groups: [] as string[] },
   rita: { sub: 'rita', email: 'rita@quota.example', groups: [] as string[] },
   uma: { sub: 'uma', email: 'uma@quota.example', groups: [] as string[] },
@@ -110,6 +121,8 @@ export const USERS = {
 const TENANT_OF: Partial<Record<User, string>> = {
   oscar: OTHER_TENANT.id,
   fay: FAULTS_TENANT.id,
+  sid: SESSIONS_TENANT.id,
+  sue: SESSIONS_TENANT.id,
   quinn: QUOTA_TENANT.id,
   rita: QUOTA_TENANT.id,
   uma: QUOTA_TENANT.id,
@@ -134,6 +147,8 @@ interface World {
   webhooks: WebhookReceiver;
   /** Between the faults tenant and moto. */
   faults: FaultProxy;
+  /** Between the sessions tenant and moto. */
+  sessionsAws: FaultProxy;
   /** Slack's API and response_urls, for SLACK_TENANT and OTHER_TENANT. */
   slack: FakeSlack;
   /** Between the faults tenant's audit store and moto's S3. */
@@ -153,6 +168,7 @@ export async function startWorld(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'access-test-'));
   const webhooks = await startWebhookReceiver();
   const faults = await FaultProxy.start();
+  const sessionsAws = await FaultProxy.start();
   const slack = await startFakeSlack(SLACK_BOT_TOKEN, SLACK_EMAILS);
   const botTokenFile = path.join(dir, 'slack-bot-token');
   writeFileSync(botTokenFile, `${SLACK_BOT_TOKEN}\n`);
@@ -208,6 +224,8 @@ export async function startWorld(): Promise<void> {
         },
       },
       { ...FAULTS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: faults.url, auditEndpoint: auditOutage.url, grants: TEST_LIMITS },
+      { ...SESSIONS_TENANT, policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'), awsEndpoint: sessionsAws.url, revokeSessions: true, grants: TEST_LIMITS,
+        sharesInstance: true, accounts_only: true, accounts: Object.fromEntries(SESSIONS_ACCOUNTS.map((a) => [a, { environment: 'staging' }])) },
       {
         id: QUOTA_TENANT.id,
         name: QUOTA_TENANT.name,
@@ -238,6 +256,7 @@ export async function startWorld(): Promise<void> {
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
   });
   await faults.upstream(stack.awsEndpoint);
+  await sessionsAws.upstream(stack.awsEndpoint);
   auditOutage.forwardTo(stack.awsEndpoint);
   const config = loadConfig(stack.configPath);
   const services = await startLocalServices(stack, config);
@@ -251,6 +270,7 @@ export async function startWorld(): Promise<void> {
     worker: services.worker,
     webhooks,
     faults,
+    sessionsAws,
     slack,
     auditOutage,
     workerMetrics: services.workerMetrics,
@@ -259,6 +279,7 @@ export async function startWorld(): Promise<void> {
       await stack.stop();
       await webhooks.close();
       await faults.close();
+      await sessionsAws.close();
       await slack.close();
       await auditOutage.close();
     },
