@@ -12,7 +12,7 @@ import {
 import type { GrantView } from '../src/domain/grant';
 import { CUTOFF_SID_PREFIX, fitInlinePolicy, INLINE_POLICY_MAX_CHARS, parseInlinePolicy, renderInlinePolicy, sessionSecondsOf, withCutoffs } from '../src/domain/sessions';
 import { grantEvents } from './support/audit';
-import { assignmentsOf, call, current, eventually, grantReaching, permissionSetArnOf, recordHistory, SESSIONS_ACCOUNTS, SESSIONS_TENANT, target, userIdOf } from './support/world';
+import { assignmentsOf, call, current, ensure, eventually, freshAccount as mainAccount, grantReaching, permissionSetArnOf, recordHistory, SESSIONS_ACCOUNTS, SESSIONS_TENANT, target, userIdOf } from './support/world';
 
 // The tenant's own accounts (it shares moto's instance): each test takes its own.
 const accounts = [...SESSIONS_ACCOUNTS];
@@ -100,6 +100,20 @@ describe('sessions that end with the grant', function () {
     await recordHistory('revoke-sessions', later.id);
     const replaced = cutoffOf(await inlinePolicy('ReadOnlyAccess'), await userIdOf('sid'), account)!;
     assert.ok(replaced.Condition.DateLessThan['aws:TokenIssueTime'] > cutoff, 'one statement per user and account, with the latest cut-off');
+  });
+
+  it('without aws.revoke_sessions, a grant shorter than the session duration is warned that sessions may outlive it', async () => {
+    const short = (await ensure([{ target: target(mainAccount()), role: 'ReadOnlyAccess', duration_seconds: 900 }])).body.grants[0];
+    const long = (await ensure([{ target: target(mainAccount()), role: 'ReadOnlyAccess', duration_seconds: 7200 }])).body.grants[0];
+    const warned = await grantReaching(short.id, 'active');
+    const warning = warned.diagnostics.find((d) => d.code === 'session_may_outlive_grant');
+    assert.equal(warning?.level, 'warning', JSON.stringify(warned.diagnostics));
+    // moto, as AWS, gives a permission set made without one a session duration of an hour.
+    assert.deepEqual([warning!.session_duration_seconds, warning!.duration_seconds], [3600, 900]);
+    assert.match(warning!.message, /3600 s .* 900 s/);
+    const fine = await grantReaching(long.id, 'active');
+    assert.ok(!fine.diagnostics.some((d) => d.code === 'session_may_outlive_grant'), JSON.stringify(fine.diagnostics));
+    for (const g of [short, long]) await call('POST', `/v1/access/grants/${g.id}/revoke`, { body: {} });
   });
 
   it('two grants ending at once on one permission set both get their statement (one writer at a time)', async () => {

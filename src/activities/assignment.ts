@@ -33,4 +33,6 @@ export interface AssignmentLookup {
 export interface Provisioned extends AssignmentLookup {
   /** When the assignment was found in place: the grant's activation time. */
   assignedAt: string;
+  /** The permission set's session duration, when the tenant does not end sessions with grants (`aws.revoke_sessions`). */
+  sessionSeconds?: number;
 }

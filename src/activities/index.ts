@@ -24,6 +24,7 @@ import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAtt
 import type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
 import { createReconcileActivities } from './reconcile';
 import { createSessionActivities } from './sessions';
+import { sessionSecondsOf } from '../domain/sessions';
 import { sessionCutoffSignal, type SessionCutoffRequest, sessionsWorkflowId } from '../workflows/messages';
 
 export type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
@@ -43,9 +44,15 @@ interface Resolved {
   permissionSetArn: string;
 }
 
+interface PermissionSetEntry {
+  arn: string;
+  /** How long a session from it may last (SessionDuration), in seconds. */
+  sessionSeconds: number;
+}
+
 interface PermissionSetListing {
   loadedAt: number;
-  byName: Promise<Map<string, string>>;
+  byName: Promise<Map<string, PermissionSetEntry>>;
 }
 
 /**
@@ -121,7 +128,7 @@ export function createActivities(
     );
   }
 
-  async function listPermissionSets(sso: SSOAdminClient, instanceArn: string): Promise<Map<string, string>> {
+  async function listPermissionSets(sso: SSOAdminClient, instanceArn: string): Promise<Map<string, PermissionSetEntry>> {
     const arns: string[] = [];
     for await (const page of paginateListPermissionSets({ client: sso }, { InstanceArn: instanceArn })) {
       arns.push(...(page.PermissionSets ?? []));
@@ -129,8 +136,10 @@ export function createActivities(
     const described = await Promise.all(
       arns.map((arn) => sso.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }))),
     );
-    const byName = new Map<string, string>();
-    for (const { PermissionSet: set } of described) if (set?.Name && set.PermissionSetArn) byName.set(set.Name, set.PermissionSetArn);
+    const byName = new Map<string, PermissionSetEntry>();
+    for (const { PermissionSet: set } of described) {
+      if (set?.Name && set.PermissionSetArn) byName.set(set.Name, { arn: set.PermissionSetArn, sessionSeconds: sessionSecondsOf(set.SessionDuration) });
+    }
     return byName;
   }
 
@@ -143,21 +152,21 @@ export function createActivities(
     return listing;
   }
 
-  async function permissionSetArnOf(tenant: Tenant, name: string): Promise<string> {
+  async function permissionSetOf(tenant: Tenant, name: string): Promise<PermissionSetEntry> {
     const instanceArn = tenant.aws.sso_instance_arn;
     const cached = permissionSets.get(instanceArn);
     let listing = cached && Date.now() - cached.loadedAt < PERMISSION_SETS_TTL_MS ? cached : reloadPermissionSets(tenant);
-    let arn = (await listing.byName).get(name);
-    if (arn === undefined && listing === cached) {
+    let entry = (await listing.byName).get(name);
+    if (entry === undefined && listing === cached) {
       // Maybe created since the listing. If another call has already listed again, share that.
       const current = permissionSets.get(instanceArn);
       listing = current && current !== cached ? current : reloadPermissionSets(tenant);
-      arn = (await listing.byName).get(name);
+      entry = (await listing.byName).get(name);
     }
-    if (arn === undefined) {
+    if (entry === undefined) {
       throw ApplicationFailure.nonRetryable(`Permission set "${name}" does not exist in ${instanceArn}`, 'PermissionSetNotFound');
     }
-    return arn;
+    return entry;
   }
 
   async function resolve(ref: AssignmentRef): Promise<Resolved> {
@@ -167,7 +176,7 @@ export function createActivities(
     }
     const tenant = tenantOf(ref.tenantId);
     if (ref.ids) return { tenant, ...ref.ids };
-    const [userId, permissionSetArn] = await Promise.all([userIdOf(tenant, ref.principal), permissionSetArnOf(tenant, ref.role)]);
+    const [userId, { arn: permissionSetArn }] = await Promise.all([userIdOf(tenant, ref.principal), permissionSetOf(tenant, ref.role)]);
     return { tenant, userId, permissionSetArn };
   }
 
@@ -291,7 +300,10 @@ export function createActivities(
       const made = lookup.preexisted
         ? undefined
         : await createAssignment({ ...ref, ids: lookup.ids }, { justChecked: !attempt.recorded, stillCurrent: attempt.stillCurrent });
-      return { ...lookup, assignedAt: made?.assignedAt ?? new Date().toISOString() };
+      // Without `aws.revoke_sessions`, a session from the grant may outlive it: the grant says so.
+      const tenant = tenantOf(ref.tenantId);
+      const sessionSeconds = tenant.aws.revoke_sessions ? undefined : (await permissionSetOf(tenant, ref.role).catch(() => undefined))?.sessionSeconds;
+      return { ...lookup, assignedAt: made?.assignedAt ?? new Date().toISOString(), ...(sessionSeconds !== undefined && { sessionSeconds }) };
     } catch (err) {
       throw withLookup(err, lookup);
     }

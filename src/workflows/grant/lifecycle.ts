@@ -122,6 +122,17 @@ async function provision(grant: Grant): Promise<void> {
     { at: state.activatedAt },
   );
   grant.notify('active');
+  if (made.sessionSeconds !== undefined && made.sessionSeconds > state.durationSeconds) {
+    grant.note({
+      level: 'warning',
+      code: 'session_may_outlive_grant',
+      message:
+        `AWS sessions from this grant may last up to ${made.sessionSeconds} s (the permission set's session duration), longer than the grant's ${state.durationSeconds} s: ` +
+        'ending the grant removes the assignment, not sessions already open, unless the tenant sets aws.revoke_sessions.',
+      session_duration_seconds: made.sessionSeconds,
+      duration_seconds: state.durationSeconds,
+    });
+  }
   if (state.assignmentPreexisted) {
     grant.note({
       level: 'info',
