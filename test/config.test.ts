@@ -34,6 +34,7 @@ describe('config', () => {
       max_duration_seconds: 43200,
       pending_request_ttl_seconds: 86400,
       max_open_per_principal: 50,
+      max_schedule_ahead_seconds: 30 * 24 * 3600,
       ensure_rate_per_minute: 60,
       ensure_burst: 20,
       read_rate_per_minute: 600,
@@ -131,7 +132,7 @@ describe('config', () => {
   it('reads the role to assume with its external id, session name and duration', () => {
     const role = { assume_role_arn: 'arn:aws:iam::210987654321:role/jit-access', external_id: 'tenant-7f3a', role_session_name: 'jit-prod', role_duration_seconds: 1800 };
     const config = loadConfig(write('role.json', JSON.stringify({ tenants: [{ ...tenant, aws: { ...tenant.aws, ...role } }] })));
-    assert.deepEqual(config.tenants[0].aws, { ...tenant.aws, ...role, limits: { calls_per_second: 20, assignment_operations_in_flight: 10, reconcile_share: 0.25 } });
+    assert.deepEqual(config.tenants[0].aws, { ...tenant.aws, ...role, revoke_sessions: false, limits: { calls_per_second: 20, assignment_operations_in_flight: 10, reconcile_share: 0.25 } });
   });
 
   it('accepts a jwks_url over https, and over plain http only on a loopback address', () => {

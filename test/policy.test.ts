@@ -205,6 +205,21 @@ describe('policy: evaluation errors', () => {
   });
 });
 
+describe('policy: scheduled calls', () => {
+  it('sees context.scheduled and context.starts_in_seconds: a start more than a day ahead can be sent to review', () => {
+    const dir = folder({
+      'schema.cedarschema': fs.readFileSync(path.join(POLICIES, 'schema.cedarschema'), 'utf8'),
+      'allow.cedar': '@id("allow") permit(principal, action, resource);',
+      'ahead.cedar': '@id("far-ahead") @advice("Starts more than a day ahead need review.")\nforbid(principal, action == Action::"activate", resource) when { context.scheduled && context.starts_in_seconds > 86400 };',
+    });
+    const set = loadPolicySet(dir);
+    const activate = (context: Partial<PolicyRequest['context']>) => set.authorize(req({ action: 'activate', context })).allowed;
+    assert.equal(activate({}), true, 'not scheduled: 0 and false');
+    assert.equal(activate({ scheduled: true, starts_in_seconds: 3600 }), true);
+    assert.equal(activate({ scheduled: true, starts_in_seconds: 2 * 86400 }), false);
+  });
+});
+
 describe('policy: loading a folder', () => {
   const schema = fs.readFileSync(path.join(POLICIES, 'schema.cedarschema'), 'utf8');
 
