@@ -9,7 +9,10 @@ import {
   GetInlinePolicyForPermissionSetCommand,
   PutInlinePolicyToPermissionSetCommand,
 } from '@aws-sdk/client-sso-admin';
+import { loadConfig } from '../src/config';
 import type { GrantView } from '../src/domain/grant';
+import { ensureReconcileSchedules, reconcileScheduleId } from '../src/schedules';
+import type { reconcileWorkflow } from '../src/workflows/reconcile';
 import { CUTOFF_SID_PREFIX, fitInlinePolicy, INLINE_POLICY_MAX_CHARS, parseInlinePolicy, renderInlinePolicy, sessionSecondsOf, withCutoffs } from '../src/domain/sessions';
 import { grantEvents } from './support/audit';
 import { assignmentsOf, call, current, ensure, eventually, freshAccount as mainAccount, grantReaching, permissionSetArnOf, recordHistory, SESSIONS_ACCOUNTS, SESSIONS_TENANT, target, userIdOf } from './support/world';
@@ -64,6 +67,34 @@ describe('sessions that end with the grant', function () {
 
   beforeEach(async () => {
     await current().sessionsAws.reset();
+  });
+
+  // First in the file: the API keeps what it read for a minute, and nothing may have read it before.
+  it('policies see the permission set session duration (session_duration_seconds), as the latest reconciliation read it', async () => {
+    const { sso, stack, temporal } = current();
+    await sso.send(new CreatePermissionSetCommand({ InstanceArn: stack.instanceArnOf(SESSIONS_TENANT.id), Name: 'SessionBound', SessionDuration: 'PT2H' }));
+    const config = loadConfig(stack.configPath);
+    await ensureReconcileSchedules(temporal, { ...config, tenants: config.tenants.filter((t) => t.id === SESSIONS_TENANT.id) });
+    const schedule = temporal.schedule.getHandle(reconcileScheduleId(SESSIONS_TENANT.id));
+    try {
+      await schedule.trigger();
+      const report = await eventually('a reconciliation round of the tenant', async () => {
+        const [latest] = (await schedule.describe()).info.recentActions;
+        return latest && temporal.workflow.getHandle<typeof reconcileWorkflow>(latest.action.workflow.workflowId, latest.action.workflow.firstExecutionRunId).result();
+      }, 60_000);
+      assert.equal(report.sessionSeconds?.SessionBound, 7200, JSON.stringify(report.sessionSeconds));
+
+      const ask = (seconds: number) =>
+        call('POST', '/v1/access/ensure', { as: 'sid', body: { entitlements: [{ target: target(SESSIONS_ACCOUNTS[0]), role: 'SessionBound', duration_seconds: seconds }], dry_run: true } });
+      const short = await ask(3600);
+      assert.equal(short.status, 403, JSON.stringify(short.body));
+      assert.deepEqual(short.body.notices, ["SessionBound grants must last at least the permission set's session duration."]);
+      const long = await ask(7200);
+      assert.equal(long.status, 200, JSON.stringify(long.body));
+      assert.equal(long.body.grants[0].change, 'activated');
+    } finally {
+      await schedule.delete();
+    }
   });
 
   it('a revoked grant adds a Deny for the user sessions issued before the deletion, keeps the customer statement, and provisions the account again', async () => {

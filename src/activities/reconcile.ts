@@ -3,6 +3,7 @@
 // `findDriftIn`, a pure function over the two listings. Tenants may share one instance, so the
 // grants of every tenant on it are read: one tenant's round must not take for leaked what another
 // tenant's grant holds, or found there before it.
+import { sessionSecondsOf } from '../domain/sessions';
 import {
   paginateListAccountAssignments,
   paginateListAccountAssignmentsForPrincipal,
@@ -92,6 +93,8 @@ export interface Drift {
   /** How the round listed the assignments: per (account, permission set) pair, or per user; and how many it listed. */
   listing: 'pairs' | 'users';
   listed: number;
+  /** Each permission set's session duration in seconds, by name: what the API's policies see (session_duration_seconds). */
+  sessionSeconds: Record<string, number>;
 }
 
 export interface RemovalOutcome {
@@ -162,7 +165,7 @@ export interface DriftContext {
  * deprovisioning), no open grant holds it, and no grant found it already there. Everything else
  * not held is foreign: an assignment made by hand after a grant removed its own is never touched.
  */
-export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { tenantId, listedFrom, undecided, looked }: DriftContext): Omit<Drift, 'listing' | 'listed'> {
+export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { tenantId, listedFrom, undecided, looked }: DriftContext): Omit<Drift, 'listing' | 'listed' | 'sessionSeconds'> {
   const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
   const byTriple = new Map<string, GrantRecord[]>();
   for (const grant of grants) {
@@ -218,17 +221,19 @@ interface Deps {
 }
 
 export function createReconcileActivities({ client: clientOf, ssoOf, configuredAccounts, tenantsOnInstanceOf, deleteAssignment }: Deps) {
-  /** Every permission set's name and ARN. */
-  async function permissionSets(tenantId: string): Promise<Map<string, string>> {
+  /** Every permission set's name and ARN, and the session durations by name. */
+  async function permissionSets(tenantId: string): Promise<{ names: Map<string, string>; sessionSeconds: Record<string, number> }> {
     const { sso, instanceArn } = ssoOf(tenantId);
-    const byArn = new Map<string, string>();
+    const names = new Map<string, string>();
+    const sessionSeconds: Record<string, number> = {};
     for await (const page of paginateListPermissionSets({ client: sso }, { InstanceArn: instanceArn })) {
       for (const arn of page.PermissionSets ?? []) {
         const { PermissionSet } = await sso.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }));
-        byArn.set(arn, PermissionSet?.Name ?? arn);
+        names.set(arn, PermissionSet?.Name ?? arn);
+        if (PermissionSet?.Name) sessionSeconds[PermissionSet.Name] = sessionSecondsOf(PermissionSet.SessionDuration);
       }
     }
-    return byArn;
+    return { names, sessionSeconds };
   }
 
   /** Every assignment of the pairs: one ListAccountAssignments (paged) each. */
@@ -423,7 +428,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     async findDrift(tenantId: string): Promise<Drift> {
       // A round may take many minutes at its share of the pace: it beats, so a worker lost mid-round is noticed within the heartbeat timeout.
       return heartbeating(() => asBackground(async () => {
-        const sets = await permissionSets(tenantId);
+        const { names: sets, sessionSeconds } = await permissionSets(tenantId);
         const arnOfRole = new Map([...sets].map(([arn, name]) => [name, arn]));
         // Runs read before the listing say where to look; read again after it, they judge what it
         // found, so an assignment made meanwhile is judged with the grant that made it.
@@ -457,6 +462,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
           listing: byUser ? 'users' : 'pairs',
           listed: byUser ? users.size : pairs.size,
           foreign: drift.foreign.map((a) => ({ ...a, permissionSetName: sets.get(a.permissionSetArn) })),
+          sessionSeconds,
         };
       }));
     },

@@ -26,6 +26,8 @@ export interface PolicyRequest {
     scheduled?: boolean;
     /** How far ahead of the call the start is, in whole seconds; 0 when not scheduled. */
     starts_in_seconds?: number;
+    /** The permission set's session duration in seconds; 0 when not known. */
+    session_duration_seconds?: number;
   };
 }
 
@@ -261,6 +263,7 @@ function cedarRequest(req: PolicyRequest): CedarRequest {
       break_glass: context.break_glass ?? false,
       scheduled: context.scheduled ?? false,
       starts_in_seconds: context.starts_in_seconds ?? 0,
+      session_duration_seconds: context.session_duration_seconds ?? 0,
     },
     entities: [
       { uid: user, attrs: { email: principal.email ?? '' }, parents: groups },

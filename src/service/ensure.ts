@@ -74,8 +74,9 @@ export class EnsureService {
     const accessRequestId = newId();
     const calledAt = new Date();
     const startsAt = laterStart(caller.tenant, input.starts_at, calledAt);
+    const sessionSeconds = await this.runs.sessionSeconds(caller.tenant.id);
     const planned = input.entitlements.map((e) =>
-      this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false, startsAt, calledAt),
+      this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false, startsAt, calledAt, sessionSeconds[e.role] ?? 0),
     );
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
@@ -189,6 +190,7 @@ export class EnsureService {
     breakGlass: boolean,
     startsAt: string | undefined,
     calledAt: Date,
+    sessionDurationSeconds: number,
   ) {
     const { tenant, principal } = caller;
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
@@ -203,6 +205,7 @@ export class EnsureService {
       has_ticket_attachment: validation.has_ticket_attachment,
       break_glass: breakGlass,
       ...scheduleContext(startsAt, calledAt),
+      session_duration_seconds: sessionDurationSeconds,
     };
     const request: EnsureRequest = {
       durationSeconds,

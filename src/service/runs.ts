@@ -11,6 +11,8 @@ import { AccessError } from '../domain/errors';
 import { madeAt } from '../domain/ids';
 import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
 import { GRANT_MEMO, grantStateQuery, searchAttributes } from '../workflows/messages';
+import type { reconcileWorkflow } from '../workflows/reconcile';
+import { reconcileScheduleId } from '../schedules';
 
 export interface Caller {
   tenant: TenantConfig;
@@ -38,11 +40,45 @@ export function scheduleContext(startsAt: string | undefined, calledAt: Date): {
   return { scheduled: true, starts_in_seconds: Math.max(0, Math.round((Date.parse(startsAt) - calledAt.getTime()) / 1000)) };
 }
 
+/** How long the permission sets' session durations are kept (found; none found yet: much shorter). */
+const SESSION_DURATIONS_TTL_MS = 60_000;
+const NO_SESSION_DURATIONS_TTL_MS = 5_000;
+
 export class GrantRuns {
+  private readonly sessionDurations = new Map<string, { until: number; value: Promise<Record<string, number>> }>();
+
   constructor(
     readonly client: Client,
     private readonly policies: ReadonlyMap<string, PolicySet>,
   ) {}
+
+  /**
+   * The tenant's permission sets' session durations in seconds, by name, as its latest completed
+   * reconciliation round read them (the API never calls AWS itself: the worker does). Empty until
+   * a round has completed, or when none can be read.
+   */
+  sessionSeconds(tenantId: string): Promise<Record<string, number>> {
+    const cached = this.sessionDurations.get(tenantId);
+    if (cached && cached.until > Date.now()) return cached.value;
+    const entry = { until: Date.now() + SESSION_DURATIONS_TTL_MS, value: this.readSessionSeconds(tenantId) };
+    entry.value.then((v) => Object.keys(v).length === 0 && (entry.until = Date.now() + NO_SESSION_DURATIONS_TTL_MS));
+    this.sessionDurations.set(tenantId, entry);
+    return entry.value;
+  }
+
+  private async readSessionSeconds(tenantId: string): Promise<Record<string, number>> {
+    try {
+      const { info } = await this.client.schedule.getHandle(reconcileScheduleId(tenantId)).describe();
+      for (const { action } of [...info.recentActions].reverse()) {
+        const run = this.client.workflow.getHandle<typeof reconcileWorkflow>(action.workflow.workflowId, action.workflow.firstExecutionRunId);
+        if ((await run.describe()).status.name !== 'COMPLETED') continue;
+        return (await run.result()).sessionSeconds ?? {};
+      }
+    } catch {
+      // No Schedule (yet), or the run is gone: not known.
+    }
+    return {};
+  }
 
   /** The caller's `action` on an existing grant, with the grant's own duration and justification. */
   decide(caller: Caller, action: PolicyAction, grant: GrantState): PolicyDecision {

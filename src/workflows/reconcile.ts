@@ -30,6 +30,8 @@ export interface ReconcileReport {
   /** Not created by this service, left in place (at most 100 listed; `foreignTotal` counts all). */
   foreign: ForeignAssignment[];
   foreignTotal: number;
+  /** Each permission set's session duration in seconds, by name (absent in reports from before it): the API's policies read it. */
+  sessionSeconds?: Record<string, number>;
 }
 
 /** Fixes per run and kind; more wait for the next run. */
@@ -112,6 +114,7 @@ export async function reconcileWorkflow({ tenantId }: ReconcileInput): Promise<R
     removed,
     foreign: drift.foreign,
     foreignTotal: drift.foreignTotal,
+    sessionSeconds: drift.sessionSeconds,
   };
 }
 
