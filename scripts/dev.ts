@@ -13,7 +13,8 @@ const UI_PORT = Number(process.env.TEMPORAL_UI_PORT ?? 8233);
 async function main(): Promise<void> {
   const stack = await startStack({
     dir: path.join(repoRoot, '.dev'),
-    tenants: [{ ...TENANT, accounts: { '111111111111': { environment: 'production' } } }],
+    // Sessions end with grants here (aws.revoke_sessions), to show it: moto provisions on its own instance.
+    tenants: [{ ...TENANT, revokeSessions: true, accounts: { '111111111111': { environment: 'production' } } }],
     users: [DEV_USER.email, 'reviewer@example.com'],
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
     temporalPort: Number(process.env.TEMPORAL_PORT ?? 7233),

@@ -101,7 +101,7 @@ function notes(grant: Grant): string[] {
   const lines: string[] = [];
   for (const d of grant.diagnostics) {
     if (d.code === 'expires') continue; // already on the main line
-    if (d.level === 'info' && !['scheduled', 'started_now', 'review_required', 'approved', 'denied', 'revoked', 'request_expired', 'extension_requested', 'extension_approved', 'extension_denied', 'break_glass_acknowledged'].includes(d.code)) continue;
+    if (d.level === 'info' && !['scheduled', 'started_now', 'session_revocation_pending', 'sessions_revoked', 'review_required', 'approved', 'denied', 'revoked', 'request_expired', 'extension_requested', 'extension_approved', 'extension_denied', 'break_glass_acknowledged'].includes(d.code)) continue;
     lines.push(`  ${d.level === 'info' ? '' : `${d.level}: `}${d.message}`);
     for (const notice of Array.isArray(d.notices) ? (d.notices as string[]) : []) lines.push(`    ${notice}`);
   }

@@ -218,8 +218,8 @@ async function close(grant: Grant): Promise<void> {
   if (deleted?.sessionCutoff) await awaitSessionsEnded(grant, deleted.sessionCutoff);
 }
 
-/** How long a closed grant's run waits to hear its sessions were ended; the permission set's workflow keeps at it regardless. */
-const SESSIONS_WAIT = '2 minutes';
+/** How long a closed grant's run waits to hear its sessions were ended (a new grant for its key waits for the run, at most 90 s); the permission set's workflow keeps at it regardless. */
+const SESSIONS_WAIT = '1 minute';
 
 /** The tenant ends sessions too (`aws.revoke_sessions`): the grant says so until it hears they are. */
 async function awaitSessionsEnded(grant: Grant, cutoff: string): Promise<void> {
