@@ -274,7 +274,7 @@ export function isScheduled(state: GrantState): boolean {
 
 /** What a scheduled grant tells its requester, and an ensure that asks for another start. */
 export function scheduledDiagnostic(startsAt: string): Diagnostic {
-  return { level: 'info', code: 'scheduled', message: `Access starts at ${startsAt}; ensure again without starts_at to start it now.`, starts_at: startsAt };
+  return { level: 'info', code: 'scheduled', message: `Access starts at ${startsAt}; an ensure without starts_at starts it now where policy lets it activate.`, starts_at: startsAt };
 }
 
 export function isOpen(state: GrantState): boolean {
