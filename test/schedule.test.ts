@@ -1,11 +1,11 @@
 // Scheduled start (`starts_at`, issue 22 §1): a grant that is pending until its start, then
 // provisioned by a durable timer, its clock starting at activation. Against moto, through HTTP.
 import assert from 'node:assert/strict';
-import type { GrantView } from '../src/domain/grant';
+import { type GrantView, grantWorkflowId } from '../src/domain/grant';
 import { parseStart } from '../src/cli/main';
 import { grantEvents } from './support/audit';
 import { access, show } from './support/cli';
-import { assertErrorShape, assignmentsOf, call, freshAccount, grantReaching, recordHistory, target, type USERS } from './support/world';
+import { assertErrorShape, assignmentsOf, call, eventually, freshAccount, grantReaching, recordHistory, target, TENANT, temporalCli, type USERS } from './support/world';
 
 type User = keyof typeof USERS;
 
@@ -118,6 +118,22 @@ describe('scheduled start', function () {
     }
     assert.equal(await assignmentsOf('alice', account, 'AdministratorAccess'), 0);
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
+  });
+
+  it('an operator approves a scheduled request with a signal, then cancels the workflow: withdrawn before its start, nothing made', async () => {
+    const account = freshAccount();
+    const grant = (await ensureAt(account, 'AdministratorAccess', inSeconds(3600))).body.grants[0] as GrantView;
+    const workflowId = grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: target(account), role: 'AdministratorAccess' });
+    temporalCli(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'approve', '--input', JSON.stringify({ reviewer: 'carol', comment: 'ok' })]);
+    const approved = await eventually('the operator approval', async () => {
+      const g = (await call<GrantView>('GET', `/v1/access/grants/${grant.id}`)).body;
+      return g.approved ? g : undefined;
+    });
+    assert.deepEqual([approved.status, approved.starts_at], ['pending', grant.starts_at], 'approved ahead of its start');
+    temporalCli(['workflow', 'cancel', '--workflow-id', workflowId]);
+    const revoked = await grantReaching(grant.id, 'revoked');
+    assert.equal(revoked.activated_at, null);
+    assert.equal(await assignmentsOf('alice', account, 'AdministratorAccess'), 0);
   });
 
   it('an ensure without starts_at starts a scheduled grant now when policy lets it activate', async () => {
