@@ -10,7 +10,7 @@ import { type SessionCutoffRequest, sessionCutoffSignal, sessionRevocationFailed
 
 export interface SessionsInput {
   permissionSetArn: string;
-  /** Whose credentials reach the instance: any tenant on it may write (the first to hand one in). */
+  /** Whose credentials reach the instance: any tenant on it may write (the latest to hand one in). */
   tenantId: string;
   /** Carried over by continue-as-new. */
   pending?: SessionCutoffRequest[];
@@ -27,17 +27,21 @@ const { applySessionCutoffs } = proxyActivities<SessionActivities>({
 export async function sessionsWorkflow(input: SessionsInput): Promise<void> {
   const pending: SessionCutoffRequest[] = [...(input.pending ?? [])];
   let nextPruneAt = input.nextPruneAt ?? null;
+  // Whose credentials write: the latest hand-in's tenant (one still configured, should the first leave the instance).
+  let tenantId = input.tenantId;
   setHandler(sessionCutoffSignal, (c) => void pending.push(c));
   for (;;) {
+    // Between rounds, nothing in flight: a long history (a flood of ends) goes on in a new run.
+    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2000) {
+      await continueAsNew<typeof sessionsWorkflow>({ ...input, tenantId, pending, nextPruneAt });
+    }
     if (pending.length === 0) {
       if (nextPruneAt === null) return;
-      if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2000) {
-        await continueAsNew<typeof sessionsWorkflow>({ ...input, pending, nextPruneAt });
-      }
       await condition(() => pending.length > 0, Math.max(Date.parse(nextPruneAt) - Date.now(), 1));
     }
     const batch = pending.splice(0);
-    const applied = await applyUntilDone(input.permissionSetArn, input.tenantId, batch);
+    tenantId = batch.at(-1)?.tenantId ?? tenantId;
+    const applied = await applyUntilDone(input.permissionSetArn, tenantId, batch);
     nextPruneAt = applied.nextPruneAt;
     await settle(batch, applied.at);
   }
