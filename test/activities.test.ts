@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { CreateUserCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
 import {
+  type AccountAssignmentOperationStatus,
   CreateAccountAssignmentCommand,
   CreatePermissionSetCommand,
   ListAccountAssignmentsCommand,
@@ -439,7 +440,7 @@ describe('request pacing', function () {
 
 // moto finishes every assignment operation at once, so the polling is checked on its own here.
 describe('settle (polling an assignment operation)', function () {
-  const inProgress = { Status: 'IN_PROGRESS', RequestId: 'req-1' } as const;
+  const inProgress: AccountAssignmentOperationStatus = { Status: 'IN_PROGRESS', RequestId: 'req-1' };
 
   it('polls with growing delays until the operation ends', async function () {
     const answers = [inProgress, inProgress, { Status: 'SUCCEEDED', RequestId: 'req-1' } as const];

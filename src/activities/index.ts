@@ -236,7 +236,7 @@ export function createActivities(
       const resolved = await heartbeating(() => counted('deprovision', () => asDeletion(() => deleteAssignment(ref))));
       // Confirmed gone (or never there): how long after its expiry the access lasted.
       if (ref.expiredAt) metrics?.expiryLag.observe(Math.max(0, (Date.now() - Date.parse(ref.expiredAt)) / 1000));
-      if (!resolved || !tenantById(config, ref.tenantId)?.aws.revoke_sessions) return {};
+      if (!resolved?.tenant.aws.revoke_sessions) return {};
       return { sessionCutoff: await handOffSessionCutoff(ref, resolved) };
     },
   };

@@ -1,19 +1,24 @@
-// Waiting for IAM Identity Center's asynchronous assignment operations.
-import type { AccountAssignmentOperationStatus } from '@aws-sdk/client-sso-admin';
+// Waiting for IAM Identity Center's asynchronous operations.
 import { Context } from '@temporalio/activity';
 import { ActivityCancelledError, ActivityNotFoundError, type AsyncCompletionClient } from '@temporalio/client';
 
+/** What AWS answers about one of its asynchronous operations (an assignment's, a permission set's provisioning). */
+interface OperationStatus {
+  Status?: string;
+  RequestId?: string;
+}
+
 /**
- * Polls an asynchronous assignment operation until it has succeeded or failed. Not stopped by the
- * activity's cancellation or timeout: an operation AWS accepted counts against the instance's
- * operations in flight until it ends, so its caller's slot must not be freed before (a retry
- * would start another while it still runs).
+ * Polls an asynchronous operation until it has succeeded or failed. Not stopped by the
+ * activity's cancellation or timeout: an assignment operation AWS accepted counts against the
+ * instance's operations in flight until it ends, so its caller's slot must not be freed before (a
+ * retry would start another while it still runs).
  */
-export async function settle(
-  first: AccountAssignmentOperationStatus | undefined,
-  poll: (requestId: string) => Promise<AccountAssignmentOperationStatus | undefined>,
+export async function settle<S extends OperationStatus>(
+  first: S | undefined,
+  poll: (requestId: string) => Promise<S | undefined>,
   { firstDelayMs = 200, maxDelayMs = 2_000 } = {},
-): Promise<AccountAssignmentOperationStatus> {
+): Promise<S> {
   let status = first;
   let delay = firstDelayMs;
   while (status?.Status === 'IN_PROGRESS' && status.RequestId) {
@@ -22,7 +27,7 @@ export async function settle(
     status = await poll(status.RequestId);
   }
   if (status?.Status !== 'SUCCEEDED' && status?.Status !== 'FAILED') {
-    throw new Error(`Unexpected assignment operation status from AWS: ${JSON.stringify(status)}`);
+    throw new Error(`Unexpected operation status from AWS: ${JSON.stringify(status)}`);
   }
   return status;
 }

@@ -22,7 +22,7 @@ import {
   sessionSecondsOf,
   withCutoffs,
 } from '../domain/sessions';
-import { heartbeating } from './poll';
+import { heartbeating, settle } from './poll';
 
 export interface CutoffsApplied {
   /** When the next of our statements may be pruned; null when none is left. */
@@ -36,14 +36,12 @@ export type SessionActivities = ReturnType<typeof createSessionActivities>;
 export function createSessionActivities({ ssoOf }: { ssoOf: (tenantId: string) => { sso: SSOAdminClient; instanceArn: string } }) {
   async function provision(sso: SSOAdminClient, InstanceArn: string, PermissionSetArn: string, accountId: string): Promise<void> {
     const started = await sso.send(new ProvisionPermissionSetCommand({ InstanceArn, PermissionSetArn, TargetType: 'AWS_ACCOUNT', TargetId: accountId }));
-    let status = started.PermissionSetProvisioningStatus;
-    for (let delay = 200; status?.Status === 'IN_PROGRESS' && status.RequestId; delay = Math.min(delay * 2, 2_000)) {
-      await new Promise((resolve) => setTimeout(resolve, delay));
-      const polled = await sso.send(new DescribePermissionSetProvisioningStatusCommand({ InstanceArn, ProvisionPermissionSetRequestId: status.RequestId }));
-      status = polled.PermissionSetProvisioningStatus;
-    }
-    if (status?.Status !== 'SUCCEEDED') {
-      throw ApplicationFailure.retryable(`Provisioning the permission set to ${accountId} ended ${status?.Status ?? 'without a status'}: ${status?.FailureReason ?? 'AWS gave no reason'}`, 'PermissionSetProvisioningFailed');
+    const status = await settle(started.PermissionSetProvisioningStatus, async (requestId) => {
+      const polled = await sso.send(new DescribePermissionSetProvisioningStatusCommand({ InstanceArn, ProvisionPermissionSetRequestId: requestId }));
+      return polled.PermissionSetProvisioningStatus;
+    });
+    if (status.Status === 'FAILED') {
+      throw ApplicationFailure.retryable(`Provisioning the permission set to ${accountId} failed: ${status.FailureReason ?? 'AWS gave no reason'}`, 'PermissionSetProvisioningFailed');
     }
   }
 
