@@ -146,6 +146,7 @@ export class EnsureService {
    */
   private async extend(key: GrantKey, request: EnsureRequest): Promise<GrantView | undefined> {
     const workflowId = grantWorkflowId(key);
+    this.runs.changing(workflowId);
     try {
       const outcome = await onceMoreIfTaskFailed(() =>
         this.runs.client.workflow.getHandle<typeof grantWorkflow>(workflowId).executeUpdate(ensureUpdate, { args: [request] }),
@@ -285,6 +286,7 @@ export class EnsureService {
       }
       try {
         const grantId = newId();
+        this.runs.changing(workflowId);
         const outcome = await onceMoreIfTaskFailed(() =>
           this.runs.client.workflow.executeUpdateWithStart(ensureUpdate, {
             args: [request],

@@ -36,7 +36,7 @@ export class GrantService {
 
   /** By its grantee, or by whoever policy lets revoke it; answered once the assignment is gone (or after `env.revokeWaitMs`). */
   async revoke(caller: Caller, grantId: string, reason?: string): Promise<GrantView> {
-    const run = await this.runs.visibleGrant(caller, grantId);
+    const run = await this.runs.visibleGrant(caller, grantId, true);
     const { state } = run;
     if (state.key.principalId !== caller.principal.id) {
       const verdict = this.runs.decide(caller, 'revoke', state);
@@ -47,6 +47,7 @@ export class GrantService {
     if (!isOpen(state)) throw new AccessError('conflict', `The grant is already ${state.status}.`);
     if (state.revocation) throw new AccessError('conflict', 'The grant is already being revoked.');
     const handle = this.runs.client.workflow.getHandle<typeof grantWorkflow>(run.workflowId, run.runId);
+    this.runs.changing(run.workflowId);
     const revoked = await rejectionsAsErrors(() => handle.executeUpdate(revokeUpdate, { args: [{ revokedBy: caller.principal.id, reason }] }));
     // Answer once the assignment is gone, so the caller's "revoked" means no access. Read from the
     // run's memo, not its result: the run may still be finishing its notifications.

@@ -54,7 +54,7 @@ export class RequestService {
   }
 
   async get(caller: Caller, accessRequestId: string): Promise<AccessRequestView> {
-    const parts = await this.requestParts(caller, accessRequestId);
+    const parts = await this.requestParts(caller, accessRequestId, false);
     if (!this.seesRequest(caller, parts)) throw notFound('access request');
     return toRequestView(accessRequestId, parts);
   }
@@ -65,7 +65,7 @@ export class RequestService {
    * (one grant's update failed) is completed by sending it again.
    */
   async review(caller: Caller, accessRequestId: string, decision: 'approve' | 'deny', comment?: string): Promise<AccessRequestView> {
-    const parts = await this.requestParts(caller, accessRequestId);
+    const parts = await this.requestParts(caller, accessRequestId, true);
     const states = parts.map((p) => p.state);
     // Its requester sees it (and may not review it); so does whoever may review it. To anyone
     // else it does not exist: the same 404 as an unknown id, so no answer confirms an id.
@@ -89,9 +89,10 @@ export class RequestService {
       throw new AccessError('conflict', `The request is ${requestStatus(parts)}, not pending.`);
     }
     const sent = await Promise.allSettled(
-      toSend.map((st) =>
-        rejectionsAsErrors(() => this.runs.client.workflow.getHandle(grantWorkflowId(st.key)).executeUpdate(reviewUpdate, { args: [review] })),
-      ),
+      toSend.map((st) => {
+        this.runs.changing(grantWorkflowId(st.key));
+        return rejectionsAsErrors(() => this.runs.client.workflow.getHandle(grantWorkflowId(st.key)).executeUpdate(reviewUpdate, { args: [review] }));
+      }),
     );
     const failed = sent.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -133,16 +134,17 @@ export class RequestService {
 
   /**
    * What the request's grants hold of it (404 if none in this tenant): one visibility call finds
-   * them by any of their request ids; each is then read as its run holds it now, since visibility
-   * may lag a decision of a moment ago (and a repeated review must be seen as one).
+   * them by any of their request ids. `forWrite`, each is then read as its run holds it now, since
+   * visibility may lag a decision of a moment ago (and a repeated review must be seen as one);
+   * else as `readState` answers.
    */
-  private async requestParts({ tenant }: Caller, accessRequestId: string): Promise<RequestPart[]> {
+  private async requestParts({ tenant }: Caller, accessRequestId: string, forWrite: boolean): Promise<RequestPart[]> {
     const rows = await whenVisible(accessRequestId, async () => {
       const found = await this.runs.all(tenant, [equals(searchAttributes.requestIds, accessRequestId)]);
       return found.length > 0 ? found : undefined;
     });
     if (!rows) throw notFound('access request');
-    const fresh = await Promise.all(rows.map(async (row) => ({ ...row, state: await this.runs.latestState(row.state) })));
+    const fresh = await Promise.all(rows.map(async (row) => ({ ...row, state: await (forWrite ? this.runs.latestState(row.state) : this.runs.readState(row)) })));
     const parts = partsOf(fresh, accessRequestId, new Date());
     if (parts.length === 0) throw notFound('access request');
     return parts;

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
+import { LRUCache } from 'lru-cache';
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { environmentOf, type TenantConfig } from '../config';
@@ -46,6 +47,11 @@ const NO_SESSION_DURATIONS_TTL_MS = 5_000;
 
 export class GrantRuns {
   private readonly sessionDurations = new Map<string, { until: number; value: Promise<Record<string, number>> }>();
+  /**
+   * Grant workflows this process sent a change to, for as long as visibility may lag it: a read of
+   * one of them reads its run, so whoever changed it through this API reads the change back.
+   */
+  private readonly changed = new LRUCache<string, true>({ max: 100_000, ttl: VISIBILITY_WAIT_MS });
 
   constructor(
     readonly client: Client,
@@ -78,6 +84,19 @@ export class GrantRuns {
       // No Schedule (yet), or the run is gone: not known.
     }
     return {};
+  }
+
+  /** Marks the grant workflow as changed by this process now (see `changed`). */
+  changing(workflowId: string): void {
+    this.changed.set(workflowId, true);
+  }
+
+  /**
+   * The state a read answers with: visibility's, but the run's own when this process changed it
+   * within visibility's lag. A write (a review, a revoke) decides on `latestState` instead.
+   */
+  readState(row: GrantRow): Promise<GrantState> | GrantState {
+    return this.changed.has(row.workflowId) ? this.latestState(row.state) : row.state;
   }
 
   /** The caller's `action` on an existing grant, with the grant's own duration and justification. */
@@ -148,13 +167,13 @@ export class GrantRuns {
 
   /**
    * A grant its grantee, its reviewers and its revokers may see (to anyone else it does not exist):
-   * found in visibility, then read as its run holds it now, since visibility may lag a change
-   * made a moment ago (an extension, a review) that the caller may have made.
+   * found in visibility; `forWrite`, then read as its run holds it now, since visibility may lag a
+   * change of a moment ago (else as `readState` answers).
    */
-  async visibleGrant(caller: Caller, grantId: string): Promise<GrantRow> {
+  async visibleGrant(caller: Caller, grantId: string, forWrite = false): Promise<GrantRow> {
     const found = await whenVisible(grantId, async () => (await this.all(caller.tenant, [equals(searchAttributes.grantId, grantId)]))[0]);
     if (!found) throw notFound('grant');
-    const row = { ...found, state: await this.latestState(found.state) };
+    const row = { ...found, state: await (forWrite ? this.latestState(found.state) : this.readState(found)) };
     const { state } = row;
     const visible =
       state.key.principalId === caller.principal.id || this.decide(caller, 'review', state).allowed || this.decide(caller, 'revoke', state).allowed;
