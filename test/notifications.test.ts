@@ -97,6 +97,29 @@ describe('notifications', function () {
     assert.equal(about('/requesters', account).length, 1, 'no active message for a denied request');
   });
 
+  it('a scheduled request says when access would start, to reviewers and, once approved ahead, to the requester', async () => {
+    const account = freshAccount();
+    const startsAt = new Date(Date.now() + 3600_000).toISOString();
+    const reply = await call('POST', '/v1/access/ensure', {
+      body: {
+        entitlements: [{ target: target(account), role: 'AdministratorAccess', duration_seconds: 600 }],
+        justification: { reason: 'change window' },
+        starts_at: startsAt,
+      },
+    });
+    const pending = reply.body.grants[0];
+    assert.equal(pending.change, 'requested', JSON.stringify(reply.body));
+    const [request] = await deliveries('/reviewers', account, /requests/);
+    assert.ok(request.body.text.includes(`for 10m, starting at ${startsAt}.`), request.body.text);
+
+    await call('POST', `/v1/access/requests/${pending.access_request_id}/review`, { as: 'carol', body: { decision: 'approve' } });
+    const [approved] = await deliveries('/requesters', account, /approved by carol/);
+    assert.ok(approved.body.text.endsWith(`; it starts at ${startsAt}.`), approved.body.text);
+    assert.doesNotMatch(approved.body.text, /being provisioned/);
+    const withdrawn = await call('POST', `/v1/access/grants/${pending.id}/revoke`, { body: {} });
+    assert.equal(withdrawn.body.status, 'revoked', JSON.stringify(withdrawn.body));
+  });
+
   it('warns before expiry, again after an extension, and the grant still ends on time', async () => {
     const account = freshAccount();
     const duration = 2 * EXPIRY_WARNING_SECONDS;

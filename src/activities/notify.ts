@@ -25,6 +25,8 @@ export interface Notification {
     principalEmail?: string;
     durationSeconds: number;
     expiresAt: string | null;
+    /** A scheduled grant's start (absent in notifications from before scheduled starts). */
+    startsAt?: string | null;
     accessRequestId: string | null;
     reason?: string;
     attachments?: string[];
@@ -45,17 +47,18 @@ export function messageOf({ event, grant }: Notification): string {
   const hours = formatDuration(grant.durationSeconds);
   const reviewer = slackText(grant.reviewer ?? '');
   const comment = grant.comment ? ` ("${slackText(grant.comment)}")` : '';
+  const starting = grant.startsAt ? `, starting at ${grant.startsAt}` : '';
   switch (event) {
     case 'review_requested':
       return [
-        `:raising_hand: ${who} requests ${what} for ${hours}.`,
+        `:raising_hand: ${who} requests ${what} for ${hours}${starting}.`,
         grant.reason ? `Reason: ${slackText(grant.reason)}` : 'No reason given.',
         ...(grant.attachments?.length ? [`Tickets: ${grant.attachments.map(slackText).join(', ')}`] : []),
         ...(grant.reviewNotices?.length ? [`Who may review: ${slackText(grant.reviewNotices.join(' '))}`] : []),
         `Review: \`access review ${grant.accessRequestId} approve\` (or \`deny\`), request id ${grant.accessRequestId}.`,
       ].join('\n');
     case 'approved':
-      return `:white_check_mark: ${who}: ${what} was approved by ${reviewer}${comment}; it is being provisioned.`;
+      return `:white_check_mark: ${who}: ${what} was approved by ${reviewer}${comment}; ${grant.startsAt ? `it starts at ${grant.startsAt}` : 'it is being provisioned'}.`;
     case 'denied':
       return `:no_entry: ${who}: ${what} was denied by ${reviewer}${comment}.`;
     case 'active':

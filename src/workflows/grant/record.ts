@@ -85,6 +85,8 @@ export class GrantRecord {
         principalEmail: state.principal.email,
         durationSeconds: about?.durationSeconds ?? state.durationSeconds,
         expiresAt: state.expiresAt,
+        // Only a start still ahead (a follow-up asks about a grant already started). Workflow time.
+        startsAt: !about && state.startsAt && Date.parse(state.startsAt) > Date.now() ? state.startsAt : null,
         accessRequestId: about?.accessRequestId ?? state.accessRequestId,
         reason: justification.reason,
         attachments: justification.attachments,
