@@ -1,11 +1,18 @@
 // AWS clients for one tenant, and the request pacing the Identity Center quotas call for (CONTRACT §7).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { IdentitystoreClient } from '@aws-sdk/client-identitystore';
-import { SSOAdminClient, type ServiceInputTypes, type ServiceOutputTypes } from '@aws-sdk/client-sso-admin';
+import {
+  DescribePermissionSetCommand,
+  paginateListPermissionSets,
+  SSOAdminClient,
+  type ServiceInputTypes,
+  type ServiceOutputTypes,
+} from '@aws-sdk/client-sso-admin';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import { createIsIdentityExpiredFunction, doesIdentityRequireRefresh, memoizeIdentityProvider } from '@smithy/core';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, FinalizeRequestMiddleware } from '@smithy/types';
 import type { AwsTenantConfig } from '../config';
+import { sessionSecondsOf } from '../domain/sessions';
 import { createLogger } from '../log';
 
 // At debug level, one line per admin API call as the pacer lets it go: the moment the pacing
@@ -218,4 +225,22 @@ export function semaphore(limit: Limit, onWaiting: (waiting: number) => void = (
       admit();
     }
   };
+}
+
+/** One permission set of an instance: its name, ARN and session duration. */
+export interface PermissionSetEntry {
+  name: string;
+  arn: string;
+  /** How long a session from it may last (SessionDuration), in seconds. */
+  sessionSeconds: number;
+}
+
+/** Every permission set of the instance, described (one ListPermissionSets a page, one DescribePermissionSet each, paced by the client). */
+export async function listPermissionSets(sso: SSOAdminClient, instanceArn: string): Promise<PermissionSetEntry[]> {
+  const arns: string[] = [];
+  for await (const page of paginateListPermissionSets({ client: sso }, { InstanceArn: instanceArn })) arns.push(...(page.PermissionSets ?? []));
+  const described = await Promise.all(arns.map((arn) => sso.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }))));
+  return described.flatMap(({ PermissionSet: set }) =>
+    set?.Name && set.PermissionSetArn ? [{ name: set.Name, arn: set.PermissionSetArn, sessionSeconds: sessionSecondsOf(set.SessionDuration) }] : [],
+  );
 }

@@ -7,10 +7,8 @@ import {
   DeleteAccountAssignmentCommand,
   DescribeAccountAssignmentCreationStatusCommand,
   DescribeAccountAssignmentDeletionStatusCommand,
-  DescribePermissionSetCommand,
   ResourceNotFoundException as SsoNotFound,
   paginateListAccountAssignments,
-  paginateListPermissionSets,
   type SSOAdminClient,
 } from '@aws-sdk/client-sso-admin';
 import type { Client } from '@temporalio/client';
@@ -18,13 +16,12 @@ import { ApplicationFailure } from '@temporalio/common';
 import { env, tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import type { WorkerMetrics } from '../metrics';
-import { asDeletion, checkedWhenPaced, createTenantClients, inBackground, pacer, semaphore, type TenantClients } from './aws';
+import { asDeletion, checkedWhenPaced, createTenantClients, inBackground, listPermissionSets, pacer, type PermissionSetEntry, semaphore, type TenantClients } from './aws';
 import type { QuotaShare } from './fleet';
 import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
 import { createReconcileActivities } from './reconcile';
 import { createSessionActivities } from './sessions';
-import { sessionSecondsOf } from '../domain/sessions';
 import { sessionCutoffSignal, type SessionCutoffRequest, sessionsWorkflowId } from '../workflows/messages';
 
 export type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
@@ -42,12 +39,6 @@ interface Resolved {
   tenant: Tenant;
   userId: string;
   permissionSetArn: string;
-}
-
-interface PermissionSetEntry {
-  arn: string;
-  /** How long a session from it may last (SessionDuration), in seconds. */
-  sessionSeconds: number;
 }
 
 interface PermissionSetListing {
@@ -128,24 +119,9 @@ export function createActivities(
     );
   }
 
-  async function listPermissionSets(sso: SSOAdminClient, instanceArn: string): Promise<Map<string, PermissionSetEntry>> {
-    const arns: string[] = [];
-    for await (const page of paginateListPermissionSets({ client: sso }, { InstanceArn: instanceArn })) {
-      arns.push(...(page.PermissionSets ?? []));
-    }
-    const described = await Promise.all(
-      arns.map((arn) => sso.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }))),
-    );
-    const byName = new Map<string, PermissionSetEntry>();
-    for (const { PermissionSet: set } of described) {
-      if (set?.Name && set.PermissionSetArn) byName.set(set.Name, { arn: set.PermissionSetArn, sessionSeconds: sessionSecondsOf(set.SessionDuration) });
-    }
-    return byName;
-  }
-
   function reloadPermissionSets(tenant: Tenant): PermissionSetListing {
     const instanceArn = tenant.aws.sso_instance_arn;
-    const listing = { loadedAt: Date.now(), byName: listPermissionSets(tenant.sso, instanceArn) };
+    const listing = { loadedAt: Date.now(), byName: listPermissionSets(tenant.sso, instanceArn).then((sets) => new Map(sets.map((set) => [set.name, set]))) };
     permissionSets.set(instanceArn, listing);
     // A failed listing must not stay cached for the TTL.
     listing.byName.catch(() => permissionSets.get(instanceArn) === listing && permissionSets.delete(instanceArn));

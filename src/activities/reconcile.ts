@@ -3,20 +3,14 @@
 // `findDriftIn`, a pure function over the two listings. Tenants may share one instance, so the
 // grants of every tenant on it are read: one tenant's round must not take for leaked what another
 // tenant's grant holds, or found there before it.
-import { sessionSecondsOf } from '../domain/sessions';
-import {
-  paginateListAccountAssignments,
-  paginateListAccountAssignmentsForPrincipal,
-  paginateListPermissionSets,
-  DescribePermissionSetCommand,
-} from '@aws-sdk/client-sso-admin';
+import { paginateListAccountAssignments, paginateListAccountAssignmentsForPrincipal } from '@aws-sdk/client-sso-admin';
 import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type WorkflowExecutionInfo } from '@temporalio/client';
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure, fromPayloadsAtIndex, WorkflowNotFoundError } from '@temporalio/common';
 import type { SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { accountIdOf, type GrantState, type GrantStatus } from '../domain/grant';
 import { GRANT_MEMO, grantStateQuery, reconcileUpdate, type ReconcileOutcome, rejection, searchAttributes } from '../workflows/messages';
-import { asBackground, semaphore } from './aws';
+import { asBackground, listPermissionSets, semaphore } from './aws';
 import { heartbeating } from './poll';
 import type { AssignmentIds, AssignmentLookup, AssignmentRef } from './assignment';
 
@@ -221,19 +215,11 @@ interface Deps {
 }
 
 export function createReconcileActivities({ client: clientOf, ssoOf, configuredAccounts, tenantsOnInstanceOf, deleteAssignment }: Deps) {
-  /** Every permission set's name and ARN, and the session durations by name. */
+  /** Every permission set's name by ARN, and the session durations by name. */
   async function permissionSets(tenantId: string): Promise<{ names: Map<string, string>; sessionSeconds: Record<string, number> }> {
     const { sso, instanceArn } = ssoOf(tenantId);
-    const names = new Map<string, string>();
-    const sessionSeconds: Record<string, number> = {};
-    for await (const page of paginateListPermissionSets({ client: sso }, { InstanceArn: instanceArn })) {
-      for (const arn of page.PermissionSets ?? []) {
-        const { PermissionSet } = await sso.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }));
-        names.set(arn, PermissionSet?.Name ?? arn);
-        if (PermissionSet?.Name) sessionSeconds[PermissionSet.Name] = sessionSecondsOf(PermissionSet.SessionDuration);
-      }
-    }
-    return { names, sessionSeconds };
+    const sets = await listPermissionSets(sso, instanceArn);
+    return { names: new Map(sets.map((set) => [set.arn, set.name])), sessionSeconds: Object.fromEntries(sets.map((set) => [set.name, set.sessionSeconds])) };
   }
 
   /** Every assignment of the pairs: one ListAccountAssignments (paged) each. */
