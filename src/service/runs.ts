@@ -4,8 +4,8 @@ import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { LRUCache } from 'lru-cache';
-import { executionInfoFromRaw } from '@temporalio/client/lib/helpers';
-import { WorkflowNotFoundError } from '@temporalio/common';
+import { defaultPayloadConverter, WorkflowNotFoundError } from '@temporalio/common';
+import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non-workflow';
 import { environmentOf, type TenantConfig } from '../config';
 import { accountIdOf, type GrantKey, grantName, type GrantState, grantWorkflowId, type Principal } from '../domain/grant';
 import { AccessError } from '../domain/errors';
@@ -206,14 +206,23 @@ export class GrantRuns {
     const { namespace, loadedDataConverter } = this.client.options;
     for (;;) {
       const page = await this.client.workflowService.listWorkflowExecutions({ namespace, query, pageSize, nextPageToken: token });
-      const infos = await Promise.all((page.executions ?? []).map((raw) => executionInfoFromRaw(raw, loadedDataConverter, raw, namespace)));
+      // Only what a row needs (the SDK's executionInfoFromRaw decodes every search attribute of
+      // every row: most of a page's cost after the call itself).
       const rows = await Promise.all(
-        infos.map(async (info) => ({
-          workflowId: info.workflowId,
-          runId: info.runId,
-          state: (info.memo?.[GRANT_MEMO] as GrantState | undefined) ?? (await this.queried(info)),
-          awaitingReview: info.typedSearchAttributes.get(searchAttributes.awaitingReview) === true,
-        })),
+        (page.executions ?? []).map(async (raw) => {
+          const workflowId = raw.execution?.workflowId ?? '';
+          const runId = raw.execution?.runId ?? '';
+          const memo = raw.memo?.fields?.[GRANT_MEMO];
+          const awaiting = raw.searchAttributes?.indexedFields?.[searchAttributes.awaitingReview.name];
+          return {
+            workflowId,
+            runId,
+            state: memo
+              ? ((await decodeOptionalSinglePayload(loadedDataConverter, memo, { type: 'workflow', namespace, workflowId })) as GrantState)
+              : await this.queried({ workflowId, runId }),
+            awaitingReview: !!awaiting && defaultPayloadConverter.fromPayload(awaiting) === true,
+          };
+        }),
       );
       token = page.nextPageToken?.length ? page.nextPageToken : undefined;
       if (rows.length > 0 || !token) return { rows, next: token };
