@@ -13,9 +13,10 @@ import { loadConfig } from '../src/config';
 import type { GrantView } from '../src/domain/grant';
 import { ensureReconcileSchedules, reconcileScheduleId } from '../src/schedules';
 import type { reconcileWorkflow } from '../src/workflows/reconcile';
+import { sessionsWorkflowId } from '../src/workflows/messages';
 import { CUTOFF_SID_PREFIX, fitInlinePolicy, INLINE_POLICY_MAX_CHARS, parseInlinePolicy, renderInlinePolicy, sessionSecondsOf, withCutoffs } from '../src/domain/sessions';
 import { grantEvents } from './support/audit';
-import { assignmentsOf, call, current, ensure, eventually, freshAccount as mainAccount, grantReaching, permissionSetArnOf, recordHistory, SESSIONS_ACCOUNTS, SESSIONS_TENANT, target, userIdOf } from './support/world';
+import { assignmentsOf, call, current, ensure, eventually, freshAccount as mainAccount, grantReaching, permissionSetArnOf, recordHistory, recordRun, SESSIONS_ACCOUNTS, SESSIONS_TENANT, target, userIdOf } from './support/world';
 
 // The tenant's own accounts (it shares moto's instance): each test takes its own.
 const accounts = [...SESSIONS_ACCOUNTS];
@@ -162,7 +163,7 @@ describe('sessions that end with the grant', function () {
   it('a statement is pruned once the permission set session duration has passed, and the account provisioned again', async () => {
     const { sso, stack } = current();
     const role = `Short${process.pid % 100000}`;
-    await sso.send(new CreatePermissionSetCommand({ InstanceArn: stack.instanceArnOf(SESSIONS_TENANT.id), Name: role, SessionDuration: 'PT10S' }));
+    const created = await sso.send(new CreatePermissionSetCommand({ InstanceArn: stack.instanceArnOf(SESSIONS_TENANT.id), Name: role, SessionDuration: 'PT10S' }));
     const account = freshAccount();
     const grant = await activeGrant('sid', account, role);
     await revoke('sid', grant.id);
@@ -171,6 +172,9 @@ describe('sessions that end with the grant', function () {
     await eventually('the statement to be pruned', async () => ((await inlinePolicy(role)).length === 0 ? true : undefined), 60_000);
     const provisioned = (await current().sessionsAws.stats()).assignmentCalls.filter((c) => c.op === 'ProvisionPermissionSet' && c.account === account);
     assert.equal(provisioned.length, 2, 'once with the statement, once without it');
+    const sessions = sessionsWorkflowId(created.PermissionSet!.PermissionSetArn!);
+    await eventually('the sessions workflow to complete', async () => ((await current().temporal.workflow.getHandle(sessions).describe()).status.name === 'COMPLETED' ? true : undefined));
+    await recordRun('sessions-cutoff-prune', `WorkflowId = '${sessions}'`);
   });
 
   it('a failing PutInlinePolicyToPermissionSet is retried and shown; the assignment is deleted on time all the same', async () => {

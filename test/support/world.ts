@@ -451,15 +451,19 @@ export async function grantReaching(id: string, status: string, as: User = 'alic
  * the JSON, in the same form the Web UI downloads.
  */
 export async function recordHistory(name: string, grantId: string, run: 'last' | 'continued' = 'last'): Promise<void> {
-  if (process.env.RECORD_HISTORIES !== '1') return;
-  const { temporal } = current();
   const which = run === 'continued' ? ` AND ExecutionStatus = 'ContinuedAsNew'` : '';
-  for await (const info of temporal.workflow.list({ query: `AccessGrantId = '${grantId}'${which}` })) {
+  await recordRun(name, `AccessGrantId = '${grantId}'${which}`);
+}
+
+/** With RECORD_HISTORIES=1, writes the history of the latest run the visibility `query` lists to test/histories/<name>.json. */
+export async function recordRun(name: string, query: string): Promise<void> {
+  if (process.env.RECORD_HISTORIES !== '1') return;
+  for await (const info of current().temporal.workflow.list({ query })) {
     const json = temporalCli(['workflow', 'show', '--workflow-id', info.workflowId, '--run-id', info.runId, '--output', 'json']);
     writeFileSync(path.join(repoRoot, 'test/histories', `${name}.json`), json);
     return;
   }
-  throw new Error(`no workflow for grant ${grantId}`);
+  throw new Error(`no workflow run for ${query}`);
 }
 
 /** Runs the Temporal CLI against the test server, as an operator would. */
