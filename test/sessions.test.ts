@@ -9,11 +9,11 @@ import {
   GetInlinePolicyForPermissionSetCommand,
   PutInlinePolicyToPermissionSetCommand,
 } from '@aws-sdk/client-sso-admin';
-import { loadConfig } from '../src/config';
+import { env, loadConfig } from '../src/config';
 import type { GrantView } from '../src/domain/grant';
 import { ensureReconcileSchedules, reconcileScheduleId } from '../src/schedules';
 import type { reconcileWorkflow } from '../src/workflows/reconcile';
-import { sessionsWorkflowId } from '../src/workflows/messages';
+import { sessionCutoffSignal, sessionsWorkflowId } from '../src/workflows/messages';
 import { CUTOFF_SID_PREFIX, fitInlinePolicy, INLINE_POLICY_MAX_CHARS, parseInlinePolicy, renderInlinePolicy, sessionSecondsOf, withCutoffs } from '../src/domain/sessions';
 import { grantEvents } from './support/audit';
 import { assignmentsOf, call, current, ensure, eventually, freshAccount as mainAccount, grantReaching, permissionSetArnOf, recordHistory, recordRun, SESSIONS_ACCOUNTS, SESSIONS_TENANT, target, userIdOf } from './support/world';
@@ -175,6 +175,46 @@ describe('sessions that end with the grant', function () {
     const sessions = sessionsWorkflowId(created.PermissionSet!.PermissionSetArn!);
     await eventually('the sessions workflow to complete', async () => ((await current().temporal.workflow.getHandle(sessions).describe()).status.name === 'COMPLETED' ? true : undefined));
     await recordRun('sessions-cutoff-prune', `WorkflowId = '${sessions}'`);
+  });
+
+  it('a flood of ends on one permission set goes on in a new run (continue-as-new) and loses none', async function () {
+    this.timeout(300_000);
+    const { sso, stack, temporal } = current();
+    const role = `Flood${process.pid % 100000}`;
+    const created = await sso.send(new CreatePermissionSetCommand({ InstanceArn: stack.instanceArnOf(SESSIONS_TENANT.id), Name: role, SessionDuration: 'PT1H' }));
+    const permissionSetArn = created.PermissionSet!.PermissionSetArn!;
+    const workflowId = sessionsWorkflowId(permissionSetArn);
+    const account = freshAccount();
+    const users = Array.from({ length: 25 }, (_, u) => `f1000000-0000-4000-8000-${String(u).padStart(12, '0')}`);
+    const ends = 2100; // past the 2,000 events after which a run goes on in a new one
+    const base = Date.now() - 600_000;
+    const atOf = (i: number) => new Date(base + i * 10).toISOString();
+    // Handed in as a reconciliation's removals are (no grant to tell), 100 at a time.
+    for (let from = 0; from < ends; from += 100) {
+      await Promise.all(
+        Array.from({ length: Math.min(100, ends - from) }, (_, k) =>
+          temporal.workflow.signalWithStart('sessionsWorkflow', {
+            workflowId,
+            taskQueue: env.taskQueue,
+            args: [{ permissionSetArn, tenantId: SESSIONS_TENANT.id }],
+            signal: sessionCutoffSignal,
+            signalArgs: [{ tenantId: SESSIONS_TENANT.id, userId: users[(from + k) % users.length], accountId: account, at: atOf(from + k) }],
+          }),
+        ),
+      );
+    }
+    // Each user's latest cut-off: the last of their ends.
+    const latest = users.map((_, u) => atOf(ends - users.length + u));
+    await eventually(
+      'every user to have their latest cut-off',
+      async () => {
+        const statements = await inlinePolicy(role);
+        return users.every((u, j) => cutoffOf(statements, u, account)?.Condition.DateLessThan['aws:TokenIssueTime'] === latest[j]) ? statements : undefined;
+      },
+      240_000,
+    );
+    const runs = await temporal.workflow.count(`WorkflowId = '${workflowId}' AND ExecutionStatus = 'ContinuedAsNew'`);
+    assert.ok(runs.count >= 1, 'the flood went on in a new run');
   });
 
   it('a failing PutInlinePolicyToPermissionSet is retried and shown; the assignment is deleted on time all the same', async () => {
