@@ -839,10 +839,13 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
       results.reads = latest;
       writeAll();
       log(`reads: measured at ${latest.commit}; SIGUSR2 (kill -USR2 ${process.pid}) reads again, SIGUSR1 ends`);
+      // A signal listener alone does not keep Node's event loop alive: the timer does.
+      const keepAlive = setInterval(() => {}, 60_000);
       const signal = await new Promise<string>((resolve) => {
         const on = (name: string) => () => {
           process.off('SIGUSR1', usr1);
           process.off('SIGUSR2', usr2);
+          clearInterval(keepAlive);
           resolve(name);
         };
         const [usr1, usr2] = [on('SIGUSR1'), on('SIGUSR2')];
