@@ -85,6 +85,24 @@ describe('cli', function () {
     assert.equal(JSON.parse(twice.stdout).code, 'conflict');
   });
 
+  it('grants lists a page at a time, newest first, and says how to get the next', async () => {
+    const accounts = [freshAccount(), freshAccount()];
+    for (const account of accounts) {
+      const made = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--duration', '10m', '--reason', 'paging', '--wait']);
+      assert.equal(made.code, 0, show(made));
+    }
+    const rowsOf = (out: string) => out.split('\n').filter((l) => /^[A-Z]+ +\S+ +AWS::Account::/.test(l));
+    const first = await access(['grants', '--limit', '1']);
+    assert.equal(first.code, 0, show(first));
+    assert.equal(rowsOf(first.stdout).length, 1, show(first));
+    assert.match(rowsOf(first.stdout)[0], new RegExp(`AWS::Account::${accounts[1]} `), 'the newest first');
+    const cursor = /^\(more: --cursor (\S+)\)$/m.exec(first.stdout)?.[1];
+    assert.ok(cursor, show(first));
+    const second = await access(['grants', '--limit', '1', '--cursor', cursor]);
+    assert.equal(second.code, 0, show(second));
+    assert.match(rowsOf(second.stdout)[0], new RegExp(`AWS::Account::${accounts[0]} `), show(second));
+  });
+
   it('a reviewed role: --wait times out with 3, a reviewer approves from the CLI, then it is active', async () => {
     const account = freshAccount();
     const requested = await access(['ensure', '--target', account, '--role', 'AdministratorAccess', '--reason', 'incident', '--wait', '--timeout', '2s', '--json']);
