@@ -90,8 +90,9 @@ export class RequestService {
     }
     const sent = await Promise.allSettled(
       toSend.map((st) => {
-        this.runs.changing(grantWorkflowId(st.key));
-        return rejectionsAsErrors(() => this.runs.client.workflow.getHandle(grantWorkflowId(st.key)).executeUpdate(reviewUpdate, { args: [review] }));
+        const workflowId = grantWorkflowId(st.key);
+        this.runs.changing(workflowId);
+        return rejectionsAsErrors(() => this.runs.client.workflow.getHandle(workflowId).executeUpdate(reviewUpdate, { args: [review] }));
       }),
     );
     const failed = sent.find((r) => r.status === 'rejected');
