@@ -13,8 +13,9 @@ import { env, loadConfig } from '../src/config';
 import type { GrantView } from '../src/domain/grant';
 import { ensureReconcileSchedules, reconcileScheduleId } from '../src/schedules';
 import type { reconcileWorkflow } from '../src/workflows/reconcile';
-import { sessionCutoffSignal, sessionsWorkflowId } from '../src/workflows/messages';
-import { CUTOFF_SID_PREFIX, fitInlinePolicy, INLINE_POLICY_MAX_CHARS, parseInlinePolicy, renderInlinePolicy, sessionSecondsOf, withCutoffs } from '../src/domain/sessions';
+import { grantStateQuery, sessionCutoffSignal, sessionsRevokedSignal, sessionsWorkflowId } from '../src/workflows/messages';
+import { grantWorkflowId } from '../src/domain/grant';
+import { changedAccounts, CUTOFF_SID_PREFIX, fitInlinePolicy, INLINE_POLICY_MAX_CHARS, parseInlinePolicy, renderInlinePolicy, sessionSecondsOf, withCutoffs, writtenCutoff } from '../src/domain/sessions';
 import { grantEvents } from './support/audit';
 import { assignmentsOf, call, current, ensure, eventually, freshAccount as mainAccount, grantReaching, permissionSetArnOf, recordHistory, recordRun, SESSIONS_ACCOUNTS, SESSIONS_TENANT, target, userIdOf } from './support/world';
 
@@ -39,12 +40,25 @@ async function setInlinePolicy(role: string, statements: Statement[] | null): Pr
   else await sso.send(new PutInlinePolicyToPermissionSetCommand({ ...ids, InlinePolicy: JSON.stringify({ Version: '2012-10-17', Statement: statements }) }));
 }
 
-/** Our statement for this user in this account, if there is one. */
+/** Our statement for this user in this account, if there is one; never two. */
 function cutoffOf(statements: Statement[], userId: string, account: string): Statement | undefined {
-  return statements.find((s) => {
+  const ours = statements.filter((s) => {
     const users = s.Condition?.StringEquals?.['identitystore:userId'];
     return s.Sid?.startsWith(CUTOFF_SID_PREFIX) && (users === userId || (Array.isArray(users) && users.includes(userId))) && s.Condition.StringEquals['aws:PrincipalAccount'] === account;
   });
+  assert.ok(ours.length <= 1, `one statement per user and account: ${JSON.stringify(ours)}`);
+  return ours[0];
+}
+
+/** Each user and account's moment in a written policy text. */
+function momentsIn(text: string | null): Map<string, string> {
+  return new Map(parseInlinePolicy(text ?? undefined).ours.flatMap((s) => s.userIds.map((u) => [`${u}|${s.accountId}`, s.at] as const)));
+}
+
+async function createPermissionSet(name: string, SessionDuration = 'PT1H'): Promise<string> {
+  const { sso, stack } = current();
+  const created = await sso.send(new CreatePermissionSetCommand({ InstanceArn: stack.instanceArnOf(SESSIONS_TENANT.id), Name: name, SessionDuration }));
+  return created.PermissionSet!.PermissionSetArn!;
 }
 
 async function activeGrant(user: 'sid' | 'sue', account: string, role = 'ReadOnlyAccess'): Promise<GrantView> {
@@ -217,6 +231,105 @@ describe('sessions that end with the grant', function () {
     assert.ok(runs.count >= 1, 'the flood went on in a new run');
   });
 
+  it('15 grants on one permission set in 15 accounts end together while provisioning is slow: every Deny lands, none is lost across a continue-as-new, no write is older than the one before', async function () {
+    this.timeout(300_000);
+    const { temporal, sessionsAws } = current();
+    const role = `Slow${process.pid % 100000}`;
+    const permissionSetArn = await createPermissionSet(role);
+    const workflowId = sessionsWorkflowId(permissionSetArn);
+    const ends = Array.from({ length: 15 }, () => freshAccount());
+    const grants = await Promise.all(ends.map((a) => activeGrant('sid', a, role)));
+    // Each provisioning takes 8 s at "AWS" (15 in a row: longer than any one activity of the old
+    // writer could run), the first writes fail, and the permission set's workflow is busy with
+    // an earlier end (a reconciliation's: no grant to tell) and goes on in a new run past 40 events.
+    await sessionsAws.on('ProvisionPermissionSet', { delayMs: 8_000 });
+    await sessionsAws.on('PutInlinePolicyToPermissionSet', { status: 500, times: 10 });
+    const [sid, sue] = [await userIdOf('sid'), await userIdOf('sue')];
+    const earlier = { tenantId: SESSIONS_TENANT.id, userId: sue, accountId: ends[0], at: new Date().toISOString() };
+    await temporal.workflow.start('sessionsWorkflow', { workflowId, taskQueue: env.taskQueue, args: [{ permissionSetArn, tenantId: SESSIONS_TENANT.id, pending: [earlier], historyLimit: 40 }] });
+    try {
+      // 15 deletions at once: the instance's pacer is busy with them while the cut-offs come in.
+      const revoked = await Promise.all(grants.map((g) => revoke('sid', g.id)));
+      assert.deepEqual(revoked.map((r) => r.status), grants.map(() => 200));
+
+      const events = await Promise.all(grants.map((g) => grantEvents(g.id, ['sessions_revoked'], SESSIONS_TENANT.id, 240_000)));
+      const statements = await inlinePolicy(role);
+      for (const [i, account] of ends.entries()) {
+        const ours = cutoffOf(statements, sid, account);
+        assert.ok(ours, `sid's Deny in ${account}: ${JSON.stringify(statements)}`);
+        const event = events[i].find((e) => e.event.event === 'sessions_revoked')!.event;
+        assert.equal(ours.Condition.DateLessThan['aws:TokenIssueTime'], event.details.sessions_issued_before, 'the record says what was written');
+        assert.ok(Date.parse(event.details.sessions_issued_before as string) >= Date.parse(grants[i].activated_at!));
+      }
+      assert.equal(cutoffOf(statements, sue, ends[0])?.Condition.DateLessThan['aws:TokenIssueTime'], earlier.at, 'the earlier end is kept');
+
+      const { assignmentCalls, policyWrites } = await sessionsAws.stats();
+      for (const account of ends) assert.ok(assignmentCalls.some((c) => c.op === 'ProvisionPermissionSet' && c.account === account && c.answered), `provisioned to ${account}`);
+      const writes = policyWrites.filter((w) => w.permissionSetArn === permissionSetArn).map((w) => momentsIn(w.inlinePolicy));
+      assert.ok(writes.length >= 1);
+      for (let i = 1; i < writes.length; i++) {
+        for (const [key, at] of writes[i - 1]) {
+          const next = writes[i].get(key);
+          assert.ok(next !== undefined && Date.parse(next) >= Date.parse(at), `write ${i + 1} lost or moved back ${key} (${at} -> ${next})`);
+        }
+      }
+      await eventually('a run of the busy workflow to have gone on in a new one', async () => {
+        const { count } = await temporal.workflow.count(`WorkflowId = '${workflowId}' AND ExecutionStatus = 'ContinuedAsNew'`);
+        return count >= 1 ? count : undefined;
+      });
+    } finally {
+      await temporal.workflow.getHandle(workflowId).terminate('test: done').catch(() => undefined);
+    }
+  });
+
+  it('a cut-off handed in for a tenant no longer configured is written with another configured tenant of the instance', async () => {
+    const { temporal } = current();
+    const role = `Orphan${process.pid % 100000}`;
+    const permissionSetArn = await createPermissionSet(role);
+    const workflowId = sessionsWorkflowId(permissionSetArn);
+    const [account, sue] = [freshAccount(), await userIdOf('sue')];
+    const removed = 'a0000000-0000-4000-8000-00000000dead';
+    const at = new Date().toISOString();
+    await temporal.workflow.signalWithStart('sessionsWorkflow', {
+      workflowId,
+      taskQueue: env.taskQueue,
+      args: [{ permissionSetArn, tenantId: removed }],
+      signal: sessionCutoffSignal,
+      signalArgs: [{ tenantId: removed, userId: sue, accountId: account, at }],
+    });
+    try {
+      const written = await eventually('the cut-off to be written', async () => cutoffOf(await inlinePolicy(role), sue, account));
+      assert.equal(written.Condition.DateLessThan['aws:TokenIssueTime'], at);
+      assert.ok((await current().sessionsAws.stats()).assignmentCalls.some((c) => c.op === 'ProvisionPermissionSet' && c.account === account));
+    } finally {
+      await temporal.workflow.getHandle(workflowId).terminate('test: done').catch(() => undefined);
+    }
+  });
+
+  it('a grant ignores a sessionsRevoked meant for another grant of its key, and takes its own', async () => {
+    const { temporal, sessionsAws } = current();
+    const account = freshAccount();
+    const grant = await activeGrant('sid', account);
+    // Refused, not a 5xx: the SDK does not retry it, so later tests' retries are not used up here.
+    await sessionsAws.on('PutInlinePolicyToPermissionSet', { error: 'ValidationException' });
+    await revoke('sid', grant.id);
+    await eventually('the grant to wait for its sessions', async () => {
+      const g = (await call<GrantView>('GET', `/v1/access/grants/${grant.id}`, { as: 'sid' })).body;
+      return g.diagnostics.some((d) => d.code === 'session_revocation_pending') ? g : undefined;
+    });
+    const handle = temporal.workflow.getHandle(grantWorkflowId({ tenantId: SESSIONS_TENANT.id, principalId: 'sid', target: target(account), role: 'ReadOnlyAccess' }));
+    const stale = new Date(Date.now() - 3_600_000).toISOString();
+    await handle.signal(sessionsRevokedSignal, { at: new Date().toISOString(), sessions_issued_before: stale, grant_id: '0190a000-0000-7000-8000-000000000000' });
+    const after = await handle.query(grantStateQuery);
+    assert.ok(!after.diagnostics.some((d) => d.code === 'sessions_revoked'), JSON.stringify(after.diagnostics));
+    // Its own is taken (the positive control), with the moment it carries.
+    const mine = new Date().toISOString();
+    await handle.signal(sessionsRevokedSignal, { at: mine, sessions_issued_before: mine, grant_id: grant.id });
+    const ended = await sessionsEnded('sid', grant.id);
+    assert.equal(ended.diagnostics.find((d) => d.code === 'sessions_revoked')!.sessions_issued_before, mine);
+    await sessionsAws.reset();
+  });
+
   it('a failing PutInlinePolicyToPermissionSet is retried and shown; the assignment is deleted on time all the same', async () => {
     await setInlinePolicy('ReadOnlyAccess', null);
     const account = freshAccount();
@@ -241,7 +354,9 @@ describe('sessions that end with the grant', function () {
 
 describe('session cut-off statements (the rules)', () => {
   const customer = { Sid: 'Mine', Effect: 'Allow', Action: 's3:GetObject', Resource: '*' };
-  const at = (minute: number) => new Date(Date.UTC(2026, 11, 4, 12, minute)).toISOString();
+  const at = (minute: number, second = 0) => new Date(Date.UTC(2026, 11, 4, 12, minute, second)).toISOString();
+  const statementsOf = <S extends { userIds: string[]; accountId: string }>(ours: S[], userId: string, accountId: string) =>
+    ours.filter((s) => s.accountId === accountId && s.userIds.includes(userId));
 
   it('keeps the customer statements, one statement per user and account with the latest cut-off, and prunes after the session duration', () => {
     const policy = parseInlinePolicy(JSON.stringify({ Version: '2012-10-17', Statement: customer }));
@@ -258,22 +373,64 @@ describe('session cut-off statements (the rules)', () => {
     assert.deepEqual(later.kept.map((c) => c.userIds), [['u1']]);
   });
 
-  it('over the size limit, merges each account to one statement with its earliest cut-off, never across accounts', () => {
-    const cutoffs = Array.from({ length: 300 }, (_, i) => ({ userId: `9067${String(i).padStart(6, '0')}-aaaa-bbbb-cccc-dddddddddddd`, accountId: i % 2 ? '111111111111' : '222222222222', at: at(i % 50) }));
+  it('over the size limit, merges one account cut-offs of the same minute at its end: never earlier than a user own, never across accounts', () => {
+    const cutoffs = Array.from({ length: 300 }, (_, i) => ({
+      userId: `9067${String(i).padStart(6, '0')}-aaaa-bbbb-cccc-dddddddddddd`,
+      accountId: i % 2 ? '111111111111' : '222222222222',
+      at: new Date(Date.parse(at(0)) + i * 2_000).toISOString(),
+    }));
     const { kept } = withCutoffs([], cutoffs, new Date(at(55)), 3600);
-    const policy = { version: '2012-10-17', others: [customer], ours: kept };
+    const policy = { header: { Version: '2012-10-17' }, others: [customer], ours: kept, lookalikes: [] };
     assert.ok(renderInlinePolicy(policy).length > INLINE_POLICY_MAX_CHARS, 'the test starts over the limit');
     const fitted = fitInlinePolicy(policy)!;
-    assert.ok(renderInlinePolicy(fitted).length <= INLINE_POLICY_MAX_CHARS);
-    assert.deepEqual(fitted.others, [customer]);
-    assert.equal(fitted.ours.length, 2, 'one statement per account');
+    assert.ok(renderInlinePolicy(fitted.policy).length <= INLINE_POLICY_MAX_CHARS);
+    assert.equal(fitted.bucketSeconds, 60, 'the smallest bucket that fits');
+    assert.deepEqual(fitted.policy.others, [customer]);
     for (const c of cutoffs) {
-      const s = fitted.ours.find((o) => o.accountId === c.accountId)!;
-      assert.ok(s.userIds.includes(c.userId), 'every user is still denied in their account');
-      assert.ok(s.at <= c.at, 'never a session issued after the user own cut-off');
+      const [s, ...more] = statementsOf(fitted.policy.ours, c.userId, c.accountId);
+      assert.ok(s && more.length === 0, 'every user is denied in their account, by exactly one statement');
+      assert.ok(Date.parse(s.at) >= Date.parse(c.at), `never earlier than the user own cut-off: ${s.at} < ${c.at}`);
+      assert.ok(Date.parse(s.at) - Date.parse(c.at) < 60_000, 'at most to the end of its minute');
+      assert.equal(writtenCutoff(fitted.policy.ours, c.userId, c.accountId), s.at);
     }
+    for (const s of fitted.policy.ours) assert.ok(s.userIds.every((u) => cutoffs.some((c) => c.userId === u && c.accountId === s.accountId)), 'never across accounts');
+
+    // A later end of a merged user: they appear once, with the later moment.
+    const again = withCutoffs(fitted.policy.ours, [{ ...cutoffs[0], at: at(58) }], new Date(at(58)), 3600);
+    assert.deepEqual(statementsOf(again.kept, cutoffs[0].userId, cutoffs[0].accountId).map((s) => s.at), [at(58)]);
+    assert.deepEqual(changedAccounts(fitted.policy.ours, again.kept), [cutoffs[0].accountId], 'only that account changed');
+
     const hopeless = { ...policy, others: [{ Sid: 'Big', Effect: 'Allow', Action: 'x'.repeat(INLINE_POLICY_MAX_CHARS), Resource: '*' }] };
     assert.equal(fitInlinePolicy(hopeless), undefined);
+  });
+
+  it('leaves the customer statements exactly as they were: look-alikes of ours, their Sids, non-ASCII text, Id and an absent Version', () => {
+    const lookalikes = [
+      { Sid: `${CUTOFF_SID_PREFIX}Mine`, Effect: 'Deny', Action: '*', Resource: '*', Condition: { StringEquals: { 'identitystore:userId': 'u9', 'aws:PrincipalAccount': '111111111111' }, DateLessThan: { 'aws:TokenIssueTime': at(0) }, Bool: { 'aws:MultiFactorAuthPresent': 'false' } } },
+      { Sid: `${CUTOFF_SID_PREFIX}Allow`, Effect: 'Allow', Action: '*', Resource: '*', Condition: { StringEquals: { 'identitystore:userId': 'u9', 'aws:PrincipalAccount': '111111111111' }, DateLessThan: { 'aws:TokenIssueTime': at(0) } } },
+    ];
+    const unicode = { Sid: 'Logs', Effect: 'Allow', Action: 'logs:Get*', Resource: 'arn:aws:logs:*:*:log-group:équipe-日本-🚀' };
+    const text = JSON.stringify({ Id: 'customer-policy', Statement: [unicode, ...lookalikes] });
+    const policy = parseInlinePolicy(text);
+    assert.deepEqual(policy.ours, [], 'a statement with our prefix but not exactly our shape is not ours');
+    assert.deepEqual(policy.lookalikes, lookalikes.map((s) => s.Sid), 'and it is reported');
+    const { kept } = withCutoffs(policy.ours, [{ userId: 'u1', accountId: '111111111111', at: at(1) }], new Date(at(2)), 3600);
+    const written = renderInlinePolicy({ ...policy, ours: kept });
+    assert.match(written, /^[\t\n\r\x20-\xff]*$/, 'only what AWS takes');
+    assert.ok(written.includes('\\u65e5\\u672c'), written);
+    const doc = JSON.parse(written);
+    assert.equal(doc.Id, 'customer-policy');
+    assert.ok(!('Version' in doc), 'no Version where the customer wrote none');
+    assert.deepEqual(doc.Statement.slice(0, 3), [unicode, ...lookalikes], 'the customer statements read back exactly');
+    const back = parseInlinePolicy(written);
+    assert.deepEqual(back.ours, kept);
+    const sids = doc.Statement.map((s: Statement) => s.Sid);
+    assert.equal(new Set(sids).size, sids.length);
+    // A customer statement that took our Sid for this user and account keeps it; ours gets another.
+    const taken = renderInlinePolicy({ ...policy, others: [...policy.others, { Sid: sids[3], Effect: 'Allow', Action: 's3:List*', Resource: '*' }], ours: kept });
+    const takenSids = JSON.parse(taken).Statement.map((s: Statement) => s.Sid);
+    assert.equal(new Set(takenSids).size, takenSids.length, JSON.stringify(takenSids));
+    assert.deepEqual(parseInlinePolicy(taken).ours, kept);
   });
 
   it('reads session durations as AWS writes them', () => {

@@ -375,7 +375,13 @@ export function createActivities(
       deleteAssignment: grantActivities.deleteAssignment,
     }),
     ...createSessionActivities({
-      ssoOf,
+      // The tenants handed in first, then every other configured tenant on the permission set's instance.
+      writersOf: (permissionSetArn, preferred) => {
+        const instanceId = permissionSetArn.split('/').at(-2);
+        const onInstance = config.tenants.filter((t) => t.aws.sso_instance_arn.endsWith(`/${instanceId}`)).map((t) => t.id.toLowerCase());
+        const ids = [...new Set([...preferred.map((id) => id.toLowerCase()).filter((id) => onInstance.includes(id)), ...onInstance])];
+        return ids.map((tenantId) => ({ tenantId, ...ssoOf(tenantId) }));
+      },
     }),
   };
 }

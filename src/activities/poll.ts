@@ -46,10 +46,11 @@ export function activityContext(): Context | undefined {
  * instance's limits can wait longer than the heartbeat timeout, and must not be taken for dead
  * (its retry would queue behind it, and a creation abandoned mid-poll still counts at AWS).
  */
-export async function heartbeating<T>(work: () => Promise<T>, everyMs = 5_000): Promise<T> {
+export async function heartbeating<T>(work: () => Promise<T>, { everyMs = 5_000, details }: { everyMs?: number; details?: () => unknown } = {}): Promise<T> {
   const context = activityContext();
   if (!context) return work();
-  const timer = setInterval(() => context.heartbeat(), everyMs);
+  // With `details`, every beat carries the progress so far (a beat without them would erase it).
+  const timer = setInterval(() => context.heartbeat(details?.()), everyMs);
   try {
     return await work();
   } finally {

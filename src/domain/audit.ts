@@ -24,6 +24,7 @@ export const AUDIT_EVENTS = [
   'leaked_assignment_removed',
   'break_glass_used',
   'sessions_revoked',
+  'sessions_revocation_failed',
 ] as const;
 export type AuditEventName = (typeof AUDIT_EVENTS)[number];
 

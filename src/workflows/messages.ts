@@ -87,8 +87,17 @@ export interface SessionCutoffRequest {
 }
 
 export const sessionCutoffSignal = defineSignal<[SessionCutoffRequest]>('sessionCutoff');
-/** To the grant: its sessions are ended (the statement is in place and provisioned to its account). */
-export const sessionsRevokedSignal = defineSignal<[{ at: string }]>('sessionsRevoked');
+/**
+ * To the grant: its sessions are ended (the statement is in place and provisioned to its account).
+ * `sessions_issued_before` is the moment written (never earlier than the grant's own cut-off);
+ * `grant_id` names the run's grant, so a later run of the same key ignores it.
+ */
+export interface SessionsRevoked {
+  at: string;
+  sessions_issued_before?: string;
+  grant_id?: string;
+}
+export const sessionsRevokedSignal = defineSignal<[SessionsRevoked]>('sessionsRevoked');
 /** To the grant: the attempt failed and is retried; the message says why. */
 export const sessionRevocationFailedSignal = defineSignal<[{ message: string }]>('sessionRevocationFailed');
 

@@ -1,8 +1,10 @@
-// Every change to the grant workflow's commands since the 1.0 baseline, one patch each
+// Every change to the workflows' commands since the 1.0 baseline, one patch each
 // (docs/operations.md, "Workflow code changes"): a run recorded before a change replays without it.
 import { patched } from '@temporalio/workflow';
 
 export const versions = {
   /** 1.1: the grant's state in its memo, so the API reads grants and requests from visibility alone. */
   grantMemo: () => patched('1.1-grant-memo'),
+  /** 1.2 (sessionsWorkflow): the policy written in one activity, then the permission set provisioned to each account in its own. */
+  sessionsPerAccount: () => patched('1.2-sessions-per-account'),
 };

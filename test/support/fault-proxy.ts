@@ -41,6 +41,8 @@ export interface ProxyStats {
   maxOperationsInFlight: number;
   /** Every CreateAccountAssignment, DeleteAccountAssignment and ProvisionPermissionSet: when it arrived (ms since the first call), for which account, and whether its caller was still there to read the answer. */
   assignmentCalls: { at: number; op: Operation; account: string; answered: boolean }[];
+  /** Every PutInlinePolicyToPermissionSet and DeleteInlinePolicyFromPermissionSet that AWS carried out, in the order AWS answered them (`inlinePolicy` null for a deletion). */
+  policyWrites: { permissionSetArn: string; inlinePolicy: string | null }[];
 }
 
 interface Tracked {
@@ -56,6 +58,7 @@ class FaultProxyServer {
   /** Arrival times (ms, monotonic) and operations of admin API calls since the last reset. */
   calls: { at: number; op: Operation }[] = [];
   assignmentCalls: ProxyStats['assignmentCalls'] = [];
+  policyWrites: ProxyStats['policyWrites'] = [];
   creationsInFlight = 0;
   maxCreationsInFlight = 0;
   operationsInFlight = 0;
@@ -81,6 +84,7 @@ class FaultProxyServer {
     this.tracked.clear();
     this.calls = [];
     this.assignmentCalls = [];
+    this.policyWrites = [];
     this.creationsInFlight = 0;
     this.maxCreationsInFlight = 0;
     this.operationsInFlight = 0;
@@ -98,6 +102,7 @@ class FaultProxyServer {
       maxCreationsInFlight: this.maxCreationsInFlight,
       maxOperationsInFlight: this.maxOperationsInFlight,
       assignmentCalls: this.assignmentCalls,
+      policyWrites: this.policyWrites,
     };
   }
 
@@ -152,6 +157,10 @@ class FaultProxyServer {
       return this.answer(res, 502, { __type: 'InternalServerException', message: `fault proxy: ${(err as Error).message}` });
     }
     let body = upstream.body;
+    if ((op === 'PutInlinePolicyToPermissionSet' || op === 'DeleteInlinePolicyFromPermissionSet') && upstream.status === 200) {
+      const sent = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { PermissionSetArn: string; InlinePolicy?: string };
+      this.policyWrites.push({ permissionSetArn: sent.PermissionSetArn, inlinePolicy: sent.InlinePolicy ?? null });
+    }
     if (op && upstream.status === 200) body = this.rewriteStatus(op, rule, body);
     const headers = { ...upstream.headers, 'content-length': String(body.length) };
     delete headers['transfer-encoding'];

@@ -57,7 +57,7 @@ export const NEIGHBOUR_ACCOUNT = '123456789012';
  * (test/fixtures/other-tenant-policies).
  */
 export const SESSIONS_TENANT = { id: '5e551075-0000-4000-8000-000000005e55', name: 'sessions' };
-export const SESSIONS_ACCOUNTS = ['600000000001', '600000000002', '600000000003', '600000000004', '600000000005', '600000000006'];
+export const SESSIONS_ACCOUNTS = Array.from({ length: 24 }, (_, i) => String(600000000001 + i));
 
 export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
 /** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */

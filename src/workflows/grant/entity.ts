@@ -18,7 +18,7 @@ import {
   type Revocation,
 } from '../../domain/grant';
 import type { AuditActor } from '../../domain/audit';
-import { type EnsureOutcome, type OperatorReview, type ReconcileOutcome, rejection } from '../messages';
+import { type EnsureOutcome, type OperatorReview, type ReconcileOutcome, rejection, type SessionsRevoked } from '../messages';
 import { openFollowUp, reviewFollowUp } from './follow-ups';
 import { CANCELLED_BY_OPERATOR, GrantRecord, now } from './record';
 
@@ -31,6 +31,8 @@ export class Grant extends GrantRecord {
   reconciled: ReconcileOutcome = { outcome: 'present' };
   /** When the permission set's workflow said the grant's sessions were ended (`aws.revoke_sessions`). */
   sessionsRevokedAt: string | null = null;
+  /** The moment the permission set's workflow wrote for the grant's user and account. */
+  sessionsIssuedBefore: string | null = null;
 
   // ---- Messages ----
 
@@ -170,8 +172,11 @@ export class Grant extends GrantRecord {
     }
   }
 
-  sessionsRevoked({ at }: { at: string }): void {
+  sessionsRevoked({ at, sessions_issued_before, grant_id }: SessionsRevoked): void {
+    // Meant for an earlier run of this key (its grant closed, a new one began): not this grant's sessions.
+    if (grant_id !== undefined && grant_id !== this.state.id) return;
     this.sessionsRevokedAt = at;
+    this.sessionsIssuedBefore = sessions_issued_before ?? null;
   }
 
   sessionRevocationFailed({ message }: { message: string }): void {

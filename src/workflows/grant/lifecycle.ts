@@ -232,7 +232,8 @@ async function awaitSessionsEnded(grant: Grant, cutoff: string): Promise<void> {
   grant.publish();
   if (await condition(() => grant.sessionsRevokedAt !== null, SESSIONS_WAIT)) {
     grant.state.diagnostics = grant.state.diagnostics.filter((d) => d.code !== 'session_revocation_pending');
-    grant.note({ level: 'info', code: 'sessions_revoked', message: `AWS sessions issued before ${cutoff} were ended at ${grant.sessionsRevokedAt}.`, sessions_issued_before: cutoff });
+    const written = grant.sessionsIssuedBefore ?? cutoff;
+    grant.note({ level: 'info', code: 'sessions_revoked', message: `AWS sessions issued before ${written} were ended at ${grant.sessionsRevokedAt}.`, sessions_issued_before: written });
   } else {
     grant.note({
       level: 'warning',
