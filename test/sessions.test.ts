@@ -277,6 +277,7 @@ describe('sessions that end with the grant', function () {
         const { count } = await temporal.workflow.count(`WorkflowId = '${workflowId}' AND ExecutionStatus = 'ContinuedAsNew'`);
         return count >= 1 ? count : undefined;
       });
+      await recordRun('sessions-continue-as-new', `WorkflowId = '${workflowId}' AND ExecutionStatus = 'ContinuedAsNew'`);
     } finally {
       await temporal.workflow.getHandle(workflowId).terminate('test: done').catch(() => undefined);
     }
