@@ -328,7 +328,37 @@ describe('sessions that end with the grant', function () {
     await handle.signal(sessionsRevokedSignal, { at: mine, sessions_issued_before: mine, grant_id: grant.id });
     const ended = await sessionsEnded('sid', grant.id);
     assert.equal(ended.diagnostics.find((d) => d.code === 'sessions_revoked')!.sessions_issued_before, mine);
+    // The permission set's workflow writes it once AWS takes it: nothing of this test is left to retry in the next.
     await sessionsAws.reset();
+    const sid = await userIdOf('sid');
+    await eventually('the refused cut-off to be written after all', async () => cutoffOf(await inlinePolicy('ReadOnlyAccess'), sid, account), 60_000);
+  });
+
+  it('a cut-off that cannot fit in AWS size limit fails visibly (a warning, an audit event) and is written once there is room', async () => {
+    const { sso, stack } = current();
+    const role = `Full${process.pid % 100000}`;
+    const permissionSetArn = await createPermissionSet(role);
+    const ids = { InstanceArn: stack.instanceArnOf(SESSIONS_TENANT.id), PermissionSetArn: permissionSetArn };
+    const big = (chars: number) => JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'Big', Effect: 'Allow', Action: 's3:GetObject', Resource: `arn:aws:s3:::${'b'.repeat(chars)}/*` }] });
+    const full = big(32_768 - big(0).length - 100);
+    await sso.send(new PutInlinePolicyToPermissionSetCommand({ ...ids, InlinePolicy: full }));
+    const account = freshAccount();
+    const grant = await activeGrant('sid', account, role);
+    await revoke('sid', grant.id);
+    const warned = await eventually('the grant to say ending sessions failed', async () => {
+      const g = (await call<GrantView>('GET', `/v1/access/grants/${grant.id}`, { as: 'sid' })).body;
+      return g.diagnostics.find((d) => d.code === 'session_revocation_pending' && d.level === 'warning');
+    });
+    assert.match(warned.message, /size limit/);
+    const failed = (await grantEvents(grant.id, ['sessions_revocation_failed'], SESSIONS_TENANT.id)).find((e) => e.event.event === 'sessions_revocation_failed')!;
+    assert.match(String(failed.event.details.message), /size limit/);
+    assert.equal((await sso.send(new GetInlinePolicyForPermissionSetCommand(ids))).InlinePolicy, full, 'the customer policy as it was');
+
+    // The customer makes room: the cut-off is written at the next try.
+    await sso.send(new PutInlinePolicyToPermissionSetCommand({ ...ids, InlinePolicy: big(1000) }));
+    const [event] = (await grantEvents(grant.id, ['sessions_revoked'], SESSIONS_TENANT.id, 90_000)).filter((e) => e.event.event === 'sessions_revoked');
+    const ours = cutoffOf(await inlinePolicy(role), await userIdOf('sid'), account);
+    assert.equal(ours?.Condition.DateLessThan['aws:TokenIssueTime'], event.event.details.sessions_issued_before);
   });
 
   it('a failing PutInlinePolicyToPermissionSet is retried and shown; the assignment is deleted on time all the same', async () => {
