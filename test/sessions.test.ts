@@ -8,7 +8,9 @@ import {
   DeleteInlinePolicyFromPermissionSetCommand,
   GetInlinePolicyForPermissionSetCommand,
   PutInlinePolicyToPermissionSetCommand,
+  UpdatePermissionSetCommand,
 } from '@aws-sdk/client-sso-admin';
+import { SESSION_CUTOFF_MARGIN_MS } from '../src/activities';
 import { env, loadConfig } from '../src/config';
 import type { GrantView } from '../src/domain/grant';
 import { ensureReconcileSchedules, reconcileScheduleId } from '../src/schedules';
@@ -123,7 +125,8 @@ describe('sessions that end with the grant', function () {
 
     const ended = await sessionsEnded('sid', grant.id);
     const cutoff = ended.diagnostics.find((d) => d.code === 'sessions_revoked')!.sessions_issued_before as string;
-    assert.ok(Date.parse(cutoff) >= asked && Date.parse(cutoff) <= Date.now(), cutoff);
+    // The deletion, plus the margin for clock skew.
+    assert.ok(Date.parse(cutoff) >= asked + SESSION_CUTOFF_MARGIN_MS && Date.parse(cutoff) <= Date.now() + SESSION_CUTOFF_MARGIN_MS, cutoff);
     const statements = await inlinePolicy('ReadOnlyAccess');
     assert.deepEqual(statements.find((s) => s.Sid === 'CustomerReadLogs'), CUSTOMER, 'the customer statement is kept as it was');
     const ours = cutoffOf(statements, await userIdOf('sid'), account);
@@ -146,6 +149,21 @@ describe('sessions that end with the grant', function () {
     await recordHistory('revoke-sessions', later.id);
     const replaced = cutoffOf(await inlinePolicy('ReadOnlyAccess'), await userIdOf('sid'), account)!;
     assert.ok(replaced.Condition.DateLessThan['aws:TokenIssueTime'] > cutoff, 'one statement per user and account, with the latest cut-off');
+  });
+
+  it('the cut-off is no earlier than the deletion by AWS clock, when AWS clock runs ahead of ours', async () => {
+    const account = freshAccount();
+    const grant = await activeGrant('sid', account);
+    // AWS's clock 10 s ahead of ours: it dates the deletion then.
+    const awsTime = Date.now() + 10_000;
+    await current().sessionsAws.on('DeleteAccountAssignment', { createdAtMs: awsTime });
+    await revoke('sid', grant.id);
+    // The grant hears it once the cut-off has passed.
+    const ended = await sessionsEnded('sid', grant.id, 60_000);
+    const cutoff = ended.diagnostics.find((d) => d.code === 'sessions_revoked')!.sessions_issued_before as string;
+    assert.ok(Date.now() >= Date.parse(cutoff));
+    assert.equal(Date.parse(cutoff), awsTime + SESSION_CUTOFF_MARGIN_MS, `${cutoff}: AWS's time of the deletion and the margin`);
+    assert.equal(cutoffOf(await inlinePolicy('ReadOnlyAccess'), await userIdOf('sid'), account)?.Condition.DateLessThan['aws:TokenIssueTime'], cutoff);
   });
 
   it('without aws.revoke_sessions, a grant shorter than the session duration is warned that sessions may outlive it', async () => {
@@ -189,6 +207,30 @@ describe('sessions that end with the grant', function () {
     const sessions = sessionsWorkflowId(created.PermissionSet!.PermissionSetArn!);
     await eventually('the sessions workflow to complete', async () => ((await current().temporal.workflow.getHandle(sessions).describe()).status.name === 'COMPLETED' ? true : undefined));
     await recordRun('sessions-cutoff-prune', `WorkflowId = '${sessions}'`);
+  });
+
+  it('pruning waits for the longest session duration the permission set had since the cut-off, not the current one', async function () {
+    this.timeout(120_000);
+    const { sso, stack } = current();
+    const role = `Shrink${process.pid % 100000}`;
+    const permissionSetArn = await createPermissionSet(role, 'PT30S');
+    const [first, second] = [freshAccount(), freshAccount()];
+    const sid = await userIdOf('sid');
+    const a = await activeGrant('sid', first, role);
+    await revoke('sid', a.id);
+    const cutoff = (await sessionsEnded('sid', a.id)).diagnostics.find((d) => d.code === 'sessions_revoked')!.sessions_issued_before as string;
+    // Sessions issued before the cut-off may last 30 s; the permission set now says 5 s.
+    await sso.send(new UpdatePermissionSetCommand({ InstanceArn: stack.instanceArnOf(SESSIONS_TENANT.id), PermissionSetArn: permissionSetArn, SessionDuration: 'PT5S' }));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(cutoff) + 8_000 - Date.now())));
+    const b = await activeGrant('sid', second, role);
+    await revoke('sid', b.id);
+    await sessionsEnded('sid', b.id);
+    assert.ok(Date.now() < Date.parse(cutoff) + 30_000, 'the test ran within the first session duration');
+    const statements = await inlinePolicy(role);
+    assert.ok(cutoffOf(statements, sid, second), JSON.stringify(statements));
+    assert.ok(cutoffOf(statements, sid, first), 'a session of the first grant may still be open: its statement stays');
+    await eventually('the first statement to be pruned after 30 s', async () => (cutoffOf(await inlinePolicy(role), sid, first) ? undefined : true), 60_000);
+    assert.ok(Date.now() >= Date.parse(cutoff) + 30_000);
   });
 
   it('a flood of ends on one permission set goes on in a new run (continue-as-new) and loses none', async function () {

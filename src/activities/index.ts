@@ -30,6 +30,12 @@ export type GrantActivities = ReturnType<typeof createActivities>;
 
 const PERMISSION_SETS_TTL_MS = 5 * 60_000;
 
+/**
+ * Added to a grant's session cut-off: a session AWS stamped a moment after the deletion (its clock
+ * a little ahead of ours) is still denied. A session issued that late cannot be from the grant.
+ */
+export const SESSION_CUTOFF_MARGIN_MS = 1_000;
+
 interface Tenant extends TenantClients {
   aws: AwsTenantConfig;
 }
@@ -223,8 +229,10 @@ export function createActivities(
    * deletion hands in a later moment, which the workflow keeps instead (one statement per user and
    * account).
    */
-  async function handOffSessionCutoff(ref: AssignmentRef, { userId, permissionSetArn }: Resolved): Promise<string> {
-    const at = new Date().toISOString();
+  async function handOffSessionCutoff(ref: AssignmentRef, { userId, permissionSetArn, deletedAt }: Resolved & { deletedAt?: Date }): Promise<string> {
+    // No earlier than the deletion by AWS's clock or ours, whichever is later, plus a margin for
+    // the skew between the two and TokenIssueTime's (docs/aws-iam.md).
+    const at = new Date(Math.max(Date.now(), deletedAt?.getTime() ?? 0) + SESSION_CUTOFF_MARGIN_MS).toISOString();
     const info = activityContext()?.info;
     const workflowId = info?.workflowType === 'grantWorkflow' && ref.grantId !== undefined ? info.workflowExecution?.workflowId : undefined;
     const request: SessionCutoffRequest = {
@@ -322,7 +330,8 @@ export function createActivities(
   }
 
   /** The assignment is gone: answers whose it was, or undefined when nothing of ours can have existed. */
-  async function deleteAssignment(ref: AssignmentRef): Promise<Resolved | undefined> {
+  /** `deletedAt`: AWS's own time of the deletion (its status's CreatedDate), when this call made it. */
+  async function deleteAssignment(ref: AssignmentRef): Promise<(Resolved & { deletedAt?: Date }) | undefined> {
     let resolved: Resolved;
     try {
       resolved = await resolve(ref);
@@ -336,6 +345,7 @@ export function createActivities(
     // first. One paced call per expiry instead of two, which is what bounds a fleet's expiry lag.
     if (!(firstAttempt() && ref.ids) && !(await exists(resolved, ref.accountId))) return resolved;
     const { sso, aws } = resolved.tenant;
+    let deletedAt: Date | undefined;
     await limitsOf(aws).inFlight(async () => {
       let started;
       try {
@@ -358,8 +368,9 @@ export function createActivities(
           'DeprovisioningFailed',
         );
       }
+      deletedAt = status.CreatedDate;
     });
-    return resolved;
+    return { ...resolved, deletedAt };
   }
 
   return {

@@ -131,6 +131,10 @@ async function provisionEach(tenantIds: string[], permissionSetArn: string, unpr
 
 /** Tells each grant, and puts each on record, with the moment actually written. */
 async function settle(done: { request: SessionCutoffRequest; written: SessionCutoff }[], written: CutoffsWritten): Promise<void> {
+  // A cut-off lies a little ahead of its deletion (the margin for clock skew): a grant is told once
+  // it has passed, so a new grant of its key (which waits for this run) is never denied by it.
+  const ahead = Math.max(0, ...done.map(({ request }) => Date.parse(request.at))) - Date.now();
+  if (ahead > 0) await sleep(Math.min(ahead, 60_000));
   const at = new Date(Date.now()).toISOString();
   const records: AuditRecord[] = done.flatMap(({ request: c, written: w }) =>
     c.grant

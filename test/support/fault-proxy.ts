@@ -29,6 +29,8 @@ export type FaultRule = { times?: number } & (
   | { drop: true }
   /** For CreateAccountAssignment/DeleteAccountAssignment: the answer and `inProgressPolls` status polls say IN_PROGRESS; then the end status, FAILED with `failureReason` if given. */
   | { inProgressPolls: number; failureReason?: string }
+  /** For assignment operations and their status polls: the status's CreatedDate (AWS's time of the request), epoch ms. */
+  | { createdAtMs: number }
 );
 
 export interface ProxyStats {
@@ -190,10 +192,14 @@ class FaultProxyServer {
     const starts = op === 'CreateAccountAssignment' || op === 'DeleteAccountAssignment';
     const polls = op === 'DescribeAccountAssignmentCreationStatus' || op === 'DescribeAccountAssignmentDeletionStatus';
     if (!starts && !polls) return body;
-    const json = JSON.parse(body.toString('utf8')) as Record<string, { Status?: string; RequestId?: string; FailureReason?: string }>;
+    const json = JSON.parse(body.toString('utf8')) as Record<string, { Status?: string; RequestId?: string; FailureReason?: string; CreatedDate?: number }>;
     const key = Object.keys(json).find((k) => k.startsWith('AccountAssignment') && k.endsWith('Status'));
     const status = key ? json[key] : undefined;
     if (!status?.RequestId) return body;
+    if (rule && 'createdAtMs' in rule) {
+      status.CreatedDate = rule.createdAtMs / 1000;
+      return Buffer.from(JSON.stringify(json));
+    }
 
     let tracked = this.tracked.get(status.RequestId);
     if (starts && rule && 'inProgressPolls' in rule) {
