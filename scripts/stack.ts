@@ -38,6 +38,7 @@ export interface StackTenant {
     max_duration_seconds?: number;
     pending_request_ttl_seconds?: number;
     max_open_per_principal?: number;
+    max_scheduled_per_principal?: number;
     ensure_rate_per_minute?: number;
     ensure_burst?: number;
     read_rate_per_minute?: number;

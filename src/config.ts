@@ -156,6 +156,8 @@ const tenantSchema = z.strictObject({
       max_open_per_principal: z.int().positive().default(50),
       /** How far ahead an ensure may schedule its start (`starts_at`). */
       max_schedule_ahead_seconds: z.int().positive().default(30 * 24 * 3600),
+      /** Scheduled grants (a later `starts_at`, not yet begun) one principal may hold in the tenant; absent: only max_open_per_principal bounds them. */
+      max_scheduled_per_principal: z.int().positive().optional(),
       /** Calls that change access (ensure, review, revoke) one principal may make per minute, per API process (a token bucket)... */
       ensure_rate_per_minute: z.int().positive().default(60),
       /** ...and at once after a quiet spell (the bucket's size). */

@@ -57,6 +57,33 @@ describe('per-principal limits', function () {
     assert.deepEqual(again.body.grants.map((g) => g.id), first.body.grants.map((g) => g.id));
   });
 
+  it(`past max_scheduled_per_principal (${QUOTA_TENANT.maxScheduled} here), an ensure with starts_at answers 403 with a notice and starts nothing; one without still starts`, async () => {
+    const [a, b, c] = [QUOTA_ACCOUNTS[0], QUOTA_ACCOUNTS[1], QUOTA_ACCOUNTS[2]];
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    const scheduled = await ensure([entitlement(a)], { as: 'tess', startsAt: later });
+    assert.equal(scheduled.status, 200, JSON.stringify(scheduled.body));
+    assert.equal(scheduled.body.grants[0].status, 'pending');
+    await eventually('the scheduled grant to be listed', async () => {
+      const listed = await call<{ grants: GrantView[] }>('GET', '/v1/access/grants', { as: 'tess' });
+      return listed.body.grants.length === 1 ? true : undefined;
+    });
+
+    const refused = await ensure([entitlement(b)], { as: 'tess', startsAt: later });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assertErrorShape(refused, 'forbidden');
+    assert.ok(refused.body.notices?.some((n) => n.includes(`at most ${QUOTA_TENANT.maxScheduled} scheduled grants`)), JSON.stringify(refused.body));
+    assert.deepEqual([refused.body.details.scheduled, refused.body.details.starting], [1, 1]);
+    // Nothing was started: the grant's workflow does not exist.
+    const handle = current().temporal.workflow.getHandle(grantWorkflowId({ tenantId: QUOTA_TENANT.id, principalId: 'tess', target: target(b), role: ROLE }));
+    await assert.rejects(handle.describe(), (err: Error) => err.name === 'WorkflowNotFoundError');
+
+    // Access now is not a scheduled grant: within max_open_per_principal, it starts.
+    const now = await ensure([entitlement(c)], { as: 'tess' });
+    assert.equal(now.status, 200, JSON.stringify(now.body));
+    assert.equal(now.body.grants[0].change, 'activated');
+    for (const g of [scheduled.body.grants[0], now.body.grants[0]]) await call('POST', `/v1/access/grants/${g.id}/revoke`, { as: 'tess', body: {} });
+  });
+
   it('an extension of a grant the API saw open, which an operator has since revoked, is held to the limit like a new grant', async () => {
     // The API sends an extension it expects straight to the grant, without asking first; here the
     // grant is gone, and the call would start a new one past the limit.

@@ -114,6 +114,49 @@ describe('sessions that end with the grant', function () {
     }
   });
 
+  it('a scheduled grant that policy no longer allows at its start is withdrawn there: nothing is made, a withdrawn event and a warning say why', async function () {
+    this.timeout(120_000);
+    const { sso, stack, sessionsAws } = current();
+    const InstanceArn = stack.instanceArnOf(SESSIONS_TENANT.id);
+    // Made by the first test when it ran.
+    const PermissionSetArn = await permissionSetArnOf('SessionBound', SESSIONS_TENANT.id).catch(() => createPermissionSet('SessionBound', 'PT2H'));
+    const sessionLasts = (SessionDuration: string) => sso.send(new UpdatePermissionSetCommand({ InstanceArn, PermissionSetArn, SessionDuration }));
+    const schedule = (account: string) =>
+      call('POST', '/v1/access/ensure', {
+        as: 'sid',
+        body: { entitlements: [{ target: target(account), role: 'SessionBound', duration_seconds: 7200 }], justification: { reason: 'later' }, starts_at: new Date(Date.now() + 6_000).toISOString() },
+      });
+    const [refusedAccount, allowedAccount] = [freshAccount(), freshAccount()];
+    try {
+      await sessionLasts('PT2H');
+      const asked = await schedule(refusedAccount);
+      assert.equal(asked.status, 200, JSON.stringify(asked.body));
+      assert.deepEqual([asked.body.grants[0].change, asked.body.grants[0].status], ['activated', 'pending']);
+      // Before its start, sessions from the permission set may outlast the 2-hour grant: policy forbids that.
+      await sessionLasts('PT4H');
+      const withdrawn = await grantReaching(asked.body.grants[0].id, 'revoked', 'sid', 60_000);
+      const warning = withdrawn.diagnostics.find((d) => d.code === 'start_not_allowed');
+      assert.equal(warning?.level, 'warning', JSON.stringify(withdrawn.diagnostics));
+      assert.deepEqual(warning!.notices, ["SessionBound grants must last at least the permission set's session duration."]);
+      assert.equal(withdrawn.activated_at, null);
+      const [event] = (await grantEvents(withdrawn.id, ['withdrawn'], SESSIONS_TENANT.id)).filter((e) => e.event.event === 'withdrawn');
+      assert.equal(event.event.actor.id, 'schedule');
+      assert.deepEqual(event.event.details.policies, ['session-bound']);
+      assert.ok(!(await sessionsAws.stats()).assignmentCalls.some((c) => c.op === 'CreateAccountAssignment' && c.account === refusedAccount), 'nothing was made');
+      assert.equal(await assignmentsOf('sid', refusedAccount, 'SessionBound'), 0);
+
+      // The positive control: as it was at the call, it starts.
+      await sessionLasts('PT2H');
+      const allowed = await schedule(allowedAccount);
+      assert.equal(allowed.status, 200, JSON.stringify(allowed.body));
+      const active = await grantReaching(allowed.body.grants[0].id, 'active', 'sid', 60_000);
+      assert.ok(!active.diagnostics.some((d) => d.code === 'start_not_allowed'));
+      await revoke('sid', active.id);
+    } finally {
+      await sessionLasts('PT2H');
+    }
+  });
+
   it('a revoked grant adds a Deny for the user sessions issued before the deletion, keeps the customer statement, and provisions the account again', async () => {
     await setInlinePolicy('ReadOnlyAccess', [CUSTOMER]);
     const account = freshAccount();
@@ -344,6 +387,32 @@ describe('sessions that end with the grant', function () {
       const written = await eventually('the cut-off to be written', async () => cutoffOf(await inlinePolicy(role), sue, account));
       assert.equal(written.Condition.DateLessThan['aws:TokenIssueTime'], at);
       assert.ok((await current().sessionsAws.stats()).assignmentCalls.some((c) => c.op === 'ProvisionPermissionSet' && c.account === account));
+    } finally {
+      await temporal.workflow.getHandle(workflowId).terminate('test: done').catch(() => undefined);
+    }
+  });
+
+  it('a tenant whose credentials AWS refuses gives way to another configured tenant of the instance', async () => {
+    const { temporal, sessionsAws } = current();
+    const role = `Refused${process.pid % 100000}`;
+    const permissionSetArn = await createPermissionSet(role);
+    const workflowId = sessionsWorkflowId(permissionSetArn);
+    const [account, sue] = [freshAccount(), await userIdOf('sue')];
+    // Every call with the sessions tenant's credentials is refused (they go through its proxy; the other tenants' do not).
+    await sessionsAws.on('DescribePermissionSet', { error: 'AccessDeniedException' });
+    const at = new Date().toISOString();
+    await temporal.workflow.signalWithStart('sessionsWorkflow', {
+      workflowId,
+      taskQueue: env.taskQueue,
+      args: [{ permissionSetArn, tenantId: SESSIONS_TENANT.id }],
+      signal: sessionCutoffSignal,
+      signalArgs: [{ tenantId: SESSIONS_TENANT.id, userId: sue, accountId: account, at }],
+    });
+    try {
+      const written = await eventually('the cut-off to be written', async () => cutoffOf(await inlinePolicy(role), sue, account));
+      assert.equal(written.Condition.DateLessThan['aws:TokenIssueTime'], at);
+      assert.ok((await sessionsAws.count('DescribePermissionSet')) >= 1, 'the sessions tenant was tried first');
+      assert.equal(await sessionsAws.count('PutInlinePolicyToPermissionSet'), 0, 'and did not write');
     } finally {
       await temporal.workflow.getHandle(workflowId).terminate('test: done').catch(() => undefined);
     }

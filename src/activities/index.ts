@@ -7,6 +7,7 @@ import {
   DeleteAccountAssignmentCommand,
   DescribeAccountAssignmentCreationStatusCommand,
   DescribeAccountAssignmentDeletionStatusCommand,
+  DescribePermissionSetCommand,
   ResourceNotFoundException as SsoNotFound,
   paginateListAccountAssignments,
   type SSOAdminClient,
@@ -15,12 +16,14 @@ import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { env, tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
+import { sessionSecondsOf } from '../domain/sessions';
 import type { WorkerMetrics } from '../metrics';
 import { asDeletion, checkedWhenPaced, createTenantClients, inBackground, listPermissionSets, pacer, type PermissionSetEntry, semaphore, type TenantClients } from './aws';
 import type { QuotaShare } from './fleet';
 import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
 import { createReconcileActivities } from './reconcile';
+import { createPolicyActivities } from './policy';
 import { createSessionActivities } from './sessions';
 import { sessionCutoffSignal, type SessionCutoffRequest, sessionsWorkflowId } from '../workflows/messages';
 
@@ -384,6 +387,20 @@ export function createActivities(
         return config.tenants.filter((t) => t.aws.sso_instance_arn === instanceArn).map((t) => t.id);
       },
       deleteAssignment: grantActivities.deleteAssignment,
+    }),
+    ...createPolicyActivities(config, {
+      // As AWS says now (the cached listing's may be minutes old); 0, as policies see it when not known, for one that is gone.
+      sessionSeconds: async (tenantId, role) => {
+        const tenant = tenantOf(tenantId);
+        try {
+          const { arn } = await permissionSetOf(tenant, role);
+          const { PermissionSet } = await tenant.sso.send(new DescribePermissionSetCommand({ InstanceArn: tenant.aws.sso_instance_arn, PermissionSetArn: arn }));
+          return sessionSecondsOf(PermissionSet?.SessionDuration);
+        } catch (err) {
+          if (err instanceof ApplicationFailure && err.type === 'PermissionSetNotFound') return 0;
+          throw err;
+        }
+      },
     }),
     ...createSessionActivities({
       // The tenants handed in first, then every other configured tenant on the permission set's instance.

@@ -60,7 +60,7 @@ export type SessionActivities = ReturnType<typeof createSessionActivities>;
 const MAX_WRITE_TRIES = 5;
 
 /** Credential failures: another tenant on the instance may still write. */
-const CREDENTIAL_FAILURES = new Set(['AccessDeniedException', 'UnrecognizedClientException', 'InvalidSignatureException', 'ExpiredTokenException', 'UnknownTenant']);
+const CREDENTIAL_FAILURES = new Set(['AccessDeniedException', 'UnrecognizedClientException', 'InvalidSignatureException', 'ExpiredTokenException']);
 
 export function createSessionActivities({ writersOf }: { writersOf: (permissionSetArn: string, preferred: string[]) => InstanceWriter[] }) {
   /** `work` with the first of the writers whose credentials work: a tenant removed or refused does not stall the others of the instance. */

@@ -120,6 +120,7 @@ export class EnsureService {
     const found = await Promise.all(planned.map((p, i) => (extending[i] ? undefined : this.currentState(grantWorkflowId(p.key), dryRun))));
     const starting = planned.filter((p, i) => startsGrant(found[i], p.request)).length;
     if (starting > 0) await this.checkOpenGrants(caller, starting);
+    if (starting > 0 && startsAt) await this.checkScheduledGrants(caller, starting);
     const settled = await Promise.allSettled(
       planned.map(async (p, i) => (extending[i] && (await this.extend(p.key, p.request))) || this.ensureOne(caller, p.key, p.request, dryRun, found[i], extending[i])),
     );
@@ -179,6 +180,20 @@ export class EnsureService {
       throw new AccessError('forbidden', `At most ${limit} open grants per principal; nothing was changed.`, {
         details: { max_open_per_principal: limit, open, starting },
         notices: [`You may hold at most ${limit} open grants in this tenant: you hold ${open}, and this call would start ${starting} more.`],
+      });
+    }
+  }
+
+  /** `grants.max_scheduled_per_principal`: scheduled grants not yet begun count against it (read from their memos: at most max_open_per_principal rows). */
+  private async checkScheduledGrants({ tenant, principal }: Caller, starting: number): Promise<void> {
+    const limit = tenant.grants.max_scheduled_per_principal;
+    if (limit === undefined) return;
+    const pending = starting > limit ? [] : await this.runs.all(tenant, [`ExecutionStatus = 'Running'`, equals(searchAttributes.principal, encodePrincipal(principal.id)), equals(searchAttributes.status, 'pending')]);
+    const scheduled = pending.filter((row) => row.state.startsAt).length;
+    if (scheduled + starting > limit) {
+      throw new AccessError('forbidden', `At most ${limit} scheduled grants per principal; nothing was changed.`, {
+        details: { max_scheduled_per_principal: limit, scheduled, starting },
+        notices: [`You may hold at most ${limit} scheduled grants in this tenant: you hold ${scheduled}, and this call would schedule ${starting} more.`],
       });
     }
   }

@@ -7,4 +7,6 @@ export const versions = {
   grantMemo: () => patched('1.1-grant-memo'),
   /** 1.2 (sessionsWorkflow): the policy written in one activity, then the permission set provisioned to each account in its own. */
   sessionsPerAccount: () => patched('1.2-sessions-per-account'),
+  /** 1.2: a scheduled grant's start is decided again by today's policies before anything is made. */
+  scheduledStartCheck: () => patched('1.2-scheduled-start-check'),
 };

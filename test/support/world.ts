@@ -30,7 +30,7 @@ export const FAULTS_TENANT = { id: 'f0a17e57-0000-4000-8000-00000000fa17', name:
  * Small per-principal limits (3 open grants; 5 ensure calls at once, then 1 a minute), and its
  * policies forbid an account whose environment is unknown (QUOTA_ACCOUNTS are listed).
  */
-export const QUOTA_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a1', name: 'quota', maxOpen: 3, ratePerMinute: 1, burst: 5, readsPerMinute: 30, readBurst: 20 };
+export const QUOTA_TENANT = { id: '9a0e7a11-0000-4000-8000-00000000a0a1', name: 'quota', maxOpen: 3, maxScheduled: 1, ratePerMinute: 1, burst: 5, readsPerMinute: 30, readBurst: 20 };
 export const QUOTA_ACCOUNTS = ['400000000001', '400000000002', '400000000003', '400000000004'];
 /** Listed for QUOTA_TENANT, but without an environment. */
 export const QUOTA_UNDESCRIBED_ACCOUNT = '400000000009';
@@ -57,7 +57,7 @@ export const NEIGHBOUR_ACCOUNT = '123456789012';
  * (test/fixtures/other-tenant-policies).
  */
 export const SESSIONS_TENANT = { id: '5e551075-0000-4000-8000-000000005e55', name: 'sessions' };
-export const SESSIONS_ACCOUNTS = Array.from({ length: 24 }, (_, i) => String(600000000001 + i));
+export const SESSIONS_ACCOUNTS = Array.from({ length: 40 }, (_, i) => String(600000000001 + i));
 
 export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
 /** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
@@ -110,6 +110,8 @@ export const USERS = {
   wes: { sub: 'wes', email: 'wes@quota.example', groups: [] as string[] },
   yuri: { sub: 'yuri', email: 'yuri@quota.example', groups: [] as string[] },
   zoe: { sub: 'zoe', email: 'zoe@quota.example', groups: [] as string[] },
+  /** Schedules grants (grants.max_scheduled_per_principal). */
+  tess: { sub: 'tess', email: 'tess@quota.example', groups: [] as string[] },
   nina: { sub: 'nina', email: 'nina@neighbour.example', groups: [] as string[] },
   ned: { sub: 'ned', email: 'ned@neighbour.example', groups: [] as string[] },
   lena: { sub: 'lena', email: 'lena@listed.example', groups: [] as string[] },
@@ -130,6 +132,7 @@ const TENANT_OF: Partial<Record<User, string>> = {
   wes: QUOTA_TENANT.id,
   yuri: QUOTA_TENANT.id,
   zoe: QUOTA_TENANT.id,
+  tess: QUOTA_TENANT.id,
   nina: NEIGHBOUR_TENANT.id,
   ned: NEIGHBOUR_TENANT.id,
   lena: LISTED_TENANT.id,
@@ -232,6 +235,7 @@ export async function startWorld(): Promise<void> {
         policies: path.join(repoRoot, 'test/fixtures/quota-policies'),
         grants: {
           max_open_per_principal: QUOTA_TENANT.maxOpen,
+          max_scheduled_per_principal: QUOTA_TENANT.maxScheduled,
           ensure_rate_per_minute: QUOTA_TENANT.ratePerMinute,
           ensure_burst: QUOTA_TENANT.burst,
           read_rate_per_minute: QUOTA_TENANT.readsPerMinute,
@@ -342,7 +346,7 @@ export interface EntitlementInput {
 
 export async function ensure(
   entitlements: EntitlementInput[],
-  opts: { as?: User; reason?: string; attachments?: string[]; dryRun?: boolean } = {},
+  opts: { as?: User; reason?: string; attachments?: string[]; dryRun?: boolean; startsAt?: string } = {},
 ): Promise<Reply<EnsureReply>> {
   return call('POST', '/v1/access/ensure', {
     as: opts.as,
@@ -350,6 +354,7 @@ export async function ensure(
       entitlements,
       justification: { reason: opts.reason ?? 'testing', attachments: opts.attachments ?? [] },
       ...(opts.dryRun === undefined ? {} : { dry_run: opts.dryRun }),
+      ...(opts.startsAt === undefined ? {} : { starts_at: opts.startsAt }),
     },
   });
 }

@@ -12,6 +12,13 @@ export const provisioning = proxyActivities<GrantActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
+// A scheduled grant's start, decided again (lifecycle.ts, awaitStart): retried until it answers;
+// the grant is not provisioned on a guess.
+export const deciding = proxyActivities<GrantActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
 export const restoring = proxyActivities<GrantActivities>({
   startToCloseTimeout: '1 minute',
   scheduleToCloseTimeout: '2 minutes',

@@ -5,10 +5,11 @@ import { allHandlersFinished, condition, continueAsNew, sleep, workflowInfo } fr
 import type { AssignmentLookup } from '../../activities';
 import type { AuditActor } from '../../domain/audit';
 import type { GrantState } from '../../domain/grant';
-import { deprovisioning, provisioning, restoring } from './calls';
+import { deciding, deprovisioning, provisioning, restoring } from './calls';
 import type { Grant } from './entity';
 import { now } from './record';
 import { lookupOf, providerReason } from './failures';
+import { versions } from '../versions';
 
 /** A run that has not been given its first ensure within this time was started by mistake. */
 const FIRST_ENSURE_TIMEOUT = '1 minute';
@@ -69,15 +70,42 @@ async function awaitReview(grant: Grant): Promise<void> {
 async function awaitStart(grant: Grant): Promise<void> {
   const { state } = grant;
   const waiting = () => state.status === 'pending' && state.revocation === null;
+  let due = false;
   for (;;) {
     const woken = await condition(() => !waiting() || historyIsLong(), Math.max(Date.parse(state.startsAt!) - Date.now(), 1));
-    if (!woken) state.status = 'provisioning';
+    if (!woken) {
+      state.status = 'provisioning';
+      due = true;
+    }
     if (!waiting()) break;
     await continueAsNewIfIdle(grant, waiting);
   }
+  // Started by its own clock, not by a call that policy just decided: decided again now.
+  if (due && !state.revocation && versions.scheduledStartCheck()) await decideStartAgain(grant);
   if (state.revocation) state.status = 'revoked';
   state.diagnostics = state.diagnostics.filter((d) => d.code !== 'scheduled');
   grant.publish();
+}
+
+/**
+ * Today's policies, the account as configured now and the requester as the grant keeps them: a
+ * start they no longer allow is withdrawn, with nothing made (issue 35 §5).
+ */
+async function decideStartAgain(grant: Grant): Promise<void> {
+  const { state } = grant;
+  const { key, principal, durationSeconds, validation, startsAt, requestedAt, review } = state;
+  const decision = await deciding.authorizeStart({ key, principal, durationSeconds, validation, startsAt, requestedAt, review });
+  // A revoke while it was decided withdraws it anyway (awaitStart).
+  if (decision.allowed || state.revocation) return;
+  state.status = 'revoked';
+  grant.audit('withdrawn', system('schedule'), { reason: 'no longer allowed by policy at its start', status: 'pending', policies: decision.policyIds, notices: decision.notices });
+  grant.note({
+    level: 'warning',
+    code: 'start_not_allowed',
+    message: `Withdrawn at its start (${startsAt}): policy no longer allows it. ${decision.notices.join(' ')}`,
+    notices: decision.notices,
+    policies: decision.policyIds,
+  });
 }
 
 /** Makes the account assignment (or finds it already there); the grant's clock starts when it exists. */
