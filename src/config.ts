@@ -1,4 +1,5 @@
 // The tenants file named by ACCESS_CONFIG (CONTRACT §4), read and checked once at start-up.
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import path from 'node:path';
@@ -259,6 +260,21 @@ function toldApart(a: AuthConfig['required_claims'], b: AuthConfig['required_cla
     const others = [b[claim]].flat();
     return [allowed].flat().every((value) => !others.includes(value));
   });
+}
+
+/** The shortest ACCESS_CURSOR_KEY accepted: a key that can be guessed signs nothing. */
+const CURSOR_KEY_MIN_LENGTH = 32;
+
+/**
+ * The key listing cursors are signed with: ACCESS_CURSOR_KEY, else one derived from the tenants
+ * file as loaded. Several API processes serve one tenant and a client's next page may reach any
+ * of them, so the key is the deployment's, never a process's own: they all read the same file.
+ */
+export function cursorKeyOf(config: AppConfig, given = process.env.ACCESS_CURSOR_KEY): Buffer {
+  if (given !== undefined && given.length < CURSOR_KEY_MIN_LENGTH) {
+    throw new ConfigError(`ACCESS_CURSOR_KEY: at least ${CURSOR_KEY_MIN_LENGTH} characters (e.g. \`openssl rand -base64 32\`), or unset to derive it from the tenants file`);
+  }
+  return createHmac('sha256', given ?? JSON.stringify(config)).update('jit-access listing cursors').digest();
 }
 
 export function isLoopback(hostname: string): boolean {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, cursorKeyOf, loadConfig } from '../src/config';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'access-config-'));
 const tenant = {
@@ -145,5 +145,17 @@ describe('config', () => {
   it('refuses a file that is not YAML, and a missing ACCESS_CONFIG', () => {
     assert.throws(() => loadConfig(write('broken.yaml', 'tenants: [\n')), ConfigError);
     assert.throws(() => loadConfig(''), /ACCESS_CONFIG/);
+  });
+
+  it('signs cursors with the deployment key: ACCESS_CURSOR_KEY, else one derived from the tenants file (the same for every process)', () => {
+    const one = loadConfig(write('cursor-a.json', JSON.stringify({ tenants: [tenant] })));
+    const again = loadConfig(write('cursor-b.json', JSON.stringify({ tenants: [tenant] })));
+    const other = loadConfig(write('cursor-c.json', JSON.stringify({ tenants: [neighbour] })));
+    assert.deepEqual(cursorKeyOf(one, undefined), cursorKeyOf(again, undefined), 'two processes reading one file agree');
+    assert.notDeepEqual(cursorKeyOf(one, undefined), cursorKeyOf(other, undefined));
+    const given = 'k'.repeat(32);
+    assert.deepEqual(cursorKeyOf(one, given), cursorKeyOf(other, given), 'the environment key wins over the file');
+    assert.notDeepEqual(cursorKeyOf(one, given), cursorKeyOf(one, undefined));
+    assert.throws(() => cursorKeyOf(one, 'short'), (err: Error) => err instanceof ConfigError && /ACCESS_CURSOR_KEY: at least 32 characters/.test(err.message));
   });
 });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { VISIBILITY_WAIT_MS } from '../src/service/runs';
-import { call, current, ensure, eventually, freshAccount, grantReaching, target } from './support/world';
+import { assertErrorShape, call, current, ensure, eventually, freshAccount, grantReaching, target } from './support/world';
 
 /** The API's count of workflow queries it sent, by query name (GET /metrics). */
 async function queriesSent(): Promise<number> {
@@ -91,5 +91,37 @@ describe('the read side', function () {
     assert.equal(byRequest.status, 200, JSON.stringify(byRequest.body));
     assert.equal(byRequest.body.status, 'pending');
     assert.equal(byGrant.status, 200, JSON.stringify(byGrant.body));
+  });
+
+  it('refuses with 400 a cursor whose inner page token, skip or filters were altered (a cursor is signed)', async () => {
+    const account = freshAccount();
+    const asked = await ensure(
+      [
+        { target: target(account), role: 'AdministratorAccess', duration_seconds: 600 },
+        { target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 },
+      ],
+      { reason: 'cursors' },
+    );
+    assert.equal(asked.status, 200, JSON.stringify(asked.body));
+    const listing = `/v1/access/grants?target=${encodeURIComponent(target(account))}&limit=1`;
+    const cursor = await eventually('a first page with a next_cursor', async () => (await call('GET', listing)).body.next_cursor ?? undefined);
+    const next = await call('GET', `${listing}&cursor=${encodeURIComponent(cursor)}`);
+    assert.equal(next.status, 200, 'the cursor as given works');
+
+    // As a curious user would: the cursor is base64url JSON (then, now, a signature after a dot);
+    // change one character of what is inside, and send it back.
+    const [payload, ...signed] = cursor.split('.');
+    const inside = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    const changed = (field: string, value: unknown) =>
+      [Buffer.from(JSON.stringify({ ...inside, [field]: value })).toString('base64url'), ...signed].join('.');
+    const token: string = inside.t;
+    const at = Math.floor(token.length / 2);
+    const flipped = token.slice(0, at) + (token[at] === 'A' ? 'B' : 'A') + token.slice(at + 1);
+    const altered = [changed('t', flipped), changed('s', 1), changed('q', 'x'.repeat(22)), cursor.slice(0, -1) + (cursor.endsWith('A') ? 'B' : 'A')];
+    for (const bad of altered) {
+      const reply = await call('GET', `${listing}&cursor=${encodeURIComponent(bad)}`);
+      assert.equal(reply.status, 400, `${bad}: ${JSON.stringify(reply.body)}`);
+      assertErrorShape(reply, 'invalid_request');
+    }
   });
 });

@@ -2,7 +2,7 @@
 import type { Server, ServerResponse } from 'node:http';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { auditEventOf, checkAuditStores, createAuditWriter } from '../activities/audit';
-import { type AppConfig, env, loadConfig } from '../config';
+import { type AppConfig, cursorKeyOf, env, loadConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
 import { createApiMetrics } from '../metrics';
@@ -47,7 +47,7 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
       log.error({ audit: true, ...auditEventOf(record), err: (err as Error).message }, `audit: ${record.event} not written to the store`);
     }
   };
-  const runs = new GrantRuns(client, policies);
+  const runs = new GrantRuns(client, policies, cursorKeyOf(config));
   const requests = new RequestService(runs);
   return createApp({
     ensurer: new EnsureService(runs, recordAudit),
