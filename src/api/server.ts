@@ -9,6 +9,7 @@ import { createApiMetrics } from '../metrics';
 import { EnsureService, type RecordAudit } from '../service/ensure';
 import { GrantService } from '../service/grants';
 import { RequestService } from '../service/requests';
+import { CallRates } from '../service/rate-limit';
 import { GrantRuns } from '../service/runs';
 import { AuditService } from '../service/audit';
 import { SlackInteractions } from '../service/slack';
@@ -47,7 +48,8 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
       log.error({ audit: true, ...auditEventOf(record), err: (err as Error).message }, `audit: ${record.event} not written to the store`);
     }
   };
-  const runs = new GrantRuns(client, policies, cursorKeyOf(config));
+  const rates = new CallRates();
+  const runs = new GrantRuns(client, policies, cursorKeyOf(config), rates);
   const requests = new RequestService(runs);
   return createApp({
     ensurer: new EnsureService(runs, recordAudit),
@@ -56,6 +58,7 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     slack: new SlackInteractions(config, requests),
     audit: new AuditService(auditWriter, policies),
     metrics,
+    rates,
     auth: new Authenticator(config),
     checkTemporal: async () => {
       await connection.workflowService.getSystemInfo({});

@@ -146,7 +146,7 @@ export class EnsureService {
    */
   private async extend(key: GrantKey, request: EnsureRequest): Promise<GrantView | undefined> {
     const workflowId = grantWorkflowId(key);
-    this.runs.changing(workflowId);
+    this.runs.changing(workflowId, request.accessRequestId);
     try {
       const outcome = await onceMoreIfTaskFailed(() =>
         this.runs.client.workflow.getHandle<typeof grantWorkflow>(workflowId).executeUpdate(ensureUpdate, { args: [request] }),
@@ -286,7 +286,7 @@ export class EnsureService {
       }
       try {
         const grantId = newId();
-        this.runs.changing(workflowId);
+        this.runs.changing(workflowId, grantId, request.accessRequestId);
         const outcome = await onceMoreIfTaskFailed(() =>
           this.runs.client.workflow.executeUpdateWithStart(ensureUpdate, {
             args: [request],

@@ -47,7 +47,7 @@ export class GrantService {
     if (!isOpen(state)) throw new AccessError('conflict', `The grant is already ${state.status}.`);
     if (state.revocation) throw new AccessError('conflict', 'The grant is already being revoked.');
     const handle = this.runs.client.workflow.getHandle<typeof grantWorkflow>(run.workflowId, run.runId);
-    this.runs.changing(run.workflowId);
+    this.runs.changing(run.workflowId, state.id);
     const revoked = await rejectionsAsErrors(() => handle.executeUpdate(revokeUpdate, { args: [{ revokedBy: caller.principal.id, reason }] }));
     // Answer once the assignment is gone, so the caller's "revoked" means no access. Read from the
     // run's memo, not its result: the run may still be finishing its notifications.

@@ -3,7 +3,7 @@ import { AccessError } from '../domain/errors';
 import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, grantWorkflowId, personOf, validateJustification } from '../domain/grant';
 import { type AccessRequestView, requestGrantsOf, requestIdsOf, requestPartOf, type RequestPart, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { reviewUpdate, searchAttributes } from '../workflows/messages';
-import { among, type Caller, equals, type GrantRow, type GrantRuns, notFound, pause, sortGrants, VISIBILITY_WAIT_MS, whenVisible } from './runs';
+import { among, type Caller, equals, type GrantRow, type GrantRuns, notFound, pause, sortGrants, VISIBILITY_WAIT_MS } from './runs';
 import { rejectionsAsErrors } from './temporal-errors';
 
 export interface RequestFilters {
@@ -91,7 +91,7 @@ export class RequestService {
     const sent = await Promise.allSettled(
       toSend.map((st) => {
         const workflowId = grantWorkflowId(st.key);
-        this.runs.changing(workflowId);
+        this.runs.changing(workflowId, st.id, accessRequestId);
         return rejectionsAsErrors(() => this.runs.client.workflow.getHandle(workflowId).executeUpdate(reviewUpdate, { args: [review] }));
       }),
     );
@@ -139,9 +139,9 @@ export class RequestService {
    * visibility may lag a decision of a moment ago (and a repeated review must be seen as one);
    * else as `readState` answers.
    */
-  private async requestParts({ tenant }: Caller, accessRequestId: string, forWrite: boolean): Promise<RequestPart[]> {
-    const rows = await whenVisible(accessRequestId, async () => {
-      const found = await this.runs.all(tenant, [equals(searchAttributes.requestIds, accessRequestId)]);
+  private async requestParts(caller: Caller, accessRequestId: string, forWrite: boolean): Promise<RequestPart[]> {
+    const rows = await this.runs.whenVisible(caller, accessRequestId, async () => {
+      const found = await this.runs.all(caller.tenant, [equals(searchAttributes.requestIds, accessRequestId)]);
       return found.length > 0 ? found : undefined;
     });
     if (!rows) throw notFound('access request');

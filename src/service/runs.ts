@@ -9,11 +9,11 @@ import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non
 import { environmentOf, type TenantConfig } from '../config';
 import { accountIdOf, type GrantKey, grantName, type GrantState, grantWorkflowId, type Principal } from '../domain/grant';
 import { AccessError } from '../domain/errors';
-import { madeAt } from '../domain/ids';
 import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
 import { GRANT_MEMO, grantStateQuery, searchAttributes } from '../workflows/messages';
 import type { reconcileWorkflow } from '../workflows/reconcile';
 import { reconcileScheduleId } from '../schedules';
+import type { CallRates } from './rate-limit';
 
 export interface Caller {
   tenant: TenantConfig;
@@ -52,12 +52,20 @@ export class GrantRuns {
    * one of them reads its run, so whoever changed it through this API reads the change back.
    */
   private readonly changed = new LRUCache<string, true>({ max: 100_000, ttl: VISIBILITY_WAIT_MS });
+  /**
+   * Grant and request ids this process gave out or changed, with when: only these are looked for
+   * again while visibility may lag (whenVisible). Any other id costs one visibility call, so no
+   * caller can make the API poll on an id of their own making.
+   */
+  private readonly issued = new LRUCache<string, number>({ max: 100_000, ttl: VISIBILITY_WAIT_MS });
 
   constructor(
     readonly client: Client,
     private readonly policies: ReadonlyMap<string, PolicySet>,
     /** Signs cursors (cursorKeyOf): every API process of a deployment has the same. */
     private readonly cursorKey: Buffer,
+    /** The callers' read buckets: each look for an id after the first is one more read. */
+    private readonly rates: CallRates,
   ) {}
 
   /**
@@ -88,9 +96,26 @@ export class GrantRuns {
     return {};
   }
 
-  /** Marks the grant workflow as changed by this process now (see `changed`). */
-  changing(workflowId: string): void {
+  /** Marks the grant workflow, and the grant and request ids it gives out or changes, as this process's now (see `changed`, `issued`). */
+  changing(workflowId: string, ...ids: (string | null | undefined)[]): void {
     this.changed.set(workflowId, true);
+    const now = Date.now();
+    for (const id of ids) if (id) this.issued.set(id, now);
+  }
+
+  /**
+   * Asks `find` about `id` once; asks again until VISIBILITY_WAIT_MS after this process gave the id
+   * out or changed its grant, since visibility may not list that yet, each time as one more of the
+   * caller's reads (429 past their rate). Any other id, unknown or not, is answered at once.
+   */
+  async whenVisible<T>(caller: Caller, id: string, find: () => Promise<T | undefined>): Promise<T | undefined> {
+    const deadline = (this.issued.get(id) ?? 0) + VISIBILITY_WAIT_MS;
+    for (;;) {
+      const found = await find();
+      if (found !== undefined || Date.now() >= deadline) return found;
+      await pause(250);
+      this.rates.take(caller, 'read');
+    }
   }
 
   /**
@@ -173,7 +198,7 @@ export class GrantRuns {
    * change of a moment ago (else as `readState` answers).
    */
   async visibleGrant(caller: Caller, grantId: string, forWrite = false): Promise<GrantRow> {
-    const found = await whenVisible(grantId, async () => (await this.all(caller.tenant, [equals(searchAttributes.grantId, grantId)]))[0]);
+    const found = await this.whenVisible(caller, grantId, async () => (await this.all(caller.tenant, [equals(searchAttributes.grantId, grantId)]))[0]);
     if (!found) throw notFound('grant');
     const row = { ...found, state: await (forWrite ? this.latestState(found.state) : this.readState(found)) };
     const { state } = row;
@@ -290,21 +315,6 @@ export function notFound(what: string): AccessError {
 /** Waits `ms` without keeping the process alive: a shutting-down API is never held by a pause between polls. */
 export function pause(ms: number): Promise<void> {
   return delay(ms, undefined, { ref: false });
-}
-
-/**
- * Asks `find` about `id` once; asks again until VISIBILITY_WAIT_MS after the id was made only when
- * it was made a moment ago (a UUIDv7 of the last few seconds), since visibility may not list its
- * run yet. Any other id, unknown or not, is answered at once.
- */
-export async function whenVisible<T>(id: string, find: () => Promise<T | undefined>): Promise<T | undefined> {
-  const made = madeAt(id);
-  const deadline = made === null ? 0 : Math.min(made, Date.now()) + VISIBILITY_WAIT_MS;
-  for (;;) {
-    const found = await find();
-    if (found !== undefined || Date.now() >= deadline) return found;
-    await pause(250);
-  }
 }
 
 /** `attribute IN ('a', 'b')`: values checked as `equals` checks them. */
