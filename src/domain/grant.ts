@@ -277,6 +277,23 @@ export function scheduledDiagnostic(startsAt: string): Diagnostic {
   return { level: 'info', code: 'scheduled', message: `Access starts at ${startsAt}; an ensure without starts_at starts it now where policy lets it activate.`, starts_at: startsAt };
 }
 
+/**
+ * Without `aws.revoke_sessions`, ending a grant removes the assignment but not the sessions already
+ * open: a grant shorter than the permission set's session duration is told so (undefined: it is not).
+ */
+export function sessionMayOutliveGrant(sessionSeconds: number, durationSeconds: number): Diagnostic | undefined {
+  if (sessionSeconds <= durationSeconds) return undefined;
+  return {
+    level: 'warning',
+    code: 'session_may_outlive_grant',
+    message:
+      `AWS sessions from this grant may last up to ${sessionSeconds} s (the permission set's session duration), longer than the grant's ${durationSeconds} s: ` +
+      'ending the grant removes the assignment, not sessions already open, unless the tenant sets aws.revoke_sessions.',
+    session_duration_seconds: sessionSeconds,
+    duration_seconds: durationSeconds,
+  };
+}
+
 export function isOpen(state: GrantState): boolean {
   return state.status !== 'new' && OPEN_STATUSES.includes(state.status) && !state.closing;
 }

@@ -24,6 +24,7 @@ import {
   type Justification,
   scheduledDiagnostic,
   newGrantState,
+  sessionMayOutliveGrant,
   OPEN_STATUSES,
   type Principal,
   toView,
@@ -130,7 +131,7 @@ export class EnsureService {
     }
     const views = settled.map((r) => (r as PromiseFulfilledResult<GrantView>).value);
     // `validation` answers this call's justification, not the one the grant was first asked with.
-    return views.map((view, i) => ({ ...view, validation: planned[i].request.validation }));
+    return views.map((view, i) => ({ ...view, validation: planned[i].request.validation, diagnostics: withSessionWarning(caller.tenant, view, sessionSeconds[view.role]) }));
   }
 
   /** Whether this process last saw the grant active, open, and ending before `request` would have it end. */
@@ -351,6 +352,17 @@ function laterStart(tenant: TenantConfig, startsAt: string | undefined, calledAt
     });
   }
   return new Date(at).toISOString();
+}
+
+/**
+ * The answer's diagnostics, with `session_may_outlive_grant` whenever the API knows the permission
+ * set's session duration (as policies see it): the requester hears it before the grant is made,
+ * not only once it is active (when the worker, reading AWS, notes it on the grant).
+ */
+function withSessionWarning(tenant: TenantConfig, view: GrantView, sessionSeconds: number | undefined): Diagnostic[] {
+  if (tenant.aws.revoke_sessions || !sessionSeconds || view.diagnostics.some((d) => d.code === 'session_may_outlive_grant')) return view.diagnostics;
+  const warning = sessionMayOutliveGrant(sessionSeconds, view.duration_seconds);
+  return warning ? [...view.diagnostics, warning] : view.diagnostics;
 }
 
 /** Whether ensuring `request` on a grant found so would start a new one (not extend or answer one). */
