@@ -33,7 +33,7 @@ import {
 import { markdownText } from '../domain/text';
 import type { grantWorkflow } from '../workflows/grant';
 import { ensureUpdate, GRANT_MEMO, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
-import { type Caller, equals, type GrantRuns, pause, scheduleContext } from './runs';
+import { type Caller, equals, type GrantRuns, pause, policyContext } from './runs';
 import { grpcCodeOf, isQueryBufferFull, onceMoreIfTaskFailed, rejectionType, temporalUnavailableError } from './temporal-errors';
 
 export interface EnsureInput {
@@ -77,7 +77,7 @@ export class EnsureService {
     const startsAt = laterStart(caller.tenant, input.starts_at, calledAt);
     const sessionSeconds = await this.runs.sessionSeconds(caller.tenant.id);
     const planned = input.entitlements.map((e) =>
-      this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false, startsAt, calledAt, sessionSeconds[e.role] ?? 0),
+      this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false, startsAt, calledAt, sessionSeconds),
     );
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
@@ -192,7 +192,7 @@ export class EnsureService {
     breakGlass: boolean,
     startsAt: string | undefined,
     calledAt: Date,
-    sessionDurationSeconds: number,
+    sessionSeconds: Record<string, number>,
   ) {
     const { tenant, principal } = caller;
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
@@ -200,15 +200,7 @@ export class EnsureService {
     const accountId = accountIdOf(key.target);
     const durationSeconds = entitlement.duration_seconds ?? limits.default_duration_seconds;
     const validation = validateJustification(justification);
-    const context = {
-      role: key.role,
-      duration_seconds: durationSeconds,
-      has_reason: validation.has_reason,
-      has_ticket_attachment: validation.has_ticket_attachment,
-      break_glass: breakGlass,
-      ...scheduleContext(startsAt, calledAt),
-      session_duration_seconds: sessionDurationSeconds,
-    };
+    const context = policyContext({ role: key.role, durationSeconds, justification, breakGlass, startsAt, askedAt: calledAt }, sessionSeconds);
     const request: EnsureRequest = {
       durationSeconds,
       autoApprove: false,
@@ -227,12 +219,12 @@ export class EnsureService {
       const notice = `${key.role} on ${key.target}: at most ${limits.max_duration_seconds} seconds may be requested (asked for ${durationSeconds}).`;
       return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
     }
-    const asked = this.runs.decideFor(tenant, principal, 'request', key, context);
+    const asked = this.runs.decide(caller, 'request', key, context);
     if (!asked.allowed) {
       const notices = asked.notices.length > 0 ? asked.notices : [`No policy allows ${principal.id} to request ${key.role} on ${key.target}.`];
       return { key, request, denied: true, notices, policyIds: asked.policyIds };
     }
-    const activate = this.runs.decideFor(tenant, principal, 'activate', key, context);
+    const activate = this.runs.decide(caller, 'activate', key, context);
     request.autoApprove = activate.allowed;
     if (breakGlass) {
       // Break-glass is access at once or nothing: a role policy would only let one ask for is refused.

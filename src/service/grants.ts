@@ -4,7 +4,7 @@ import { AccessError } from '../domain/errors';
 import { encodePrincipal, type GrantStatus, type GrantView, isOpen, toView } from '../domain/grant';
 import type { grantWorkflow } from '../workflows/grant';
 import { revokeUpdate, searchAttributes } from '../workflows/messages';
-import { type Caller, equals, type GrantRuns, pause } from './runs';
+import { askedByGrant, type Caller, equals, type GrantRuns, pause, policyContext } from './runs';
 import { rejectionsAsErrors } from './temporal-errors';
 
 export interface GrantFilters {
@@ -39,7 +39,7 @@ export class GrantService {
     const run = await this.runs.visibleGrant(caller, grantId, true);
     const { state } = run;
     if (state.key.principalId !== caller.principal.id) {
-      const verdict = this.runs.decide(caller, 'revoke', state);
+      const verdict = this.runs.decide(caller, 'revoke', state.key, policyContext(askedByGrant(state), await this.runs.sessionSeconds(caller.tenant.id)));
       if (!verdict.allowed) {
         throw new AccessError('forbidden', 'Policy does not allow you to revoke this grant.', { notices: verdict.notices });
       }

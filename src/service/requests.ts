@@ -1,9 +1,9 @@
 // Access requests: what a caller may review or asked for, and the reviews themselves.
 import { AccessError } from '../domain/errors';
-import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, grantWorkflowId, personOf, validateJustification } from '../domain/grant';
+import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, grantWorkflowId, personOf } from '../domain/grant';
 import { type AccessRequestView, requestGrantsOf, requestIdsOf, requestPartOf, type RequestPart, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { reviewUpdate, searchAttributes } from '../workflows/messages';
-import { among, type Caller, equals, type GrantRow, type GrantRuns, notFound, pause, sortGrants, VISIBILITY_WAIT_MS } from './runs';
+import { among, type Asked, type Caller, equals, type GrantRow, type GrantRuns, notFound, pause, policyContext, sortGrants, VISIBILITY_WAIT_MS } from './runs';
 import { rejectionsAsErrors } from './temporal-errors';
 
 export interface RequestFilters {
@@ -28,6 +28,7 @@ export class RequestService {
     const clauses = [pendingOnly ? `${searchAttributes.awaitingReview.name} = true` : `${searchAttributes.requestIds.name} IS NOT NULL`];
     if (filters.mine) clauses.push(equals(searchAttributes.principal, encodePrincipal(caller.principal.id)));
     const listedBy = (row: GrantRow) => !pendingOnly || row.awaitingReview;
+    const sessionSeconds = await this.runs.sessionSeconds(caller.tenant.id);
     const { items, nextCursor } = await this.runs.page(caller.tenant, clauses, filters.limit ?? 50, filters.cursor, async (rows) => {
       // Only a request that may span grants needs the others found (one more call, for the page).
       const ids = [...new Set(rows.flatMap((row) => requestIdsOf(row.state).filter((id) => requestGrantsOf(row.state, id) !== 1)))];
@@ -42,7 +43,7 @@ export class RequestService {
           const lead = of.filter(listedBy).sort((a, b) => a.workflowId.localeCompare(b.workflowId))[0];
           if (lead?.runId !== row.runId) return [];
           const parts = partsOf(of, id, now);
-          if (!this.seesRequest(caller, parts)) return [];
+          if (!this.seesRequest(caller, parts, sessionSeconds)) return [];
           const view = toRequestView(id, parts);
           return !filters.status || view.status === filters.status ? [view] : [];
         });
@@ -55,7 +56,7 @@ export class RequestService {
 
   async get(caller: Caller, accessRequestId: string): Promise<AccessRequestView> {
     const parts = await this.requestParts(caller, accessRequestId, false);
-    if (!this.seesRequest(caller, parts)) throw notFound('access request');
+    if (!this.seesRequest(caller, parts, await this.runs.sessionSeconds(caller.tenant.id))) throw notFound('access request');
     return toRequestView(accessRequestId, parts);
   }
 
@@ -74,7 +75,8 @@ export class RequestService {
     if (states[0].key.principalId === caller.principal.id || personOf(states[0].principal) === reviewer) {
       throw new AccessError('forbidden', 'Nobody reviews their own request.');
     }
-    const refused = parts.filter((p) => !this.mayReview(caller, p)).map((p) => p.state);
+    const sessionSeconds = await this.runs.sessionSeconds(caller.tenant.id);
+    const refused = parts.filter((p) => !this.mayReview(caller, p, sessionSeconds)).map((p) => p.state);
     if (refused.length === states.length) throw notFound('access request');
     if (refused.length > 0) {
       throw new AccessError('forbidden', `Policy does not allow you to review ${refused.map((st) => grantName(st.key)).join(', ')}; nothing was reviewed.`, {
@@ -113,24 +115,12 @@ export class RequestService {
    * Its requester, and whoever may review any of its grants: GET answers them as review does (a
    * reviewer of some of them is told by review which ones are not theirs; issue 19).
    */
-  private seesRequest(caller: Caller, parts: RequestPart[]): boolean {
-    return parts[0].state.key.principalId === caller.principal.id || parts.some((p) => this.mayReview(caller, p));
+  private seesRequest(caller: Caller, parts: RequestPart[], sessionSeconds: Record<string, number>): boolean {
+    return parts[0].state.key.principalId === caller.principal.id || parts.some((p) => this.mayReview(caller, p, sessionSeconds));
   }
 
-  /**
-   * Action `review` on what the request itself asks: an extension or break-glass follow-up with its
-   * own duration, justification and kind, never the grant's first (a 12-hour extension of a
-   * 1-hour grant is reviewed as 12 hours; issue 19).
-   */
-  private mayReview(caller: Caller, part: RequestPart): boolean {
-    const validation = validateJustification(part.justification);
-    return this.runs.decideFor(caller.tenant, caller.principal, 'review', part.state.key, {
-      role: part.state.key.role,
-      duration_seconds: part.durationSeconds,
-      has_reason: validation.has_reason,
-      has_ticket_attachment: validation.has_ticket_attachment,
-      break_glass: part.kind === 'break_glass',
-    }).allowed;
+  private mayReview(caller: Caller, part: RequestPart, sessionSeconds: Record<string, number>): boolean {
+    return this.runs.decide(caller, 'review', part.state.key, policyContext(askedByRequest(part), sessionSeconds)).allowed;
   }
 
   /**
@@ -150,6 +140,24 @@ export class RequestService {
     if (parts.length === 0) throw notFound('access request');
     return parts;
   }
+}
+
+/**
+ * What a request asks, which `review` is decided on: an extension or break-glass follow-up with its
+ * own duration, justification and kind, never the grant's first (a 12-hour extension of a 1-hour
+ * grant is reviewed as 12 hours; issue 19); the grant's own request with its schedule, counted
+ * from when it was asked for.
+ */
+function askedByRequest(part: RequestPart): Asked {
+  return {
+    role: part.state.key.role,
+    durationSeconds: part.durationSeconds,
+    justification: part.justification,
+    breakGlass: part.kind === 'break_glass',
+    // A follow-up is about a grant already active: it has no start of its own.
+    startsAt: part.kind === 'access' ? part.state.startsAt : null,
+    askedAt: part.createdAt ? new Date(part.createdAt) : new Date(),
+  };
 }
 
 /** What each of the grants holds of request `id`, in the order of their names. */

@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import { defaultPayloadConverter, WorkflowNotFoundError } from '@temporalio/common';
 import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non-workflow';
 import { environmentOf, type TenantConfig } from '../config';
-import { accountIdOf, type GrantKey, grantName, type GrantState, grantWorkflowId, type Principal } from '../domain/grant';
+import { accountIdOf, type GrantKey, grantName, type GrantState, grantWorkflowId, type Justification, type Principal, validateJustification } from '../domain/grant';
 import { AccessError } from '../domain/errors';
 import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
 import { GRANT_MEMO, grantStateQuery, searchAttributes } from '../workflows/messages';
@@ -35,10 +35,55 @@ export const VISIBILITY_WAIT_MS = 5000;
 /** Empty visibility pages one listing call reads past before it answers an empty page with a cursor. */
 const EMPTY_PAGES_PER_CALL = 4;
 
-/** What policies see of a start time (CONTRACT §2): scheduled or not, and how far ahead of the call. */
-export function scheduleContext(startsAt: string | undefined, calledAt: Date): { scheduled: boolean; starts_in_seconds: number } {
-  if (startsAt === undefined) return { scheduled: false, starts_in_seconds: 0 };
-  return { scheduled: true, starts_in_seconds: Math.max(0, Math.round((Date.parse(startsAt) - calledAt.getTime()) / 1000)) };
+/**
+ * An entitlement as it was asked for, which every action on it is decided on: an ensure call's, a
+ * grant's own request, or one of its follow-ups (an extension or a break-glass use, with their own
+ * duration and justification).
+ */
+export interface Asked {
+  role: string;
+  durationSeconds: number;
+  justification: Justification;
+  breakGlass: boolean;
+  /** When access is to begin; absent or null: at once. */
+  startsAt?: string | null;
+  /**
+   * When it was asked for. How far ahead the start is counts from then, so the reviewer's policy
+   * sees what the requester's saw, however close the start has come meanwhile.
+   */
+  askedAt: Date;
+}
+
+/**
+ * What policies see of one action on an entitlement (CONTRACT §5): the one place the context is
+ * made, so `request` and `activate` at the ensure, `review` and `revoke` later, and every read that
+ * asks who may review or revoke, all see the same (issue 35 §6: a review once missed the schedule).
+ */
+export function policyContext(asked: Asked, sessionSeconds: Record<string, number>): PolicyRequest['context'] {
+  const validation = validateJustification(asked.justification);
+  const startsAt = asked.startsAt ?? undefined;
+  return {
+    role: asked.role,
+    duration_seconds: asked.durationSeconds,
+    has_reason: validation.has_reason,
+    has_ticket_attachment: validation.has_ticket_attachment,
+    break_glass: asked.breakGlass,
+    scheduled: startsAt !== undefined,
+    starts_in_seconds: startsAt === undefined ? 0 : Math.max(0, Math.round((Date.parse(startsAt) - asked.askedAt.getTime()) / 1000)),
+    session_duration_seconds: sessionSeconds[asked.role] ?? 0,
+  };
+}
+
+/** A grant as its own request asked for it (not a follow-up): what `revoke`, and who may see it, are decided on. */
+export function askedByGrant(grant: GrantState): Asked {
+  return {
+    role: grant.key.role,
+    durationSeconds: grant.durationSeconds,
+    justification: grant.justification,
+    breakGlass: false,
+    startsAt: grant.startsAt,
+    askedAt: grant.requestedAt ? new Date(grant.requestedAt) : new Date(),
+  };
 }
 
 /** How long the permission sets' session durations are kept (found; none found yet: much shorter). */
@@ -126,19 +171,8 @@ export class GrantRuns {
     return this.changed.has(row.workflowId) ? this.latestState(row.state) : row.state;
   }
 
-  /** The caller's `action` on an existing grant, with the grant's own duration and justification. */
-  decide(caller: Caller, action: PolicyAction, grant: GrantState): PolicyDecision {
-    return this.decideFor(caller.tenant, caller.principal, action, grant.key, {
-      role: grant.key.role,
-      duration_seconds: grant.durationSeconds,
-      has_reason: grant.validation.has_reason,
-      has_ticket_attachment: grant.validation.has_ticket_attachment,
-      break_glass: false,
-      ...scheduleContext(grant.startsAt ?? undefined, grant.requestedAt ? new Date(grant.requestedAt) : new Date()),
-    });
-  }
-
-  decideFor(tenant: TenantConfig, principal: Principal, action: PolicyAction, key: GrantKey, context: PolicyRequest['context']): PolicyDecision {
+  /** The caller's `action` on the entitlement of `key`, in the context policyContext made. */
+  decide({ tenant, principal }: Caller, action: PolicyAction, key: GrantKey, context: PolicyRequest['context']): PolicyDecision {
     const accountId = accountIdOf(key.target);
     return this.policySet(tenant).authorize({
       principal,
@@ -202,8 +236,9 @@ export class GrantRuns {
     if (!found) throw notFound('grant');
     const row = { ...found, state: await (forWrite ? this.latestState(found.state) : this.readState(found)) };
     const { state } = row;
+    const context = policyContext(askedByGrant(state), await this.sessionSeconds(caller.tenant.id));
     const visible =
-      state.key.principalId === caller.principal.id || this.decide(caller, 'review', state).allowed || this.decide(caller, 'revoke', state).allowed;
+      state.key.principalId === caller.principal.id || this.decide(caller, 'review', state.key, context).allowed || this.decide(caller, 'revoke', state.key, context).allowed;
     if (!visible) throw notFound('grant');
     return row;
   }

@@ -93,6 +93,8 @@ export const USERS = {
   carol: { sub: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
   /** A second reviewer, for requests that need two approvals. */
   dave: { sub: 'dave', email: 'dave@example.com', groups: ['platform-admins'] },
+  /** A reviewer in group senior, which only tests' own policies name. */
+  petra: { sub: 'petra', email: 'petra@example.com', groups: ['platform-admins', 'senior'] },
   /** On call: may break the glass (policies/break-glass.cedar). */
   olga: { sub: 'olga', email: 'olga@example.com', groups: ['on-call'] },
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
