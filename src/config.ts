@@ -246,6 +246,16 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
     if (tenant.auth.jwks_file) tenant.auth.jwks_file = path.resolve(base, tenant.auth.jwks_file);
     const slack = tenant.notifications.slack;
     if (slack) {
+      // A click is by the person whose tokens carry `user`: with another claim than email, an
+      // entry without it would be someone else to the self-review and one-approval-each checks.
+      const claim = tenant.auth.user_claim;
+      const unnamed = claim === 'email' ? undefined : Object.entries(slack.reviewers).find(([, r]) => r.user === undefined)?.[0];
+      if (unnamed !== undefined) {
+        throw new ConfigError(
+          `${file}: tenants.${i}.notifications.slack.reviewers.${unnamed}.user: tenant "${tenant.name}" (${tenant.id}) finds users by auth.user_claim "${claim}", ` +
+            `so its Slack reviewer "${unnamed}" needs user: (the value of that claim in their tokens)`,
+        );
+      }
       slack.signing_secret_file = path.resolve(base, slack.signing_secret_file);
       slack.bot_token_file = path.resolve(base, slack.bot_token_file);
     }

@@ -158,4 +158,21 @@ describe('config', () => {
     assert.notDeepEqual(cursorKeyOf(one, given), cursorKeyOf(one, undefined));
     assert.throws(() => cursorKeyOf(one, 'short'), (err: Error) => err instanceof ConfigError && /ACCESS_CURSOR_KEY: at least 32 characters/.test(err.message));
   });
+
+  it('refuses, in one line naming the tenant and the entry, a Slack reviewer without `user` when auth.user_claim is not email', () => {
+    const reviewers = { 'carol@example.com': { id: 'carol', user: 'carol.c' }, 'Dave@Example.com': { id: 'dave' } };
+    const byUsername = { ...tenant, auth: { ...tenant.auth, user_claim: 'preferred_username' }, notifications: { slack: { ...slackApp, reviewers } } };
+    const file = write('slack-user.json', JSON.stringify({ tenants: [byUsername] }));
+    assert.throws(
+      () => loadConfig(file),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        err.message ===
+          `${file}: tenants.0.notifications.slack.reviewers.dave@example.com.user: tenant "example" (2489e9ad-2ee2-8e00-8ec9-32d5f69181c0) finds users by auth.user_claim "preferred_username", so its Slack reviewer "dave@example.com" needs user: (the value of that claim in their tokens)`,
+    );
+    const named = { ...byUsername, notifications: { slack: { ...slackApp, reviewers: { ...reviewers, 'Dave@Example.com': { id: 'dave', user: 'dave.d' } } } } };
+    assert.deepEqual(Object.keys(loadConfig(write('slack-user-ok.json', JSON.stringify({ tenants: [named] }))).tenants[0].notifications.slack!.reviewers), ['carol@example.com', 'dave@example.com']);
+    // With the default (email), the email is the user.
+    assert.ok(loadConfig(write('slack-email.json', JSON.stringify({ tenants: [{ ...tenant, notifications: { slack: { ...slackApp, reviewers } } }] }))));
+  });
 });
