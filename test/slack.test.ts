@@ -22,7 +22,7 @@ type SlackUser = keyof typeof SLACK_USERS;
 let clicks = 0;
 
 /** Alice asks SLACK_TENANT for AdministratorAccess (a review); answers the pending grant and the message reviewers got. */
-async function requestReview(account = freshAccount(), as: 'alice' | 'erin' = 'alice') {
+async function requestReview(account = freshAccount(), as: 'alice' | 'erin' | 'fred' = 'alice') {
   const token = await tokenFor(as, SLACK_TENANT.id);
   const reply = await call('POST', '/v1/access/ensure', {
     token,
@@ -237,6 +237,29 @@ describe('approve and deny from Slack', function () {
     const request = await requestAsAlice(requestId);
     assert.equal(request.status, 'pending');
     assert.deepEqual(request.approvals.map((a: any) => a.reviewer_id), ['erin'], 'one approval of two');
+    // Withdrawn, so the next test asks for this account afresh.
+    const withdrawn = await call('POST', `/v1/access/grants/${grant.id}/revoke`, { token: await tokenFor('alice', SLACK_TENANT.id), tenant: SLACK_TENANT.id, body: {} });
+    assert.equal(withdrawn.status, 200, JSON.stringify(withdrawn.body));
+    await eventually('the withdrawn grant to close', async () => ((await requestAsAlice(requestId)).status === 'withdrawn' ? true : undefined));
+  });
+
+  it('matches a person by the user claim or the email: a reviewer whose Slack entry names another user neither reviews their own request nor approves twice', async () => {
+    // fred's tokens carry email fred@example.com (the tenant's user claim); his Slack entry says user fred.f.
+    const own = await requestReview(freshAccount(), 'fred');
+    const ownClick = clickOf('fred', 'approve', buttonsOf(own.message).approve.value, own.message);
+    assert.equal((await send(ownClick.body)).status, 200);
+    assert.match((await responseTo(ownClick.name)).body.text!, /Nobody reviews their own request/);
+    const ownRequest = await call('GET', `/v1/access/requests/${own.requestId}`, { token: await tokenFor('fred', SLACK_TENANT.id), tenant: SLACK_TENANT.id });
+    assert.deepEqual([ownRequest.body.status, ownRequest.body.approvals], ['pending', []]);
+
+    const { grant, requestId, message } = await requestReview(SLACK_TWO_APPROVALS_ACCOUNT);
+    const byApi = await call('POST', `/v1/access/requests/${requestId}/review`, { token: await tokenFor('fred', SLACK_TENANT.id), tenant: SLACK_TENANT.id, body: { decision: 'approve' } });
+    assert.equal(byApi.status, 200, JSON.stringify(byApi.body));
+    const again = clickOf('fred', 'approve', buttonsOf(message).approve.value, message);
+    assert.equal((await send(again.body)).status, 200);
+    assert.match((await responseTo(again.name)).body.text!, /already approved/);
+    const request = await requestAsAlice(requestId);
+    assert.deepEqual([request.status, request.approvals.map((a: any) => a.reviewer_id)], ['pending', ['fred']], 'one approval of two');
     // Withdrawn, so the next test asks for this account afresh.
     const withdrawn = await call('POST', `/v1/access/grants/${grant.id}/revoke`, { token: await tokenFor('alice', SLACK_TENANT.id), tenant: SLACK_TENANT.id, body: {} });
     assert.equal(withdrawn.status, 200, JSON.stringify(withdrawn.body));

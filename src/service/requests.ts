@@ -1,6 +1,6 @@
 // Access requests: what a caller may review or asked for, and the reviews themselves.
 import { AccessError } from '../domain/errors';
-import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, grantWorkflowId, personOf } from '../domain/grant';
+import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, grantWorkflowId, personOf, reviewsOwn } from '../domain/grant';
 import { type AccessRequestView, requestGrantsOf, requestIdsOf, requestPartOf, type RequestPart, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { reviewUpdate, searchAttributes } from '../workflows/messages';
 import { among, type Asked, type Caller, equals, type GrantRow, type GrantRuns, notFound, pause, policyContext, sortGrants, VISIBILITY_WAIT_MS } from './runs';
@@ -70,11 +70,9 @@ export class RequestService {
     const states = parts.map((p) => p.state);
     // Its requester sees it (and may not review it); so does whoever may review it. To anyone
     // else it does not exist: the same 404 as an unknown id, so no answer confirms an id.
-    // One person, whichever way they came (a token, a Slack click): by id, and by the user claim (personOf).
-    const reviewer = personOf(caller.principal);
-    if (states[0].key.principalId === caller.principal.id || personOf(states[0].principal) === reviewer) {
-      throw new AccessError('forbidden', 'Nobody reviews their own request.');
-    }
+    // One person, whichever way they came (a token, a Slack click): by id, user claim or email (reviewsOwn).
+    const review = { decision, reviewerId: caller.principal.id, reviewerUser: personOf(caller.principal), reviewerEmail: caller.principal.email?.toLowerCase(), comment, accessRequestId };
+    if (reviewsOwn(review, states[0].principal)) throw new AccessError('forbidden', 'Nobody reviews their own request.');
     const sessionSeconds = await this.runs.sessionSeconds(caller.tenant.id);
     const refused = parts.filter((p) => !this.mayReview(caller, p, sessionSeconds)).map((p) => p.state);
     if (refused.length === states.length) throw notFound('access request');
@@ -83,7 +81,6 @@ export class RequestService {
         details: { grants: refused.map((st) => ({ id: st.id, target: st.key.target, role: st.key.role })) },
       });
     }
-    const review = { decision, reviewerId: caller.principal.id, reviewerUser: reviewer, comment, accessRequestId };
     const earlier = parts.map((p) => approvedAsAnother(p.approvals, review)).find((a) => a !== undefined);
     if (earlier) throw new AccessError('conflict', `You have already approved this request (as ${earlier.reviewerId}); one person counts once.`);
     const toSend = parts.filter((p) => p.awaitsReview && !alreadyDecided(p, review)).map((p) => p.state);
