@@ -87,6 +87,13 @@ const slackSchema = z.strictObject({
       z.strictObject({ id: z.string().min(1).max(256), groups: z.array(z.string().min(1)).default([]), user: z.string().min(1).max(256).transform((u) => u.toLowerCase()).optional() }),
     )
     .default({}),
+  /**
+   * Clicks the whole tenant may send per minute, per API process, and at once: a ceiling over the
+   * per Slack user buckets (each at the tenant's ensure rate), so many Slack users cannot together
+   * flood the service.
+   */
+  clicks_per_minute: z.int().positive().default(600),
+  clicks_burst: z.int().positive().default(100),
 });
 
 /** Slack-compatible incoming webhooks (docs/configuration.md, "Notifications"). */

@@ -46,7 +46,7 @@ describe('config', () => {
     assert.deepEqual(t.aws.limits, { calls_per_second: 20, assignment_operations_in_flight: 10, reconcile_share: 0.25 });
   });
 
-  it('reads a Slack app: secret files against the file, the default api_url, reviewer emails in lower case', () => {
+  it('reads a Slack app: secret files against the file, the default api_url and click ceiling, reviewer emails in lower case', () => {
     const slack = { signing_secret_file: './slack/secret', bot_token_file: '/etc/access/bot-token', reviewers: { 'Carol@Example.com': { id: 'carol' } } };
     const [t] = loadConfig(write('slack.json', JSON.stringify({ tenants: [{ ...tenant, notifications: { slack } }] }))).tenants;
     assert.deepEqual(t.notifications.slack, {
@@ -54,6 +54,8 @@ describe('config', () => {
       bot_token_file: '/etc/access/bot-token',
       api_url: 'https://slack.com/api',
       reviewers: { 'carol@example.com': { id: 'carol', groups: [] } },
+      clicks_per_minute: 600,
+      clicks_burst: 100,
     });
   });
 

@@ -108,8 +108,7 @@ export function createApp({
   app.post('/v1/integrations/slack/interactions', express.raw({ limit: BODY_LIMIT, type: () => true }), (req, res) => {
     const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
     if (!slack) throw new AccessError('unauthenticated', 'The request is not a signed Slack interaction for a tenant of this service.');
-    const click = slack.verify(raw, req.get('x-slack-request-timestamp'), req.get('x-slack-signature'));
-    rates.takeSlackClick(click.tenant);
+    const click = slack.take(raw, req.get('x-slack-request-timestamp'), req.get('x-slack-signature'));
     res.status(200).end();
     slack.act(click, req.log).catch((err) => req.log.error({ err }, 'Slack click failed'));
   });

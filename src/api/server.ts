@@ -55,7 +55,7 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     ensurer: new EnsureService(runs, recordAudit),
     grants: new GrantService(runs),
     requests,
-    slack: new SlackInteractions(config, requests),
+    slack: new SlackInteractions(config, requests, rates),
     audit: new AuditService(auditWriter, policies),
     metrics,
     rates,
