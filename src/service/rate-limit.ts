@@ -2,7 +2,7 @@
 // its own, so N processes allow up to N times the configured rate).
 import { AccessError } from '../domain/errors';
 import type { TenantConfig } from '../config';
-import type { Caller } from './runs';
+import type { Principal } from '../domain/grant';
 
 interface Bucket {
   tokens: number;
@@ -45,7 +45,7 @@ export class CallRates {
   private readonly slackClicks = new RateLimiter();
   private readonly slackTenants = new RateLimiter();
 
-  take({ tenant, principal }: Caller, kind: 'read' | 'write'): void {
+  take({ tenant, principal }: { tenant: TenantConfig; principal: Pick<Principal, 'id'> }, kind: 'read' | 'write'): void {
     const key = `${tenant.id}\n${principal.id}`;
     const g = tenant.grants;
     if (kind === 'write') {
