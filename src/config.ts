@@ -1,4 +1,5 @@
 // The tenants file named by ACCESS_CONFIG (CONTRACT §4), read and checked once at start-up.
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import path from 'node:path';
@@ -86,6 +87,13 @@ const slackSchema = z.strictObject({
       z.strictObject({ id: z.string().min(1).max(256), groups: z.array(z.string().min(1)).default([]), user: z.string().min(1).max(256).transform((u) => u.toLowerCase()).optional() }),
     )
     .default({}),
+  /**
+   * Clicks the whole tenant may send per minute, per API process, and at once: a ceiling over the
+   * per Slack user buckets (each at the tenant's ensure rate), so many Slack users cannot together
+   * flood the service.
+   */
+  clicks_per_minute: z.int().positive().default(600),
+  clicks_burst: z.int().positive().default(100),
 });
 
 /** Slack-compatible incoming webhooks (docs/configuration.md, "Notifications"). */
@@ -247,6 +255,16 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
     if (tenant.auth.jwks_file) tenant.auth.jwks_file = path.resolve(base, tenant.auth.jwks_file);
     const slack = tenant.notifications.slack;
     if (slack) {
+      // A click is by the person whose tokens carry `user`: with another claim than email, an
+      // entry without it would be someone else to the self-review and one-approval-each checks.
+      const claim = tenant.auth.user_claim;
+      const unnamed = claim === 'email' ? undefined : Object.entries(slack.reviewers).find(([, r]) => r.user === undefined)?.[0];
+      if (unnamed !== undefined) {
+        throw new ConfigError(
+          `${file}: tenants.${i}.notifications.slack.reviewers.${unnamed}.user: tenant "${tenant.name}" (${tenant.id}) finds users by auth.user_claim "${claim}", ` +
+            `so its Slack reviewer "${unnamed}" needs user: (the value of that claim in their tokens)`,
+        );
+      }
       slack.signing_secret_file = path.resolve(base, slack.signing_secret_file);
       slack.bot_token_file = path.resolve(base, slack.bot_token_file);
     }
@@ -261,6 +279,21 @@ function toldApart(a: AuthConfig['required_claims'], b: AuthConfig['required_cla
     const others = [b[claim]].flat();
     return [allowed].flat().every((value) => !others.includes(value));
   });
+}
+
+/** The shortest ACCESS_CURSOR_KEY accepted: a key that can be guessed signs nothing. */
+const CURSOR_KEY_MIN_LENGTH = 32;
+
+/**
+ * The key listing cursors are signed with: ACCESS_CURSOR_KEY, else one derived from the tenants
+ * file as loaded. Several API processes serve one tenant and a client's next page may reach any
+ * of them, so the key is the deployment's, never a process's own: they all read the same file.
+ */
+export function cursorKeyOf(config: AppConfig, given = process.env.ACCESS_CURSOR_KEY): Buffer {
+  if (given !== undefined && given.length < CURSOR_KEY_MIN_LENGTH) {
+    throw new ConfigError(`ACCESS_CURSOR_KEY: at least ${CURSOR_KEY_MIN_LENGTH} characters (e.g. \`openssl rand -base64 32\`), or unset to derive it from the tenants file`);
+  }
+  return createHmac('sha256', given ?? JSON.stringify(config)).update('jit-access listing cursors').digest();
 }
 
 export function isLoopback(hostname: string): boolean {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, cursorKeyOf, loadConfig } from '../src/config';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'access-config-'));
 const tenant = {
@@ -46,7 +46,7 @@ describe('config', () => {
     assert.deepEqual(t.aws.limits, { calls_per_second: 20, assignment_operations_in_flight: 10, reconcile_share: 0.25 });
   });
 
-  it('reads a Slack app: secret files against the file, the default api_url, reviewer emails in lower case', () => {
+  it('reads a Slack app: secret files against the file, the default api_url and click ceiling, reviewer emails in lower case', () => {
     const slack = { signing_secret_file: './slack/secret', bot_token_file: '/etc/access/bot-token', reviewers: { 'Carol@Example.com': { id: 'carol' } } };
     const [t] = loadConfig(write('slack.json', JSON.stringify({ tenants: [{ ...tenant, notifications: { slack } }] }))).tenants;
     assert.deepEqual(t.notifications.slack, {
@@ -54,6 +54,8 @@ describe('config', () => {
       bot_token_file: '/etc/access/bot-token',
       api_url: 'https://slack.com/api',
       reviewers: { 'carol@example.com': { id: 'carol', groups: [] } },
+      clicks_per_minute: 600,
+      clicks_burst: 100,
     });
   });
 
@@ -145,5 +147,34 @@ describe('config', () => {
   it('refuses a file that is not YAML, and a missing ACCESS_CONFIG', () => {
     assert.throws(() => loadConfig(write('broken.yaml', 'tenants: [\n')), ConfigError);
     assert.throws(() => loadConfig(''), /ACCESS_CONFIG/);
+  });
+
+  it('signs cursors with the deployment key: ACCESS_CURSOR_KEY, else one derived from the tenants file (the same for every process)', () => {
+    const one = loadConfig(write('cursor-a.json', JSON.stringify({ tenants: [tenant] })));
+    const again = loadConfig(write('cursor-b.json', JSON.stringify({ tenants: [tenant] })));
+    const other = loadConfig(write('cursor-c.json', JSON.stringify({ tenants: [neighbour] })));
+    assert.deepEqual(cursorKeyOf(one, undefined), cursorKeyOf(again, undefined), 'two processes reading one file agree');
+    assert.notDeepEqual(cursorKeyOf(one, undefined), cursorKeyOf(other, undefined));
+    const given = 'k'.repeat(32);
+    assert.deepEqual(cursorKeyOf(one, given), cursorKeyOf(other, given), 'the environment key wins over the file');
+    assert.notDeepEqual(cursorKeyOf(one, given), cursorKeyOf(one, undefined));
+    assert.throws(() => cursorKeyOf(one, 'short'), (err: Error) => err instanceof ConfigError && /ACCESS_CURSOR_KEY: at least 32 characters/.test(err.message));
+  });
+
+  it('refuses, in one line naming the tenant and the entry, a Slack reviewer without `user` when auth.user_claim is not email', () => {
+    const reviewers = { 'carol@example.com': { id: 'carol', user: 'carol.c' }, 'Dave@Example.com': { id: 'dave' } };
+    const byUsername = { ...tenant, auth: { ...tenant.auth, user_claim: 'preferred_username' }, notifications: { slack: { ...slackApp, reviewers } } };
+    const file = write('slack-user.json', JSON.stringify({ tenants: [byUsername] }));
+    assert.throws(
+      () => loadConfig(file),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        err.message ===
+          `${file}: tenants.0.notifications.slack.reviewers.dave@example.com.user: tenant "example" (2489e9ad-2ee2-8e00-8ec9-32d5f69181c0) finds users by auth.user_claim "preferred_username", so its Slack reviewer "dave@example.com" needs user: (the value of that claim in their tokens)`,
+    );
+    const named = { ...byUsername, notifications: { slack: { ...slackApp, reviewers: { ...reviewers, 'Dave@Example.com': { id: 'dave', user: 'dave.d' } } } } };
+    assert.deepEqual(Object.keys(loadConfig(write('slack-user-ok.json', JSON.stringify({ tenants: [named] }))).tenants[0].notifications.slack!.reviewers), ['carol@example.com', 'dave@example.com']);
+    // With the default (email), the email is the user.
+    assert.ok(loadConfig(write('slack-email.json', JSON.stringify({ tenants: [{ ...tenant, notifications: { slack: { ...slackApp, reviewers } } }] }))));
   });
 });

@@ -198,15 +198,22 @@ describe('the ensure rate limiter', () => {
 });
 
 describe('Slack clicks', () => {
-  it('are limited per tenant at its write rate, whoever clicks: 429 rate_limited with when to try again', () => {
+  it('are limited per tenant and Slack user at the tenant write rate, under a tenant-wide ceiling: 429 rate_limited with when to try again', () => {
     const rates = new CallRates();
-    const tenantWith = (id: string) => ({ id, grants: { ensure_rate_per_minute: 60, ensure_burst: 3 } }) as TenantConfig;
+    const tenantWith = (id: string) =>
+      ({ id, grants: { ensure_rate_per_minute: 60, ensure_burst: 3 }, notifications: { slack: { clicks_per_minute: 60, clicks_burst: 5 } } }) as unknown as TenantConfig;
     const [a, b] = [tenantWith(randomUUID()), tenantWith(randomUUID())];
-    for (let i = 0; i < 3; i++) rates.takeSlackClick(a);
+    for (let i = 0; i < 3; i++) rates.takeSlackClick(a, 'U1');
     assert.throws(
-      () => rates.takeSlackClick(a),
-      (err: AccessError) => err.code === 'rate_limited' && err.retryAfterSeconds === 1 && /Slack clicks.*per tenant/.test(err.message),
+      () => rates.takeSlackClick(a, 'U1'),
+      (err: AccessError) => err.code === 'rate_limited' && err.retryAfterSeconds === 1 && /Slack clicks.*per Slack user/.test(err.message),
     );
-    assert.doesNotThrow(() => rates.takeSlackClick(b), 'another tenant’s clicks have a bucket of their own');
+    for (let i = 0; i < 2; i++) assert.doesNotThrow(() => rates.takeSlackClick(a, 'U2'), 'another Slack user clicks on');
+    assert.throws(
+      () => rates.takeSlackClick(a, 'U3'),
+      (err: AccessError) => err.code === 'rate_limited' && /Slack clicks.*per tenant/.test(err.message),
+      'past the tenant-wide ceiling nobody clicks',
+    );
+    assert.doesNotThrow(() => rates.takeSlackClick(b, 'U1'), 'another tenant’s clicks have buckets of their own');
   });
 });

@@ -19,7 +19,7 @@ import { grantStateQuery, sessionCutoffSignal, sessionsRevokedSignal, sessionsWo
 import { grantWorkflowId } from '../src/domain/grant';
 import { changedAccounts, CUTOFF_SID_PREFIX, fitInlinePolicy, INLINE_POLICY_MAX_CHARS, parseInlinePolicy, renderInlinePolicy, sessionSecondsOf, withCutoffs, writtenCutoff } from '../src/domain/sessions';
 import { grantEvents } from './support/audit';
-import { assignmentsOf, call, current, ensure, eventually, freshAccount as mainAccount, grantReaching, permissionSetArnOf, recordHistory, recordRun, SESSIONS_ACCOUNTS, SESSIONS_TENANT, target, userIdOf } from './support/world';
+import { assignmentsOf, call, current, ensure, eventually, freshAccount as mainAccount, grantReaching, OTHER_TENANT, permissionSetArnOf, recordHistory, recordRun, SESSIONS_ACCOUNTS, SESSIONS_TENANT, target, userIdOf } from './support/world';
 
 // The tenant's own accounts (it shares moto's instance): each test takes its own.
 const accounts = [...SESSIONS_ACCOUNTS];
@@ -40,6 +40,24 @@ async function setInlinePolicy(role: string, statements: Statement[] | null): Pr
   const ids = { InstanceArn: stack.instanceArnOf(SESSIONS_TENANT.id), PermissionSetArn: await permissionSetArnOf(role, SESSIONS_TENANT.id) };
   if (statements === null) await sso.send(new DeleteInlinePolicyFromPermissionSetCommand(ids));
   else await sso.send(new PutInlinePolicyToPermissionSetCommand({ ...ids, InlinePolicy: JSON.stringify({ Version: '2012-10-17', Statement: statements }) }));
+}
+
+/** Runs `check` after a reconciliation round of the tenant has completed (and read its permission sets' session durations). */
+async function afterReconciliation(tenantId: string, check: (report: Awaited<ReturnType<typeof reconcileWorkflow>>) => Promise<void>): Promise<void> {
+  const { stack, temporal } = current();
+  const config = loadConfig(stack.configPath);
+  await ensureReconcileSchedules(temporal, { ...config, tenants: config.tenants.filter((t) => t.id === tenantId) });
+  const schedule = temporal.schedule.getHandle(reconcileScheduleId(tenantId));
+  try {
+    await schedule.trigger();
+    const report = await eventually('a reconciliation round of the tenant', async () => {
+      const [latest] = (await schedule.describe()).info.recentActions;
+      return latest && temporal.workflow.getHandle<typeof reconcileWorkflow>(latest.action.workflow.workflowId, latest.action.workflow.firstExecutionRunId).result();
+    }, 60_000);
+    await check(report);
+  } finally {
+    await schedule.delete();
+  }
 }
 
 /** Our statement for this user in this account, if there is one; never two. */
@@ -88,19 +106,10 @@ describe('sessions that end with the grant', function () {
 
   // First in the file: the API keeps what it read for a minute, and nothing may have read it before.
   it('policies see the permission set session duration (session_duration_seconds), as the latest reconciliation read it', async () => {
-    const { sso, stack, temporal } = current();
+    const { sso, stack } = current();
     await sso.send(new CreatePermissionSetCommand({ InstanceArn: stack.instanceArnOf(SESSIONS_TENANT.id), Name: 'SessionBound', SessionDuration: 'PT2H' }));
-    const config = loadConfig(stack.configPath);
-    await ensureReconcileSchedules(temporal, { ...config, tenants: config.tenants.filter((t) => t.id === SESSIONS_TENANT.id) });
-    const schedule = temporal.schedule.getHandle(reconcileScheduleId(SESSIONS_TENANT.id));
-    try {
-      await schedule.trigger();
-      const report = await eventually('a reconciliation round of the tenant', async () => {
-        const [latest] = (await schedule.describe()).info.recentActions;
-        return latest && temporal.workflow.getHandle<typeof reconcileWorkflow>(latest.action.workflow.workflowId, latest.action.workflow.firstExecutionRunId).result();
-      }, 60_000);
+    await afterReconciliation(SESSIONS_TENANT.id, async (report) => {
       assert.equal(report.sessionSeconds?.SessionBound, 7200, JSON.stringify(report.sessionSeconds));
-
       const ask = (seconds: number) =>
         call('POST', '/v1/access/ensure', { as: 'sid', body: { entitlements: [{ target: target(SESSIONS_ACCOUNTS[0]), role: 'SessionBound', duration_seconds: seconds }], dry_run: true } });
       const short = await ask(3600);
@@ -109,9 +118,27 @@ describe('sessions that end with the grant', function () {
       const long = await ask(7200);
       assert.equal(long.status, 200, JSON.stringify(long.body));
       assert.equal(long.body.grants[0].change, 'activated');
-    } finally {
-      await schedule.delete();
-    }
+    });
+  });
+
+  it('without aws.revoke_sessions, the ensure answer (a dry run too) warns that sessions may outlive the grant once the API knows the session duration', async () => {
+    await afterReconciliation(OTHER_TENANT.id, async (report) => {
+      assert.equal(report.sessionSeconds?.ReadOnlyAccess, 3600, JSON.stringify(report.sessionSeconds));
+      const account = mainAccount();
+      const ask = (seconds: number, dryRun: boolean) =>
+        ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: seconds }], { as: 'oscar', dryRun });
+      const warningOf = (reply: Awaited<ReturnType<typeof ask>>) => reply.body.grants?.[0]?.diagnostics.find((d) => d.code === 'session_may_outlive_grant');
+      // The API reads the durations again within seconds of a round that found none.
+      const dry = await eventually('a dry run that knows the session duration', async () => warningOf(await ask(900, true)));
+      assert.deepEqual([dry.level, dry.session_duration_seconds, dry.duration_seconds], ['warning', 3600, 900]);
+      const made = await ask(900, false);
+      assert.equal(made.body.grants[0].change, 'activated', JSON.stringify(made.body));
+      assert.deepEqual(warningOf(made), dry, 'the answer that starts the grant says it too');
+      assert.equal(warningOf(await ask(7200, true)), undefined, 'a grant as long as the session is not warned');
+      const active = await grantReaching(made.body.grants[0].id, 'active', 'oscar');
+      assert.equal(active.diagnostics.filter((d) => d.code === 'session_may_outlive_grant').length, 1, JSON.stringify(active.diagnostics));
+      await call('POST', `/v1/access/grants/${active.id}/revoke`, { as: 'oscar', body: {} });
+    });
   });
 
   it('a scheduled grant that policy no longer allows at its start is withdrawn there: nothing is made, a withdrawn event and a warning say why', async function () {

@@ -2,6 +2,8 @@
 // interaction requests, against a fake Slack (test/support/slack.ts) on the real stack.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { startApiWithPolicies } from './support/policy-api';
 import type { Received } from './support/webhooks';
 import {
   call,
@@ -22,7 +24,7 @@ type SlackUser = keyof typeof SLACK_USERS;
 let clicks = 0;
 
 /** Alice asks SLACK_TENANT for AdministratorAccess (a review); answers the pending grant and the message reviewers got. */
-async function requestReview(account = freshAccount(), as: 'alice' | 'erin' = 'alice') {
+async function requestReview(account = freshAccount(), as: 'alice' | 'erin' | 'fred' = 'alice') {
   const token = await tokenFor(as, SLACK_TENANT.id);
   const reply = await call('POST', '/v1/access/ensure', {
     token,
@@ -66,8 +68,8 @@ function sign(secret: string, timestamp: number, body: string): string {
   return `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
 }
 
-async function post(body: string, headers: Record<string, string>) {
-  const res = await fetch(current().baseUrl + INTERACTIONS, {
+async function post(body: string, headers: Record<string, string>, baseUrl = current().baseUrl) {
+  const res = await fetch(baseUrl + INTERACTIONS, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     body,
@@ -76,10 +78,15 @@ async function post(body: string, headers: Record<string, string>) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
-/** Sends the click as Slack would: signed now with `secret` (SLACK_TENANT's by default). */
-function send(body: string, { secret = SIGNING_SECRETS[SLACK_TENANT.id], ageSeconds = 0 } = {}) {
+/** The headers Slack sends with a click: signed now with `secret` (SLACK_TENANT's by default). */
+function signed(body: string, { secret = SIGNING_SECRETS[SLACK_TENANT.id], ageSeconds = 0 } = {}) {
   const timestamp = Math.floor(Date.now() / 1000) - ageSeconds;
-  return post(body, { 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': sign(secret, timestamp, body) });
+  return { 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': sign(secret, timestamp, body) };
+}
+
+/** Sends the click as Slack would (see `signed`), to the shared API or `baseUrl`. */
+function send(body: string, opts: Parameters<typeof signed>[1] & { baseUrl?: string } = {}) {
+  return post(body, signed(body, opts), opts.baseUrl);
 }
 
 /** What the service said back to the click's response_url. */
@@ -182,6 +189,46 @@ describe('approve and deny from Slack', function () {
     await assertRefused(await send(future.body, { ageSeconds: -6 * 60 }), requestId, future.name);
   });
 
+  it('refuses (401) a click sent again with the same signature: a replay within the timestamp window changes nothing', async () => {
+    const { requestId, message } = await requestReview();
+    const click = clickOf('dave', 'deny', buttonsOf(message).deny.value, message);
+    const headers = signed(click.body);
+    assert.equal((await post(click.body, headers)).status, 200);
+    assert.match((await responseTo(click.name)).body.text!, /Denied by dave/);
+    const replayed = await post(click.body, headers);
+    assert.equal(replayed.status, 401, JSON.stringify(replayed.body));
+    assert.equal(replayed.body.code, 'unauthenticated');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(current().slack.responses.filter((r) => r.name === click.name).length, 1, 'the replay is not acted on');
+    assert.equal((await requestAsAlice(requestId)).status, 'denied');
+  });
+
+  it('limits clicks per Slack user at the tenant write rate, under a tenant-wide ceiling', async () => {
+    // An API of the test's own, where the Slack tenant allows 2 clicks at once per Slack user and 5 in all.
+    const api = await startApiWithPolicies(undefined, (config) => {
+      const tenant = config.tenants.find((t) => t.id === SLACK_TENANT.id)!;
+      Object.assign(tenant.grants, { ensure_rate_per_minute: 1, ensure_burst: 2 });
+      Object.assign(tenant.notifications.slack!, { clicks_per_minute: 1, clicks_burst: 5 });
+    });
+    try {
+      // Clicks on a request id nobody has: each is answered (privately) at its response_url, and none reviews anything.
+      const value = `${SLACK_TENANT.id}:${randomUUID()}`;
+      const clicks = async (user: SlackUser, n: number) => {
+        const statuses: number[] = [];
+        for (let i = 0; i < n; i++) statuses.push((await send(clickOf(user, 'approve', value).body, { baseUrl: api.url })).status);
+        return statuses;
+      };
+      assert.deepEqual(await clicks('carol', 3), [200, 200, 429], 'carol past her own bucket');
+      assert.deepEqual(await clicks('dave', 2), [200, 200], 'dave is not slowed by carol');
+      assert.deepEqual(await clicks('eve', 1), [200], 'the tenant’s fifth click');
+      const past = await send(clickOf('erin', 'approve', value).body, { baseUrl: api.url });
+      assert.equal(past.status, 429, JSON.stringify(past.body));
+      assert.match(past.body.message, /per tenant/, 'erin has clicks of her own left, the tenant has none');
+    } finally {
+      await api.stop();
+    }
+  });
+
   it("refuses (401) a click signed with another tenant's secret", async () => {
     const { requestId, message } = await requestReview();
     const value: string = buttonsOf(message).approve.value;
@@ -237,6 +284,29 @@ describe('approve and deny from Slack', function () {
     const request = await requestAsAlice(requestId);
     assert.equal(request.status, 'pending');
     assert.deepEqual(request.approvals.map((a: any) => a.reviewer_id), ['erin'], 'one approval of two');
+    // Withdrawn, so the next test asks for this account afresh.
+    const withdrawn = await call('POST', `/v1/access/grants/${grant.id}/revoke`, { token: await tokenFor('alice', SLACK_TENANT.id), tenant: SLACK_TENANT.id, body: {} });
+    assert.equal(withdrawn.status, 200, JSON.stringify(withdrawn.body));
+    await eventually('the withdrawn grant to close', async () => ((await requestAsAlice(requestId)).status === 'withdrawn' ? true : undefined));
+  });
+
+  it('matches a person by the user claim or the email: a reviewer whose Slack entry names another user neither reviews their own request nor approves twice', async () => {
+    // fred's tokens carry email fred@example.com (the tenant's user claim); his Slack entry says user fred.f.
+    const own = await requestReview(freshAccount(), 'fred');
+    const ownClick = clickOf('fred', 'approve', buttonsOf(own.message).approve.value, own.message);
+    assert.equal((await send(ownClick.body)).status, 200);
+    assert.match((await responseTo(ownClick.name)).body.text!, /Nobody reviews their own request/);
+    const ownRequest = await call('GET', `/v1/access/requests/${own.requestId}`, { token: await tokenFor('fred', SLACK_TENANT.id), tenant: SLACK_TENANT.id });
+    assert.deepEqual([ownRequest.body.status, ownRequest.body.approvals], ['pending', []]);
+
+    const { grant, requestId, message } = await requestReview(SLACK_TWO_APPROVALS_ACCOUNT);
+    const byApi = await call('POST', `/v1/access/requests/${requestId}/review`, { token: await tokenFor('fred', SLACK_TENANT.id), tenant: SLACK_TENANT.id, body: { decision: 'approve' } });
+    assert.equal(byApi.status, 200, JSON.stringify(byApi.body));
+    const again = clickOf('fred', 'approve', buttonsOf(message).approve.value, message);
+    assert.equal((await send(again.body)).status, 200);
+    assert.match((await responseTo(again.name)).body.text!, /already approved/);
+    const request = await requestAsAlice(requestId);
+    assert.deepEqual([request.status, request.approvals.map((a: any) => a.reviewer_id)], ['pending', ['fred']], 'one approval of two');
     // Withdrawn, so the next test asks for this account afresh.
     const withdrawn = await call('POST', `/v1/access/grants/${grant.id}/revoke`, { token: await tokenFor('alice', SLACK_TENANT.id), tenant: SLACK_TENANT.id, body: {} });
     assert.equal(withdrawn.status, 200, JSON.stringify(withdrawn.body));

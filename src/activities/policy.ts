@@ -5,10 +5,11 @@
 // keeps them (their groups at the call).
 import { type AppConfig, environmentOf, tenantById } from '../config';
 import { accountIdOf, type GrantState } from '../domain/grant';
-import { loadPolicySet, type PolicyRequest, type PolicySet } from '../policy';
+import { loadPolicySet, type PolicySet } from '../policy';
+import { askedByGrant, policyContext } from '../policy/context';
 
 /** What the start is decided on: the grant as it waits. */
-export type ScheduledGrant = Pick<GrantState, 'key' | 'principal' | 'durationSeconds' | 'validation' | 'startsAt' | 'requestedAt' | 'review'>;
+export type ScheduledGrant = Pick<GrantState, 'key' | 'principal' | 'durationSeconds' | 'justification' | 'startsAt' | 'requestedAt' | 'review'>;
 
 export interface StartDecision {
   allowed: boolean;
@@ -39,17 +40,8 @@ export function createPolicyActivities(config: AppConfig, { sessionSeconds }: { 
       if (grant.durationSeconds > tenant.grants.max_duration_seconds) {
         return refused(`${key.role} on ${key.target}: at most ${tenant.grants.max_duration_seconds} seconds may now be requested (the grant is for ${grant.durationSeconds}).`);
       }
-      const context: PolicyRequest['context'] = {
-        role: key.role,
-        duration_seconds: grant.durationSeconds,
-        has_reason: grant.validation.has_reason,
-        has_ticket_attachment: grant.validation.has_ticket_attachment,
-        break_glass: false,
-        // As at the call: a policy on how far ahead a start was asked for decides the same way.
-        scheduled: true,
-        starts_in_seconds: Math.max(0, Math.round((Date.parse(grant.startsAt!) - Date.parse(grant.requestedAt ?? grant.startsAt!)) / 1000)),
-        session_duration_seconds: await sessionSeconds(tenant.id, key.role),
-      };
+      // As the API decided at the call: the same context, `starts_in_seconds` counted from the call.
+      const context = policyContext(askedByGrant(grant), { [key.role]: await sessionSeconds(tenant.id, key.role) });
       const policies = byFolder.get(tenant.policies) ?? loadPolicySet(tenant.policies);
       const decide = (action: 'request' | 'activate') =>
         policies.authorize({ principal: grant.principal, action, accountId, accountEnvironment: environmentOf(tenant, accountId), context });

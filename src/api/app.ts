@@ -35,6 +35,8 @@ export interface AppDeps {
   metrics?: ApiMetrics;
   /** Approve and Deny buttons in Slack; without it, the endpoint answers 401. */
   slack?: SlackInteractions;
+  /** The callers' buckets, shared with the service (a look for an id visibility lags is a read too). */
+  rates?: CallRates;
 }
 
 const BODY_LIMIT = '64kb';
@@ -66,6 +68,7 @@ export function createApp({
   logger = createLogger('api'),
   metrics = createApiMetrics(),
   slack,
+  rates = new CallRates(),
 }: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -99,15 +102,13 @@ export function createApp({
     });
     next();
   });
-  const rates = new CallRates();
   // Slack signs the raw form body, so this one route reads it as bytes, before the JSON parser.
   // Slack wants an answer within 3 s and a review may wait 5 s for visibility: the click is
   // acknowledged once its signature checks out, and the outcome goes to its response_url.
   app.post('/v1/integrations/slack/interactions', express.raw({ limit: BODY_LIMIT, type: () => true }), (req, res) => {
     const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
     if (!slack) throw new AccessError('unauthenticated', 'The request is not a signed Slack interaction for a tenant of this service.');
-    const click = slack.verify(raw, req.get('x-slack-request-timestamp'), req.get('x-slack-signature'));
-    rates.takeSlackClick(click.tenant);
+    const click = slack.take(raw, req.get('x-slack-request-timestamp'), req.get('x-slack-signature'));
     res.status(200).end();
     slack.act(click, req.log).catch((err) => req.log.error({ err }, 'Slack click failed'));
   });

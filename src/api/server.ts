@@ -2,13 +2,14 @@
 import type { Server, ServerResponse } from 'node:http';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { auditEventOf, checkAuditStores, createAuditWriter } from '../activities/audit';
-import { type AppConfig, env, loadConfig } from '../config';
+import { type AppConfig, cursorKeyOf, env, loadConfig } from '../config';
 import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
 import { createApiMetrics } from '../metrics';
 import { EnsureService, type RecordAudit } from '../service/ensure';
 import { GrantService } from '../service/grants';
 import { RequestService } from '../service/requests';
+import { CallRates } from '../service/rate-limit';
 import { GrantRuns } from '../service/runs';
 import { AuditService } from '../service/audit';
 import { SlackInteractions } from '../service/slack';
@@ -47,15 +48,17 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
       log.error({ audit: true, ...auditEventOf(record), err: (err as Error).message }, `audit: ${record.event} not written to the store`);
     }
   };
-  const runs = new GrantRuns(client, policies);
+  const rates = new CallRates();
+  const runs = new GrantRuns(client, policies, cursorKeyOf(config), rates);
   const requests = new RequestService(runs);
   return createApp({
     ensurer: new EnsureService(runs, recordAudit),
     grants: new GrantService(runs),
     requests,
-    slack: new SlackInteractions(config, requests),
+    slack: new SlackInteractions(config, requests, rates),
     audit: new AuditService(auditWriter, policies),
     metrics,
+    rates,
     auth: new Authenticator(config),
     checkTemporal: async () => {
       await connection.workflowService.getSystemInfo({});

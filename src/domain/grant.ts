@@ -138,6 +138,8 @@ export interface Decision {
   reviewerId: string;
   /** The reviewer as a person (personOf): absent in decisions from before it. */
   reviewerUser?: string;
+  /** The reviewer's email, lower case: absent in decisions from before it, and for principals without one. */
+  reviewerEmail?: string;
   at: string;
   comment?: string;
 }
@@ -147,6 +149,8 @@ export interface Review {
   reviewerId: string;
   /** personOf the reviewer: one person, whichever way they came (a token, a Slack click). */
   reviewerUser?: string;
+  /** The reviewer's email, lower case: the same person by another of their names (reviewsOwn, approvedAsAnother). */
+  reviewerEmail?: string;
   comment?: string;
   /** The request the reviewer saw: a grant under another request (a later one for the same key) refuses it. */
   accessRequestId?: string;
@@ -160,16 +164,39 @@ export function personOf(p: Pick<Principal, 'id' | 'email' | 'identityStoreUser'
   return (p.identityStoreUser ?? p.email ?? p.id).toLowerCase();
 }
 
-/** An approval this person gave under another principal id (say, once by API and once from Slack). */
-export function approvedAsAnother(approvals: Decision[] | undefined, r: Pick<Review, 'decision' | 'reviewerId' | 'reviewerUser'>): Decision | undefined {
-  if (r.decision !== 'approve' || r.reviewerUser === undefined) return undefined;
-  return (approvals ?? []).find((a) => a.reviewerId !== r.reviewerId && a.reviewerUser === r.reviewerUser);
+/**
+ * The reviewer is the requester: by principal id, by the user claim's value (personOf), or by email.
+ * Either name is enough, so an entry that names someone one way (a Slack reviewer whose `user` is
+ * stale) is still the same person the other; only a refusal follows from a match.
+ */
+export function reviewsOwn(r: Pick<Review, 'reviewerId' | 'reviewerUser' | 'reviewerEmail'>, requester: Pick<Principal, 'id' | 'email' | 'identityStoreUser'>): boolean {
+  return (
+    r.reviewerId === requester.id ||
+    (r.reviewerUser !== undefined && r.reviewerUser === personOf(requester)) ||
+    (r.reviewerEmail !== undefined && r.reviewerEmail === requester.email?.toLowerCase())
+  );
+}
+
+/** An approval this person gave under another principal id (say, once by API and once from Slack), matched as reviewsOwn matches. */
+export function approvedAsAnother(approvals: Decision[] | undefined, r: Pick<Review, 'decision' | 'reviewerId' | 'reviewerUser' | 'reviewerEmail'>): Decision | undefined {
+  if (r.decision !== 'approve') return undefined;
+  return (approvals ?? []).find(
+    (a) =>
+      a.reviewerId !== r.reviewerId &&
+      ((r.reviewerUser !== undefined && a.reviewerUser === r.reviewerUser) || (r.reviewerEmail !== undefined && a.reviewerEmail === r.reviewerEmail)),
+  );
 }
 
 /** This reviewer already gave this decision on the grant: a repeat (a retried review) changes nothing. */
 /** A review as it is recorded on the request. */
 export function decisionOf(r: Review, at: Date): Decision {
-  return { reviewerId: r.reviewerId, ...(r.reviewerUser && { reviewerUser: r.reviewerUser }), at: at.toISOString(), ...(r.comment ? { comment: r.comment } : {}) };
+  return {
+    reviewerId: r.reviewerId,
+    ...(r.reviewerUser && { reviewerUser: r.reviewerUser }),
+    ...(r.reviewerEmail && { reviewerEmail: r.reviewerEmail }),
+    at: at.toISOString(),
+    ...(r.comment ? { comment: r.comment } : {}),
+  };
 }
 
 export function alreadyDecided(state: Pick<GrantState, 'approvals' | 'denial'>, r: Pick<Review, 'decision' | 'reviewerId'>): boolean {
@@ -275,6 +302,23 @@ export function isScheduled(state: GrantState): boolean {
 /** What a scheduled grant tells its requester, and an ensure that asks for another start. */
 export function scheduledDiagnostic(startsAt: string): Diagnostic {
   return { level: 'info', code: 'scheduled', message: `Access starts at ${startsAt}; an ensure without starts_at starts it now where policy lets it activate.`, starts_at: startsAt };
+}
+
+/**
+ * Without `aws.revoke_sessions`, ending a grant removes the assignment but not the sessions already
+ * open: a grant shorter than the permission set's session duration is told so (undefined: it is not).
+ */
+export function sessionMayOutliveGrant(sessionSeconds: number, durationSeconds: number): Diagnostic | undefined {
+  if (sessionSeconds <= durationSeconds) return undefined;
+  return {
+    level: 'warning',
+    code: 'session_may_outlive_grant',
+    message:
+      `AWS sessions from this grant may last up to ${sessionSeconds} s (the permission set's session duration), longer than the grant's ${durationSeconds} s: ` +
+      'ending the grant removes the assignment, not sessions already open, unless the tenant sets aws.revoke_sessions.',
+    session_duration_seconds: sessionSeconds,
+    duration_seconds: durationSeconds,
+  };
 }
 
 export function isOpen(state: GrantState): boolean {

@@ -24,6 +24,7 @@ import {
   type Justification,
   scheduledDiagnostic,
   newGrantState,
+  sessionMayOutliveGrant,
   OPEN_STATUSES,
   type Principal,
   toView,
@@ -32,7 +33,8 @@ import {
 import { markdownText } from '../domain/text';
 import type { grantWorkflow } from '../workflows/grant';
 import { ensureUpdate, GRANT_MEMO, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
-import { type Caller, equals, type GrantRuns, pause, scheduleContext } from './runs';
+import { policyContext } from '../policy/context';
+import { type Caller, equals, type GrantRuns, pause } from './runs';
 import { grpcCodeOf, isQueryBufferFull, onceMoreIfTaskFailed, rejectionType, temporalUnavailableError } from './temporal-errors';
 
 export interface EnsureInput {
@@ -76,7 +78,7 @@ export class EnsureService {
     const startsAt = laterStart(caller.tenant, input.starts_at, calledAt);
     const sessionSeconds = await this.runs.sessionSeconds(caller.tenant.id);
     const planned = input.entitlements.map((e) =>
-      this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false, startsAt, calledAt, sessionSeconds[e.role] ?? 0),
+      this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false, startsAt, calledAt, sessionSeconds),
     );
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
@@ -131,7 +133,7 @@ export class EnsureService {
     }
     const views = settled.map((r) => (r as PromiseFulfilledResult<GrantView>).value);
     // `validation` answers this call's justification, not the one the grant was first asked with.
-    return views.map((view, i) => ({ ...view, validation: planned[i].request.validation }));
+    return views.map((view, i) => ({ ...view, validation: planned[i].request.validation, diagnostics: withSessionWarning(caller.tenant, view, sessionSeconds[view.role]) }));
   }
 
   /** Whether this process last saw the grant active, open, and ending before `request` would have it end. */
@@ -147,7 +149,7 @@ export class EnsureService {
    */
   private async extend(key: GrantKey, request: EnsureRequest): Promise<GrantView | undefined> {
     const workflowId = grantWorkflowId(key);
-    this.runs.changing(workflowId);
+    this.runs.changing(workflowId, request.accessRequestId);
     try {
       const outcome = await onceMoreIfTaskFailed(() =>
         this.runs.client.workflow.getHandle<typeof grantWorkflow>(workflowId).executeUpdate(ensureUpdate, { args: [request] }),
@@ -206,7 +208,7 @@ export class EnsureService {
     breakGlass: boolean,
     startsAt: string | undefined,
     calledAt: Date,
-    sessionDurationSeconds: number,
+    sessionSeconds: Record<string, number>,
   ) {
     const { tenant, principal } = caller;
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
@@ -214,15 +216,7 @@ export class EnsureService {
     const accountId = accountIdOf(key.target);
     const durationSeconds = entitlement.duration_seconds ?? limits.default_duration_seconds;
     const validation = validateJustification(justification);
-    const context = {
-      role: key.role,
-      duration_seconds: durationSeconds,
-      has_reason: validation.has_reason,
-      has_ticket_attachment: validation.has_ticket_attachment,
-      break_glass: breakGlass,
-      ...scheduleContext(startsAt, calledAt),
-      session_duration_seconds: sessionDurationSeconds,
-    };
+    const context = policyContext({ role: key.role, durationSeconds, justification, breakGlass, startsAt, askedAt: calledAt }, sessionSeconds);
     const request: EnsureRequest = {
       durationSeconds,
       autoApprove: false,
@@ -241,12 +235,12 @@ export class EnsureService {
       const notice = `${key.role} on ${key.target}: at most ${limits.max_duration_seconds} seconds may be requested (asked for ${durationSeconds}).`;
       return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
     }
-    const asked = this.runs.decideFor(tenant, principal, 'request', key, context);
+    const asked = this.runs.decide(caller, 'request', key, context);
     if (!asked.allowed) {
       const notices = asked.notices.length > 0 ? asked.notices : [`No policy allows ${principal.id} to request ${key.role} on ${key.target}.`];
       return { key, request, denied: true, notices, policyIds: asked.policyIds };
     }
-    const activate = this.runs.decideFor(tenant, principal, 'activate', key, context);
+    const activate = this.runs.decide(caller, 'activate', key, context);
     request.autoApprove = activate.allowed;
     if (breakGlass) {
       // Break-glass is access at once or nothing: a role policy would only let one ask for is refused.
@@ -301,7 +295,7 @@ export class EnsureService {
       }
       try {
         const grantId = newId();
-        this.runs.changing(workflowId);
+        this.runs.changing(workflowId, grantId, request.accessRequestId);
         const outcome = await onceMoreIfTaskFailed(() =>
           this.runs.client.workflow.executeUpdateWithStart(ensureUpdate, {
             args: [request],
@@ -366,6 +360,17 @@ function laterStart(tenant: TenantConfig, startsAt: string | undefined, calledAt
     });
   }
   return new Date(at).toISOString();
+}
+
+/**
+ * The answer's diagnostics, with `session_may_outlive_grant` whenever the API knows the permission
+ * set's session duration (as policies see it): the requester hears it before the grant is made,
+ * not only once it is active (when the worker, reading AWS, notes it on the grant).
+ */
+function withSessionWarning(tenant: TenantConfig, view: GrantView, sessionSeconds: number | undefined): Diagnostic[] {
+  if (tenant.aws.revoke_sessions || !sessionSeconds || view.diagnostics.some((d) => d.code === 'session_may_outlive_grant')) return view.diagnostics;
+  const warning = sessionMayOutliveGrant(sessionSeconds, view.duration_seconds);
+  return warning ? [...view.diagnostics, warning] : view.diagnostics;
 }
 
 /** Whether ensuring `request` on a grant found so would start a new one (not extend or answer one). */

@@ -4,6 +4,7 @@ import { AccessError } from '../domain/errors';
 import { encodePrincipal, type GrantStatus, type GrantView, isOpen, toView } from '../domain/grant';
 import type { grantWorkflow } from '../workflows/grant';
 import { revokeUpdate, searchAttributes } from '../workflows/messages';
+import { askedByGrant, policyContext } from '../policy/context';
 import { type Caller, equals, type GrantRuns, pause } from './runs';
 import { rejectionsAsErrors } from './temporal-errors';
 
@@ -39,7 +40,7 @@ export class GrantService {
     const run = await this.runs.visibleGrant(caller, grantId, true);
     const { state } = run;
     if (state.key.principalId !== caller.principal.id) {
-      const verdict = this.runs.decide(caller, 'revoke', state);
+      const verdict = this.runs.decide(caller, 'revoke', state.key, policyContext(askedByGrant(state), await this.runs.sessionSeconds(caller.tenant.id)));
       if (!verdict.allowed) {
         throw new AccessError('forbidden', 'Policy does not allow you to revoke this grant.', { notices: verdict.notices });
       }
@@ -47,7 +48,7 @@ export class GrantService {
     if (!isOpen(state)) throw new AccessError('conflict', `The grant is already ${state.status}.`);
     if (state.revocation) throw new AccessError('conflict', 'The grant is already being revoked.');
     const handle = this.runs.client.workflow.getHandle<typeof grantWorkflow>(run.workflowId, run.runId);
-    this.runs.changing(run.workflowId);
+    this.runs.changing(run.workflowId, state.id);
     const revoked = await rejectionsAsErrors(() => handle.executeUpdate(revokeUpdate, { args: [{ revokedBy: caller.principal.id, reason }] }));
     // Answer once the assignment is gone, so the caller's "revoked" means no access. Read from the
     // run's memo, not its result: the run may still be finishing its notifications.

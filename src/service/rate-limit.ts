@@ -2,7 +2,7 @@
 // its own, so N processes allow up to N times the configured rate).
 import { AccessError } from '../domain/errors';
 import type { TenantConfig } from '../config';
-import type { Caller } from './runs';
+import type { Principal } from '../domain/grant';
 
 interface Bucket {
   tokens: number;
@@ -34,15 +34,18 @@ export class RateLimiter {
 /**
  * What one principal may call: writes (ensure, review, revoke) and reads (every GET) each from a
  * bucket of their own, so a loop of reads never costs the principal an ensure, nor the reverse.
- * Slack's clicks come signed by the tenant's Slack app, not by a principal: one bucket per tenant,
- * at the writes' rate. Past any of them, 429 `rate_limited` with when to try again.
+ * Slack's clicks come signed by the tenant's Slack app, not by a principal: a bucket per Slack user
+ * at the writes' rate, so one reviewer's clicks do not hold up another's, under a tenant-wide
+ * ceiling (`notifications.slack.clicks_per_minute`). Past any of them, 429 `rate_limited` with when
+ * to try again.
  */
 export class CallRates {
   private readonly writes = new RateLimiter();
   private readonly reads = new RateLimiter();
   private readonly slackClicks = new RateLimiter();
+  private readonly slackTenants = new RateLimiter();
 
-  take({ tenant, principal }: Caller, kind: 'read' | 'write'): void {
+  take({ tenant, principal }: { tenant: TenantConfig; principal: Pick<Principal, 'id'> }, kind: 'read' | 'write'): void {
     const key = `${tenant.id}\n${principal.id}`;
     const g = tenant.grants;
     if (kind === 'write') {
@@ -55,12 +58,15 @@ export class CallRates {
     }
   }
 
-  takeSlackClick(tenant: TenantConfig): void {
+  /** `slackUser`: the clicking user's Slack id, from the signed payload. */
+  takeSlackClick(tenant: TenantConfig, slackUser: string): void {
     const g = tenant.grants;
-    limit(this.slackClicks.take(tenant.id, g.ensure_rate_per_minute, g.ensure_burst), 'Slack clicks', 'per tenant', {
+    limit(this.slackClicks.take(`${tenant.id}\n${slackUser}`, g.ensure_rate_per_minute, g.ensure_burst), 'Slack clicks', 'per Slack user', {
       ensure_rate_per_minute: g.ensure_rate_per_minute,
       ensure_burst: g.ensure_burst,
     });
+    const { clicks_per_minute, clicks_burst } = tenant.notifications.slack!;
+    limit(this.slackTenants.take(tenant.id, clicks_per_minute, clicks_burst), 'Slack clicks', 'per tenant', { clicks_per_minute, clicks_burst });
   }
 }
 

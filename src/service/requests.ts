@@ -1,9 +1,10 @@
 // Access requests: what a caller may review or asked for, and the reviews themselves.
 import { AccessError } from '../domain/errors';
-import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, grantWorkflowId, personOf, validateJustification } from '../domain/grant';
+import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, grantWorkflowId, personOf, reviewsOwn } from '../domain/grant';
 import { type AccessRequestView, requestGrantsOf, requestIdsOf, requestPartOf, type RequestPart, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { reviewUpdate, searchAttributes } from '../workflows/messages';
-import { among, type Caller, equals, type GrantRow, type GrantRuns, notFound, pause, sortGrants, VISIBILITY_WAIT_MS, whenVisible } from './runs';
+import { type Asked, policyContext } from '../policy/context';
+import { among, type Caller, equals, type GrantRow, type GrantRuns, notFound, pause, sortGrants, VISIBILITY_WAIT_MS } from './runs';
 import { rejectionsAsErrors } from './temporal-errors';
 
 export interface RequestFilters {
@@ -28,6 +29,7 @@ export class RequestService {
     const clauses = [pendingOnly ? `${searchAttributes.awaitingReview.name} = true` : `${searchAttributes.requestIds.name} IS NOT NULL`];
     if (filters.mine) clauses.push(equals(searchAttributes.principal, encodePrincipal(caller.principal.id)));
     const listedBy = (row: GrantRow) => !pendingOnly || row.awaitingReview;
+    const sessionSeconds = await this.runs.sessionSeconds(caller.tenant.id);
     const { items, nextCursor } = await this.runs.page(caller.tenant, clauses, filters.limit ?? 50, filters.cursor, async (rows) => {
       // Only a request that may span grants needs the others found (one more call, for the page).
       const ids = [...new Set(rows.flatMap((row) => requestIdsOf(row.state).filter((id) => requestGrantsOf(row.state, id) !== 1)))];
@@ -42,7 +44,7 @@ export class RequestService {
           const lead = of.filter(listedBy).sort((a, b) => a.workflowId.localeCompare(b.workflowId))[0];
           if (lead?.runId !== row.runId) return [];
           const parts = partsOf(of, id, now);
-          if (!this.seesRequest(caller, parts)) return [];
+          if (!this.seesRequest(caller, parts, sessionSeconds)) return [];
           const view = toRequestView(id, parts);
           return !filters.status || view.status === filters.status ? [view] : [];
         });
@@ -55,7 +57,7 @@ export class RequestService {
 
   async get(caller: Caller, accessRequestId: string): Promise<AccessRequestView> {
     const parts = await this.requestParts(caller, accessRequestId, false);
-    if (!this.seesRequest(caller, parts)) throw notFound('access request');
+    if (!this.seesRequest(caller, parts, await this.runs.sessionSeconds(caller.tenant.id))) throw notFound('access request');
     return toRequestView(accessRequestId, parts);
   }
 
@@ -69,19 +71,17 @@ export class RequestService {
     const states = parts.map((p) => p.state);
     // Its requester sees it (and may not review it); so does whoever may review it. To anyone
     // else it does not exist: the same 404 as an unknown id, so no answer confirms an id.
-    // One person, whichever way they came (a token, a Slack click): by id, and by the user claim (personOf).
-    const reviewer = personOf(caller.principal);
-    if (states[0].key.principalId === caller.principal.id || personOf(states[0].principal) === reviewer) {
-      throw new AccessError('forbidden', 'Nobody reviews their own request.');
-    }
-    const refused = parts.filter((p) => !this.mayReview(caller, p)).map((p) => p.state);
+    // One person, whichever way they came (a token, a Slack click): by id, user claim or email (reviewsOwn).
+    const review = { decision, reviewerId: caller.principal.id, reviewerUser: personOf(caller.principal), reviewerEmail: caller.principal.email?.toLowerCase(), comment, accessRequestId };
+    if (reviewsOwn(review, states[0].principal)) throw new AccessError('forbidden', 'Nobody reviews their own request.');
+    const sessionSeconds = await this.runs.sessionSeconds(caller.tenant.id);
+    const refused = parts.filter((p) => !this.mayReview(caller, p, sessionSeconds)).map((p) => p.state);
     if (refused.length === states.length) throw notFound('access request');
     if (refused.length > 0) {
       throw new AccessError('forbidden', `Policy does not allow you to review ${refused.map((st) => grantName(st.key)).join(', ')}; nothing was reviewed.`, {
         details: { grants: refused.map((st) => ({ id: st.id, target: st.key.target, role: st.key.role })) },
       });
     }
-    const review = { decision, reviewerId: caller.principal.id, reviewerUser: reviewer, comment, accessRequestId };
     const earlier = parts.map((p) => approvedAsAnother(p.approvals, review)).find((a) => a !== undefined);
     if (earlier) throw new AccessError('conflict', `You have already approved this request (as ${earlier.reviewerId}); one person counts once.`);
     const toSend = parts.filter((p) => p.awaitsReview && !alreadyDecided(p, review)).map((p) => p.state);
@@ -91,7 +91,7 @@ export class RequestService {
     const sent = await Promise.allSettled(
       toSend.map((st) => {
         const workflowId = grantWorkflowId(st.key);
-        this.runs.changing(workflowId);
+        this.runs.changing(workflowId, st.id, accessRequestId);
         return rejectionsAsErrors(() => this.runs.client.workflow.getHandle(workflowId).executeUpdate(reviewUpdate, { args: [review] }));
       }),
     );
@@ -113,24 +113,12 @@ export class RequestService {
    * Its requester, and whoever may review any of its grants: GET answers them as review does (a
    * reviewer of some of them is told by review which ones are not theirs; issue 19).
    */
-  private seesRequest(caller: Caller, parts: RequestPart[]): boolean {
-    return parts[0].state.key.principalId === caller.principal.id || parts.some((p) => this.mayReview(caller, p));
+  private seesRequest(caller: Caller, parts: RequestPart[], sessionSeconds: Record<string, number>): boolean {
+    return parts[0].state.key.principalId === caller.principal.id || parts.some((p) => this.mayReview(caller, p, sessionSeconds));
   }
 
-  /**
-   * Action `review` on what the request itself asks: an extension or break-glass follow-up with its
-   * own duration, justification and kind, never the grant's first (a 12-hour extension of a
-   * 1-hour grant is reviewed as 12 hours; issue 19).
-   */
-  private mayReview(caller: Caller, part: RequestPart): boolean {
-    const validation = validateJustification(part.justification);
-    return this.runs.decideFor(caller.tenant, caller.principal, 'review', part.state.key, {
-      role: part.state.key.role,
-      duration_seconds: part.durationSeconds,
-      has_reason: validation.has_reason,
-      has_ticket_attachment: validation.has_ticket_attachment,
-      break_glass: part.kind === 'break_glass',
-    }).allowed;
+  private mayReview(caller: Caller, part: RequestPart, sessionSeconds: Record<string, number>): boolean {
+    return this.runs.decide(caller, 'review', part.state.key, policyContext(askedByRequest(part), sessionSeconds)).allowed;
   }
 
   /**
@@ -139,9 +127,9 @@ export class RequestService {
    * visibility may lag a decision of a moment ago (and a repeated review must be seen as one);
    * else as `readState` answers.
    */
-  private async requestParts({ tenant }: Caller, accessRequestId: string, forWrite: boolean): Promise<RequestPart[]> {
-    const rows = await whenVisible(accessRequestId, async () => {
-      const found = await this.runs.all(tenant, [equals(searchAttributes.requestIds, accessRequestId)]);
+  private async requestParts(caller: Caller, accessRequestId: string, forWrite: boolean): Promise<RequestPart[]> {
+    const rows = await this.runs.whenVisible(caller, accessRequestId, async () => {
+      const found = await this.runs.all(caller.tenant, [equals(searchAttributes.requestIds, accessRequestId)]);
       return found.length > 0 ? found : undefined;
     });
     if (!rows) throw notFound('access request');
@@ -150,6 +138,24 @@ export class RequestService {
     if (parts.length === 0) throw notFound('access request');
     return parts;
   }
+}
+
+/**
+ * What a request asks, which `review` is decided on: an extension or break-glass follow-up with its
+ * own duration, justification and kind, never the grant's first (a 12-hour extension of a 1-hour
+ * grant is reviewed as 12 hours; issue 19); the grant's own request with its schedule, counted
+ * from when it was asked for.
+ */
+function askedByRequest(part: RequestPart): Asked {
+  return {
+    role: part.state.key.role,
+    durationSeconds: part.durationSeconds,
+    justification: part.justification,
+    breakGlass: part.kind === 'break_glass',
+    // A follow-up is about a grant already active: it has no start of its own.
+    startsAt: part.kind === 'access' ? part.state.startsAt : null,
+    askedAt: part.createdAt ? new Date(part.createdAt) : new Date(),
+  };
 }
 
 /** What each of the grants holds of request `id`, in the order of their names. */

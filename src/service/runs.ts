@@ -1,6 +1,6 @@
 // Grant runs as the service reads them from Temporal, and the policy decisions made on them:
 // what the ensure, request and grant services share.
-import { createHash } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { LRUCache } from 'lru-cache';
@@ -9,11 +9,12 @@ import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non
 import { environmentOf, type TenantConfig } from '../config';
 import { accountIdOf, type GrantKey, grantName, type GrantState, grantWorkflowId, type Principal } from '../domain/grant';
 import { AccessError } from '../domain/errors';
-import { madeAt } from '../domain/ids';
 import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
+import { askedByGrant, policyContext } from '../policy/context';
 import { GRANT_MEMO, grantStateQuery, searchAttributes } from '../workflows/messages';
 import type { reconcileWorkflow } from '../workflows/reconcile';
 import { reconcileScheduleId } from '../schedules';
+import type { CallRates } from './rate-limit';
 
 export interface Caller {
   tenant: TenantConfig;
@@ -35,12 +36,6 @@ export const VISIBILITY_WAIT_MS = 5000;
 /** Empty visibility pages one listing call reads past before it answers an empty page with a cursor. */
 const EMPTY_PAGES_PER_CALL = 4;
 
-/** What policies see of a start time (CONTRACT §2): scheduled or not, and how far ahead of the call. */
-export function scheduleContext(startsAt: string | undefined, calledAt: Date): { scheduled: boolean; starts_in_seconds: number } {
-  if (startsAt === undefined) return { scheduled: false, starts_in_seconds: 0 };
-  return { scheduled: true, starts_in_seconds: Math.max(0, Math.round((Date.parse(startsAt) - calledAt.getTime()) / 1000)) };
-}
-
 /** How long the permission sets' session durations are kept (found; none found yet: much shorter). */
 const SESSION_DURATIONS_TTL_MS = 60_000;
 const NO_SESSION_DURATIONS_TTL_MS = 5_000;
@@ -52,10 +47,20 @@ export class GrantRuns {
    * one of them reads its run, so whoever changed it through this API reads the change back.
    */
   private readonly changed = new LRUCache<string, true>({ max: 100_000, ttl: VISIBILITY_WAIT_MS });
+  /**
+   * Grant and request ids this process gave out or changed, with when: only these are looked for
+   * again while visibility may lag (whenVisible). Any other id costs one visibility call, so no
+   * caller can make the API poll on an id of their own making.
+   */
+  private readonly issued = new LRUCache<string, number>({ max: 100_000, ttl: VISIBILITY_WAIT_MS });
 
   constructor(
     readonly client: Client,
     private readonly policies: ReadonlyMap<string, PolicySet>,
+    /** Signs cursors (cursorKeyOf): every API process of a deployment has the same. */
+    private readonly cursorKey: Buffer,
+    /** The callers' read buckets: each look for an id after the first is one more read. */
+    private readonly rates: CallRates,
   ) {}
 
   /**
@@ -86,9 +91,26 @@ export class GrantRuns {
     return {};
   }
 
-  /** Marks the grant workflow as changed by this process now (see `changed`). */
-  changing(workflowId: string): void {
+  /** Marks the grant workflow, and the grant and request ids it gives out or changes, as this process's now (see `changed`, `issued`). */
+  changing(workflowId: string, ...ids: (string | null | undefined)[]): void {
     this.changed.set(workflowId, true);
+    const now = Date.now();
+    for (const id of ids) if (id) this.issued.set(id, now);
+  }
+
+  /**
+   * Asks `find` about `id` once; asks again until VISIBILITY_WAIT_MS after this process gave the id
+   * out or changed its grant, since visibility may not list that yet, each time as one more of the
+   * caller's reads (429 past their rate). Any other id, unknown or not, is answered at once.
+   */
+  async whenVisible<T>(caller: Caller, id: string, find: () => Promise<T | undefined>): Promise<T | undefined> {
+    const deadline = (this.issued.get(id) ?? 0) + VISIBILITY_WAIT_MS;
+    for (;;) {
+      const found = await find();
+      if (found !== undefined || Date.now() >= deadline) return found;
+      await pause(250);
+      this.rates.take(caller, 'read');
+    }
   }
 
   /**
@@ -99,19 +121,8 @@ export class GrantRuns {
     return this.changed.has(row.workflowId) ? this.latestState(row.state) : row.state;
   }
 
-  /** The caller's `action` on an existing grant, with the grant's own duration and justification. */
-  decide(caller: Caller, action: PolicyAction, grant: GrantState): PolicyDecision {
-    return this.decideFor(caller.tenant, caller.principal, action, grant.key, {
-      role: grant.key.role,
-      duration_seconds: grant.durationSeconds,
-      has_reason: grant.validation.has_reason,
-      has_ticket_attachment: grant.validation.has_ticket_attachment,
-      break_glass: false,
-      ...scheduleContext(grant.startsAt ?? undefined, grant.requestedAt ? new Date(grant.requestedAt) : new Date()),
-    });
-  }
-
-  decideFor(tenant: TenantConfig, principal: Principal, action: PolicyAction, key: GrantKey, context: PolicyRequest['context']): PolicyDecision {
+  /** The caller's `action` on the entitlement of `key`, in the context policyContext made. */
+  decide({ tenant, principal }: Caller, action: PolicyAction, key: GrantKey, context: PolicyRequest['context']): PolicyDecision {
     const accountId = accountIdOf(key.target);
     return this.policySet(tenant).authorize({
       principal,
@@ -155,12 +166,12 @@ export class GrantRuns {
     expand: (rows: GrantRow[]) => Promise<T[]> | T[],
   ): Promise<{ items: T[]; nextCursor: string | null }> {
     const query = runsQuery(tenant, clauses);
-    let at: PagePosition = cursor === undefined ? { skip: 0 } : positionOf(cursor, query);
+    let at: PagePosition = cursor === undefined ? { skip: 0 } : positionOf(cursor, query, this.cursorKey);
     for (let read = 1; ; read++) {
       const { rows, next } = await this.read(query, limit, at.token);
       const items = (await expand(rows)).slice(at.skip);
-      if (items.length > limit) return { items: items.slice(0, limit), nextCursor: cursorOf({ token: at.token, skip: at.skip + limit }, query) };
-      if (items.length > 0 || !next || read >= EMPTY_PAGES_PER_CALL) return { items, nextCursor: next ? cursorOf({ token: next, skip: 0 }, query) : null };
+      if (items.length > limit) return { items: items.slice(0, limit), nextCursor: cursorOf({ token: at.token, skip: at.skip + limit }, query, this.cursorKey) };
+      if (items.length > 0 || !next || read >= EMPTY_PAGES_PER_CALL) return { items, nextCursor: next ? cursorOf({ token: next, skip: 0 }, query, this.cursorKey) : null };
       at = { token: next, skip: 0 };
     }
   }
@@ -171,12 +182,13 @@ export class GrantRuns {
    * change of a moment ago (else as `readState` answers).
    */
   async visibleGrant(caller: Caller, grantId: string, forWrite = false): Promise<GrantRow> {
-    const found = await whenVisible(grantId, async () => (await this.all(caller.tenant, [equals(searchAttributes.grantId, grantId)]))[0]);
+    const found = await this.whenVisible(caller, grantId, async () => (await this.all(caller.tenant, [equals(searchAttributes.grantId, grantId)]))[0]);
     if (!found) throw notFound('grant');
     const row = { ...found, state: await (forWrite ? this.latestState(found.state) : this.readState(found)) };
     const { state } = row;
+    const context = policyContext(askedByGrant(state), await this.sessionSeconds(caller.tenant.id));
     const visible =
-      state.key.principalId === caller.principal.id || this.decide(caller, 'review', state).allowed || this.decide(caller, 'revoke', state).allowed;
+      state.key.principalId === caller.principal.id || this.decide(caller, 'review', state.key, context).allowed || this.decide(caller, 'revoke', state.key, context).allowed;
     if (!visible) throw notFound('grant');
     return row;
   }
@@ -246,25 +258,30 @@ interface PagePosition {
   skip: number;
 }
 
-/** What a cursor carries: the position, and a digest of the query it belongs to. */
-function cursorOf(at: PagePosition, query: string): string {
+/**
+ * A cursor: the position, and a MAC of it with the query it pages through. Temporal's page token is
+ * opaque to us too, and one altered by a client made the engine fail (500): only a cursor this
+ * deployment signed, for these filters, is passed on.
+ */
+function cursorOf(at: PagePosition, query: string, key: Buffer): string {
   const t = at.token ? Buffer.from(at.token).toString('base64') : null;
-  return Buffer.from(JSON.stringify({ t, s: at.skip, q: digestOf(query) })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ t, s: at.skip })).toString('base64url');
+  return `${payload}.${macOf(payload, query, key)}`;
 }
 
-function positionOf(cursor: string, query: string): PagePosition {
-  try {
-    const { t, s, q } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t: unknown; s: unknown; q: unknown };
-    if ((typeof t === 'string' || t === null) && Number.isSafeInteger(s) && (s as number) >= 0 && q === digestOf(query)) {
-      return { token: t === null ? undefined : Buffer.from(t, 'base64'), skip: s as number };
-    }
-  } catch {
-    // Falls through to the error below.
+function positionOf(cursor: string, query: string, key: Buffer): PagePosition {
+  const [payload, mac, ...rest] = cursor.split('.');
+  // Compared as text: base64 leaves slack in the last character, and an altered cursor is refused however it decodes.
+  const given = Buffer.from(mac ?? '');
+  const expected = Buffer.from(macOf(payload, query, key));
+  if (rest.length === 0 && given.length === expected.length && timingSafeEqual(given, expected)) {
+    const { t, s } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { t: string | null; s: number };
+    return { token: t === null ? undefined : Buffer.from(t, 'base64'), skip: s };
   }
   throw new AccessError('invalid_request', 'The cursor is not one this API gave for these filters (use next_cursor as it is, with the same filters).');
 }
 
-const digestOf = (query: string) => createHash('sha256').update(query).digest('base64url').slice(0, 22);
+const macOf = (payload: string, query: string, key: Buffer) => createHmac('sha256', key).update(`${payload}\n${query}`).digest('base64url');
 
 /**
  * One `attribute = 'value'` clause of a visibility query. Every value is validated (uuid, enum,
@@ -283,21 +300,6 @@ export function notFound(what: string): AccessError {
 /** Waits `ms` without keeping the process alive: a shutting-down API is never held by a pause between polls. */
 export function pause(ms: number): Promise<void> {
   return delay(ms, undefined, { ref: false });
-}
-
-/**
- * Asks `find` about `id` once; asks again until VISIBILITY_WAIT_MS after the id was made only when
- * it was made a moment ago (a UUIDv7 of the last few seconds), since visibility may not list its
- * run yet. Any other id, unknown or not, is answered at once.
- */
-export async function whenVisible<T>(id: string, find: () => Promise<T | undefined>): Promise<T | undefined> {
-  const made = madeAt(id);
-  const deadline = made === null ? 0 : Math.min(made, Date.now()) + VISIBILITY_WAIT_MS;
-  for (;;) {
-    const found = await find();
-    if (found !== undefined || Date.now() >= deadline) return found;
-    await pause(250);
-  }
 }
 
 /** `attribute IN ('a', 'b')`: values checked as `equals` checks them. */

@@ -9,6 +9,8 @@ import { AccessError } from '../domain/errors';
 import type { AccessRequestView } from '../domain/request';
 import type { Logger } from '../log';
 import { fetchCapped } from '../net';
+import { LRUCache } from 'lru-cache';
+import type { CallRates } from './rate-limit';
 import type { RequestService } from './requests';
 
 /** Slack's window for a request's timestamp: older (or newer) ones may be replays. */
@@ -46,10 +48,17 @@ export class SlackInteractions {
   private readonly apps = new Map<string, SlackApp>();
   /** `tenant\nSlack user id` to email, with when it was looked up; a Map keeps insertion order. */
   private readonly emails = new Map<string, { email: string; at: number }>();
+  /**
+   * Signatures of the clicks taken, for as long as their timestamp is in the window: the same
+   * timestamp and body again is a replay (Slack sends each click once). Per API process, as the
+   * rates are; the rates bound how many there are.
+   */
+  private readonly taken = new LRUCache<string, true>({ max: 100_000, ttl: 2 * MAX_CLOCK_SKEW_SECONDS * 1000 });
 
   constructor(
     private readonly config: AppConfig,
     private readonly requests: RequestService,
+    private readonly rates: CallRates,
   ) {
     for (const tenant of config.tenants) {
       const slack = tenant.notifications.slack;
@@ -63,12 +72,25 @@ export class SlackInteractions {
   }
 
   /**
+   * The click in a raw request body, to act on: its signature checks out (verify), it was not taken
+   * before (401: a replay), and it is within the clicking Slack user's and the tenant's rates (429;
+   * Slack may send it again, and it is then taken).
+   */
+  take(rawBody: string, timestampHeader: string | undefined, signatureHeader: string | undefined): SlackClick {
+    const click = this.verify(rawBody, timestampHeader, signatureHeader);
+    const key = `${click.tenant.id}\n${signatureHeader}`;
+    if (this.taken.has(key)) throw refused();
+    this.rates.takeSlackClick(click.tenant, click.payload.user.id);
+    this.taken.set(key, true);
+    return click;
+  }
+
+  /**
    * The click in a raw request body, once its signature checks out with the signing secret of the
    * tenant its button names (so one tenant's Slack app cannot act in another). Anything else is
    * 401 and nothing is done.
    */
-  verify(rawBody: string, timestampHeader: string | undefined, signatureHeader: string | undefined, now = Date.now()): SlackClick {
-    const refused = () => new AccessError('unauthenticated', 'The request is not a signed Slack interaction for a tenant of this service.');
+  private verify(rawBody: string, timestampHeader: string | undefined, signatureHeader: string | undefined, now = Date.now()): SlackClick {
     let payload: Payload;
     try {
       payload = payloadSchema.parse(JSON.parse(new URLSearchParams(rawBody).get('payload') ?? ''));
@@ -178,6 +200,10 @@ export class SlackInteractions {
     const apis = url.origin === api.origin && (url.protocol === 'https:' || isLoopback(url.hostname));
     return slacks || apis ? url.href : undefined;
   }
+}
+
+function refused(): AccessError {
+  return new AccessError('unauthenticated', 'The request is not a signed Slack interaction for a tenant of this service.');
 }
 
 /** Only the one who clicked sees it; the message stays as it is for the other reviewers. */

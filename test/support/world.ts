@@ -66,13 +66,14 @@ export const SLACK_BOT_TOKEN = 'xoxb-test-bot-token';
 /** Each tenant with a Slack app has its own signing secret (OTHER_TENANT has one too). */
 export const SIGNING_SECRETS = { [SLACK_TENANT.id]: 'slack-tenant-signing-secret', [OTHER_TENANT.id]: 'other-tenant-signing-secret' };
 /** Slack user ids, and the emails the fake Slack's users.info gives for them; eve is nobody's reviewer. */
-export const SLACK_USERS = { alice: 'UALICE01', carol: 'UCAROL01', dave: 'UDAVE001', eve: 'UEVE0001', erin: 'UERIN001' };
+export const SLACK_USERS = { alice: 'UALICE01', carol: 'UCAROL01', dave: 'UDAVE001', eve: 'UEVE0001', erin: 'UERIN001', fred: 'UFRED001' };
 const SLACK_EMAILS = {
   [SLACK_USERS.alice]: 'alice@example.com',
   [SLACK_USERS.carol]: 'Carol@Example.com',
   [SLACK_USERS.dave]: 'dave@example.com',
   [SLACK_USERS.eve]: 'eve@example.com',
   [SLACK_USERS.erin]: 'erin@example.com',
+  [SLACK_USERS.fred]: 'fred@example.com',
 };
 /**
  * The other test tenants' per-principal limits: far above what a test sends (the defaults, 50
@@ -93,6 +94,8 @@ export const USERS = {
   carol: { sub: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
   /** A second reviewer, for requests that need two approvals. */
   dave: { sub: 'dave', email: 'dave@example.com', groups: ['platform-admins'] },
+  /** A reviewer in group senior, which only tests' own policies name. */
+  petra: { sub: 'petra', email: 'petra@example.com', groups: ['platform-admins', 'senior'] },
   /** On call: may break the glass (policies/break-glass.cedar). */
   olga: { sub: 'olga', email: 'olga@example.com', groups: ['on-call'] },
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
@@ -119,6 +122,8 @@ export const USERS = {
   otto: { sub: 'otto', email: 'otto@example.com', groups: ['engineering', 'on-call'] },
   /** Asks and reviews in the Slack tenant; Slack's reviewers map names her otherwise. */
   erin: { sub: 'erin', email: 'erin@example.com', groups: ['engineering', 'platform-admins'] },
+  /** The same in the Slack tenant, whose Slack entry names a user of another name. */
+  fred: { sub: 'fred', email: 'fred@example.com', groups: ['engineering', 'platform-admins'] },
 };
 const TENANT_OF: Partial<Record<User, string>> = {
   oscar: OTHER_TENANT.id,
@@ -188,6 +193,8 @@ export async function startWorld(): Promise<void> {
         'alice@example.com': { id: 'alice', groups: ['engineering'] },
         // Not the id erin's tokens carry (sub erin): one person all the same, by the user claim (email).
         'erin@example.com': { id: 'erin-slack', groups: ['platform-admins'] },
+        // A user that is not the one his tokens carry (their email): one person all the same, by email.
+        'fred@example.com': { id: 'fred-slack', user: 'fred.f', groups: ['platform-admins'] },
       },
     };
   };

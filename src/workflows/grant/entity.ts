@@ -12,7 +12,7 @@ import {
   followUpPending,
   type GrantState,
   isOpen,
-  personOf,
+  reviewsOwn,
   scheduledDiagnostic,
   type Review,
   type Revocation,
@@ -73,7 +73,7 @@ export class Grant extends GrantRecord {
 
   validateReview(r: Review): void {
     const { state } = this;
-    if (r.reviewerId === state.principal.id || (r.reviewerUser !== undefined && r.reviewerUser === personOf(state.principal))) {
+    if (reviewsOwn(r, state.principal)) {
       throw ApplicationFailure.nonRetryable('nobody reviews their own request', rejection.selfReview);
     }
     const f = this.followUpOf(r);

@@ -4,7 +4,7 @@
 import { allHandlersFinished, condition, continueAsNew, sleep, workflowInfo } from '@temporalio/workflow';
 import type { AssignmentLookup } from '../../activities';
 import type { AuditActor } from '../../domain/audit';
-import type { GrantState } from '../../domain/grant';
+import { type GrantState, sessionMayOutliveGrant } from '../../domain/grant';
 import { deciding, deprovisioning, provisioning, restoring } from './calls';
 import type { Grant } from './entity';
 import { now } from './record';
@@ -93,8 +93,8 @@ async function awaitStart(grant: Grant): Promise<void> {
  */
 async function decideStartAgain(grant: Grant): Promise<void> {
   const { state } = grant;
-  const { key, principal, durationSeconds, validation, startsAt, requestedAt, review } = state;
-  const decision = await deciding.authorizeStart({ key, principal, durationSeconds, validation, startsAt, requestedAt, review });
+  const { key, principal, durationSeconds, justification, startsAt, requestedAt, review } = state;
+  const decision = await deciding.authorizeStart({ key, principal, durationSeconds, justification, startsAt, requestedAt, review });
   // A revoke while it was decided withdraws it anyway (awaitStart).
   if (decision.allowed || state.revocation) return;
   state.status = 'revoked';
@@ -150,17 +150,8 @@ async function provision(grant: Grant): Promise<void> {
     { at: state.activatedAt },
   );
   grant.notify('active');
-  if (made.sessionSeconds !== undefined && made.sessionSeconds > state.durationSeconds) {
-    grant.note({
-      level: 'warning',
-      code: 'session_may_outlive_grant',
-      message:
-        `AWS sessions from this grant may last up to ${made.sessionSeconds} s (the permission set's session duration), longer than the grant's ${state.durationSeconds} s: ` +
-        'ending the grant removes the assignment, not sessions already open, unless the tenant sets aws.revoke_sessions.',
-      session_duration_seconds: made.sessionSeconds,
-      duration_seconds: state.durationSeconds,
-    });
-  }
+  const outlives = made.sessionSeconds !== undefined && sessionMayOutliveGrant(made.sessionSeconds, state.durationSeconds);
+  if (outlives) grant.note(outlives);
   if (state.assignmentPreexisted) {
     grant.note({
       level: 'info',
