@@ -22,7 +22,7 @@ import { grantWorkflowId } from '../src/domain/grant';
 import { AUDIT_PREFIX } from '../scripts/stack';
 import { grantEvents, headOf, storedEvents, type StoredEvent, testS3 } from './support/audit';
 import { type PolicyApi, startApiWithPolicies } from './support/policy-api';
-import { call, current, ensure, eventually, freshAccount, grantReaching, recordHistory, TENANT, target, tokenFor } from './support/world';
+import { call, current, ensure, eventually, freshAccount, grantReaching, PRODUCTION_ACCOUNT, recordHistory, TENANT, target, tokenFor } from './support/world';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -330,5 +330,8 @@ describe('audit trail: what an auditor of one account sees', function () {
   it('sees environment "unknown" for an account the config does not describe, as ensure does', async () => {
     const unlisted = await auditAs('olga', freshAccount());
     assert.equal(unlisted.status, 200, JSON.stringify(unlisted.body));
+    // The negative control: an account the config describes is not hers to audit.
+    const listed = await auditAs('olga', PRODUCTION_ACCOUNT);
+    assert.equal(listed.status, 403, JSON.stringify(listed.body));
   });
 });

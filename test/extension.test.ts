@@ -291,5 +291,13 @@ describe('a follow-up is reviewed on its own terms', function () {
     const still = await grantReaching(grant.id, 'active');
     assert.equal(still.expires_at, grant.expires_at, 'not extended');
     assert.equal((await call('GET', `/v1/access/requests/${extension.access_request_id}`, { as: 'alice' })).body.status, 'pending');
+
+    // The positive control: an extension to an hour is his to review.
+    const other = freshAccount();
+    const short = await activeAdminGrant(other, 1800);
+    const hour = await extensionOf(short, other, 3600);
+    const approved = await reviewHere(hour.access_request_id!, 'bob', 'approve');
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    assert.equal(approved.body.status, 'approved');
   });
 });

@@ -9,7 +9,7 @@ import { connectApi, createApi } from '../src/api/server';
 import { startOwnTemporal, stopChild } from '../scripts/stack';
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/log';
-import { assertErrorShape, call, current, freshAccount, OTHER_TENANT, target, TENANT, tokenFor, USERS } from './support/world';
+import { assertErrorShape, assertNoGrantRun, call, current, freshAccount, OTHER_TENANT, target, TENANT, tokenFor, USERS } from './support/world';
 
 const body = (account = freshAccount()) => ({ entitlements: [{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 60 }] });
 
@@ -32,17 +32,21 @@ describe('authentication and tenants', function () {
       ['expired', expired],
       ['wrongly signed', forged],
     ];
+    const account = freshAccount();
     for (const [what, token] of cases) {
-      const reply = await call('POST', '/v1/access/ensure', { token, body: body() });
+      const reply = await call('POST', '/v1/access/ensure', { token, body: body(account) });
       assert.equal(reply.status, 401, what);
       assertErrorShape(reply, 'unauthenticated');
     }
+    await assertNoGrantRun('alice', account, 'ReadOnlyAccess');
   });
 
   it("answers 403 tenant_mismatch for a token of one tenant and another tenant's header", async () => {
-    const reply = await call('POST', '/v1/access/ensure', { token: await tokenFor('alice', TENANT.id), tenant: OTHER_TENANT.id, body: body() });
+    const account = freshAccount();
+    const reply = await call('POST', '/v1/access/ensure', { token: await tokenFor('alice', TENANT.id), tenant: OTHER_TENANT.id, body: body(account) });
     assert.equal(reply.status, 403);
     assertErrorShape(reply, 'tenant_mismatch');
+    await assertNoGrantRun('alice', account, 'ReadOnlyAccess');
     const unknown = await call('POST', '/v1/access/ensure', { tenant: '00000000-0000-4000-8000-000000000000', body: body() });
     assert.equal(unknown.status, 403);
     assertErrorShape(unknown, 'tenant_mismatch');
@@ -65,19 +69,21 @@ describe('authentication and tenants', function () {
 describe('request validation', function () {
   this.timeout(60_000);
 
+  // Every payload names this account (where it names one): nothing may start for it.
+  const account = freshAccount();
   const bad: [string, unknown][] = [
-    ['bad target format', { entitlements: [{ target: 'arn:aws:iam::123456789012', role: 'ReadOnlyAccess' }] }],
+    ['bad target format', { entitlements: [{ target: `arn:aws:iam::${account}`, role: 'ReadOnlyAccess' }] }],
     ['short account id', { entitlements: [{ target: 'AWS::Account::12345', role: 'ReadOnlyAccess' }] }],
-    ['negative duration', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess', duration_seconds: -5 }] }],
-    ['fractional duration', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess', duration_seconds: 1.5 }] }],
-    ['unknown field', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess' }], urgent: true }],
-    ['unknown entitlement field', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess', account: 1 }] }],
-    ['wrong types', { entitlements: [{ target: 123456789012, role: ['ReadOnlyAccess'] }], dry_run: 'yes' }],
+    ['negative duration', { entitlements: [{ target: `AWS::Account::${account}`, role: 'ReadOnlyAccess', duration_seconds: -5 }] }],
+    ['fractional duration', { entitlements: [{ target: `AWS::Account::${account}`, role: 'ReadOnlyAccess', duration_seconds: 1.5 }] }],
+    ['unknown field', { entitlements: [{ target: `AWS::Account::${account}`, role: 'ReadOnlyAccess' }], urgent: true }],
+    ['unknown entitlement field', { entitlements: [{ target: `AWS::Account::${account}`, role: 'ReadOnlyAccess', account: 1 }] }],
+    ['wrong types', { entitlements: [{ target: Number(account), role: ['ReadOnlyAccess'] }], dry_run: 'yes' }],
     ['no entitlements', { entitlements: [] }],
     ['missing entitlements', { justification: { reason: 'x' } }],
-    ['attachments not strings', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess' }], justification: { attachments: [1] } }],
-    ['a role that is not a permission set name', { entitlements: [{ target: 'AWS::Account::123456789012', role: "x' OR 1=1" }] }],
-    ['the same entitlement twice', { entitlements: [{ target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess' }, { target: 'AWS::Account::123456789012', role: 'ReadOnlyAccess' }] }],
+    ['attachments not strings', { entitlements: [{ target: `AWS::Account::${account}`, role: 'ReadOnlyAccess' }], justification: { attachments: [1] } }],
+    ['a role that is not a permission set name', { entitlements: [{ target: `AWS::Account::${account}`, role: "x' OR 1=1" }] }],
+    ['the same entitlement twice', { entitlements: [{ target: `AWS::Account::${account}`, role: 'ReadOnlyAccess' }, { target: `AWS::Account::${account}`, role: 'ReadOnlyAccess' }] }],
   ];
   for (const [what, payload] of bad) {
     it(`answers 400 invalid_request with details for ${what}`, async () => {
@@ -85,6 +91,7 @@ describe('request validation', function () {
       assert.equal(reply.status, 400);
       assertErrorShape(reply, 'invalid_request');
       assert.ok(Array.isArray(reply.body.details.issues) && reply.body.details.issues.length > 0);
+      await assertNoGrantRun('alice', account, 'ReadOnlyAccess');
     });
   }
 

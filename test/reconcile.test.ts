@@ -24,15 +24,16 @@ import {
   OTHER_TENANT,
   permissionSetArnOf,
   recordHistory,
+  recordRun,
   target,
   TENANT,
   unassignDirectly,
   userIdOf,
 } from './support/world';
 
-async function reconcile(tenantId = TENANT.id): Promise<ReconcileReport> {
+async function reconcile(tenantId = TENANT.id, workflowId = `reconcile-test/${randomUUID()}`): Promise<ReconcileReport> {
   return current().temporal.workflow.execute<typeof reconcileWorkflow>('reconcileWorkflow', {
-    workflowId: `reconcile-test/${randomUUID()}`,
+    workflowId,
     taskQueue: env.taskQueue,
     args: [{ tenantId }],
   });
@@ -103,8 +104,12 @@ describe('reconciliation', function () {
     const account = freshAccount();
     const grant = await activeGrant(account);
     await terminateGrant(TENANT.id, 'alice', account, 'ReadOnlyAccess');
+    const { runId } = await current().temporal.workflow.getHandle(grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: target(account), role: 'ReadOnlyAccess' })).describe();
 
-    const report = await reconcile();
+    const round = `reconcile-test/${randomUUID()}`;
+    const report = await reconcile(TENANT.id, round);
+    await recordRun('reconcile-removes-leftover', `WorkflowId = '${round}'`);
+    await recordRun('leftover-removed', `WorkflowId = 'leftover-removed/${runId}'`);
     const entry = report.removed.find((r) => r.grantId === grant.id);
     assert.equal(entry?.removed, true, JSON.stringify(report.removed));
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);

@@ -32,6 +32,35 @@ const MAIN_PATHS = [
   'provisioning-extended-revoke',
   'extensions-continue-as-new',
 ];
+/** Every other history of this version's folder: other paths and workflows, and runs kept from an earlier version of one workflow (`-1.1`). */
+const OTHER_HISTORIES = [
+  'audit-activate-expire',
+  'audit-request-approve-revoke',
+  'audit-extend-cancel',
+  'scheduled-activate-revoke',
+  'scheduled-activate-revoke-1.1',
+  'scheduled-approve-ahead-revoke',
+  'scheduled-approve-ahead-revoke-1.1',
+  'revoke-sessions',
+  'sessions-cutoff-prune',
+  'sessions-cutoff-prune-1.1',
+  'sessions-continue-as-new',
+  'reconcile-removes-leftover',
+  'leftover-removed',
+];
+/**
+ * Recorded under 1.0 while their runs were still open (before recordRun waited for the close):
+ * they replay as far as they go, and the 1.0 code that could record them again is gone.
+ */
+const OPEN_WHEN_RECORDED = ['1.0/request-approve-revoke', '1.0/audit-request-approve-revoke'];
+const CLOSING_EVENTS = [
+  'EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED',
+  'EVENT_TYPE_WORKFLOW_EXECUTION_FAILED',
+  'EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED',
+  'EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED',
+  'EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW',
+  'EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT',
+];
 
 function historiesIn(dir: string, prefix = '') {
   return readdirSync(dir)
@@ -61,6 +90,26 @@ describe('workflow replay', function () {
     }
   });
 
+  it('names every history it holds, and every folder of an earlier version', () => {
+    const folders = readdirSync(HISTORIES, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    assert.deepEqual(folders.sort(), [...EARLIER_VERSIONS].sort(), 'a folder of versions the test does not list');
+    const named = [...MAIN_PATHS, ...OTHER_HISTORIES];
+    for (const { workflowId } of histories()) {
+      const name = workflowId.includes('/') ? workflowId.slice(workflowId.indexOf('/') + 1) : workflowId;
+      assert.ok(named.includes(name), `test/histories/${workflowId}.json is in no list of this test`);
+    }
+    for (const name of OTHER_HISTORIES) assert.ok(histories().some((h) => h.workflowId === name), `test/histories/${name}.json is missing`);
+  });
+
+  it('holds only histories of closed runs: each ends with its run closing', () => {
+    for (const { workflowId } of histories()) {
+      if (OPEN_WHEN_RECORDED.includes(workflowId)) continue;
+      const folder = workflowId.includes('/') ? path.join(HISTORIES, workflowId.slice(0, workflowId.indexOf('/'))) : HISTORIES;
+      const events = JSON.parse(readFileSync(path.join(folder, `${path.basename(workflowId)}.json`), 'utf8')).events as { eventType: string }[];
+      assert.ok(CLOSING_EVENTS.includes(events.at(-1)!.eventType), `${workflowId} ends with ${events.at(-1)!.eventType}: recorded while its run was open`);
+    }
+  });
+
   it('replays every recorded history on the current workflow code', async () => {
     const errors = await replayErrors(require.resolve('../src/workflows'));
     assert.equal(errors.size, histories().length);
@@ -69,6 +118,7 @@ describe('workflow replay', function () {
 
   it('fails when the workflow code changes non-deterministically', async () => {
     const errors = await replayErrors(require.resolve('./fixtures/nondeterministic-workflows'));
-    for (const [name, error] of errors) assert.ok(error instanceof DeterminismViolationError, `${name} replayed without error`);
+    assert.equal(errors.size, histories().length, 'the check ran on every history');
+    for (const [name, error] of errors) assert.ok(error instanceof DeterminismViolationError, `${name}: ${error ? error.message : 'replayed without error'}`);
   });
 });

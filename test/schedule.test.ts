@@ -5,7 +5,7 @@ import { type GrantView, grantWorkflowId } from '../src/domain/grant';
 import { parseStart } from '../src/cli/main';
 import { grantEvents } from './support/audit';
 import { access, show } from './support/cli';
-import { assertErrorShape, assignmentsOf, call, eventually, freshAccount, grantReaching, recordHistory, target, TENANT, temporalCli, type USERS } from './support/world';
+import { assertErrorShape, assertNoGrantRun, assignmentsOf, call, eventually, freshAccount, grantReaching, recordHistory, target, TENANT, temporalCli, type USERS } from './support/world';
 
 type User = keyof typeof USERS;
 
@@ -183,8 +183,9 @@ describe('scheduled start', function () {
     }
     const glass = await ensureAt(other, 'AdministratorAccess', inSeconds(600), { as: 'olga', breakGlass: true });
     assert.equal(glass.status, 400, JSON.stringify(glass.body));
-    const listed = await call('GET', `/v1/access/grants?target=${encodeURIComponent(target(other))}`);
-    assert.deepEqual(listed.body.grants, [], 'nothing was started');
+    // Nothing was started.
+    await assertNoGrantRun('alice', other, 'ReadOnlyAccess');
+    await assertNoGrantRun('olga', other, 'AdministratorAccess');
   });
 
   it('a dry run says what a scheduled call would do and makes nothing', async () => {
@@ -208,7 +209,10 @@ describe('scheduled start', function () {
     assert.match(listed.stdout, new RegExp(`^PENDING +ReadOnlyAccess +AWS::Account::${account} +starts ${startsAt.replace(/[.]/g, '\\.')}`, 'm'), show(listed));
     const bad = await access(['ensure', '--target', account, '--role', 'ReadOnlyAccess', '--start', 'soon']);
     assert.equal(bad.code, 1, show(bad));
+    assert.match(bad.stderr, /expected a time of day/, show(bad));
     const id = /\S+$/.exec(listed.stdout.trim().split('\n').at(-1)!)![0];
+    const still = await call('GET', `/v1/access/grants/${id}`);
+    assert.deepEqual([still.body.status, still.body.starts_at, still.body.duration_seconds], ['pending', startsAt, 1800], 'the scheduled grant as it was');
     assert.equal((await call('POST', `/v1/access/grants/${id}/revoke`, { body: {} })).status, 200);
   });
 

@@ -3,6 +3,7 @@
 // permission set provisioned again to the account, pruning, and failures that never hold up the
 // assignment's deletion.
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import {
   CreatePermissionSetCommand,
   DeleteInlinePolicyFromPermissionSetCommand,
@@ -15,7 +16,7 @@ import { env, loadConfig } from '../src/config';
 import type { GrantView } from '../src/domain/grant';
 import { ensureReconcileSchedules, reconcileScheduleId } from '../src/schedules';
 import type { reconcileWorkflow } from '../src/workflows/reconcile';
-import { grantStateQuery, sessionCutoffSignal, sessionsRevokedSignal, sessionsWorkflowId } from '../src/workflows/messages';
+import { grantStateQuery, sessionCutoffSignal, sessionsAppliedQuery, sessionsRevokedSignal, sessionsWorkflowId } from '../src/workflows/messages';
 import { grantWorkflowId } from '../src/domain/grant';
 import { changedAccounts, CUTOFF_SID_PREFIX, fitInlinePolicy, INLINE_POLICY_MAX_CHARS, parseInlinePolicy, renderInlinePolicy, sessionSecondsOf, withCutoffs, writtenCutoff } from '../src/domain/sessions';
 import { grantEvents } from './support/audit';
@@ -312,35 +313,44 @@ describe('sessions that end with the grant', function () {
     const workflowId = sessionsWorkflowId(permissionSetArn);
     const account = freshAccount();
     const users = Array.from({ length: 25 }, (_, u) => `f1000000-0000-4000-8000-${String(u).padStart(12, '0')}`);
-    const ends = 2100; // past the 2,000 events after which a run goes on in a new one
+    // Past the 2,000 events after which a run goes on in a new one. Each end has a moment of its
+    // own, and they are sent in a shuffled order: a user's latest is anywhere in the flood (around
+    // the continue-as-new too), not the last signal sent, so a workflow that dropped signals fails.
     const base = Date.now() - 600_000;
-    const atOf = (i: number) => new Date(base + i * 10).toISOString();
+    const inOrder = Array.from({ length: 2100 }, (_, i) => ({ userId: users[i % users.length], at: new Date(base + i * 10).toISOString() }));
+    const seed = Date.now() % 100_000;
+    const [ends] = fc.sample(fc.shuffledSubarray(inOrder, { minLength: inOrder.length }), { seed, numRuns: 1 });
+    const latest = new Map<string, string>();
+    for (const e of ends) if ((latest.get(e.userId) ?? '') < e.at) latest.set(e.userId, e.at);
     // Handed in as a reconciliation's removals are (no grant to tell), 100 at a time.
-    for (let from = 0; from < ends; from += 100) {
+    for (let from = 0; from < ends.length; from += 100) {
       await Promise.all(
-        Array.from({ length: Math.min(100, ends - from) }, (_, k) =>
+        ends.slice(from, from + 100).map(({ userId, at }) =>
           temporal.workflow.signalWithStart('sessionsWorkflow', {
             workflowId,
             taskQueue: env.taskQueue,
             args: [{ permissionSetArn, tenantId: SESSIONS_TENANT.id }],
             signal: sessionCutoffSignal,
-            signalArgs: [{ tenantId: SESSIONS_TENANT.id, userId: users[(from + k) % users.length], accountId: account, at: atOf(from + k) }],
+            signalArgs: [{ tenantId: SESSIONS_TENANT.id, userId, accountId: account, at }],
           }),
         ),
       );
     }
-    // Each user's latest cut-off: the last of their ends.
-    const latest = users.map((_, u) => atOf(ends - users.length + u));
     await eventually(
-      'every user to have their latest cut-off',
+      `every user to have their latest cut-off (shuffle seed ${seed})`,
       async () => {
         const statements = await inlinePolicy(role);
-        return users.every((u, j) => cutoffOf(statements, u, account)?.Condition.DateLessThan['aws:TokenIssueTime'] === latest[j]) ? statements : undefined;
+        return users.every((u) => cutoffOf(statements, u, account)?.Condition.DateLessThan['aws:TokenIssueTime'] === latest.get(u)) ? statements : undefined;
       },
       240_000,
     );
-    const runs = await temporal.workflow.count(`WorkflowId = '${workflowId}' AND ExecutionStatus = 'ContinuedAsNew'`);
-    assert.ok(runs.count >= 1, 'the flood went on in a new run');
+    const handle = temporal.workflow.getHandle(workflowId);
+    await eventually('the workflow to say it applied every cut-off', async () => ((await handle.query(sessionsAppliedQuery)) === ends.length ? true : undefined), 60_000);
+    await eventually('the flood to have gone on in a new run', async () => {
+      const { count } = await temporal.workflow.count(`WorkflowId = '${workflowId}' AND ExecutionStatus = 'ContinuedAsNew'`);
+      return count >= 1 ? count : undefined;
+    });
+    await handle.terminate('test: done');
   });
 
   it('15 grants on one permission set in 15 accounts end together while provisioning is slow: every Deny lands, none is lost across a continue-as-new, no write is older than the one before', async function () {
@@ -497,6 +507,61 @@ describe('sessions that end with the grant', function () {
     const [event] = (await grantEvents(grant.id, ['sessions_revoked'], SESSIONS_TENANT.id, 90_000)).filter((e) => e.event.event === 'sessions_revoked');
     const ours = cutoffOf(await inlinePolicy(role), await userIdOf('sid'), account);
     assert.equal(ours?.Condition.DateLessThan['aws:TokenIssueTime'], event.event.details.sessions_issued_before);
+  });
+
+  it('over AWS size limit, one account cut-offs of a minute share a statement at its end, and only the accounts whose statements changed are provisioned again', async () => {
+    const { sso, stack, temporal, sessionsAws } = current();
+    const role = `Big${process.pid % 100000}`;
+    const permissionSetArn = await createPermissionSet(role);
+    const workflowId = sessionsWorkflowId(permissionSetArn);
+    const ids = { InstanceArn: stack.instanceArnOf(SESSIONS_TENANT.id), PermissionSetArn: permissionSetArn };
+    const customer = JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'Big', Effect: 'Allow', Action: 's3:GetObject', Resource: `arn:aws:s3:::${'b'.repeat(30_000)}/*` }] });
+    await sso.send(new PutInlinePolicyToPermissionSetCommand({ ...ids, InlinePolicy: customer }));
+    const [a, b, c] = [freshAccount(), freshAccount(), freshAccount()];
+    const users = Array.from({ length: 12 }, (_, u) => `b1000000-0000-4000-8000-${String(u).padStart(12, '0')}`);
+    // Twelve ends in one minute in account a, one in b: a statement each would not fit.
+    const minute = Math.floor(Date.now() / 60_000) * 60_000 - 120_000;
+    const ends = [...users.map((userId, u) => ({ userId, accountId: a, at: new Date(minute + 1_000 + u * 4_000).toISOString() })), { userId: users[0], accountId: b, at: new Date(minute + 30_000).toISOString() }];
+    const handIn = (cutoffs: typeof ends) =>
+      Promise.all(
+        cutoffs.map((c) =>
+          temporal.workflow.signalWithStart('sessionsWorkflow', {
+            workflowId,
+            taskQueue: env.taskQueue,
+            args: [{ permissionSetArn, tenantId: SESSIONS_TENANT.id }],
+            signal: sessionCutoffSignal,
+            signalArgs: [{ tenantId: SESSIONS_TENANT.id, ...c }],
+          }),
+        ),
+      );
+    try {
+      await handIn(ends);
+      const handle = temporal.workflow.getHandle(workflowId);
+      await eventually('every cut-off to be applied', async () => ((await handle.query(sessionsAppliedQuery)) === ends.length ? true : undefined), 60_000);
+      const written = (await sso.send(new GetInlinePolicyForPermissionSetCommand(ids))).InlinePolicy!;
+      assert.ok(written.length <= INLINE_POLICY_MAX_CHARS, String(written.length));
+      const statements = JSON.parse(written).Statement as Statement[];
+      assert.deepEqual(statements[0], JSON.parse(customer).Statement[0], 'the customer statement as it was');
+      const bucketEnd = new Date(minute + 60_000).toISOString();
+      for (const e of ends) {
+        const ours = cutoffOf(statements, e.userId, e.accountId);
+        assert.equal(ours?.Condition.DateLessThan['aws:TokenIssueTime'], bucketEnd, `${e.userId} in ${e.accountId}: the end of the minute, never earlier than ${e.at}`);
+      }
+      const provisioned = () => sessionsAws.stats().then((s) => s.assignmentCalls.filter((x) => x.op === 'ProvisionPermissionSet').map((x) => x.account).sort());
+      assert.deepEqual(await provisioned(), [a, b]);
+
+      // One more end, in c: only c's statements change, so only c is provisioned again.
+      await sessionsAws.reset();
+      const later = { userId: users[1], accountId: c, at: new Date().toISOString() };
+      await handIn([later]);
+      await eventually('the cut-off in c to be applied', async () => ((await handle.query(sessionsAppliedQuery)) === ends.length + 1 ? true : undefined), 60_000);
+      const after = JSON.parse((await sso.send(new GetInlinePolicyForPermissionSetCommand(ids))).InlinePolicy!).Statement as Statement[];
+      assert.ok(cutoffOf(after, later.userId, c), JSON.stringify(after));
+      assert.deepEqual(await provisioned(), [c]);
+      for (const e of ends) assert.equal(cutoffOf(after, e.userId, e.accountId)?.Condition.DateLessThan['aws:TokenIssueTime'], bucketEnd);
+    } finally {
+      await temporal.workflow.getHandle(workflowId).terminate('test: done').catch(() => undefined);
+    }
   });
 
   it('a failing PutInlinePolicyToPermissionSet is retried and shown; the assignment is deleted on time all the same', async () => {

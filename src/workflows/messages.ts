@@ -101,6 +101,9 @@ export const sessionsRevokedSignal = defineSignal<[SessionsRevoked]>('sessionsRe
 /** To the grant: the attempt failed and is retried; the message says why. */
 export const sessionRevocationFailedSignal = defineSignal<[{ message: string }]>('sessionRevocationFailed');
 
+/** The permission set's session workflow: how many cut-offs it has applied, over all its runs. */
+export const sessionsAppliedQuery = defineQuery<number>('applied');
+
 /** The workflow id of a permission set's session cut-offs: one writer of its inline policy at a time. */
 export function sessionsWorkflowId(permissionSetArn: string): string {
   // The ARN ends in {instance id}/{permission set id}.

@@ -12,7 +12,7 @@ import type { CutoffsWritten, SessionActivities } from '../activities/sessions';
 import type { AuditRecord } from '../domain/audit';
 import type { SessionCutoff } from '../domain/sessions';
 import { auditing } from './grant/calls';
-import { type SessionCutoffRequest, sessionCutoffSignal, sessionRevocationFailedSignal, sessionsRevokedSignal } from './messages';
+import { type SessionCutoffRequest, sessionCutoffSignal, sessionRevocationFailedSignal, sessionsAppliedQuery, sessionsRevokedSignal } from './messages';
 import { sessionsWorkflow11 } from './sessions-1.1';
 import { versions } from './versions';
 
@@ -63,6 +63,7 @@ export async function sessionsWorkflow(input: SessionsInput): Promise<SessionsRe
   const unprovisioned = new Set(input.unprovisioned ?? []);
   let longestSessionSeconds = input.longestSessionSeconds ?? 0;
   let applied = input.applied ?? 0;
+  setHandler(sessionsAppliedQuery, () => applied);
   let tenantIds = [input.tenantId];
   // Handed in and not yet settled: tried again, with whatever arrives meanwhile, until done.
   let batch: SessionCutoffRequest[] = [];

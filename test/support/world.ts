@@ -10,7 +10,7 @@ import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitys
 import { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { env, loadConfig } from '../../src/config';
-import type { EnsureRequest, GrantView } from '../../src/domain/grant';
+import { type EnsureRequest, grantWorkflowId, type GrantView } from '../../src/domain/grant';
 import type { WorkerMetrics } from '../../src/metrics';
 import { FaultProxy } from './fault-proxy';
 import { OutageProxy } from './outage-proxy';
@@ -432,6 +432,12 @@ export async function permissionSetArnOf(role: string, tenantId = TENANT.id): Pr
   throw new Error(`no permission set ${role} in moto`);
 }
 
+/** Nothing was started for the key: its grant workflow does not exist (asked of the run itself, not of visibility, which lags). */
+export async function assertNoGrantRun(user: User, account: string, role: string): Promise<void> {
+  const handle = current().temporal.workflow.getHandle(grantWorkflowId({ tenantId: tenantOf(user), principalId: USERS[user].sub, target: target(account), role }));
+  await assert.rejects(handle.describe(), (err: Error) => err.name === 'WorkflowNotFoundError', `a grant run was started for ${user}, ${role} on ${account}`);
+}
+
 /** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
 export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -467,15 +473,23 @@ export async function recordHistory(name: string, grantId: string, run: 'last' |
   await recordRun(name, `AccessGrantId = '${grantId}'${which}`);
 }
 
-/** With RECORD_HISTORIES=1, writes the history of the latest run the visibility `query` lists to test/histories/<name>.json. */
+/**
+ * With RECORD_HISTORIES=1, writes the history of the latest run the visibility `query` lists to
+ * test/histories/<name>.json, once that run has closed: a history recorded while its run is open
+ * ends mid-way, and its replay proves only that far.
+ */
 export async function recordRun(name: string, query: string): Promise<void> {
   if (process.env.RECORD_HISTORIES !== '1') return;
-  for await (const info of current().temporal.workflow.list({ query })) {
-    const json = temporalCli(['workflow', 'show', '--workflow-id', info.workflowId, '--run-id', info.runId, '--output', 'json']);
-    writeFileSync(path.join(repoRoot, 'test/histories', `${name}.json`), json);
-    return;
-  }
-  throw new Error(`no workflow run for ${query}`);
+  const run = await eventually(
+    `a closed run for ${query}`,
+    async () => {
+      for await (const info of current().temporal.workflow.list({ query })) return info.status.name === 'RUNNING' ? undefined : info;
+      return undefined;
+    },
+    120_000,
+  );
+  const json = temporalCli(['workflow', 'show', '--workflow-id', run.workflowId, '--run-id', run.runId, '--output', 'json']);
+  writeFileSync(path.join(repoRoot, 'test/histories', `${name}.json`), json);
 }
 
 /** Runs the Temporal CLI against the test server, as an operator would. */
