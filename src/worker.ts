@@ -54,14 +54,25 @@ async function namespaceAnswers(connection: NativeConnection): Promise<boolean> 
  * restarting a worker that gave up would only add noise), and /readyz says not ready meanwhile.
  */
 async function untilNamespaceAnswers(connection: NativeConnection, log: Logger): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await namespaceAnswers(connection);
-      return;
-    } catch (err) {
-      if (attempt === 0) log.warn({ namespace: env.temporalNamespace, err: (err as Error).message }, 'waiting for the namespace to answer');
+  // Nothing runs yet, so a stop meanwhile simply ends the process (the SDK's own handler would
+  // only mark its runtime as shutting down, and the wait would go on).
+  const stop = () => {
+    log.info('worker stopped before it polled');
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop).once('SIGINT', stop);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await namespaceAnswers(connection);
+        return;
+      } catch (err) {
+        if (attempt === 0) log.warn({ namespace: env.temporalNamespace, err: (err as Error).message }, 'waiting for the namespace to answer');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
     }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+  } finally {
+    process.off('SIGTERM', stop).off('SIGINT', stop);
   }
 }
 

@@ -3,7 +3,7 @@
 // and the worker start, as processes, on a namespace that appears only later.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -61,6 +61,14 @@ describe('readiness before the namespace exists', function () {
         unavailable('worker /readyz', await workerReadyz(), null);
         assert.ok(worker.running, 'the worker waits for its namespace');
       }
+      // One that is stopped while it waits ends at once (a supervisor's stop, a rollout).
+      const other = await workerProcess({ ...settings, dir: mkdtempSync(path.join(os.tmpdir(), 'access-readiness-')), namespace: `${namespace}-never` });
+      other.start().catch(() => undefined);
+      await eventually('the other worker to wait', async () => (readFileSync(other.logFile, 'utf8').includes('waiting for the namespace') ? true : undefined));
+      const stopping = Date.now();
+      await other.stop();
+      assert.ok(Date.now() - stopping < 3000, `stopped in ${Date.now() - stopping} ms`);
+      assert.match(readFileSync(other.logFile, 'utf8'), /worker stopped before it polled/);
 
       await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') });
       await eventually('the search attributes to be registered', async () => {
