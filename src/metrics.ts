@@ -74,11 +74,27 @@ export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
 
 /**
  * Serves GET /metrics: the registry, then whatever `extra` returns (the worker appends the
- * Temporal SDK's own Prometheus text, so one scrape target has both).
+ * Temporal SDK's own Prometheus text, so one scrape target has both); and GET /readyz: 200 while
+ * `ready` says so, else 503 with Retry-After.
  */
-export function serveMetrics(registry: Registry, { port, host }: { port: number; host: string }, extra: () => Promise<string> = async () => ''): Promise<Server> {
+export function serveMetrics(
+  registry: Registry,
+  { port, host }: { port: number; host: string },
+  extra: () => Promise<string> = async () => '',
+  ready: () => Promise<boolean> = async () => true,
+): Promise<Server> {
   const server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+    const route = req.method === 'GET' ? req.url?.split('?')[0] : undefined;
+    if (route === '/readyz') {
+      ready()
+        .catch(() => false)
+        .then((yes) => {
+          if (yes) res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ready"}');
+          else res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '5' }).end('{"status":"not ready"}');
+        });
+      return;
+    }
+    if (route !== '/metrics') {
       res.writeHead(404).end();
       return;
     }

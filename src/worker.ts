@@ -44,6 +44,38 @@ function toPino(log: Logger) {
   };
 }
 
+async function namespaceAnswers(connection: NativeConnection): Promise<boolean> {
+  await connection.withDeadline(Date.now() + 5000, () => connection.workflowService.describeNamespace({ namespace: env.temporalNamespace }));
+  return true;
+}
+
+/**
+ * A fresh server answers before its namespace is registered: the worker waits for it (a supervisor
+ * restarting a worker that gave up would only add noise), and /readyz says not ready meanwhile.
+ */
+async function untilNamespaceAnswers(connection: NativeConnection, log: Logger): Promise<void> {
+  // Nothing runs yet, so a stop meanwhile simply ends the process (the SDK's own handler would
+  // only mark its runtime as shutting down, and the wait would go on).
+  const stop = () => {
+    log.info('worker stopped before it polled');
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop).once('SIGINT', stop);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await namespaceAnswers(connection);
+        return;
+      } catch (err) {
+        if (attempt === 0) log.warn({ namespace: env.temporalNamespace, err: (err as Error).message }, 'waiting for the namespace to answer');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  } finally {
+    process.off('SIGTERM', stop).off('SIGINT', stop);
+  }
+}
+
 async function main(log: Logger): Promise<void> {
   const config = loadConfig();
   await checkAuditStores(config);
@@ -57,14 +89,24 @@ async function main(log: Logger): Promise<void> {
     // shutdown grace time, and workflow tasks in hand are completed or handed back to the server.
   });
   const metrics = createWorkerMetrics();
+  let connection: NativeConnection | undefined;
+  let polling = false;
+  // Ready while it polls and its namespace answers (issue 35 §9).
+  const ready = async () => polling && (await namespaceAnswers(connection!));
   const metricsServer =
     env.workerMetricsPort > 0
-      ? await serveMetrics(metrics.registry, { port: env.workerMetricsPort, host: env.workerMetricsHost }, async () => {
-          const res = await fetch(`http://127.0.0.1:${sdkMetricsPort}/metrics`, { signal: AbortSignal.timeout(2000) });
-          return res.text();
-        })
+      ? await serveMetrics(
+          metrics.registry,
+          { port: env.workerMetricsPort, host: env.workerMetricsHost },
+          async () => {
+            const res = await fetch(`http://127.0.0.1:${sdkMetricsPort}/metrics`, { signal: AbortSignal.timeout(2000) });
+            return res.text();
+          },
+          ready,
+        )
       : undefined;
-  const connection = await NativeConnection.connect(env.temporal);
+  connection = await NativeConnection.connect(env.temporal);
+  await untilNamespaceAnswers(connection, log);
   const client = new Client({ connection, namespace: env.temporalNamespace });
   // This worker's name among the deployment's workers: the SDK's default identity, made unique
   // (containers may share a pid and a host name; two workers taken for one would overdraw the quota).
@@ -86,12 +128,14 @@ async function main(log: Logger): Promise<void> {
     activities: { present: async () => undefined },
   });
   await ensureReconcileSchedules(client, config);
+  polling = true;
   log.info({ task_queue: env.taskQueue, temporal: env.temporal.address, metrics_host: env.workerMetricsHost, metrics_port: env.workerMetricsPort }, 'worker polling');
   // Either one stopping (a signal stops both) stops the other.
   const stop = (other: Worker) => () => {
     if (other.getState() === 'RUNNING') other.shutdown();
   };
   await Promise.all([worker.run().finally(stop(presence)), presence.run().finally(stop(worker))]);
+  polling = false;
   quota.stop();
   await connection.close();
   metricsServer?.close();

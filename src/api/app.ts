@@ -12,7 +12,7 @@ import type { GrantService } from '../service/grants';
 import { CallRates } from '../service/rate-limit';
 import type { RequestService } from '../service/requests';
 import type { Caller } from '../service/runs';
-import { temporalUnavailableError } from '../service/temporal-errors';
+import { ABSENT_RETRY_AFTER_SECONDS, temporalUnavailableError } from '../service/temporal-errors';
 import type { AuditService } from '../service/audit';
 import { MAX_RANGE_DAYS } from '../domain/audit';
 import type { SlackInteractions } from '../service/slack';
@@ -127,8 +127,8 @@ export function createApp({
   });
   app.get('/readyz', async (_req, res) => {
     if (draining()) throw new AccessError('unavailable', 'The API is shutting down.');
-    await checkTemporal().catch(() => {
-      throw new AccessError('unavailable', 'Temporal cannot be reached.');
+    await checkTemporal().catch((err) => {
+      throw temporalUnavailableError(err) ?? new AccessError('unavailable', 'Temporal cannot be reached.', {}, ABSENT_RETRY_AFTER_SECONDS);
     });
     res.json({ status: 'ready' });
   });

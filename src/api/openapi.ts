@@ -47,7 +47,7 @@ const ERRORS = {
   },
   '500': errorResponse('Something went wrong on our side (`internal`); nothing was lost, try again'),
   '503': errorResponse(
-    'Temporal cannot be reached, or cannot take the call just now (`unavailable`; with Retry-After when Temporal is busy or the grant\'s workflow task is failing): nothing was changed; try again',
+    'Temporal cannot be reached, does not know the namespace yet, or cannot take the call just now (`unavailable`, with Retry-After): nothing was changed; try again',
   ),
 };
 
@@ -241,7 +241,7 @@ export function openApiDocument(): JsonSchema {
       },
       '/healthz': { get: { operationId: 'health', summary: 'The process is up', responses: { '200': { description: 'Up' } } } },
       '/readyz': {
-        get: { operationId: 'ready', summary: 'Temporal answers', responses: { '200': { description: 'Ready' }, '503': ERRORS['503'] } },
+        get: { operationId: 'ready', summary: 'Temporal answers for the namespace', responses: { '200': { description: 'Ready' }, '503': ERRORS['503'] } },
       },
       '/metrics': {
         get: { operationId: 'metrics', summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': {} } } } },

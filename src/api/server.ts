@@ -60,8 +60,10 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     metrics,
     rates,
     auth: new Authenticator(config),
+    // Ready once the namespace answers, not merely the server: a fresh server answers before its
+    // namespace is registered, and every call then fails (issue 35 §9).
     checkTemporal: async () => {
-      await connection.workflowService.getSystemInfo({});
+      await connection.workflowService.describeNamespace({ namespace: env.temporalNamespace });
     },
     draining,
     logger: log,

@@ -1,7 +1,7 @@
 // What Temporal's failures mean for a caller: which are a 503 to retry, which are a workflow's
 // refusal (a 409 or 403), and the one an ensure sends again by itself.
 import { isGrpcServiceError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
+import { ApplicationFailure, NamespaceNotFoundError, WorkflowNotFoundError } from '@temporalio/common';
 import { AccessError } from '../domain/errors';
 import { rejection } from '../workflows/messages';
 import { pause } from './runs';
@@ -40,17 +40,38 @@ function taskFailedError(): AccessError {
 
 const UNAVAILABLE_GRPC_CODES = new Set([4 /* DEADLINE_EXCEEDED */, 14 /* UNAVAILABLE */]);
 
+/** How long a caller waits before trying again a Temporal that is not there (down, or still coming up). */
+export const ABSENT_RETRY_AFTER_SECONDS = 5;
+
 /**
- * The 503 for a Temporal that cannot be reached, or is there but cannot answer this call now:
- * RESOURCE_EXHAUSTED (a grant's query buffer, a rate limit of the server's), or a grant whose
- * workflow task is failing. Undefined for any other error.
+ * The namespace is unknown to the server, as on a fresh server before it is registered or before
+ * its frontend has loaded it (issue 35 §9). The client turns most such answers into
+ * NamespaceNotFoundError; a raw call's gRPC NOT_FOUND names it only in the status details.
+ */
+export function isNamespaceNotFound(err: unknown): boolean {
+  for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
+    if (cause instanceof NamespaceNotFoundError) return true;
+    if (isGrpcServiceError(cause) && cause.code === 5) {
+      const details = cause.metadata?.get('grpc-status-details-bin')?.[0];
+      if (Buffer.isBuffer(details) && details.includes('temporal.api.errordetails.v1.NamespaceNotFoundFailure')) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * The 503 (always with Retry-After) for a Temporal that cannot be reached, that does not know the
+ * namespace (yet), or is there but cannot answer this call now: RESOURCE_EXHAUSTED (a grant's
+ * query buffer, a rate limit of the server's), or a grant whose workflow task is failing.
+ * Undefined for any other error.
  */
 export function temporalUnavailableError(err: unknown): AccessError | undefined {
   if (isWorkflowTaskFailure(err)) return taskFailedError();
   if (grpcCodeOf(err) === 8) return new AccessError('unavailable', 'Temporal is busy with this grant or this tenant just now; nothing was changed. Try again.', {}, 1);
+  if (isNamespaceNotFound(err)) return new AccessError('unavailable', 'Temporal does not know this service\'s namespace yet; nothing was changed. Try again.', {}, ABSENT_RETRY_AFTER_SECONDS);
   for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
     const code = (cause as { code?: unknown }).code;
-    if (typeof code === 'number' && UNAVAILABLE_GRPC_CODES.has(code)) return new AccessError('unavailable', 'Temporal cannot be reached; try again.');
+    if (typeof code === 'number' && UNAVAILABLE_GRPC_CODES.has(code)) return new AccessError('unavailable', 'Temporal cannot be reached; try again.', {}, ABSENT_RETRY_AFTER_SECONDS);
   }
   return undefined;
 }

@@ -118,6 +118,11 @@ export interface CrashWorld {
   /** The grant workflow's state, from the workflow itself (needs a worker); null before its first run. */
   state(account: string): Promise<GrantState | null>;
   /**
+   * Where the grant's run stands, for a failure message: its status, pending workflow task, and
+   * each event of its history with its time (and a workflow task's queue, sticky or not).
+   */
+  whereIs(account: string): Promise<string>;
+  /**
    * Waits until moto has answered one of `operations` for the worker, then SIGKILLs the worker
    * before the answer reaches it. Returns the operation.
    */
@@ -237,6 +242,23 @@ export async function startCrashWorld(
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) return null;
           throw err;
+        }
+      },
+      async whereIs(account) {
+        try {
+          const handle = temporal.workflow.getHandle(workflowId(account));
+          const [{ status, raw }, history] = await Promise.all([handle.describe(), handle.fetchHistory()]);
+          const task = raw.pendingWorkflowTask;
+          const lines = (history.events ?? []).map((e) => {
+            const kind = Object.keys(e).find((k) => k.endsWith('EventAttributes') && (e as any)[k]) ?? '?';
+            const queue = e.workflowTaskScheduledEventAttributes?.taskQueue;
+            const at = new Date(Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6)).toISOString();
+            return `  ${e.eventId} ${at} ${kind.replace(/EventAttributes$/, '')}${queue ? ` (${queue.name}, kind ${queue.kind})` : ''}`;
+          });
+          const pending = task ? `pending workflow task: state ${task.state}, attempt ${task.attempt}, scheduled ${task.scheduledTime?.seconds}` : 'no pending workflow task';
+          return [`run ${raw.workflowExecutionInfo?.execution?.runId}: ${status.name}; ${pending}`, ...lines].join('\n');
+        } catch (err) {
+          return `no description: ${(err as Error).message}`;
         }
       },
       async killWorkerDuring(operations, timeoutMs = 120_000) {

@@ -19,6 +19,8 @@ export interface ServiceSettings {
    * tasks, and its killed worker is really the only one.
    */
   taskQueue: string;
+  /** TEMPORAL_NAMESPACE; default the environment's (default). */
+  namespace?: string;
 }
 
 export class ServiceProcess {
@@ -80,6 +82,7 @@ function childEnv(s: ServiceSettings, extra: Record<string, string> = {}): NodeJ
     ACCESS_CONFIG: s.configPath,
     TEMPORAL_ADDRESS: s.temporalAddress,
     TEMPORAL_TASK_QUEUE: s.taskQueue,
+    ...(s.namespace && { TEMPORAL_NAMESPACE: s.namespace }),
     // No fixed metrics port: restarts and other stacks on this machine must not collide on it.
     WORKER_METRICS_PORT: '0',
     // Readiness is read from the info lines (the test process itself logs at warn).
