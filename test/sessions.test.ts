@@ -455,6 +455,39 @@ describe('sessions that end with the grant', function () {
     }
   });
 
+  it('a change the customer makes to the policy between the read and the write is kept: the write is worked out again on the new text', async () => {
+    const { sso, stack, temporal, sessionsAws } = current();
+    const role = `Racing${process.pid % 100000}`;
+    const permissionSetArn = await createPermissionSet(role);
+    const workflowId = sessionsWorkflowId(permissionSetArn);
+    const ids = { InstanceArn: stack.instanceArnOf(SESSIONS_TENANT.id), PermissionSetArn: permissionSetArn };
+    const [account, sue] = [freshAccount(), await userIdOf('sue')];
+    // Each read of the policy waits 3 s at "AWS" before it is answered.
+    await sessionsAws.on('GetInlinePolicyForPermissionSet', { delayMs: 3_000, times: 2 });
+    const at = new Date().toISOString();
+    await temporal.workflow.signalWithStart('sessionsWorkflow', {
+      workflowId,
+      taskQueue: env.taskQueue,
+      args: [{ permissionSetArn, tenantId: SESSIONS_TENANT.id }],
+      signal: sessionCutoffSignal,
+      signalArgs: [{ tenantId: SESSIONS_TENANT.id, userId: sue, accountId: account, at }],
+    });
+    try {
+      // The second read (the one just before the write) has arrived and waits: the customer writes now.
+      await eventually('the read before the write', async () => ((await sessionsAws.count('GetInlinePolicyForPermissionSet')) >= 2 ? true : undefined));
+      const mine = { Sid: 'CustomerAddedMeanwhile', Effect: 'Allow', Action: 'logs:Get*', Resource: '*' };
+      await sso.send(new PutInlinePolicyToPermissionSetCommand({ ...ids, InlinePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [mine] }) }));
+      const written = await eventually('the cut-off to be written', async () => {
+        const statements = await inlinePolicy(role);
+        return cutoffOf(statements, sue, account) ? statements : undefined;
+      });
+      assert.deepEqual(written.find((s) => s.Sid === mine.Sid), mine, 'the customer statement written meanwhile is kept');
+      assert.ok((await sessionsAws.count('GetInlinePolicyForPermissionSet')) >= 3, 'read again on the new text');
+    } finally {
+      await temporal.workflow.getHandle(workflowId).terminate('test: done').catch(() => undefined);
+    }
+  });
+
   it('a grant ignores a sessionsRevoked meant for another grant of its key, and takes its own', async () => {
     const { temporal, sessionsAws } = current();
     const account = freshAccount();
