@@ -101,6 +101,8 @@ export const USERS = {
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
   /** Reads the audit trail (policies/auditors.cedar). */
   sam: { sub: 'sam', email: 'sam@example.com', groups: ['security-auditors'] },
+  /** Schemathesis' user (test/schemathesis.test.ts): asks as engineering and reads the audit trail, as no other test does. */
+  stan: { sub: 'stan', email: 'stan@example.com', groups: ['engineering', 'security-auditors'] },
   oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
   fay: { sub: 'fay', email: 'fay@faults.example', groups: ['engineering'] },
   sid: { sub: 'sid', email: 'sid@sessions.example', groups: ['engineering'] },
