@@ -121,8 +121,10 @@ describe('Schemathesis, from GET /openapi.json alone', () => {
     writeFileSync(path.join(dir, 'output.txt'), output);
     const verdict = JSON.parse(readFileSync(reportPath, 'utf8')) as Verdict;
     const exchanges = exchangesOf(readFileSync(eventsPath, 'utf8'));
-    // Its summary; the whole output (every failure, with a curl line to replay it) stays in the folder.
-    const said = `schemathesis ${verdict.schemathesis_version}, seed ${SEED}, exit ${code}; all of it in ${dir}:\n${output.slice(output.lastIndexOf('= SUMMARY ='))}`;
+    // Its summary (or its last lines, when it stopped before one); the whole output, every failure with
+    // a curl line to replay it, stays in the folder.
+    const summaryAt = output.lastIndexOf('= SUMMARY =');
+    const said = `schemathesis ${verdict.schemathesis_version}, seed ${SEED}, exit ${code}; all of it in ${dir}:\n${output.slice(summaryAt >= 0 ? summaryAt : -5_000)}`;
 
     const doc = (await call('GET', '/openapi.json', { token: null, tenant: null })).body as { paths: Record<string, object> };
     const operations = Object.entries(doc.paths).flatMap(([route, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${route}`));
