@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks: npm packages, the Temporal CLI and server, PostgreSQL, moto
-# (local AWS).
+# (local AWS), Schemathesis (reads the API from its OpenAPI in the test suite).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,5 +19,14 @@ if ! command -v moto_server >/dev/null 2>&1; then
 fi
 command -v moto_server >/dev/null 2>&1 || {
   echo "scripts/install.sh: moto_server is not on PATH after pip install; add pip's bin folder ($(python3 -m site --user-base)/bin) to PATH" >&2
+  exit 1
+}
+# Pinned to one minor release: a newer one brings new checks, which belong in a change of their own
+# (test/schemathesis.test.ts, schemathesis.toml).
+if ! command -v schemathesis >/dev/null 2>&1; then
+  python3 -m pip install --quiet "schemathesis~=4.32.5"
+fi
+command -v schemathesis >/dev/null 2>&1 || {
+  echo "scripts/install.sh: schemathesis is not on PATH after pip install; add pip's bin folder ($(python3 -m site --user-base)/bin) to PATH" >&2
   exit 1
 }

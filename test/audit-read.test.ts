@@ -155,6 +155,23 @@ describe('audit API and access report', function () {
     assert.equal(unknownEvent.status, 400);
   });
 
+  it('reads the days asked about in any year: a range in the year 20 answers at once, with nothing in it', async () => {
+    // JavaScript's Date.UTC reads years 0 to 99 as 1900 to 1999: a day of the year 20 taken apart and
+    // put back together with it is one of 1920, and the days back from there to the year 20 are 693,960.
+    const day = '0020-02-29';
+    for (const [path, empty] of [
+      [`/v1/access/audit?${query({ from: `${day}T00:00:00Z`, to: `${day}T00:00:00Z` })}`, { events: [], next_cursor: null }],
+      [`/v1/access/report?${query({ target: account, from: day, to: day })}`, { intervals: [] }],
+    ] as const) {
+      const started = Date.now();
+      const reply = await Promise.race([
+        call('GET', path, { as: 'sam' }),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${path}: no answer in 10 s`)), 10_000).unref()),
+      ]);
+      assert.deepEqual([reply.status, reply.body], [200, empty], `${path} (${Date.now() - started} ms)`);
+    }
+  });
+
   it('answers exactly as before once Temporal has forgotten the grants (their executions deleted)', async () => {
     const { temporal } = current();
     const executions: { workflowId: string; runId: string }[] = [];

@@ -1,5 +1,7 @@
 // Credentials, tenants and bad input: a clear error in the contract's shape, and nothing changes.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPair, SignJWT } from 'jose';
 import { mkdtempSync } from 'node:fs';
@@ -105,6 +107,32 @@ describe('request validation', function () {
     const reply = await call('GET', '/v1/nothing-here');
     assert.equal(reply.status, 404);
     assertErrorShape(reply, 'not_found');
+  });
+
+  it('answers 405 method_not_allowed with Allow, in the same shape, for a method a known path does not have', async () => {
+    for (const [method, urlPath, allow] of [
+      ['DELETE', '/v1/access/ensure', 'POST'],
+      ['POST', '/v1/access/grants', 'GET, HEAD'],
+      ['PATCH', `/v1/access/grants/${randomUUID()}`, 'GET, HEAD'],
+      ['GET', `/v1/access/requests/${randomUUID()}/review`, 'POST'],
+      ['PUT', '/healthz', 'GET, HEAD'],
+    ]) {
+      const reply = await call(method, urlPath);
+      assert.deepEqual([reply.status, reply.headers?.get('allow')], [405, allow], `${method} ${urlPath}`);
+      assertErrorShape(reply, 'method_not_allowed');
+    }
+    // fetch refuses to send TRACE; a client that does gets the same, before anything reads its body.
+    const traced = await new Promise<{ status?: number; allow?: string; body: string }>((resolve, reject) => {
+      const req = request(`${current().baseUrl}/v1/integrations/slack/interactions`, { method: 'TRACE', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
+        let text = '';
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode, allow: res.headers.allow, body: text }));
+      });
+      req.on('error', reject);
+      req.end('payload=');
+    });
+    assert.deepEqual([traced.status, traced.allow], [405, 'POST'], traced.body);
+    assertErrorShape({ body: JSON.parse(traced.body) }, 'method_not_allowed');
   });
 });
 

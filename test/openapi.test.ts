@@ -126,6 +126,21 @@ describe('GET /openapi.json', () => {
     }
   });
 
+  it('links the ids of an answer to the routes by id: ensure to its grant and request, a request to its review', () => {
+    const operationIds = new Set(Object.values(doc.paths as Record<string, Record<string, { operationId: string }>>).flatMap((ops) => Object.values(ops).map((op) => op.operationId)));
+    const linksOf = (route: string, method: string) => doc.paths[route][method].responses['200'].links as Record<string, { operationId: string; parameters: Record<string, string> }>;
+    const ensured = linksOf('/v1/access/ensure', 'post');
+    assert.deepEqual([ensured.GetGrant.operationId, ensured.GetGrant.parameters], ['getGrant', { id: '$response.body#/grants/0/id' }]);
+    assert.deepEqual([ensured.GetAccessRequest.operationId, ensured.GetAccessRequest.parameters], ['getAccessRequest', { access_request_id: '$response.body#/grants/0/access_request_id' }]);
+    const request = linksOf('/v1/access/requests/{access_request_id}', 'get');
+    assert.deepEqual([request.ReviewAccessRequest.operationId, request.ReviewAccessRequest.parameters], ['reviewRequest', { access_request_id: '$response.body#/id' }]);
+    for (const [route, methods] of Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, { links?: Record<string, { operationId: string }> }> }>>)) {
+      for (const [method, op] of Object.entries(methods)) {
+        for (const [name, link] of Object.entries(op.responses['200']?.links ?? {})) assert.ok(operationIds.has(link.operationId), `${method} ${route}: ${name}`);
+      }
+    }
+  });
+
   it('describes what the API really answers', async () => {
     const account = freshAccount();
     const activated = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 }]);

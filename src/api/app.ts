@@ -50,6 +50,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
   tenant_mismatch: 403,
   forbidden: 403,
   not_found: 404,
+  method_not_allowed: 405,
   conflict: 409,
   payload_too_large: 413,
   rate_limited: 429,
@@ -101,6 +102,15 @@ export function createApp({
       if (route === '/v1/access/ensure') metrics.ensureDuration.observe({ status }, Number(process.hrtime.bigint() - started) / 1e9);
     });
     next();
+  });
+  // A path the API has, asked with a method it does not answer there, is 405 with Allow (RFC 9110
+  // §15.5.6), not 404: a client learns it used the wrong method, not a wrong path. Decided before any
+  // body is read (a TRACE with a form body is not a bad JSON body) and before authentication.
+  app.use((req, res, next) => {
+    const allowed = methodsOf(app, req.path);
+    if (allowed.length === 0 || allowed.includes(req.method)) return next();
+    res.setHeader('Allow', allowed.join(', '));
+    throw new AccessError('method_not_allowed', `${req.method} is not a method of this endpoint; it answers ${allowed.join(', ')}.`);
   });
   // Slack signs the raw form body, so this one route reads it as bytes, before the JSON parser.
   // Slack wants an answer within 3 s and a review may wait 5 s for visibility: the click is
@@ -216,6 +226,27 @@ export function createApp({
     res.status(STATUS_OF[failure.code]).json({ code: failure.code, message: failure.message, ...failure.extra });
   });
   return app;
+}
+
+/** A route of Express's router, as far as reading which methods a path has goes. */
+interface RouteLayer {
+  route?: { methods: Record<string, boolean> };
+  match(path: string): unknown;
+}
+
+/**
+ * The methods the routes declared on `app` answer at `path` (none: not a path of the API), read from
+ * Express's own router so the list cannot drift from the routes. HEAD comes with GET, as Express
+ * answers it.
+ */
+function methodsOf(app: express.Express, path: string): string[] {
+  const methods = new Set<string>();
+  for (const layer of (app.router as unknown as { stack: RouteLayer[] }).stack) {
+    if (!layer.route || !layer.match(path)) continue;
+    for (const [method, on] of Object.entries(layer.route.methods)) if (on && method !== '_all') methods.add(method.toUpperCase());
+  }
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {

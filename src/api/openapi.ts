@@ -66,8 +66,10 @@ const requestIdHeader = {
   name: 'X-Request-ID',
   in: 'header',
   required: false,
-  description: 'Echoed back and written to every log line of the request; one is made up when absent.',
-  schema: { type: 'string', maxLength: 128 },
+  // Any value is accepted, so the schema says any string: one that is not a plain token is replaced, not refused.
+  description:
+    'Echoed back and written to every log line of the request when it is 1 to 128 letters, digits, `_`, `.`, `:` or `-`; otherwise (or when absent) one is made up.',
+  schema: { type: 'string' },
 };
 const pathId = (name: string, description: string) => ({ name, in: 'path', required: true, description, schema: { type: 'string', format: 'uuid' } });
 
@@ -80,10 +82,24 @@ function queryParameters(schema: z.ZodObject): JsonSchema[] {
   }));
 }
 
+/**
+ * OpenAPI links: which route an id in an answer leads to, so a client (or a tool such as Schemathesis,
+ * whose stateful phase follows them) goes from one call to the next with ids the API gave. `at` is
+ * the id's JSON pointer in the answer.
+ */
+const grantLinks = (at: string) => ({
+  GetGrant: { operationId: 'getGrant', parameters: { id: `$response.body#${at}` }, description: 'The grant, as it is now' },
+  RevokeGrant: { operationId: 'revokeGrant', parameters: { id: `$response.body#${at}` }, description: 'End the grant early' },
+});
+const requestLinks = (at: string) => ({
+  GetAccessRequest: { operationId: 'getAccessRequest', parameters: { access_request_id: `$response.body#${at}` }, description: 'The access request the grant waits on (null: none)' },
+  ReviewAccessRequest: { operationId: 'reviewRequest', parameters: { access_request_id: `$response.body#${at}` }, description: 'Approve or deny it (a reviewer other than its requester)' },
+});
+
 export function openApiDocument(): JsonSchema {
   const common = { security: [{ bearerAuth: [] }], parameters: [tenantHeader, requestIdHeader] };
-  const grantAnswer = { description: 'The grant', content: json(ref('Grant')) };
-  const requestAnswer = { description: 'The access request', content: json(ref('AccessRequest')) };
+  const grantAnswer = { description: 'The grant', content: json(ref('Grant')), links: { ...grantLinks('/id'), ...requestLinks('/access_request_id') } };
+  const requestAnswer = { description: 'The access request', content: json(ref('AccessRequest')), links: { ...requestLinks('/id'), ...grantLinks('/grants/0/id') } };
   return {
     openapi: '3.1.0',
     info: {
@@ -100,7 +116,12 @@ export function openApiDocument(): JsonSchema {
           ...common,
           requestBody: { required: true, content: json(ref('EnsureRequest')) },
           responses: {
-            '200': { description: 'Access grant results', content: json(ref('EnsureResponse')) },
+            '200': {
+              description: 'Access grant results',
+              content: json(ref('EnsureResponse')),
+              // The first grant's; every grant of the answer has its id and access_request_id.
+              links: { ...grantLinks('/grants/0/id'), ...requestLinks('/grants/0/access_request_id') },
+            },
             ...ERRORS,
             '403': errorResponse(
               'Forbidden: `tenant_mismatch`, or `forbidden` with `notices` (a policy, an account outside `accounts_only`, a duration past the maximum, or open grants past `max_open_per_principal`); nothing was changed',
@@ -118,7 +139,7 @@ export function openApiDocument(): JsonSchema {
           summary: "The caller's grants",
           ...common,
           parameters: [...common.parameters, ...queryParameters(grantFiltersSchema)],
-          responses: { '200': { description: 'One page of grants, newest first', content: json(ref('GrantList')) }, ...ERRORS },
+          responses: { '200': { description: 'One page of grants, newest first', content: json(ref('GrantList')), links: grantLinks('/grants/0/id') }, ...ERRORS },
         },
       },
       '/v1/access/grants/{id}': {
@@ -146,7 +167,7 @@ export function openApiDocument(): JsonSchema {
           summary: 'Requests you may review (policy `review` for every grant of it) and your own, newest first',
           ...common,
           parameters: [...common.parameters, ...queryParameters(requestFiltersSchema)],
-          responses: { '200': { description: 'One page of requests', content: json(ref('AccessRequestList')) }, ...ERRORS },
+          responses: { '200': { description: 'One page of requests', content: json(ref('AccessRequestList')), links: requestLinks('/requests/0/id') }, ...ERRORS },
         },
       },
       '/v1/access/requests/{access_request_id}': {

@@ -7,14 +7,30 @@ import { REQUEST_STATUSES } from '../domain/request';
 export const targetSchema = z
   .string()
   .regex(TARGET_PATTERN, 'must be AWS::Account::{12-digit account id}')
-  .meta({ description: 'Entitlement target in format AWS::Account::{account_id}' });
-/** IAM Identity Center permission-set names. */
+  .meta({ description: 'Entitlement target in format AWS::Account::{account_id}', examples: ['AWS::Account::123456789012'] });
+/** IAM Identity Center permission-set names (ASCII spelled out: \w is wider in some JSON Schema tools). */
 export const roleSchema = z
   .string()
-  .regex(/^[\w+=,.@-]{1,32}$/, 'must be a permission set name')
-  .meta({ description: 'Permission set / role name' });
+  .regex(/^[A-Za-z0-9_+=,.@-]{1,32}$/, 'must be a permission set name')
+  .meta({ description: 'Permission set / role name', examples: ['ReadOnlyAccess'] });
 export const grantStatusSchema = z.enum(['active', 'pending', 'provisioning', 'expired', 'revoked']);
 export const uuidSchema = z.uuid({ version: undefined }).transform((id) => id.toLowerCase());
+
+/** Not blank: what String.trim() would leave something of (JS's \s is exactly what trim removes). */
+const NON_BLANK = /\S/;
+
+/**
+ * The break-glass rules below, as JSON Schema for the OpenAPI (zod does not turn a refine into
+ * one); the refines are what the API runs, with their messages.
+ */
+const breakGlassRules = {
+  if: { properties: { break_glass: { const: true } }, required: ['break_glass'] },
+  then: {
+    not: { required: ['starts_at'] },
+    required: ['justification'],
+    properties: { justification: { required: ['reason'], properties: { reason: { pattern: NON_BLANK.source } } } },
+  },
+};
 
 export const ensureBodySchema = z
   .strictObject({
@@ -42,14 +58,15 @@ export const ensureBodySchema = z
     message: 'break_glass is access now: it cannot have a starts_at',
     path: ['starts_at'],
   })
-  .refine((body) => !body.break_glass || (body.justification?.reason ?? '').trim().length > 0, {
+  .refine((body) => !body.break_glass || NON_BLANK.test(body.justification?.reason ?? ''), {
     message: 'break_glass needs a non-blank justification.reason',
     path: ['break_glass'],
   })
   .refine(
     (body) => new Set(body.entitlements.map((e) => `${e.target}|${e.role}`)).size === body.entitlements.length,
     { message: 'each target and role may appear once', path: ['entitlements'] },
-  );
+  )
+  .meta(breakGlassRules);
 
 export const reviewBodySchema = z.strictObject({
   decision: z.enum(['approve', 'deny']),
@@ -58,12 +75,25 @@ export const reviewBodySchema = z.strictObject({
 
 export const revokeBodySchema = z.strictObject({ reason: z.string().max(4000).optional() });
 
+/**
+ * A grants or requests listing's cursor: its position in base64url, a dot, and the position's
+ * HMAC-SHA256 with the filters (43 base64url characters; src/service/runs.ts). The pattern is what a
+ * cursor looks like; the API accepts only one it signed, for the same filters (else 400), which no
+ * schema can say.
+ */
+const signedCursorSchema = (maxLength: number) =>
+  z
+    .string()
+    .max(maxLength)
+    .regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/, 'must be the next_cursor of a page')
+    .meta({ description: "The previous page's next_cursor, as it was given (and with the same filters)" });
+
 export const grantFiltersSchema = z.strictObject({
   status: grantStatusSchema.optional(),
   target: targetSchema.optional(),
   role: roleSchema.optional(),
   limit: z.coerce.number().int().min(1).max(100).optional().meta({ description: 'Page size (default 50, at most 100)' }),
-  cursor: z.string().max(4096).optional().meta({ description: 'The next_cursor of the previous page' }),
+  cursor: signedCursorSchema(4096).optional(),
 });
 
 export const requestStatusSchema = z.enum(REQUEST_STATUSES);
@@ -72,7 +102,7 @@ export const requestFiltersSchema = z.strictObject({
   status: requestStatusSchema.optional(),
   mine: z.enum(['true', 'false']).transform((v) => v === 'true').optional().meta({ description: 'true: only your own requests' }),
   limit: z.coerce.number().int().min(1).max(200).optional().meta({ description: 'Page size (default 50, at most 200)' }),
-  cursor: z.string().max(1024).optional().meta({ description: 'The next_cursor of the previous page' }),
+  cursor: signedCursorSchema(1024).optional(),
 });
 
 // Response schemas: what the API answers, in the seed's words. They are the source of
@@ -149,10 +179,14 @@ export const errorSchema = z.strictObject({
 const timeSchema = z
   .union([z.iso.datetime({ offset: true }), z.iso.date()])
   .meta({ description: 'An ISO 8601 time, or a date: as `from` its start, as `to` its end (UTC)' });
-/** A 12-digit account id or AWS::Account::{id}, read as the target. */
+/**
+ * A 12-digit account id or AWS::Account::{id}, read as the target. The pattern is on the input, where
+ * the OpenAPI (which describes what a client sends) can show it.
+ */
 const accountTargetSchema = z
   .string()
-  .transform((v) => (/^\d{12}$/.test(v) ? `AWS::Account::${v}` : v))
+  .regex(/^(?:AWS::Account::)?[0-9]{12}$/, 'must be a 12-digit account id or AWS::Account::{account id}')
+  .transform((v) => (v.startsWith('AWS::Account::') ? v : `AWS::Account::${v}`))
   .pipe(targetSchema)
   .meta({ description: 'An account: AWS::Account::{account_id} or the 12-digit id' });
 
@@ -164,7 +198,13 @@ export const auditQuerySchema = z.strictObject({
   role: roleSchema.optional(),
   event: z.enum(AUDIT_EVENTS).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  cursor: z.string().max(1024).optional().meta({ description: "The previous page's next_cursor" }),
+  // base64url of the last event's time and id (src/service/audit.ts); one that does not decode to them is 400.
+  cursor: z
+    .string()
+    .max(1024)
+    .regex(/^[A-Za-z0-9_-]+$/, "must be the previous page's next_cursor")
+    .optional()
+    .meta({ description: "The previous page's next_cursor, as it was given" }),
 });
 
 export const reportQuerySchema = z.strictObject({

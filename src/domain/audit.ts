@@ -140,7 +140,8 @@ export function narrowedTo(e: AuditEvent, f: Pick<AuditFilters, 'target' | 'role
 /** The UTC days (YYYY-MM-DD) from `to` back to `from`, newest first: the store's date folders to read. */
 export function daysNewestFirst(from: Date, to: Date): string[] {
   const days: string[] = [];
-  for (let t = Date.UTC(to.getUTCFullYear(), to.getUTCMonth(), to.getUTCDate()); t >= from.getTime() - DAY_MS + 1; t -= DAY_MS) {
+  // The start of `to`'s UTC day by arithmetic: Date.UTC would read the years 0 to 99 as 1900 to 1999.
+  for (let t = Math.floor(to.getTime() / DAY_MS) * DAY_MS; t >= from.getTime() - DAY_MS + 1; t -= DAY_MS) {
     days.push(new Date(t).toISOString().slice(0, 10));
   }
   return days;

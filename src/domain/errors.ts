@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'tenant_mismatch'
   | 'forbidden'
   | 'not_found'
+  | 'method_not_allowed'
   | 'conflict'
   | 'payload_too_large'
   | 'rate_limited'

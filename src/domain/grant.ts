@@ -286,7 +286,9 @@ export interface GrantView {
   principal_id: string;
 }
 
-export const TARGET_PATTERN = /^AWS::Account::(\d{12})$/;
+// [0-9], not \d: the pattern is also the OpenAPI's, and a JSON Schema tool written in another
+// language may read \d as any Unicode digit.
+export const TARGET_PATTERN = /^AWS::Account::([0-9]{12})$/;
 
 export function accountIdOf(target: string): string {
   const match = TARGET_PATTERN.exec(target);

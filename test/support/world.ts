@@ -59,6 +59,13 @@ export const NEIGHBOUR_ACCOUNT = '123456789012';
 export const SESSIONS_TENANT = { id: '5e551075-0000-4000-8000-000000005e55', name: 'sessions' };
 export const SESSIONS_ACCOUNTS = Array.from({ length: 40 }, (_, i) => String(600000000001 + i));
 
+/**
+ * Schemathesis' (test/schemathesis.test.ts): anybody may ask for any role and read the audit trail,
+ * nothing is active without review (test/fixtures/schemathesis-policies); its pending requests stay
+ * pending for the whole run (then lapse). A tenant of its own, so what the tool makes no other test sees.
+ */
+export const SCHEMATHESIS_TENANT = { id: '5c4e0a75-0000-4000-8000-00000000057a', name: 'schemathesis' };
+
 export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
 /** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
 export const SLACK_TWO_APPROVALS_ACCOUNT = '111111111113';
@@ -101,6 +108,8 @@ export const USERS = {
   mallory: { sub: 'mallory', email: 'mallory@example.com', groups: [] as string[] },
   /** Reads the audit trail (policies/auditors.cedar). */
   sam: { sub: 'sam', email: 'sam@example.com', groups: ['security-auditors'] },
+  /** Schemathesis' user (test/schemathesis.test.ts), of SCHEMATHESIS_TENANT. */
+  stan: { sub: 'stan', email: 'stan@schemathesis.example', groups: [] as string[] },
   oscar: { sub: 'oscar', email: 'oscar@other.example', groups: ['engineering'] },
   fay: { sub: 'fay', email: 'fay@faults.example', groups: ['engineering'] },
   sid: { sub: 'sid', email: 'sid@sessions.example', groups: ['engineering'] },
@@ -141,6 +150,7 @@ const TENANT_OF: Partial<Record<User, string>> = {
   nina: NEIGHBOUR_TENANT.id,
   ned: NEIGHBOUR_TENANT.id,
   lena: LISTED_TENANT.id,
+  stan: SCHEMATHESIS_TENANT.id,
 };
 type User = keyof typeof USERS;
 
@@ -256,6 +266,7 @@ export async function startWorld(): Promise<void> {
         name: NEIGHBOUR_TENANT.name,
         grants: { ...TEST_LIMITS, read_rate_per_minute: NEIGHBOUR_TENANT.readsPerMinute, read_burst: NEIGHBOUR_TENANT.readBurst },
         sharesInstance: true, accounts_only: true, accounts: { [NEIGHBOUR_ACCOUNT]: { environment: 'staging' } } },
+      { ...SCHEMATHESIS_TENANT, policies: path.join(repoRoot, 'test/fixtures/schemathesis-policies'), grants: { pending_request_ttl_seconds: 600, ...TEST_LIMITS } },
       {
         ...SLACK_TENANT,
         grants: TEST_LIMITS,
