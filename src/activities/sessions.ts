@@ -39,10 +39,16 @@ export interface InstanceWriter {
 export interface CutoffsWritten {
   /** The tenant whose credentials wrote. */
   tenantId: string;
-  /** Per cut-off handed in, the moment actually written (never earlier than its own); its own where its sessions had all ended already. */
-  written: SessionCutoff[];
-  /** The accounts whose statements changed: the permission set is to be provisioned to each again. */
-  changedAccounts: string[];
+  /**
+   * Per cut-off handed in, the moment actually written (never earlier than its own); its own, with
+   * `ended`, where its sessions had all ended already (nothing written for it).
+   */
+  written: (SessionCutoff & { ended?: true })[];
+  /**
+   * The accounts to provision the permission set to again: those whose statements changed, and
+   * those of `add` (an earlier attempt may have written them and never got to provisioning).
+   */
+  accountsToProvision: string[];
   /** When the next of our statements may be pruned; null when none is left. */
   nextPruneAt: string | null;
   /** The session duration pruning went by: the longest of the permission set's current one and `longestSessionSeconds`. */
@@ -135,8 +141,11 @@ export function createSessionActivities({ writersOf }: { writersOf: (permissionS
             for (const warning of warnings) log.warn({ permission_set_arn: permissionSetArn }, warning);
             return {
               tenantId,
-              written: add.map((c) => ({ ...c, at: writtenCutoff(fitted.policy.ours, c.userId, c.accountId) ?? c.at })),
-              changedAccounts: changed,
+              written: add.map((c) => {
+                const at = writtenCutoff(fitted.policy.ours, c.userId, c.accountId);
+                return at === undefined ? { ...c, ended: true as const } : { ...c, at };
+              }),
+              accountsToProvision: [...new Set([...changed, ...add.map((c) => c.accountId)])].sort(),
               nextPruneAt: nextPruneAt(fitted.policy.ours, sessionSeconds),
               sessionSeconds,
               bucketSeconds: fitted.bucketSeconds,
@@ -149,44 +158,61 @@ export function createSessionActivities({ writersOf }: { writersOf: (permissionS
 
     /**
      * Provisions the permission set again to one account, so its role carries the policy as
-     * written. The provisioning's request id is in the heartbeat details: a retry polls it rather
-     * than provisioning once more.
+     * written, once the policy is seen to hold `expect` (the cut-offs of the round in that account):
+     * an attempt of an earlier round, given up on but still running, may have written an older
+     * text since, and a round that provisioned that would report cut-offs that are not there. The
+     * provisioning's request id is in the heartbeat details: a retry polls it rather than
+     * provisioning once more.
      */
-    provisionSessionCutoffs({ tenantIds, permissionSetArn, accountId }: { tenantIds: string[]; permissionSetArn: string; accountId: string }): Promise<void> {
+    provisionSessionCutoffs({ tenantIds, permissionSetArn, accountId, expect = [] }: { tenantIds: string[]; permissionSetArn: string; accountId: string; expect?: SessionCutoff[] }): Promise<void> {
       const context = activityContext();
       const progress = { requestId: (context?.info.heartbeatDetails as { requestId?: string } | undefined)?.requestId };
       return heartbeating(
         () =>
-        asWriter(permissionSetArn, tenantIds, async ({ sso, instanceArn: InstanceArn }) => {
-          const earlier = progress.requestId;
-          const poll = async (requestId: string) =>
-            (await sso.send(new DescribePermissionSetProvisioningStatusCommand({ InstanceArn, ProvisionPermissionSetRequestId: requestId }))).PermissionSetProvisioningStatus;
-          let first = earlier ? await poll(earlier) : undefined;
-          if (!first || first.Status === 'FAILED') {
-            stillCurrent();
-            first = (await sso.send(new ProvisionPermissionSetCommand({ InstanceArn, PermissionSetArn: permissionSetArn, TargetType: 'AWS_ACCOUNT', TargetId: accountId }))).PermissionSetProvisioningStatus;
-          }
-          if (first?.RequestId) {
-            progress.requestId = first.RequestId;
-            context?.heartbeat(progress);
-          }
-          const status = await settle(first, poll);
-          if (status.Status === 'FAILED') {
-            throw ApplicationFailure.retryable(`Provisioning the permission set to ${accountId} failed: ${status.FailureReason ?? 'AWS gave no reason'}`, 'PermissionSetProvisioningFailed');
-          }
-        }),
+          asWriter(permissionSetArn, tenantIds, async (writer) => {
+            if (expect.length > 0) {
+              const ours = parseInlinePolicy((await writer.sso.send(new GetInlinePolicyForPermissionSetCommand({ InstanceArn: writer.instanceArn, PermissionSetArn: permissionSetArn }))).InlinePolicy).ours;
+              const missing = expect.filter((c) => Date.parse(writtenCutoff(ours, c.userId, c.accountId) ?? '') < Date.parse(c.at) || writtenCutoff(ours, c.userId, c.accountId) === undefined);
+              if (missing.length > 0) {
+                throw ApplicationFailure.retryable(`${permissionSetArn}: ${missing.length} cut-off(s) in ${accountId} are no longer in the inline policy; written again at the next round`, 'CutoffMissing');
+              }
+            }
+            await provision(writer, permissionSetArn, accountId, progress.requestId, (requestId) => {
+              progress.requestId = requestId;
+              context?.heartbeat(progress);
+            });
+          }),
         { details: () => progress },
       );
     },
   };
 
+  /** `earlier`: a provisioning an earlier attempt started, polled instead of starting another; `started` hears each one started. */
+  async function provision({ sso, instanceArn: InstanceArn }: InstanceWriter, PermissionSetArn: string, accountId: string, earlier?: string, started?: (requestId: string) => void): Promise<void> {
+    const poll = async (requestId: string) =>
+      (await sso.send(new DescribePermissionSetProvisioningStatusCommand({ InstanceArn, ProvisionPermissionSetRequestId: requestId }))).PermissionSetProvisioningStatus;
+    let first = earlier ? await poll(earlier) : undefined;
+    if (!first || first.Status === 'FAILED') {
+      stillCurrent();
+      first = (await sso.send(new ProvisionPermissionSetCommand({ InstanceArn, PermissionSetArn, TargetType: 'AWS_ACCOUNT', TargetId: accountId }))).PermissionSetProvisioningStatus;
+      if (first?.RequestId) started?.(first.RequestId);
+    }
+    const status = await settle(first, poll);
+    if (status.Status === 'FAILED') {
+      throw ApplicationFailure.retryable(`Provisioning the permission set to ${accountId} failed: ${status.FailureReason ?? 'AWS gave no reason'}`, 'PermissionSetProvisioningFailed');
+    }
+  }
+
   return {
     ...activities,
-    /** What runs from before 1.2 (versions.sessionsPerAccount) call: the write, then each changed account in turn. */
+    /**
+     * What runs from before 1.2 (versions.sessionsPerAccount) call: the write, then each account to
+     * provision in turn, each provisioned anew (no request id of another account's in its heartbeat).
+     */
     async applySessionCutoffs({ tenantId, permissionSetArn, add }: { tenantId: string; permissionSetArn: string; add: SessionCutoff[] }): Promise<{ nextPruneAt: string | null; provisioned: string[] }> {
       const written = await activities.writeSessionCutoffs({ tenantIds: [tenantId], permissionSetArn, add });
-      for (const accountId of written.changedAccounts) await activities.provisionSessionCutoffs({ tenantIds: [tenantId], permissionSetArn, accountId });
-      return { nextPruneAt: written.nextPruneAt, provisioned: written.changedAccounts };
+      for (const accountId of written.accountsToProvision) await heartbeating(() => asWriter(permissionSetArn, [tenantId], (writer) => provision(writer, permissionSetArn, accountId)));
+      return { nextPruneAt: written.nextPruneAt, provisioned: written.accountsToProvision };
     },
   };
 }

@@ -98,8 +98,8 @@ export interface SessionsRevoked {
   grant_id?: string;
 }
 export const sessionsRevokedSignal = defineSignal<[SessionsRevoked]>('sessionsRevoked');
-/** To the grant: the attempt failed and is retried; the message says why. */
-export const sessionRevocationFailedSignal = defineSignal<[{ message: string }]>('sessionRevocationFailed');
+/** To the grant: the attempt failed and is retried; the message says why (`grant_id` as in sessionsRevoked). */
+export const sessionRevocationFailedSignal = defineSignal<[{ message: string; grant_id?: string }]>('sessionRevocationFailed');
 
 /** The permission set's session workflow: how many cut-offs it has applied, over all its runs. */
 export const sessionsAppliedQuery = defineQuery<number>('applied');

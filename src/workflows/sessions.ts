@@ -53,6 +53,8 @@ const { provisionSessionCutoffs } = proxyActivities<SessionActivities>({
 
 /** Accounts provisioned at once: AWS runs a permission set's provisionings side by side, and each waits at the pacer anyway. */
 const PROVISIONS_AT_ONCE = 5;
+/** Cut-offs one round takes on (the rest wait for the next round, or a new run). */
+const MAX_ROUND = 500;
 
 export async function sessionsWorkflow(input: SessionsInput): Promise<SessionsResult | void> {
   if (!versions.sessionsPerAccount()) return sessionsWorkflow11(input);
@@ -85,15 +87,17 @@ export async function sessionsWorkflow(input: SessionsInput): Promise<SessionsRe
       if (nextPruneAt === null) return { applied };
       await condition(() => pending.length > 0, Math.max(Date.parse(nextPruneAt) - Date.now(), 1));
     }
-    batch.push(...pending.splice(0));
+    // A round takes at most MAX_ROUND of them: its signals to the grants, its history and a
+    // continue-as-new's input stay bounded in a flood.
+    batch.push(...pending.splice(0, Math.max(0, MAX_ROUND - batch.length)));
     // The latest hand-in's tenant writes first (one still configured, should an earlier leave the instance).
     tenantIds = [...new Set([...batch.map((c) => c.tenantId).reverse(), ...tenantIds])];
     try {
       const written = await writeSessionCutoffs({ tenantIds, permissionSetArn, add: batch.map(({ userId, accountId, at }) => ({ userId, accountId, at })), longestSessionSeconds });
       longestSessionSeconds = written.sessionSeconds;
       nextPruneAt = written.nextPruneAt;
-      for (const account of written.changedAccounts) unprovisioned.add(account);
-      const failed = await provisionEach(tenantIds, permissionSetArn, unprovisioned);
+      for (const account of written.accountsToProvision) unprovisioned.add(account);
+      const failed = await provisionEach(tenantIds, permissionSetArn, unprovisioned, written.written.filter((w) => !w.ended));
       // Whose accounts are provisioned are done, even if another account's provisioning failed.
       const done = batch.flatMap((c, i) => (unprovisioned.has(c.accountId) ? [] : [{ request: c, written: written.written[i] }]));
       batch = batch.filter((c) => unprovisioned.has(c.accountId));
@@ -105,7 +109,7 @@ export async function sessionsWorkflow(input: SessionsInput): Promise<SessionsRe
       failures++;
       const message = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
       log.warn('session cut-off failed; retrying', { permissionSetArn, failures, message });
-      await Promise.all(batch.map((c) => tell(c, sessionRevocationFailedSignal, { message })));
+      await Promise.all(batch.map((c) => tell(c, sessionRevocationFailedSignal, { message, ...(c.grant && { grant_id: c.grant.id }) })));
       await reportFailure(batch.filter((c) => c.grant && !reported.has(c.grant.id)), message);
       for (const c of batch) if (c.grant) reported.add(c.grant.id);
       await sleep(Math.min(60_000, 5_000 * failures));
@@ -114,13 +118,13 @@ export async function sessionsWorkflow(input: SessionsInput): Promise<SessionsRe
 }
 
 /** Provisions the permission set again to each account, a few at a time; the first failure, once every one was tried. */
-async function provisionEach(tenantIds: string[], permissionSetArn: string, unprovisioned: Set<string>): Promise<Error | undefined> {
+async function provisionEach(tenantIds: string[], permissionSetArn: string, unprovisioned: Set<string>, expect: SessionCutoff[]): Promise<Error | undefined> {
   let failure: Error | undefined;
   const accounts = [...unprovisioned].sort();
   for (let i = 0; i < accounts.length; i += PROVISIONS_AT_ONCE) {
     await Promise.all(
       accounts.slice(i, i + PROVISIONS_AT_ONCE).map((accountId) =>
-        provisionSessionCutoffs({ tenantIds, permissionSetArn, accountId }).then(
+        provisionSessionCutoffs({ tenantIds, permissionSetArn, accountId, expect: expect.filter((c) => c.accountId === accountId).map(({ userId, at }) => ({ userId, accountId, at })) }).then(
           () => void unprovisioned.delete(accountId),
           (err: Error) => void (failure ??= err),
         ),

@@ -179,8 +179,8 @@ export class Grant extends GrantRecord {
     this.sessionsIssuedBefore = sessions_issued_before ?? null;
   }
 
-  sessionRevocationFailed({ message }: { message: string }): void {
-    if (this.sessionsRevokedAt !== null) return;
+  sessionRevocationFailed({ message, grant_id }: { message: string; grant_id?: string }): void {
+    if (this.sessionsRevokedAt !== null || (grant_id !== undefined && grant_id !== this.state.id)) return;
     const cutoff = this.state.diagnostics.find((d) => d.code === 'session_revocation_pending')?.sessions_issued_before;
     this.note({ level: 'warning', code: 'session_revocation_pending', message: `Ending AWS sessions failed (${message}); still retrying.`, sessions_issued_before: cutoff });
   }
