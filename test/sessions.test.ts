@@ -71,6 +71,17 @@ function cutoffOf(statements: Statement[], userId: string, account: string): Sta
   return ours[0];
 }
 
+/** Hands a cut-off to the permission set's workflow (started if need be), as a reconciliation's removal does: no grant to tell. */
+function handIn(permissionSetArn: string, cutoff: { userId: string; accountId: string; at: string }, tenantId = SESSIONS_TENANT.id) {
+  return current().temporal.workflow.signalWithStart('sessionsWorkflow', {
+    workflowId: sessionsWorkflowId(permissionSetArn),
+    taskQueue: env.taskQueue,
+    args: [{ permissionSetArn, tenantId }],
+    signal: sessionCutoffSignal,
+    signalArgs: [{ tenantId, ...cutoff }],
+  });
+}
+
 /** Each user and account's moment in a written policy text. */
 function momentsIn(text: string | null): Map<string, string> {
   return new Map(parseInlinePolicy(text ?? undefined).ours.flatMap((s) => s.userIds.map((u) => [`${u}|${s.accountId}`, s.at] as const)));
@@ -328,15 +339,7 @@ describe('sessions that end with the grant', function () {
     // Handed in as a reconciliation's removals are (no grant to tell), 100 at a time.
     for (let from = 0; from < ends.length; from += 100) {
       await Promise.all(
-        ends.slice(from, from + 100).map(({ userId, at }) =>
-          temporal.workflow.signalWithStart('sessionsWorkflow', {
-            workflowId,
-            taskQueue: env.taskQueue,
-            args: [{ permissionSetArn, tenantId: SESSIONS_TENANT.id }],
-            signal: sessionCutoffSignal,
-            signalArgs: [{ tenantId: SESSIONS_TENANT.id, userId, accountId: account, at }],
-          }),
-        ),
+        ends.slice(from, from + 100).map(({ userId, at }) => handIn(permissionSetArn, { userId, accountId: account, at })),
       );
     }
     await eventually(
@@ -416,13 +419,7 @@ describe('sessions that end with the grant', function () {
     const [account, sue] = [freshAccount(), await userIdOf('sue')];
     const removed = 'a0000000-0000-4000-8000-00000000dead';
     const at = new Date().toISOString();
-    await temporal.workflow.signalWithStart('sessionsWorkflow', {
-      workflowId,
-      taskQueue: env.taskQueue,
-      args: [{ permissionSetArn, tenantId: removed }],
-      signal: sessionCutoffSignal,
-      signalArgs: [{ tenantId: removed, userId: sue, accountId: account, at }],
-    });
+    await handIn(permissionSetArn, { userId: sue, accountId: account, at }, removed);
     try {
       const written = await eventually('the cut-off to be written', async () => cutoffOf(await inlinePolicy(role), sue, account));
       assert.equal(written.Condition.DateLessThan['aws:TokenIssueTime'], at);
@@ -441,13 +438,7 @@ describe('sessions that end with the grant', function () {
     // Every call with the sessions tenant's credentials is refused (they go through its proxy; the other tenants' do not).
     await sessionsAws.on('DescribePermissionSet', { error: 'AccessDeniedException' });
     const at = new Date().toISOString();
-    await temporal.workflow.signalWithStart('sessionsWorkflow', {
-      workflowId,
-      taskQueue: env.taskQueue,
-      args: [{ permissionSetArn, tenantId: SESSIONS_TENANT.id }],
-      signal: sessionCutoffSignal,
-      signalArgs: [{ tenantId: SESSIONS_TENANT.id, userId: sue, accountId: account, at }],
-    });
+    await handIn(permissionSetArn, { userId: sue, accountId: account, at });
     try {
       const written = await eventually('the cut-off to be written', async () => cutoffOf(await inlinePolicy(role), sue, account));
       assert.equal(written.Condition.DateLessThan['aws:TokenIssueTime'], at);
@@ -468,13 +459,7 @@ describe('sessions that end with the grant', function () {
     // Each read of the policy waits 3 s at "AWS" before it is answered.
     await sessionsAws.on('GetInlinePolicyForPermissionSet', { delayMs: 3_000, times: 2 });
     const at = new Date().toISOString();
-    await temporal.workflow.signalWithStart('sessionsWorkflow', {
-      workflowId,
-      taskQueue: env.taskQueue,
-      args: [{ permissionSetArn, tenantId: SESSIONS_TENANT.id }],
-      signal: sessionCutoffSignal,
-      signalArgs: [{ tenantId: SESSIONS_TENANT.id, userId: sue, accountId: account, at }],
-    });
+    await handIn(permissionSetArn, { userId: sue, accountId: account, at });
     try {
       // The second read (the one just before the write) has arrived and waits: the customer writes now.
       await eventually('the read before the write', async () => ((await sessionsAws.count('GetInlinePolicyForPermissionSet')) >= 2 ? true : undefined));
@@ -558,18 +543,6 @@ describe('sessions that end with the grant', function () {
     // Twelve ends in one minute in account a, one in b: a statement each would not fit.
     const minute = Math.floor(Date.now() / 60_000) * 60_000 - 120_000;
     const ends = [...users.map((userId, u) => ({ userId, accountId: a, at: new Date(minute + 1_000 + u * 4_000).toISOString() })), { userId: users[0], accountId: b, at: new Date(minute + 30_000).toISOString() }];
-    const handIn = (cutoffs: typeof ends) =>
-      Promise.all(
-        cutoffs.map((c) =>
-          temporal.workflow.signalWithStart('sessionsWorkflow', {
-            workflowId,
-            taskQueue: env.taskQueue,
-            args: [{ permissionSetArn, tenantId: SESSIONS_TENANT.id }],
-            signal: sessionCutoffSignal,
-            signalArgs: [{ tenantId: SESSIONS_TENANT.id, ...c }],
-          }),
-        ),
-      );
     try {
       // All in the first round: the workflow starts with them in hand.
       await temporal.workflow.start('sessionsWorkflow', {
@@ -594,7 +567,7 @@ describe('sessions that end with the grant', function () {
       // One more end, in c: only c's statements change, so only c is provisioned again.
       await sessionsAws.reset();
       const later = { userId: users[1], accountId: c, at: new Date().toISOString() };
-      await handIn([later]);
+      await handIn(permissionSetArn, later);
       await eventually('the cut-off in c to be applied', async () => ((await handle.query(sessionsAppliedQuery)) === ends.length + 1 ? true : undefined), 60_000);
       const after = JSON.parse((await sso.send(new GetInlinePolicyForPermissionSetCommand(ids))).InlinePolicy!).Statement as Statement[];
       assert.ok(cutoffOf(after, later.userId, c), JSON.stringify(after));

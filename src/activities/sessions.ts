@@ -172,7 +172,7 @@ export function createSessionActivities({ writersOf }: { writersOf: (permissionS
           asWriter(permissionSetArn, tenantIds, async (writer) => {
             if (expect.length > 0) {
               const ours = parseInlinePolicy((await writer.sso.send(new GetInlinePolicyForPermissionSetCommand({ InstanceArn: writer.instanceArn, PermissionSetArn: permissionSetArn }))).InlinePolicy).ours;
-              const missing = expect.filter((c) => Date.parse(writtenCutoff(ours, c.userId, c.accountId) ?? '') < Date.parse(c.at) || writtenCutoff(ours, c.userId, c.accountId) === undefined);
+              const missing = expect.filter((c) => !(Date.parse(writtenCutoff(ours, c.userId, c.accountId) ?? '') >= Date.parse(c.at)));
               if (missing.length > 0) {
                 throw ApplicationFailure.retryable(`${permissionSetArn}: ${missing.length} cut-off(s) in ${accountId} are no longer in the inline policy; written again at the next round`, 'CutoffMissing');
               }
