@@ -33,6 +33,7 @@ export function createApiMetrics() {
       labelNames: ['query'] as const,
       registers,
     }),
+    tokensChecked: tokensChecked(registers),
     auditWriteFailures: auditWriteFailures(registers),
   };
 }
@@ -65,6 +66,17 @@ export function createWorkerMetrics() {
     auditWriteFailures: auditWriteFailures(registers),
   };
 }
+/** Bearer tokens checked: by signature, or remembered from an earlier check (the Authenticator's cache). */
+export function tokensChecked(registers: Registry[] = []) {
+  return new Counter({
+    name: 'access_tokens_checked_total',
+    help: 'Bearer tokens checked, by how: `signature` (verified against the issuer keys) or `remembered` (verified earlier and still valid)',
+    labelNames: ['by'] as const,
+    registers,
+  });
+}
+export type TokensChecked = ReturnType<typeof tokensChecked>;
+
 /** Failed writes to a tenant's audit store (the worker retries them; the API's ensure_denied is lost). */
 function auditWriteFailures(registers: Registry[]) {
   return new Counter({ name: 'access_audit_write_failures_total', help: "Failed attempts to write an audit event to the tenant's store", registers });

@@ -12,6 +12,7 @@ import { Authenticator, VERIFIED_BYTES } from '../src/api/auth';
 import { connectApi, createApi } from '../src/api/server';
 import { type AppConfig, ConfigError, loadConfig } from '../src/config';
 import { AccessError } from '../src/domain/errors';
+import { tokensChecked, type TokensChecked } from '../src/metrics';
 import type { Caller } from '../src/service/runs';
 import { repoRoot } from '../scripts/stack';
 import { heapUsedAfterGc, MiB } from './support/heap';
@@ -51,6 +52,13 @@ function tenantEntry(t: { id: string; name: string }, auth: TenantAuth = {}) {
   const instanceArn = t === ACME ? current().stack.instanceArn : 'arn:aws:sso:::instance/ssoins-0000000000000b10';
   const aws = { region: 'us-east-1', sso_instance_arn: instanceArn, identity_store_id: current().stack.identityStoreId };
   return { ...t, auth: { issuer: ISSUER, audience: 'access-api', jwks_file: keys.jwksFile, ...auth }, aws, policies: path.join(repoRoot, 'policies') };
+}
+
+/** access_tokens_checked_total, by how. */
+async function countsOf(checked: TokensChecked): Promise<{ signature: number; remembered: number }> {
+  const { values } = await checked.get();
+  const by = (how: string) => values.find((v) => v.labels.by === how)?.value ?? 0;
+  return { signature: by('signature'), remembered: by('remembered') };
 }
 
 let files = 0;
@@ -216,7 +224,8 @@ describe('tokens are checked as strictly as an identity provider expects', () =>
 
   it('remembers verified tokens in a bounded number of bytes, however large their claims', async function () {
     this.timeout(120_000);
-    const auth = new Authenticator(configOf([tenantEntry(ACME)]));
+    const checked = tokensChecked();
+    const auth = new Authenticator(configOf([tenantEntry(ACME)]), checked);
     // A user in 48 groups with long names: about 12 KB of claims.
     const groups = (i: number) => Array.from({ length: 48 }, (_, g) => `${i}-${g}-${'g'.repeat(240)}`);
     const before = heapUsedAfterGc();
@@ -227,10 +236,13 @@ describe('tokens are checked as strictly as an identity provider expects', () =>
     }
     const held = heapUsedAfterGc() - before;
     assert.ok(held < 2 * VERIFIED_BYTES, `the cache holds ${Math.round(held / MiB)} MiB`);
-    // Still a cache: the latest token is answered from it.
+    // Still a cache: the latest token, sent again, is not verified again.
     const latest = await tokenOf({ ...alice, sub: 'user-latest' });
     await auth.authenticate(`Bearer ${latest}`, ACME.id);
+    const counted = await countsOf(checked);
     assert.equal((await auth.authenticate(`Bearer ${latest}`, ACME.id)).principal.id, 'user-latest');
+    assert.deepEqual(await countsOf(checked), { signature: counted.signature, remembered: counted.remembered + 1 });
+    assert.equal(counted.signature, 2001, 'each token verified once');
   });
 
   it('finds the Identity Store user by auth.user_claim (default email), and refuses an unverified email with 403', async () => {

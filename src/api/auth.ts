@@ -8,6 +8,7 @@ import type { AppConfig, AuthConfig, TenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import { AccessError } from '../domain/errors';
 import type { Caller } from '../service/runs';
+import { type TokensChecked, tokensChecked } from '../metrics';
 
 /**
  * What identity providers sign access tokens with. No symmetric algorithm: a key that verifies
@@ -52,7 +53,10 @@ export class Authenticator {
     sizeCalculation: ({ payload }, token) => token.length + JSON.stringify(payload).length,
   });
 
-  constructor(private readonly config: AppConfig) {
+  constructor(
+    private readonly config: AppConfig,
+    private readonly checked: TokensChecked = tokensChecked(),
+  ) {
     const bySource = new Map<string, JWTVerifyGetKey>();
     for (const tenant of config.tenants) {
       const { jwks_file, jwks_url } = tenant.auth;
@@ -70,7 +74,11 @@ export class Authenticator {
     const token = /^Bearer +([A-Za-z0-9_.-]+)$/i.exec(authorization ?? '')?.[1];
     if (!token) throw unauthenticated('A bearer token is required (Authorization: Bearer <jwt>).');
     const known = this.verified.get(token);
-    if (known) return this.callerOf(known.tenant, known.payload, tenantHeader);
+    if (known) {
+      this.checked.inc({ by: 'remembered' });
+      return this.callerOf(known.tenant, known.payload, tenantHeader);
+    }
+    this.checked.inc({ by: 'signature' });
     let issuer: string | undefined;
     try {
       issuer = decodeJwt(token).iss;
