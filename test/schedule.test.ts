@@ -10,6 +10,15 @@ import { assertErrorShape, assertNoGrantRun, assignmentsOf, call, eventually, fr
 type User = keyof typeof USERS;
 
 const inSeconds = (s: number) => new Date(Date.now() + s * 1000).toISOString();
+/**
+ * How far ahead the tests that wait for a start schedule it: far enough that every "still
+ * pending" check is made before it on a slow machine.
+ */
+const AHEAD_SECONDS = 30;
+/** A "still pending" check just made says something only if the start is still ahead: else fail loudly. */
+function assertStillAhead(startsAt: string): void {
+  assert.ok(Date.now() < Date.parse(startsAt), `the start (${startsAt}) passed before the check was made: this machine is too slow for the test`);
+}
 
 async function ensureAt(account: string, role: string, startsAt: string | undefined, opts: { as?: User; duration?: number; dryRun?: boolean; breakGlass?: boolean } = {}) {
   return call('POST', '/v1/access/ensure', {
@@ -31,7 +40,7 @@ describe('scheduled start', function () {
 
   it('a scheduled grant is pending with no assignment until starts_at, then active for its duration from activation', async () => {
     const account = freshAccount();
-    const startsAt = inSeconds(6);
+    const startsAt = inSeconds(AHEAD_SECONDS);
     const reply = await ensureAt(account, 'ReadOnlyAccess', startsAt);
     assert.equal(reply.status, 200, JSON.stringify(reply.body));
     const [grant] = reply.body.grants as GrantView[];
@@ -55,8 +64,9 @@ describe('scheduled start', function () {
     const listed = await call('GET', `/v1/access/grants?target=${encodeURIComponent(target(account))}`);
     assert.deepEqual(listed.body.grants.map((g: GrantView) => [g.status, g.starts_at]), [['pending', startsAt]]);
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0, 'nothing is made before the start');
+    assertStillAhead(startsAt);
 
-    const active = await grantReaching(grant.id, 'active');
+    const active = await grantReaching(grant.id, 'active', 'alice', (AHEAD_SECONDS + 30) * 1000);
     assert.ok(Date.parse(active.activated_at!) >= Date.parse(startsAt), `activated ${active.activated_at}, not before ${startsAt}`);
     assert.equal(Date.parse(active.expires_at!) - Date.parse(active.activated_at!), 600_000, 'the clock starts at activation');
     assert.equal(diagnostic(active, 'scheduled'), undefined);
@@ -71,7 +81,7 @@ describe('scheduled start', function () {
 
   it('reviewers approve ahead of time: the grant waits for its start, then activates', async () => {
     const account = freshAccount();
-    const startsAt = inSeconds(8);
+    const startsAt = inSeconds(AHEAD_SECONDS);
     const reply = await ensureAt(account, 'AdministratorAccess', startsAt);
     const [grant] = reply.body.grants as GrantView[];
     assert.equal(grant.change, 'requested', JSON.stringify(reply.body));
@@ -90,8 +100,9 @@ describe('scheduled start', function () {
     const queue = await call('GET', '/v1/access/requests?status=pending', { as: 'carol' });
     assert.ok(!queue.body.requests.some((r: { id: string }) => r.id === grant.access_request_id), 'an approved request leaves the queue');
     assert.equal(await assignmentsOf('alice', account, 'AdministratorAccess'), 0);
+    assertStillAhead(startsAt);
 
-    const active = await grantReaching(grant.id, 'active');
+    const active = await grantReaching(grant.id, 'active', 'alice', (AHEAD_SECONDS + 30) * 1000);
     assert.ok(Date.parse(active.activated_at!) >= Date.parse(startsAt));
     assert.equal(Date.parse(active.expires_at!) - Date.parse(active.activated_at!), 600_000);
     assert.equal(await assignmentsOf('alice', account, 'AdministratorAccess'), 1);
