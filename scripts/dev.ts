@@ -12,7 +12,8 @@ const UI_PORT = Number(process.env.TEMPORAL_UI_PORT ?? 8233);
 
 async function main(): Promise<void> {
   const stack = await startStack({
-    dir: path.join(repoRoot, '.dev'),
+    // ACCESS_DEV_DIR: another folder for the stack's state (the README's test starts on a fresh one).
+    dir: process.env.ACCESS_DEV_DIR ?? path.join(repoRoot, '.dev'),
     // Sessions end with grants here (aws.revoke_sessions), to show it: moto provisions on its own instance.
     tenants: [{ ...TENANT, revokeSessions: true, accounts: { '111111111111': { environment: 'production' } } }],
     users: [DEV_USER.email, 'reviewer@example.com'],
@@ -54,18 +55,17 @@ Access service running.
   audit trail   s3://${AUDIT_BUCKET}/${AUDIT_PREFIX}/ in moto (Object Lock on); read it as a member of security-auditors
   config        ${stack.configPath}
 
-A token for ${DEV_USER.sub} (groups: ${DEV_USER.groups.join(', ')}), valid 12 hours:
-  export TOKEN=${token}
+A token for ${DEV_USER.sub} (groups: ${DEV_USER.groups.join(', ')}), valid 12 hours, and the tenant, as the curl line and the CLI read them:
+  export ACCESS_TOKEN=${token} ACCESS_TENANT_ID=${TENANT.id}
 A reviewer's token (platform-admins):
   export REVIEWER_TOKEN=${reviewer}
 
 Activate ReadOnlyAccess on account 123456789012 for an hour (run it twice: activated, then none):
   curl -s http://127.0.0.1:${API_PORT}/v1/access/ensure \\
-    -H "Authorization: Bearer $TOKEN" -H 'X-Tenant-ID: ${TENANT.id}' -H 'Content-Type: application/json' \\
+    -H "Authorization: Bearer $ACCESS_TOKEN" -H "X-Tenant-ID: $ACCESS_TENANT_ID" -H 'Content-Type: application/json' \\
     -d '{"entitlements":[{"target":"AWS::Account::123456789012","role":"ReadOnlyAccess","duration_seconds":3600}],"justification":{"reason":"trying it out"}}'
 
-Or with the CLI (npx access --help):
-  export ACCESS_URL=http://127.0.0.1:${API_PORT} ACCESS_TENANT_ID=${TENANT.id} ACCESS_TOKEN=$TOKEN
+Or with the CLI (npx access --help)${API_PORT === 8080 ? '' : `, after export ACCESS_URL=http://127.0.0.1:${API_PORT}`}:
   npx access ensure --target 123456789012 --role ReadOnlyAccess --duration 1h --reason 'trying it out' --wait
 
 Ctrl-C stops everything.`);
