@@ -8,6 +8,10 @@
 #                                production deployment has; no Web UI), see start_postgres below
 #   ./temporal-dev.sh install    only make sure the CLI exists (and with TEMPORAL_PERSISTENCE=postgres
 #                                the server and PostgreSQL); print the CLI's absolute path on stdout
+#   ./temporal-dev.sh install --force
+#                                the same, but build (or download) the CLI and the server into
+#                                TEMPORAL_CACHE_DIR even when one is on PATH or cached: the path a
+#                                fresh machine takes
 #
 # Environment: TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233; 0 = no UI), TEMPORAL_HEADLESS=1,
 # TEMPORAL_DB_FILE (<repo>/.dev/temporal.db), TEMPORAL_CACHE_DIR (<repo>/.cache/temporal-bin),
@@ -95,19 +99,22 @@ install_by_download() {
 # Prints the absolute path of a usable temporal CLI, installing it if needed.
 find_cli() {
   local onpath
-  if onpath="$(command -v temporal 2>/dev/null)"; then
-    absolute "$onpath"
-    return
-  fi
-  if [ -x "$CACHE_DIR/temporal" ]; then
-    absolute "$CACHE_DIR/temporal"
-    return
+  if [ "$FORCE_INSTALL" != 1 ]; then
+    if onpath="$(command -v temporal 2>/dev/null)"; then
+      absolute "$onpath"
+      return
+    fi
+    if [ -x "$CACHE_DIR/temporal" ]; then
+      absolute "$CACHE_DIR/temporal"
+      return
+    fi
   fi
   mkdir -p "$CACHE_DIR"
+  local built=0
   if command -v go >/dev/null 2>&1; then
-    install_with_go || log "go install failed; trying the release download"
+    if install_with_go; then built=1; else log "go install failed; trying the release download"; fi
   fi
-  if [ ! -x "$CACHE_DIR/temporal" ]; then
+  if [ "$built" = 0 ]; then
     install_by_download ||
       die "no Temporal CLI: none on PATH, none at $CACHE_DIR/temporal, go install and download both failed.
   Install it by hand (https://docs.temporal.io/cli#install) and put it on PATH, or set TEMPORAL_CACHE_DIR."
@@ -150,7 +157,7 @@ start() {
 # Prints the folder holding temporal-server and temporal-sql-tool, building them if needed.
 find_server() {
   local dir="$CACHE_DIR/server-$TEMPORAL_SERVER_VERSION"
-  if [ -x "$dir/temporal-server" ] && [ -x "$dir/temporal-sql-tool" ]; then
+  if [ "$FORCE_INSTALL" != 1 ] && [ -x "$dir/temporal-server" ] && [ -x "$dir/temporal-sql-tool" ]; then
     echo "$dir"
     return
   fi
@@ -167,6 +174,8 @@ find_server() {
   fi
   mv "$tmp/server" "$tmp/temporal-server"
   mv "$tmp/sql" "$tmp/temporal-sql-tool"
+  # A forced build replaces the cached one.
+  [ "$FORCE_INSTALL" = 1 ] && rm -rf "$dir"
   # rename: a concurrent installer never sees half a folder; the loser drops its copy
   mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
   echo "$dir"
@@ -384,10 +393,17 @@ case "${TEMPORAL_PERSISTENCE:-sqlite}" in
   *) die "TEMPORAL_PERSISTENCE must be sqlite (the dev server) or postgres, not '$TEMPORAL_PERSISTENCE'" ;;
 esac
 
+FORCE_INSTALL=0
 case "${1:-}" in
-  install) if postgres_mode; then find_server >/dev/null && find_postgres >/dev/null; fi; find_cli ;;
+  install)
+    case "${2:-}" in
+      --force) FORCE_INSTALL=1 ;;
+      "") ;;
+      *) die "unknown option '$2' (use: install --force)" ;;
+    esac
+    if postgres_mode; then find_server >/dev/null && find_postgres >/dev/null; fi; find_cli ;;
   "") if postgres_mode; then start_postgres; else start; fi ;;
   start) shift; if postgres_mode; then start_postgres "$@"; else start "$@"; fi ;;
-  -h | --help | help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help | help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (use: install, or no argument to start the server)" ;;
 esac

@@ -1,21 +1,40 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks: npm packages, the Temporal CLI and server, PostgreSQL, moto
 # (local AWS), Schemathesis (reads the API from its OpenAPI in the test suite).
+#
+# A tool already present is not installed again. INSTALL_FORCE (a list of temporal, postgres, moto,
+# schemathesis, or all) installs those anyway, taking the path a fresh machine takes, e.g.
+#   INSTALL_FORCE=all CI=true bash .ci/run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+INSTALL_FORCE="${INSTALL_FORCE:-}"
+for tool in ${INSTALL_FORCE//,/ }; do
+  case "$tool" in
+    temporal | postgres | moto | schemathesis | all) ;;
+    *) echo "scripts/install.sh: INSTALL_FORCE names '$tool'; it knows temporal, postgres, moto, schemathesis, all" >&2; exit 2 ;;
+  esac
+done
+forced() { [[ " ${INSTALL_FORCE//,/ } " == *" $1 "* || " ${INSTALL_FORCE//,/ } " == *" all "* ]]; }
+
 if [ -f package-lock.json ]; then npm ci; else npm install; fi
-./temporal-dev.sh install >/dev/null
-# The reliability suite runs on a Temporal server on PostgreSQL (CONTRACT §8): the server is built
-# with Go, PostgreSQL comes from the system's packages when the machine has none.
-if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+
+# The reliability suite runs on a Temporal server on PostgreSQL (CONTRACT §8). PostgreSQL comes from
+# the system's packages when the machine has none.
+if forced postgres || { ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; then
+  command -v apt-get >/dev/null 2>&1 || { echo "scripts/install.sh: no PostgreSQL server and no apt-get to install one: install PostgreSQL (initdb, postgres)" >&2; exit 1; }
   sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)
   "${sudo[@]}" apt-get update -q >/dev/null && "${sudo[@]}" apt-get install -y -q postgresql >/dev/null
 fi
-TEMPORAL_PERSISTENCE=postgres ./temporal-dev.sh install >/dev/null
-if ! command -v moto_server >/dev/null 2>&1; then
-  python3 -m pip install --quiet "moto[server]~=5.2"
+# The Temporal CLI (the dev server) and the Temporal server, both built with Go (or the CLI downloaded).
+temporal_install=(install)
+if forced temporal; then temporal_install+=(--force); fi
+TEMPORAL_PERSISTENCE=postgres ./temporal-dev.sh "${temporal_install[@]}" >/dev/null
+
+reinstall() { if forced "$1"; then echo --force-reinstall; fi; }
+if forced moto || ! command -v moto_server >/dev/null 2>&1; then
+  python3 -m pip install --quiet $(reinstall moto) "moto[server]~=5.2"
 fi
 command -v moto_server >/dev/null 2>&1 || {
   echo "scripts/install.sh: moto_server is not on PATH after pip install; add pip's bin folder ($(python3 -m site --user-base)/bin) to PATH" >&2
@@ -23,8 +42,8 @@ command -v moto_server >/dev/null 2>&1 || {
 }
 # Pinned to one minor release: a newer one brings new checks, which belong in a change of their own
 # (test/schemathesis.test.ts, schemathesis.toml).
-if ! command -v schemathesis >/dev/null 2>&1; then
-  python3 -m pip install --quiet "schemathesis~=4.32.5"
+if forced schemathesis || ! command -v schemathesis >/dev/null 2>&1; then
+  python3 -m pip install --quiet $(reinstall schemathesis) "schemathesis~=4.32.5"
 fi
 command -v schemathesis >/dev/null 2>&1 || {
   echo "scripts/install.sh: schemathesis is not on PATH after pip install; add pip's bin folder ($(python3 -m site --user-base)/bin) to PATH" >&2
