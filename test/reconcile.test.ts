@@ -201,26 +201,57 @@ describe('reconciliation', function () {
     assert.ok(report.foreign.some((a) => a.accountId === preexisting), 'the pre-existing one is reported as not ours');
   });
 
-  it('reports where it looks, and leaves in place, assignments it did not create', async () => {
+  // A round lists the pairs of its grants or its grantees' assignments, whichever names fewer
+  // (docs/reliability.md): each way is reached below, and each sees what is there by hand.
+  it('lists per user when its grants name no more users than pairs: reports, and leaves in place, a grantee’s assignment it did not create', async () => {
     const account = freshAccount();
     await activeGrant(account);
     // By hand: bob's on the pair of alice's grant, and alice's of another permission set.
     await assignDirectly('bob', account, 'ReadOnlyAccess');
     await assignDirectly('alice', account, 'PowerUserAccess');
 
+    // The main tenant's grants are nearly all alice's, each on an account of its own: fewer users than pairs.
     const report = await reconcile();
+    assert.equal(report.listing, 'users', `listed ${report.listed} ${report.listing}`);
     const found = report.foreign.filter((a) => a.accountId === account).map((a) => `${a.principalId} ${a.permissionSetName}`);
-    const [alice, bob] = [await userIdOf('alice'), await userIdOf('bob')];
-    // A round lists the pairs of its grants (bob's there is seen) or its grantees' assignments
-    // (alice's elsewhere is seen): whichever costs fewer calls (docs/reliability.md).
-    const seen = report.listing === 'pairs' ? `${bob} ReadOnlyAccess` : `${alice} PowerUserAccess`;
-    assert.ok(found.includes(seen), `listing by ${report.listing}: ${JSON.stringify(found)}`);
+    const alice = await userIdOf('alice');
+    assert.ok(found.includes(`${alice} PowerUserAccess`), `alice's elsewhere is seen: ${JSON.stringify(found)}`);
     assert.ok(!found.includes(`${alice} ReadOnlyAccess`), 'not the one alice’s grant holds');
     assert.ok(report.foreignTotal >= found.length);
     assert.equal(report.removed.find((r) => r.accountId === account), undefined);
     assert.equal(await assignmentsOf('bob', account, 'ReadOnlyAccess'), 1, 'still there');
     assert.equal(await assignmentsOf('alice', account, 'PowerUserAccess'), 1, 'still there');
     await unassignDirectly('alice', account, 'PowerUserAccess');
+  });
+
+  it('lists per pair when its grants name fewer pairs than users: reports, and leaves in place, bob’s assignment made by hand on that pair', async () => {
+    // The neighbour tenant lists one account: nina and ned each hold ReadOnlyAccess there, one pair of two users.
+    const grants = [];
+    for (const user of ['nina', 'ned'] as const) {
+      const reply = await ensure([{ target: target(NEIGHBOUR_ACCOUNT), role: 'ReadOnlyAccess', duration_seconds: 600 }], { as: user });
+      assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      // Their reads are paced (NEIGHBOUR_TENANT.readsPerMinute): more time than the default to see it.
+      grants.push({ user, grant: await grantReaching(reply.body.grants[0].id, 'active', user, 120_000) });
+    }
+    // By hand, on that pair: bob's, who holds no grant there (nor is the tenant's).
+    await assignDirectly('bob', NEIGHBOUR_ACCOUNT, 'ReadOnlyAccess', NEIGHBOUR_TENANT.id);
+
+    const report = await reconcile(NEIGHBOUR_TENANT.id);
+    assert.equal(report.listing, 'pairs', `listed ${report.listed} ${report.listing}`);
+    assert.equal(report.listed, 1, 'the one pair of both grants');
+    const found = report.foreign.filter((a) => a.accountId === NEIGHBOUR_ACCOUNT).map((a) => `${a.principalId} ${a.permissionSetName}`);
+    const [bob, nina, ned] = [await userIdOf('bob'), await userIdOf('nina'), await userIdOf('ned')];
+    assert.ok(found.includes(`${bob} ReadOnlyAccess`), `bob's on the pair is seen: ${JSON.stringify(found)}`);
+    assert.ok(!found.includes(`${nina} ReadOnlyAccess`) && !found.includes(`${ned} ReadOnlyAccess`), 'not the ones the grants hold');
+    assert.deepEqual(report.removed.filter((r) => r.accountId === NEIGHBOUR_ACCOUNT), []);
+    assert.deepEqual(report.restored.filter((r) => r.accountId === NEIGHBOUR_ACCOUNT), []);
+    assert.equal(await assignmentsOf('bob', NEIGHBOUR_ACCOUNT, 'ReadOnlyAccess', NEIGHBOUR_TENANT.id), 1, 'still there');
+
+    await unassignDirectly('bob', NEIGHBOUR_ACCOUNT, 'ReadOnlyAccess', NEIGHBOUR_TENANT.id);
+    for (const { user, grant } of grants) {
+      const revoked = await call('POST', `/v1/access/grants/${grant.id}/revoke`, { as: user, body: {} });
+      assert.equal(revoked.body.status, 'revoked', JSON.stringify(revoked.body));
+    }
   });
 
   it('looks only at its own tenant', async () => {

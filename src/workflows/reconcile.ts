@@ -35,7 +35,7 @@ export interface ReconcileReport {
 }
 
 /** Fixes per run and kind; more wait for the next run. */
-const MAX_FIXES = 100;
+export const MAX_FIXES = 100;
 
 const reading = proxyActivities<GrantActivities>({
   // Everything a round should list, however long that takes at its share of the instance's pace.

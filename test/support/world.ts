@@ -400,36 +400,39 @@ export async function userIdOf(user: User): Promise<string> {
 /** The tenant whose tokens the user carries (the main tenant unless TENANT_OF says otherwise). */
 export const tenantOf = (user: User): string => TENANT_OF[user] ?? TENANT.id;
 
-/** The user's assignments of `role` on `account`, as the (emulated) AWS holds them on the instance of the user's tenant. */
-export async function assignmentsOf(user: User, account: string, role: string): Promise<number> {
+/** The user's assignments of `role` on `account`, as the (emulated) AWS holds them on the instance of the user's tenant (or `tenantId`'s). */
+export async function assignmentsOf(user: User, account: string, role: string, tenantId = tenantOf(user)): Promise<number> {
   const { sso, stack } = current();
-  const [userId, permissionSetArn] = await Promise.all([userIdOf(user), permissionSetArnOf(role, tenantOf(user))]);
+  const [userId, permissionSetArn] = await Promise.all([userIdOf(user), permissionSetArnOf(role, tenantId)]);
   const listed = await sso.send(
-    new ListAccountAssignmentsCommand({ InstanceArn: stack.instanceArnOf(tenantOf(user)), AccountId: account, PermissionSetArn: permissionSetArn }),
+    new ListAccountAssignmentsCommand({ InstanceArn: stack.instanceArnOf(tenantId), AccountId: account, PermissionSetArn: permissionSetArn }),
   );
   return (listed.AccountAssignments ?? []).filter((a) => a.PrincipalType === 'USER' && a.PrincipalId === userId).length;
 }
 
-/** The user's assignment of `role` on `account`, as AWS's create and delete calls name it. */
-async function assignmentOf(user: User, account: string, role: string) {
+/** The user's assignment of `role` on `account` (on the instance of `tenantId`), as AWS's create and delete calls name it. */
+async function assignmentOf(user: User, account: string, role: string, tenantId: string) {
   return {
-    InstanceArn: current().stack.instanceArnOf(tenantOf(user)),
+    InstanceArn: current().stack.instanceArnOf(tenantId),
     TargetId: account,
     TargetType: 'AWS_ACCOUNT' as const,
-    PermissionSetArn: await permissionSetArnOf(role, tenantOf(user)),
+    PermissionSetArn: await permissionSetArnOf(role, tenantId),
     PrincipalType: 'USER' as const,
     PrincipalId: await userIdOf(user),
   };
 }
 
-/** An assignment made behind the service's back (by hand, or another tool). */
-export async function assignDirectly(user: User, account: string, role: string): Promise<void> {
-  await current().sso.send(new CreateAccountAssignmentCommand(await assignmentOf(user, account, role)));
+/**
+ * An assignment made behind the service's back (by hand, or another tool), on the instance of the
+ * user's tenant, or of `tenantId` (the identity store, and so every user, is shared).
+ */
+export async function assignDirectly(user: User, account: string, role: string, tenantId = tenantOf(user)): Promise<void> {
+  await current().sso.send(new CreateAccountAssignmentCommand(await assignmentOf(user, account, role, tenantId)));
 }
 
 /** An assignment removed behind the service's back. */
-export async function unassignDirectly(user: User, account: string, role: string): Promise<void> {
-  await current().sso.send(new DeleteAccountAssignmentCommand(await assignmentOf(user, account, role)));
+export async function unassignDirectly(user: User, account: string, role: string, tenantId = tenantOf(user)): Promise<void> {
+  await current().sso.send(new DeleteAccountAssignmentCommand(await assignmentOf(user, account, role, tenantId)));
 }
 
 export async function permissionSetArnOf(role: string, tenantId = TENANT.id): Promise<string> {
