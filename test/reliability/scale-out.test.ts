@@ -15,6 +15,7 @@ import { awsClientConfig, type Stack, startStack } from '../../scripts/stack';
 import { FaultProxy } from '../support/fault-proxy';
 import { apiProcess, type ServiceProcess, workerProcess } from '../support/processes';
 import { eventually } from '../support/world';
+import { assertEngine, claimedStore, engineOf } from '../support/engine';
 import { countFromEnv } from '../support/env';
 
 const WORKERS = 3;
@@ -67,6 +68,7 @@ describe('scaled out: 3 workers and 2 APIs (reliability)', function () {
     services.push(...apis);
     await Promise.all(services.map((s) => s.start()));
     temporal = await Connection.connect({ address: stack.temporalAddress });
+    assertEngine(await engineOf(temporal), claimedStore(true), 'the scale-out stack');
     sso = new SSOAdminClient(awsClientConfig(stack.awsEndpoint));
   });
 
