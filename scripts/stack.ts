@@ -374,6 +374,7 @@ async function startTemporal(
   if (given && hostPort && (await tcpReachable(hostPort.host, hostPort.port))) {
     const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
     await waitFor(`Temporal at ${given}`, () => temporalReady(given, namespace, true), TEMPORAL_START_TIMEOUT_MS);
+    console.error(`Temporal: the server at ${given} (TEMPORAL_ADDRESS), none started`);
     return { address: given };
   }
   await runInstall();

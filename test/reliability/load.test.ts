@@ -1,5 +1,6 @@
 // 200 activations at once for one Identity Center instance: every grant ends active, and the
-// provider (the fault proxy in front of moto) never sees more than the configured limits.
+// provider (the fault proxy in front of moto) never sees more than 10 creations in flight, nor more
+// than the paced 20 calls in a second plus a stated margin for the machine's stalls (25).
 // Long: runs under `npm run test:reliability`, not `npm test`.
 import assert from 'node:assert/strict';
 import { activateAtOnce, assignmentCounts } from '../support/activations';
@@ -7,11 +8,15 @@ import { current } from '../support/world';
 import { countFromEnv } from '../support/env';
 
 const ACTIVATIONS = countFromEnv('RELIABILITY_ACTIVATIONS', 200);
+/** The most admin API calls arriving at the provider in any one second: the paced 20, and 5 (see below). */
+const ARRIVALS_BOUND = 25;
 
 describe(`${ACTIVATIONS} activations at once`, function () {
   this.timeout(15 * 60_000);
 
-  it('all end active with one assignment each, paced to 20 calls per second (at most 25 arriving in one second, for the machine’s stalls) and never over 10 creations in flight', async () => {
+  // What it checks at the provider (the fault proxy): arrivals, not the pacer's decisions. The
+  // in-process worker logs no pacing; scale-out.test.ts checks the 20 a second where the pacers decide.
+  it(`all end active with one assignment each; at the provider at most ${ARRIVALS_BOUND} calls arrive in any second (the paced 20 and a margin of ${ARRIVALS_BOUND - 20} for the machine's stalls) and never over 10 creations are in flight`, async () => {
     const proxy = current().faults;
     await proxy.reset();
     // Every creation stays IN_PROGRESS for two status polls, as on AWS, so creations overlap.
@@ -30,7 +35,7 @@ describe(`${ACTIVATIONS} activations at once`, function () {
     // waits its turn for the CPU sends the calls it let go meanwhile together, past the 100 ms the
     // pacer leaves for that (WIRE_SLACK_MS); CI saw 21 arrive in one second. Five over is a quarter
     // of a second of calls at the paced rate: more than that is no stall, it is pacing that failed.
-    assert.ok(seen.maxCallsInOneSecond <= 25, `${seen.maxCallsInOneSecond} calls arriving in one second`);
+    assert.ok(seen.maxCallsInOneSecond <= ARRIVALS_BOUND, `${seen.maxCallsInOneSecond} calls arriving in one second`);
     assert.ok(seen.maxCreationsInFlight <= 10, `${seen.maxCreationsInFlight} creations in flight`);
     assert.equal(seen.counts.CreateAccountAssignment, ACTIVATIONS, 'one creation per grant');
     assert.deepEqual(await assignmentCounts(accounts), accounts.map(() => 1));

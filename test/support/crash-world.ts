@@ -15,6 +15,7 @@ import { type GrantState, type GrantView, grantWorkflowId } from '../../src/doma
 import { grantStateQuery } from '../../src/workflows/messages';
 import { awsClientConfig, type Stack, startStack } from '../../scripts/stack';
 import { apiProcess, type ServiceProcess, workerProcess } from './processes';
+import { assertEngine, claimedStore, engineOf } from './engine';
 
 export const CRASH_TENANT = { id: '3c9a1f52-7d4e-4b8a-9f10-2e6d5c4b3a21', name: 'crash' };
 const ALICE = { sub: 'alice', email: 'alice@example.com', groups: ['engineering'] };
@@ -177,6 +178,8 @@ export async function startCrashWorld(
 
     const connection = await Connection.connect({ address: stack.temporalAddress });
     stops.push(() => connection.close());
+    // A server of its own, on the engine the run claims (test/reliability/engine.test.ts).
+    assertEngine(await engineOf(connection), claimedStore(true), `${name}'s stack`);
     const temporal = new Client({ connection });
     const sso = new SSOAdminClient(awsClientConfig(stack.awsEndpoint));
     const identity = new IdentitystoreClient(awsClientConfig(stack.awsEndpoint));

@@ -173,6 +173,8 @@ interface World {
   auditOutage: OutageProxy;
   /** The in-process worker's metrics. */
   workerMetrics: WorkerMetrics;
+  /** False when the run uses the Temporal that TEMPORAL_ADDRESS names (TEST_REUSE_TEMPORAL=1). */
+  temporalStartedHere: boolean;
   stop(): Promise<void>;
 }
 let world: World | undefined;
@@ -182,7 +184,27 @@ export function current(): World {
   return world;
 }
 
+/**
+ * A Temporal named by TEMPORAL_ADDRESS is used only when the run asks for it (TEST_REUSE_TEMPORAL=1):
+ * a variable left over in a shell or a CI job would otherwise run the suite on whatever server it
+ * names (another engine, another run's data). Without it the run refuses to start.
+ */
+function reuseTemporal(): boolean {
+  const given = process.env.TEMPORAL_ADDRESS || undefined;
+  const reuse = process.env.TEST_REUSE_TEMPORAL || undefined;
+  if (reuse !== undefined && reuse !== '1') throw new Error(`TEST_REUSE_TEMPORAL=${JSON.stringify(reuse)}: give 1, or leave it unset`);
+  if (reuse === '1' && !given) throw new Error('TEST_REUSE_TEMPORAL=1 needs TEMPORAL_ADDRESS: the Temporal server to run the tests on');
+  if (given && reuse !== '1') {
+    throw new Error(
+      `TEMPORAL_ADDRESS=${given} is set: the tests start a Temporal server of their own. Unset it, or set TEST_REUSE_TEMPORAL=1 to run them on that server`,
+    );
+  }
+  if (given) console.error(`tests: on the Temporal server at ${given} (TEMPORAL_ADDRESS, TEST_REUSE_TEMPORAL=1), not one of their own`);
+  return given !== undefined;
+}
+
 export async function startWorld(): Promise<void> {
+  const reuse = reuseTemporal();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'access-test-'));
   const webhooks = await startWebhookReceiver();
   const faults = await FaultProxy.start();
@@ -277,6 +299,10 @@ export async function startWorld(): Promise<void> {
     users: Object.values(USERS).map((u) => u.email),
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
   });
+  if (reuse && stack.temporalAddress !== process.env.TEMPORAL_ADDRESS) {
+    await stack.stop();
+    throw new Error(`TEST_REUSE_TEMPORAL=1, but TEMPORAL_ADDRESS=${process.env.TEMPORAL_ADDRESS} did not answer`);
+  }
   await faults.upstream(stack.awsEndpoint);
   await sessionsAws.upstream(stack.awsEndpoint);
   auditOutage.forwardTo(stack.awsEndpoint);
@@ -296,6 +322,7 @@ export async function startWorld(): Promise<void> {
     slack,
     auditOutage,
     workerMetrics: services.workerMetrics,
+    temporalStartedHere: !reuse,
     async stop() {
       await services.stop();
       await stack.stop();
