@@ -132,8 +132,25 @@ const authSchema = z
     max_token_age_seconds: z.int().positive().optional(),
     /** The token claim whose value finds the caller's Identity Store user (as userName, then as email). */
     user_claim: z.string().min(1).default('email'),
+    /**
+     * Sign-in with the issuer by OpenID Connect (`access login`): the public client people sign in
+     * with, and what it asks for. The API publishes them (GET /v1/tenants/{id}/sign-in); the tokens
+     * the issuer gives are verified as any other.
+     */
+    oidc: z
+      .strictObject({
+        client_id: z.string().min(1),
+        scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope token (RFC 6749 §3.3)')).min(1).default(['openid', 'email', 'offline_access']),
+        /** Sent as `resource` (RFC 8707) where the provider picks the access token's audience by it. */
+        resource: z.url().optional(),
+      })
+      .optional(),
   })
-  .refine((a) => Boolean(a.jwks_file) !== Boolean(a.jwks_url), 'give exactly one of jwks_file and jwks_url');
+  .refine((a) => Boolean(a.jwks_file) !== Boolean(a.jwks_url), 'give exactly one of jwks_file and jwks_url')
+  .refine((a) => !a.oidc || (URL.canParse(a.issuer) && httpsOrLoopback(a.issuer)), {
+    path: ['issuer'],
+    message: 'with oidc, the issuer is where clients discover the provider: an https URL (plain http only for a loopback address)',
+  });
 
 /** Where the tenant's audit trail goes (docs/audit.md): one S3 object per event. */
 const auditSchema = z.strictObject({

@@ -143,6 +143,14 @@ export function createApp({
     res.json({ status: 'ready' });
   });
 
+  // Sign-in discovery (`access login --url U --tenant T`): no token yet, so limited per address.
+  app.get('/v1/tenants/:id/sign-in', (req, res) => {
+    rates.takeSignIn(req.ip ?? req.socket.remoteAddress ?? 'unknown');
+    const signIn = auth.signInOf(parseId(req.params.id, 'tenant with sign-in'));
+    if (!signIn) throw new AccessError('not_found', 'No such tenant with sign-in (auth.oidc) on this service.');
+    res.set('Cache-Control', 'public, max-age=300').json(signIn);
+  });
+
   /** The authenticated caller, once the call is within their rate (reads and writes apart). */
   const caller = async (req: Request, res: Response): Promise<Caller> => {
     const who = await auth.authenticate(req.get('authorization'), req.get('x-tenant-id'));

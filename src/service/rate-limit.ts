@@ -4,6 +4,9 @@ import { AccessError } from '../domain/errors';
 import type { TenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 
+export const SIGN_IN_RATE_PER_MINUTE = 30;
+export const SIGN_IN_BURST = 10;
+
 interface Bucket {
   tokens: number;
   at: number;
@@ -44,6 +47,7 @@ export class CallRates {
   private readonly reads = new RateLimiter();
   private readonly slackClicks = new RateLimiter();
   private readonly slackTenants = new RateLimiter();
+  private readonly signIns = new RateLimiter();
 
   take({ tenant, principal }: { tenant: TenantConfig; principal: Pick<Principal, 'id'> }, kind: 'read' | 'write'): void {
     const key = `${tenant.id}\n${principal.id}`;
@@ -56,6 +60,17 @@ export class CallRates {
     } else {
       limit(this.reads.take(key, g.read_rate_per_minute, g.read_burst), 'reads', 'per principal', { read_rate_per_minute: g.read_rate_per_minute, read_burst: g.read_burst });
     }
+  }
+
+  /**
+   * The sign-in discovery route answers without a token: a bucket per client address. A person
+   * signs in a few times a day; a script that asks in a loop waits.
+   */
+  takeSignIn(clientAddress: string): void {
+    limit(this.signIns.take(clientAddress, SIGN_IN_RATE_PER_MINUTE, SIGN_IN_BURST), 'sign-in lookups', 'per client address', {
+      rate_per_minute: SIGN_IN_RATE_PER_MINUTE,
+      burst: SIGN_IN_BURST,
+    });
   }
 
   /** `slackUser`: the clicking user's Slack id, from the signed payload. */
