@@ -13,7 +13,7 @@ import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { connectApi, createApi } from '../src/api/server';
 import { loadConfig } from '../src/config';
-import { SIGN_IN_BURST } from '../src/service/rate-limit';
+import { UNKNOWN_TENANT_LOOKUPS_BURST } from '../src/service/rate-limit';
 import { type IdentityProvider, startIdentityProvider } from '../scripts/identity-provider';
 import { repoRoot } from '../scripts/stack';
 import { type Run, show } from './support/cli';
@@ -50,6 +50,7 @@ describe('signing in with the tenant identity provider', function () {
             auth: { issuer: idp.issuer, audience: AUDIENCE, jwks_url: idp.jwksUrl, oidc: { client_id: idp.clientId, scopes: idp.scopes, resource: AUDIENCE } },
             aws: { region: 'us-east-1', sso_instance_arn: current().stack.instanceArn, identity_store_id: current().stack.identityStoreId },
             policies: path.join(repoRoot, 'policies'),
+            grants: { read_rate_per_minute: 6, read_burst: 40 },
           },
         ],
       }),
@@ -112,18 +113,27 @@ describe('signing in with the tenant identity provider', function () {
       const res = await fetch(`${url}/v1/tenants/${TENANT.id}/sign-in`);
       assert.equal(res.status, 200);
       assert.deepEqual(await res.json(), { tenant_id: TENANT.id, issuer: idp.issuer, client_id: idp.clientId, scopes: idp.scopes, audience: AUDIENCE, resource: AUDIENCE });
-      const unknown = await fetch(`${url}/v1/tenants/00000000-0000-4000-8000-000000000000/sign-in`);
+      const unknownId = '00000000-0000-4000-8000-000000000000';
+      const unknown = await fetch(`${url}/v1/tenants/${unknownId}/sign-in`);
       assert.equal(unknown.status, 404);
       assertErrorShape({ body: await unknown.json() }, 'not_found');
-      let limited: Response | undefined;
-      for (let i = 0; i <= SIGN_IN_BURST && !limited; i++) {
-        const r = await fetch(`${url}/v1/tenants/${TENANT.id}/sign-in`);
-        if (r.status === 429) limited = r;
-        else await r.arrayBuffer();
-      }
-      assert.ok(limited, `past ${SIGN_IN_BURST} lookups at once`);
-      assert.ok(Number(limited.headers.get('retry-after')) >= 1);
-      assertErrorShape({ body: await limited.json() }, 'rate_limited');
+      // Per client address: at the tenant's read rate (here 40 at once, then one in 10 s); for ids
+      // of no tenant, 10 at once.
+      const lookupsUntilLimited = async (tenantId: string, most: number) => {
+        for (let i = 1; i <= most; i++) {
+          const r = await fetch(`${url}/v1/tenants/${tenantId}/sign-in`);
+          if (r.status === 429) {
+            assert.ok(Number(r.headers.get('retry-after')) >= 1);
+            assertErrorShape({ body: await r.json() }, 'rate_limited');
+            return i;
+          }
+          await r.arrayBuffer();
+        }
+        return undefined;
+      };
+      assert.equal(await lookupsUntilLimited(unknownId, 20), UNKNOWN_TENANT_LOOKUPS_BURST, 'the first was counted too');
+      const limitedAt = await lookupsUntilLimited(TENANT.id, 100);
+      assert.ok(limitedAt !== undefined && limitedAt >= 39 && limitedAt <= 40, `limited at lookup ${limitedAt}; the tenant had one before`);
     } finally {
       await new Promise((resolve) => own.close(resolve));
     }

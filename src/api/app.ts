@@ -145,8 +145,10 @@ export function createApp({
 
   // Sign-in discovery (`access login --url U --tenant T`): no token yet, so limited per address.
   app.get('/v1/tenants/:id/sign-in', (req, res) => {
-    rates.takeSignIn(req.ip ?? req.socket.remoteAddress ?? 'unknown');
-    const signIn = auth.signInOf(parseId(req.params.id, 'tenant with sign-in'));
+    const tenantId = parseId(req.params.id, 'tenant with sign-in');
+    const tenant = auth.tenantOf(tenantId);
+    rates.takeSignIn(req.ip ?? req.socket.remoteAddress ?? 'unknown', tenantId, tenant);
+    const signIn = auth.signInOf(tenant);
     if (!signIn) throw new AccessError('not_found', 'No such tenant with sign-in (auth.oidc) on this service.');
     res.set('Cache-Control', 'public, max-age=300').json(signIn);
   });

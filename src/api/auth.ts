@@ -80,12 +80,15 @@ export class Authenticator {
     }
   }
 
+  tenantOf(tenantId: string): TenantConfig | undefined {
+    return this.config.tenants.find((t) => t.id === tenantId.toLowerCase());
+  }
+
   /**
    * What a client needs to sign in to the tenant with its OpenID Connect provider; undefined for an
    * unknown tenant and for one without `auth.oidc` alike.
    */
-  signInOf(tenantId: string): SignIn | undefined {
-    const tenant = this.config.tenants.find((t) => t.id === tenantId.toLowerCase());
+  signInOf(tenant: TenantConfig | undefined): SignIn | undefined {
     if (!tenant?.auth.oidc) return undefined;
     const { issuer, audience, oidc } = tenant.auth;
     return { tenant_id: tenant.id, issuer, client_id: oidc.client_id, scopes: oidc.scopes, audience, resource: oidc.resource ?? null };

@@ -4,8 +4,8 @@ import { AccessError } from '../domain/errors';
 import type { TenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 
-export const SIGN_IN_RATE_PER_MINUTE = 30;
-export const SIGN_IN_BURST = 10;
+export const UNKNOWN_TENANT_LOOKUPS_PER_MINUTE = 30;
+export const UNKNOWN_TENANT_LOOKUPS_BURST = 10;
 
 interface Bucket {
   tokens: number;
@@ -63,14 +63,24 @@ export class CallRates {
   }
 
   /**
-   * The sign-in discovery route answers without a token: a bucket per client address. A person
-   * signs in a few times a day; a script that asks in a loop waits.
+   * The sign-in discovery route answers without a token: a bucket per client address and tenant,
+   * at the tenant's read rate; for a tenant id the service does not know, a small one, so that
+   * trying ids in a loop is slow.
    */
-  takeSignIn(clientAddress: string): void {
-    limit(this.signIns.take(clientAddress, SIGN_IN_RATE_PER_MINUTE, SIGN_IN_BURST), 'sign-in lookups', 'per client address', {
-      rate_per_minute: SIGN_IN_RATE_PER_MINUTE,
-      burst: SIGN_IN_BURST,
-    });
+  takeSignIn(clientAddress: string, tenantId: string, tenant: TenantConfig | undefined): void {
+    const key = `${clientAddress}\n${tenantId}`;
+    if (tenant) {
+      const g = tenant.grants;
+      limit(this.signIns.take(key, g.read_rate_per_minute, g.read_burst), 'sign-in lookups', 'per client address', {
+        read_rate_per_minute: g.read_rate_per_minute,
+        read_burst: g.read_burst,
+      });
+    } else {
+      limit(this.signIns.take(key, UNKNOWN_TENANT_LOOKUPS_PER_MINUTE, UNKNOWN_TENANT_LOOKUPS_BURST), 'lookups of unknown tenants', 'per client address', {
+        rate_per_minute: UNKNOWN_TENANT_LOOKUPS_PER_MINUTE,
+        burst: UNKNOWN_TENANT_LOOKUPS_BURST,
+      });
+    }
   }
 
   /** `slackUser`: the clicking user's Slack id, from the signed payload. */
