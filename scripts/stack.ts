@@ -70,6 +70,8 @@ export interface StackTenant {
    * tenant's key: the tenant trusts it by its JWKS URL and people sign in with `access login`.
    */
   identityProvider?: { port?: number; people: Person[]; accessTokenSeconds?: number };
+  /** Without a local provider: `auth.oidc.client_id` alone, so the sign-in lookup answers. */
+  oidcClientId?: string;
 }
 
 export interface StackOptions {
@@ -589,7 +591,10 @@ function writeConfig(
 ): void {
   const authOf = (t: StackTenant) => {
     const idp = providers.get(t.id.toLowerCase());
-    if (!idp) return { issuer: issuerFor(t.name), audience: TOKEN_AUDIENCE, jwks_file: keys.get(t.id.toLowerCase())!.jwksFile };
+    if (!idp) {
+      const oidc = t.oidcClientId ? { oidc: { client_id: t.oidcClientId } } : {};
+      return { issuer: issuerFor(t.name), audience: TOKEN_AUDIENCE, jwks_file: keys.get(t.id.toLowerCase())!.jwksFile, ...oidc };
+    }
     return { issuer: idp.issuer, audience: SIGN_IN_AUDIENCE, jwks_url: idp.jwksUrl, oidc: { client_id: idp.clientId, scopes: idp.scopes, resource: SIGN_IN_AUDIENCE } };
   };
   const config = {
