@@ -3,6 +3,7 @@
 // people and their groups. Its access tokens are JWTs for the API's audience, signed with the
 // tenant's key, so the API verifies them exactly as any other token (issuer, audience, JWKS URL,
 // claims). Development only: its sign-in page takes a person's login name and no password.
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
@@ -110,7 +111,7 @@ export async function startIdentityProvider(opts: IdentityProviderOptions): Prom
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: true,
     ttl: { RefreshToken: 14 * 86_400, DeviceCode: 600, Interaction: 600, Session: 86_400, Grant: 14 * 86_400 },
-    cookies: { keys: [Buffer.from(opts.signingKey.d ?? 'dev').toString('base64url')] },
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
   };
   const provider = new Provider(issuer, configuration);
   server.on('request', provider.callback());

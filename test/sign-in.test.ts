@@ -6,14 +6,14 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { connectApi, createApi } from '../src/api/server';
 import { loadConfig } from '../src/config';
-import { UNKNOWN_TENANT_LOOKUPS_BURST } from '../src/service/rate-limit';
+import { SIGN_IN_LOOKUPS_BURST, SIGN_IN_MISSES_BURST } from '../src/service/rate-limit';
 import { type IdentityProvider, startIdentityProvider } from '../scripts/identity-provider';
 import { repoRoot } from '../scripts/stack';
 import { type Run, show } from './support/cli';
@@ -50,7 +50,6 @@ describe('signing in with the tenant identity provider', function () {
             auth: { issuer: idp.issuer, audience: AUDIENCE, jwks_url: idp.jwksUrl, oidc: { client_id: idp.clientId, scopes: idp.scopes, resource: AUDIENCE } },
             aws: { region: 'us-east-1', sso_instance_arn: current().stack.instanceArn, identity_store_id: current().stack.identityStoreId },
             policies: path.join(repoRoot, 'policies'),
-            grants: { read_rate_per_minute: 6, read_burst: 40 },
           },
         ],
       }),
@@ -75,8 +74,8 @@ describe('signing in with the tenant identity provider', function () {
   const profiles = () => JSON.parse(readFileSync(profilesFile(), 'utf8')).profiles;
 
   /** `access <args>` as a person at a terminal: no token, URL or tenant in the environment. */
-  function startAccess(args: string[]): { child: ChildProcess; stderrMatching(re: RegExp): Promise<RegExpExecArray>; done: Promise<Run> } {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: home } });
+  function startAccess(args: string[], env: Record<string, string> = {}): { child: ChildProcess; stderrMatching(re: RegExp): Promise<RegExpExecArray>; done: Promise<Run> } {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: home, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -92,7 +91,7 @@ describe('signing in with the tenant identity provider', function () {
     };
     return { child, stderrMatching, done };
   }
-  const access = (args: string[]) => startAccess(args).done;
+  const access = (args: string[], env: Record<string, string> = {}) => startAccess(args, env).done;
 
   /** `access login` in the browser's way: the address the CLI prints, signed in at the provider as `login`. */
   async function loginWithBrowser(login: string, extra: string[] = []): Promise<Run> {
@@ -103,40 +102,57 @@ describe('signing in with the tenant identity provider', function () {
     return run.done;
   }
 
-  it('the API tells a client how to sign in to a tenant, without a token; an unknown tenant is 404, a loop is 429', async () => {
-    // An API of its own: the loop must not spend the lookups of the tests that sign in.
+  /** An API of its own (its own rate buckets), for `use`. */
+  async function withOwnApi(use: (url: string) => Promise<void>): Promise<void> {
     const own: Server = await new Promise((resolve) => {
       const s = createApi(loadConfig(configFile), connection).listen(0, '127.0.0.1', () => resolve(s));
     });
-    const url = `http://127.0.0.1:${(own.address() as AddressInfo).port}`;
     try {
-      const res = await fetch(`${url}/v1/tenants/${TENANT.id}/sign-in`);
-      assert.equal(res.status, 200);
-      assert.deepEqual(await res.json(), { tenant_id: TENANT.id, issuer: idp.issuer, client_id: idp.clientId, scopes: idp.scopes, audience: AUDIENCE, resource: AUDIENCE });
-      const unknownId = '00000000-0000-4000-8000-000000000000';
-      const unknown = await fetch(`${url}/v1/tenants/${unknownId}/sign-in`);
-      assert.equal(unknown.status, 404);
-      assertErrorShape({ body: await unknown.json() }, 'not_found');
-      // Per client address: at the tenant's read rate (here 40 at once, then one in 10 s); for ids
-      // of no tenant, 10 at once.
-      const lookupsUntilLimited = async (tenantId: string, most: number) => {
-        for (let i = 1; i <= most; i++) {
-          const r = await fetch(`${url}/v1/tenants/${tenantId}/sign-in`);
-          if (r.status === 429) {
-            assert.ok(Number(r.headers.get('retry-after')) >= 1);
-            assertErrorShape({ body: await r.json() }, 'rate_limited');
-            return i;
-          }
-          await r.arrayBuffer();
-        }
-        return undefined;
-      };
-      assert.equal(await lookupsUntilLimited(unknownId, 20), UNKNOWN_TENANT_LOOKUPS_BURST, 'the first was counted too');
-      const limitedAt = await lookupsUntilLimited(TENANT.id, 100);
-      assert.ok(limitedAt !== undefined && limitedAt >= 39 && limitedAt <= 40, `limited at lookup ${limitedAt}; the tenant had one before`);
+      await use(`http://127.0.0.1:${(own.address() as AddressInfo).port}`);
     } finally {
       await new Promise((resolve) => own.close(resolve));
     }
+  }
+
+  /** How many lookups of `ids` (in turn) until one is 429, or undefined. */
+  async function lookupsUntilLimited(url: string, ids: (i: number) => string, most: number): Promise<number | undefined> {
+    for (let i = 1; i <= most; i++) {
+      const r = await fetch(`${url}/v1/tenants/${ids(i)}/sign-in`);
+      if (r.status === 429) {
+        assert.ok(Number(r.headers.get('retry-after')) >= 1);
+        assertErrorShape({ body: await r.json() }, 'rate_limited');
+        return i;
+      }
+      await r.arrayBuffer();
+    }
+    return undefined;
+  }
+
+  it('the API tells a client how to sign in to a tenant, without a token; an unknown tenant is 404', async () => {
+    await withOwnApi(async (url) => {
+      const res = await fetch(`${url}/v1/tenants/${TENANT.id.toUpperCase()}/sign-in`);
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), { tenant_id: TENANT.id, issuer: idp.issuer, client_id: idp.clientId, scopes: idp.scopes, audience: AUDIENCE, resource: AUDIENCE });
+      for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid']) {
+        const unknown = await fetch(`${url}/v1/tenants/${id}/sign-in`);
+        assert.equal(unknown.status, 404);
+        assertErrorShape({ body: await unknown.json() }, 'not_found');
+      }
+    });
+  });
+
+  it(`trying tenant ids is slow: ${SIGN_IN_MISSES_BURST} lookups that find nothing from one address, whatever the ids, then 429; lookups that find the tenant, ${SIGN_IN_LOOKUPS_BURST}`, async () => {
+    await withOwnApi(async (url) => {
+      const unknownId = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+      const limitedAt = await lookupsUntilLimited(url, unknownId, 100);
+      // Half a lookup a second comes back meanwhile.
+      assert.ok(limitedAt !== undefined && limitedAt > SIGN_IN_MISSES_BURST && limitedAt <= SIGN_IN_MISSES_BURST + 2, `limited by address, not by id: at lookup ${limitedAt}`);
+    });
+    await withOwnApi(async (url) => {
+      const limitedAt = await lookupsUntilLimited(url, () => TENANT.id, 200);
+      // 2 a second come back meanwhile: a slow machine may squeeze in one or two more.
+      assert.ok(limitedAt !== undefined && limitedAt > SIGN_IN_LOOKUPS_BURST && limitedAt <= SIGN_IN_LOOKUPS_BURST + 5, `limited at lookup ${limitedAt}`);
+    });
   });
 
   it('access login signs in with a browser (PKCE, loopback redirect); every command then uses the saved profile', async () => {
@@ -240,18 +256,52 @@ describe('signing in with the tenant identity provider', function () {
     assert.equal(reuse.status, 400, 'the refresh token no longer works');
   });
 
-  it('a sign-in answer with another state is refused, and nothing is saved', async () => {
+  it('an answer with another state is turned away and the sign-in goes on waiting for its own', async () => {
     const run = startAccess(['login', '--url', apiUrl, '--tenant', TENANT.id, '--no-browser']);
     const [, address] = await run.stderrMatching(/^ {2}(http\S+)$/m);
     const callback = (await new SignInBrowser().signIn(address, 'alice', (u) => u.pathname === '/callback')).url;
     assert.ok(callback.searchParams.get('code'), callback.href);
-    callback.searchParams.set('state', 'forged');
-    const answer = await fetch(callback);
-    assert.equal(answer.status, 400);
-    const login = await run.done;
-    assert.equal(login.code, 4, show(login));
-    assert.match(login.stderr, /Sign-in refused: .*state/, show(login));
+    const forged = new URL(callback);
+    forged.searchParams.set('state', 'forged');
+    const refused = await fetch(forged);
+    assert.equal(refused.status, 400);
+    assert.match(await refused.text(), /Not an answer to this sign-in/);
     assert.throws(() => readFileSync(profilesFile()), /ENOENT/, 'nothing saved');
+    // A page probing the port cannot end the sign-in either; the real answer still signs in.
+    assert.equal((await fetch(new URL('/', callback))).status, 400);
+    const answer = await fetch(callback);
+    assert.equal(answer.status, 200);
+    const login = await run.done;
+    assert.equal(login.code, 0, show(login));
+    const again = await fetch(callback).then((r) => r.status, () => 'closed');
+    assert.equal(again, 'closed', 'the one-time port is closed once signed in');
+  });
+
+  it("the profile's token goes to the profile's API only, and over https or to this machine only; a lookup for another tenant is refused", async () => {
+    assert.equal((await loginWithBrowser('alice')).code, 0);
+    const seen: (string | undefined)[] = [];
+    const other: Server = await new Promise((resolve) => {
+      const s = createServer((req, res) => {
+        seen.push(req.headers.authorization);
+        // Answers as if it were the tenant's API, for another tenant.
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ tenant_id: '00000000-0000-4000-8000-000000000001', issuer: idp.issuer, client_id: 'x', scopes: ['openid'], audience: 'x', resource: null, grants: [] }));
+      }).listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    try {
+      const elsewhere = await access(['grants'], { ACCESS_URL: otherUrl });
+      assert.equal(elsewhere.code, 4, show(elsewhere));
+      assert.match(elsewhere.stderr, /profile is signed in to .*, not http:\/\/127\.0\.0\.1/);
+      const lookup = await access(['login', '--url', otherUrl, '--tenant', TENANT.id, '--profile', 'other', '--no-browser']);
+      assert.equal(lookup.code, 5, show(lookup));
+      assert.match(lookup.stderr, /did not answer how to sign in to tenant/);
+      assert.deepEqual(seen, [undefined], 'no token was sent there');
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
+    }
+    const plain = await access(['grants', '--url', 'http://access.example.com']);
+    assert.equal(plain.code, 1, show(plain));
+    assert.match(plain.stderr, /tokens are sent over https only/);
   });
 
   it("a code obtained with another PKCE challenge is refused at the token exchange (an attacker's code cannot be planted)", async () => {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { z } from 'zod';
-import type { AppConfig, AuthConfig, TenantConfig } from '../config';
+import { type AppConfig, type AuthConfig, tenantById, type TenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import { AccessError } from '../domain/errors';
 import type { Caller } from '../service/runs';
@@ -80,15 +80,12 @@ export class Authenticator {
     }
   }
 
-  tenantOf(tenantId: string): TenantConfig | undefined {
-    return this.config.tenants.find((t) => t.id === tenantId.toLowerCase());
-  }
-
   /**
    * What a client needs to sign in to the tenant with its OpenID Connect provider; undefined for an
    * unknown tenant and for one without `auth.oidc` alike.
    */
-  signInOf(tenant: TenantConfig | undefined): SignIn | undefined {
+  signInOf(tenantId: string): SignIn | undefined {
+    const tenant = tenantById(this.config, tenantId);
     if (!tenant?.auth.oidc) return undefined;
     const { issuer, audience, oidc } = tenant.auth;
     return { tenant_id: tenant.id, issuer, client_id: oidc.client_id, scopes: oidc.scopes, audience, resource: oidc.resource ?? null };

@@ -20,7 +20,7 @@ import {
   signInSchema,
 } from './schemas';
 
-import { UNKNOWN_TENANT_LOOKUPS_BURST, UNKNOWN_TENANT_LOOKUPS_PER_MINUTE } from '../service/rate-limit';
+import { SIGN_IN_LOOKUPS_BURST, SIGN_IN_LOOKUPS_PER_MINUTE, SIGN_IN_MISSES_BURST, SIGN_IN_MISSES_PER_MINUTE } from '../service/rate-limit';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -273,7 +273,7 @@ export function openApiDocument(): JsonSchema {
             '404': errorResponse('No such tenant, or the tenant has no sign-in (`auth.oidc`) configured (`not_found`)'),
             '429': {
               ...ERRORS['429'],
-              description: `Too many lookups from this client address (\`rate_limited\`): at the tenant's \`grants.read_rate_per_minute\` and \`read_burst\`, or for a tenant the service does not know ${UNKNOWN_TENANT_LOOKUPS_PER_MINUTE} a minute, ${UNKNOWN_TENANT_LOOKUPS_BURST} at once; try again after Retry-After seconds`,
+              description: `Too many lookups from this client address (\`rate_limited\`): ${SIGN_IN_LOOKUPS_PER_MINUTE} a minute (${SIGN_IN_LOOKUPS_BURST} at once), of which ${SIGN_IN_MISSES_PER_MINUTE} a minute (${SIGN_IN_MISSES_BURST} at once) that find no sign-in; try again after Retry-After seconds`,
             },
           },
         },

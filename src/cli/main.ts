@@ -5,8 +5,8 @@ import { decodeJwt } from 'jose';
 import type { AccessInterval, AuditEvent } from '../domain/audit';
 import { TARGET_PATTERN } from '../domain/grant';
 import { type AccessRequest, ApiError, callApi, type Connection, EXIT, type Grant } from './api';
-import { DEFAULT_PROFILE, readProfile, writeProfile } from './profiles';
-import { accessTokenOf, revokeAtProvider, signInOf, signInWithBrowser, signInWithDevice } from './sign-in';
+import { DEFAULT_PROFILE, PROFILE_NAME, readProfile, withProfilesLock, writeProfile } from './profiles';
+import { accessTokenOf, requireSafeUrl, revokeAtProvider, signInOf, signInWithBrowser, signInWithDevice } from './sign-in';
 
 interface CommonOptions {
   url?: string;
@@ -56,6 +56,11 @@ export function parseCount(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
   return n;
+}
+
+export function parseProfileName(value: string): string {
+  if (!PROFILE_NAME.test(value)) throw new InvalidArgumentError('expected letters, digits, _, . or -, starting with a letter or digit');
+  return value;
 }
 
 /** An account id or `AWS::Account::{id}`. */
@@ -151,11 +156,17 @@ async function connectionOf(opts: CommonOptions): Promise<Connection> {
   const name = opts.profile ?? DEFAULT_PROFILE;
   const profile = readProfile(name);
   if (opts.profile && !profile) throw new ApiError(400, { code: 'invalid_request', message: `No profile "${name}": sign in with access login --profile ${name} --url ... --tenant ...` });
-  return {
-    url: opts.url ?? profile?.url ?? DEFAULT_URL,
-    tenant: opts.tenant ?? profile?.tenant,
-    token: opts.token ?? (profile && (await accessTokenOf(name, profile))),
-  };
+  const url = opts.url ?? profile?.url ?? DEFAULT_URL;
+  requireSafeUrl(url);
+  if (opts.token) return { url, tenant: opts.tenant ?? profile?.tenant, token: opts.token };
+  // The profile's token goes to the profile's API only, whatever --url or ACCESS_URL say.
+  if (profile?.tokens && new URL(url).origin !== new URL(profile.url).origin) {
+    throw new ApiError(401, {
+      code: 'unauthenticated',
+      message: `The ${name} profile is signed in to ${profile.url}, not ${url}: sign in there with access login --url ${url} --tenant <id> --profile <another name>, or pass --token.`,
+    });
+  }
+  return { url, tenant: opts.tenant ?? profile?.tenant, token: profile && (await accessTokenOf(name, profile)) };
 }
 
 /** The options every command takes; flags win over the environment. */
@@ -164,7 +175,7 @@ function common(cmd: Command): Command {
     .addOption(new Option('--url <url>', `API base URL (default: the profile's, else ${DEFAULT_URL})`).env('ACCESS_URL'))
     .addOption(new Option('--token <jwt>', "bearer token (default: the profile's, from access login)").env('ACCESS_TOKEN'))
     .addOption(new Option('--tenant <uuid>', "tenant id, X-Tenant-ID (default: the profile's)").env('ACCESS_TENANT_ID'))
-    .addOption(new Option('--profile <name>', `the profile access login saved (default: ${DEFAULT_PROFILE})`).env('ACCESS_PROFILE'))
+    .addOption(new Option('--profile <name>', `the profile access login saved (default: ${DEFAULT_PROFILE})`).env('ACCESS_PROFILE').argParser(parseProfileName))
     .option('--json', "print the API's JSON instead of text");
 }
 
@@ -433,16 +444,24 @@ async function loginCommand(opts: CommonOptions & { device?: boolean; browser: b
   const tenant = opts.tenant ?? saved?.tenant;
   if (!tenant) throw new ApiError(400, { code: 'invalid_request', message: 'Which tenant? Pass --tenant <uuid> (your administrator has it) the first time.' });
   const signIn = await signInOf(url, tenant);
+  // The API names the provider, the client and the audience: say them before anyone types a password.
+  const lines = [`Signing in to ${url} (tenant ${tenant}) at ${signIn.issuer}, as client ${signIn.client_id}, for ${signIn.audience}.`];
+  const changed = saved && (['issuer', 'client_id', 'audience'] as const).filter((k) => saved[k] !== signIn[k]);
+  if (changed?.length) lines.push(`warning: the ${changed.join(', ')} differ from the last sign-in of this profile (${changed.map((k) => saved![k]).join(', ')}).`);
+  printError(lines);
+  const timeoutMs = opts.timeout * 1000;
   const tokens = opts.device
-    ? await signInWithDevice(signIn, (uri, code, complete) =>
-        printError([`To sign in, visit ${uri} and enter the code ${code}`, ...(complete ? [`  (or open ${complete})`] : []), 'Waiting...']),
-      )
+    ? await signInWithDevice(signIn, {
+        show: (uri, code, complete) => printError([`To sign in, visit ${uri} and enter the code ${code}`, ...(complete ? [`  (or open ${complete})`] : []), 'Waiting...']),
+        timeoutMs,
+      })
     : await signInWithBrowser(signIn, {
         open: opts.browser,
         show: (address) => printError([`${opts.browser ? 'Opening your browser to sign in; if it does not open, visit' : 'To sign in, visit'}:`, `  ${address}`]),
-        timeoutMs: opts.timeout * 1000,
+        timeoutMs,
       });
-  writeProfile(name, { url, tenant, issuer: signIn.issuer, client_id: signIn.client_id, audience: signIn.audience, resource: signIn.resource, tokens });
+  const profile = { url, tenant, issuer: signIn.issuer, client_id: signIn.client_id, audience: signIn.audience, resource: signIn.resource, tokens };
+  await withProfilesLock(async () => writeProfile(name, profile));
   const claims = decodeJwt(tokens.access_token);
   print([`Signed in to ${url} (tenant ${tenant}) as ${String(claims.email ?? claims.sub)}${name === DEFAULT_PROFILE ? '' : `, profile ${name}`}.`]);
   return EXIT.ok;
@@ -455,10 +474,21 @@ async function logoutCommand(opts: CommonOptions): Promise<number> {
     print([`Not signed in${name === DEFAULT_PROFILE ? '' : ` (profile ${name})`}.`]);
     return EXIT.ok;
   }
-  const revoked = await revokeAtProvider(profile);
-  // The API and tenant stay: the next access login needs neither.
-  writeProfile(name, { ...profile, tokens: undefined });
-  print([`Signed out${name === DEFAULT_PROFILE ? '' : ` of profile ${name}`}${revoked ? `; ${profile.issuer} revoked the session` : ''}.`]);
+  // Under the lock: a refresh finishing meanwhile would write the session back.
+  const revoked = await withProfilesLock(async () => {
+    const latest = readProfile(name);
+    if (!latest?.tokens) return true;
+    const done = await revokeAtProvider(latest);
+    // The API and tenant stay: the next access login needs neither.
+    writeProfile(name, { ...latest, tokens: undefined });
+    return done;
+  });
+  const which = name === DEFAULT_PROFILE ? '' : ` of profile ${name}`;
+  print([
+    revoked
+      ? `Signed out${which}; ${profile.issuer} revoked the session.`
+      : `Signed out${which} here; ${profile.issuer} did not confirm ending the session, which lasts until its refresh token expires there.`,
+  ]);
   return EXIT.ok;
 }
 
@@ -466,7 +496,12 @@ async function whoamiCommand(opts: CommonOptions): Promise<number> {
   const conn = await connectionOf(opts);
   if (!conn.token) throw new ApiError(401, { code: 'unauthenticated', message: 'Not signed in: access login, or pass --token / set ACCESS_TOKEN.' });
   // What the token says; the API checks it on every call (and answers 401 when it does not hold).
-  const claims = decodeJwt(conn.token);
+  let claims;
+  try {
+    claims = decodeJwt(conn.token);
+  } catch {
+    throw new ApiError(401, { code: 'unauthenticated', message: 'The token is not a JWT.' });
+  }
   const profile = opts.token ? undefined : readProfile(opts.profile ?? DEFAULT_PROFILE);
   const expires = claims.exp ? new Date(claims.exp * 1000).toISOString() : 'never';
   const renewal = profile?.tokens?.refresh_token ? `; renewed from ${profile.issuer} until the provider ends the session (access logout ends it)` : '';

@@ -7,14 +7,18 @@ import type { AddressInfo } from 'node:net';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import type { SignIn } from '../api/auth';
+import { signInSchema } from '../api/schemas';
+import { httpsOrLoopback } from '../net';
 import { ApiError } from './api';
 import { type Profile, type Tokens, readProfile, withProfilesLock, writeProfile } from './profiles';
 
 /** A token this close to its end is refreshed before it is sent. */
 const REFRESH_MARGIN_SECONDS = 60;
+const PROVIDER_TIMEOUT_SECONDS = 10;
 
-/** The tenant's sign-in settings, from the API. */
+/** The tenant's sign-in settings, from the API, which must be the tenant's own answer. */
 export async function signInOf(url: string, tenant: string): Promise<SignIn> {
+  requireSafeUrl(url);
   const at = `${url.replace(/\/+$/, '')}/v1/tenants/${encodeURIComponent(tenant)}/sign-in`;
   let res: Response;
   try {
@@ -22,9 +26,27 @@ export async function signInOf(url: string, tenant: string): Promise<SignIn> {
   } catch (err) {
     throw new ApiError(0, { code: 'unavailable', message: `Cannot reach ${url}: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}` });
   }
-  const body = (await res.json().catch(() => undefined)) as (SignIn & ApiError['body']) | undefined;
-  if (!res.ok) throw new ApiError(res.status, body?.code ? body : { code: 'unavailable', message: `HTTP ${res.status} from ${at}` });
-  return body!;
+  const body = (await res.json().catch(() => undefined)) as unknown;
+  if (!res.ok) {
+    const error = body as ApiError['body'] | undefined;
+    throw new ApiError(res.status, typeof error?.code === 'string' && typeof error.message === 'string' ? error : { code: 'unavailable', message: `HTTP ${res.status} from ${at}` });
+  }
+  const signIn = signInSchema.safeParse(body);
+  if (!signIn.success || signIn.data.tenant_id.toLowerCase() !== tenant.toLowerCase()) {
+    throw new ApiError(0, { code: 'unavailable', message: `${url} did not answer how to sign in to tenant ${tenant}: is it the access API?` });
+  }
+  return signIn.data;
+}
+
+/** A bearer token goes over https, or plain http to this machine only. */
+export function requireSafeUrl(url: string): void {
+  let safe: boolean;
+  try {
+    safe = httpsOrLoopback(url);
+  } catch {
+    throw new ApiError(400, { code: 'invalid_request', message: `--url ${url} is not a URL.` });
+  }
+  if (!safe) throw new ApiError(400, { code: 'invalid_request', message: `--url ${url}: tokens are sent over https only (plain http only to this machine).` });
 }
 
 /** The provider, from its discovery document; plain http only on loopback (a local provider). */
@@ -32,7 +54,8 @@ async function providerOf(issuer: string, clientId: string): Promise<oidc.Config
   const url = new URL(issuer);
   const loopback = url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
   try {
-    return await oidc.discovery(url, clientId, undefined, oidc.None(), loopback ? { execute: [oidc.allowInsecureRequests] } : undefined);
+    // 10 s for each call to the provider: a refresh holds the profiles' lock meanwhile.
+    return await oidc.discovery(url, clientId, undefined, oidc.None(), { timeout: PROVIDER_TIMEOUT_SECONDS, ...(loopback && { execute: [oidc.allowInsecureRequests] }) });
   } catch (err) {
     throw new ApiError(0, { code: 'unavailable', message: `Cannot reach the identity provider ${issuer}: ${reason(err)}` });
   }
@@ -90,14 +113,18 @@ export async function signInWithBrowser(signIn: SignIn, opts: BrowserSignInOptio
   const state = oidc.randomState();
   let settle!: { resolve: (t: Tokens) => void; reject: (e: unknown) => void };
   const done = new Promise<Tokens>((resolve, reject) => (settle = { resolve, reject }));
+  let taken = false;
   const server = createServer((req, res) => {
-    const current = new URL(req.url ?? '/', redirectUri);
-    if (current.pathname !== '/callback') {
-      res.writeHead(404).end();
+    // Only this sign-in's answer counts: another request (a page probing loopback ports, a forged
+    // state) is turned away and the sign-in goes on waiting.
+    const query = new URL(req.url ?? '/', 'http://127.0.0.1').searchParams;
+    if (!req.url?.startsWith('/callback?') || query.get('state') !== state || taken) {
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end('Not an answer to this sign-in.\n');
       return;
     }
+    taken = true;
     oidc
-      .authorizationCodeGrant(config, current, { pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true }, resourceOf(signIn))
+      .authorizationCodeGrant(config, new URL(`${redirectUri}?${query}`), { pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true }, resourceOf(signIn))
       .then((response) => {
         const tokens = tokensOf(response, signIn);
         res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('Signed in. You can close this tab and go back to the terminal.\n');
@@ -134,12 +161,16 @@ export async function signInWithBrowser(signIn: SignIn, opts: BrowserSignInOptio
 }
 
 /** The device grant: the person signs in on another device with a short code. */
-export async function signInWithDevice(signIn: SignIn, show: (verificationUri: string, userCode: string, complete?: string) => void): Promise<Tokens> {
+export async function signInWithDevice(
+  signIn: SignIn,
+  opts: { show: (verificationUri: string, userCode: string, complete?: string) => void; timeoutMs: number },
+): Promise<Tokens> {
   const config = await providerOf(signIn.issuer, signIn.client_id);
   try {
     const device = await oidc.initiateDeviceAuthorization(config, { scope: signIn.scopes.join(' '), ...resourceOf(signIn) });
-    show(device.verification_uri, device.user_code, device.verification_uri_complete);
-    return tokensOf(await oidc.pollDeviceAuthorizationGrant(config, device, resourceOf(signIn)), signIn);
+    opts.show(device.verification_uri, device.user_code, device.verification_uri_complete);
+    const response = await oidc.pollDeviceAuthorizationGrant(config, device, resourceOf(signIn), { signal: AbortSignal.timeout(opts.timeoutMs) });
+    return tokensOf(response, signIn);
   } catch (err) {
     if (err instanceof ApiError) throw err;
     throw new ApiError(401, { code: 'unauthenticated', message: `Sign-in refused: ${reason(err)}` });
@@ -164,15 +195,18 @@ export async function accessTokenOf(profileName: string, profile: Profile): Prom
       throw new ApiError(401, { code: 'unauthenticated', message: `Your sign-in to ${latest.issuer} has expired and cannot be renewed; ${again}.` });
     }
     const config = await providerOf(latest.issuer, latest.client_id);
-    let response;
+    let fresh: Tokens;
     try {
-      response = await oidc.refreshTokenGrant(config, tokens.refresh_token, resourceOf(latest));
+      fresh = tokensOf(await oidc.refreshTokenGrant(config, tokens.refresh_token, resourceOf(latest)), latest, tokens);
     } catch (err) {
-      if (!(err instanceof oidc.ResponseBodyError)) throw new ApiError(0, { code: 'unavailable', message: `Cannot renew the sign-in with ${latest.issuer}: ${reason(err)}` });
+      // Only invalid_grant says the session is over; anything else (the provider down, busy) may pass.
+      const ended = err instanceof ApiError || (err instanceof oidc.ResponseBodyError && err.error === 'invalid_grant');
+      if (!ended) throw new ApiError(0, { code: 'unavailable', message: `Cannot renew the sign-in with ${latest.issuer}: ${reason(err)}` });
+      // The refresh token is spent or refused either way: keeping it would only fail again.
       writeProfile(profileName, { ...latest, tokens: undefined });
+      if (err instanceof ApiError) throw err;
       throw new ApiError(401, { code: 'unauthenticated', message: `Your session with ${latest.issuer} has ended (${reason(err)}); ${again}.` });
     }
-    const fresh = tokensOf(response, latest, tokens);
     writeProfile(profileName, { ...latest, tokens: fresh });
     return fresh.access_token;
   });

@@ -4,8 +4,12 @@ import { AccessError } from '../domain/errors';
 import type { TenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 
-export const UNKNOWN_TENANT_LOOKUPS_PER_MINUTE = 30;
-export const UNKNOWN_TENANT_LOOKUPS_BURST = 10;
+/** Sign-in lookups per client address: a person signs in a few times a day. */
+export const SIGN_IN_LOOKUPS_PER_MINUTE = 120;
+export const SIGN_IN_LOOKUPS_BURST = 60;
+/** Of which lookups that find no sign-in. */
+export const SIGN_IN_MISSES_PER_MINUTE = 30;
+export const SIGN_IN_MISSES_BURST = 10;
 
 interface Bucket {
   tokens: number;
@@ -48,6 +52,7 @@ export class CallRates {
   private readonly slackClicks = new RateLimiter();
   private readonly slackTenants = new RateLimiter();
   private readonly signIns = new RateLimiter();
+  private readonly signInMisses = new RateLimiter();
 
   take({ tenant, principal }: { tenant: TenantConfig; principal: Pick<Principal, 'id'> }, kind: 'read' | 'write'): void {
     const key = `${tenant.id}\n${principal.id}`;
@@ -63,24 +68,17 @@ export class CallRates {
   }
 
   /**
-   * The sign-in discovery route answers without a token: a bucket per client address and tenant,
-   * at the tenant's read rate; for a tenant id the service does not know, a small one, so that
-   * trying ids in a loop is slow.
+   * The sign-in lookup answers without a token: a bucket per client address for every lookup, and
+   * a stricter one for lookups that find no sign-in (an unknown tenant id, or a tenant without
+   * one: the same answer), so that trying ids is slow. One message for both.
    */
-  takeSignIn(clientAddress: string, tenantId: string, tenant: TenantConfig | undefined): void {
-    const key = `${clientAddress}\n${tenantId}`;
-    if (tenant) {
-      const g = tenant.grants;
-      limit(this.signIns.take(key, g.read_rate_per_minute, g.read_burst), 'sign-in lookups', 'per client address', {
-        read_rate_per_minute: g.read_rate_per_minute,
-        read_burst: g.read_burst,
-      });
-    } else {
-      limit(this.signIns.take(key, UNKNOWN_TENANT_LOOKUPS_PER_MINUTE, UNKNOWN_TENANT_LOOKUPS_BURST), 'lookups of unknown tenants', 'per client address', {
-        rate_per_minute: UNKNOWN_TENANT_LOOKUPS_PER_MINUTE,
-        burst: UNKNOWN_TENANT_LOOKUPS_BURST,
-      });
-    }
+  takeSignIn(clientAddress: string, found: boolean): void {
+    const wait = Math.max(
+      this.signIns.take(clientAddress, SIGN_IN_LOOKUPS_PER_MINUTE, SIGN_IN_LOOKUPS_BURST),
+      found ? 0 : this.signInMisses.take(clientAddress, SIGN_IN_MISSES_PER_MINUTE, SIGN_IN_MISSES_BURST),
+    );
+    if (wait === 0) return;
+    throw new AccessError('rate_limited', `Too many sign-in lookups from this address. Try again in ${wait} s.`, { details: { retry_after_seconds: wait } }, wait);
   }
 
   /** `slackUser`: the clicking user's Slack id, from the signed payload. */
