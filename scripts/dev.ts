@@ -3,20 +3,28 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { WORKER_ENV, WORKER_NODE_FLAGS } from '../src/worker-process';
+import type { Person } from './identity-provider';
 import { AUDIT_BUCKET, AUDIT_PREFIX, repoRoot, startStack, waitFor } from './stack';
 
 const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
-const DEV_USER = { sub: 'dev', email: 'dev@example.com', groups: ['engineering'] };
+/** Who may sign in at the dev identity provider (by login name, no password): a requester, a reviewer, an auditor. */
+const PEOPLE: Person[] = [
+  { login: 'alice', email: 'alice@example.com', groups: ['engineering'] },
+  { login: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
+  { login: 'sam', email: 'sam@example.com', groups: ['security-auditors'] },
+];
+const [REQUESTER, REVIEWER] = PEOPLE;
 const API_PORT = Number(process.env.PORT ?? 8080);
 const UI_PORT = Number(process.env.TEMPORAL_UI_PORT ?? 8233);
+const IDP_PORT = Number(process.env.IDP_PORT ?? 8180);
 
 async function main(): Promise<void> {
   const stack = await startStack({
     // ACCESS_DEV_DIR: another folder for the stack's state (the README's test starts on a fresh one).
     dir: process.env.ACCESS_DEV_DIR ?? path.join(repoRoot, '.dev'),
     // Sessions end with grants here (aws.revoke_sessions), to show it: moto provisions on its own instance.
-    tenants: [{ ...TENANT, revokeSessions: true, accounts: { '111111111111': { environment: 'production' } } }],
-    users: [DEV_USER.email, 'reviewer@example.com'],
+    tenants: [{ ...TENANT, revokeSessions: true, accounts: { '111111111111': { environment: 'production' } }, identityProvider: { port: IDP_PORT, people: PEOPLE } }],
+    users: PEOPLE.map((p) => p.email),
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
     temporalPort: Number(process.env.TEMPORAL_PORT ?? 7233),
     temporalUiPort: UI_PORT,
@@ -45,19 +53,24 @@ async function main(): Promise<void> {
   const readyz = `http://127.0.0.1:${API_PORT}/readyz`;
   await waitFor(`the API at ${readyz}`, () => fetch(readyz).then((r) => r.ok), 60_000);
 
-  const token = await stack.issueToken(TENANT.id, DEV_USER, { expiresIn: '12h' });
-  const reviewer = await stack.issueToken(TENANT.id, { sub: 'reviewer', email: 'reviewer@example.com', groups: ['platform-admins'] }, { expiresIn: '12h' });
+  const tokenOf = (p: Person) => stack.issueToken(TENANT.id, { sub: p.login, email: p.email, groups: p.groups }, { expiresIn: '12h' });
+  const [token, reviewer] = await Promise.all([tokenOf(REQUESTER), tokenOf(REVIEWER)]);
+  const idp = stack.identityProviderOf(TENANT.id)!;
   console.log(`
 Access service running.
   API           http://127.0.0.1:${API_PORT}
   Temporal      ${stack.temporalAddress} (Web UI http://127.0.0.1:${UI_PORT})
   AWS (moto)    ${stack.awsEndpoint}
   audit trail   s3://${AUDIT_BUCKET}/${AUDIT_PREFIX}/ in moto (Object Lock on); read it as a member of security-auditors
+  sign-in       ${idp.issuer} (OpenID Connect; people: ${PEOPLE.map((p) => `${p.login} (${p.groups.join(', ')})`).join(', ')}; no password)
   config        ${stack.configPath}
 
-A token for ${DEV_USER.sub} (groups: ${DEV_USER.groups.join(', ')}), valid 12 hours, and the tenant, as the curl line and the CLI read them:
+Sign in from the CLI (a browser opens; type alice):
+  npx access login --url http://127.0.0.1:${API_PORT} --tenant ${TENANT.id}
+
+Or take a token for ${REQUESTER.login} (groups: ${REQUESTER.groups.join(', ')}), valid 12 hours, and the tenant, as the curl line and the CLI read them:
   export ACCESS_TOKEN=${token} ACCESS_TENANT_ID=${TENANT.id}
-A reviewer's token (platform-admins):
+A reviewer's token (${REVIEWER.login}, ${REVIEWER.groups.join(', ')}):
   export REVIEWER_TOKEN=${reviewer}
 
 Activate ReadOnlyAccess on account 123456789012 for an hour (run it twice: activated, then none):

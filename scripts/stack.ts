@@ -27,6 +27,7 @@ import type { Logger } from '../src/log';
 import { createWorkerMetrics, type WorkerMetrics } from '../src/metrics';
 import { freePort } from '../src/net';
 import { createWorker } from '../src/worker';
+import { type IdentityProvider, type Person, startIdentityProvider } from './identity-provider';
 
 export interface StackTenant {
   id: string;
@@ -64,6 +65,13 @@ export interface StackTenant {
   revokeSessions?: boolean;
   /** Where this tenant's audit events go instead of moto's S3 (e.g. a proxy in front of it). */
   auditEndpoint?: string;
+  /**
+   * A local OpenID Connect provider for the tenant (scripts/identity-provider.ts), signing with the
+   * tenant's key: the tenant trusts it by its JWKS URL and people sign in with `access login`.
+   */
+  identityProvider?: { port?: number; people: Person[]; accessTokenSeconds?: number };
+  /** Without a local provider: `auth.oidc.client_id` alone, so the sign-in lookup answers. */
+  oidcClientId?: string;
 }
 
 export interface StackOptions {
@@ -114,6 +122,8 @@ export interface Stack {
   stopTemporal(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   /** Starts it again on the same port and database file, and waits until it answers. */
   startTemporal(): Promise<void>;
+  /** The tenant's local OpenID Connect provider, when it has one. */
+  identityProviderOf(tenantId: string): IdentityProvider | undefined;
   /** Stops only what it started. */
   stop(): Promise<void>;
 }
@@ -133,6 +143,8 @@ export const SEARCH_ATTRIBUTES = {
 } as const;
 
 export const TOKEN_AUDIENCE = 'access-api';
+/** A tenant with a local identity provider: the API as a resource indicator (RFC 8707), an absolute URI. */
+export const SIGN_IN_AUDIENCE = 'urn:jit-access:api';
 const JWT_ALG = 'ES256';
 const AWS_REGION = 'us-east-1';
 const AWS_CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
@@ -543,12 +555,13 @@ async function createAuditBucket(endpoint: string): Promise<void> {
 
 interface TenantKey {
   issuer: string;
+  audience: string;
   kid: string;
   privateKey: CryptoKey;
 }
 
 /** Loads `<dir>/<id>.private.jwk.json` or makes a new key; (re)writes `<dir>/<id>.jwks.json`. */
-async function tenantKey(dir: string, tenant: StackTenant): Promise<TenantKey & { jwksFile: string }> {
+async function tenantKey(dir: string, tenant: StackTenant): Promise<TenantKey & { privateJwk: JWK; jwksFile: string }> {
   const id = tenant.id.toLowerCase();
   const privateFile = path.join(dir, `${id}.private.jwk.json`);
   const jwksFile = path.join(dir, `${id}.jwks.json`);
@@ -567,20 +580,29 @@ async function tenantKey(dir: string, tenant: StackTenant): Promise<TenantKey & 
   const kid = privateJwk.kid ?? (await calculateJwkThumbprint(publicJwk));
   writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...publicJwk, kid, alg: JWT_ALG, use: 'sig' }] }, null, 2) + '\n');
   const privateKey = (await importJWK({ ...privateJwk, alg: JWT_ALG }, JWT_ALG)) as CryptoKey;
-  return { issuer: issuerFor(tenant.name), kid, privateKey, jwksFile };
+  return { issuer: issuerFor(tenant.name), audience: TOKEN_AUDIENCE, kid, privateKey, privateJwk: { ...privateJwk, kid, alg: JWT_ALG }, jwksFile };
 }
 
 function writeConfig(
   file: string,
   tenants: StackTenant[],
-  jwksFiles: Map<string, string>,
+  keys: Map<string, { jwksFile: string }>,
+  providers: Map<string, IdentityProvider>,
   aws: { endpoint: string; instanceArnOf: Map<string, string>; identityStoreId: string },
 ): void {
+  const authOf = (t: StackTenant) => {
+    const idp = providers.get(t.id.toLowerCase());
+    if (!idp) {
+      const oidc = t.oidcClientId ? { oidc: { client_id: t.oidcClientId } } : {};
+      return { issuer: issuerFor(t.name), audience: TOKEN_AUDIENCE, jwks_file: keys.get(t.id.toLowerCase())!.jwksFile, ...oidc };
+    }
+    return { issuer: idp.issuer, audience: SIGN_IN_AUDIENCE, jwks_url: idp.jwksUrl, oidc: { client_id: idp.clientId, scopes: idp.scopes, resource: SIGN_IN_AUDIENCE } };
+  };
   const config = {
     tenants: tenants.map((t) => ({
       id: t.id,
       name: t.name,
-      auth: { issuer: issuerFor(t.name), audience: TOKEN_AUDIENCE, jwks_file: jwksFiles.get(t.id.toLowerCase()) },
+      auth: authOf(t),
       aws: {
         region: AWS_REGION,
         sso_instance_arn: aws.instanceArnOf.get(t.id.toLowerCase()),
@@ -607,10 +629,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   mkdirSync(dir, { recursive: true });
 
   const started: Child[] = [];
+  const stopProviders: IdentityProvider[] = [];
   let temporalData: string | undefined; // PostgreSQL's folder: hundreds of MB, not kept after the stack
   const stop = async (): Promise<void> => {
     const children = started.splice(0);
-    await Promise.all(children.map((c) => stopChild(c)));
+    await Promise.all([...children.map((c) => stopChild(c)), ...stopProviders.splice(0).map((p) => p.stop())]);
     if (temporalData) rmSync(temporalData, { recursive: true, force: true });
   };
 
@@ -631,13 +654,19 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
     const [aws] = await Promise.all([seedAws(moto.endpoint, opts.tenants, opts.users, opts.permissionSets), createAuditBucket(moto.endpoint)]);
     const keyByTenant = new Map(opts.tenants.map((t, i) => [t.id.toLowerCase(), keys[i]]));
+    const providers = new Map<string, IdentityProvider>();
+    for (const t of opts.tenants.filter((t) => t.identityProvider)) {
+      const key = keyByTenant.get(t.id.toLowerCase())!;
+      const { port, people, accessTokenSeconds } = t.identityProvider!;
+      const idp = await startIdentityProvider({ port, people, accessTokenSeconds, signingKey: key.privateJwk, audience: SIGN_IN_AUDIENCE });
+      stopProviders.push(idp);
+      providers.set(t.id.toLowerCase(), idp);
+      // Tokens the stack signs for the tenant come from the same issuer as those people sign in for.
+      key.issuer = idp.issuer;
+      key.audience = SIGN_IN_AUDIENCE;
+    }
     const configPath = path.join(dir, 'access.yaml');
-    writeConfig(
-      configPath,
-      opts.tenants,
-      new Map([...keyByTenant].map(([id, k]) => [id, k.jwksFile])),
-      { endpoint: moto.endpoint, ...aws },
-    );
+    writeConfig(configPath, opts.tenants, keyByTenant, providers, { endpoint: moto.endpoint, ...aws });
     loadConfig(configPath); // throws, naming the field, if the file is not what the service accepts
 
     let temporalChild = temporal.child;
@@ -669,13 +698,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         const jwt = new SignJWT(payload)
           .setProtectedHeader({ alg: JWT_ALG, kid: key.kid, typ: 'JWT' })
           .setIssuer(key.issuer)
-          .setAudience(TOKEN_AUDIENCE)
+          .setAudience(key.audience)
           .setSubject(claims.sub)
           .setIssuedAt(now)
           .setExpirationTime(typeof expiresIn === 'number' ? now + expiresIn : expiresIn);
         if (tokenOpts.notBefore !== undefined) jwt.setNotBefore(tokenOpts.notBefore);
         return jwt.sign(key.privateKey);
       },
+      identityProviderOf: (tenantId) => providers.get(tenantId.toLowerCase()),
       async stopTemporal(signal = 'SIGTERM') {
         const child = ownTemporal();
         await stopChild(child, 10_000, signal);

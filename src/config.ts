@@ -1,12 +1,12 @@
 // The tenants file named by ACCESS_CONFIG (CONTRACT §4), read and checked once at start-up.
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { NOTIFICATION_EVENTS } from './domain/grant';
+import { httpsOrLoopback } from './net';
 
 /** The environment policies see for an account the tenant's config does not describe. */
 export const UNKNOWN_ENVIRONMENT = 'unknown';
@@ -60,10 +60,6 @@ const awsSchema = z.strictObject({
 });
 
 /** Keys fetched over plain http could be swapped by anyone on the path; loopback has no path. */
-const httpsOrLoopback = (url: string) => {
-  const { protocol, hostname } = new URL(url);
-  return protocol === 'https:' || (protocol === 'http:' && isLoopback(hostname));
-};
 
 /**
  * A Slack app whose Approve and Deny buttons review requests (docs/configuration.md, "Approve and
@@ -132,8 +128,28 @@ const authSchema = z
     max_token_age_seconds: z.int().positive().optional(),
     /** The token claim whose value finds the caller's Identity Store user (as userName, then as email). */
     user_claim: z.string().min(1).default('email'),
+    /**
+     * Sign-in with the issuer by OpenID Connect (`access login`): the public client people sign in
+     * with, and what it asks for. The API publishes them (GET /v1/tenants/{id}/sign-in); the tokens
+     * the issuer gives are verified as any other.
+     */
+    oidc: z
+      .strictObject({
+        client_id: z.string().min(1),
+        scopes: z
+          .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope token (RFC 6749 §3.3)'))
+          .refine((scopes) => scopes.includes('openid'), 'must include openid: the CLI signs in by OpenID Connect')
+          .default(['openid', 'email', 'offline_access']),
+        /** Sent as `resource` (RFC 8707) where the provider picks the access token's audience by it. */
+        resource: z.url().optional(),
+      })
+      .optional(),
   })
-  .refine((a) => Boolean(a.jwks_file) !== Boolean(a.jwks_url), 'give exactly one of jwks_file and jwks_url');
+  .refine((a) => Boolean(a.jwks_file) !== Boolean(a.jwks_url), 'give exactly one of jwks_file and jwks_url')
+  .refine((a) => !a.oidc || (URL.canParse(a.issuer) && httpsOrLoopback(a.issuer)), {
+    path: ['issuer'],
+    message: 'with oidc, the issuer is where clients discover the provider: an https URL (plain http only for a loopback address)',
+  });
 
 /** Where the tenant's audit trail goes (docs/audit.md): one S3 object per event. */
 const auditSchema = z.strictObject({
@@ -296,11 +312,6 @@ export function cursorKeyOf(config: AppConfig, given = process.env.ACCESS_CURSOR
   return createHmac('sha256', given ?? JSON.stringify(config)).update('jit-access listing cursors').digest();
 }
 
-export function isLoopback(hostname: string): boolean {
-  const host = hostname.replace(/^\[(.*)\]$/, '$1');
-  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
-}
-
 export function tenantById(config: AppConfig, tenantId: string): TenantConfig | undefined {
   return config.tenants.find((t) => t.id === tenantId.toLowerCase());
 }
@@ -310,6 +321,11 @@ export function tenantById(config: AppConfig, tenantId: string): TenantConfig | 
  * (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS settings, a profile file), with
  * the dev server's address as the default.
  */
+function trustProxyOf(value: string | undefined): number | string[] | false {
+  if (!value) return false;
+  return /^\d+$/.test(value) ? Number(value) : value.split(',').map((v) => v.trim()).filter(Boolean);
+}
+
 export const env = (() => {
   const { connectionOptions, namespace } = loadClientConnectConfig();
   return {
@@ -320,6 +336,12 @@ export const env = (() => {
     workerMetricsHost: process.env.WORKER_METRICS_HOST || '127.0.0.1',
     /** How long the API waits for in-flight requests after SIGTERM before it exits anyway. */
     shutdownGraceMs: Number(process.env.SHUTDOWN_GRACE_SECONDS ?? 30) * 1000,
+    /**
+     * Express's `trust proxy`: which proxies' X-Forwarded-For to believe for the client address
+     * (the sign-in lookup's rate is per address). Unset: none, the socket's address. A number of
+     * hops, or addresses and subnets, comma-separated (e.g. `10.0.0.0/8` for a load balancer).
+     */
+    trustProxy: trustProxyOf(process.env.TRUST_PROXY),
     /** How long a revoke call waits for the assignment to be removed before it answers "still under way". */
     revokeWaitMs: Number(process.env.REVOKE_WAIT_SECONDS ?? 30) * 1000,
     temporal: { ...connectionOptions, address: connectionOptions.address ?? 'localhost:7233' },

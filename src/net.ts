@@ -1,5 +1,5 @@
 // Small network helpers shared by the worker and the local stack.
-import net from 'node:net';
+import net, { isIPv4 } from 'node:net';
 
 /** A TCP port on the loopback interface that nothing listens on right now. */
 export async function freePort(): Promise<number> {
@@ -12,6 +12,17 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+export function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[(.*)\]$/, '$1');
+  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
+}
+
+/** Where a credential may be sent: https, or plain http to this machine only. */
+export function httpsOrLoopback(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  return protocol === 'https:' || (protocol === 'http:' && isLoopback(hostname));
 }
 
 /** How much of an answer from a webhook or Slack is read; then the connection is dropped. */

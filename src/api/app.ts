@@ -37,6 +37,8 @@ export interface AppDeps {
   slack?: SlackInteractions;
   /** The callers' buckets, shared with the service (a look for an id visibility lags is a read too). */
   rates?: CallRates;
+  /** Express's `trust proxy` (TRUST_PROXY): whose X-Forwarded-For gives the client address. */
+  trustProxy?: number | string[] | false;
 }
 
 const BODY_LIMIT = '64kb';
@@ -70,9 +72,11 @@ export function createApp({
   metrics = createApiMetrics(),
   slack,
   rates = new CallRates(),
+  trustProxy = false,
 }: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', trustProxy);
   app.use(
     pinoHttp({
       logger,
@@ -141,6 +145,15 @@ export function createApp({
       throw temporalUnavailableError(err) ?? new AccessError('unavailable', 'Temporal cannot be reached.', {}, ABSENT_RETRY_AFTER_SECONDS);
     });
     res.json({ status: 'ready' });
+  });
+
+  // Sign-in discovery (`access login --url U --tenant T`): no token yet, so limited per address.
+  app.get('/v1/tenants/:id/sign-in', (req, res) => {
+    const tenantId = uuidSchema.safeParse(req.params.id);
+    const signIn = tenantId.success ? auth.signInOf(tenantId.data) : undefined;
+    rates.takeSignIn(req.ip ?? req.socket.remoteAddress ?? 'unknown', signIn !== undefined);
+    if (!signIn) throw new AccessError('not_found', 'No such tenant with sign-in (auth.oidc) on this service.');
+    res.set('Cache-Control', 'public, max-age=300').json(signIn);
   });
 
   /** The authenticated caller, once the call is within their rate (reads and writes apart). */

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { z } from 'zod';
-import type { AppConfig, AuthConfig, TenantConfig } from '../config';
+import { type AppConfig, type AuthConfig, tenantById, type TenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import { AccessError } from '../domain/errors';
 import type { Caller } from '../service/runs';
@@ -40,6 +40,18 @@ const VERIFIED_FOR_MS = 60_000;
 /** What the verified-token cache may hold, about (tokens and claims are mostly ASCII: a byte a character). */
 export const VERIFIED_BYTES = 16 * 1024 * 1024;
 
+/** GET /v1/tenants/{id}/sign-in: the provider (discovered from its issuer), the public client, what to ask for. */
+export interface SignIn {
+  tenant_id: string;
+  issuer: string;
+  client_id: string;
+  scopes: string[];
+  /** What the API verifies an access token is for. */
+  audience: string;
+  /** The resource indicator (RFC 8707) to ask tokens for, where the provider takes one. */
+  resource: string | null;
+}
+
 export class Authenticator {
   /** By tenant id; tenants with one key source share its fetcher (and its cache). */
   private readonly keys = new Map<string, JWTVerifyGetKey>();
@@ -66,6 +78,17 @@ export class Authenticator {
       }
       this.keys.set(tenant.id, bySource.get(source)!);
     }
+  }
+
+  /**
+   * What a client needs to sign in to the tenant with its OpenID Connect provider; undefined for an
+   * unknown tenant and for one without `auth.oidc` alike.
+   */
+  signInOf(tenantId: string): SignIn | undefined {
+    const tenant = tenantById(this.config, tenantId);
+    if (!tenant?.auth.oidc) return undefined;
+    const { issuer, audience, oidc } = tenant.auth;
+    return { tenant_id: tenant.id, issuer, client_id: oidc.client_id, scopes: oidc.scopes, audience, resource: oidc.resource ?? null };
   }
 
   /** The caller of a request, from its Authorization and X-Tenant-ID headers. */

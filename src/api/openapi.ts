@@ -17,7 +17,10 @@ import {
   requestsResponseSchema,
   reviewBodySchema,
   revokeBodySchema,
+  signInSchema,
 } from './schemas';
+
+import { SIGN_IN_LOOKUPS_BURST, SIGN_IN_LOOKUPS_PER_MINUTE, SIGN_IN_MISSES_BURST, SIGN_IN_MISSES_PER_MINUTE } from '../service/rate-limit';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -260,6 +263,21 @@ export function openApiDocument(): JsonSchema {
           },
         },
       },
+      '/v1/tenants/{tenant_id}/sign-in': {
+        get: {
+          operationId: 'getSignIn',
+          summary: "How to sign in to the tenant: its OpenID Connect provider, public client and scopes (no token needed)",
+          parameters: [pathId('tenant_id', 'The tenant (X-Tenant-ID of every other call)'), requestIdHeader],
+          responses: {
+            '200': { description: 'Sign-in settings', content: json(ref('SignIn')) },
+            '404': errorResponse('No such tenant, or the tenant has no sign-in (`auth.oidc`) configured (`not_found`)'),
+            '429': {
+              ...ERRORS['429'],
+              description: `Too many lookups from this client address (\`rate_limited\`): ${SIGN_IN_LOOKUPS_PER_MINUTE} a minute (${SIGN_IN_LOOKUPS_BURST} at once), of which ${SIGN_IN_MISSES_PER_MINUTE} a minute (${SIGN_IN_MISSES_BURST} at once) that find no sign-in; try again after Retry-After seconds`,
+            },
+          },
+        },
+      },
       '/healthz': { get: { operationId: 'health', summary: 'The process is up', responses: { '200': { description: 'Up' } } } },
       '/readyz': {
         get: { operationId: 'ready', summary: 'Temporal answers for the namespace', responses: { '200': { description: 'Ready' }, '503': ERRORS['503'] } },
@@ -280,6 +298,7 @@ export function openApiDocument(): JsonSchema {
         ReviewRequest: jsonSchema(reviewBodySchema, 'input'),
         RevokeRequest: jsonSchema(revokeBodySchema, 'input'),
         Error: jsonSchema(errorSchema, 'output'),
+        SignIn: jsonSchema(signInSchema, 'output'),
         AuditPage: jsonSchema(auditPageSchema, 'output'),
         AccessReport: jsonSchema(reportSchema, 'output'),
       },

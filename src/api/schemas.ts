@@ -168,6 +168,16 @@ export const requestsResponseSchema = z.strictObject({
   next_cursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last page.' }),
 });
 
+/** GET /v1/tenants/{id}/sign-in: what a client needs to sign in with the tenant's OpenID Connect provider. */
+export const signInSchema = z.strictObject({
+  tenant_id: z.uuid({ version: undefined }),
+  issuer: z.string().meta({ description: 'The OpenID Connect issuer: its discovery document is at {issuer}/.well-known/openid-configuration.' }),
+  client_id: z.string().meta({ description: 'The public client to sign in as (no secret): authorization code with PKCE, or the device grant.' }),
+  scopes: z.array(z.string()).meta({ description: 'The scopes to ask for.' }),
+  audience: z.string().meta({ description: 'The audience the API verifies access tokens are for.' }),
+  resource: z.string().nullable().meta({ description: 'The resource indicator (RFC 8707) to send when asking for tokens; null: the provider picks the audience by the client or scopes.' }),
+});
+
 export const errorSchema = z.strictObject({
   code: z.string().meta({ description: 'Machine-readable error code (e.g. “not_found”, “tenant_mismatch”).' }),
   message: z.string().meta({ description: 'Human-readable description of the error.' }),

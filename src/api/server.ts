@@ -60,6 +60,7 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     metrics,
     rates,
     auth: new Authenticator(config, metrics.tokensChecked),
+    trustProxy: env.trustProxy,
     // Ready once the namespace answers, not merely the server: a fresh server answers before its
     // namespace is registered, and every call then fails (issue 35 §9).
     checkTemporal: async () => {

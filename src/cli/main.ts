@@ -1,16 +1,22 @@
 #!/usr/bin/env node
 // `access`: the access API from a terminal or a script (docs/api.md, "CLI"). It talks HTTP only.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { decodeJwt } from 'jose';
 import type { AccessInterval, AuditEvent } from '../domain/audit';
 import { TARGET_PATTERN } from '../domain/grant';
 import { type AccessRequest, ApiError, callApi, type Connection, EXIT, type Grant } from './api';
+import { DEFAULT_PROFILE, PROFILE_NAME, readProfile, withProfilesLock, writeProfile } from './profiles';
+import { accessTokenOf, requireSafeUrl, revokeAtProvider, signInOf, signInWithBrowser, signInWithDevice } from './sign-in';
 
 interface CommonOptions {
-  url: string;
+  url?: string;
   token?: string;
   tenant?: string;
+  profile?: string;
   json?: boolean;
 }
+
+const DEFAULT_URL = 'http://localhost:8080';
 
 const STATUSES = ['active', 'pending', 'provisioning', 'expired', 'revoked'];
 const REQUEST_STATUSES = ['pending', 'approved', 'denied', 'expired', 'withdrawn'];
@@ -50,6 +56,11 @@ export function parseCount(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
   return n;
+}
+
+export function parseProfileName(value: string): string {
+  if (!PROFILE_NAME.test(value)) throw new InvalidArgumentError('expected letters, digits, _, . or -, starting with a letter or digit');
+  return value;
 }
 
 /** An account id or `AWS::Account::{id}`. */
@@ -137,16 +148,34 @@ function printJson(value: unknown): void {
   process.stdout.write(json + '\n');
 }
 
-function connectionOf(opts: CommonOptions): Connection {
-  return { url: opts.url, token: opts.token, tenant: opts.tenant };
+/**
+ * Where to call and as whom: flags, then the environment, then the profile `access login` saved
+ * (its token refreshed when it is about to end).
+ */
+async function connectionOf(opts: CommonOptions): Promise<Connection> {
+  const name = opts.profile ?? DEFAULT_PROFILE;
+  const profile = readProfile(name);
+  if (opts.profile && !profile) throw new ApiError(400, { code: 'invalid_request', message: `No profile "${name}": sign in with access login --profile ${name} --url ... --tenant ...` });
+  const url = opts.url ?? profile?.url ?? DEFAULT_URL;
+  requireSafeUrl(url);
+  if (opts.token) return { url, tenant: opts.tenant ?? profile?.tenant, token: opts.token };
+  // The profile's token goes to the profile's API only, whatever --url or ACCESS_URL say.
+  if (profile?.tokens && new URL(url).origin !== new URL(profile.url).origin) {
+    throw new ApiError(401, {
+      code: 'unauthenticated',
+      message: `The ${name} profile is signed in to ${profile.url}, not ${url}: sign in there with access login --url ${url} --tenant <id> --profile <another name>, or pass --token.`,
+    });
+  }
+  return { url, tenant: opts.tenant ?? profile?.tenant, token: profile && (await accessTokenOf(name, profile)) };
 }
 
 /** The options every command takes; flags win over the environment. */
 function common(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--url <url>', 'API base URL').env('ACCESS_URL').default('http://localhost:8080'))
-    .addOption(new Option('--token <jwt>', 'bearer token').env('ACCESS_TOKEN'))
-    .addOption(new Option('--tenant <uuid>', 'tenant id (X-Tenant-ID)').env('ACCESS_TENANT_ID'))
+    .addOption(new Option('--url <url>', `API base URL (default: the profile's, else ${DEFAULT_URL})`).env('ACCESS_URL'))
+    .addOption(new Option('--token <jwt>', "bearer token (default: the profile's, from access login)").env('ACCESS_TOKEN'))
+    .addOption(new Option('--tenant <uuid>', "tenant id, X-Tenant-ID (default: the profile's)").env('ACCESS_TENANT_ID'))
+    .addOption(new Option('--profile <name>', `the profile access login saved (default: ${DEFAULT_PROFILE})`).env('ACCESS_PROFILE').argParser(parseProfileName))
     .option('--json', "print the API's JSON instead of text");
 }
 
@@ -198,7 +227,7 @@ async function ensureCommand(opts: CommonOptions & {
   pollInterval: number;
 }): Promise<number> {
   if (opts.breakGlass && !opts.reason?.trim()) throw new ApiError(400, { code: 'invalid_request', message: '--break-glass needs --reason: reviewers are told why.' });
-  const conn = connectionOf(opts);
+  const conn = await connectionOf(opts);
   const body = {
     entitlements: [{ target: opts.target, role: opts.role, ...(opts.duration ? { duration_seconds: opts.duration } : {}) }],
     justification: { ...(opts.reason ? { reason: opts.reason } : {}), ...(opts.attach.length ? { attachments: opts.attach } : {}) },
@@ -225,7 +254,7 @@ async function ensureCommand(opts: CommonOptions & {
 }
 
 async function grantsCommand(id: string | undefined, opts: CommonOptions & { status?: string; target?: string; role?: string; limit?: number; cursor?: string }): Promise<number> {
-  const conn = connectionOf(opts);
+  const conn = await connectionOf(opts);
   if (id) {
     const grant = await callApi<Grant>(conn, 'GET', `/v1/access/grants/${encodeURIComponent(id)}`);
     if (opts.json) printJson(grant);
@@ -264,7 +293,7 @@ function describeRequest(request: AccessRequest): string[] {
 }
 
 async function reviewCommand(requestId: string, decision: 'approve' | 'deny', opts: CommonOptions & { comment?: string }): Promise<number> {
-  const request = await callApi<AccessRequest>(connectionOf(opts), 'POST', `/v1/access/requests/${encodeURIComponent(requestId)}/review`, {
+  const request = await callApi<AccessRequest>(await connectionOf(opts), 'POST', `/v1/access/requests/${encodeURIComponent(requestId)}/review`, {
     decision,
     ...(opts.comment ? { comment: opts.comment } : {}),
   });
@@ -280,7 +309,7 @@ async function requestsCommand(opts: CommonOptions & { status?: string; mine?: b
   if (opts.limit) query.set('limit', String(opts.limit));
   if (opts.cursor) query.set('cursor', opts.cursor);
   const page = await callApi<{ requests: AccessRequest[]; next_cursor: string | null }>(
-    connectionOf(opts),
+    await connectionOf(opts),
     'GET',
     `/v1/access/requests${query.size ? `?${query}` : ''}`,
   );
@@ -310,7 +339,7 @@ async function requestsCommand(opts: CommonOptions & { status?: string; mine?: b
 }
 
 async function requestCommand(id: string, opts: CommonOptions): Promise<number> {
-  const r = await callApi<AccessRequest>(connectionOf(opts), 'GET', `/v1/access/requests/${encodeURIComponent(id)}`);
+  const r = await callApi<AccessRequest>(await connectionOf(opts), 'GET', `/v1/access/requests/${encodeURIComponent(id)}`);
   if (opts.json) {
     printJson(r);
     return EXIT.ok;
@@ -327,7 +356,7 @@ async function requestCommand(id: string, opts: CommonOptions): Promise<number> 
 }
 
 async function revokeCommand(grantId: string, opts: CommonOptions & { reason?: string }): Promise<number> {
-  const grant = await callApi<Grant>(connectionOf(opts), 'POST', `/v1/access/grants/${encodeURIComponent(grantId)}/revoke`, {
+  const grant = await callApi<Grant>(await connectionOf(opts), 'POST', `/v1/access/grants/${encodeURIComponent(grantId)}/revoke`, {
     ...(opts.reason ? { reason: opts.reason } : {}),
   });
   const gone = grant.status === 'revoked' || grant.status === 'expired';
@@ -345,7 +374,7 @@ function table(header: string[], rows: string[][]): string[] {
 }
 
 async function auditCommand(opts: CommonOptions & { from?: string; to?: string; principal?: string; target?: string; role?: string; event?: string; limit: number }): Promise<number> {
-  const conn = connectionOf(opts);
+  const conn = await connectionOf(opts);
   const query = new URLSearchParams();
   for (const key of ['from', 'to', 'principal', 'target', 'role', 'event'] as const) if (opts[key]) query.set(key, opts[key]);
   // Pages of up to 100 until --limit events or the last page.
@@ -385,7 +414,7 @@ export function csvCell(value: unknown): string {
 
 async function reportCommand(opts: CommonOptions & { target: string; role?: string; from: string; to: string; csv?: boolean }): Promise<number> {
   const query = new URLSearchParams({ target: opts.target, from: opts.from, to: opts.to, ...(opts.role ? { role: opts.role } : {}) });
-  const { intervals } = await callApi<{ intervals: AccessInterval[] }>(connectionOf(opts), 'GET', `/v1/access/report?${query}`);
+  const { intervals } = await callApi<{ intervals: AccessInterval[] }>(await connectionOf(opts), 'GET', `/v1/access/report?${query}`);
   if (opts.json) {
     printJson({ intervals });
   } else if (opts.csv) {
@@ -405,6 +434,87 @@ async function reportCommand(opts: CommonOptions & { target: string; role?: stri
     ]);
     print(table(['PRINCIPAL', 'ROLE', 'FROM', 'TO', 'ENDED', 'APPROVED BY', 'REASON'], rows));
   }
+  return EXIT.ok;
+}
+
+async function loginCommand(opts: CommonOptions & { device?: boolean; browser: boolean; timeout: number }): Promise<number> {
+  const name = opts.profile ?? DEFAULT_PROFILE;
+  const saved = readProfile(name);
+  const url = opts.url ?? saved?.url ?? DEFAULT_URL;
+  const tenant = opts.tenant ?? saved?.tenant;
+  if (!tenant) throw new ApiError(400, { code: 'invalid_request', message: 'Which tenant? Pass --tenant <uuid> (your administrator has it) the first time.' });
+  const signIn = await signInOf(url, tenant);
+  // The API names the provider, the client and the audience: say them before anyone types a password.
+  const lines = [`Signing in to ${url} (tenant ${tenant}) at ${signIn.issuer}, as client ${signIn.client_id}, for ${signIn.audience}.`];
+  const changed = saved && (['issuer', 'client_id', 'audience'] as const).filter((k) => saved[k] !== signIn[k]);
+  if (changed?.length) lines.push(`warning: the ${changed.join(', ')} differ from the last sign-in of this profile (${changed.map((k) => saved![k]).join(', ')}).`);
+  printError(lines);
+  const timeoutMs = opts.timeout * 1000;
+  const tokens = opts.device
+    ? await signInWithDevice(signIn, {
+        show: (uri, code, complete) => printError([`To sign in, visit ${uri} and enter the code ${code}`, ...(complete ? [`  (or open ${complete})`] : []), 'Waiting...']),
+        timeoutMs,
+      })
+    : await signInWithBrowser(signIn, {
+        open: opts.browser,
+        show: (address) => printError([`${opts.browser ? 'Opening your browser to sign in; if it does not open, visit' : 'To sign in, visit'}:`, `  ${address}`]),
+        timeoutMs,
+      });
+  const profile = { url, tenant, issuer: signIn.issuer, client_id: signIn.client_id, audience: signIn.audience, resource: signIn.resource, tokens };
+  await withProfilesLock(async () => writeProfile(name, profile));
+  const claims = decodeJwt(tokens.access_token);
+  print([`Signed in to ${url} (tenant ${tenant}) as ${String(claims.email ?? claims.sub)}${name === DEFAULT_PROFILE ? '' : `, profile ${name}`}.`]);
+  return EXIT.ok;
+}
+
+async function logoutCommand(opts: CommonOptions): Promise<number> {
+  const name = opts.profile ?? DEFAULT_PROFILE;
+  const profile = readProfile(name);
+  if (!profile?.tokens) {
+    print([`Not signed in${name === DEFAULT_PROFILE ? '' : ` (profile ${name})`}.`]);
+    return EXIT.ok;
+  }
+  // Under the lock: a refresh finishing meanwhile would write the session back.
+  const revoked = await withProfilesLock(async () => {
+    const latest = readProfile(name);
+    if (!latest?.tokens) return true;
+    const done = await revokeAtProvider(latest);
+    // The API and tenant stay: the next access login needs neither.
+    writeProfile(name, { ...latest, tokens: undefined });
+    return done;
+  });
+  const which = name === DEFAULT_PROFILE ? '' : ` of profile ${name}`;
+  print([
+    revoked
+      ? `Signed out${which}; ${profile.issuer} revoked the session.`
+      : `Signed out${which} here; ${profile.issuer} did not confirm ending the session, which lasts until its refresh token expires there.`,
+  ]);
+  return EXIT.ok;
+}
+
+async function whoamiCommand(opts: CommonOptions): Promise<number> {
+  const conn = await connectionOf(opts);
+  if (!conn.token) throw new ApiError(401, { code: 'unauthenticated', message: 'Not signed in: access login, or pass --token / set ACCESS_TOKEN.' });
+  // What the token says; the API checks it on every call (and answers 401 when it does not hold).
+  let claims;
+  try {
+    claims = decodeJwt(conn.token);
+  } catch {
+    throw new ApiError(401, { code: 'unauthenticated', message: 'The token is not a JWT.' });
+  }
+  const profile = opts.token ? undefined : readProfile(opts.profile ?? DEFAULT_PROFILE);
+  const expires = claims.exp ? new Date(claims.exp * 1000).toISOString() : 'never';
+  const renewal = profile?.tokens?.refresh_token ? `; renewed from ${profile.issuer} until the provider ends the session (access logout ends it)` : '';
+  if (opts.json) {
+    printJson({ url: conn.url, tenant: conn.tenant, principal: claims.sub, email: claims.email, groups: claims.groups ?? [], expires_at: expires, renewable: Boolean(renewal) });
+    return EXIT.ok;
+  }
+  print([
+    `tenant     ${conn.tenant ?? '(none: pass --tenant)'} at ${conn.url}`,
+    `principal  ${String(claims.sub)}${claims.email ? ` (${String(claims.email)})` : ''}`,
+    `groups     ${Array.isArray(claims.groups) && claims.groups.length ? claims.groups.join(', ') : '(none)'}`,
+    `session    token expires ${expires}${renewal}`,
+  ]);
   return EXIT.ok;
 }
 
@@ -437,10 +547,26 @@ export function program(): Command {
     .addHelpText(
       'after',
       `
-Environment: ACCESS_URL, ACCESS_TOKEN, ACCESS_TENANT_ID (flags win).
+Environment: ACCESS_URL, ACCESS_TOKEN, ACCESS_TENANT_ID, ACCESS_PROFILE (flags win; then the profile
+             access login saved, in $XDG_CONFIG_HOME/access/profiles.json).
 Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active after --wait,
             4 unauthenticated, 5 API unavailable, 6 rate limited (try again later).`,
     );
+
+  common(root.command('login'))
+    .description("sign in with your organisation's identity provider; saves the API, tenant and tokens in a profile")
+    .option('--device', 'sign in on another device with a code (for machines without a browser)')
+    .option('--no-browser', 'print the sign-in address instead of opening a browser')
+    .addOption(new Option('--timeout <time>', 'give up after this long').argParser(parseDuration).default(5 * 60, '5m'))
+    .action(action(loginCommand));
+
+  common(root.command('logout'))
+    .description("forget the profile's tokens (and ask the identity provider to end the session)")
+    .action(action(logoutCommand));
+
+  common(root.command('whoami'))
+    .description('who you are signed in as: tenant, principal, groups, and when the token ends')
+    .action(action(whoamiCommand));
 
   common(root.command('ensure'))
     .description('make sure you hold a role on an account: activate it, request it or extend it')

@@ -4,6 +4,13 @@ import { AccessError } from '../domain/errors';
 import type { TenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 
+/** Sign-in lookups per client address: a person signs in a few times a day. */
+export const SIGN_IN_LOOKUPS_PER_MINUTE = 120;
+export const SIGN_IN_LOOKUPS_BURST = 60;
+/** Of which lookups that find no sign-in. */
+export const SIGN_IN_MISSES_PER_MINUTE = 30;
+export const SIGN_IN_MISSES_BURST = 10;
+
 interface Bucket {
   tokens: number;
   at: number;
@@ -44,6 +51,8 @@ export class CallRates {
   private readonly reads = new RateLimiter();
   private readonly slackClicks = new RateLimiter();
   private readonly slackTenants = new RateLimiter();
+  private readonly signIns = new RateLimiter();
+  private readonly signInMisses = new RateLimiter();
 
   take({ tenant, principal }: { tenant: TenantConfig; principal: Pick<Principal, 'id'> }, kind: 'read' | 'write'): void {
     const key = `${tenant.id}\n${principal.id}`;
@@ -56,6 +65,20 @@ export class CallRates {
     } else {
       limit(this.reads.take(key, g.read_rate_per_minute, g.read_burst), 'reads', 'per principal', { read_rate_per_minute: g.read_rate_per_minute, read_burst: g.read_burst });
     }
+  }
+
+  /**
+   * The sign-in lookup answers without a token: a bucket per client address for every lookup, and
+   * a stricter one for lookups that find no sign-in (an unknown tenant id, or a tenant without
+   * one: the same answer), so that trying ids is slow. One message for both.
+   */
+  takeSignIn(clientAddress: string, found: boolean): void {
+    const wait = Math.max(
+      this.signIns.take(clientAddress, SIGN_IN_LOOKUPS_PER_MINUTE, SIGN_IN_LOOKUPS_BURST),
+      found ? 0 : this.signInMisses.take(clientAddress, SIGN_IN_MISSES_PER_MINUTE, SIGN_IN_MISSES_BURST),
+    );
+    if (wait === 0) return;
+    throw new AccessError('rate_limited', `Too many sign-in lookups from this address. Try again in ${wait} s.`, { details: { retry_after_seconds: wait } }, wait);
   }
 
   /** `slackUser`: the clicking user's Slack id, from the signed payload. */

@@ -4,11 +4,11 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { type AppConfig, isLoopback, tenantById, type TenantConfig } from '../config';
+import { type AppConfig, tenantById, type TenantConfig } from '../config';
 import { AccessError } from '../domain/errors';
 import type { AccessRequestView } from '../domain/request';
 import type { Logger } from '../log';
-import { fetchCapped } from '../net';
+import { fetchCapped, isLoopback } from '../net';
 import { LRUCache } from 'lru-cache';
 import type { CallRates } from './rate-limit';
 import type { RequestService } from './requests';

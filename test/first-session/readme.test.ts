@@ -1,7 +1,8 @@
 // The README's first command and first session, as a newcomer runs them (issue 36 §5): `npm run
 // dev` on its defaults, the README's export and curl lines (activated, then none once active), its
 // first CLI command, then Ctrl-C stops everything it started. The commands are read from the
-// README, so a README that drifts from what works fails here. Run by `npm run test:first-session`
+// README, so a README that drifts from what works fails here; signing in as alice at the dev
+// identity provider too. Run by `npm run test:first-session`
 // (in .ci/run, after `npm test`): it needs the ports the README names, so never beside a dev stack.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -11,9 +12,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot } from '../../scripts/stack';
+import { SignInBrowser } from '../support/sign-in-browser';
 
 /** The ports `npm run dev` takes by default: the API (the README's curl names it), Temporal, its Web UI. */
-const PORTS = { api: 8080, temporal: 7233, temporalUi: 8233 };
+const PORTS = { api: 8080, temporal: 7233, temporalUi: 8233, identityProvider: 8180 };
 /** A fresh clone's `npm run dev` builds first, and may install the Temporal CLI. */
 const START_TIMEOUT_MS = 10 * 60_000;
 /** Ctrl-C to every process gone. */
@@ -21,13 +23,20 @@ const STOP_TIMEOUT_MS = 60_000;
 
 const run = promisify(execFile);
 
-/** The README's "A first session" block: its export line, its curl command, and its first CLI command. */
-function firstSession(): { exportLine: string; curl: string; firstCli: string } {
+/**
+ * The README's "A first session": in its first block, the export line, the curl command and the
+ * first CLI command; its second block, signing in, as commands (comments dropped).
+ */
+function firstSession(): { exportLine: string; curl: string; firstCli: string; signIn: string[] } {
   const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
   const section = /^## A first session\n([\s\S]*?)^## /m.exec(readme)?.[1];
   assert.ok(section, 'the README has a section "A first session"');
-  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1];
-  assert.ok(block, 'the section opens with a sh block');
+  const [block, signInBlock] = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
+  assert.ok(block && signInBlock, 'the section has two sh blocks: the curl line and the CLI, then signing in');
+  const signIn = signInBlock
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, ''))
+    .filter((l) => l && !l.startsWith('#'));
   const lines = block.split('\n');
   const exportLine = lines.find((l) => l.startsWith('export '));
   const curlAt = lines.findIndex((l) => l.startsWith('curl '));
@@ -37,7 +46,7 @@ function firstSession(): { exportLine: string; curl: string; firstCli: string } 
   const curl = lines.slice(curlAt, curlEnd).join('\n');
   const firstCli = lines.slice(curlEnd).find((l) => /^(npx|npm) /.test(l))?.replace(/\s+#.*$/, '');
   assert.ok(firstCli, 'a CLI command follows the curl line');
-  return { exportLine, curl, firstCli };
+  return { exportLine, curl, firstCli, signIn };
 }
 
 async function portFree(port: number): Promise<boolean> {
@@ -70,8 +79,8 @@ describe("the README's first command and first session", function () {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  it('npm run dev starts everything; the curl line activates, then answers none once active; the CLI lists the grant; Ctrl-C stops it all', async () => {
-    const { exportLine, curl, firstCli } = firstSession();
+  it('npm run dev starts everything; the curl line activates, then answers none once active; the CLI lists the grant; alice signs in and the CLI works without a token copied; Ctrl-C stops it all', async () => {
+    const { exportLine, curl, firstCli, signIn } = firstSession();
     for (const [name, port] of Object.entries(PORTS)) {
       assert.ok(await portFree(port), `port ${port} (${name}) is taken: stop the dev stack before this test`);
     }
@@ -125,6 +134,35 @@ describe("the README's first command and first session", function () {
 
     const listed = await shell(firstCli);
     assert.match(listed, /^ACTIVE +ReadOnlyAccess +AWS::Account::123456789012\b/m, listed);
+
+    // Signing in: the README's block as written, with alice signing in at the dev provider's pages.
+    const profiles = mkdtempSync(path.join(os.tmpdir(), 'access-first-session-profiles-'));
+    const said: string[] = [];
+    for (const command of signIn) {
+      const script = `set -euo pipefail\n${exported}\n${signIn.slice(0, signIn.indexOf(command)).filter((c) => c.startsWith('unset ')).join('\n')}\n${command}`;
+      const shellEnv = { ...env, XDG_CONFIG_HOME: profiles };
+      if (!/ access login\b/.test(command)) {
+        said.push((await run('bash', ['-c', script], { cwd: repoRoot, env: shellEnv })).stdout);
+        continue;
+      }
+      const login = spawn('bash', ['-c', script], { cwd: repoRoot, env: shellEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      let printed = '';
+      login.stdout!.on('data', (c: Buffer) => (printed += c.toString()));
+      login.stderr!.on('data', (c: Buffer) => (printed += c.toString()));
+      const ended = new Promise<number | null>((resolve) => login.once('exit', resolve));
+      for (let waited = 0; !/^ {2}http\S+$/m.test(printed); waited += 100) {
+        assert.ok(waited < 60_000, `access login printed no address to sign in at:\n${printed}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const page = await new SignInBrowser().signIn(/^ {2}(http\S+)$/m.exec(printed)![1], 'alice');
+      assert.match(page.body, /Signed in/);
+      assert.equal(await ended, 0, printed);
+      said.push(printed);
+    }
+    assert.match(said.join(''), /Signed in to http:\/\/127\.0\.0\.1:8080 .* as alice@example\.com/, said.join(''));
+    assert.match(said.join(''), /^principal +alice \(alice@example\.com\)$/m, said.join(''));
+    assert.match(said.at(-1)!, /^ACTIVE +ReadOnlyAccess on AWS::Account::123456789012 until/m, 'the grant the curl line made');
+    rmSync(profiles, { recursive: true, force: true });
 
     // Ctrl-C: every process of the session ends, and the ports are free again.
     process.kill(-child.pid!, 'SIGINT');

@@ -288,7 +288,13 @@ export async function startWorld(): Promise<void> {
         name: NEIGHBOUR_TENANT.name,
         grants: { ...TEST_LIMITS, read_rate_per_minute: NEIGHBOUR_TENANT.readsPerMinute, read_burst: NEIGHBOUR_TENANT.readBurst },
         sharesInstance: true, accounts_only: true, accounts: { [NEIGHBOUR_ACCOUNT]: { environment: 'staging' } } },
-      { ...SCHEMATHESIS_TENANT, policies: path.join(repoRoot, 'test/fixtures/schemathesis-policies'), grants: { pending_request_ttl_seconds: 600, ...TEST_LIMITS } },
+      {
+        ...SCHEMATHESIS_TENANT,
+        policies: path.join(repoRoot, 'test/fixtures/schemathesis-policies'),
+        grants: { pending_request_ttl_seconds: 600, ...TEST_LIMITS },
+        // Its sign-in lookup answers (no provider behind it: Schemathesis reads the route only).
+        oidcClientId: 'access-cli',
+      },
       {
         ...SLACK_TENANT,
         grants: TEST_LIMITS,
