@@ -16,11 +16,10 @@ import { loadConfig } from '../src/config';
 import { SIGN_IN_LOOKUPS_BURST, SIGN_IN_MISSES_BURST } from '../src/service/rate-limit';
 import { type IdentityProvider, startIdentityProvider } from '../scripts/identity-provider';
 import { repoRoot } from '../scripts/stack';
-import { type Run, show } from './support/cli';
+import { BIN, type Run, show } from './support/cli';
 import { SignInBrowser } from './support/sign-in-browser';
 import { assertErrorShape, current, USERS } from './support/world';
 
-const BIN = path.join(repoRoot, 'dist/src/cli/main.js');
 const TENANT = { id: '51917000-0000-4000-8000-0000000051a1', name: 'sign-in' };
 const AUDIENCE = 'urn:jit-access:api';
 
