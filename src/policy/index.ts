@@ -88,7 +88,37 @@ export class PolicySet {
     private readonly advice: ReadonlyMap<string, string>,
     /** @id -> its @approvals("N") */
     private readonly approvals: ReadonlyMap<string, number> = new Map(),
+    /** What the policies are written against, for listings that decide one request per kind (see accountClass). */
+    private readonly index: PolicyIndex = { namedAccounts: new Set(), numbers: [], permitsReadDuration: true },
   ) {}
+
+  /**
+   * What the policies can tell of an account: the attributes of its entity (cedarRequest makes it:
+   * its environment, no parents), and its id only where a policy names the account
+   * (`Account::"..."`). Cedar has no other way to look at an entity, so two accounts of one class
+   * get the same decision for every request: a listing of thousands of accounts decides one account
+   * per class. A change to the Account entity (an attribute, parents) is a change here too.
+   */
+  accountClass(accountId: string, environment: string): string {
+    return this.index.namedAccounts.has(accountId) ? `account ${accountId}` : `environment ${environment}`;
+  }
+
+  /**
+   * The durations, below `max`, at which a decision can change as `duration_seconds` grows: every
+   * number the policies hold and `also` (e.g. the session duration), and their neighbours. Where
+   * policies compare the duration with numbers (`context.duration_seconds > 3600`), a decision is
+   * the same between two of these, so the longest duration allowed is `max` or one of them.
+   */
+  durationSteps(max: number, also: number[] = []): number[] {
+    const steps = new Set<number>();
+    for (const n of [...this.index.numbers, ...also]) for (const d of [n - 1, n, n + 1]) if (d >= 1 && d < max) steps.add(d);
+    return [...steps].sort((a, b) => b - a);
+  }
+
+  /** Whether any `permit` reads `duration_seconds`: if none does, a request no permit allows at one duration is allowed at none. */
+  get permitsReadDuration(): boolean {
+    return this.index.permitsReadDuration;
+  }
 
   /**
    * How many distinct reviewers must approve a request that `policyIds` (the determining policies
@@ -137,6 +167,30 @@ export class PolicySet {
   }
 }
 
+/** What loadPolicySet notes of the policies' text for accountClass, durationSteps and permitsReadDuration. */
+interface PolicyIndex {
+  /** Account ids a policy names. */
+  namedAccounts: ReadonlySet<string>;
+  /** Every number in a policy. */
+  numbers: readonly number[];
+  permitsReadDuration: boolean;
+}
+
+/** Notes what one policy (cedar's JSON of it) names: accounts, numbers, and whether a permit reads the duration. */
+function indexPolicy(json: cedar.PolicyJson, into: { namedAccounts: Set<string>; numbers: Set<number>; permitsReadDuration: boolean }): void {
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (node === null || typeof node !== 'object') return;
+    const { type, id, Value, attr } = node as Record<string, unknown>;
+    // An entity reference: `{type, id}` in a scope, `{"__entity": {type, id}}` in a condition.
+    if (typeof type === 'string' && typeof id === 'string' && (type === 'Account' || type.endsWith('::Account'))) into.namedAccounts.add(id);
+    if (typeof Value === 'number') into.numbers.add(Value);
+    if (attr === 'duration_seconds' && json.effect === 'permit') into.permitsReadDuration = true;
+    Object.values(node).forEach(walk);
+  };
+  walk({ principal: json.principal, action: json.action, resource: json.resource, conditions: json.conditions });
+}
+
 export function loadPolicySet(dir: string): PolicySet {
   let names: string[];
   try {
@@ -160,6 +214,7 @@ export function loadPolicySet(dir: string): PolicySet {
   const byId = new Map<string, PolicySource>();
   const advice = new Map<string, string>();
   const approvals = new Map<string, number>();
+  const index = { namedAccounts: new Set<string>(), numbers: new Set<number>(), permitsReadDuration: false };
   for (const name of policyFiles) {
     const file = path.join(dir, name);
     const fileText = fs.readFileSync(file, 'utf8');
@@ -193,6 +248,7 @@ export function loadPolicySet(dir: string): PolicySet {
         continue;
       }
       byId.set(id, src);
+      indexPolicy(json.json, index);
       const text = json.json.annotations?.advice;
       if (text) advice.set(id, text);
       const approvalsText = json.json.annotations?.approvals;
@@ -237,7 +293,7 @@ export function loadPolicySet(dir: string): PolicySet {
     if (answer.type === 'failure') fail(answer.errors.map((e) => `${dir}: ${e.message}`));
   }
   selfCheck(policySetId, schemaName, schemaFile);
-  return new PolicySet(policySetId, schemaName, order, advice, approvals);
+  return new PolicySet(policySetId, schemaName, order, advice, approvals, { ...index, numbers: [...index.numbers] });
 }
 
 type CedarRequest = Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>;
