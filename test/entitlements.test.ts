@@ -45,6 +45,7 @@ async function allPages(who: Who, filters: Record<string, string> = {}, limit = 
     const reply = await entitlements(who, `?${query}`);
     assert.equal(reply.status, 200, JSON.stringify(reply.body));
     assert.ok(reply.body.entitlements.length <= limit);
+    for (const e of reply.body.entitlements) assert.ok(!all.some((seen) => pairOf(seen) === pairOf(e)), `${pairOf(e)} listed twice`);
     all.push(...reply.body.entitlements);
     cursor = reply.body.next_cursor;
   } while (cursor);
@@ -113,7 +114,9 @@ describe('GET /v1/access/entitlements: what may I ask for', function () {
         tenant: CATALOGUE_TENANT.id,
         body: { entitlements: [{ target: e.target, role: e.role, duration_seconds }], justification: { reason: 'checking the list', attachments: ['OPS-1'] }, dry_run: true },
       });
-    for (const e of await allPages('alice', { account: production.id })) {
+    const listed = await allPages('alice', { account: production.id });
+    assert.deepEqual(listed.map((e) => e.role), ROLES);
+    for (const e of listed) {
       const atMax = await dryRun(e, e.max_duration_seconds);
       assert.equal(atMax.status, 200, `${pairOf(e)}: ${JSON.stringify(atMax.body)}`);
       assert.equal(atMax.body.grants[0].change, e.action === 'activate' ? 'activated' : 'requested', pairOf(e));
