@@ -14,7 +14,7 @@ import {
   assertErrorShape,
   call,
   CATALOGUE_ACCOUNTS,
-  CATALOGUE_OTHER_ACCOUNT,
+  CATALOGUE_OTHER_ACCOUNTS,
   CATALOGUE_OTHER_TENANT,
   CATALOGUE_TENANT,
   current,
@@ -198,12 +198,16 @@ describe('GET /v1/access/entitlements: what may I ask for', function () {
     assert.equal(other.status, 200, JSON.stringify(other.body));
     // The second test tenant's policies: everything at once but AdministratorAccess (reviewed), and
     // PowerUserAccess beyond 10 minutes (its default, an hour, is reviewed).
+    const { staging: otherStaging, vault } = CATALOGUE_OTHER_ACCOUNTS;
     assert.deepEqual(
       other.body.entitlements.map((e) => [e.account.id, e.account.name, e.role, e.action]),
       [
-        [CATALOGUE_OTHER_ACCOUNT, 'other-staging', 'AdministratorAccess', 'request'],
-        [CATALOGUE_OTHER_ACCOUNT, 'other-staging', 'PowerUserAccess', 'request'],
-        [CATALOGUE_OTHER_ACCOUNT, 'other-staging', 'ReadOnlyAccess', 'activate'],
+        [otherStaging, 'other-staging', 'AdministratorAccess', 'request'],
+        [otherStaging, 'other-staging', 'PowerUserAccess', 'request'],
+        [otherStaging, 'other-staging', 'ReadOnlyAccess', 'activate'],
+        // A policy names the vault account: it is decided on its own, not as the other staging account.
+        [vault, 'vault', 'AdministratorAccess', 'request'],
+        [vault, 'vault', 'PowerUserAccess', 'request'],
       ],
     );
     const mismatch = await call('GET', '/v1/access/entitlements', { token: await tokenFor('alice', CATALOGUE_OTHER_TENANT.id), tenant: CATALOGUE_TENANT.id });

@@ -80,9 +80,12 @@ export const CATALOGUE_ACCOUNTS = {
   /** Listed without an environment or a name. */
   undescribed: { id: '700000000004', name: null },
 };
-/** Another tenant's catalogue: the second test tenant's policies (test/fixtures/other-tenant-policies), one account. */
+/**
+ * Another tenant's catalogue: the second test tenant's policies, and one that forbids ReadOnlyAccess
+ * on the vault account by its id (test/fixtures/catalogue-policies); two staging accounts.
+ */
 export const CATALOGUE_OTHER_TENANT = { id: 'ca7a1096-0000-4000-8000-0000000ca7a2', name: 'catalogue-other' };
-export const CATALOGUE_OTHER_ACCOUNT = '710000000001';
+export const CATALOGUE_OTHER_ACCOUNTS = { staging: '710000000001', vault: '710000000002' };
 
 export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
 /** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
@@ -300,9 +303,12 @@ export async function startWorld(): Promise<void> {
       },
       {
         ...CATALOGUE_OTHER_TENANT,
-        policies: path.join(repoRoot, 'test/fixtures/other-tenant-policies'),
+        policies: path.join(repoRoot, 'test/fixtures/catalogue-policies'),
         grants: TEST_LIMITS,
-        accounts: { [CATALOGUE_OTHER_ACCOUNT]: { environment: 'staging', name: 'other-staging' } },
+        accounts: {
+          [CATALOGUE_OTHER_ACCOUNTS.staging]: { environment: 'staging', name: 'other-staging' },
+          [CATALOGUE_OTHER_ACCOUNTS.vault]: { environment: 'staging', name: 'vault' },
+        },
       },
     ],
     users: Object.values(USERS).map((u) => u.email),
