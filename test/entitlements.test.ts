@@ -90,6 +90,7 @@ describe('GET /v1/access/entitlements: what may I ask for', function () {
       default_duration_seconds: 3600,
       // production-max-1h
       max_duration_seconds: 3600,
+      requires: [],
     });
     // Not production: the tenant's maximum (12 hours).
     assert.equal(find(list, staging.id, 'ReadOnlyAccess')!.max_duration_seconds, 43_200);
@@ -98,7 +99,10 @@ describe('GET /v1/access/entitlements: what may I ask for', function () {
       [production, staging].map((a) => find(list, a.id, 'AdministratorAccess')).map((e) => [e!.action, e!.approvals_required, e!.max_duration_seconds]),
       [['request', 2, 3600], ['request', 1, 43_200]],
     );
-    // PowerUserAccess activates at once (with a ticket); SecurityAudit waits for the security team.
+    // What the justification must hold: AdministratorAccess a reason, PowerUserAccess a ticket.
+    assert.deepEqual(find(list, staging.id, 'AdministratorAccess')!.requires, ['reason']);
+    assert.deepEqual(find(list, staging.id, 'PowerUserAccess')!.requires, ['ticket_attachment']);
+    // PowerUserAccess activates at once (with its ticket); SecurityAudit waits for the security team.
     assert.equal(find(list, development.id, 'PowerUserAccess')!.action, 'activate');
     const audit = find(list, development.id, 'SecurityAudit')!;
     assert.deepEqual([audit.action, audit.approvals_required, audit.role_description], ['request', 1, "Reads every account's configuration"]);
@@ -108,11 +112,11 @@ describe('GET /v1/access/entitlements: what may I ask for', function () {
 
   it('answers as ensure decides: each listed pair ensures (dry run) as listed at its maximum, and is refused beyond it', async () => {
     const token = await tokenFor('alice', CATALOGUE_TENANT.id);
-    const dryRun = (e: EntitlementView, duration_seconds: number) =>
+    const dryRun = (e: EntitlementView, duration_seconds: number, justification: object = { reason: 'checking the list', attachments: ['OPS-1'] }) =>
       call('POST', '/v1/access/ensure', {
         token,
         tenant: CATALOGUE_TENANT.id,
-        body: { entitlements: [{ target: e.target, role: e.role, duration_seconds }], justification: { reason: 'checking the list', attachments: ['OPS-1'] }, dry_run: true },
+        body: { entitlements: [{ target: e.target, role: e.role, duration_seconds }], justification, dry_run: true },
       });
     const listed = await allPages('alice', { account: production.id });
     assert.deepEqual(listed.map((e) => e.role), ROLES);
@@ -122,6 +126,11 @@ describe('GET /v1/access/entitlements: what may I ask for', function () {
       assert.equal(atMax.body.grants[0].change, e.action === 'activate' ? 'activated' : 'requested', pairOf(e));
       const beyond = await dryRun(e, e.max_duration_seconds + 1);
       assert.equal(beyond.status, 403, `${pairOf(e)} beyond its maximum: ${JSON.stringify(beyond.body)}`);
+      // Without a reason, or without a ticket: refused exactly where the listing says it is needed.
+      const noReason = await dryRun(e, e.default_duration_seconds, { attachments: ['OPS-1'] });
+      assert.equal(noReason.status, e.requires.includes('reason') ? 403 : 200, `${pairOf(e)} without a reason: ${JSON.stringify(noReason.body)}`);
+      const noTicket = await dryRun(e, e.default_duration_seconds, { reason: 'checking the list' });
+      assert.equal(noTicket.status, e.requires.includes('ticket_attachment') ? 403 : 200, `${pairOf(e)} without a ticket: ${JSON.stringify(noTicket.body)}`);
     }
   });
 
@@ -233,12 +242,12 @@ describe('GET /v1/access/entitlements: what may I ask for', function () {
     it('access entitlements (or list) prints a page: account, name, environment, role, what ensure will do and the durations', async () => {
       const run = await access(['entitlements', '--role', 'AdministratorAccess'], await as('alice'));
       assert.equal(run.code, 0, show(run));
-      assert.match(run.stdout, /^ACCOUNT +NAME +ENVIRONMENT +ROLE +ENSURE WILL +DURATION$/m, show(run));
-      assert.match(run.stdout, new RegExp(`^${production.id} +payments-prod +production +AdministratorAccess +REQUEST \\(2 approvals\\) +1h \\(max 1h\\)$`, 'm'), show(run));
-      assert.match(run.stdout, new RegExp(`^${staging.id} +payments-staging +staging +AdministratorAccess +REQUEST +1h \\(max 12h\\)$`, 'm'), show(run));
+      assert.match(run.stdout, /^ACCOUNT +NAME +ENVIRONMENT +ROLE +ENSURE WILL +DURATION +NEEDS$/m, show(run));
+      assert.match(run.stdout, new RegExp(`^${production.id} +payments-prod +production +AdministratorAccess +REQUEST \\(2 approvals\\) +1h \\(max 1h\\) +--reason$`, 'm'), show(run));
+      assert.match(run.stdout, new RegExp(`^${staging.id} +payments-staging +staging +AdministratorAccess +REQUEST +1h \\(max 12h\\) +--reason$`, 'm'), show(run));
       const list = await access(['list', '--search', 'sandbox', '--limit', '2'], await as('carol'));
       assert.equal(list.code, 0, show(list));
-      assert.match(list.stdout, new RegExp(`^${development.id} +Sandbox +development +ReadOnlyAccess +ACTIVATE +1h \\(max 12h\\)$`, 'm'), show(list));
+      assert.match(list.stdout, new RegExp(`^${development.id} +Sandbox +development +ReadOnlyAccess +ACTIVATE +1h \\(max 12h\\) +-$`, 'm'), show(list));
       assert.doesNotMatch(list.stdout, /AdministratorAccess/);
       const json = await access(['list', '--json', '--account', staging.id], await as('alice'));
       assert.deepEqual(JSON.parse(json.stdout).entitlements.map((e: EntitlementView) => e.role), ROLES);

@@ -244,6 +244,9 @@ export const entitlementSchema = z
     approvals_required: z.int().min(0).meta({ description: 'Distinct reviewers who must approve (0 when it activates)' }),
     default_duration_seconds: z.int().positive().meta({ description: "The tenant's default duration, or the maximum where that is shorter" }),
     max_duration_seconds: z.int().positive().meta({ description: 'The longest duration_seconds the policies and the tenant allow' }),
+    requires: z
+      .array(z.enum(['reason', 'ticket_attachment']))
+      .meta({ description: 'What the justification must hold, or an ensure is refused: a non-blank reason, a ticket attachment (the listing assumes both are given)' }),
   })
   .meta({ description: 'An (account, role) pair the caller may request, and what an ensure of it would do, decided by the policies as ensure decides' });
 

@@ -345,6 +345,7 @@ interface Entitlement {
   approvals_required: number;
   default_duration_seconds: number;
   max_duration_seconds: number;
+  requires: string[];
 }
 
 type EntitlementFilters = { account?: string; role?: string; environment?: string; search?: string; limit?: number; cursor?: string };
@@ -370,8 +371,9 @@ async function entitlementsCommand(opts: CommonOptions & EntitlementFilters): Pr
       e.role,
       e.action === 'activate' ? 'ACTIVATE' : e.approvals_required > 1 ? `REQUEST (${e.approvals_required} approvals)` : 'REQUEST',
       `${humanDuration(e.default_duration_seconds)} (max ${humanDuration(e.max_duration_seconds)})`,
+      e.requires.map((what) => (what === 'ticket_attachment' ? '--attach' : '--reason')).join(' ') || '-',
     ]);
-    print([...table(['ACCOUNT', 'NAME', 'ENVIRONMENT', 'ROLE', 'ENSURE WILL', 'DURATION'], rows), ...(page.next_cursor ? [`(more: --cursor ${page.next_cursor})`] : [])]);
+    print([...table(['ACCOUNT', 'NAME', 'ENVIRONMENT', 'ROLE', 'ENSURE WILL', 'DURATION', 'NEEDS'], rows), ...(page.next_cursor ? [`(more: --cursor ${page.next_cursor})`] : [])]);
   }
   return EXIT.ok;
 }

@@ -89,7 +89,7 @@ export class PolicySet {
     /** @id -> its @approvals("N") */
     private readonly approvals: ReadonlyMap<string, number> = new Map(),
     /** What the policies are written against, for listings that decide one request per kind (see accountClass). */
-    private readonly index: PolicyIndex = { namedAccounts: new Set(), numbers: [], permitsReadDuration: true },
+    private readonly index: PolicyIndex = { namedAccounts: new Set(), numbers: [], read: null },
   ) {}
 
   /**
@@ -115,9 +115,15 @@ export class PolicySet {
     return [...steps].sort((a, b) => b - a);
   }
 
-  /** Whether any `permit` reads `duration_seconds`: if none does, a request no permit allows at one duration is allowed at none. */
-  get permitsReadDuration(): boolean {
-    return this.index.permitsReadDuration;
+  /**
+   * Whether a policy (of that effect) reads an attribute of that name (`context.has_reason`,
+   * `resource.environment`): if no permit reads `duration_seconds`, a request no permit allows at
+   * one duration is allowed at none; if no policy reads `has_reason`, a reason changes nothing.
+   */
+  reads(attribute: string, effect?: 'permit' | 'forbid'): boolean {
+    const { read } = this.index;
+    if (!read) return true;
+    return effect ? read.has(`${effect} ${attribute}`) : read.has(`permit ${attribute}`) || read.has(`forbid ${attribute}`);
   }
 
   /**
@@ -167,17 +173,18 @@ export class PolicySet {
   }
 }
 
-/** What loadPolicySet notes of the policies' text for accountClass, durationSteps and permitsReadDuration. */
+/** What loadPolicySet notes of the policies' text for accountClass, durationSteps and reads. */
 interface PolicyIndex {
   /** Account ids a policy names. */
   namedAccounts: ReadonlySet<string>;
   /** Every number in a policy. */
   numbers: readonly number[];
-  permitsReadDuration: boolean;
+  /** `{effect} {attribute}` for every attribute a policy reads; null: not known (anything may be read). */
+  read: ReadonlySet<string> | null;
 }
 
-/** Notes what one policy (cedar's JSON of it) names: accounts, numbers, and whether a permit reads the duration. */
-function indexPolicy(json: cedar.PolicyJson, into: { namedAccounts: Set<string>; numbers: Set<number>; permitsReadDuration: boolean }): void {
+/** Notes what one policy (cedar's JSON of it) names: accounts, numbers, and the attributes it reads. */
+function indexPolicy(json: cedar.PolicyJson, into: { namedAccounts: Set<string>; numbers: Set<number>; read: Set<string> }): void {
   const walk = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(walk);
     if (node === null || typeof node !== 'object') return;
@@ -185,7 +192,7 @@ function indexPolicy(json: cedar.PolicyJson, into: { namedAccounts: Set<string>;
     // An entity reference: `{type, id}` in a scope, `{"__entity": {type, id}}` in a condition.
     if (typeof type === 'string' && typeof id === 'string' && (type === 'Account' || type.endsWith('::Account'))) into.namedAccounts.add(id);
     if (typeof Value === 'number') into.numbers.add(Value);
-    if (attr === 'duration_seconds' && json.effect === 'permit') into.permitsReadDuration = true;
+    if (typeof attr === 'string') into.read.add(`${json.effect} ${attr}`);
     Object.values(node).forEach(walk);
   };
   walk({ principal: json.principal, action: json.action, resource: json.resource, conditions: json.conditions });
@@ -214,7 +221,7 @@ export function loadPolicySet(dir: string): PolicySet {
   const byId = new Map<string, PolicySource>();
   const advice = new Map<string, string>();
   const approvals = new Map<string, number>();
-  const index = { namedAccounts: new Set<string>(), numbers: new Set<number>(), permitsReadDuration: false };
+  const index = { namedAccounts: new Set<string>(), numbers: new Set<number>(), read: new Set<string>() };
   for (const name of policyFiles) {
     const file = path.join(dir, name);
     const fileText = fs.readFileSync(file, 'utf8');

@@ -31,16 +31,23 @@ export interface EntitlementView {
   default_duration_seconds: number;
   /** The longest duration_seconds policy and the tenant allow. */
   max_duration_seconds: number;
+  /** What the justification must hold, or an ensure is refused (403): a reason, a ticket attachment. */
+  requires: ('reason' | 'ticket_attachment')[];
 }
 
 /** What an ensure of one role on one kind of account would do (null: policy lets the caller request it at no duration). */
-type Offer = Pick<EntitlementView, 'action' | 'approvals_required' | 'default_duration_seconds' | 'max_duration_seconds'> | null;
+type Offer = Pick<EntitlementView, 'action' | 'approvals_required' | 'default_duration_seconds' | 'max_duration_seconds' | 'requires'> | null;
 
 /**
  * The justification a listing assumes: a reason and a ticket, the most a requester can give. A
- * role that needs either is listed; the ensure still needs them (its 403 says which is missing).
+ * role that needs either is listed, with what it needs (`requires`), each found by asking again
+ * without it.
  */
 const FULL_JUSTIFICATION: Justification = { reason: 'listing what may be asked for', attachments: ['ACCESS-1'] };
+const WITHOUT: Record<EntitlementView['requires'][number], Justification> = {
+  reason: { attachments: FULL_JUSTIFICATION.attachments },
+  ticket_attachment: { reason: FULL_JUSTIFICATION.reason },
+};
 
 /** The tenant's accounts in id order, each with its class under the tenant's policy set, and one account per class that decides for it. */
 interface AccountIndex {
@@ -133,8 +140,8 @@ export class EntitlementService {
     const policies = this.runs.policySet(tenant);
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: `AWS::Account::${accountId}`, role };
     const askedAt = new Date();
-    const decide = (action: 'request' | 'activate', durationSeconds: number): PolicyDecision =>
-      this.runs.decide(caller, action, key, policyContext({ role, durationSeconds, justification: FULL_JUSTIFICATION, breakGlass: false, askedAt }, sessionSeconds));
+    const decide = (action: 'request' | 'activate', durationSeconds: number, justification = FULL_JUSTIFICATION): PolicyDecision =>
+      this.runs.decide(caller, action, key, policyContext({ role, durationSeconds, justification, breakGlass: false, askedAt }, sessionSeconds));
     const limit = tenant.grants.max_duration_seconds;
     let max: number | undefined;
     let allowed: PolicyDecision | undefined;
@@ -145,19 +152,16 @@ export class EntitlementService {
         break;
       }
       // Refused with no policy determining it: no permit applies, and none would at another duration.
-      if (decision.policyIds.length === 0 && !policies.permitsReadDuration) return null;
+      if (decision.policyIds.length === 0 && !policies.reads('duration_seconds', 'permit')) return null;
     }
     if (max === undefined || !allowed) return null;
     const defaultSeconds = Math.min(tenant.grants.default_duration_seconds, max);
-    if (decide('activate', defaultSeconds).allowed) {
-      return { action: 'activate', approvals_required: 0, default_duration_seconds: defaultSeconds, max_duration_seconds: max };
-    }
+    const durations = { default_duration_seconds: defaultSeconds, max_duration_seconds: max };
     const asked = decide('request', defaultSeconds);
-    return {
-      action: 'request',
-      approvals_required: policies.approvalsRequired((asked.allowed ? asked : allowed).policyIds),
-      default_duration_seconds: defaultSeconds,
-      max_duration_seconds: max,
-    };
+    const requires = (['reason', 'ticket_attachment'] as const).filter(
+      (what) => asked.allowed && policies.reads(`has_${what}`) && !decide('request', defaultSeconds, WITHOUT[what]).allowed,
+    );
+    if (decide('activate', defaultSeconds).allowed) return { action: 'activate', approvals_required: 0, ...durations, requires };
+    return { action: 'request', approvals_required: policies.approvalsRequired((asked.allowed ? asked : allowed).policyIds), ...durations, requires };
   }
 }
