@@ -37,8 +37,6 @@ export interface PermissionSetCatalogue {
   sessionSeconds: Record<string, number>;
   /** Names and descriptions, by name: the roles a caller may be offered. */
   sets: PermissionSetSummary[];
-  /** When that round began (null: no round has completed). */
-  readAt: string | null;
 }
 
 /** Visibility is eventually consistent: a grant made a moment ago may take this long to be listed. */
@@ -106,12 +104,12 @@ export class GrantRuns {
         const report = await run.result();
         // A report from before permissionSets names them by their session durations (without descriptions).
         const sets = report.permissionSets ?? Object.keys(report.sessionSeconds ?? {}).sort().map((name) => ({ name, description: '' }));
-        return { sessionSeconds: report.sessionSeconds ?? {}, sets, readAt: report.checkedAt };
+        return { sessionSeconds: report.sessionSeconds ?? {}, sets };
       }
     } catch {
       // No Schedule (yet), or the run is gone: not known.
     }
-    return { sessionSeconds: {}, sets: [], readAt: null };
+    return { sessionSeconds: {}, sets: [] };
   }
 
   /** Marks the grant workflow, and the grant and request ids it gives out or changes, as this process's now (see `changed`, `issued`). */
