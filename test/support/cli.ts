@@ -4,7 +4,7 @@ import path from 'node:path';
 import { repoRoot } from '../../scripts/stack';
 import { current, TENANT, tokenFor, type USERS } from './world';
 
-const BIN = path.join(repoRoot, (require(path.join(repoRoot, 'package.json')) as { bin: { access: string } }).bin.access);
+export const BIN = path.join(repoRoot, (require(path.join(repoRoot, 'package.json')) as { bin: { access: string } }).bin.access);
 
 export interface Run {
   code: number;
