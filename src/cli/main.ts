@@ -434,7 +434,9 @@ async function completeCommand(what: 'accounts' | 'roles', word: string | undefi
   } catch {
     // A completion that cannot ask offers nothing; the shell goes on.
   }
-  print([...found].filter((c) => !word || c.toLowerCase().startsWith(word.toLowerCase().replace(/^aws::account::/, ''))).sort());
+  // Only what an account id or a permission set name can be: nothing else reaches the shell.
+  const wellFormed = what === 'accounts' ? /^\d{12}$/ : /^[A-Za-z0-9_+=,.@-]{1,32}$/;
+  print([...found].filter((c) => wellFormed.test(c) && (!word || c.toLowerCase().startsWith(word.toLowerCase().replace(/^aws::account::/, '')))).sort());
   return EXIT.ok;
 }
 
@@ -459,8 +461,9 @@ _access_complete() {
     case "\${COMP_WORDS[i]}" in --target | --role) given+=("\${COMP_WORDS[i]}" "\${COMP_WORDS[i+1]}") ;; esac
   done
   case "$prev" in
-    --target) COMPREPLY=($(compgen -W "$(access __complete accounts "$cur" "\${given[@]}" 2>/dev/null)" -- "$cur")) ;;
-    --role) COMPREPLY=($(compgen -W "$(access __complete roles "$cur" "\${given[@]}" 2>/dev/null)" -- "$cur")) ;;
+    # One candidate a line, taken as it is: compgen -W would expand $(...) in what the API answered.
+    --target) mapfile -t COMPREPLY < <(access __complete accounts "$cur" "\${given[@]}" 2>/dev/null) ;;
+    --role) mapfile -t COMPREPLY < <(access __complete roles "$cur" "\${given[@]}" 2>/dev/null) ;;
   esac
 }
 complete -F _access_complete access

@@ -2,7 +2,7 @@
 // what the ensure, request and grant services share.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Client } from '@temporalio/client';
+import { type Client, ScheduleNotFoundError } from '@temporalio/client';
 import { LRUCache } from 'lru-cache';
 import { defaultPayloadConverter, WorkflowNotFoundError } from '@temporalio/common';
 import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non-workflow';
@@ -90,7 +90,11 @@ export class GrantRuns {
     const cached = this.catalogues.get(tenantId);
     if (cached && cached.until > Date.now()) return cached.value;
     const entry = { until: Date.now() + SESSION_DURATIONS_TTL_MS, value: this.readPermissionSets(tenantId) };
-    entry.value.then((v) => Object.keys(v.sessionSeconds).length === 0 && (entry.until = Date.now() + NO_SESSION_DURATIONS_TTL_MS));
+    entry.value.then(
+      (v) => Object.keys(v.sessionSeconds).length === 0 && (entry.until = Date.now() + NO_SESSION_DURATIONS_TTL_MS),
+      // Temporal could not be asked: the next call asks again.
+      () => this.catalogues.get(tenantId) === entry && this.catalogues.delete(tenantId),
+    );
     this.catalogues.set(tenantId, entry);
     return entry.value;
   }
@@ -106,8 +110,10 @@ export class GrantRuns {
         const sets = report.permissionSets ?? Object.keys(report.sessionSeconds ?? {}).sort().map((name) => ({ name, description: '' }));
         return { sessionSeconds: report.sessionSeconds ?? {}, sets };
       }
-    } catch {
-      // No Schedule (yet), or the run is gone: not known.
+    } catch (err) {
+      // No Schedule (yet), or a run that is gone: not known. Anything else (Temporal down or
+      // overloaded) goes up, to be 503, never "nothing to ask for".
+      if (!(err instanceof ScheduleNotFoundError || err instanceof WorkflowNotFoundError)) throw err;
     }
     return { sessionSeconds: {}, sets: [] };
   }
