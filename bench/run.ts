@@ -2,7 +2,7 @@
 // API (separate processes, so their memory can be read) and against the floor it stands on
 // (bench/floor.ts), and writes bench/results/results.{md,json}. Settings: see `settings` below.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { IdentitystoreClient, CreateUserCommand, ConflictException, GetUserIdCommand } from '@aws-sdk/client-identitystore';
@@ -25,6 +25,8 @@ import { WORKER_ENV, WORKER_NODE_FLAGS } from '../src/worker-process';
 import { grantWorkflowId, type GrantView } from '../src/domain/grant';
 import { grantStateQuery, revokeSignal } from '../src/workflows/messages';
 import type { ReconcileReport } from '../src/workflows/reconcile';
+import { loadPolicySet } from '../src/policy';
+import { reconcileScheduleId } from '../src/schedules';
 import { FaultProxy } from '../test/support/fault-proxy';
 import { FLOOR_TASK_QUEUE, type FloorAws } from './floor';
 
@@ -49,7 +51,7 @@ const ints = (name: string, fallback: number[]): number[] => {
 /** The engine under test: the dev server, or with TEMPORAL_PERSISTENCE=postgres a server on PostgreSQL. */
 const ENGINE =
   process.env.TEMPORAL_PERSISTENCE === 'postgres' ? 'Temporal server on PostgreSQL (4 history shards)' : 'Temporal dev server (SQLite)';
-const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile'];
+const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile', 'entitlements'];
 
 const settings = {
   /** autocannon connections for the no-change and extension scenarios and their floors (scale-out: split over its APIs). */
@@ -93,6 +95,10 @@ const settings = {
   reconcileAccounts: int('BENCH_RECONCILE_ACCOUNTS', 3000),
   reconcilePermissionSets: int('BENCH_RECONCILE_PERMISSION_SETS', 25),
   reconcileUsers: int('BENCH_RECONCILE_USERS', 50),
+  /** Entitlements (what may I ask for): listed accounts, the instance's permission sets, and first pages timed per row. */
+  entitlementsAccounts: int('BENCH_ENTITLEMENTS_ACCOUNTS', 3000),
+  entitlementsPermissionSets: int('BENCH_ENTITLEMENTS_PERMISSION_SETS', 25),
+  entitlementsSamples: int('BENCH_ENTITLEMENTS_SAMPLES', 100),
   /** Results go to bench/results/<out>.{md,json}. */
   out: process.env.BENCH_OUT || 'results',
   /** Which scenarios to run (comma-separated); default all. */
@@ -107,6 +113,9 @@ const USER = { sub: 'bench-user', email: 'bench@example.com', groups: [] as stri
 const READS_TENANT = { id: 'b0000000-0000-4000-8000-00000000ead5', region: 'eu-south-1' };
 /** The reconciliation scenario's tenant, on an instance of its own whose calls are counted at a proxy. */
 const RECONCILE_TENANT = { id: 'b0000000-0000-4000-8000-0000000ec0c1', region: 'ap-northeast-3' };
+/** The entitlements scenario's tenant (issue 37 §3): an organisation's accounts and permission sets, on an instance of its own. */
+const CATALOGUE_TENANT = { id: 'b0000000-0000-4000-8000-0000000ca7a1', region: 'me-south-1' };
+const CATALOGUE_ENVIRONMENTS = ['production', 'staging', 'development'];
 /** Asks for AdministratorAccess (reviewed by platform-admins in the shipped policies): the same identity-store user as USER. */
 const REQUESTER = { ...USER, groups: ['engineering'] };
 const REVIEWER = { sub: 'bench-reviewer', email: 'reviewer@example.com', groups: ['platform-admins'] };
@@ -248,6 +257,30 @@ function seedReconcileWorld(endpoint: string) {
     const proxy = await FaultProxy.start();
     await proxy.upstream(endpoint);
     return { instanceArn, identityStoreId, users, accounts: Array.from({ length: settings.reconcileAccounts }, (_, i) => account(6, i)), permissionSets, proxy };
+  });
+}
+
+/**
+ * The entitlements scenario's policies: the shipped ones, and engineering may request every team's
+ * role (`Team{n}Access`), so every permission set of the instance is on offer.
+ */
+function cataloguePolicies(dir: string): string {
+  const folder = path.join(dir, 'catalogue-policies');
+  cpSync(path.join(repoRoot, 'policies'), folder, { recursive: true });
+  writeFileSync(
+    path.join(folder, 'teams.cedar'),
+    '@id("teams-request")\npermit (principal in Group::"engineering", action == Action::"request", resource)\nwhen { context.role like "Team*Access" };\n',
+  );
+  return folder;
+}
+
+/** The entitlements scenario's instance: the shipped policies' four roles and a team role each for the rest, with descriptions. */
+function seedCatalogueWorld(endpoint: string) {
+  return withInstance(endpoint, CATALOGUE_TENANT.region, async ({ sso, instanceArn, identityStoreId }) => {
+    const named = ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess', 'SecurityAudit'];
+    const names = [...named, ...Array.from({ length: settings.entitlementsPermissionSets - named.length }, (_, n) => `Team${n}Access`)];
+    for (const Name of names) await sso.send(new CreatePermissionSetCommand({ InstanceArn: instanceArn, Name, Description: `${Name}: what the bench offers` }));
+    return { instanceArn, identityStoreId };
   });
 }
 
@@ -422,6 +455,7 @@ async function main(): Promise<void> {
       ...tenantIds.map((id, i) => ({ id, name: `bench${i}`, grants: BENCH_GRANTS })),
       ...(settings.scenarios.includes('reads') ? [{ id: READS_TENANT.id, name: 'reads', grants: BENCH_GRANTS }] : []),
       ...(settings.scenarios.includes('reconcile') ? [{ id: RECONCILE_TENANT.id, name: 'reconcile', grants: BENCH_GRANTS }] : []),
+      ...(settings.scenarios.includes('entitlements') ? [{ id: CATALOGUE_TENANT.id, name: 'catalogue', grants: BENCH_GRANTS, policies: cataloguePolicies(dir) }] : []),
     ],
     users: [USER.email],
     permissionSets: [ROLE],
@@ -440,6 +474,7 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   const seeded = await Promise.all(tenantIds.map((_, i) => seedRegion(stack.awsEndpoint, REGIONS[i])));
   const readsSeed = settings.scenarios.includes('reads') ? await seedRegion(stack.awsEndpoint, READS_TENANT.region) : undefined;
   const reconcileWorld = settings.scenarios.includes('reconcile') ? await seedReconcileWorld(stack.awsEndpoint) : undefined;
+  const catalogueWorld = settings.scenarios.includes('entitlements') ? await seedCatalogueWorld(stack.awsEndpoint) : undefined;
   const config = parseYaml(readFileSync(stack.configPath, 'utf8')) as { tenants: ({ id: string; aws: Record<string, unknown> } & Record<string, unknown>)[] };
   config.tenants.forEach((t, i) => {
     if (t.id === RECONCILE_TENANT.id) {
@@ -447,6 +482,17 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
       // AWS's own quota (the default limits), through the proxy that counts the calls; the rounds measured are the scenario's own.
       Object.assign(t.aws, { region: RECONCILE_TENANT.region, sso_instance_arn: w.instanceArn, identity_store_id: w.identityStoreId, endpoint: w.proxy.url });
       Object.assign(t, { accounts: Object.fromEntries(w.accounts.map((a) => [a, {}])), reconcile_interval_seconds: 86_400 });
+      return;
+    }
+    if (t.id === CATALOGUE_TENANT.id) {
+      const w = catalogueWorld!;
+      Object.assign(t.aws, { region: CATALOGUE_TENANT.region, sso_instance_arn: w.instanceArn, identity_store_id: w.identityStoreId });
+      const accounts = Array.from({ length: settings.entitlementsAccounts }, (_, n) => {
+        const environment = CATALOGUE_ENVIRONMENTS[n % CATALOGUE_ENVIRONMENTS.length];
+        return [account(7, n), { environment, name: `team-${Math.floor(n / CATALOGUE_ENVIRONMENTS.length)}-${environment}` }];
+      });
+      // Its first round when the scenario asks for it (the Schedule's own interval is far off).
+      Object.assign(t, { accounts: Object.fromEntries(accounts), reconcile_interval_seconds: 86_400 });
       return;
     }
     const s = t.id === READS_TENANT.id ? readsSeed! : seeded[i];
@@ -504,6 +550,90 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   await closedLoop(20, 4, async (i) => void (await untilActive(i, account(6, i), 3600)));
   await closedLoop(tenants.length, 4, async (i) => void (await fetch(`${floor}/floor/activate/${i}/${account(8, i)}`, { method: 'POST' })));
   const results: Record<string, unknown> = {};
+
+  // --- Entitlements: what may I ask for, at an organisation's size. ---------------------------
+  results.entitlements = await attempt('entitlements', async () => {
+    const id = CATALOGUE_TENANT.id;
+    // The worker made the tenant's reconciliation Schedule at start-up: one round reads the permission sets.
+    const schedule = temporal.schedule.getHandle(reconcileScheduleId(id));
+    await waitFor('the catalogue tenant\'s Schedule', async () => Boolean(await schedule.describe().catch(() => undefined)), 60_000);
+    await schedule.trigger();
+    await waitFor('its reconciliation round', async () => {
+      const run = (await schedule.describe()).info.recentActions.at(-1)?.action.workflow;
+      return Boolean(run && (await temporal.workflow.getHandle(run.workflowId, run.firstExecutionRunId).describe()).status.name === 'COMPLETED');
+    }, 120_000);
+    const page = async (token: string, query: string) => {
+      const started = performance.now();
+      const res = await fetch(`${api}/v1/access/entitlements${query}`, { headers: { authorization: `Bearer ${token}`, 'x-tenant-id': id } });
+      const body = (await res.json()) as { entitlements: { role: string; account: { id: string } }[]; next_cursor: string | null };
+      if (!res.ok) throw new Error(`entitlements: HTTP ${res.status} ${JSON.stringify(body)}`);
+      return { ms: performance.now() - started, body };
+    };
+    const requester = (n: number) => stack.issueToken(id, { sub: `bench-asker-${n}`, email: `bench-asker-${n}@example.com`, groups: ['engineering'] }, { expiresIn: '4h' });
+    // The API reads the round's report (again within seconds when it had found none).
+    const first = await requester(-1);
+    await waitFor('the API to know the permission sets', async () => (await page(first, '?limit=1')).body.entitlements.length > 0, 60_000);
+
+    // The floor: one Cedar decision, as the API makes it (the same policy folder), each a new request (no memo).
+    const policies = loadPolicySet(cataloguePolicies(dir));
+    const decisionMs: number[] = [];
+    for (let n = 0; n < 2000; n++) {
+      const started = performance.now();
+      policies.authorize({
+        principal: { id: `floor-${n}`, email: 'floor@example.com', groups: ['engineering'] },
+        action: n % 2 ? 'activate' : 'request',
+        accountId: account(7, n % settings.entitlementsAccounts),
+        accountEnvironment: CATALOGUE_ENVIRONMENTS[n % 3],
+        context: { role: `Team${n % 20}Access`, duration_seconds: 3600, has_reason: true, has_ticket_attachment: true },
+      });
+      decisionMs.push(performance.now() - started);
+    }
+    const ms = (values: number[], digits = 1) => {
+      const { n, p50, p99, max } = summary(values);
+      return { n, p50: round(p50, digits), p99: round(p99, digits), max: round(max, digits) };
+    };
+    const decision = ms(decisionMs.slice(200), 3);
+
+    // A new principal each sample: nothing of theirs decided yet (their token checked once before, as a client's would be).
+    const cold: number[] = [];
+    const warm: number[] = [];
+    let listed = 0;
+    for (let n = 0; n < settings.entitlementsSamples; n++) {
+      const token = await requester(n);
+      await page(token, '?role=NoSuchRole');
+      const a = await page(token, '?limit=100');
+      const b = await page(token, '?limit=100');
+      cold.push(a.ms);
+      warm.push(b.ms);
+      listed = a.body.entitlements.length;
+      if (JSON.stringify(a.body) !== JSON.stringify(b.body)) throw new Error('the same principal got two different first pages');
+    }
+    // Every pair once, a page of 100 at a time (one principal, one pass).
+    const passToken = await requester(-2);
+    const seen = new Set<string>();
+    let pages = 0;
+    const passStarted = performance.now();
+    for (let cursor: string | null = null; ; ) {
+      const { body } = await page(passToken, `?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
+      pages++;
+      for (const e of body.entitlements) seen.add(`${e.account.id} ${e.role}`);
+      cursor = body.next_cursor;
+      if (!cursor) break;
+    }
+    const passMs = performance.now() - passStarted;
+    return {
+      accounts: settings.entitlementsAccounts,
+      permissionSets: settings.entitlementsPermissionSets,
+      pairs: settings.entitlementsAccounts * settings.entitlementsPermissionSets,
+      firstPageSize: listed,
+      coldFirstPageMs: ms(cold),
+      warmFirstPageMs: ms(warm),
+      decisionMs: decision,
+      floorMs: { p50: round(decision.p50 * 100, 1), p99: round(decision.p99 * 100, 1) },
+      everyDecidedMs: round((decision.p50 * settings.entitlementsAccounts * settings.entitlementsPermissionSets) / 1000, 1),
+      allPages: { pages, listed: seen.size, seconds: round(passMs / 1000, 1) },
+    };
+  });
 
   // --- No change: an active grant asked for again. -------------------------------------------
   log(`no-change: creating ${settings.noChangePool} grants`);
@@ -1118,7 +1248,7 @@ function writeResults(results: Record<string, any>): void {
   const out = path.join(repoRoot, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, `${settings.out}.json`), JSON.stringify(results, null, 2) + '\n');
-  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, settings: s, machine } = results;
+  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, entitlements, settings: s, machine } = results;
   const x = (a: number, b: number) => `${round(a / b, 2)}x`;
   const yes = (ok: boolean) => (ok ? 'met' : '**missed**');
   const section = (name: string, value: any, make: () => string[][]): string[][] =>
@@ -1225,6 +1355,26 @@ function writeResults(results: Record<string, any>): void {
       }),
     ),
   ];
+  rows.push(
+    ...section('entitlements', entitlements, () => {
+      const e = entitlements;
+      const what = `what may I ask for: first page (${e.firstPageSize}) of ${e.accounts} accounts × ${e.permissionSets} permission sets`;
+      const floor = (p: 'p50' | 'p99') => `${e.floorMs[p]} ms (100 Cedar decisions, ${e.decisionMs[p]} ms each)`;
+      return [
+        [`${what}, a new principal: p50`, `${e.coldFirstPageMs.p50} ms`, floor('p50'), x(e.coldFirstPageMs.p50, e.floorMs.p50), '< 200 ms', yes(e.coldFirstPageMs.p50 < 200)],
+        [`${what}, a new principal: p99`, `${e.coldFirstPageMs.p99} ms`, floor('p99'), x(e.coldFirstPageMs.p99, e.floorMs.p99), '', ''],
+        [`${what}, asked again: p50 / p99`, `${e.warmFirstPageMs.p50} / ${e.warmFirstPageMs.p99} ms`, floor('p50'), x(e.warmFirstPageMs.p50, e.floorMs.p50), '', ''],
+        [
+          `every pair, pages of 100`,
+          `${e.allPages.seconds} s, ${e.allPages.pages} pages, ${e.allPages.listed} listed`,
+          `${e.everyDecidedMs} s (one decision per pair)`,
+          '',
+          'each once',
+          yes(e.allPages.listed === e.pairs),
+        ],
+      ];
+    }),
+  );
   const problems = [noChange?.ensure, noChange?.floor, extension?.ensure, extension?.floor, scaleOut?.baseline?.noChange, ...(scaleOut?.scaled?.noChangeRuns ?? []), held?.noChangeEnsure, held?.floor]
     .map((r: LoadResult | undefined) => (r ? r.errors + r.non2xx + r.unexpected : 0))
     .reduce((a, b) => a + b, 0);

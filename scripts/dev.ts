@@ -2,6 +2,8 @@
 // API), then a token and a curl line that activates a grant. Ctrl-C stops everything it started.
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { reconcileScheduleId } from '../src/schedules';
 import { WORKER_ENV, WORKER_NODE_FLAGS } from '../src/worker-process';
 import type { Person } from './identity-provider';
 import { AUDIT_BUCKET, AUDIT_PREFIX, repoRoot, startStack, waitFor } from './stack';
@@ -23,7 +25,14 @@ async function main(): Promise<void> {
     // ACCESS_DEV_DIR: another folder for the stack's state (the README's test starts on a fresh one).
     dir: process.env.ACCESS_DEV_DIR ?? path.join(repoRoot, '.dev'),
     // Sessions end with grants here (aws.revoke_sessions), to show it: moto provisions on its own instance.
-    tenants: [{ ...TENANT, revokeSessions: true, accounts: { '111111111111': { environment: 'production' } }, identityProvider: { port: IDP_PORT, people: PEOPLE } }],
+    tenants: [
+      {
+        ...TENANT,
+        revokeSessions: true,
+        accounts: { '111111111111': { environment: 'production', name: 'payments-prod' }, '123456789012': { environment: 'development', name: 'sandbox' } },
+        identityProvider: { port: IDP_PORT, people: PEOPLE },
+      },
+    ],
     users: PEOPLE.map((p) => p.email),
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
     temporalPort: Number(process.env.TEMPORAL_PORT ?? 7233),
@@ -53,6 +62,7 @@ async function main(): Promise<void> {
   const readyz = `http://127.0.0.1:${API_PORT}/readyz`;
   await waitFor(`the API at ${readyz}`, () => fetch(readyz).then((r) => r.ok), 60_000);
 
+  await firstReconciliation(stack.temporalAddress);
   const tokenOf = (p: Person) => stack.issueToken(TENANT.id, { sub: p.login, email: p.email, groups: p.groups }, { expiresIn: '12h' });
   const [token, reviewer] = await Promise.all([tokenOf(REQUESTER), tokenOf(REVIEWER)]);
   const idp = stack.identityProviderOf(TENANT.id)!;
@@ -80,8 +90,25 @@ Activate ReadOnlyAccess on account 123456789012 for an hour (run it twice: activ
 
 Or with the CLI (npx access --help)${API_PORT === 8080 ? '' : `, after export ACCESS_URL=http://127.0.0.1:${API_PORT}`}:
   npx access ensure --target 123456789012 --role ReadOnlyAccess --duration 1h --reason 'trying it out' --wait
+  npx access entitlements   # what you may ask for; eval "$(npx access completion bash)" completes ensure's --target and --role
 
 Ctrl-C stops everything.`);
+}
+
+/**
+ * Runs the tenant's first reconciliation round now rather than within its five minutes: the API
+ * learns the permission sets (what `access entitlements` offers) from it.
+ */
+async function firstReconciliation(address: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const schedule = new Client({ connection }).schedule.getHandle(reconcileScheduleId(TENANT.id));
+    // The worker makes the Schedule at its start-up.
+    await waitFor('the reconciliation Schedule', () => schedule.describe().then(() => true, () => false), 60_000);
+    await schedule.trigger();
+  } finally {
+    await connection.close();
+  }
 }
 
 main().catch((err) => {

@@ -45,7 +45,7 @@ export interface StackTenant {
     read_rate_per_minute?: number;
     read_burst?: number;
   };
-  accounts?: Record<string, { environment?: string }>;
+  accounts?: Record<string, { environment?: string; name?: string }>;
   accounts_only?: boolean;
   notifications?: {
     webhooks: { url: string; events: string[] }[];

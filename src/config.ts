@@ -201,7 +201,16 @@ const tenantSchema = z.strictObject({
    * Account attributes the policies see (e.g. `environment: production`). An account not listed,
    * or listed without one, has the environment UNKNOWN_ENVIRONMENT, so a policy can forbid it.
    */
-  accounts: z.record(z.string().regex(/^\d{12}$/), z.strictObject({ environment: z.string().default(UNKNOWN_ENVIRONMENT) })).default({}),
+  accounts: z
+    .record(
+      z.string().regex(/^\d{12}$/),
+      z.strictObject({
+        environment: z.string().default(UNKNOWN_ENVIRONMENT),
+        /** What people call the account (its name in AWS Organizations): listed with it, and searched by `q`. */
+        name: z.string().min(1).max(256).optional(),
+      }),
+    )
+    .default({}),
   /** Only the accounts listed under `accounts` may be targets. */
   accounts_only: z.boolean().default(false),
 });

@@ -10,7 +10,7 @@ describe('cli', function () {
   this.timeout(180_000);
 
   it('has --help on every command', async () => {
-    for (const args of [['--help'], ['ensure', '--help'], ['grants', '--help'], ['requests', '--help'], ['request', '--help'], ['review', '--help'], ['revoke', '--help']]) {
+    for (const args of [['--help'], ['login', '--help'], ['logout', '--help'], ['whoami', '--help'], ['ensure', '--help'], ['grants', '--help'], ['requests', '--help'], ['request', '--help'], ['review', '--help'], ['revoke', '--help'], ['entitlements', '--help'], ['list', '--help'], ['completion', '--help']]) {
       const run = await access(args);
       assert.equal(run.code, 0, show(run));
       assert.match(run.stdout, /^Usage: access/m, show(run));

@@ -14,13 +14,12 @@ import {
 import { SESSION_CUTOFF_MARGIN_MS } from '../src/activities';
 import { env, loadConfig } from '../src/config';
 import type { GrantView } from '../src/domain/grant';
-import { ensureReconcileSchedules, reconcileScheduleId } from '../src/schedules';
-import type { reconcileWorkflow } from '../src/workflows/reconcile';
+import type { ReconcileReport } from '../src/workflows/reconcile';
 import { grantStateQuery, sessionCutoffSignal, sessionsAppliedQuery, sessionsRevokedSignal, sessionsWorkflowId } from '../src/workflows/messages';
 import { grantWorkflowId } from '../src/domain/grant';
 import { changedAccounts, CUTOFF_SID_PREFIX, fitInlinePolicy, INLINE_POLICY_MAX_CHARS, parseInlinePolicy, renderInlinePolicy, sessionSecondsOf, withCutoffs, writtenCutoff } from '../src/domain/sessions';
 import { grantEvents } from './support/audit';
-import { assignmentsOf, call, current, ensure, eventually, freshAccount as mainAccount, grantReaching, OTHER_TENANT, permissionSetArnOf, recordHistory, recordRun, SESSIONS_ACCOUNTS, SESSIONS_TENANT, target, userIdOf } from './support/world';
+import { assignmentsOf, call, current, deleteReconcileSchedule, ensure, eventually, freshAccount as mainAccount, grantReaching, OTHER_TENANT, permissionSetArnOf, reconciliationRound, recordHistory, recordRun, SESSIONS_ACCOUNTS, SESSIONS_TENANT, target, userIdOf } from './support/world';
 
 // The tenant's own accounts (it shares moto's instance): each test takes its own.
 const accounts = [...SESSIONS_ACCOUNTS];
@@ -44,20 +43,11 @@ async function setInlinePolicy(role: string, statements: Statement[] | null): Pr
 }
 
 /** Runs `check` after a reconciliation round of the tenant has completed (and read its permission sets' session durations). */
-async function afterReconciliation(tenantId: string, check: (report: Awaited<ReturnType<typeof reconcileWorkflow>>) => Promise<void>): Promise<void> {
-  const { stack, temporal } = current();
-  const config = loadConfig(stack.configPath);
-  await ensureReconcileSchedules(temporal, { ...config, tenants: config.tenants.filter((t) => t.id === tenantId) });
-  const schedule = temporal.schedule.getHandle(reconcileScheduleId(tenantId));
+async function afterReconciliation(tenantId: string, check: (report: ReconcileReport) => Promise<void>): Promise<void> {
   try {
-    await schedule.trigger();
-    const report = await eventually('a reconciliation round of the tenant', async () => {
-      const [latest] = (await schedule.describe()).info.recentActions;
-      return latest && temporal.workflow.getHandle<typeof reconcileWorkflow>(latest.action.workflow.workflowId, latest.action.workflow.firstExecutionRunId).result();
-    }, 60_000);
-    await check(report);
+    await check(await reconciliationRound(tenantId));
   } finally {
-    await schedule.delete();
+    await deleteReconcileSchedule(tenantId);
   }
 }
 

@@ -227,10 +227,12 @@ export function semaphore(limit: Limit, onWaiting: (waiting: number) => void = (
   };
 }
 
-/** One permission set of an instance: its name, ARN and session duration. */
+/** One permission set of an instance: its name, ARN, description and session duration. */
 export interface PermissionSetEntry {
   name: string;
   arn: string;
+  /** Its Description in IAM Identity Center ('' when it has none). */
+  description: string;
   /** How long a session from it may last (SessionDuration), in seconds. */
   sessionSeconds: number;
 }
@@ -241,6 +243,6 @@ export async function listPermissionSets(sso: SSOAdminClient, instanceArn: strin
   for await (const page of paginateListPermissionSets({ client: sso }, { InstanceArn: instanceArn })) arns.push(...(page.PermissionSets ?? []));
   const described = await Promise.all(arns.map((arn) => sso.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }))));
   return described.flatMap(({ PermissionSet: set }) =>
-    set?.Name && set.PermissionSetArn ? [{ name: set.Name, arn: set.PermissionSetArn, sessionSeconds: sessionSecondsOf(set.SessionDuration) }] : [],
+    set?.Name && set.PermissionSetArn ? [{ name: set.Name, arn: set.PermissionSetArn, description: set.Description ?? '', sessionSeconds: sessionSecondsOf(set.SessionDuration) }] : [],
   );
 }

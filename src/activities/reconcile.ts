@@ -89,6 +89,14 @@ export interface Drift {
   listed: number;
   /** Each permission set's session duration in seconds, by name: what the API's policies see (session_duration_seconds). */
   sessionSeconds: Record<string, number>;
+  /** The instance's permission sets, by name: the roles the API lists (GET /v1/access/entitlements). */
+  permissionSets: PermissionSetSummary[];
+}
+
+/** A permission set as the API lists it. */
+export interface PermissionSetSummary {
+  name: string;
+  description: string;
 }
 
 export interface RemovalOutcome {
@@ -159,7 +167,7 @@ export interface DriftContext {
  * deprovisioning), no open grant holds it, and no grant found it already there. Everything else
  * not held is foreign: an assignment made by hand after a grant removed its own is never touched.
  */
-export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { tenantId, listedFrom, undecided, looked }: DriftContext): Omit<Drift, 'listing' | 'listed' | 'sessionSeconds'> {
+export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { tenantId, listedFrom, undecided, looked }: DriftContext): Omit<Drift, 'listing' | 'listed' | 'sessionSeconds' | 'permissionSets'> {
   const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
   const byTriple = new Map<string, GrantRecord[]>();
   for (const grant of grants) {
@@ -216,10 +224,14 @@ interface Deps {
 
 export function createReconcileActivities({ client: clientOf, ssoOf, configuredAccounts, tenantsOnInstanceOf, deleteAssignment }: Deps) {
   /** Every permission set's name by ARN, and the session durations by name. */
-  async function permissionSets(tenantId: string): Promise<{ names: Map<string, string>; sessionSeconds: Record<string, number> }> {
+  async function permissionSets(tenantId: string): Promise<{ names: Map<string, string>; sessionSeconds: Record<string, number>; summaries: PermissionSetSummary[] }> {
     const { sso, instanceArn } = ssoOf(tenantId);
     const sets = await listPermissionSets(sso, instanceArn);
-    return { names: new Map(sets.map((set) => [set.arn, set.name])), sessionSeconds: Object.fromEntries(sets.map((set) => [set.name, set.sessionSeconds])) };
+    return {
+      names: new Map(sets.map((set) => [set.arn, set.name])),
+      sessionSeconds: Object.fromEntries(sets.map((set) => [set.name, set.sessionSeconds])),
+      summaries: sets.map(({ name, description }) => ({ name, description })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    };
   }
 
   /** Every assignment of the pairs: one ListAccountAssignments (paged) each. */
@@ -414,7 +426,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     async findDrift(tenantId: string): Promise<Drift> {
       // A round may take many minutes at its share of the pace: it beats, so a worker lost mid-round is noticed within the heartbeat timeout.
       return heartbeating(() => asBackground(async () => {
-        const { names: sets, sessionSeconds } = await permissionSets(tenantId);
+        const { names: sets, sessionSeconds, summaries } = await permissionSets(tenantId);
         const arnOfRole = new Map([...sets].map(([arn, name]) => [name, arn]));
         // Runs read before the listing say where to look; read again after it, they judge what it
         // found, so an assignment made meanwhile is judged with the grant that made it.
@@ -449,6 +461,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
           listed: byUser ? users.size : pairs.size,
           foreign: drift.foreign.map((a) => ({ ...a, permissionSetName: sets.get(a.permissionSetArn) })),
           sessionSeconds,
+          permissionSets: summaries,
         };
       }));
     },

@@ -8,6 +8,7 @@ import { grantWorkflowId, type GrantView } from '../domain/grant';
 import { createLogger, type Logger } from '../log';
 import { type ApiMetrics, createApiMetrics } from '../metrics';
 import type { EnsureService } from '../service/ensure';
+import type { EntitlementService } from '../service/entitlements';
 import type { GrantService } from '../service/grants';
 import { CallRates } from '../service/rate-limit';
 import type { RequestService } from '../service/requests';
@@ -18,11 +19,12 @@ import { MAX_RANGE_DAYS } from '../domain/audit';
 import type { SlackInteractions } from '../service/slack';
 import type { Authenticator } from './auth';
 import { openApiDocument } from './openapi';
-import { auditQuerySchema, ensureBodySchema, grantFiltersSchema, reportQuerySchema, requestFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
+import { auditQuerySchema, ensureBodySchema, entitlementFiltersSchema, grantFiltersSchema, reportQuerySchema, requestFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
 
 export interface AppDeps {
   ensurer: EnsureService;
   grants: GrantService;
+  entitlements: EntitlementService;
   requests: RequestService;
   /** Absent: the audit endpoints answer 404. */
   audit?: AuditService;
@@ -63,6 +65,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
 export function createApp({
   ensurer,
   grants,
+  entitlements,
   requests,
   audit,
   auth,
@@ -185,6 +188,10 @@ export function createApp({
   app.get('/v1/access/grants', async (req, res) => {
     const who = await caller(req, res);
     res.json(await grants.list(who, parse(grantFiltersSchema, req.query)));
+  });
+  app.get('/v1/access/entitlements', async (req, res) => {
+    const who = await caller(req, res);
+    res.json(await entitlements.list(who, parse(entitlementFiltersSchema, req.query)));
   });
   app.get('/v1/access/grants/:id', async (req, res) => {
     const who = await caller(req, res);

@@ -5,6 +5,8 @@ import {
   auditPageSchema,
   auditQuerySchema,
   ensureBodySchema,
+  entitlementFiltersSchema,
+  entitlementListSchema,
   reportQuerySchema,
   reportSchema,
   errorSchema,
@@ -143,6 +145,15 @@ export function openApiDocument(): JsonSchema {
           ...common,
           parameters: [...common.parameters, ...queryParameters(grantFiltersSchema)],
           responses: { '200': { description: 'One page of grants, newest first', content: json(ref('GrantList')), links: grantLinks('/grants/0/id') }, ...ERRORS },
+        },
+      },
+      '/v1/access/entitlements': {
+        get: {
+          operationId: 'listEntitlements',
+          summary: 'The (account, role) pairs you may request, and what an ensure of each would do (decided by the policies as ensure decides; never calls AWS)',
+          ...common,
+          parameters: [...common.parameters, ...queryParameters(entitlementFiltersSchema)],
+          responses: { '200': { description: 'One page of pairs, in account id then role order', content: json(ref('EntitlementList')) }, ...ERRORS },
         },
       },
       '/v1/access/grants/{id}': {
@@ -292,6 +303,7 @@ export function openApiDocument(): JsonSchema {
         EnsureRequest: jsonSchema(ensureBodySchema, 'input'),
         EnsureResponse: jsonSchema(grantsResponseSchema, 'output'),
         GrantList: jsonSchema(grantListSchema, 'output'),
+        EntitlementList: jsonSchema(entitlementListSchema, 'output'),
         Grant: jsonSchema(grantSchema, 'output'),
         AccessRequest: jsonSchema(accessRequestSchema, 'output'),
         AccessRequestList: jsonSchema(requestsResponseSchema, 'output'),

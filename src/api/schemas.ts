@@ -224,6 +224,47 @@ export const reportQuerySchema = z.strictObject({
   to: timeSchema,
 });
 
+/** GET /v1/access/entitlements: what the caller may ask for (src/service/entitlements.ts). */
+export const entitlementFiltersSchema = z.strictObject({
+  account: accountTargetSchema.optional(),
+  role: roleSchema.optional(),
+  environment: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be an environment name (1 to 64 letters, digits or _.:-)')
+    .optional()
+    .meta({ description: "Only accounts of this environment (the tenant's `accounts`; `unknown` for one listed without)" }),
+  q: z.string().min(1).max(100).optional().meta({ description: "Text in the account's id or name, or the role's name (any case)" }),
+  limit: z.coerce.number().int().min(1).max(100).optional().meta({ description: 'Page size (default 50, at most 100)' }),
+  cursor: signedCursorSchema(1024).optional(),
+});
+
+export const entitlementSchema = z
+  .strictObject({
+    target: targetSchema,
+    role: z.string().meta({ description: 'The permission set name, as ensure takes it' }),
+    role_description: z.string().meta({ description: "The permission set's description in IAM Identity Center ('' when it has none)" }),
+    account: z.strictObject({
+      id: z.string(),
+      name: z.string().nullable().meta({ description: "The account's name in the tenant's config (null: none given)" }),
+      environment: z.string().meta({ description: 'What policies see as resource.environment' }),
+      tags: z.record(z.string(), z.string()),
+      ou_path: z.array(z.string()).meta({ description: 'Organizational units from the root down (empty until the service reads AWS Organizations)' }),
+    }),
+    action: z.enum(['activate', 'request']).meta({ description: 'What an ensure does: activate (active at once) or request (waits for reviewers)' }),
+    approvals_required: z.int().min(0).meta({ description: 'Distinct reviewers who must approve (0 when it activates)' }),
+    default_duration_seconds: z.int().positive().meta({ description: "The tenant's default duration, or the maximum where that is shorter" }),
+    max_duration_seconds: z.int().positive().meta({ description: 'The longest duration_seconds the policies and the tenant allow' }),
+    requires: z
+      .array(z.enum(['reason', 'ticket_attachment']))
+      .meta({ description: 'What the justification must hold, or an ensure is refused: a non-blank reason, a ticket attachment (the listing assumes both are given)' }),
+  })
+  .meta({ description: 'An (account, role) pair the caller may request, and what an ensure of it would do, decided by the policies as ensure decides' });
+
+export const entitlementListSchema = z.strictObject({
+  entitlements: z.array(entitlementSchema),
+  next_cursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last page.' }),
+});
+
 export const auditEventSchema = z
   .strictObject({
     schema: z.literal(1),

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
 import { createApiMetrics } from '../metrics';
 import { EnsureService, type RecordAudit } from '../service/ensure';
+import { EntitlementService } from '../service/entitlements';
 import { GrantService } from '../service/grants';
 import { RequestService } from '../service/requests';
 import { CallRates } from '../service/rate-limit';
@@ -54,6 +55,7 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
   return createApp({
     ensurer: new EnsureService(runs, recordAudit),
     grants: new GrantService(runs),
+    entitlements: new EntitlementService(runs),
     requests,
     slack: new SlackInteractions(config, requests, rates),
     audit: new AuditService(auditWriter, policies),

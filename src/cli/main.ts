@@ -365,6 +365,134 @@ async function revokeCommand(grantId: string, opts: CommonOptions & { reason?: s
   return EXIT.ok;
 }
 
+/** One pair the caller may ask for (GET /v1/access/entitlements). */
+interface Entitlement {
+  target: string;
+  role: string;
+  account: { id: string; name: string | null; environment: string };
+  action: 'activate' | 'request';
+  approvals_required: number;
+  default_duration_seconds: number;
+  max_duration_seconds: number;
+  requires: string[];
+}
+
+type EntitlementFilters = { account?: string; role?: string; environment?: string; search?: string; limit?: number; cursor?: string };
+
+function entitlementsPath({ account, role, environment, search, limit, cursor }: EntitlementFilters): string {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries({ account, role, environment, q: search, cursor })) if (value) query.set(key, value);
+  if (limit) query.set('limit', String(limit));
+  return `/v1/access/entitlements${query.size ? `?${query}` : ''}`;
+}
+
+async function entitlementsCommand(opts: CommonOptions & EntitlementFilters): Promise<number> {
+  const page = await callApi<{ entitlements: Entitlement[]; next_cursor: string | null }>(await connectionOf(opts), 'GET', entitlementsPath(opts));
+  if (opts.json) {
+    printJson(page);
+  } else if (page.entitlements.length === 0) {
+    print(['nothing you may ask for (with these filters)']);
+  } else {
+    const rows = page.entitlements.map((e) => [
+      e.account.id,
+      e.account.name ?? '-',
+      e.account.environment,
+      e.role,
+      e.action === 'activate' ? 'ACTIVATE' : e.approvals_required > 1 ? `REQUEST (${e.approvals_required} approvals)` : 'REQUEST',
+      `${humanDuration(e.default_duration_seconds)} (max ${humanDuration(e.max_duration_seconds)})`,
+      e.requires.map((what) => (what === 'ticket_attachment' ? '--attach' : '--reason')).join(' ') || '-',
+    ]);
+    print([...table(['ACCOUNT', 'NAME', 'ENVIRONMENT', 'ROLE', 'ENSURE WILL', 'DURATION', 'NEEDS'], rows), ...(page.next_cursor ? [`(more: --cursor ${page.next_cursor})`] : [])]);
+  }
+  return EXIT.ok;
+}
+
+/** Pages read for a completion at most: a completion answers at once or not at all. */
+const COMPLETION_PAGES = 5;
+
+/**
+ * `access __complete accounts|roles [word]`: one candidate a line, for the shell completion
+ * scripts (`access completion`). Accounts and roles the caller may ask for, narrowed by the word
+ * typed so far (and roles by `--target`); nothing, and exit 0, when the API cannot be asked.
+ */
+async function completeCommand(what: 'accounts' | 'roles', word: string | undefined, opts: CommonOptions & { target?: string; role?: string }): Promise<number> {
+  const found = new Set<string>();
+  const filters: EntitlementFilters = {
+    limit: 100,
+    ...(word ? { search: word.replace(/^AWS::Account::/, '') } : {}),
+    ...(what === 'roles' && opts.target ? { account: opts.target } : {}),
+    ...(what === 'accounts' && opts.role ? { role: opts.role } : {}),
+  };
+  try {
+    const conn = await connectionOf(opts);
+    for (let page = 0; page < COMPLETION_PAGES; page++) {
+      const answer: { entitlements: Entitlement[]; next_cursor: string | null } = await callApi(conn, 'GET', entitlementsPath(filters));
+      for (const e of answer.entitlements) found.add(what === 'accounts' ? e.account.id : e.role);
+      if (!answer.next_cursor) break;
+      filters.cursor = answer.next_cursor;
+    }
+  } catch {
+    // A completion that cannot ask offers nothing; the shell goes on.
+  }
+  // Only what an account id or a permission set name can be: nothing else reaches the shell.
+  const wellFormed = what === 'accounts' ? /^\d{12}$/ : /^[A-Za-z0-9_+=,.@-]{1,32}$/;
+  print([...found].filter((c) => wellFormed.test(c) && (!word || c.toLowerCase().startsWith(word.toLowerCase().replace(/^aws::account::/, '')))).sort());
+  return EXIT.ok;
+}
+
+const COMMANDS = ['login', 'logout', 'whoami', 'ensure', 'grants', 'entitlements', 'list', 'requests', 'request', 'review', 'revoke', 'audit', 'report', 'completion'];
+
+/**
+ * Shell completion: commands, and `ensure --target` / `--role` from what the caller may ask for
+ * (`access __complete`), each narrowed by the other when it is already on the line.
+ */
+export function completionScript(shell: 'bash' | 'zsh'): string {
+  if (shell === 'bash') {
+    return `# access completion for bash: eval "$(access completion bash)" (e.g. in ~/.bashrc)
+_access_complete() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}" i
+  local -a given=()
+  if [[ $COMP_CWORD -eq 1 ]]; then
+    COMPREPLY=($(compgen -W "${COMMANDS.join(' ')}" -- "$cur"))
+    return
+  fi
+  [[ "\${COMP_WORDS[1]}" == ensure ]] || return
+  for ((i = 2; i < COMP_CWORD - 1; i++)); do
+    case "\${COMP_WORDS[i]}" in --target | --role) given+=("\${COMP_WORDS[i]}" "\${COMP_WORDS[i+1]}") ;; esac
+  done
+  case "$prev" in
+    # One candidate a line, taken as it is: compgen -W would expand $(...) in what the API answered.
+    --target) mapfile -t COMPREPLY < <(access __complete accounts "$cur" "\${given[@]}" 2>/dev/null) ;;
+    --role) mapfile -t COMPREPLY < <(access __complete roles "$cur" "\${given[@]}" 2>/dev/null) ;;
+  esac
+}
+complete -F _access_complete access
+`;
+  }
+  return `#compdef access
+# access completion for zsh: eval "$(access completion zsh)" (e.g. in ~/.zshrc, after compinit)
+_access() {
+  local -a found given
+  local i
+  if (( CURRENT == 2 )); then
+    compadd -- ${COMMANDS.join(' ')}
+    return
+  fi
+  [[ \${words[2]} == ensure ]] || return
+  for (( i = 3; i < CURRENT - 1; i++ )); do
+    [[ \${words[i]} == --target || \${words[i]} == --role ]] && given+=(\${words[i]} \${words[i+1]})
+  done
+  case \${words[CURRENT-1]} in
+    --target) found=(\${(f)"$(access __complete accounts "\${words[CURRENT]}" "\${given[@]}" 2>/dev/null)"}) ;;
+    --role) found=(\${(f)"$(access __complete roles "\${words[CURRENT]}" "\${given[@]}" 2>/dev/null)"}) ;;
+    *) return ;;
+  esac
+  compadd -a found
+}
+compdef _access access
+`;
+}
+
 /** Rows as aligned columns: every cell terminal-safe, the last column unpadded. */
 function table(header: string[], rows: string[][]): string[] {
   const cells = rows.map((r) => r.map(terminalText));
@@ -592,6 +720,33 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .option('--limit <n>', 'at most this many (default 50, at most 100)', parseCount)
     .option('--cursor <cursor>', 'the next page, as the previous one said')
     .action(action(grantsCommand));
+
+  common(root.command('entitlements'))
+    .alias('list')
+    .description('what you may ask for: the accounts and roles policy lets you request, and what an ensure of each would do')
+    .option('--account <account>', 'only this account', parseTarget)
+    .option('--role <name>', 'only this role')
+    .option('--environment <name>', 'only accounts of this environment')
+    .option('--search <text>', "text in the account's id or name, or the role's name")
+    .option('--limit <n>', 'at most this many (default 50, at most 100)', parseCount)
+    .option('--cursor <cursor>', 'the next page, as the previous one said')
+    .action(action(entitlementsCommand));
+
+  root
+    .command('completion')
+    .description('print a shell completion script: eval "$(access completion bash)" (or zsh)')
+    .addArgument(new Argument('<shell>', 'bash or zsh').choices(['bash', 'zsh']))
+    .action((shell: 'bash' | 'zsh') => {
+      process.stdout.write(completionScript(shell));
+    });
+
+  common(root.command('__complete', { hidden: true }))
+    .description('candidates for the completion scripts, one a line')
+    .addArgument(new Argument('<what>').choices(['accounts', 'roles']))
+    .argument('[word]', 'what has been typed so far')
+    .option('--target <account>', 'roles of this account')
+    .option('--role <name>', 'accounts of this role')
+    .action(action(completeCommand));
 
   common(root.command('review'))
     .description('approve or deny an access request (its access_request_id), all its grants at once')

@@ -88,7 +88,43 @@ export class PolicySet {
     private readonly advice: ReadonlyMap<string, string>,
     /** @id -> its @approvals("N") */
     private readonly approvals: ReadonlyMap<string, number> = new Map(),
+    /** What the policies are written against, for listings that decide one request per kind (see accountClass). */
+    private readonly index: PolicyIndex = { namedAccounts: new Set(), numbers: [], read: null },
   ) {}
+
+  /**
+   * What the policies can tell of an account: the attributes of its entity (cedarRequest makes it:
+   * its environment, no parents), and its id only where a policy names the account
+   * (`Account::"..."`). Cedar has no other way to look at an entity, so two accounts of one class
+   * get the same decision for every request: a listing of thousands of accounts decides one account
+   * per class. A change to the Account entity (an attribute, parents) is a change here too.
+   */
+  accountClass(accountId: string, environment: string): string {
+    return this.index.namedAccounts.has(accountId) ? `account ${accountId}` : `environment ${environment}`;
+  }
+
+  /**
+   * The durations, below `max`, at which a decision can change as `duration_seconds` grows: every
+   * number the policies hold and `also` (e.g. the session duration), and their neighbours. Where
+   * policies compare the duration with numbers (`context.duration_seconds > 3600`), a decision is
+   * the same between two of these, so the longest duration allowed is `max` or one of them.
+   */
+  durationSteps(max: number, also: number[] = []): number[] {
+    const steps = new Set<number>();
+    for (const n of [...this.index.numbers, ...also]) for (const d of [n - 1, n, n + 1]) if (d >= 1 && d < max) steps.add(d);
+    return [...steps].sort((a, b) => b - a);
+  }
+
+  /**
+   * Whether a policy (of that effect) reads an attribute of that name (`context.has_reason`,
+   * `resource.environment`): if no permit reads `duration_seconds`, a request no permit allows at
+   * one duration is allowed at none; if no policy reads `has_reason`, a reason changes nothing.
+   */
+  reads(attribute: string, effect?: 'permit' | 'forbid'): boolean {
+    const { read } = this.index;
+    if (!read) return true;
+    return effect ? read.has(`${effect} ${attribute}`) : read.has(`permit ${attribute}`) || read.has(`forbid ${attribute}`);
+  }
 
   /**
    * How many distinct reviewers must approve a request that `policyIds` (the determining policies
@@ -137,6 +173,31 @@ export class PolicySet {
   }
 }
 
+/** What loadPolicySet notes of the policies' text for accountClass, durationSteps and reads. */
+interface PolicyIndex {
+  /** Account ids a policy names. */
+  namedAccounts: ReadonlySet<string>;
+  /** Every number in a policy. */
+  numbers: readonly number[];
+  /** `{effect} {attribute}` for every attribute a policy reads; null: not known (anything may be read). */
+  read: ReadonlySet<string> | null;
+}
+
+/** Notes what one policy (cedar's JSON of it) names: accounts, numbers, and the attributes it reads. */
+function indexPolicy(json: cedar.PolicyJson, into: { namedAccounts: Set<string>; numbers: Set<number>; read: Set<string> }): void {
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (node === null || typeof node !== 'object') return;
+    const { type, id, Value, attr } = node as Record<string, unknown>;
+    // An entity reference: `{type, id}` in a scope, `{"__entity": {type, id}}` in a condition.
+    if (typeof type === 'string' && typeof id === 'string' && (type === 'Account' || type.endsWith('::Account'))) into.namedAccounts.add(id);
+    if (typeof Value === 'number') into.numbers.add(Value);
+    if (typeof attr === 'string') into.read.add(`${json.effect} ${attr}`);
+    Object.values(node).forEach(walk);
+  };
+  walk({ principal: json.principal, action: json.action, resource: json.resource, conditions: json.conditions });
+}
+
 export function loadPolicySet(dir: string): PolicySet {
   let names: string[];
   try {
@@ -160,6 +221,7 @@ export function loadPolicySet(dir: string): PolicySet {
   const byId = new Map<string, PolicySource>();
   const advice = new Map<string, string>();
   const approvals = new Map<string, number>();
+  const index = { namedAccounts: new Set<string>(), numbers: new Set<number>(), read: new Set<string>() };
   for (const name of policyFiles) {
     const file = path.join(dir, name);
     const fileText = fs.readFileSync(file, 'utf8');
@@ -193,6 +255,7 @@ export function loadPolicySet(dir: string): PolicySet {
         continue;
       }
       byId.set(id, src);
+      indexPolicy(json.json, index);
       const text = json.json.annotations?.advice;
       if (text) advice.set(id, text);
       const approvalsText = json.json.annotations?.approvals;
@@ -237,7 +300,7 @@ export function loadPolicySet(dir: string): PolicySet {
     if (answer.type === 'failure') fail(answer.errors.map((e) => `${dir}: ${e.message}`));
   }
   selfCheck(policySetId, schemaName, schemaFile);
-  return new PolicySet(policySetId, schemaName, order, advice, approvals);
+  return new PolicySet(policySetId, schemaName, order, advice, approvals, { ...index, numbers: [...index.numbers] });
 }
 
 type CedarRequest = Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>;

@@ -2,7 +2,7 @@
 // what the ensure, request and grant services share.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Client } from '@temporalio/client';
+import { type Client, ScheduleNotFoundError } from '@temporalio/client';
 import { LRUCache } from 'lru-cache';
 import { defaultPayloadConverter, WorkflowNotFoundError } from '@temporalio/common';
 import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non-workflow';
@@ -13,6 +13,7 @@ import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../
 import { askedByGrant, policyContext } from '../policy/context';
 import { GRANT_MEMO, grantStateQuery, searchAttributes } from '../workflows/messages';
 import type { reconcileWorkflow } from '../workflows/reconcile';
+import type { PermissionSetSummary } from '../activities/reconcile';
 import { reconcileScheduleId } from '../schedules';
 import type { CallRates } from './rate-limit';
 
@@ -30,6 +31,14 @@ export interface GrantRow {
   awaitingReview: boolean;
 }
 
+/** The permission sets of a tenant's instance, as its latest completed reconciliation round read them. */
+export interface PermissionSetCatalogue {
+  /** Session durations in seconds, by name: what policies see as session_duration_seconds. */
+  sessionSeconds: Record<string, number>;
+  /** Names and descriptions, by name: the roles a caller may be offered. */
+  sets: PermissionSetSummary[];
+}
+
 /** Visibility is eventually consistent: a grant made a moment ago may take this long to be listed. */
 export const VISIBILITY_WAIT_MS = 5000;
 
@@ -41,7 +50,7 @@ const SESSION_DURATIONS_TTL_MS = 60_000;
 const NO_SESSION_DURATIONS_TTL_MS = 5_000;
 
 export class GrantRuns {
-  private readonly sessionDurations = new Map<string, { until: number; value: Promise<Record<string, number>> }>();
+  private readonly catalogues = new Map<string, { until: number; value: Promise<PermissionSetCatalogue> }>();
   /**
    * Grant workflows this process sent a change to, for as long as visibility may lag it: a read of
    * one of them reads its run, so whoever changed it through this API reads the change back.
@@ -58,7 +67,7 @@ export class GrantRuns {
     readonly client: Client,
     private readonly policies: ReadonlyMap<string, PolicySet>,
     /** Signs cursors (cursorKeyOf): every API process of a deployment has the same. */
-    private readonly cursorKey: Buffer,
+    readonly cursorKey: Buffer,
     /** The callers' read buckets: each look for an id after the first is one more read. */
     private readonly rates: CallRates,
   ) {}
@@ -68,27 +77,45 @@ export class GrantRuns {
    * reconciliation round read them (the API never calls AWS itself: the worker does). Empty until
    * a round has completed, or when none can be read.
    */
-  sessionSeconds(tenantId: string): Promise<Record<string, number>> {
-    const cached = this.sessionDurations.get(tenantId);
+  async sessionSeconds(tenantId: string): Promise<Record<string, number>> {
+    return (await this.permissionSets(tenantId)).sessionSeconds;
+  }
+
+  /**
+   * The tenant's permission sets as its latest completed reconciliation round read them from IAM
+   * Identity Center: their names and descriptions (the roles the API lists) and session durations
+   * (what policies see). One read of the round's report serves both; kept SESSION_DURATIONS_TTL_MS.
+   */
+  permissionSets(tenantId: string): Promise<PermissionSetCatalogue> {
+    const cached = this.catalogues.get(tenantId);
     if (cached && cached.until > Date.now()) return cached.value;
-    const entry = { until: Date.now() + SESSION_DURATIONS_TTL_MS, value: this.readSessionSeconds(tenantId) };
-    entry.value.then((v) => Object.keys(v).length === 0 && (entry.until = Date.now() + NO_SESSION_DURATIONS_TTL_MS));
-    this.sessionDurations.set(tenantId, entry);
+    const entry = { until: Date.now() + SESSION_DURATIONS_TTL_MS, value: this.readPermissionSets(tenantId) };
+    entry.value.then(
+      (v) => Object.keys(v.sessionSeconds).length === 0 && (entry.until = Date.now() + NO_SESSION_DURATIONS_TTL_MS),
+      // Temporal could not be asked: the next call asks again.
+      () => this.catalogues.get(tenantId) === entry && this.catalogues.delete(tenantId),
+    );
+    this.catalogues.set(tenantId, entry);
     return entry.value;
   }
 
-  private async readSessionSeconds(tenantId: string): Promise<Record<string, number>> {
+  private async readPermissionSets(tenantId: string): Promise<PermissionSetCatalogue> {
     try {
       const { info } = await this.client.schedule.getHandle(reconcileScheduleId(tenantId)).describe();
       for (const { action } of [...info.recentActions].reverse()) {
         const run = this.client.workflow.getHandle<typeof reconcileWorkflow>(action.workflow.workflowId, action.workflow.firstExecutionRunId);
         if ((await run.describe()).status.name !== 'COMPLETED') continue;
-        return (await run.result()).sessionSeconds ?? {};
+        const report = await run.result();
+        // A report from before permissionSets names them by their session durations (without descriptions).
+        const sets = report.permissionSets ?? Object.keys(report.sessionSeconds ?? {}).sort().map((name) => ({ name, description: '' }));
+        return { sessionSeconds: report.sessionSeconds ?? {}, sets };
       }
-    } catch {
-      // No Schedule (yet), or the run is gone: not known.
+    } catch (err) {
+      // No Schedule (yet), or a run that is gone: not known. Anything else (Temporal down or
+      // overloaded) goes up, to be 503, never "nothing to ask for".
+      if (!(err instanceof ScheduleNotFoundError || err instanceof WorkflowNotFoundError)) throw err;
     }
-    return {};
+    return { sessionSeconds: {}, sets: [] };
   }
 
   /** Marks the grant workflow, and the grant and request ids it gives out or changes, as this process's now (see `changed`, `issued`). */
@@ -264,19 +291,28 @@ interface PagePosition {
  * deployment signed, for these filters, is passed on.
  */
 function cursorOf(at: PagePosition, query: string, key: Buffer): string {
-  const t = at.token ? Buffer.from(at.token).toString('base64') : null;
-  const payload = Buffer.from(JSON.stringify({ t, s: at.skip })).toString('base64url');
-  return `${payload}.${macOf(payload, query, key)}`;
+  return signedCursor({ t: at.token ? Buffer.from(at.token).toString('base64') : null, s: at.skip }, query, key);
 }
 
 function positionOf(cursor: string, query: string, key: Buffer): PagePosition {
+  const { t, s } = cursorValue<{ t: string | null; s: number }>(cursor, query, key);
+  return { token: t === null ? undefined : Buffer.from(t, 'base64'), skip: s };
+}
+
+/** A listing's cursor: `value` as base64url JSON, and its MAC with `scope` (the filters it pages through). */
+export function signedCursor(value: unknown, scope: string, key: Buffer): string {
+  const payload = Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${payload}.${macOf(payload, scope, key)}`;
+}
+
+/** The value of a cursor signedCursor made for the same scope; any other is 400 invalid_request. */
+export function cursorValue<T>(cursor: string, scope: string, key: Buffer): T {
   const [payload, mac, ...rest] = cursor.split('.');
   // Compared as text: base64 leaves slack in the last character, and an altered cursor is refused however it decodes.
   const given = Buffer.from(mac ?? '');
-  const expected = Buffer.from(macOf(payload, query, key));
+  const expected = Buffer.from(macOf(payload, scope, key));
   if (rest.length === 0 && given.length === expected.length && timingSafeEqual(given, expected)) {
-    const { t, s } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { t: string | null; s: number };
-    return { token: t === null ? undefined : Buffer.from(t, 'base64'), skip: s };
+    return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as T;
   }
   throw new AccessError('invalid_request', 'The cursor is not one this API gave for these filters (use next_cursor as it is, with the same filters).');
 }

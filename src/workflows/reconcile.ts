@@ -9,7 +9,7 @@
 import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { GrantActivities } from '../activities';
 import type { AuditActivities } from '../activities/audit';
-import type { ForeignAssignment, GrantRef, LeftoverRun } from '../activities/reconcile';
+import type { ForeignAssignment, GrantRef, LeftoverRun, PermissionSetSummary } from '../activities/reconcile';
 
 export interface ReconcileInput {
   tenantId: string;
@@ -32,6 +32,12 @@ export interface ReconcileReport {
   foreignTotal: number;
   /** Each permission set's session duration in seconds, by name (absent in reports from before it): the API's policies read it. */
   sessionSeconds?: Record<string, number>;
+  /**
+   * The instance's permission sets (name, description), by name (absent in reports from before it):
+   * the roles the API lists. Only the report's value changed: the round's commands are the same, so
+   * runs recorded before it replay as they were.
+   */
+  permissionSets?: PermissionSetSummary[];
 }
 
 /** Fixes per run and kind; more wait for the next run. */
@@ -115,6 +121,7 @@ export async function reconcileWorkflow({ tenantId }: ReconcileInput): Promise<R
     foreign: drift.foreign,
     foreignTotal: drift.foreignTotal,
     sessionSeconds: drift.sessionSeconds,
+    permissionSets: drift.permissionSets,
   };
 }
 

@@ -10,6 +10,8 @@ import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitys
 import { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { env, loadConfig } from '../../src/config';
+import { ensureReconcileSchedules, reconcileScheduleId } from '../../src/schedules';
+import type { ReconcileReport, reconcileWorkflow } from '../../src/workflows/reconcile';
 import { type EnsureRequest, grantWorkflowId, type GrantView } from '../../src/domain/grant';
 import type { WorkerMetrics } from '../../src/metrics';
 import { FaultProxy } from './fault-proxy';
@@ -65,6 +67,25 @@ export const SESSIONS_ACCOUNTS = Array.from({ length: 40 }, (_, i) => String(600
  * pending for the whole run (then lapse). A tenant of its own, so what the tool makes no other test sees.
  */
 export const SCHEMATHESIS_TENANT = { id: '5c4e0a75-0000-4000-8000-00000000057a', name: 'schemathesis' };
+
+/**
+ * What callers may ask for (test/entitlements.test.ts): the shipped policies, on an instance of its
+ * own, over accounts with names and environments (CATALOGUE_ACCOUNTS).
+ */
+export const CATALOGUE_TENANT = { id: 'ca7a1096-0000-4000-8000-0000000ca7a1', name: 'catalogue' };
+export const CATALOGUE_ACCOUNTS = {
+  production: { id: '700000000001', name: 'payments-prod' },
+  staging: { id: '700000000002', name: 'payments-staging' },
+  development: { id: '700000000003', name: 'Sandbox' },
+  /** Listed without an environment or a name. */
+  undescribed: { id: '700000000004', name: null },
+};
+/**
+ * Another tenant's catalogue: the second test tenant's policies, and one that forbids ReadOnlyAccess
+ * on the vault account by its id (test/fixtures/catalogue-policies); two staging accounts.
+ */
+export const CATALOGUE_OTHER_TENANT = { id: 'ca7a1096-0000-4000-8000-0000000ca7a2', name: 'catalogue-other' };
+export const CATALOGUE_OTHER_ACCOUNTS = { staging: '710000000001', vault: '710000000002' };
 
 export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
 /** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
@@ -301,6 +322,22 @@ export async function startWorld(): Promise<void> {
         accounts: { [SLACK_TWO_APPROVALS_ACCOUNT]: { environment: 'production' } },
         notifications: { webhooks: [{ url: `${webhooks.url}/slack/reviewers`, events: ['review_requested'] }], slack: slackApp(SLACK_TENANT.id) },
       },
+      {
+        ...CATALOGUE_TENANT,
+        grants: TEST_LIMITS,
+        accounts: Object.fromEntries(
+          Object.entries(CATALOGUE_ACCOUNTS).map(([environment, a]) => [a.id, a.name === null ? {} : { environment, name: a.name }]),
+        ),
+      },
+      {
+        ...CATALOGUE_OTHER_TENANT,
+        policies: path.join(repoRoot, 'test/fixtures/catalogue-policies'),
+        grants: TEST_LIMITS,
+        accounts: {
+          [CATALOGUE_OTHER_ACCOUNTS.staging]: { environment: 'staging', name: 'other-staging' },
+          [CATALOGUE_OTHER_ACCOUNTS.vault]: { environment: 'staging', name: 'vault' },
+        },
+      },
     ],
     users: Object.values(USERS).map((u) => u.email),
     permissionSets: ['ReadOnlyAccess', 'AdministratorAccess', 'PowerUserAccess'],
@@ -477,6 +514,30 @@ export async function permissionSetArnOf(role: string, tenantId = TENANT.id): Pr
     if (PermissionSet?.Name === role) return arn;
   }
   throw new Error(`no permission set ${role} in moto`);
+}
+
+/**
+ * Runs a reconciliation round of the tenant through its Schedule (created or brought up to date as
+ * the worker does at start-up, then triggered) and answers the round's report once it completed:
+ * from then on the API knows the permission sets the round read. The Schedule stays (the API reads
+ * the report through it) until `deleteReconcileSchedule`.
+ */
+export async function reconciliationRound(tenantId: string): Promise<ReconcileReport> {
+  const { stack, temporal } = current();
+  const config = loadConfig(stack.configPath);
+  await ensureReconcileSchedules(temporal, { ...config, tenants: config.tenants.filter((t) => t.id === tenantId) });
+  const schedule = temporal.schedule.getHandle(reconcileScheduleId(tenantId));
+  const runsOf = async () => (await schedule.describe()).info.recentActions.map((a) => a.action.workflow);
+  const before = new Set((await runsOf()).map((run) => run.firstExecutionRunId));
+  await schedule.trigger();
+  return eventually('a reconciliation round of the tenant', async () => {
+    const run = (await runsOf()).find((r) => !before.has(r.firstExecutionRunId));
+    return run && temporal.workflow.getHandle<typeof reconcileWorkflow>(run.workflowId, run.firstExecutionRunId).result();
+  }, 60_000);
+}
+
+export async function deleteReconcileSchedule(tenantId: string): Promise<void> {
+  await current().temporal.schedule.getHandle(reconcileScheduleId(tenantId)).delete();
 }
 
 /** Nothing was started for the key: its grant workflow does not exist (asked of the run itself, not of visibility, which lags). */
