@@ -10,8 +10,9 @@ import { countFromEnv } from '../support/env';
 const ROUNDS = countFromEnv('CRASH_ROUNDS', 8);
 const GRANTS_PER_ROUND = 4;
 const DURATION_SECONDS = 20;
-// Mostly the calls that change the assignment; sometimes the lookup before them.
-const PROVISIONING_CALLS = ['CreateAccountAssignment', 'CreateAccountAssignment', 'ListAccountAssignments'];
+// Taken in turn, round by round, so that any run of two rounds or more holds each at least once:
+// mostly the call that changes the assignment, and the lookup before it.
+const PROVISIONING_CALLS = ['CreateAccountAssignment', 'ListAccountAssignments', 'CreateAccountAssignment'];
 // A deletion's first attempt deletes at once; only a retry lists first, so the deletion call is the one to hold.
 const DEPROVISIONING_CALLS = ['DeleteAccountAssignment'];
 
@@ -61,7 +62,7 @@ describe('worker crashes (reliability)', function () {
     for (let round = 1; round <= ROUNDS; round++) {
       const roundStarted = Date.now();
       const accounts = Array.from({ length: GRANTS_PER_ROUND }, () => world.freshAccount());
-      const provisioningKill = world.killWorkerDuring([pick(PROVISIONING_CALLS)]);
+      const provisioningKill = world.killWorkerDuring([PROVISIONING_CALLS[(round - 1) % PROVISIONING_CALLS.length]]);
       // Not awaited before the worker is back: the kill can come while another grant's ensure
       // still waits for the worker to take its update.
       const replying = Promise.all(accounts.map((account) => world.ensure(account, DURATION_SECONDS)));
@@ -93,6 +94,7 @@ describe('worker crashes (reliability)', function () {
     }
     console.log(`      worker crashes: ${ROUNDS} rounds, ${world.worker.kills} kill -9 of the worker (${JSON.stringify(killedDuring)}), ${grants} grants (${checkedWhileActive} checked while active), ${lost} lost or duplicated`);
     assert.equal(lost, 0);
+    for (const call of PROVISIONING_CALLS.slice(0, ROUNDS)) assert.ok(killedDuring[call] > 0, `a kill while ${call} was held`);
     // A grant lives 20 s after its activation: most are still active when checked.
     assert.ok(checkedWhileActive >= grants / 2, `exactly one assignment was checked while active for ${checkedWhileActive} of ${grants} grants`);
   });
