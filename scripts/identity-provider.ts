@@ -28,6 +28,11 @@ export interface IdentityProviderOptions {
   clientId?: string;
   /** How long an access token lasts; default 10 minutes. */
   accessTokenSeconds?: number;
+  /**
+   * The web console's client (confidential: it signs in with its secret), whose redirect is the
+   * console's callback on loopback at any port (RFC 8252 §7.3): `http://127.0.0.1/t/{tenant}/callback`.
+   */
+  console?: { clientId: string; clientSecret: string; redirectUris: string[] };
 }
 
 export interface IdentityProvider {
@@ -55,6 +60,20 @@ export async function startIdentityProvider(opts: IdentityProviderOptions): Prom
   const claimsOf = (p: Person) => ({ sub: p.login, email: p.email, email_verified: true, groups: p.groups });
   const configuration: Configuration = {
     clients: [
+      ...(opts.console
+        ? [
+            {
+              client_id: opts.console.clientId,
+              client_secret: opts.console.clientSecret,
+              application_type: 'native' as const, // loopback at any port, as the API's port is chosen at start
+              token_endpoint_auth_method: 'client_secret_basic' as const,
+              grant_types: ['authorization_code'],
+              response_types: ['code' as const],
+              redirect_uris: opts.console.redirectUris,
+              id_token_signed_response_alg: opts.signingKey.alg as 'ES256',
+            },
+          ]
+        : []),
       {
         client_id: clientId,
         application_type: 'native', // a loopback redirect on any port (RFC 8252 §7.3)
@@ -79,7 +98,7 @@ export async function startIdentityProvider(opts: IdentityProviderOptions): Prom
       const { sub: _sub, ...claims } = claimsOf(person);
       return claims;
     },
-    // The CLI is the service's own client: signing in is the consent, as with a company's SSO.
+    // The CLI and the console are the service's own clients: signing in is the consent, as with a company's SSO.
     loadExistingGrant: async (ctx: KoaContextWithOIDC) => {
       const { oidc } = ctx;
       const known = oidc.result?.consent?.grantId ?? oidc.session!.grantIdFor(oidc.client!.clientId);

@@ -1,0 +1,173 @@
+// My access: the person's grants now (active, pending, scheduled) with the time left, kept up to date
+// without a reload; the ones that ended; one grant with its diagnostics, to extend, revoke or withdraw.
+import type { ApiProblem, Grant, GrantList } from '../api';
+import { accountOf, duration, type Frame, Notice, page, Problem, Time, timeLeft } from './layout';
+import { Diagnostics } from './request';
+
+const CURRENT = new Set(['active', 'pending', 'provisioning']);
+
+/** A pending grant the API says is scheduled (diagnostic `scheduled`) is shown as such. */
+export function statusOf(g: Grant): string {
+  return g.status === 'pending' && g.diagnostics.some((d) => d.code === 'scheduled') ? 'scheduled' : g.status;
+}
+
+export function accessPage(frame: Frame, view: { list: GrantList; cursor?: string; notice?: string }): string {
+  const { list, cursor, notice } = view;
+  return page(
+    frame,
+    'My access',
+    'access',
+    <>
+      <Notice text={notice} />
+      <CurrentGrants frame={frame} grants={list.grants.filter((g) => CURRENT.has(g.status))} />
+      <section aria-labelledby="history-title">
+        <h2 id="history-title">Ended</h2>
+        <GrantTable frame={frame} grants={list.grants.filter((g) => !CURRENT.has(g.status))} empty="Nothing has ended on this page." />
+        {(cursor || list.next_cursor) && (
+          <p class="pages">
+            {cursor && <a href={`${frame.base}/access`}>Newest</a>} {list.next_cursor && <a href={`${frame.base}/access?${new URLSearchParams({ cursor: list.next_cursor })}`}>Older</a>}
+          </p>
+        )}
+      </section>
+    </>,
+  );
+}
+
+/** The grants that hold or wait; htmx asks for this part again every few seconds. */
+export function CurrentGrants({ frame, grants }: { frame: Frame; grants: Grant[] }) {
+  return (
+    <section id="current" aria-labelledby="current-title" hx-get={`${frame.base}/access/current`} hx-trigger="every 4s" hx-swap="outerHTML">
+      <h2 id="current-title">Now</h2>
+      <GrantTable frame={frame} grants={grants} empty="You hold nothing now, and nothing waits." live />
+    </section>
+  );
+}
+
+function GrantTable({ frame, grants, empty, live }: { frame: Frame; grants: Grant[]; empty: string; live?: boolean }) {
+  if (grants.length === 0) return <p>{empty}</p>;
+  return (
+    <div class="scroll">
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Account</th>
+            <th scope="col">Role</th>
+            <th scope="col">Status</th>
+            <th scope="col">{live ? 'Time left' : 'Ended'}</th>
+            <th scope="col">Notes</th>
+          </tr>
+        </thead>
+        <tbody aria-live={live ? 'polite' : undefined}>
+          {grants.map((g) => (
+            <tr data-grant={g.id}>
+              <td>
+                <a href={`${frame.base}/access/${g.id}`}>{accountOf(g.target)}</a>
+              </td>
+              <td>{g.role}</td>
+              <td>
+                <span class={`status ${statusOf(g)}`}>{statusOf(g)}</span>
+              </td>
+              <td>{live ? (g.status === 'pending' ? (g.starts_at ? <>starts <Time iso={g.starts_at} /></> : 'awaiting review') : timeLeft(g.expires_at)) : <Time iso={g.expires_at} />}</td>
+              <td>
+                <Diagnostics grant={g} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+export function grantPage(frame: Frame, view: { grant: Grant; problem?: ApiProblem; notice?: string }): string {
+  const { grant: g, problem, notice } = view;
+  const action = `${frame.base}/access/${g.id}`;
+  return page(
+    frame,
+    `${accountOf(g.target)} · ${g.role}`,
+    'access',
+    <>
+      <Notice text={notice} />
+      <Problem problem={problem} />
+      <dl class="facts">
+        <dt>Status</dt>
+        <dd>
+          <span class={`status ${statusOf(g)}`}>{statusOf(g)}</span>
+        </dd>
+        <dt>Account</dt>
+        <dd>{accountOf(g.target)}</dd>
+        <dt>Role</dt>
+        <dd>{g.role}</dd>
+        {g.activated_at && (
+          <>
+            <dt>Active since</dt>
+            <dd>
+              <Time iso={g.activated_at} />
+            </dd>
+          </>
+        )}
+        {g.expires_at && (
+          <>
+            <dt>{CURRENT.has(g.status) ? 'Expires' : 'Ended'}</dt>
+            <dd>
+              <Time iso={g.expires_at} /> {CURRENT.has(g.status) && `(${timeLeft(g.expires_at)})`}
+            </dd>
+          </>
+        )}
+        {g.starts_at && (
+          <>
+            <dt>Starts</dt>
+            <dd>
+              <Time iso={g.starts_at} />
+            </dd>
+          </>
+        )}
+        {g.duration_seconds !== undefined && (
+          <>
+            <dt>Duration</dt>
+            <dd>{duration(g.duration_seconds)}</dd>
+          </>
+        )}
+        {g.access_request_id && (
+          <>
+            <dt>Request</dt>
+            <dd>
+              <a href={`${frame.base}/review/${g.access_request_id}`}>{g.access_request_id}</a>
+            </dd>
+          </>
+        )}
+      </dl>
+      <Diagnostics grant={g} />
+      {CURRENT.has(g.status) && (
+        <div class="forms">
+          {g.status !== 'pending' && (
+            <form method="post" action={`${action}/extend`}>
+              <input type="hidden" name="_csrf" value={frame.csrf} />
+              <h2>Extend</h2>
+              <label class="block">
+                New duration from now, in minutes
+                <input type="number" name="duration_minutes" min={1} required inputMode="numeric" />
+              </label>
+              <label class="block">
+                Reason
+                <textarea name="reason" rows={2} maxLength={4000}></textarea>
+              </label>
+              <button type="submit">Extend</button>
+            </form>
+          )}
+          <form method="post" action={`${action}/revoke`}>
+            <input type="hidden" name="_csrf" value={frame.csrf} />
+            <h2>{g.status === 'pending' ? 'Withdraw' : 'Revoke'}</h2>
+            <label class="block">
+              Reason (optional)
+              <textarea name="reason" rows={2} maxLength={4000}></textarea>
+            </label>
+            <button type="submit" class="danger">
+              {g.status === 'pending' ? 'Withdraw the request' : 'Revoke now'}
+            </button>
+          </form>
+        </div>
+      )}
+    </>,
+  );
+}

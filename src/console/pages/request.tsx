@@ -1,0 +1,193 @@
+// Request access: what the person may ask for (the entitlement catalogue), searched; what would
+// happen (a dry run of the same ensure call); then the call itself, for several accounts at once.
+import type { ApiProblem, EntitlementList, Grant } from '../api';
+import { accountOf, duration, type Frame, Notice, page, Problem } from './layout';
+
+export interface RequestFilters {
+  q?: string;
+  environment?: string;
+  role?: string;
+  cursor?: string;
+}
+
+/** What the person filled in, kept across a preview or a refusal. */
+export interface RequestForm {
+  pairs: string[];
+  reason: string;
+  ticket: string;
+  durationMinutes: string;
+  startsAt: string;
+  breakGlass: boolean;
+}
+
+export const EMPTY_FORM: RequestForm = { pairs: [], reason: '', ticket: '', durationMinutes: '', startsAt: '', breakGlass: false };
+
+export const pairOf = (target: string, role: string): string => `${accountOf(target)}|${role}`;
+
+export function requestPage(
+  frame: Frame,
+  view: { filters: RequestFilters; list: EntitlementList; form: RequestForm; preview?: Grant[]; problem?: ApiProblem },
+): string {
+  const { filters, list, form, preview, problem } = view;
+  const selected = new Set(form.pairs);
+  const filterQuery = new URLSearchParams(Object.entries(filters).filter((e): e is [string, string] => Boolean(e[1]) && e[0] !== 'cursor'));
+  return page(
+    frame,
+    'Request access',
+    'request',
+    <>
+      <form method="get" action={`${frame.base}/request`} class="search" role="search">
+        <label>
+          Search <input type="search" name="q" value={filters.q} placeholder="account name or id, role" maxLength={100} />
+        </label>
+        <label>
+          Environment <input type="text" name="environment" value={filters.environment} maxLength={64} />
+        </label>
+        <label>
+          Role <input type="text" name="role" value={filters.role} maxLength={32} />
+        </label>
+        <button type="submit">Search</button>
+      </form>
+
+      <Problem problem={problem} />
+      {preview && <Preview grants={preview} />}
+
+      <form method="post" action={`${frame.base}/request`} class="ask">
+        <input type="hidden" name="_csrf" value={frame.csrf} />
+        {Object.entries(filters).map(([name, value]) => value && <input type="hidden" name={`filter_${name}`} value={value} />)}
+        {/* Pairs chosen on an earlier page of results stay chosen. */}
+        {form.pairs
+          .filter((p) => !list.entitlements.some((e) => pairOf(e.target, e.role) === p))
+          .map((p) => (
+            <input type="hidden" name="pair" value={p} />
+          ))}
+        <fieldset>
+          <legend>What you may ask for</legend>
+          {list.entitlements.length === 0 ? (
+            <p>Nothing you may ask for matches.</p>
+          ) : (
+            <div class="scroll">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Ask</th>
+                    <th scope="col">Account</th>
+                    <th scope="col">Environment</th>
+                    <th scope="col">Role</th>
+                    <th scope="col">What happens</th>
+                    <th scope="col">Longest</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {list.entitlements.map((e) => {
+                    const id = `pair-${pairOf(e.target, e.role)}`.replace(/[^\w-]/g, '-');
+                    return (
+                      <tr>
+                        <td>
+                          <input type="checkbox" name="pair" value={pairOf(e.target, e.role)} id={id} checked={selected.has(pairOf(e.target, e.role))} />
+                        </td>
+                        <td>
+                          <label for={id}>
+                            {e.account.name ?? accountOf(e.target)} <span class="muted">{accountOf(e.target)}</span>
+                          </label>
+                        </td>
+                        <td>{e.account.environment}</td>
+                        <td>
+                          {e.role}
+                          {e.role_description && <span class="muted block">{e.role_description}</span>}
+                        </td>
+                        <td>
+                          {e.action === 'activate' ? 'active at once' : `review: ${e.approvals_required} approval${e.approvals_required === 1 ? '' : 's'}`}
+                          {e.requires.length > 0 && <span class="muted block">needs {e.requires.map((r) => (r === 'reason' ? 'a reason' : 'a ticket')).join(' and ')}</span>}
+                        </td>
+                        <td>{duration(e.max_duration_seconds)}</td>
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+            </div>
+          )}
+          {(filters.cursor || list.next_cursor) && (
+            <p class="pages">
+              {filters.cursor && <a href={`${frame.base}/request${filterQuery.size ? `?${filterQuery}` : ''}`}>First page</a>}{' '}
+              {list.next_cursor && <a href={`${frame.base}/request?${new URLSearchParams({ ...Object.fromEntries(filterQuery), cursor: list.next_cursor })}`}>Next page</a>}
+            </p>
+          )}
+        </fieldset>
+
+        <fieldset>
+          <legend>Why, and for how long</legend>
+          <label class="block">
+            Reason
+            <textarea name="reason" rows={3} maxLength={4000}>
+              {form.reason}
+            </textarea>
+          </label>
+          <label class="block">
+            Ticket (a link or key)
+            <input type="text" name="ticket" value={form.ticket} maxLength={2048} />
+          </label>
+          <label class="block">
+            Duration in minutes (empty: each role's default)
+            <input type="number" name="duration_minutes" value={form.durationMinutes} min={1} inputMode="numeric" />
+          </label>
+          <label class="block">
+            Start at (UTC; empty: now)
+            <input type="datetime-local" name="starts_at" value={form.startsAt} />
+          </label>
+          <label class="block check">
+            <input type="checkbox" name="break_glass" value="true" checked={form.breakGlass} /> Break-glass: emergency access now
+          </label>
+          <p class="muted" id="break-glass-help">
+            Where policy allows break-glass, the access is active at once without review, everyone responsible is told, and reviewers then
+            acknowledge it or deny it, which ends the access. It needs a reason and cannot start later.
+          </p>
+        </fieldset>
+        <div class="actions">
+          <button type="submit" name="action" value="preview">
+            Preview
+          </button>
+          <button type="submit" name="action" value="send" class="primary">
+            Send
+          </button>
+        </div>
+      </form>
+    </>,
+  );
+}
+
+function Preview({ grants }: { grants: Grant[] }) {
+  return (
+    <section class="preview" aria-labelledby="preview-title">
+      <h2 id="preview-title">What would happen</h2>
+      <ul>
+        {grants.map((g) => (
+          <li>
+            <strong>
+              {accountOf(g.target)} · {g.role}
+            </strong>
+            : {g.change === 'activated' ? 'active at once' : g.change === 'requested' ? 'a request for review' : g.change === 'extended' ? 'your grant extended' : 'no change'}
+            {g.duration_seconds !== undefined && `, for ${duration(g.duration_seconds)}`}
+            <Diagnostics grant={g} />
+          </li>
+        ))}
+      </ul>
+      <Notice text="Nothing was sent: choose Send to ask." />
+    </section>
+  );
+}
+
+export function Diagnostics({ grant }: { grant: Grant }) {
+  const shown = grant.diagnostics.filter((d) => d.code !== 'expires');
+  if (shown.length === 0) return null;
+  return (
+    <ul class="diagnostics">
+      {shown.map((d) => (
+        <li class={d.level}>
+          <span class="level">{d.level}</span> {d.message}
+        </li>
+      ))}
+    </ul>
+  );
+}
