@@ -344,6 +344,13 @@ export function tenantById(config: AppConfig, tenantId: string): TenantConfig | 
   return config.tenants.find((t) => t.id === tenantId.toLowerCase());
 }
 
+/** CONSOLE_URL's origin: https, as the session cookie is then Secure (plain http only on loopback). */
+function consoleUrlOf(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (!URL.canParse(value) || !httpsOrLoopback(value)) throw new Error(`CONSOLE_URL=${value}: the console's address must be an https URL (plain http only on loopback)`);
+  return new URL(value).origin;
+}
+
 /**
  * Environment (CONTRACT §4). The Temporal connection is what @temporalio/envconfig reads
  * (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS settings, a profile file), with
@@ -374,7 +381,7 @@ export const env = (() => {
      * The console's public origin (e.g. https://access.example.com): its redirect URIs and cookies
      * are made for it. Unset: the address the person used, on loopback only (npm run dev).
      */
-    consoleUrl: process.env.CONSOLE_URL ? new URL(process.env.CONSOLE_URL).origin : undefined,
+    consoleUrl: consoleUrlOf(process.env.CONSOLE_URL),
     /** Seals the console's cookies (src/console/session.ts); the same in every API process. Unset: a random one per process. */
     consoleSessionKey: process.env.CONSOLE_SESSION_KEY,
     /** How long a revoke call waits for the assignment to be removed before it answers "still under way". */

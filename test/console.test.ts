@@ -7,7 +7,8 @@ import type { Browser, Page } from 'playwright-core';
 import { launchChromium, PHONE, seriousAccessibilityFindings, signedIn } from './support/browser';
 import { assignmentsOf, CONSOLE_ACCOUNTS, CONSOLE_TENANT, current, eventually, reconciliationRound } from './support/world';
 
-const XSS_REASON = `<script>alert("reason")</script><img src=x onerror=alert(1)> needed for INC-1`;
+/** Markup that would run if drawn as HTML, and a formula a spreadsheet would run from the CSV. */
+const XSS_REASON = `=HYPERLINK("https://evil.example") <script>alert("reason")</script><img src=x onerror=alert(1)> needed for INC-1`;
 const XSS_TICKET = `"><b id=injected>T-1</b>`;
 
 describe('the web console in a browser', function () {
@@ -108,7 +109,7 @@ describe('the web console in a browser', function () {
     await alice.locator('#current tr[data-grant]', { hasText: CONSOLE_ACCOUNTS.tools }).getByRole('link').click();
     await expectNoSeriousFindings(alice, 'grant');
     await alice.getByRole('button', { name: 'Revoke now' }).click();
-    await alice.waitForURL(/notice=/);
+    await alice.waitForURL(/done=/);
     assert.match(await alice.locator('.facts').innerText(), /revoked/);
     assert.equal(await assignmentsOf('alice', CONSOLE_ACCOUNTS.tools, 'AdministratorAccess', CONSOLE_TENANT.id), 0);
     assert.equal(await assignmentsOf('alice', CONSOLE_ACCOUNTS.sandbox, 'AdministratorAccess', CONSOLE_TENANT.id), 1);
@@ -138,6 +139,8 @@ describe('the web console in a browser', function () {
     const csv = await streamText(await download.createReadStream());
     assert.match(csv.split('\n')[0], /^principal_id,principal_email,target,role,from,to,ended/);
     assert.match(csv, new RegExp(`alice,alice@example.com,AWS::Account::${CONSOLE_ACCOUNTS.tools},AdministratorAccess,.*,revoked,carol`));
+    // The reason is a cell of text, not a formula.
+    assert.ok(csv.includes(`"'=HYPERLINK(""https://evil.example"")`), csv);
 
     // alice may not read the audit trail: the API's refusal, in words.
     await alice.getByRole('link', { name: 'Audit' }).click();
@@ -253,16 +256,15 @@ describe('the web console in a browser', function () {
 
     const alice = await as('alice');
     const cookies = await alice.context().cookies();
-    const session = cookies.find((c) => c.name === 'access_session')!;
+    const session = cookies.find((c) => c.name === `access_session_${CONSOLE_TENANT.id}`)!;
     assert.ok(session.httpOnly, 'the session cookie is httpOnly');
     assert.equal(session.sameSite, 'Lax');
-    assert.equal(session.path, `/t/${CONSOLE_TENANT.id}`);
     const csrf = await alice.locator('input[name=_csrf]').first().inputValue();
     const form = (extra: Record<string, string>) =>
       new URLSearchParams({ pair: `${CONSOLE_ACCOUNTS.sandbox}|ReadOnlyAccess`, reason: 'probe', action: 'send', ...extra }).toString();
     const post = (headers: Record<string, string>, body: string) =>
       fetch(`${consoleUrl}request`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
-    const cookie = `access_session=${session.value}`;
+    const cookie = `${session.name}=${session.value}`;
 
     const noSession = await post({}, form({ _csrf: csrf }));
     assert.equal(noSession.status, 401);
@@ -273,7 +275,7 @@ describe('the web console in a browser', function () {
     assert.equal(wrongToken.status, 403);
     const elsewhere = await post({ cookie, origin: 'https://evil.example' }, form({ _csrf: csrf }));
     assert.equal(elsewhere.status, 403);
-    const tampered = await post({ cookie: `access_session=${session.value.slice(0, -4)}AAAA` }, form({ _csrf: csrf }));
+    const tampered = await post({ cookie: `${session.name}=${session.value.slice(0, -4)}AAAA` }, form({ _csrf: csrf }));
     assert.equal(tampered.status, 401);
     assert.equal(await assignmentsOf('alice', CONSOLE_ACCOUNTS.sandbox, 'ReadOnlyAccess', CONSOLE_TENANT.id), 0, 'nothing was asked');
 
@@ -281,6 +283,15 @@ describe('the web console in a browser', function () {
     const sent = await post({ cookie, origin: new URL(consoleUrl).origin }, form({ _csrf: csrf }));
     assert.equal(sent.status, 303);
     await eventually('ReadOnlyAccess active', async () => ((await assignmentsOf('alice', CONSOLE_ACCOUNTS.sandbox, 'ReadOnlyAccess', CONSOLE_TENANT.id)) === 1 ? true : undefined));
+
+    // Only a grant or request id goes into the API's paths; a review says approve or deny, or nothing happens.
+    assert.equal((await fetch(`${consoleUrl}access/%2e%2e`, { headers: { cookie } })).status, 404);
+    const undecided = await fetch(`${consoleUrl}review/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf, decision: 'approve!' }).toString(),
+    });
+    assert.equal(undecided.status, 400);
 
     // Every page answers with a strict Content-Security-Policy and no inline script.
     const page = await fetch(`${consoleUrl}access`, { headers: { cookie } });
@@ -291,9 +302,11 @@ describe('the web console in a browser', function () {
     await alice.getByRole('button', { name: 'Sign out' }).click();
     await alice.waitForURL(/signed-out/);
     await expectNoSeriousFindings(alice, 'signed out');
-    assert.equal((await alice.context().cookies()).filter((c) => c.name === 'access_session').length, 0);
+    assert.equal((await alice.context().cookies()).filter((c) => c.name === session.name).length, 0);
     await alice.goto(`${consoleUrl}access`);
     assert.ok(!alice.url().includes(`/t/${CONSOLE_TENANT.id}/access`), `signed out, yet ${alice.url()}`);
+    // A copy of the cookie taken before is refused too (by this API process: docs/console.md).
+    assert.equal((await fetch(`${consoleUrl}access`, { headers: { cookie }, redirect: 'manual' })).status, 303);
   });
 });
 

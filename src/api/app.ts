@@ -96,7 +96,8 @@ export function createApp({
       },
       // Method and path only: headers carry the bearer token, and bodies carry justifications.
       serializers: {
-        req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }),
+        // The console's paths without their query: its sign-in callback carries a code and state.
+        req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url.startsWith('/t/') ? req.url.split('?')[0] : req.url }),
         res: (res: { statusCode: number }) => ({ status: res.statusCode }),
       },
       customProps: (_req, res) => callerFields((res as Response).locals?.caller),

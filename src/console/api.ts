@@ -33,9 +33,11 @@ const TIMEOUT_MS = 60_000;
 
 export class ConsoleApi {
   /** `base`: where this process's API listens, as seen from itself. */
+  /** `tenantId`: the console's tenant; a token of another is refused (403 tenant_mismatch), never served. */
   constructor(
     private readonly base: string,
     private readonly token: string,
+    private readonly tenantId: string,
   ) {}
 
   get<T>(path: string, query: Record<string, string | undefined> = {}): Promise<T> {
@@ -51,7 +53,7 @@ export class ConsoleApi {
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const res = await fetch(`${this.base}${path}`, {
       method,
-      headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      headers: { authorization: `Bearer ${this.token}`, 'x-tenant-id': this.tenantId, ...(body !== undefined && { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });

@@ -13,16 +13,32 @@ import type { Logger } from '../log';
 import { isLoopback } from '../net';
 import { ApiRefusal, ConsoleApi, type AccessRequest, type AuditPage, type EntitlementList, type Grant, type GrantList, type Report, type RequestList } from './api';
 import { ConsoleProviders, type ConsoleSignIn } from './oidc';
-import { accessPage, CurrentGrants, grantPage } from './pages/access';
+import { accessPage, CURRENT_STATUSES, CurrentGrants, grantPage } from './pages/access';
 import { auditPage, type EventQuery, type ReportQuery } from './pages/audit';
 import { type Frame, page } from './pages/layout';
 import { EMPTY_FORM, type RequestFilters, type RequestForm, requestPage } from './pages/request';
 import { RequestCard, requestPage as accessRequestPage, reviewPage } from './pages/review';
 import { type ConsoleSession, CookieSeal, randomToken } from './session';
+import { LRUCache } from 'lru-cache';
 import { renderToString } from 'preact-render-to-string';
 
-const SESSION_COOKIE = 'access_session';
-const SIGN_IN_COOKIE = 'access_sign_in';
+/**
+ * The cookies, one pair per tenant: `__Host-` (Secure, Path=/, no Domain: no sibling host or plain
+ * http page can plant one) wherever the console is https; the seal binds each to its tenant too.
+ */
+const cookieName = (ctx: { secure: boolean; tenantId: string }, what: 'session' | 'sign_in') => `${ctx.secure ? '__Host-' : ''}access_${what}_${ctx.tenantId}`;
+/** Browsers keep a cookie up to about 4 KB, name and attributes included. */
+const COOKIE_BYTES = 3800;
+/** What a redirect after a change says on the next page: fixed words, never text from the URL. */
+const DONE = {
+  extended: 'Extended.',
+  extension_requested: 'The extension was sent for review.',
+  unchanged: 'No change: it already lasts that long.',
+  ended: 'Ended.',
+  removing: 'Being removed: see the notes.',
+  approved: 'Approved.',
+  denied: 'Denied.',
+} as const;
 /** How long a person has at the provider's pages before the sign-in must start again. */
 const SIGN_IN_SECONDS = 600;
 const FORM_LIMIT = '64kb';
@@ -55,7 +71,7 @@ const frameOf = (ctx: Ctx): Frame => ({ base: ctx.base, tenantName: ctx.tenantNa
 const apiOf = (req: Request, ctx: Ctx): ConsoleApi => {
   // Where this process listens, as the request came in: the console calls the same API it is part of.
   const local = (req.socket.localAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
-  return new ConsoleApi(`http://${local.includes(':') ? `[${local}]` : local}:${req.socket.localPort}`, ctx.session!.accessToken);
+  return new ConsoleApi(`http://${local.includes(':') ? `[${local}]` : local}:${req.socket.localPort}`, ctx.session!.accessToken, ctx.tenantId);
 };
 
 /**
@@ -76,6 +92,8 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
   const seal = new CookieSeal(sessionKey ?? CookieSeal.randomKey());
   if (!sessionKey) logger.warn('CONSOLE_SESSION_KEY is not set: console sessions are sealed with a random key and end with this process');
   const providers = new ConsoleProviders();
+  /** Sessions signed out here, by id, until they would have expired (another process does not know them: docs/console.md). */
+  const signedOut = new LRUCache<string, true>({ max: 100_000, ttlAutopurge: false });
   const router = express.Router();
 
   router.get('/console/assets/console.css', (_req, res) => res.set('Cache-Control', 'public, max-age=3600').sendFile(path.join(ASSETS, 'console.css')));
@@ -91,11 +109,8 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
     const t = UUID.test(id) ? tenantById(config, id) : undefined;
     const oidc = t?.auth.oidc;
     if (!t || !oidc?.console) return void res.status(404).type('html').send(plainPage('Not found', 'No console for this address: the tenant does not exist or has no console sign-in (auth.oidc.console).'));
-    let origin = publicOrigin;
-    if (!origin) {
-      if (!isLoopback(req.hostname)) return void res.status(404).type('html').send(plainPage('Not found', 'The console answers only on its configured address (CONSOLE_URL).'));
-      origin = `${req.protocol}://${req.get('host')}`;
-    }
+    const origin = publicOrigin ?? loopbackOrigin(req);
+    if (!origin) return void res.status(404).type('html').send(plainPage('Not found', 'The console answers only on its configured address (CONSOLE_URL).'));
     const ctx: Ctx = {
       tenantId: t.id,
       tenantName: t.name,
@@ -104,12 +119,13 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
       base: `/t/${t.id}`,
       secure: origin.startsWith('https:'),
     };
-    ctx.session = await seal.open('session', parseCookies(req.headers.cookie ?? '')[SESSION_COOKIE], t.id);
+    const session = await seal.open('session', parseCookies(req.headers.cookie ?? '')[cookieName(ctx, 'session')], t.id);
+    ctx.session = session && !signedOut.has(session.sid) ? session : undefined;
     res.locals.console = ctx;
     next();
   });
 
-  const cookieOptions = (ctx: Ctx, cookiePath: string, maxAgeMs: number): CookieOptions => ({ httpOnly: true, secure: ctx.secure, sameSite: 'lax', path: cookiePath, maxAge: maxAgeMs });
+  const cookieOptions = (ctx: Ctx, maxAgeMs?: number): CookieOptions => ({ httpOnly: true, secure: ctx.secure, sameSite: 'lax', path: '/', ...(maxAgeMs !== undefined && { maxAge: maxAgeMs }) });
   const redirectUri = (ctx: Ctx) => `${ctx.origin}${ctx.base}/callback`;
 
   tenant.get('/', (_req, res) => res.redirect(303, `${ctxOf(res).base}/access`));
@@ -118,24 +134,29 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
     const ctx = ctxOf(res);
     const returnTo = typeof req.query.return === 'string' && req.query.return.startsWith(`${ctx.base}/`) && !req.query.return.includes('//') ? req.query.return : `${ctx.base}/access`;
     const { url, transaction } = await providers.start(ctx.signIn, redirectUri(ctx), returnTo);
-    res.cookie(SIGN_IN_COOKIE, await seal.seal('sign-in', transaction, Math.floor(Date.now() / 1000) + SIGN_IN_SECONDS), cookieOptions(ctx, `${ctx.base}/callback`, SIGN_IN_SECONDS * 1000));
+    res.cookie(cookieName(ctx, 'sign_in'), await seal.seal('sign-in', transaction, Math.floor(Date.now() / 1000) + SIGN_IN_SECONDS), cookieOptions(ctx, SIGN_IN_SECONDS * 1000));
     res.redirect(303, url.href);
   });
 
   tenant.get('/callback', async (req, res) => {
     const ctx = ctxOf(res);
-    const transaction = await seal.open('sign-in', parseCookies(req.headers.cookie ?? '')[SIGN_IN_COOKIE], ctx.tenantId);
-    res.clearCookie(SIGN_IN_COOKIE, { path: `${ctx.base}/callback` });
+    const transaction = await seal.open('sign-in', parseCookies(req.headers.cookie ?? '')[cookieName(ctx, 'sign_in')], ctx.tenantId);
+    res.clearCookie(cookieName(ctx, 'sign_in'), cookieOptions(ctx));
     if (!transaction) return void res.status(400).type('html').send(plainPage('Sign-in not recognised', 'This sign-in was not started here, or took too long.', `${ctx.base}/sign-in`));
     let signedIn;
     try {
       signedIn = await providers.finish(ctx.signIn, new URL(req.originalUrl, ctx.origin), transaction);
     } catch (err) {
       logger.info({ tenant: ctx.tenantId, reason: ConsoleProviders.reason(err) }, 'console sign-in refused');
-      return void res.status(400).type('html').send(plainPage('Sign-in refused', `The identity provider's answer was not accepted: ${ConsoleProviders.reason(err)}`, `${ctx.base}/sign-in`));
+      return void res.status(400).type('html').send(plainPage('Sign-in refused', `The identity provider's answer was not accepted${ConsoleProviders.oauthError(err) ? ` (${ConsoleProviders.oauthError(err)})` : ''}. Try again.`, `${ctx.base}/sign-in`));
     }
-    const session: ConsoleSession = { tenantId: ctx.tenantId, ...signedIn, csrf: randomToken() };
-    res.cookie(SESSION_COOKIE, await seal.seal('session', session), cookieOptions(ctx, ctx.base, (signedIn.expiresAt - Date.now() / 1000) * 1000));
+    const session: ConsoleSession = { tenantId: ctx.tenantId, ...signedIn, csrf: randomToken(), sid: randomToken() };
+    const sealed = await seal.seal('session', session);
+    if (sealed.length > COOKIE_BYTES) {
+      logger.warn({ tenant: ctx.tenantId, bytes: sealed.length }, 'console session too large for a cookie');
+      return void res.status(400).type('html').send(plainPage('Sign-in too large', "Your identity provider's access token is too large for the console's session cookie (often: very many groups in it). Ask your administrator to trim the token's claims."));
+    }
+    res.cookie(cookieName(ctx, 'session'), sealed, cookieOptions(ctx, (signedIn.expiresAt - Date.now() / 1000) * 1000));
     res.redirect(303, transaction.returnTo);
   });
 
@@ -182,9 +203,17 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
     next();
   });
 
+  // A grant or request id is a UUID, or no such page: nothing else goes into the API's paths.
+  tenant.param('id', (req, res, next, id) => {
+    if (UUID.test(String(id))) return next();
+    res.status(404).type('html').send(page(frameOf(ctxOf(res)), 'Not found', undefined, <p role="alert">No such grant or request.</p>));
+  });
+
   tenant.post('/sign-out', async (_req, res) => {
     const ctx = ctxOf(res);
-    res.clearCookie(SESSION_COOKIE, { path: ctx.base });
+    res.clearCookie(cookieName(ctx, 'session'), cookieOptions(ctx));
+    // A copy of the cookie is refused by this process until it would have expired anyway.
+    signedOut.set(ctx.session!.sid, true, { ttl: Math.max(1, ctx.session!.expiresAt * 1000 - Date.now()) });
     res.redirect(303, `${ctx.base}/signed-out`);
   });
 
@@ -248,8 +277,7 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
       if (preview) return again({ preview: answer.grants });
       const activated = answer.grants.filter((g) => g.change === 'activated').length;
       const requested = answer.grants.filter((g) => g.change === 'requested').length;
-      const notice = [activated && `${activated} active`, requested && `${requested} sent for review`, answer.grants.length - activated - requested && `${answer.grants.length - activated - requested} unchanged`].filter(Boolean).join(', ');
-      res.redirect(303, `${ctx.base}/access?${new URLSearchParams({ notice: `Sent: ${notice}.` })}`);
+      res.redirect(303, `${ctx.base}/access?${new URLSearchParams({ sent: [activated, requested, answer.grants.length - activated - requested].join('.') })}`);
     } catch (err) {
       if (!(err instanceof ApiRefusal) || err.problem.status === 401) throw err;
       return again({ problem: err.problem }, err.problem.status);
@@ -257,20 +285,30 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
   });
 
   // My access.
-  const noticeOf = (req: Request): string | undefined => (typeof req.query.notice === 'string' ? req.query.notice.slice(0, 300) : undefined);
+  /** The words for what a redirect after a change reports (`done`, or `sent` counts). */
+  const noticeOf = (req: Request): string | undefined => {
+    const done = req.query.done;
+    if (typeof done === 'string' && Object.hasOwn(DONE, done)) return DONE[done as keyof typeof DONE];
+    const sent = typeof req.query.sent === 'string' ? /^(\d{1,2})\.(\d{1,2})\.(\d{1,2})$/.exec(req.query.sent) : null;
+    if (!sent) return undefined;
+    const [activated, requested, unchanged] = sent.slice(1).map(Number);
+    return `Sent: ${[activated && `${activated} active`, requested && `${requested} sent for review`, unchanged && `${unchanged} unchanged`].filter(Boolean).join(', ')}.`;
+  };
+  /** What the person holds or waits for, by status: however long their history, none is missed. */
+  const currentGrants = async (req: Request, ctx: Ctx): Promise<Grant[]> => {
+    const api = apiOf(req, ctx);
+    const pages = await Promise.all(CURRENT_STATUSES.map((status) => api.get<GrantList>('/v1/access/grants', { status, limit: '100' })));
+    return pages.flatMap((p) => p.grants);
+  };
   tenant.get('/access', async (req, res) => {
     const ctx = ctxOf(res);
     const cursor = typeof req.query.cursor === 'string' ? req.query.cursor : undefined;
-    const list = await apiOf(req, ctx).get<GrantList>('/v1/access/grants', { limit: '100', cursor });
-    res.type('html').send(accessPage(frameOf(ctx), { list, cursor, notice: noticeOf(req) }));
+    const [current, list] = await Promise.all([currentGrants(req, ctx), apiOf(req, ctx).get<GrantList>('/v1/access/grants', { limit: '50', cursor })]);
+    res.type('html').send(accessPage(frameOf(ctx), { current, list, cursor, notice: noticeOf(req) }));
   });
   tenant.get('/access/current', async (req, res) => {
     const ctx = ctxOf(res);
-    const current: Grant[] = [];
-    for (const status of ['active', 'provisioning', 'pending'] as const) {
-      current.push(...(await apiOf(req, ctx).get<GrantList>('/v1/access/grants', { status, limit: '100' })).grants);
-    }
-    res.type('html').send(renderToString(CurrentGrants({ frame: frameOf(ctx), grants: current })));
+    res.type('html').send(renderToString(CurrentGrants({ frame: frameOf(ctx), grants: await currentGrants(req, ctx) })));
   });
   const grantOf = (req: Request, ctx: Ctx): Promise<Grant> => apiOf(req, ctx).get<Grant>(`/v1/access/grants/${encodeURIComponent(String(req.params.id))}`);
   tenant.get('/access/:id', async (req, res) => {
@@ -288,8 +326,8 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
         justification: body.reason?.trim() ? { reason: body.reason } : {},
       });
       const change = answer.grants[0]?.change;
-      const notice = change === 'extended' ? 'Extended.' : change === 'requested' ? 'The extension was sent for review.' : 'No change: it already lasts that long.';
-      res.redirect(303, `${ctx.base}/access/${grant.id}?${new URLSearchParams({ notice })}`);
+      const done = change === 'extended' ? 'extended' : change === 'requested' ? 'extension_requested' : 'unchanged';
+      res.redirect(303, `${ctx.base}/access/${grant.id}?${new URLSearchParams({ done })}`);
     } catch (err) {
       if (!(err instanceof ApiRefusal) || err.problem.status === 401) throw err;
       res.status(err.problem.status).type('html').send(grantPage(frameOf(ctx), { grant, problem: err.problem }));
@@ -300,7 +338,7 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
     const reason = (req.body as Record<string, string | undefined>).reason?.trim();
     try {
       const grant = await apiOf(req, ctx).post<Grant>(`/v1/access/grants/${encodeURIComponent(String(req.params.id))}/revoke`, reason ? { reason } : {});
-      res.redirect(303, `${ctx.base}/access/${grant.id}?${new URLSearchParams({ notice: grant.status === 'revoked' ? 'Ended.' : 'Being removed: see the notes.' })}`);
+      res.redirect(303, `${ctx.base}/access/${grant.id}?${new URLSearchParams({ done: grant.status === 'revoked' ? 'ended' : 'removing' })}`);
     } catch (err) {
       if (!(err instanceof ApiRefusal) || err.problem.status === 401) throw err;
       res.status(err.problem.status).type('html').send(grantPage(frameOf(ctx), { grant: await grantOf(req, ctx), problem: err.problem }));
@@ -323,13 +361,14 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
   tenant.post('/review/:id', async (req, res) => {
     const ctx = ctxOf(res);
     const body = req.body as Record<string, string | undefined>;
-    const decision = body.decision === 'deny' ? 'deny' : 'approve';
+    const decision = body.decision;
+    if (decision !== 'approve' && decision !== 'deny') return void res.status(400).type('html').send(plainPage('Refused', 'Choose Approve or Deny; nothing was changed.', `${ctx.base}/review`));
     const comment = body.comment?.trim();
     const partial = Boolean(req.get('hx-request'));
     try {
       const request = await apiOf(req, ctx).post<AccessRequest>(`/v1/access/requests/${encodeURIComponent(String(req.params.id))}/review`, { decision, ...(comment && { comment }) });
       if (partial) return void res.type('html').send(renderToString(RequestCard({ frame: frameOf(ctx), request })));
-      res.redirect(303, `${ctx.base}/review/${request.id}?${new URLSearchParams({ notice: decision === 'approve' ? 'Approved.' : 'Denied.' })}`);
+      res.redirect(303, `${ctx.base}/review/${request.id}?${new URLSearchParams({ done: decision === 'approve' ? 'approved' : 'denied' })}`);
     } catch (err) {
       if (!(err instanceof ApiRefusal) || err.problem.status === 401) throw err;
       const request = await accessRequestOf(req, ctx);
@@ -372,15 +411,20 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
     res
       .type('text/csv')
       .attachment(`access-report-${query.target ?? 'account'}-${query.from ?? ''}-${query.to ?? ''}.csv`.replace(/[^\w.-]/g, '_'))
-      .send(csv(rows, { header: true, columns, cast: { boolean: (b) => String(b) } }));
+      // A reason of `=HYPERLINK(...)` stays text in a spreadsheet (OWASP's CSV injection).
+      .send(csv(rows, { header: true, columns, escape_formulas: true, cast: { boolean: (b) => String(b) } }));
   });
 
   // The API refused the person's token (it expired or was revoked): sign in again. Anything else
   // the API refused, or a failure here, is a page in words, never a stack.
   tenant.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const ctx = ctxOf(res);
+    const ctx = ctxOf(res) as Ctx | undefined;
+    if (!ctx) {
+      req.log.error({ err }, 'console page failed');
+      return void res.status(500).type('html').send(plainPage('Something went wrong', 'The page could not be drawn; nothing was lost. Try again.'));
+    }
     if (err instanceof ApiRefusal && err.problem.status === 401) {
-      res.clearCookie(SESSION_COOKIE, { path: ctx.base });
+      res.clearCookie(cookieName(ctx, 'session'), cookieOptions(ctx));
       const signIn = `${ctx.base}/sign-in?${new URLSearchParams({ return: req.method === 'GET' ? req.originalUrl : `${ctx.base}/access` })}`;
       if (req.get('hx-request')) return void res.status(401).set('HX-Redirect', signIn).end();
       return res.redirect(303, signIn);
@@ -396,6 +440,17 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
 
   return router;
 }
+
+/**
+ * Without CONSOLE_URL, the console is a developer's on their own machine: a request from loopback to
+ * loopback, for a loopback name; its origin is then the address used (`npm run dev` prints it).
+ */
+function loopbackOrigin(req: Request): string | undefined {
+  const host = req.headers.host ?? '';
+  const fromHere = isLoopback((req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')) && isLoopback((req.socket.localAddress ?? '').replace(/^::ffff:/, ''));
+  return fromHere && LOOPBACK_HOST.test(host) ? `http://${host}` : undefined;
+}
+const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])(:\d{1,5})?$/;
 
 /** A page outside a session: a message and where to go on. */
 function plainPage(title: string, message: string, next?: string): string {

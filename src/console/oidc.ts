@@ -95,7 +95,12 @@ export class ConsoleProviders {
     }
   }
 
-  /** Why a sign-in failed, in words for the page (never a token). */
+  /** The OAuth error code of a refused sign-in (e.g. access_denied), the one part shown to the person. */
+  static oauthError(err: unknown): string | undefined {
+    return err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError ? err.error : undefined;
+  }
+
+  /** Why a sign-in failed, for the log (never a token). */
   static reason(err: unknown): string {
     if (err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError) return `${err.error}${err.error_description ? `: ${err.error_description}` : ''}`;
     return (err as Error).message;

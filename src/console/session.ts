@@ -13,6 +13,8 @@ export interface ConsoleSession {
   accessToken: string;
   /** The value every state-changing request must carry (form field or X-CSRF-Token header). */
   csrf: string;
+  /** The session's id: what sign-out marks as ended. */
+  sid: string;
   /** Seconds since the epoch: the access token's expiry. */
   expiresAt: number;
 }

@@ -4,22 +4,24 @@ import type { ApiProblem, Grant, GrantList } from '../api';
 import { accountOf, duration, type Frame, Notice, page, Problem, Time, timeLeft } from './layout';
 import { Diagnostics } from './request';
 
-const CURRENT = new Set(['active', 'pending', 'provisioning']);
+/** What "now" lists: held, being provisioned, or waiting (for review or for its start). */
+export const CURRENT_STATUSES = ['active', 'provisioning', 'pending'] as const;
+const CURRENT = new Set<string>(CURRENT_STATUSES);
 
 /** A pending grant the API says is scheduled (diagnostic `scheduled`) is shown as such. */
 export function statusOf(g: Grant): string {
   return g.status === 'pending' && g.diagnostics.some((d) => d.code === 'scheduled') ? 'scheduled' : g.status;
 }
 
-export function accessPage(frame: Frame, view: { list: GrantList; cursor?: string; notice?: string }): string {
-  const { list, cursor, notice } = view;
+export function accessPage(frame: Frame, view: { current: Grant[]; list: GrantList; cursor?: string; notice?: string }): string {
+  const { current, list, cursor, notice } = view;
   return page(
     frame,
     'My access',
     'access',
     <>
       <Notice text={notice} />
-      <CurrentGrants frame={frame} grants={list.grants.filter((g) => CURRENT.has(g.status))} />
+      <CurrentGrants frame={frame} grants={current} />
       <section aria-labelledby="history-title">
         <h2 id="history-title">Ended</h2>
         <GrantTable frame={frame} grants={list.grants.filter((g) => !CURRENT.has(g.status))} empty="Nothing has ended on this page." />
