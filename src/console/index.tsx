@@ -133,7 +133,14 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
   tenant.get('/sign-in', async (req, res) => {
     const ctx = ctxOf(res);
     const returnTo = typeof req.query.return === 'string' && req.query.return.startsWith(`${ctx.base}/`) && !req.query.return.includes('//') ? req.query.return : `${ctx.base}/access`;
-    const { url, transaction } = await providers.start(ctx.signIn, redirectUri(ctx), returnTo);
+    let started;
+    try {
+      started = await providers.start(ctx.signIn, redirectUri(ctx), returnTo);
+    } catch (err) {
+      logger.warn({ tenant: ctx.tenantId, reason: ConsoleProviders.reason(err) }, 'console sign-in: the identity provider does not answer');
+      return void res.status(503).set('Retry-After', '10').type('html').send(plainPage('Sign-in unavailable', 'Your identity provider does not answer; try again in a moment.', `${ctx.base}/sign-in`));
+    }
+    const { url, transaction } = started;
     res.cookie(cookieName(ctx, 'sign_in'), await seal.seal('sign-in', transaction, Math.floor(Date.now() / 1000) + SIGN_IN_SECONDS), cookieOptions(ctx, SIGN_IN_SECONDS * 1000));
     res.redirect(303, url.href);
   });
@@ -350,8 +357,9 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
     const ctx = ctxOf(res);
     const status = typeof req.query.status === 'string' && ['pending', 'approved', 'denied', 'expired', 'withdrawn'].includes(req.query.status) ? req.query.status : 'pending';
     const cursor = typeof req.query.cursor === 'string' ? req.query.cursor : undefined;
-    const list = await apiOf(req, ctx).get<RequestList>('/v1/access/requests', { status, cursor, limit: '50' });
-    res.type('html').send(reviewPage(frameOf(ctx), { list, status, cursor, notice: noticeOf(req) }));
+    const mine = req.query.mine === 'true';
+    const list = await apiOf(req, ctx).get<RequestList>('/v1/access/requests', { status, cursor, limit: '50', mine: mine ? 'true' : undefined });
+    res.type('html').send(reviewPage(frameOf(ctx), { list, status, mine, cursor, notice: noticeOf(req) }));
   });
   const accessRequestOf = (req: Request, ctx: Ctx) => apiOf(req, ctx).get<AccessRequest>(`/v1/access/requests/${encodeURIComponent(String(req.params.id))}`);
   tenant.get('/review/:id', async (req, res) => {

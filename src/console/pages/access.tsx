@@ -22,6 +22,9 @@ export function accessPage(frame: Frame, view: { current: Grant[]; list: GrantLi
     <>
       <Notice text={notice} />
       <CurrentGrants frame={frame} grants={current} />
+      <p>
+        <a href={`${frame.base}/review?status=pending&mine=true`}>Your requests</a>: what you asked reviewers for, and what they decided.
+      </p>
       <section aria-labelledby="history-title">
         <h2 id="history-title">Ended</h2>
         <GrantTable frame={frame} grants={list.grants.filter((g) => !CURRENT.has(g.status))} empty="Nothing has ended on this page." />

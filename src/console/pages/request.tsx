@@ -186,6 +186,14 @@ export function Diagnostics({ grant }: { grant: Grant }) {
       {shown.map((d) => (
         <li class={d.level}>
           <span class="level">{d.level}</span> {d.message}
+          {/* The policy's advice: who reviews, what to attach. */}
+          {Array.isArray(d.notices) && d.notices.length > 0 && (
+            <ul>
+              {(d.notices as unknown[]).map((n) => (
+                <li>{String(n)}</li>
+              ))}
+            </ul>
+          )}
         </li>
       ))}
     </ul>

@@ -5,9 +5,10 @@ import type { AccessRequest, ApiProblem, RequestList } from '../api';
 import { accountOf, duration, type Frame, Notice, page, Problem, Time } from './layout';
 import { Diagnostics } from './request';
 
-export function reviewPage(frame: Frame, view: { list: RequestList; status: string; cursor?: string; notice?: string; problem?: ApiProblem }): string {
-  const { list, status, cursor, notice, problem } = view;
+export function reviewPage(frame: Frame, view: { list: RequestList; status: string; mine: boolean; cursor?: string; notice?: string; problem?: ApiProblem }): string {
+  const { list, status, mine, cursor, notice, problem } = view;
   const waiting = status === 'pending';
+  const at = (q: Record<string, string>) => `${frame.base}/review?${new URLSearchParams({ ...q, ...(mine && { mine: 'true' }) })}`;
   return page(
     frame,
     'Review',
@@ -15,22 +16,30 @@ export function reviewPage(frame: Frame, view: { list: RequestList; status: stri
     <>
       <Notice text={notice} />
       <Problem problem={problem} />
+      <nav aria-label="Whose requests" class="tabs">
+        <a href={`${frame.base}/review?status=${status}`} aria-current={!mine ? 'page' : undefined}>
+          to review
+        </a>
+        <a href={`${frame.base}/review?status=${status}&mine=true`} aria-current={mine ? 'page' : undefined}>
+          my own
+        </a>
+      </nav>
       <nav aria-label="Requests by status" class="tabs">
         {['pending', 'approved', 'denied', 'expired', 'withdrawn'].map((s) => (
-          <a href={`${frame.base}/review?status=${s}`} aria-current={s === status ? 'page' : undefined}>
+          <a href={at({ status: s })} aria-current={s === status ? 'page' : undefined}>
             {s}
           </a>
         ))}
       </nav>
       {list.requests.length === 0 ? (
-        <p>{waiting ? 'Nothing waits for a review you may give.' : `No ${status} requests you may see.`}</p>
+        <p>{mine ? `You have no ${status} requests.` : waiting ? 'Nothing waits for a review you may give.' : `No ${status} requests you may see.`}</p>
       ) : (
         list.requests.map((r) => <RequestCard frame={frame} request={r} />)
       )}
       {(cursor || list.next_cursor) && (
         <p class="pages">
-          {cursor && <a href={`${frame.base}/review?status=${status}`}>First page</a>}{' '}
-          {list.next_cursor && <a href={`${frame.base}/review?${new URLSearchParams({ status, cursor: list.next_cursor })}`}>Next page</a>}
+          {cursor && <a href={at({ status })}>First page</a>}{' '}
+          {list.next_cursor && <a href={at({ status, cursor: list.next_cursor })}>Next page</a>}
         </p>
       )}
     </>,
