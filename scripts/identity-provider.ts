@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
-import Provider, { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { type Configuration, errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 
 export interface Person {
   /** The login name typed on the sign-in page; also the token's `sub`. */
@@ -58,7 +58,15 @@ export async function startIdentityProvider(opts: IdentityProviderOptions): Prom
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const claimsOf = (p: Person) => ({ sub: p.login, email: p.email, email_verified: true, groups: p.groups });
+  // A native client is asked to confirm on every sign-in (its loopback redirect does not prove who it
+  // is). The console is registered native here only to take any loopback port, and is the service's
+  // own web app: it is not asked.
+  const policy = interactionPolicy.base();
+  const nativePrompt = policy.get('consent')!.checks.get('native_client_prompt')!;
+  const promptsNative = nativePrompt.check;
+  nativePrompt.check = (ctx) => (opts.console && ctx.oidc.client?.clientId === opts.console.clientId ? interactionPolicy.Check.NO_NEED_TO_PROMPT : promptsNative(ctx));
   const configuration: Configuration = {
+    interactions: { policy },
     clients: [
       ...(opts.console
         ? [

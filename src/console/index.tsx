@@ -82,7 +82,8 @@ function securityHeaders(res: Response): void {
   res.set({
     'Content-Security-Policy': `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
     'X-Content-Type-Options': 'nosniff',
-    'Referrer-Policy': 'no-referrer',
+    // same-origin, not no-referrer: with no-referrer a form's POST carries `Origin: null`, which the CSRF check refuses.
+    'Referrer-Policy': 'same-origin',
     'Cache-Control': 'no-store',
     'Cross-Origin-Opener-Policy': 'same-origin',
   });
@@ -248,6 +249,8 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
     const filters = filtersOf(body, 'filter_');
     const form: RequestForm = {
       pairs: ([] as string[]).concat(body.pair ?? []),
+      otherAccount: String(body.other_account ?? '').trim(),
+      otherRole: String(body.other_role ?? '').trim(),
       reason: String(body.reason ?? ''),
       ticket: String(body.ticket ?? '').trim(),
       durationMinutes: String(body.duration_minutes ?? '').trim(),
@@ -256,8 +259,9 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
     };
     const preview = body.action === 'preview';
     const minutes = form.durationMinutes === '' ? undefined : Number(form.durationMinutes);
+    const asked = [...new Set([...form.pairs, ...(form.otherAccount || form.otherRole ? [`${form.otherAccount}|${form.otherRole}`] : [])])];
     const ensure = {
-      entitlements: form.pairs.map((p) => {
+      entitlements: asked.map((p) => {
         const [account, role] = p.split('|');
         return { target: `AWS::Account::${account}`, role, ...(minutes !== undefined && { duration_seconds: Math.round(minutes * 60) }) };
       }),
@@ -276,7 +280,7 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
       }
       res.status(status).type('html').send(requestPage(frameOf(ctx), { filters, list, form, ...view }));
     };
-    if (form.pairs.length === 0) {
+    if (asked.length === 0) {
       return again({ problem: { status: 400, code: 'invalid_request', message: 'Choose at least one account and role.' } }, 400);
     }
     try {

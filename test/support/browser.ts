@@ -28,7 +28,11 @@ export async function signedIn(browser: Browser, url: string, login: string, vie
   await page.locator('input[name=login]').fill(login);
   await page.locator('input[name=password]').fill('any');
   await page.locator('button[type=submit]').click();
-  await page.waitForURL((u) => u.href.startsWith(new URL(url).origin) && !u.pathname.endsWith('/callback'));
+  try {
+    await page.waitForURL((u) => u.href.startsWith(new URL(url).origin) && !u.pathname.endsWith('/callback'), { timeout: 30_000 });
+  } catch (err) {
+    throw new Error(`${login} did not get back to the console (at ${page.url()}: ${(await page.locator('body').innerText().catch(() => '')).slice(0, 500)})`, { cause: err });
+  }
   return { context, page };
 }
 

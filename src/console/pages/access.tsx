@@ -51,7 +51,7 @@ export function CurrentGrants({ frame, grants }: { frame: Frame; grants: Grant[]
 function GrantTable({ frame, grants, empty, live }: { frame: Frame; grants: Grant[]; empty: string; live?: boolean }) {
   if (grants.length === 0) return <p>{empty}</p>;
   return (
-    <div class="scroll">
+    <div class="scroll" tabIndex={0}>
       <table>
         <thead>
           <tr>
@@ -149,24 +149,24 @@ export function grantPage(frame: Frame, view: { grant: Grant; problem?: ApiProbl
             <form method="post" action={`${action}/extend`}>
               <input type="hidden" name="_csrf" value={frame.csrf} />
               <h2>Extend</h2>
-              <label class="block">
-                New duration from now, in minutes
-                <input type="number" name="duration_minutes" min={1} required inputMode="numeric" />
-              </label>
-              <label class="block">
-                Reason
-                <textarea name="reason" rows={2} maxLength={4000}></textarea>
-              </label>
+              <div class="field">
+                <label for="extend-minutes">New duration from now, in minutes</label>
+                <input id="extend-minutes" type="number" name="duration_minutes" min={1} required inputMode="numeric" />
+              </div>
+              <div class="field">
+                <label for="extend-reason">Reason</label>
+                <textarea id="extend-reason" name="reason" rows={2} maxLength={4000}></textarea>
+              </div>
               <button type="submit">Extend</button>
             </form>
           )}
           <form method="post" action={`${action}/revoke`}>
             <input type="hidden" name="_csrf" value={frame.csrf} />
             <h2>{g.status === 'pending' ? 'Withdraw' : 'Revoke'}</h2>
-            <label class="block">
-              Reason (optional)
-              <textarea name="reason" rows={2} maxLength={4000}></textarea>
-            </label>
+            <div class="field">
+              <label for="revoke-reason">Reason (optional)</label>
+              <textarea id="revoke-reason" name="reason" rows={2} maxLength={4000}></textarea>
+            </div>
             <button type="submit" class="danger">
               {g.status === 'pending' ? 'Withdraw the request' : 'Revoke now'}
             </button>

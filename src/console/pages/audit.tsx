@@ -61,7 +61,7 @@ export function auditPage(
             {view.report.result.intervals.length === 0 ? (
               <p>Nobody held it then.</p>
             ) : (
-              <div class="scroll">
+              <div class="scroll" tabIndex={0}>
                 <table>
                   <thead>
                     <tr>
@@ -124,7 +124,7 @@ export function auditPage(
             <p>No events.</p>
           ) : (
             <>
-              <div class="scroll">
+              <div class="scroll" tabIndex={0}>
                 <table>
                   <thead>
                     <tr>

@@ -79,6 +79,16 @@ export function Problem({ problem }: { problem: ApiProblem | undefined }) {
       <p>
         <strong>{problem.message}</strong> <code>{problem.code}</code>
       </p>
+      {/* What was wrong with the call, field by field, in the API's words. */}
+      {Array.isArray(problem.details?.issues) && (
+        <ul>
+          {(problem.details.issues as { path?: unknown[]; message?: string }[]).map((issue) => (
+            <li>
+              {issue.path && issue.path.length > 0 && <code>{issue.path.join('.')}</code>} {issue.message}
+            </li>
+          ))}
+        </ul>
+      )}
       {problem.notices && problem.notices.length > 0 && (
         <ul>
           {problem.notices.map((n) => (

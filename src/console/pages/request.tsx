@@ -13,6 +13,9 @@ export interface RequestFilters {
 /** What the person filled in, kept across a preview or a refusal. */
 export interface RequestForm {
   pairs: string[];
+  /** An account and role typed in, for what the catalogue does not offer (break-glass is decided only when asked). */
+  otherAccount: string;
+  otherRole: string;
   reason: string;
   ticket: string;
   durationMinutes: string;
@@ -20,7 +23,7 @@ export interface RequestForm {
   breakGlass: boolean;
 }
 
-export const EMPTY_FORM: RequestForm = { pairs: [], reason: '', ticket: '', durationMinutes: '', startsAt: '', breakGlass: false };
+export const EMPTY_FORM: RequestForm = { pairs: [], otherAccount: '', otherRole: '', reason: '', ticket: '', durationMinutes: '', startsAt: '', breakGlass: false };
 
 export const pairOf = (target: string, role: string): string => `${accountOf(target)}|${role}`;
 
@@ -66,7 +69,7 @@ export function requestPage(
           {list.entitlements.length === 0 ? (
             <p>Nothing you may ask for matches.</p>
           ) : (
-            <div class="scroll">
+            <div class="scroll" tabIndex={0}>
               <table>
                 <thead>
                   <tr>
@@ -117,25 +120,38 @@ export function requestPage(
         </fieldset>
 
         <fieldset>
+          <legend>Not in the list</legend>
+          <p class="muted">An account and role the list does not offer, for break-glass for instance: policy decides when you send it.</p>
+          <div class="field">
+            <label for="other-account">Account id</label>
+            <input id="other-account" type="text" name="other_account" value={form.otherAccount} pattern="[0-9]{12}" inputMode="numeric" maxLength={12} />
+          </div>
+          <div class="field">
+            <label for="other-role">Role name</label>
+            <input id="other-role" type="text" name="other_role" value={form.otherRole} maxLength={32} />
+          </div>
+        </fieldset>
+
+        <fieldset>
           <legend>Why, and for how long</legend>
-          <label class="block">
-            Reason
-            <textarea name="reason" rows={3} maxLength={4000}>
+          <div class="field">
+            <label for="reason">Reason</label>
+            <textarea id="reason" name="reason" rows={3} maxLength={4000}>
               {form.reason}
             </textarea>
-          </label>
-          <label class="block">
-            Ticket (a link or key)
-            <input type="text" name="ticket" value={form.ticket} maxLength={2048} />
-          </label>
-          <label class="block">
-            Duration in minutes (empty: each role's default)
-            <input type="number" name="duration_minutes" value={form.durationMinutes} min={1} inputMode="numeric" />
-          </label>
-          <label class="block">
-            Start at (UTC; empty: now)
-            <input type="datetime-local" name="starts_at" value={form.startsAt} />
-          </label>
+          </div>
+          <div class="field">
+            <label for="ticket">Ticket (a link or key)</label>
+            <input id="ticket" type="text" name="ticket" value={form.ticket} maxLength={2048} />
+          </div>
+          <div class="field">
+            <label for="duration">Duration in minutes (empty: each role's default)</label>
+            <input id="duration" type="number" name="duration_minutes" value={form.durationMinutes} min={1} inputMode="numeric" />
+          </div>
+          <div class="field">
+            <label for="starts-at">Start at (UTC; empty: now)</label>
+            <input id="starts-at" type="datetime-local" name="starts_at" value={form.startsAt} />
+          </div>
           <label class="block check">
             <input type="checkbox" name="break_glass" value="true" checked={form.breakGlass} /> Break-glass: emergency access now
           </label>

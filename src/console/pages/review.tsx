@@ -110,7 +110,7 @@ export function RequestCard({ frame, request: r, problem }: { frame: Frame; requ
           </>
         )}
       </dl>
-      <div class="scroll">
+      <div class="scroll" tabIndex={0}>
         <table>
           <caption>What is asked for</caption>
           <thead>
@@ -141,10 +141,10 @@ export function RequestCard({ frame, request: r, problem }: { frame: Frame; requ
       {r.status === 'pending' && !mine && (
         <form method="post" action={`${frame.base}/review/${r.id}`} hx-post={`${frame.base}/review/${r.id}`} hx-target={`#card-${r.id}`} hx-swap="outerHTML" class="decide">
           <input type="hidden" name="_csrf" value={frame.csrf} />
-          <label class="block">
-            Comment
-            <textarea name="comment" rows={2} maxLength={4000}></textarea>
-          </label>
+          <div class="field">
+            <label for={`comment-${r.id}`}>Comment</label>
+            <textarea id={`comment-${r.id}`} name="comment" rows={2} maxLength={4000}></textarea>
+          </div>
           <div class="actions">
             <button type="submit" name="decision" value="approve" class="primary">
               Approve
