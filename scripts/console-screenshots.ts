@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     await carol.locator('article.request', { hasText: 'CHG-1024' }).first().getByRole('button', { name: 'Approve' }).click();
     await carol.locator('article.request.approved').first().waitFor();
 
-    await alice.locator('#current tr[data-grant]', { hasText: 'active' }).first().waitFor({ timeout: 60_000 });
+    await alice.locator('#current tr[data-grant]', { hasText: 'AdministratorAccess' }).locator('.status.active').waitFor({ timeout: 60_000 });
     await shot(alice, 'my-access');
     await alice.locator('#current tr[data-grant]', { hasText: ACCOUNT }).getByRole('link').first().click();
     await shot(alice, 'grant');

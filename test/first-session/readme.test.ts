@@ -181,7 +181,7 @@ describe("the README's first command and first session", function () {
       await carol.getByRole('link', { name: 'Review' }).click();
       await carol.locator('article.request', { hasText: 'trying the console' }).getByRole('button', { name: 'Approve' }).click();
       await carol.locator('article.request.approved', { hasText: 'trying the console' }).waitFor();
-      await alice.locator('#current tr[data-grant]', { hasText: 'AdministratorAccess' }).filter({ hasText: 'active' }).waitFor({ timeout: 60_000 });
+      await alice.locator('#current tr[data-grant]', { hasText: 'AdministratorAccess' }).locator('.status.active').waitFor({ timeout: 60_000 });
     } finally {
       await browser.close();
     }
