@@ -9,7 +9,7 @@ import type { Person } from './identity-provider';
 import { AUDIT_BUCKET, AUDIT_PREFIX, repoRoot, startStack, waitFor } from './stack';
 
 const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
-/** Who may sign in at the dev identity provider (by login name, no password): a requester, a reviewer, an auditor. */
+/** Who may sign in at the dev identity provider (by login name; any password): a requester, a reviewer, an auditor. */
 const PEOPLE: Person[] = [
   { login: 'alice', email: 'alice@example.com', groups: ['engineering'] },
   { login: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
@@ -73,7 +73,7 @@ Access service running.
   Temporal      ${stack.temporalAddress} (Web UI http://127.0.0.1:${UI_PORT})
   AWS (moto)    ${stack.awsEndpoint}
   audit trail   s3://${AUDIT_BUCKET}/${AUDIT_PREFIX}/ in moto (Object Lock on); read it as a member of security-auditors
-  sign-in       ${idp.issuer} (OpenID Connect; people: ${PEOPLE.map((p) => `${p.login} (${p.groups.join(', ')})`).join(', ')}; no password)
+  sign-in       ${idp.issuer} (OpenID Connect; people: ${PEOPLE.map((p) => `${p.login} (${p.groups.join(', ')})`).join(', ')}; any password)
   config        ${stack.configPath}
 
 Open the console and sign in as ${REQUESTER.login}; ${REVIEWER.login} reviews (in a private window: one person per browser):

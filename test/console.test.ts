@@ -175,7 +175,7 @@ describe('the web console in a browser', function () {
 
     const carol = await as('carol');
     await carol.getByRole('link', { name: 'Review' }).click();
-    await carol.locator('article.request', { hasText: 'Break-glass use for olga@example.com' }).waitFor();
+    await carol.locator('article.request', { hasText: 'Break-glass for olga@example.com' }).waitFor();
   });
 
   it('a request carol denies ends pending for alice, with the comment; break-glass without a reason is refused in words, and nothing is asked', async () => {

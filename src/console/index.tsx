@@ -32,9 +32,9 @@ const COOKIE_BYTES = 3800;
 /** What a redirect after a change says on the next page: fixed words, never text from the URL. */
 const DONE = {
   extended: 'Extended.',
-  extension_requested: 'The extension was sent for review.',
+  extension_requested: 'The extension request was sent for review.',
   unchanged: 'No change: it already lasts that long.',
-  ended: 'Ended.',
+  ended: 'Revoked.',
   removing: 'Being removed: see the notes.',
   approved: 'Approved.',
   denied: 'Denied.',
@@ -110,6 +110,8 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
     const t = UUID.test(id) ? tenantById(config, id) : undefined;
     const oidc = t?.auth.oidc;
     if (!t || !oidc?.console) return void res.status(404).type('html').send(plainPage('Not found', 'No console for this address: the tenant does not exist or has no console sign-in (auth.oidc.console).'));
+    // The local provider knows the console at 127.0.0.1 only (as npm run dev prints it).
+    if (!publicOrigin && /^localhost(:\d+)?$/.test(req.headers.host ?? '')) return res.redirect(303, `http://${req.headers.host!.replace('localhost', '127.0.0.1')}${req.originalUrl}`);
     const origin = publicOrigin ?? loopbackOrigin(req);
     if (!origin) return void res.status(404).type('html').send(plainPage('Not found', 'The console answers only on its configured address (CONSOLE_URL).'));
     const ctx: Ctx = {
@@ -332,9 +334,10 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
     const body = req.body as Record<string, string | undefined>;
     const minutes = Number(body.duration_minutes);
     try {
+      const ticket = body.ticket?.trim();
       const answer = await apiOf(req, ctx).post<{ grants: Grant[] }>('/v1/access/ensure', {
         entitlements: [{ target: grant.target, role: grant.role, duration_seconds: Math.round(minutes * 60) }],
-        justification: body.reason?.trim() ? { reason: body.reason } : {},
+        justification: { ...(body.reason?.trim() && { reason: body.reason }), ...(ticket && { attachments: [ticket] }) },
       });
       const change = answer.grants[0]?.change;
       const done = change === 'extended' ? 'extended' : change === 'requested' ? 'extension_requested' : 'unchanged';

@@ -23,7 +23,7 @@ export function accessPage(frame: Frame, view: { current: Grant[]; list: GrantLi
       <Notice text={notice} />
       <CurrentGrants frame={frame} grants={current} />
       <p>
-        <a href={`${frame.base}/review?status=pending&mine=true`}>Your requests</a>: what you asked reviewers for, and what they decided.
+        <a href={`${frame.base}/review?status=pending&mine=true`}>My requests</a>: what you asked reviewers for, and what they decided.
       </p>
       <section aria-labelledby="history-title">
         <h2 id="history-title">Ended</h2>
@@ -59,7 +59,7 @@ function GrantTable({ frame, grants, empty, live }: { frame: Frame; grants: Gran
             <th scope="col">Role</th>
             <th scope="col">Status</th>
             <th scope="col">{live ? 'Time left' : 'Ended'}</th>
-            <th scope="col">Notes</th>
+            <th scope="col">Diagnostics</th>
           </tr>
         </thead>
         <tbody aria-live={live ? 'polite' : undefined}>
@@ -157,18 +157,22 @@ export function grantPage(frame: Frame, view: { grant: Grant; problem?: ApiProbl
                 <label for="extend-reason">Reason</label>
                 <textarea id="extend-reason" name="reason" rows={2} maxLength={4000}></textarea>
               </div>
+              <div class="field">
+                <label for="extend-ticket">Ticket (a link or key)</label>
+                <input id="extend-ticket" type="text" name="ticket" maxLength={2048} />
+              </div>
               <button type="submit">Extend</button>
             </form>
           )}
           <form method="post" action={`${action}/revoke`}>
             <input type="hidden" name="_csrf" value={frame.csrf} />
-            <h2>{g.status === 'pending' ? 'Withdraw' : 'Revoke'}</h2>
+            <h2>{g.status === 'pending' ? (g.access_request_id ? 'Withdraw' : 'Cancel') : 'Revoke'}</h2>
             <div class="field">
               <label for="revoke-reason">Reason (optional)</label>
               <textarea id="revoke-reason" name="reason" rows={2} maxLength={4000}></textarea>
             </div>
             <button type="submit" class="danger">
-              {g.status === 'pending' ? 'Withdraw the request' : 'Revoke now'}
+              {g.status === 'pending' ? (g.access_request_id ? 'Withdraw the request' : 'Cancel the scheduled grant') : 'Revoke now'}
             </button>
           </form>
         </div>

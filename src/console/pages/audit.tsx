@@ -105,7 +105,7 @@ export function auditPage(
         <form method="get" action={`${frame.base}/audit`} class="search">
           <input type="hidden" name="view" value="events" />
           <label>
-            Person <input type="text" name="principal" value={eq.principal} maxLength={256} />
+            Person (principal id) <input type="text" name="principal" value={eq.principal} maxLength={256} />
           </label>
           <label>
             Account id <input type="text" name="target" value={eq.target} pattern="[0-9]{12}" inputMode="numeric" />

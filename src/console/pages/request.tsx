@@ -78,7 +78,7 @@ export function requestPage(
                     <th scope="col">Environment</th>
                     <th scope="col">Role</th>
                     <th scope="col">What happens</th>
-                    <th scope="col">Longest</th>
+                    <th scope="col">Duration (default, longest)</th>
                   </tr>
                 </thead>
                 <tbody>
@@ -100,10 +100,12 @@ export function requestPage(
                           {e.role_description && <span class="muted block">{e.role_description}</span>}
                         </td>
                         <td>
-                          {e.action === 'activate' ? 'active at once' : `review: ${e.approvals_required} approval${e.approvals_required === 1 ? '' : 's'}`}
+                          {e.action === 'activate' ? 'activate: active at once' : `request: ${e.approvals_required} approval${e.approvals_required === 1 ? '' : 's'} required`}
                           {e.requires.length > 0 && <span class="muted block">needs {e.requires.map((r) => (r === 'reason' ? 'a reason' : 'a ticket')).join(' and ')}</span>}
                         </td>
-                        <td>{duration(e.max_duration_seconds)}</td>
+                        <td>
+                          {duration(e.default_duration_seconds)}, {duration(e.max_duration_seconds)}
+                        </td>
                       </tr>
                     );
                   })}

@@ -21,7 +21,7 @@ export function reviewPage(frame: Frame, view: { list: RequestList; status: stri
           to review
         </a>
         <a href={`${frame.base}/review?status=${status}&mine=true`} aria-current={mine ? 'page' : undefined}>
-          my own
+          my requests
         </a>
       </nav>
       <nav aria-label="Requests by status" class="tabs">
@@ -59,7 +59,7 @@ export function requestPage(frame: Frame, view: { request: AccessRequest; proble
   );
 }
 
-const KIND = { access: 'Access', extension: 'Extension', break_glass: 'Break-glass use' } as const;
+const KIND = { access: 'Access request', extension: 'Extension request', break_glass: 'Break-glass' } as const;
 
 export function RequestCard({ frame, request: r, problem }: { frame: Frame; request: AccessRequest; problem?: ApiProblem }) {
   const mine = frame.who?.sub === r.principal_id;
@@ -155,6 +155,7 @@ export function RequestCard({ frame, request: r, problem }: { frame: Frame; requ
           </div>
         </form>
       )}
+      {r.status === 'pending' && r.kind === 'break_glass' && !mine && <p class="muted">The access is already active: Approve acknowledges it; Deny revokes it at once.</p>}
       {r.status === 'pending' && mine && <p class="muted">Your own request: others review it.</p>}
     </article>
   );
