@@ -20,10 +20,16 @@ async function main(): Promise<void> {
   const browser = await launchChromium();
   try {
     const alice = (await signedIn(browser, consoleUrl, 'alice')).page;
-    await alice.goto(`${consoleUrl}request?${new URLSearchParams({ role: 'AdministratorAccess' })}`);
-    await alice.locator(`input[name=pair][value="${ACCOUNT}|AdministratorAccess"]`).check();
+    // The API learns the permission sets from the first reconciliation round: a fresh stack may take a few seconds.
+    const pair = alice.locator(`input[name=pair][value="${ACCOUNT}|AdministratorAccess"]`);
+    for (let tries = 0; ; tries++) {
+      await alice.goto(`${consoleUrl}request?${new URLSearchParams({ role: 'AdministratorAccess' })}`);
+      if ((await pair.count()) > 0 || tries === 30) break;
+      await alice.waitForTimeout(2000);
+    }
+    await pair.check();
     await alice.getByLabel('Reason').fill('rotate the deploy keys, CHG-1024');
-    await alice.getByLabel(/Ticket/).fill('https://tickets.example.com/CHG-1024');
+    await alice.getByLabel(/Ticket/).fill('CHG-1024');
     await alice.getByLabel(/Duration in minutes/).fill('45');
     await alice.getByRole('button', { name: 'Preview' }).click();
     await shot(alice, 'request');

@@ -52,7 +52,7 @@ function GrantTable({ frame, grants, empty, live }: { frame: Frame; grants: Gran
   if (grants.length === 0) return <p>{empty}</p>;
   return (
     <div class="scroll" tabIndex={0}>
-      <table>
+      <table class="stack">
         <thead>
           <tr>
             <th scope="col">Account</th>
@@ -65,15 +65,15 @@ function GrantTable({ frame, grants, empty, live }: { frame: Frame; grants: Gran
         <tbody aria-live={live ? 'polite' : undefined}>
           {grants.map((g) => (
             <tr data-grant={g.id}>
-              <td>
+              <td data-label="Account">
                 <a href={`${frame.base}/access/${g.id}`}>{accountOf(g.target)}</a>
               </td>
-              <td>{g.role}</td>
-              <td>
+              <td data-label="Role">{g.role}</td>
+              <td data-label="Status">
                 <span class={`status ${statusOf(g)}`}>{statusOf(g)}</span>
               </td>
-              <td>{live ? (g.status === 'pending' ? (g.starts_at ? <>starts <Time iso={g.starts_at} /></> : 'awaiting review') : timeLeft(g.expires_at)) : <Time iso={g.expires_at} />}</td>
-              <td>
+              <td data-label={live ? 'Time left' : 'Ended'}>{live ? (g.status === 'pending' ? (g.starts_at ? <>starts <Time iso={g.starts_at} /></> : 'awaiting review') : timeLeft(g.expires_at)) : <Time iso={g.expires_at} />}</td>
+              <td data-label="Diagnostics">
                 <Diagnostics grant={g} />
               </td>
             </tr>

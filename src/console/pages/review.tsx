@@ -111,7 +111,7 @@ export function RequestCard({ frame, request: r, problem }: { frame: Frame; requ
         )}
       </dl>
       <div class="scroll" tabIndex={0}>
-        <table>
+        <table class="stack">
           <caption>What is asked for</caption>
           <thead>
             <tr>
@@ -124,10 +124,10 @@ export function RequestCard({ frame, request: r, problem }: { frame: Frame; requ
           <tbody>
             {r.grants.map((g) => (
               <tr>
-                <td>{accountOf(g.target)}</td>
-                <td>{g.role}</td>
-                <td>{g.duration_seconds !== undefined ? duration(g.duration_seconds) : ''}</td>
-                <td>
+                <td data-label="Account">{accountOf(g.target)}</td>
+                <td data-label="Role">{g.role}</td>
+                <td data-label="Duration">{g.duration_seconds !== undefined ? duration(g.duration_seconds) : ''}</td>
+                <td data-label="Validation">
                   <span class="muted">
                     reason {g.validation.has_reason ? 'given' : 'missing'}, ticket {g.validation.has_ticket_attachment ? 'attached' : 'missing'}
                   </span>
