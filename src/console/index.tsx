@@ -11,7 +11,7 @@ import type { AppConfig } from '../config';
 import { tenantById } from '../config';
 import type { Logger } from '../log';
 import { isLoopback } from '../net';
-import { ApiRefusal, ConsoleApi, type AccessRequest, type AuditPage, type EntitlementList, type Grant, type GrantList, type Report, type RequestList } from './api';
+import { ApiError, ConsoleApi, problemOf, type AccessRequest, type AuditPage, type EntitlementList, type Grant, type GrantList, type Report, type RequestList } from './api';
 import { ConsoleProviders, type ConsoleSignIn } from './oidc';
 import { accessPage, CURRENT_STATUSES, CurrentGrants, grantPage } from './pages/access';
 import { auditPage, type EventQuery, type ReportQuery } from './pages/audit';
@@ -240,8 +240,8 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
     try {
       res.type('html').send(requestPage(frameOf(ctx), { filters, list: await entitlementsOf(req, ctx, filters), form: EMPTY_FORM }));
     } catch (err) {
-      if (!(err instanceof ApiRefusal) || err.problem.status === 401) throw err;
-      res.status(err.problem.status).type('html').send(requestPage(frameOf(ctx), { filters, list: { entitlements: [], next_cursor: null }, form: EMPTY_FORM, problem: err.problem }));
+      if (!(err instanceof ApiError) || err.status === 401) throw err;
+      res.status(err.status || 503).type('html').send(requestPage(frameOf(ctx), { filters, list: { entitlements: [], next_cursor: null }, form: EMPTY_FORM, problem: problemOf(err) }));
     }
   });
 
@@ -273,7 +273,7 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
       ...(form.startsAt && { starts_at: `${form.startsAt.length === 16 ? `${form.startsAt}:00` : form.startsAt}Z` }),
       ...(preview && { dry_run: true }),
     };
-    const again = async (view: { preview?: Grant[]; problem?: ApiRefusal['problem'] }, status = 200) => {
+    const again = async (view: { preview?: Grant[]; problem?: ReturnType<typeof problemOf> }, status = 200) => {
       let list: EntitlementList = { entitlements: [], next_cursor: null };
       try {
         list = await entitlementsOf(req, ctx, filters);
@@ -292,8 +292,8 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
       const requested = answer.grants.filter((g) => g.change === 'requested').length;
       res.redirect(303, `${ctx.base}/access?${new URLSearchParams({ sent: [activated, requested, answer.grants.length - activated - requested].join('.') })}`);
     } catch (err) {
-      if (!(err instanceof ApiRefusal) || err.problem.status === 401) throw err;
-      return again({ problem: err.problem }, err.problem.status);
+      if (!(err instanceof ApiError) || err.status === 401) throw err;
+      return again({ problem: problemOf(err) }, err.status || 503);
     }
   });
 
@@ -343,8 +343,8 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
       const done = change === 'extended' ? 'extended' : change === 'requested' ? 'extension_requested' : 'unchanged';
       res.redirect(303, `${ctx.base}/access/${grant.id}?${new URLSearchParams({ done })}`);
     } catch (err) {
-      if (!(err instanceof ApiRefusal) || err.problem.status === 401) throw err;
-      res.status(err.problem.status).type('html').send(grantPage(frameOf(ctx), { grant, problem: err.problem }));
+      if (!(err instanceof ApiError) || err.status === 401) throw err;
+      res.status(err.status || 503).type('html').send(grantPage(frameOf(ctx), { grant, problem: problemOf(err) }));
     }
   });
   tenant.post('/access/:id/revoke', async (req, res) => {
@@ -354,8 +354,8 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
       const grant = await apiOf(req, ctx).post<Grant>(`/v1/access/grants/${encodeURIComponent(String(req.params.id))}/revoke`, reason ? { reason } : {});
       res.redirect(303, `${ctx.base}/access/${grant.id}?${new URLSearchParams({ done: grant.status === 'revoked' ? 'ended' : 'removing' })}`);
     } catch (err) {
-      if (!(err instanceof ApiRefusal) || err.problem.status === 401) throw err;
-      res.status(err.problem.status).type('html').send(grantPage(frameOf(ctx), { grant: await grantOf(req, ctx), problem: err.problem }));
+      if (!(err instanceof ApiError) || err.status === 401) throw err;
+      res.status(err.status || 503).type('html').send(grantPage(frameOf(ctx), { grant: await grantOf(req, ctx), problem: problemOf(err) }));
     }
   });
 
@@ -385,10 +385,10 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
       if (partial) return void res.type('html').send(renderToString(RequestCard({ frame: frameOf(ctx), request })));
       res.redirect(303, `${ctx.base}/review/${request.id}?${new URLSearchParams({ done: decision === 'approve' ? 'approved' : 'denied' })}`);
     } catch (err) {
-      if (!(err instanceof ApiRefusal) || err.problem.status === 401) throw err;
+      if (!(err instanceof ApiError) || err.status === 401) throw err;
       const request = await accessRequestOf(req, ctx);
-      if (partial) return void res.type('html').send(renderToString(RequestCard({ frame: frameOf(ctx), request, problem: err.problem })));
-      res.status(err.problem.status).type('html').send(accessRequestPage(frameOf(ctx), { request, problem: err.problem }));
+      if (partial) return void res.type('html').send(renderToString(RequestCard({ frame: frameOf(ctx), request, problem: problemOf(err) })));
+      res.status(err.status || 503).type('html').send(accessRequestPage(frameOf(ctx), { request, problem: problemOf(err) }));
     }
   });
 
@@ -410,10 +410,10 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
         view.events.result = await apiOf(req, ctx).get<AuditPage>('/v1/access/audit', { ...query, limit: '100' });
       }
     } catch (err) {
-      if (!(err instanceof ApiRefusal) || err.problem.status === 401) throw err;
-      if (view.report) view.report.problem = err.problem;
-      if (view.events) view.events.problem = err.problem;
-      res.status(err.problem.status);
+      if (!(err instanceof ApiError) || err.status === 401) throw err;
+      if (view.report) view.report.problem = problemOf(err);
+      if (view.events) view.events.problem = problemOf(err);
+      res.status(err.status || 503);
     }
     res.type('html').send(auditPage(frameOf(ctx), view));
   });
@@ -438,14 +438,14 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
       req.log.error({ err }, 'console page failed');
       return void res.status(500).type('html').send(plainPage('Something went wrong', 'The page could not be drawn; nothing was lost. Try again.'));
     }
-    if (err instanceof ApiRefusal && err.problem.status === 401) {
+    if (err instanceof ApiError && err.status === 401) {
       res.clearCookie(cookieName(ctx, 'session'), cookieOptions(ctx));
       const signIn = `${ctx.base}/sign-in?${new URLSearchParams({ return: req.method === 'GET' ? req.originalUrl : `${ctx.base}/access` })}`;
       if (req.get('hx-request')) return void res.status(401).set('HX-Redirect', signIn).end();
       return res.redirect(303, signIn);
     }
-    if (err instanceof ApiRefusal) {
-      return void res.status(err.problem.status).type('html').send(page(frameOf(ctx), err.problem.status === 404 ? 'Not found' : 'Refused', undefined, <p role="alert">{err.problem.message}</p>));
+    if (err instanceof ApiError) {
+      return void res.status(err.status || 503).type('html').send(page(frameOf(ctx), err.status === 404 ? 'Not found' : 'Refused', undefined, <p role="alert">{err.body.message}</p>));
     }
     const bodyError = err as { type?: string };
     if (bodyError?.type === 'entity.too.large') return void res.status(413).type('html').send(plainPage('Too large', 'The form was larger than the console takes; nothing was changed.', `${ctx.base}/access`));

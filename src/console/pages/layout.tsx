@@ -74,15 +74,16 @@ export function page(frame: Frame, title: string, current: Section | undefined, 
 /** The API's refusal, in its own words, with the policy notices it gave. */
 export function Problem({ problem }: { problem: ApiProblem | undefined }) {
   if (!problem) return null;
+  const details = (problem.details ?? {}) as { issues?: { path?: unknown[]; message?: string }[]; changed?: unknown };
   return (
     <div class="problem" role="alert">
       <p>
         <strong>{problem.message}</strong> <code>{problem.code}</code>
       </p>
       {/* What was wrong with the call, field by field, in the API's words. */}
-      {Array.isArray(problem.details?.issues) && (
+      {Array.isArray(details.issues) && (
         <ul>
-          {(problem.details.issues as { path?: unknown[]; message?: string }[]).map((issue) => (
+          {details.issues.map((issue) => (
             <li>
               {issue.path && issue.path.length > 0 && <code>{issue.path.join('.')}</code>} {issue.message}
             </li>
@@ -96,7 +97,7 @@ export function Problem({ problem }: { problem: ApiProblem | undefined }) {
           ))}
         </ul>
       )}
-      {problem.details?.changed !== undefined && <p>Some of it took effect before the failure: see My access.</p>}
+      {details.changed !== undefined && <p>Some of it took effect before the failure: see My access.</p>}
     </div>
   );
 }
