@@ -27,6 +27,7 @@ import { grantStateQuery, revokeSignal } from '../src/workflows/messages';
 import type { ReconcileReport } from '../src/workflows/reconcile';
 import { loadPolicySet } from '../src/policy';
 import { reconcileScheduleId } from '../src/schedules';
+import { launchChromium, signedIn } from '../test/support/browser';
 import { FaultProxy } from '../test/support/fault-proxy';
 import { FLOOR_TASK_QUEUE, type FloorAws } from './floor';
 
@@ -51,7 +52,7 @@ const ints = (name: string, fallback: number[]): number[] => {
 /** The engine under test: the dev server, or with TEMPORAL_PERSISTENCE=postgres a server on PostgreSQL. */
 const ENGINE =
   process.env.TEMPORAL_PERSISTENCE === 'postgres' ? 'Temporal server on PostgreSQL (4 history shards)' : 'Temporal dev server (SQLite)';
-const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile', 'entitlements'];
+const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile', 'entitlements', 'console'];
 
 const settings = {
   /** autocannon connections for the no-change and extension scenarios and their floors (scale-out: split over its APIs). */
@@ -99,6 +100,8 @@ const settings = {
   entitlementsAccounts: int('BENCH_ENTITLEMENTS_ACCOUNTS', 3000),
   entitlementsPermissionSets: int('BENCH_ENTITLEMENTS_PERMISSION_SETS', 25),
   entitlementsSamples: int('BENCH_ENTITLEMENTS_SAMPLES', 100),
+  /** First loads of each console page measured (each in a new browser context: nothing cached). */
+  consoleSamples: int('BENCH_CONSOLE_SAMPLES', 40),
   /** Results go to bench/results/<out>.{md,json}. */
   out: process.env.BENCH_OUT || 'results',
   /** Which scenarios to run (comma-separated); default all. */
@@ -116,6 +119,10 @@ const RECONCILE_TENANT = { id: 'b0000000-0000-4000-8000-0000000ec0c1', region: '
 /** The entitlements scenario's tenant (issue 37 §3): an organisation's accounts and permission sets, on an instance of its own. */
 const CATALOGUE_TENANT = { id: 'b0000000-0000-4000-8000-0000000ca7a1', region: 'me-south-1' };
 const CATALOGUE_ENVIRONMENTS = ['production', 'staging', 'development'];
+/** The console scenario's tenant (issue 38): signed in through a local provider, on the stack's own instance for it. */
+const CONSOLE_TENANT = { id: 'b0000000-0000-4000-8000-00000000c0e5' };
+/** Grants the console scenario's person holds while their pages load. */
+const CONSOLE_GRANTS = 10;
 /** Asks for AdministratorAccess (reviewed by platform-admins in the shipped policies): the same identity-store user as USER. */
 const REQUESTER = { ...USER, groups: ['engineering'] };
 const REVIEWER = { sub: 'bench-reviewer', email: 'reviewer@example.com', groups: ['platform-admins'] };
@@ -456,6 +463,15 @@ async function main(): Promise<void> {
       ...(settings.scenarios.includes('reads') ? [{ id: READS_TENANT.id, name: 'reads', grants: BENCH_GRANTS }] : []),
       ...(settings.scenarios.includes('reconcile') ? [{ id: RECONCILE_TENANT.id, name: 'reconcile', grants: BENCH_GRANTS }] : []),
       ...(settings.scenarios.includes('entitlements') ? [{ id: CATALOGUE_TENANT.id, name: 'catalogue', grants: BENCH_GRANTS, policies: cataloguePolicies(dir) }] : []),
+      ...(settings.scenarios.includes('console')
+        ? [{
+            id: CONSOLE_TENANT.id,
+            name: 'console',
+            grants: BENCH_GRANTS,
+            accounts: Object.fromEntries(Array.from({ length: 50 }, (_, n) => [account(9, n), { environment: 'development', name: `console-${n}` }])),
+            identityProvider: { people: [{ login: USER.sub, email: USER.email, groups: ['engineering'] }] },
+          }]
+        : []),
     ],
     users: [USER.email],
     permissionSets: [ROLE],
@@ -484,6 +500,8 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
       Object.assign(t, { accounts: Object.fromEntries(w.accounts.map((a) => [a, {}])), reconcile_interval_seconds: 86_400 });
       return;
     }
+    // The console's tenant keeps the instance the stack made for it.
+    if (t.id === CONSOLE_TENANT.id) return;
     if (t.id === CATALOGUE_TENANT.id) {
       const w = catalogueWorld!;
       Object.assign(t.aws, { region: CATALOGUE_TENANT.region, sso_instance_arn: w.instanceArn, identity_store_id: w.identityStoreId });
@@ -550,6 +568,82 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   await closedLoop(20, 4, async (i) => void (await untilActive(i, account(6, i), 3600)));
   await closedLoop(tenants.length, 4, async (i) => void (await fetch(`${floor}/floor/activate/${i}/${account(8, i)}`, { method: 'POST' })));
   const results: Record<string, unknown> = {};
+
+  // --- The console: a person's first load of a page, as a browser does it. ---------------------
+  results.console = await attempt('console', async () => {
+    const id = CONSOLE_TENANT.id;
+    const consoleUrl = `${api}/t/${id}/`;
+    const token = await stack.issueToken(id, USER, { expiresIn: '4h' });
+    const headers = { authorization: `Bearer ${token}`, 'x-tenant-id': id };
+    // What My access shows: grants held (the reconciliation round names the permission sets the Request page lists).
+    const schedule = temporal.schedule.getHandle(reconcileScheduleId(id));
+    await waitFor("the console tenant's Schedule", async () => Boolean(await schedule.describe().catch(() => undefined)), 60_000);
+    await schedule.trigger();
+    for (let n = 0; n < CONSOLE_GRANTS; n++) {
+      const res = await fetch(`${api}/v1/access/ensure`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: ensureBody(account(9, n), 7200) });
+      if (!res.ok) throw new Error(`console grants: HTTP ${res.status} ${await res.text()}`);
+    }
+    await waitFor('the catalogue', async () => {
+      const res = await fetch(`${api}/v1/access/entitlements?limit=1`, { headers });
+      return res.ok && ((await res.json()) as { entitlements: unknown[] }).entitlements.length > 0;
+    }, 120_000);
+
+    const browser = await launchChromium();
+    try {
+      const { context } = await signedIn(browser, consoleUrl, USER.sub);
+      const cookies = await context.cookies();
+      await context.close();
+      const pages = { access: 'My access', request: 'Request access' } as const;
+      const loads: Record<keyof typeof pages, { html: number[]; load: number[] }> = { access: { html: [], load: [] }, request: { html: [], load: [] } };
+      let scriptBytes = 0;
+      let stylesheetBytes = 0;
+      for (let n = 0; n < settings.consoleSamples; n++) {
+        for (const name of Object.keys(pages) as (keyof typeof pages)[]) {
+          // A new context each time: no cache, the session cookie only.
+          const fresh = await browser.newContext();
+          await fresh.addCookies(cookies);
+          const page = await fresh.newPage();
+          await page.goto(`${consoleUrl}${name}`, { waitUntil: 'load' });
+          if (!(await page.locator('h1').innerText()).includes(pages[name])) throw new Error(`console ${name}: not the page (${page.url()})`);
+          const timing = await page.evaluate(() => {
+            const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
+            const resources = performance.getEntriesByType('resource') as PerformanceResourceTiming[];
+            const bytes = (type: string) => resources.filter((r) => r.initiatorType === type).reduce((sum, r) => sum + r.encodedBodySize, 0);
+            return { html: nav.responseEnd - nav.startTime, load: nav.loadEventEnd - nav.startTime, script: bytes('script'), css: bytes('link') };
+          });
+          loads[name].html.push(timing.html);
+          loads[name].load.push(timing.load);
+          scriptBytes = Math.max(scriptBytes, timing.script);
+          stylesheetBytes = Math.max(stylesheetBytes, timing.css);
+          await fresh.close();
+        }
+      }
+      // The floor: the API calls each page makes, from the same process's address, with the person's token.
+      const floors: Record<keyof typeof pages, number[]> = { access: [], request: [] };
+      for (let n = 0; n < settings.consoleSamples; n++) {
+        let started = performance.now();
+        await Promise.all([
+          ...['active', 'provisioning', 'pending'].map((status) => fetch(`${api}/v1/access/grants?status=${status}&limit=100`, { headers }).then((r) => r.text())),
+          fetch(`${api}/v1/access/grants?limit=50`, { headers }).then((r) => r.text()),
+        ]);
+        floors.access.push(performance.now() - started);
+        started = performance.now();
+        await fetch(`${api}/v1/access/entitlements`, { headers }).then((r) => r.text());
+        floors.request.push(performance.now() - started);
+      }
+      const ms = (values: number[]) => ({ p50: round(percentile(values, 50), 1), p99: round(percentile(values, 99), 1) });
+      return {
+        samples: settings.consoleSamples,
+        grants: CONSOLE_GRANTS,
+        scriptKB: round(scriptBytes / 1024, 1),
+        stylesheetKB: round(stylesheetBytes / 1024, 1),
+        access: { htmlMs: ms(loads.access.html), loadMs: ms(loads.access.load), floorMs: ms(floors.access) },
+        request: { htmlMs: ms(loads.request.html), loadMs: ms(loads.request.load), floorMs: ms(floors.request) },
+      };
+    } finally {
+      await browser.close();
+    }
+  });
 
   // --- Entitlements: what may I ask for, at an organisation's size. ---------------------------
   results.entitlements = await attempt('entitlements', async () => {
@@ -1248,7 +1342,7 @@ function writeResults(results: Record<string, any>): void {
   const out = path.join(repoRoot, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, `${settings.out}.json`), JSON.stringify(results, null, 2) + '\n');
-  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, entitlements, settings: s, machine } = results;
+  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, entitlements, console: consolePages, settings: s, machine } = results;
   const x = (a: number, b: number) => `${round(a / b, 2)}x`;
   const yes = (ok: boolean) => (ok ? 'met' : '**missed**');
   const section = (name: string, value: any, make: () => string[][]): string[][] =>
@@ -1372,6 +1466,22 @@ function writeResults(results: Record<string, any>): void {
           'each once',
           yes(e.allPages.listed === e.pairs),
         ],
+      ];
+    }),
+  );
+  rows.push(
+    ...section('console', consolePages, () => {
+      const c = consolePages;
+      const row = (name: 'access' | 'request', label: string) => {
+        const p = c[name];
+        return [
+          [`console: first load of ${label} (no cache, signed in): p50 / p99`, `${p.loadMs.p50} / ${p.loadMs.p99} ms (HTML ${p.htmlMs.p50} / ${p.htmlMs.p99} ms)`, `${p.floorMs.p50} / ${p.floorMs.p99} ms (the API calls it makes)`, x(p.htmlMs.p50, p.floorMs.p50), 'p50 < 300 ms', yes(p.loadMs.p50 < 300)],
+        ];
+      };
+      return [
+        ...row('access', `My access (${c.grants} grants)`),
+        ...row('request', 'Request access (a page of the catalogue)'),
+        ['console: script on a first load', `${c.scriptKB} KB (and ${c.stylesheetKB} KB of stylesheet)`, '', '', '< 100 KB', yes(c.scriptKB < 100)],
       ];
     }),
   );

@@ -9,7 +9,7 @@ import type { Person } from './identity-provider';
 import { AUDIT_BUCKET, AUDIT_PREFIX, repoRoot, startStack, waitFor } from './stack';
 
 const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
-/** Who may sign in at the dev identity provider (by login name, no password): a requester, a reviewer, an auditor. */
+/** Who may sign in at the dev identity provider (by login name; any password): a requester, a reviewer, an auditor. */
 const PEOPLE: Person[] = [
   { login: 'alice', email: 'alice@example.com', groups: ['engineering'] },
   { login: 'carol', email: 'carol@example.com', groups: ['platform-admins'] },
@@ -69,13 +69,17 @@ async function main(): Promise<void> {
   console.log(`
 Access service running.
   API           http://127.0.0.1:${API_PORT}
+  console       http://127.0.0.1:${API_PORT}/t/${TENANT.id}/
   Temporal      ${stack.temporalAddress} (Web UI http://127.0.0.1:${UI_PORT})
   AWS (moto)    ${stack.awsEndpoint}
   audit trail   s3://${AUDIT_BUCKET}/${AUDIT_PREFIX}/ in moto (Object Lock on); read it as a member of security-auditors
-  sign-in       ${idp.issuer} (OpenID Connect; people: ${PEOPLE.map((p) => `${p.login} (${p.groups.join(', ')})`).join(', ')}; no password)
+  sign-in       ${idp.issuer} (OpenID Connect; people: ${PEOPLE.map((p) => `${p.login} (${p.groups.join(', ')})`).join(', ')}; any password)
   config        ${stack.configPath}
 
-Sign in from the CLI (a browser opens; type alice):
+Open the console and sign in as ${REQUESTER.login}; ${REVIEWER.login} reviews (in a private window: one person per browser):
+  http://127.0.0.1:${API_PORT}/t/${TENANT.id}/
+
+Sign in from the CLI (a browser opens; type ${REQUESTER.login}):
   npx access login --url http://127.0.0.1:${API_PORT} --tenant ${TENANT.id}
 
 Or take a token for ${REQUESTER.login} (groups: ${REQUESTER.groups.join(', ')}), valid 12 hours, and the tenant, as the curl line and the CLI read them:

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
-import Provider, { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { type Configuration, errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 
 export interface Person {
   /** The login name typed on the sign-in page; also the token's `sub`. */
@@ -28,6 +28,11 @@ export interface IdentityProviderOptions {
   clientId?: string;
   /** How long an access token lasts; default 10 minutes. */
   accessTokenSeconds?: number;
+  /**
+   * The web console's client (confidential: it signs in with its secret), whose redirect is the
+   * console's callback on loopback at any port (RFC 8252 §7.3): `http://127.0.0.1/t/{tenant}/callback`.
+   */
+  console?: { clientId: string; clientSecret: string; redirectUris: string[] };
 }
 
 export interface IdentityProvider {
@@ -53,8 +58,30 @@ export async function startIdentityProvider(opts: IdentityProviderOptions): Prom
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const claimsOf = (p: Person) => ({ sub: p.login, email: p.email, email_verified: true, groups: p.groups });
+  // A native client is asked to confirm on every sign-in (its loopback redirect does not prove who it
+  // is). The console is registered native here only to take any loopback port, and is the service's
+  // own web app: it is not asked.
+  const policy = interactionPolicy.base();
+  const nativePrompt = policy.get('consent')!.checks.get('native_client_prompt')!;
+  const promptsNative = nativePrompt.check;
+  nativePrompt.check = (ctx) => (opts.console && ctx.oidc.client?.clientId === opts.console.clientId ? interactionPolicy.Check.NO_NEED_TO_PROMPT : promptsNative(ctx));
   const configuration: Configuration = {
+    interactions: { policy },
     clients: [
+      ...(opts.console
+        ? [
+            {
+              client_id: opts.console.clientId,
+              client_secret: opts.console.clientSecret,
+              application_type: 'native' as const, // loopback at any port, as the API's port is chosen at start
+              token_endpoint_auth_method: 'client_secret_basic' as const,
+              grant_types: ['authorization_code'],
+              response_types: ['code' as const],
+              redirect_uris: opts.console.redirectUris,
+              id_token_signed_response_alg: opts.signingKey.alg as 'ES256',
+            },
+          ]
+        : []),
       {
         client_id: clientId,
         application_type: 'native', // a loopback redirect on any port (RFC 8252 §7.3)
@@ -79,7 +106,7 @@ export async function startIdentityProvider(opts: IdentityProviderOptions): Prom
       const { sub: _sub, ...claims } = claimsOf(person);
       return claims;
     },
-    // The CLI is the service's own client: signing in is the consent, as with a company's SSO.
+    // The CLI and the console are the service's own clients: signing in is the consent, as with a company's SSO.
     loadExistingGrant: async (ctx: KoaContextWithOIDC) => {
       const { oidc } = ctx;
       const known = oidc.result?.consent?.grantId ?? oidc.session!.grantIdFor(oidc.client!.clientId);

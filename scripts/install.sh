@@ -20,12 +20,21 @@ forced() { [[ " ${INSTALL_FORCE//,/ } " == *" $1 "* || " ${INSTALL_FORCE//,/ } "
 if [ -f package-lock.json ]; then npm ci; else npm install; fi
 
 # The reliability suite runs on a Temporal server on PostgreSQL (CONTRACT §8). PostgreSQL comes from
-# the system's packages when the machine has none.
+# the system's packages when the machine has none; so does Chromium, which the console's tests drive
+# (test/support/browser.ts; CHROMIUM names another build).
+sudo=()
+[ "$(id -u)" = 0 ] || sudo=(sudo)
+apt_updated=
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || { echo "scripts/install.sh: no apt-get to install $1: install it from your system's packages" >&2; exit 1; }
+  [ -n "$apt_updated" ] || { "${sudo[@]}" apt-get update -q >/dev/null; apt_updated=1; }
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >/dev/null
+}
 if forced postgres || { ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; then
-  command -v apt-get >/dev/null 2>&1 || { echo "scripts/install.sh: no PostgreSQL server and no apt-get to install one: install PostgreSQL (initdb, postgres)" >&2; exit 1; }
-  sudo=()
-  [ "$(id -u)" = 0 ] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -q >/dev/null && "${sudo[@]}" apt-get install -y -q postgresql >/dev/null
+  apt_install postgresql
+fi
+if forced chromium || { [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; }; then
+  apt_install chromium
 fi
 # The Temporal CLI (the dev server) and the Temporal server, both built with Go (or the CLI downloaded).
 temporal_install=(install)

@@ -2,6 +2,7 @@
 // or with TEMPORAL_PERSISTENCE=postgres one on PostgreSQL), moto as the AWS IAM Identity Center
 // emulator, per-tenant signing keys and the tenants config file.
 // Everything it starts it also stops (stop(), or when this process exits).
+import { randomBytes } from 'node:crypto';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -145,6 +146,9 @@ export const SEARCH_ATTRIBUTES = {
 export const TOKEN_AUDIENCE = 'access-api';
 /** A tenant with a local identity provider: the API as a resource indicator (RFC 8707), an absolute URI. */
 export const SIGN_IN_AUDIENCE = 'urn:jit-access:api';
+/** The web console's client at a tenant's local provider; its secret is in the environment variable below. */
+export const CONSOLE_CLIENT_ID = 'access-console';
+const consoleSecretEnv = (tenantId: string) => `ACCESS_CONSOLE_SECRET_${tenantId.replace(/-/g, '_').toUpperCase()}`;
 const JWT_ALG = 'ES256';
 const AWS_REGION = 'us-east-1';
 const AWS_CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
@@ -596,7 +600,12 @@ function writeConfig(
       const oidc = t.oidcClientId ? { oidc: { client_id: t.oidcClientId } } : {};
       return { issuer: issuerFor(t.name), audience: TOKEN_AUDIENCE, jwks_file: keys.get(t.id.toLowerCase())!.jwksFile, ...oidc };
     }
-    return { issuer: idp.issuer, audience: SIGN_IN_AUDIENCE, jwks_url: idp.jwksUrl, oidc: { client_id: idp.clientId, scopes: idp.scopes, resource: SIGN_IN_AUDIENCE } };
+    return {
+      issuer: idp.issuer,
+      audience: SIGN_IN_AUDIENCE,
+      jwks_url: idp.jwksUrl,
+      oidc: { client_id: idp.clientId, scopes: idp.scopes, resource: SIGN_IN_AUDIENCE, console: { client_id: CONSOLE_CLIENT_ID, client_secret_env: consoleSecretEnv(t.id) } },
+    };
   };
   const config = {
     tenants: tenants.map((t) => ({
@@ -658,7 +667,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     for (const t of opts.tenants.filter((t) => t.identityProvider)) {
       const key = keyByTenant.get(t.id.toLowerCase())!;
       const { port, people, accessTokenSeconds } = t.identityProvider!;
-      const idp = await startIdentityProvider({ port, people, accessTokenSeconds, signingKey: key.privateJwk, audience: SIGN_IN_AUDIENCE });
+      // The console's client secret reaches the API as a deployment's would: by the environment.
+      const consoleClient = { clientId: CONSOLE_CLIENT_ID, clientSecret: randomBytes(24).toString('base64url'), redirectUris: [`http://127.0.0.1/t/${t.id.toLowerCase()}/callback`] };
+      process.env[consoleSecretEnv(t.id)] = consoleClient.clientSecret;
+      const idp = await startIdentityProvider({ port, people, accessTokenSeconds, signingKey: key.privateJwk, audience: SIGN_IN_AUDIENCE, console: consoleClient });
       stopProviders.push(idp);
       providers.set(t.id.toLowerCase(), idp);
       // Tokens the stack signs for the tenant come from the same issuer as those people sign in for.

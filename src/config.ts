@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { NOTIFICATION_EVENTS } from './domain/grant';
 import { httpsOrLoopback } from './net';
 
+export type ConsoleClient = NonNullable<NonNullable<z.infer<typeof authSchema>['oidc']>['console']>;
+
 /** The environment policies see for an account the tenant's config does not describe. */
 export const UNKNOWN_ENVIRONMENT = 'unknown';
 
@@ -142,6 +144,23 @@ const authSchema = z
           .default(['openid', 'email', 'offline_access']),
         /** Sent as `resource` (RFC 8707) where the provider picks the access token's audience by it. */
         resource: z.url().optional(),
+        /**
+         * The web console's client at the provider (docs/console.md): its redirect URI is
+         * `{CONSOLE_URL}/t/{tenant id}/callback`. A confidential client's secret is read from the
+         * environment variable named here, never from this file; without one the client is public (PKCE).
+         */
+        console: z
+          .strictObject({
+            client_id: z.string().min(1),
+            client_secret_env: z
+              .string()
+              .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
+              .superRefine((name, ctx) => {
+                if (!process.env[name]) ctx.addIssue({ code: 'custom', message: `the environment variable ${name} is not set` });
+              })
+              .optional(),
+          })
+          .optional(),
       })
       .optional(),
   })
@@ -325,6 +344,13 @@ export function tenantById(config: AppConfig, tenantId: string): TenantConfig | 
   return config.tenants.find((t) => t.id === tenantId.toLowerCase());
 }
 
+/** CONSOLE_URL's origin: https, as the session cookie is then Secure (plain http only on loopback). */
+function consoleUrlOf(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (!URL.canParse(value) || !httpsOrLoopback(value)) throw new Error(`CONSOLE_URL=${value}: the console's address must be an https URL (plain http only on loopback)`);
+  return new URL(value).origin;
+}
+
 /**
  * Environment (CONTRACT §4). The Temporal connection is what @temporalio/envconfig reads
  * (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS settings, a profile file), with
@@ -351,6 +377,13 @@ export const env = (() => {
      * hops, or addresses and subnets, comma-separated (e.g. `10.0.0.0/8` for a load balancer).
      */
     trustProxy: trustProxyOf(process.env.TRUST_PROXY),
+    /**
+     * The console's public origin (e.g. https://access.example.com): its redirect URIs and cookies
+     * are made for it. Unset: the address the person used, on loopback only (npm run dev).
+     */
+    consoleUrl: consoleUrlOf(process.env.CONSOLE_URL),
+    /** Seals the console's cookies (src/console/session.ts); the same in every API process. Unset: a random one per process. */
+    consoleSessionKey: process.env.CONSOLE_SESSION_KEY,
     /** How long a revoke call waits for the assignment to be removed before it answers "still under way". */
     revokeWaitMs: Number(process.env.REVOKE_WAIT_SECONDS ?? 30) * 1000,
     temporal: { ...connectionOptions, address: connectionOptions.address ?? 'localhost:7233' },

@@ -48,7 +48,7 @@ export async function fetchCapped(
   const chunks: Uint8Array[] = [];
   let read = 0;
   // Leaving the loop early cancels the rest and drops the connection.
-  for await (const chunk of res.body ?? []) {
+  for await (const chunk of (res.body ?? []) as unknown as AsyncIterable<Uint8Array>) {
     chunks.push(chunk);
     read += chunk.byteLength;
     if (read >= ANSWER_LIMIT_BYTES) break;

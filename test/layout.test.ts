@@ -8,7 +8,7 @@ const repoRoot = path.resolve(__dirname, '../..');
 
 describe('source layout', () => {
   it('has no import circle in src/', async () => {
-    const graph = await madge(path.join(repoRoot, 'src'), { fileExtensions: ['ts'], tsConfig: path.join(repoRoot, 'tsconfig.json') });
+    const graph = await madge(path.join(repoRoot, 'src'), { fileExtensions: ['ts', 'tsx'], tsConfig: path.join(repoRoot, 'tsconfig.json') });
     assert.ok(Object.keys(graph.obj()).length > 40, 'the graph covers the sources');
     assert.deepEqual(graph.circular(), []);
   });

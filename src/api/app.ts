@@ -41,6 +41,8 @@ export interface AppDeps {
   rates?: CallRates;
   /** Express's `trust proxy` (TRUST_PROXY): whose X-Forwarded-For gives the client address. */
   trustProxy?: number | string[] | false;
+  /** The web console's pages (src/console), a client of the routes below. */
+  console?: express.Router;
 }
 
 const BODY_LIMIT = '64kb';
@@ -76,6 +78,7 @@ export function createApp({
   slack,
   rates = new CallRates(),
   trustProxy = false,
+  console: consolePages,
 }: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -93,7 +96,8 @@ export function createApp({
       },
       // Method and path only: headers carry the bearer token, and bodies carry justifications.
       serializers: {
-        req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }),
+        // The console's paths without their query: its sign-in callback carries a code and state.
+        req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url.startsWith('/t/') ? req.url.split('?')[0] : req.url }),
         res: (res: { statusCode: number }) => ({ status: res.statusCode }),
       },
       customProps: (_req, res) => callerFields((res as Response).locals?.caller),
@@ -119,6 +123,8 @@ export function createApp({
     res.setHeader('Allow', allowed.join(', '));
     throw new AccessError('method_not_allowed', `${req.method} is not a method of this endpoint; it answers ${allowed.join(', ')}.`);
   });
+  // The console's pages read forms, not JSON: before the JSON parser.
+  if (consolePages) app.use(consolePages);
   // Slack signs the raw form body, so this one route reads it as bytes, before the JSON parser.
   // Slack wants an answer within 3 s and a review may wait 5 s for visibility: the click is
   // acknowledged once its signature checks out, and the outcome goes to its response_url.

@@ -14,6 +14,7 @@ import { CallRates } from '../service/rate-limit';
 import { GrantRuns } from '../service/runs';
 import { AuditService } from '../service/audit';
 import { SlackInteractions } from '../service/slack';
+import { createConsole } from '../console';
 import { createApp } from './app';
 import { Authenticator } from './auth';
 
@@ -63,6 +64,9 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     rates,
     auth: new Authenticator(config, metrics.tokensChecked),
     trustProxy: env.trustProxy,
+    console: config.tenants.some((t) => t.auth.oidc?.console)
+      ? createConsole({ config, publicOrigin: env.consoleUrl, sessionKey: env.consoleSessionKey, logger: log })
+      : undefined,
     // Ready once the namespace answers, not merely the server: a fresh server answers before its
     // namespace is registered, and every call then fails (issue 35 §9).
     checkTemporal: async () => {

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot } from '../../scripts/stack';
+import { launchChromium, signedIn } from '../support/browser';
 import { SignInBrowser } from '../support/sign-in-browser';
 
 /** The ports `npm run dev` takes by default: the API (the README's curl names it), Temporal, its Web UI. */
@@ -79,7 +80,7 @@ describe("the README's first command and first session", function () {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  it('npm run dev starts everything; the curl line activates, then answers none once active; the CLI lists the grant; alice signs in and the CLI works without a token copied; Ctrl-C stops it all', async () => {
+  it('npm run dev starts everything; the curl line activates, then answers none once active; the CLI lists the grant; alice signs in and the CLI works without a token copied; in the console alice asks and carol approves; Ctrl-C stops it all', async () => {
     const { exportLine, curl, firstCli, signIn } = firstSession();
     for (const [name, port] of Object.entries(PORTS)) {
       assert.ok(await portFree(port), `port ${port} (${name}) is taken: stop the dev stack before this test`);
@@ -163,6 +164,27 @@ describe("the README's first command and first session", function () {
     assert.match(said.join(''), /^principal +alice \(alice@example\.com\)$/m, said.join(''));
     assert.match(said.at(-1)!, /^ACTIVE +ReadOnlyAccess on AWS::Account::123456789012 until/m, 'the grant the curl line made');
     rmSync(profiles, { recursive: true, force: true });
+
+    // The console, as the README says: the printed address, alice asks, carol approves, all in Chromium.
+    const consoleUrl = /^ {2}console +(http\S+)$/m.exec(output)?.[1];
+    assert.ok(consoleUrl, `npm run dev printed the console's address:\n${output}`);
+    const browser = await launchChromium();
+    try {
+      const alice = (await signedIn(browser, consoleUrl, 'alice')).page;
+      await alice.getByRole('link', { name: 'Request access' }).click();
+      await alice.locator('tr', { hasText: 'sandbox' }).filter({ hasText: 'AdministratorAccess' }).getByRole('checkbox').check();
+      await alice.getByLabel('Reason').fill('trying the console');
+      await alice.getByRole('button', { name: 'Send' }).click();
+      await alice.waitForURL(/\/access\?/);
+      assert.match(await alice.getByRole('status').innerText(), /1 sent for review/);
+      const carol = (await signedIn(browser, consoleUrl, 'carol')).page;
+      await carol.getByRole('link', { name: 'Review' }).click();
+      await carol.locator('article.request', { hasText: 'trying the console' }).getByRole('button', { name: 'Approve' }).click();
+      await carol.locator('article.request.approved', { hasText: 'trying the console' }).waitFor();
+      await alice.locator('#current tr[data-grant]', { hasText: 'AdministratorAccess' }).locator('.status.active').waitFor({ timeout: 60_000 });
+    } finally {
+      await browser.close();
+    }
 
     // Ctrl-C: every process of the session ends, and the ports are free again.
     process.kill(-child.pid!, 'SIGINT');

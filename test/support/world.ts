@@ -87,6 +87,13 @@ export const CATALOGUE_ACCOUNTS = {
 export const CATALOGUE_OTHER_TENANT = { id: 'ca7a1096-0000-4000-8000-0000000ca7a2', name: 'catalogue-other' };
 export const CATALOGUE_OTHER_ACCOUNTS = { staging: '710000000001', vault: '710000000002' };
 
+/**
+ * The web console's (test/console.test.ts): the shipped policies, signed in through a local OpenID
+ * Connect provider (scripts/identity-provider.ts) by the people below, over named accounts.
+ */
+export const CONSOLE_TENANT = { id: 'c0e501e0-0000-4000-8000-00000000c0e5', name: 'console' };
+export const CONSOLE_ACCOUNTS = { sandbox: '720000000001', tools: '720000000002', payments: '720000000003' };
+
 export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
 /** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
 export const SLACK_TWO_APPROVALS_ACCOUNT = '111111111113';
@@ -328,6 +335,16 @@ export async function startWorld(): Promise<void> {
         accounts: Object.fromEntries(
           Object.entries(CATALOGUE_ACCOUNTS).map(([environment, a]) => [a.id, a.name === null ? {} : { environment, name: a.name }]),
         ),
+      },
+      {
+        ...CONSOLE_TENANT,
+        grants: TEST_LIMITS,
+        accounts: {
+          [CONSOLE_ACCOUNTS.sandbox]: { environment: 'development', name: 'sandbox' },
+          [CONSOLE_ACCOUNTS.tools]: { environment: 'development', name: 'tools' },
+          [CONSOLE_ACCOUNTS.payments]: { environment: 'production', name: 'payments-prod' },
+        },
+        identityProvider: { people: (['alice', 'carol', 'dave', 'olga', 'sam', 'mallory'] as const).map((u) => ({ login: USERS[u].sub, email: USERS[u].email, groups: USERS[u].groups })) },
       },
       {
         ...CATALOGUE_OTHER_TENANT,
