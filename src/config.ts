@@ -13,10 +13,32 @@ export type ConsoleClient = NonNullable<NonNullable<z.infer<typeof authSchema>['
 /** The environment policies see for an account the tenant's config does not describe. */
 export const UNKNOWN_ENVIRONMENT = 'unknown';
 
-/** The environment policies see for one of the tenant's accounts (UNKNOWN_ENVIRONMENT when the config does not say). */
+/** The environment the tenant's config gives one of its accounts (UNKNOWN_ENVIRONMENT when it does not say; src/domain/accounts.ts adds what the organisation says). */
 export function environmentOf(tenant: Pick<TenantConfig, 'accounts'>, accountId: string): string {
   return tenant.accounts[accountId]?.environment ?? UNKNOWN_ENVIRONMENT;
 }
+
+const ACCOUNT_ID = /^\d{12}$/;
+const ROOT_ID = /^r-[0-9a-z]{4,32}$/;
+const OU_ID = /^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/;
+
+/**
+ * Where the tenant's accounts are in AWS Organizations (docs/configuration.md): every ACTIVE
+ * account under these roots or OUs, nested to any depth, less `exclude`. Read by the worker on a
+ * Schedule (src/activities/organizations.ts); policies see each account's name, tags and OUs.
+ */
+const organizationSchema = z.strictObject({
+  roots_or_ous: z
+    .array(z.string().refine((id) => ROOT_ID.test(id) || OU_ID.test(id), 'a root id (r-...) or an OU id (ou-...-...)'))
+    .min(1, 'name at least one root (r-...) or OU (ou-...)'),
+  /** Accounts (12 digits) and OUs (with everything under them) that are not the tenant's. */
+  exclude: z.array(z.string().refine((id) => ACCOUNT_ID.test(id) || OU_ID.test(id), 'an account id (12 digits) or an OU id (ou-...-...)')).default([]),
+  /** The tag whose value is an account's `environment` when `accounts` does not give one. */
+  environment_tag: z.string().min(1).max(128).optional(),
+  /** How often the worker reads the organisation again (default 900). */
+  refresh_interval_seconds: z.int().min(60).optional(),
+});
+export type OrganizationConfig = z.infer<typeof organizationSchema>;
 
 const awsSchema = z.strictObject({
   region: z.string().min(1),
@@ -230,8 +252,13 @@ const tenantSchema = z.strictObject({
       }),
     )
     .default({}),
-  /** Only the accounts listed under `accounts` may be targets. */
+  /** Only the accounts listed under `accounts` may be targets (with `organization`: those and the organisation's). */
   accounts_only: z.boolean().default(false),
+  /**
+   * The tenant's accounts in AWS Organizations, besides or instead of `accounts`: only these (and
+   * the ones listed) may be targets, as with accounts_only.
+   */
+  organization: organizationSchema.optional(),
 });
 
 const configSchema = z.strictObject({ tenants: z.array(tenantSchema).min(1) });
@@ -275,14 +302,20 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
       // policies would decide access to the other's accounts.
       if (other.aws.sso_instance_arn === tenant.aws.sso_instance_arn) {
         const both = `tenants "${other.name}" (${other.id}) and "${tenant.name}" (${tenant.id}) share sso_instance_arn ${tenant.aws.sso_instance_arn}`;
-        if (!other.accounts_only || !tenant.accounts_only) {
+        if (!ownAccountsOnly(other) || !ownAccountsOnly(tenant)) {
           throw new ConfigError(
-            `${file}: tenants.${i}.accounts_only: ${both}; an account belongs to one tenant per instance, so each must set accounts_only: true and list its own accounts`,
+            `${file}: tenants.${i}.accounts_only: ${both}; an account belongs to one tenant per instance, so each must set accounts_only: true and list its own accounts, or say where they are (organization)`,
           );
         }
         const listedByBoth = Object.keys(tenant.accounts).find((account) => Object.hasOwn(other.accounts, account));
         if (listedByBoth) {
           throw new ConfigError(`${file}: tenants.${i}.accounts.${listedByBoth}: listed by both ${both}; an account belongs to one tenant per instance`);
+        }
+        // What can be told without asking AWS; an OU inside another's, or a listed account in
+        // another's OU, is found by each refresh of the organisation (src/activities/organizations.ts).
+        const namedByBoth = tenant.organization?.roots_or_ous.find((id) => other.organization?.roots_or_ous.includes(id));
+        if (namedByBoth) {
+          throw new ConfigError(`${file}: tenants.${i}.organization.roots_or_ous: ${namedByBoth} named by both ${both}; an account belongs to one tenant per instance`);
         }
       }
       // Otherwise a token of one would pass for the other's, X-Tenant-ID choosing which.
@@ -314,6 +347,11 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
     }
   }
   return parsed.data;
+}
+
+/** Whether only the tenant's own accounts may be targets: those it lists, and its organisation's. */
+export function ownAccountsOnly(tenant: Pick<TenantConfig, 'accounts_only' | 'organization'>): boolean {
+  return tenant.accounts_only || tenant.organization !== undefined;
 }
 
 /** True when some claim both require has no value both allow: no token can meet both. */
@@ -414,5 +452,10 @@ export const env = (() => {
      * call for twice this. The same on every worker of a deployment.
      */
     workerFleetRefreshMs: Number(process.env.WORKER_FLEET_REFRESH_SECONDS ?? 5) * 1000,
+    /**
+     * How often the API (and the worker) look for a newer read of a tenant's organisation; the map
+     * itself is fetched only when there is one. Read at each look.
+     */
+    organizationCheckMs: Number(process.env.ORGANIZATION_CHECK_SECONDS ?? 60) * 1000,
   };
 })();
