@@ -16,6 +16,8 @@ export interface PolicyRequest {
   accountId: string;
   /** e.g. 'production'; 'unknown' for an account the tenant's config does not describe */
   accountEnvironment: string;
+  /** What the organisation says of the account (src/domain/accounts.ts); absent: nothing (no name, no tags, no OUs). */
+  account?: AccountAttributes;
   context: {
     role: string;
     duration_seconds: number;
@@ -30,6 +32,29 @@ export interface PolicyRequest {
     session_duration_seconds?: number;
   };
 }
+
+/** An account's attributes beyond its environment, and the OUs above it (ids from the root down). */
+export interface AccountAttributes {
+  name: string | null;
+  tags: Readonly<Record<string, string>>;
+  ou_path: readonly string[];
+}
+
+/**
+ * What the policy folder's schema declares of an account beyond `environment`: a schema from before
+ * organisations (a tenant's own copy) keeps working, its accounts sent as before.
+ */
+interface AccountShape {
+  name: boolean;
+  tags: boolean;
+  /** `entity Account in [AWS::OrgUnit]`: the account's OUs are its parents. */
+  orgUnits: boolean;
+}
+
+const NO_ACCOUNT_SHAPE: AccountShape = { name: false, tags: false, orgUnits: false };
+
+/** The Cedar entity type of an OU or root (`resource in AWS::OrgUnit::"ou-..."`). */
+export const ORG_UNIT_TYPE = 'AWS::OrgUnit';
 
 export interface PolicyDecision {
   readonly allowed: boolean;
@@ -89,18 +114,28 @@ export class PolicySet {
     /** @id -> its @approvals("N") */
     private readonly approvals: ReadonlyMap<string, number> = new Map(),
     /** What the policies are written against, for listings that decide one request per kind (see accountClass). */
-    private readonly index: PolicyIndex = { namedAccounts: new Set(), numbers: [], read: null },
+    private readonly index: PolicyIndex = { namedAccounts: new Set(), namedOrgUnits: new Set(), numbers: [], read: null },
+    private readonly accountShape: AccountShape = NO_ACCOUNT_SHAPE,
   ) {}
 
   /**
    * What the policies can tell of an account: the attributes of its entity (cedarRequest makes it:
-   * its environment, no parents), and its id only where a policy names the account
-   * (`Account::"..."`). Cedar has no other way to look at an entity, so two accounts of one class
-   * get the same decision for every request: a listing of thousands of accounts decides one account
-   * per class. A change to the Account entity (an attribute, parents) is a change here too.
+   * its environment, and, where the schema declares them, its name, tags and OUs), and its id
+   * only where a policy names the account (`Account::"..."`). Cedar has no other way to look at an
+   * entity, so two accounts of one class get the same decision for every request: a listing of
+   * thousands of accounts decides one account per class. Only what a policy reads counts: its name
+   * and tags when a policy reads `name` or `tags`, of its OUs only those a policy names. A change
+   * to the Account entity (an attribute, parents) is a change here too.
    */
-  accountClass(accountId: string, environment: string): string {
-    return this.index.namedAccounts.has(accountId) ? `account ${accountId}` : `environment ${environment}`;
+  accountClass(accountId: string, environment: string, account?: AccountAttributes): string {
+    if (this.index.namedAccounts.has(accountId)) return `account ${accountId}`;
+    const { name, tags, orgUnits } = this.accountShape;
+    return JSON.stringify([
+      environment,
+      name && this.reads('name') ? (account?.name ?? '') : null,
+      tags && this.reads('tags') ? Object.entries(account?.tags ?? {}).sort() : null,
+      orgUnits ? (account?.ou_path ?? []).filter((id) => this.index.read === null || this.index.namedOrgUnits.has(id)) : null,
+    ]);
   }
 
   /**
@@ -135,7 +170,7 @@ export class PolicySet {
   }
 
   authorize(req: PolicyRequest): PolicyDecision {
-    const request = cedarRequest(req);
+    const request = cedarRequest(req, this.accountShape);
     const key = JSON.stringify(request);
     let decision = this.decisions.get(key);
     if (!decision) {
@@ -177,6 +212,8 @@ export class PolicySet {
 interface PolicyIndex {
   /** Account ids a policy names. */
   namedAccounts: ReadonlySet<string>;
+  /** Root and OU ids a policy names (`AWS::OrgUnit::"..."`). */
+  namedOrgUnits: ReadonlySet<string>;
   /** Every number in a policy. */
   numbers: readonly number[];
   /** `{effect} {attribute}` for every attribute a policy reads; null: not known (anything may be read). */
@@ -184,13 +221,14 @@ interface PolicyIndex {
 }
 
 /** Notes what one policy (cedar's JSON of it) names: accounts, numbers, and the attributes it reads. */
-function indexPolicy(json: cedar.PolicyJson, into: { namedAccounts: Set<string>; numbers: Set<number>; read: Set<string> }): void {
+function indexPolicy(json: cedar.PolicyJson, into: { namedAccounts: Set<string>; namedOrgUnits: Set<string>; numbers: Set<number>; read: Set<string> }): void {
   const walk = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(walk);
     if (node === null || typeof node !== 'object') return;
     const { type, id, Value, attr } = node as Record<string, unknown>;
     // An entity reference: `{type, id}` in a scope, `{"__entity": {type, id}}` in a condition.
     if (typeof type === 'string' && typeof id === 'string' && (type === 'Account' || type.endsWith('::Account'))) into.namedAccounts.add(id);
+    if (typeof type === 'string' && typeof id === 'string' && type === ORG_UNIT_TYPE) into.namedOrgUnits.add(id);
     if (typeof Value === 'number') into.numbers.add(Value);
     if (typeof attr === 'string') into.read.add(`${json.effect} ${attr}`);
     Object.values(node).forEach(walk);
@@ -221,7 +259,7 @@ export function loadPolicySet(dir: string): PolicySet {
   const byId = new Map<string, PolicySource>();
   const advice = new Map<string, string>();
   const approvals = new Map<string, number>();
-  const index = { namedAccounts: new Set<string>(), numbers: new Set<number>(), read: new Set<string>() };
+  const index = { namedAccounts: new Set<string>(), namedOrgUnits: new Set<string>(), numbers: new Set<number>(), read: new Set<string>() };
   for (const name of policyFiles) {
     const file = path.join(dir, name);
     const fileText = fs.readFileSync(file, 'utf8');
@@ -299,13 +337,27 @@ export function loadPolicySet(dir: string): PolicySet {
   for (const answer of cached) {
     if (answer.type === 'failure') fail(answer.errors.map((e) => `${dir}: ${e.message}`));
   }
-  selfCheck(policySetId, schemaName, schemaFile);
-  return new PolicySet(policySetId, schemaName, order, advice, approvals, { ...index, numbers: [...index.numbers] });
+  const accountShape = accountShapeOf(schema);
+  selfCheck(policySetId, schemaName, schemaFile, accountShape);
+  return new PolicySet(policySetId, schemaName, order, advice, approvals, { ...index, numbers: [...index.numbers] }, accountShape);
+}
+
+/** What the schema's `Account` (in the unnamed namespace) declares of names, tags and OUs. */
+function accountShapeOf(schema: string): AccountShape {
+  const answer = cedar.schemaToJson(schema);
+  if (answer.type === 'failure') return NO_ACCOUNT_SHAPE;
+  const account = answer.json['']?.entityTypes?.Account as { memberOfTypes?: string[]; shape?: { attributes?: Record<string, unknown> } } | undefined;
+  const attributes = account?.shape?.attributes ?? {};
+  return {
+    name: Object.hasOwn(attributes, 'name'),
+    tags: Object.hasOwn(attributes, 'tags'),
+    orgUnits: (account?.memberOfTypes ?? []).includes(ORG_UNIT_TYPE),
+  };
 }
 
 type CedarRequest = Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>;
 
-function cedarRequest(req: PolicyRequest): CedarRequest {
+function cedarRequest(req: PolicyRequest, shape: AccountShape): CedarRequest {
   const { principal, context } = req;
   if (!Number.isSafeInteger(context.duration_seconds)) {
     // Cedar has only integers (Long); a fraction would fail deep inside with a vague message.
@@ -314,6 +366,15 @@ function cedarRequest(req: PolicyRequest): CedarRequest {
   const user = { type: 'User', id: principal.id };
   const account = { type: 'Account', id: req.accountId };
   const groups = [...new Set(principal.groups)].map((id) => ({ type: 'Group', id }));
+  // Each OU's parent is the one above it, so `in` sees the hierarchy as AWS users know it.
+  const ouPath = shape.orgUnits ? (req.account?.ou_path ?? []) : [];
+  const orgUnits = ouPath.map((id, i): cedar.EntityJson => ({ uid: { type: ORG_UNIT_TYPE, id }, attrs: {}, parents: i > 0 ? [{ type: ORG_UNIT_TYPE, id: ouPath[i - 1] }] : [] }));
+  const accountAttrs = {
+    environment: req.accountEnvironment,
+    ...(shape.name && { name: req.account?.name ?? '' }),
+    // A set of {key, value}: `resource.tags.contains({key: "env", value: "prod"})`.
+    ...(shape.tags && { tags: Object.entries(req.account?.tags ?? {}).sort().map(([key, value]) => ({ key, value })) }),
+  };
   return {
     principal: user,
     action: { type: 'Action', id: req.action },
@@ -331,23 +392,25 @@ function cedarRequest(req: PolicyRequest): CedarRequest {
     entities: [
       { uid: user, attrs: { email: principal.email ?? '' }, parents: groups },
       ...groups.map((uid): cedar.EntityJson => ({ uid, attrs: {}, parents: [] })),
-      { uid: account, attrs: { environment: req.accountEnvironment }, parents: [] },
+      ...orgUnits,
+      { uid: account, attrs: accountAttrs, parents: ouPath.length > 0 ? [{ type: ORG_UNIT_TYPE, id: ouPath.at(-1)! }] : [] },
     ],
   };
 }
 
 /** Fails the load if the schema does not describe the request authorize() sends. */
-function selfCheck(policySetId: string, schemaName: string, schemaFile: string): void {
+function selfCheck(policySetId: string, schemaName: string, schemaFile: string, shape: AccountShape): void {
   const sample: PolicyRequest = {
     principal: { id: 'self-check', email: 'self-check@example.com', groups: ['self-check'] },
     action: 'request',
     accountId: '000000000000',
     accountEnvironment: 'unknown',
+    account: { name: 'self-check', tags: { env: 'self-check' }, ou_path: ['r-self', 'ou-self-checkabc'] },
     context: { role: 'self-check', duration_seconds: 0, has_reason: false, has_ticket_attachment: false },
   };
   for (const action of ['request', 'activate', 'review', 'revoke', 'audit'] as const) {
     const answer = cedar.statefulIsAuthorized({
-      ...cedarRequest({ ...sample, action }),
+      ...cedarRequest({ ...sample, action }, shape),
       preparsedPolicySetId: policySetId,
       preparsedSchemaName: schemaName,
       validateRequest: true,
