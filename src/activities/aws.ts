@@ -1,6 +1,7 @@
 // AWS clients for one tenant, and the request pacing the Identity Center quotas call for (CONTRACT §7).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { IdentitystoreClient } from '@aws-sdk/client-identitystore';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import {
   DescribePermissionSetCommand,
   paginateListPermissionSets,
@@ -22,6 +23,8 @@ const log = createLogger('aws');
 export interface TenantClients {
   sso: SSOAdminClient;
   identity: IdentitystoreClient;
+  /** Read-only: where the tenant's accounts are (src/activities/organizations.ts). */
+  organizations: OrganizationsClient;
 }
 
 // The SDK retries throttling, conflicts and 5xx with backoff; adaptive mode also slows down the
@@ -49,15 +52,19 @@ export function createTenantClients(aws: AwsTenantConfig, pace: () => Promise<vo
   const sso = new SSOAdminClient(config);
   // Inside the retry loop (each attempt is a call AWS counts), before signing (a request that
   // waited is signed when it leaves).
-  const paced: FinalizeRequestMiddleware<ServiceInputTypes, ServiceOutputTypes> = (next, context) => async (args) => {
+  const paced = <I extends object, O extends object>(): FinalizeRequestMiddleware<I, O> => (next, context) => async (args) => {
     await pace();
     callerCheck.getStore()?.();
     if (log.isLevelEnabled('debug')) log.debug({ operation: context.commandName, paced_at: Date.now() }, 'aws call paced');
     return next(args);
   };
-  sso.middlewareStack.addRelativeTo(paced, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'jitPace' },
-  );
-  return { sso, identity: new IdentitystoreClient(config) };
+  const where = { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'jitPace' } as const;
+  sso.middlewareStack.addRelativeTo(paced<ServiceInputTypes, ServiceOutputTypes>(), where);
+  // Its reads wait in the same line as the instance's calls: one role, one management account,
+  // and a refresh of thousands of accounts must never hold back what grants need.
+  const organizations = new OrganizationsClient(config);
+  organizations.middlewareStack.addRelativeTo(paced(), where);
+  return { sso, identity: new IdentitystoreClient(config), organizations };
 }
 
 /**

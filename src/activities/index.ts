@@ -23,6 +23,9 @@ import type { QuotaShare } from './fleet';
 import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
 import { createReconcileActivities } from './reconcile';
+import { createOrganizationActivities } from './organizations';
+import { latestResult, organizationScheduleId } from '../latest-run';
+import { type OrganizationReport, tenantAccountIds } from '../domain/accounts';
 import { createPolicyActivities } from './policy';
 import { createSessionActivities } from './sessions';
 import { sessionCutoffSignal, type SessionCutoffRequest, sessionsWorkflowId } from '../workflows/messages';
@@ -68,6 +71,28 @@ export function createActivities(
   const tenants = new Map<string, Tenant>();
   const instances = new Map<string, { pace: () => Promise<void>; inFlight: ReturnType<typeof semaphore> }>();
   const permissionSets = new Map<string, PermissionSetListing>();
+  const organizations = new Map<string, { until: number; runId?: string; value: Promise<OrganizationReport | undefined> }>();
+
+  /**
+   * The tenant's latest completed organisation read, as the API holds it (kept a minute; fetched
+   * again only when a newer run completed). Undefined when the tenant names no organization, or
+   * none has completed yet.
+   */
+  function organizationOf(tenantId: string): Promise<OrganizationReport | undefined> {
+    if (!tenantById(config, tenantId)?.organization) return Promise.resolve(undefined);
+    const cached = organizations.get(tenantId);
+    if (cached && cached.until > Date.now()) return cached.value;
+    const entry: { until: number; runId?: string; value: Promise<OrganizationReport | undefined> } = { until: Date.now() + env.organizationCheckMs, value: Promise.resolve(undefined) };
+    entry.value = (async () => {
+      const latest = await latestResult<OrganizationReport>(client ?? failNoClient(), organizationScheduleId(tenantId));
+      entry.runId = latest?.runId;
+      if (!latest) return undefined;
+      return cached?.runId === latest.runId ? cached.value : latest.result();
+    })();
+    entry.value.catch(() => organizations.get(tenantId) === entry && organizations.delete(tenantId));
+    organizations.set(tenantId, entry);
+    return entry.value;
+  }
 
   // Per instance: the config's `aws.limits` (one per instance, see config.ts), for the whole
   // deployment: each worker process takes its `quota` share of them (fleet.ts), or all of them.
@@ -381,14 +406,26 @@ export function createActivities(
     ...createReconcileActivities({
       client: () => client ?? failNoClient(),
       ssoOf,
-      configuredAccounts: (tenantId) => Object.keys(tenantById(config, tenantId)?.accounts ?? {}),
+      configuredAccounts: async (tenantId) => {
+        const tenant = tenantById(config, tenantId);
+        return tenant ? tenantAccountIds(tenant, await organizationOf(tenantId)) : [];
+      },
       tenantsOnInstanceOf: (tenantId) => {
         const instanceArn = tenantOf(tenantId).aws.sso_instance_arn;
         return config.tenants.filter((t) => t.aws.sso_instance_arn === instanceArn).map((t) => t.id);
       },
       deleteAssignment: grantActivities.deleteAssignment,
     }),
+    ...createOrganizationActivities({
+      // tenantOf first: it refuses a tenant the config does not hold.
+      organizationsOf: (tenantId) => ({ organizations: tenantOf(tenantId).organizations, tenant: tenantById(config, tenantId)! }),
+      neighboursOf: (tenantId) => {
+        const tenant = tenantById(config, tenantId)!;
+        return config.tenants.filter((t) => t.aws.sso_instance_arn === tenant.aws.sso_instance_arn && t.id !== tenant.id);
+      },
+    }),
     ...createPolicyActivities(config, {
+      organizationOf,
       // As AWS says now (the cached listing's may be minutes old); 0 when AWS does not say, as policies see a duration not known.
       sessionSeconds: async (tenantId, role) => {
         const tenant = tenantOf(tenantId);

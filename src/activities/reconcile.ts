@@ -215,8 +215,8 @@ interface Deps {
   client(): Client;
   /** The tenant's SSO client (paced) and instance. */
   ssoOf(tenantId: string): { sso: SSOAdminClient; instanceArn: string };
-  /** Account ids the tenant's config names. */
-  configuredAccounts(tenantId: string): string[];
+  /** The tenant's own account ids: those its config names, and its organisation's at the latest read. */
+  configuredAccounts(tenantId: string): Promise<string[]>;
   /** Every tenant whose config names the same IAM Identity Center instance, the tenant included. */
   tenantsOnInstanceOf(tenantId: string): string[];
   deleteAssignment(ref: AssignmentRef): Promise<unknown>;
@@ -432,7 +432,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
         // found, so an assignment made meanwhile is judged with the grant that made it.
         const { pairs, users, undecided: unreadBefore } = await readScope(tenantId, arnOfRole);
         // A tenant that shares its instance looks only at its own accounts (config.ts makes them its list).
-        const own = tenantsOnInstanceOf(tenantId).length > 1 ? new Set(configuredAccounts(tenantId)) : undefined;
+        const own = tenantsOnInstanceOf(tenantId).length > 1 ? new Set(await configuredAccounts(tenantId)) : undefined;
         // As many users as pairs: per user, which also sees the grantees' assignments elsewhere.
         const byUser = users.size <= pairs.size;
         const listedFrom = new Date().toISOString();

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { LRUCache } from 'lru-cache';
-import { env, type TenantConfig } from '../config';
+import { env, ownAccountsOnly, type TenantConfig } from '../config';
 import type { AuditRecord } from '../domain/audit';
 import { AccessError } from '../domain/errors';
 import { newId } from '../domain/ids';
@@ -227,8 +227,12 @@ export class EnsureService {
       notifications: notificationsOf(tenant),
       ...(startsAt && { startsAt }),
     };
-    if (tenant.accounts_only && !Object.hasOwn(tenant.accounts, accountId)) {
-      const notice = `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists may be targets.`;
+    if (ownAccountsOnly(tenant) && !this.runs.accountOf(tenant, accountId).owned) {
+      const notice = !tenant.organization
+        ? `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists may be targets.`
+        : this.runs.organization(tenant.id)
+          ? `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists, and the active accounts in its organization (as last read), may be targets.`
+          : `${key.target} is not one of this tenant's accounts as far as is known: its organization has not been read yet (try again in a minute).`;
       return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
     }
     if (durationSeconds > limits.max_duration_seconds) {

@@ -1,6 +1,7 @@
 // What a caller may ask for: every (account, role) pair of the tenant that policy lets them
 // request, with what an ensure of it would do. Decided as ensure decides, without an ensure.
-import { environmentOf, type TenantConfig } from '../config';
+import type { TenantConfig } from '../config';
+import { type AccountFacts, type OrganizationReport, tenantAccountIds } from '../domain/accounts';
 import { accountIdOf, type GrantKey, type Justification } from '../domain/grant';
 import type { PolicyDecision, PolicySet } from '../policy';
 import { policyContext } from '../policy/context';
@@ -58,13 +59,15 @@ export const MAX_OFFERS_PER_CALL = 250;
 /** The tenant's accounts in id order, each with its class under the tenant's policy set, and one account per class that decides for it. */
 interface AccountIndex {
   policies: PolicySet;
-  accounts: { id: string; name: string | null; environment: string; kind: string }[];
+  /** The organisation read it was made from (undefined: none). */
+  organization: OrganizationReport | undefined;
+  accounts: (AccountFacts & { kind: string })[];
   /** The first account of each class: the one its decisions are asked about (so the decision memo serves every call). */
   deciding: Map<string, string>;
 }
 
 export class EntitlementService {
-  /** Per tenant config, for as long as its policy set is the same one (a reload makes a new one, and so a new index). */
+  /** Per tenant config, for as long as its policy set and organisation read are the same (a reload or a newer read makes a new index). */
   private readonly indexes = new WeakMap<TenantConfig, AccountIndex>();
 
   constructor(private readonly runs: GrantRuns) {}
@@ -77,8 +80,8 @@ export class EntitlementService {
    */
   async list(caller: Caller, filters: EntitlementFilters): Promise<{ entitlements: EntitlementView[]; next_cursor: string | null }> {
     const { tenant } = caller;
-    const index = this.indexOf(tenant);
     const { sets, sessionSeconds } = await this.runs.permissionSets(tenant.id);
+    const index = this.indexOf(tenant);
     const scope = JSON.stringify(['entitlements', tenant.id, filters.account ?? null, filters.role ?? null, filters.environment ?? null, filters.q ?? null]);
     const after = filters.cursor === undefined ? undefined : cursorValue<{ a: string; r: string }>(filters.cursor, scope, this.runs.cursorKey);
     const limit = filters.limit ?? 50;
@@ -118,7 +121,7 @@ export class EntitlementService {
           target: `AWS::Account::${account.id}`,
           role: role.name,
           role_description: role.description,
-          account: { id: account.id, name: account.name, environment: account.environment, tags: {}, ou_path: [] },
+          account: { id: account.id, name: account.name, environment: account.environment, tags: account.tags, ou_path: account.ou_path },
           ...offer,
         });
       }
@@ -128,17 +131,16 @@ export class EntitlementService {
 
   private indexOf(tenant: TenantConfig): AccountIndex {
     const policies = this.runs.policySet(tenant);
+    const organization = this.runs.organization(tenant.id);
     const known = this.indexes.get(tenant);
-    if (known?.policies === policies) return known;
-    const accounts = Object.keys(tenant.accounts)
-      .sort()
-      .map((id) => {
-        const environment = environmentOf(tenant, id);
-        return { id, name: tenant.accounts[id].name ?? null, environment, kind: policies.accountClass(id, environment) };
-      });
+    if (known?.policies === policies && known.organization === organization) return known;
+    const accounts = tenantAccountIds(tenant, organization).map((id) => {
+      const facts = this.runs.accountOf(tenant, id);
+      return { ...facts, kind: policies.accountClass(id, facts.environment, facts) };
+    });
     const deciding = new Map<string, string>();
     for (const a of accounts) if (!deciding.has(a.kind)) deciding.set(a.kind, a.id);
-    const index = { policies, accounts, deciding };
+    const index = { policies, organization, accounts, deciding };
     this.indexes.set(tenant, index);
     return index;
   }
