@@ -47,6 +47,7 @@ const OTHER_HISTORIES = [
   'sessions-continue-as-new',
   'reconcile-removes-leftover',
   'leftover-removed',
+  'organization-read',
 ];
 /**
  * Recorded under 1.0 while their runs were still open (before recordRun waited for the close):

@@ -19,6 +19,7 @@ import { OutageProxy } from './outage-proxy';
 import { awsClientConfig, repoRoot, type Stack, startLocalServices, startStack } from '../../scripts/stack';
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
 import { type FakeSlack, startFakeSlack } from './slack';
+import { organization, seedOrganization } from './organization';
 
 export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 /** Its own policies (everything auto-activates) and a 3-second review window. */
@@ -93,6 +94,14 @@ export const CATALOGUE_OTHER_ACCOUNTS = { staging: '710000000001', vault: '71000
  */
 export const CONSOLE_TENANT = { id: 'c0e501e0-0000-4000-8000-00000000c0e5', name: 'console' };
 export const CONSOLE_ACCOUNTS = { sandbox: '720000000001', tools: '720000000002', payments: '720000000003' };
+
+/**
+ * Accounts from AWS Organizations (test/organizations.test.ts): the organisation
+ * test/support/organization.ts makes in moto (its `workloads` OU, less an account and an OU), with
+ * policies on its OUs and tags, on an instance of its own. Its organisation is read only when a
+ * test triggers its Schedule (organizationRead).
+ */
+export const ORG_TENANT = { id: '0a9a0000-0000-4000-8000-00000000a0a9', name: 'organization' };
 
 export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
 /** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
@@ -259,8 +268,11 @@ export async function startWorld(): Promise<void> {
     };
   };
   const auditOutage = await OutageProxy.start();
+  // A newer read of an organisation is seen within a second, not a minute (tests wait for it).
+  env.organizationCheckMs = 1_000;
   const stack = await startStack({
     dir,
+    beforeConfig: async (awsEndpoint) => void (await seedOrganization(awsEndpoint, dir)),
     tenants: [
       {
         ...TENANT,
@@ -345,6 +357,16 @@ export async function startWorld(): Promise<void> {
           [CONSOLE_ACCOUNTS.payments]: { environment: 'production', name: 'payments-prod' },
         },
         identityProvider: { people: (['alice', 'carol', 'dave', 'olga', 'sam', 'mallory'] as const).map((u) => ({ login: USERS[u].sub, email: USERS[u].email, groups: USERS[u].groups })) },
+      },
+      {
+        ...ORG_TENANT,
+        policies: path.join(dir, 'organization-policies'),
+        grants: TEST_LIMITS,
+        organization: () => ({
+          roots_or_ous: [organization().ous.workloads],
+          exclude: [organization().accounts.excluded, organization().ous.attic],
+          environment_tag: 'env',
+        }),
       },
       {
         ...CATALOGUE_OTHER_TENANT,

@@ -1,0 +1,181 @@
+// Accounts from AWS Organizations (issue 39 §1): a tenant says where its accounts are
+// (`organization.roots_or_ous`), the worker reads them on a Schedule, and the API decides on the
+// latest read: OUs nested to any depth, names, tags, a policy on an OU, an account moved, closed or
+// created seen at the next read, and an account two tenants would own refused. The organisation is
+// moto's (test/support/organization.ts).
+import assert from 'node:assert/strict';
+import { CloseAccountCommand, MoveAccountCommand, UpdateOrganizationalUnitCommand } from '@aws-sdk/client-organizations';
+import { ApplicationFailure } from '@temporalio/common';
+import { createActivities } from '../src/activities';
+import { loadConfig } from '../src/config';
+import type { OrganizationReport } from '../src/domain/accounts';
+import { organizationScheduleId } from '../src/schedules';
+import type { EntitlementView } from '../src/service/entitlements';
+import type { organizationWorkflow } from '../src/workflows/organization';
+import { accountNamed, organization, organizationsClient } from './support/organization';
+import { call, current, deleteReconcileSchedule, type EnsureReply, eventually, ORG_TENANT, reconciliationRound, recordRun, target, tokenFor } from './support/world';
+
+/** The workflow id of the run organizationRead last waited for. */
+let lastRead = '';
+
+/** Triggers a read of the tenant's organisation (its Schedule, as an operator would) and answers its report once it completed. */
+async function organizationRead(tenantId = ORG_TENANT.id): Promise<OrganizationReport> {
+  const { temporal } = current();
+  const schedule = temporal.schedule.getHandle(organizationScheduleId(tenantId));
+  const runsOf = async () => (await schedule.describe()).info.recentActions.map((a) => a.action.workflow);
+  const before = new Set((await runsOf()).map((run) => run.firstExecutionRunId));
+  await schedule.trigger();
+  return eventually(
+    'a read of the organisation',
+    async () => {
+      const run = (await runsOf()).find((r) => !before.has(r.firstExecutionRunId));
+      if (run) lastRead = run.workflowId;
+      return run && temporal.workflow.getHandle<typeof organizationWorkflow>(run.workflowId, run.firstExecutionRunId).result();
+    },
+    60_000,
+  );
+}
+
+/** What a dry-run ensure of ReadOnlyAccess on the account would do for alice (engineering) in ORG_TENANT: its change, or the refusal. */
+async function wouldDo(account: string): Promise<string> {
+  const reply = await call<EnsureReply>('POST', '/v1/access/ensure', {
+    token: await tokenFor('alice', ORG_TENANT.id),
+    tenant: ORG_TENANT.id,
+    body: { entitlements: [{ target: target(account), role: 'ReadOnlyAccess' }], justification: { reason: 'organisation test' }, dry_run: true },
+  });
+  if (reply.status === 200) return reply.body.grants[0].change ?? 'none';
+  return `${reply.status} ${reply.body.code}: ${(reply.body.notices ?? []).join(' ')}`;
+}
+
+/** Polls until the API decides `account` as `expected` (it looks for a newer read every second in tests). */
+async function decidedAs(account: string, expected: RegExp): Promise<void> {
+  let last = '';
+  await eventually(`${account} to be decided as ${expected}`, async () => (expected.test((last = await wouldDo(account))) ? true : undefined), 15_000).catch((err: Error) => {
+    throw new Error(`${err.message}; last: ${last}`);
+  });
+}
+
+async function catalogue(): Promise<EntitlementView[]> {
+  const reply = await call<{ entitlements: EntitlementView[] }>('GET', '/v1/access/entitlements?limit=100', { token: await tokenFor('alice', ORG_TENANT.id), tenant: ORG_TENANT.id });
+  assert.equal(reply.status, 200, JSON.stringify(reply.body));
+  return reply.body.entitlements;
+}
+
+describe('accounts from AWS Organizations', function () {
+  this.timeout(180_000);
+  let first: OrganizationReport;
+
+  before(async () => {
+    // The roles come from a reconciliation round; creating its Schedules makes the organisation's too.
+    await reconciliationRound(ORG_TENANT.id);
+    first = await organizationRead();
+  });
+  after(async () => {
+    await deleteReconcileSchedule(ORG_TENANT.id);
+    await current().temporal.schedule.getHandle(organizationScheduleId(ORG_TENANT.id)).delete();
+  });
+
+  it('reads every active account under its OUs, nested to any depth, less what it excludes, with names, tags and the OU path', () => {
+    const { rootId, ous, accounts } = organization();
+    assert.deepEqual(Object.keys(first.accounts).sort(), [accounts.paymentsProd, accounts.vault, accounts.sandbox].sort());
+    assert.deepEqual(first.accounts[accounts.paymentsProd], {
+      name: 'payments-prod',
+      status: 'ACTIVE',
+      tags: { env: 'production', team: 'payments' },
+      ou_path: [rootId, ous.workloads, ous.prod, ous.payments],
+    });
+    assert.deepEqual(first.accounts[accounts.sandbox].ou_path, [rootId, ous.workloads, ous.dev]);
+    assert.equal(first.ous[ous.payments], 'payments');
+    assert.equal(first.ous[ous.workloads], 'workloads');
+    assert.ok(first.calls > 0);
+  });
+
+  it('records the history of a read (RECORD_HISTORIES=1), for the replay test', async () => {
+    await recordRun('organization-read', `WorkflowId = '${lastRead}'`);
+  });
+
+  it('decides an ensure by the OU an account is in, however deep, and refuses an account outside the OUs or excluded', async () => {
+    const { accounts } = organization();
+    // prod-reviewed forbids activate under prod: payments-prod, two levels down, needs a reviewer.
+    await decidedAs(accounts.paymentsProd, /^requested$/);
+    assert.equal(await wouldDo(accounts.sandbox), 'activated');
+    assert.match(await wouldDo(accounts.vault), /^403 forbidden: Restricted accounts are not offered\.$/);
+    for (const outside of [accounts.elsewhere, accounts.excluded, accounts.inAttic, '999999999999']) {
+      assert.match(await wouldDo(outside), /^403 forbidden: AWS::Account::\d{12} is not one of this tenant's accounts/, outside);
+    }
+  });
+
+  it('lists the organisation\'s accounts in the catalogue with their name, tags, environment (from the tag) and OU path, decided per OU', async () => {
+    const { rootId, ous, accounts } = organization();
+    const list = await eventually('the catalogue to list the organisation', async () => {
+      const found = await catalogue();
+      return found.some((e) => e.account.id === accounts.paymentsProd) ? found : undefined;
+    });
+    // Only ReadOnlyAccess is permitted, and never on the restricted account.
+    assert.deepEqual(list.map((e) => `${e.account.id} ${e.role} ${e.action}`).sort(), [
+      `${accounts.paymentsProd} ReadOnlyAccess request`,
+      `${accounts.sandbox} ReadOnlyAccess activate`,
+    ].sort());
+    const prod = list.find((e) => e.account.id === accounts.paymentsProd)!;
+    assert.deepEqual(prod.account, {
+      id: accounts.paymentsProd,
+      name: 'payments-prod',
+      environment: 'production',
+      tags: { env: 'production', team: 'payments' },
+      ou_path: [rootId, ous.workloads, ous.prod, ous.payments],
+    });
+  });
+
+  it('sees an account moved, closed or created, and an OU renamed, at the next read', async () => {
+    const { rootId, ous } = organization();
+    const client = organizationsClient(current().stack.awsEndpoint);
+    try {
+      const mover = await accountNamed(client, rootId, ous.dev, `mover-${process.pid}`);
+      const closer = await accountNamed(client, rootId, ous.dev, `closer-${process.pid}`);
+      await organizationRead();
+      await decidedAs(mover, /^activated$/);
+      await decidedAs(closer, /^activated$/);
+
+      await client.send(new MoveAccountCommand({ AccountId: mover, SourceParentId: ous.dev, DestinationParentId: ous.payments }));
+      await client.send(new CloseAccountCommand({ AccountId: closer }));
+      const newcomer = await accountNamed(client, rootId, ous.prod, `newcomer-${process.pid}`);
+      await client.send(new UpdateOrganizationalUnitCommand({ OrganizationalUnitId: ous.dev, Name: `dev-${process.pid}` }));
+      // Decided on the previous read until the next one: nothing changes before it.
+      assert.equal(await wouldDo(mover), 'activated');
+
+      const next = await organizationRead();
+      assert.deepEqual(next.accounts[mover]?.ou_path, [rootId, ous.workloads, ous.prod, ous.payments]);
+      assert.equal(next.accounts[closer], undefined, 'a closed account is no longer one of the tenant\'s');
+      assert.equal(next.accounts[newcomer]?.name, `newcomer-${process.pid}`);
+      assert.equal(next.ous[ous.dev], `dev-${process.pid}`);
+      await decidedAs(mover, /^requested$/);
+      await decidedAs(closer, /^403 forbidden: AWS::Account::\d{12} is not one of this tenant's accounts/);
+      await decidedAs(newcomer, /^requested$/);
+    } finally {
+      await client.send(new UpdateOrganizationalUnitCommand({ OrganizationalUnitId: ous.dev, Name: 'dev' }));
+      client.destroy();
+    }
+  });
+
+  it('refuses, with one line naming both tenants and the account, an account another tenant on the instance lists or holds in its OUs', async () => {
+    const { accounts, ous } = organization();
+    const config = loadConfig(current().stack.configPath);
+    const tenant = config.tenants.find((t) => t.id === ORG_TENANT.id)!;
+    const neighbour = { ...tenant, id: '0a9a0000-0000-4000-8000-00000000a0aa', name: 'neighbour-of-organization', organization: undefined };
+    const refused = (account: string) => (err: unknown) => {
+      assert.ok(err instanceof ApplicationFailure, String(err));
+      assert.equal(err.type, 'AccountOverlap');
+      assert.equal(err.nonRetryable, true);
+      assert.doesNotMatch(err.message, /\n/);
+      assert.match(err.message, new RegExp(`^Account ${account} \\(.*\\) is in the organization of tenant "organization" .* tenant "neighbour-of-organization" .*: an account belongs to one tenant per instance$`));
+      return true;
+    };
+    // Listed by the neighbour...
+    const listing = createActivities({ tenants: [tenant, { ...neighbour, accounts_only: true, accounts: { [accounts.sandbox]: { environment: 'development' } } }] });
+    await assert.rejects(listing.readOrganization(ORG_TENANT.id), refused(accounts.sandbox));
+    // ...or in an OU of the neighbour's, nested inside this tenant's.
+    const nested = createActivities({ tenants: [tenant, { ...neighbour, accounts: {}, organization: { roots_or_ous: [ous.payments], exclude: [] } }] });
+    // (the first account found under payments: payments-prod, or one an earlier test moved there)
+    await assert.rejects(nested.readOrganization(ORG_TENANT.id), refused('\\d{12}'));
+  });
+});
