@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks: npm packages, the Temporal CLI and server, PostgreSQL, moto
-# (local AWS), Schemathesis (reads the API from its OpenAPI in the test suite).
+# (local AWS), Schemathesis (reads the API from its OpenAPI in the test suite), Chromium (the
+# console's tests drive it).
 #
 # A tool already present is not installed again. INSTALL_FORCE (a list of temporal, postgres, moto,
-# schemathesis, or all) installs those anyway, taking the path a fresh machine takes, e.g.
+# schemathesis, chromium, or all) installs those anyway, taking the path a fresh machine takes, e.g.
 #   INSTALL_FORCE=all CI=true bash .ci/run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,8 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 INSTALL_FORCE="${INSTALL_FORCE:-}"
 for tool in ${INSTALL_FORCE//,/ }; do
   case "$tool" in
-    temporal | postgres | moto | schemathesis | all) ;;
-    *) echo "scripts/install.sh: INSTALL_FORCE names '$tool'; it knows temporal, postgres, moto, schemathesis, all" >&2; exit 2 ;;
+    temporal | postgres | moto | schemathesis | chromium | all) ;;
+    *) echo "scripts/install.sh: INSTALL_FORCE names '$tool'; it knows temporal, postgres, moto, schemathesis, chromium, all" >&2; exit 2 ;;
   esac
 done
 forced() { [[ " ${INSTALL_FORCE//,/ } " == *" $1 "* || " ${INSTALL_FORCE//,/ } " == *" all "* ]]; }

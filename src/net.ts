@@ -14,8 +14,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** A loopback name or address, IPv4-mapped ones (`::ffff:127.0.0.1`, as a dual-stack socket gives them) included. */
 export function isLoopback(hostname: string): boolean {
-  const host = hostname.replace(/^\[(.*)\]$/, '$1');
+  const host = hostname.replace(/^\[(.*)\]$/, '$1').replace(/^::ffff:/i, '');
   return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
 }
 

@@ -17,12 +17,16 @@ export type GrantList = z.infer<typeof grantListSchema>;
 export type AccessRequest = z.infer<typeof accessRequestSchema>;
 export type RequestList = z.infer<typeof requestsResponseSchema>;
 export type EntitlementList = z.infer<typeof entitlementListSchema>;
-export type Entitlement = EntitlementList['entitlements'][number];
 export type AuditPage = z.infer<typeof auditPageSchema>;
 export type Report = z.infer<typeof reportSchema>;
 /** The API's refusal as a page shows it: the contract's error body and the HTTP status (0: not reached). */
 export type ApiProblem = ApiError['body'] & { status: number };
 export const problemOf = (err: ApiError): ApiProblem => ({ ...err.body, status: err.status });
+
+/** A query string of the given values, leaving out those not set or empty. */
+export function searchOf(values: Record<string, string | undefined>): URLSearchParams {
+  return new URLSearchParams(Object.entries(values).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+}
 
 /** The person's calls to the API, with the CLI's client (one way to call it, for both). */
 export class ConsoleApi {
@@ -37,7 +41,7 @@ export class ConsoleApi {
   }
 
   get<T>(path: string, query: Record<string, string | undefined> = {}): Promise<T> {
-    const params = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+    const params = searchOf(query);
     return callApi<T>(this.conn, 'GET', `${path}${params.size ? `?${params}` : ''}`);
   }
 

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { parse as parseCookies } from 'cookie';
 import { stringify as csv } from 'csv-stringify/sync';
 import express, { type CookieOptions, type NextFunction, type Request, type Response } from 'express';
+import { uuidSchema } from '../api/schemas';
 import type { AppConfig } from '../config';
 import { tenantById } from '../config';
 import type { Logger } from '../log';
@@ -42,7 +43,6 @@ const DONE = {
 /** How long a person has at the provider's pages before the sign-in must start again. */
 const SIGN_IN_SECONDS = 600;
 const FORM_LIMIT = '64kb';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const ASSETS = [path.join(__dirname, 'assets'), path.join(__dirname, '../../../src/console/assets')].find((dir) => existsSync(dir))!;
 const HTMX = require.resolve('htmx.org/dist/htmx.min.js');
@@ -70,7 +70,7 @@ const ctxOf = (res: Response): Ctx => res.locals.console as Ctx;
 const frameOf = (ctx: Ctx): Frame => ({ base: ctx.base, tenantName: ctx.tenantName, who: ctx.session && { sub: ctx.session.sub, email: ctx.session.email }, csrf: ctx.session?.csrf });
 const apiOf = (req: Request, ctx: Ctx): ConsoleApi => {
   // Where this process listens, as the request came in: the console calls the same API it is part of.
-  const local = (req.socket.localAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+  const local = req.socket.localAddress ?? '127.0.0.1';
   return new ConsoleApi(`http://${local.includes(':') ? `[${local}]` : local}:${req.socket.localPort}`, ctx.session!.accessToken, ctx.tenantId);
 };
 
@@ -107,7 +107,7 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
   tenant.use(async (req, res, next) => {
     securityHeaders(res);
     const id = String(req.params.tenant ?? '');
-    const t = UUID.test(id) ? tenantById(config, id) : undefined;
+    const t = isUuid(id) ? tenantById(config, id) : undefined;
     const oidc = t?.auth.oidc;
     if (!t || !oidc?.console) return void res.status(404).type('html').send(plainPage('Not found', 'No console for this address: the tenant does not exist or has no console sign-in (auth.oidc.console).'));
     // The local provider knows the console at 127.0.0.1 only (as npm run dev prints it).
@@ -158,7 +158,8 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
       signedIn = await providers.finish(ctx.signIn, new URL(req.originalUrl, ctx.origin), transaction);
     } catch (err) {
       logger.info({ tenant: ctx.tenantId, reason: ConsoleProviders.reason(err) }, 'console sign-in refused');
-      return void res.status(400).type('html').send(plainPage('Sign-in refused', `The identity provider's answer was not accepted${ConsoleProviders.oauthError(err) ? ` (${ConsoleProviders.oauthError(err)})` : ''}. Try again.`, `${ctx.base}/sign-in`));
+      const code = ConsoleProviders.oauthError(err);
+      return void res.status(400).type('html').send(plainPage('Sign-in refused', `The identity provider's answer was not accepted${code ? ` (${code})` : ''}. Try again.`, `${ctx.base}/sign-in`));
     }
     const session: ConsoleSession = { tenantId: ctx.tenantId, ...signedIn, csrf: randomToken(), sid: randomToken() };
     const sealed = await seal.seal('session', session);
@@ -215,7 +216,7 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
 
   // A grant or request id is a UUID, or no such page: nothing else goes into the API's paths.
   tenant.param('id', (req, res, next, id) => {
-    if (UUID.test(String(id))) return next();
+    if (isUuid(String(id))) return next();
     res.status(404).type('html').send(page(frameOf(ctxOf(res)), 'Not found', undefined, <p role="alert">No such grant or request.</p>));
   });
 
@@ -462,10 +463,13 @@ export function createConsole({ config, publicOrigin, sessionKey, logger }: Cons
  */
 function loopbackOrigin(req: Request): string | undefined {
   const host = req.headers.host ?? '';
-  const fromHere = isLoopback((req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')) && isLoopback((req.socket.localAddress ?? '').replace(/^::ffff:/, ''));
+  const fromHere = isLoopback(req.socket.remoteAddress ?? '') && isLoopback(req.socket.localAddress ?? '');
   return fromHere && LOOPBACK_HOST.test(host) ? `http://${host}` : undefined;
 }
 const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])(:\d{1,5})?$/;
+
+/** An id as the API's routes take one (the same schema). */
+const isUuid = (value: string): boolean => uuidSchema.safeParse(value).success;
 
 /** A page outside a session: a message and where to go on. */
 function plainPage(title: string, message: string, next?: string): string {

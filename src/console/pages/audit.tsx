@@ -1,6 +1,6 @@
 // Audit: who held an account, when (the report, also as CSV), and the events behind it, for those
 // the audit policies allow; anyone else sees the API's refusal.
-import type { ApiProblem, AuditPage, Report } from '../api';
+import { type ApiProblem, type AuditPage, type Report, searchOf } from '../api';
 import { accountOf, type Frame, page, Problem, Time } from './layout';
 
 export interface ReportQuery {
@@ -19,7 +19,7 @@ export interface EventQuery {
   cursor?: string;
 }
 
-const query = (q: object): string => new URLSearchParams(Object.entries(q).filter((e): e is [string, string] => Boolean(e[1]))).toString();
+const query = (q: ReportQuery | EventQuery | Record<string, string | undefined>): string => searchOf({ ...q }).toString();
 
 export function auditPage(
   frame: Frame,

@@ -1,6 +1,6 @@
 // Request access: what the person may ask for (the entitlement catalogue), searched; what would
 // happen (a dry run of the same ensure call); then the call itself, for several accounts at once.
-import type { ApiProblem, EntitlementList, Grant } from '../api';
+import { type ApiProblem, type EntitlementList, type Grant, searchOf } from '../api';
 import { accountOf, duration, type Frame, Notice, page, Problem } from './layout';
 
 export interface RequestFilters {
@@ -33,7 +33,8 @@ export function requestPage(
 ): string {
   const { filters, list, form, preview, problem } = view;
   const selected = new Set(form.pairs);
-  const filterQuery = new URLSearchParams(Object.entries(filters).filter((e): e is [string, string] => Boolean(e[1]) && e[0] !== 'cursor'));
+  const { cursor: _cursor, ...searched } = filters;
+  const filterQuery = searchOf({ ...searched });
   return page(
     frame,
     'Request access',
