@@ -37,6 +37,12 @@ const organizationSchema = z.strictObject({
   environment_tag: z.string().min(1).max(128).optional(),
   /** How often the worker reads the organisation again (default 900). */
   refresh_interval_seconds: z.int().min(60).optional(),
+  /**
+   * Tags are one call per account (ListTagsForResource): a read asks for a new account's at once,
+   * and for at most this many others (those asked longest ago), so a read of 10,000 accounts is a
+   * minute of calls, not ten, and every account's tags are asked again within 10,000 / this reads.
+   */
+  tag_reads_per_refresh: z.int().min(0).default(500),
 });
 export type OrganizationConfig = z.infer<typeof organizationSchema>;
 

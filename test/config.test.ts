@@ -150,13 +150,13 @@ describe('config', () => {
   it('reads an organization: where the accounts are, exclusions, the environment tag; tenants on one instance may each name their own OUs', () => {
     const shared = {
       tenants: [
-        { ...tenant, organization: { roots_or_ous: [ORG_OU], exclude: ['222222222222', 'ou-ab12-22222222'], environment_tag: 'env' } },
+        { ...tenant, organization: { roots_or_ous: [ORG_OU], exclude: ['222222222222', 'ou-ab12-22222222'], environment_tag: 'env', tag_reads_per_refresh: 50 } },
         { ...neighbour, accounts_only: true, accounts: { '333333333333': {} }, organization: { roots_or_ous: ['ou-ab12-33333333'] } },
       ],
     };
     const config = loadConfig(write('organization.json', JSON.stringify(shared)));
-    assert.deepEqual(config.tenants[0].organization, { roots_or_ous: [ORG_OU], exclude: ['222222222222', 'ou-ab12-22222222'], environment_tag: 'env' });
-    assert.deepEqual(config.tenants[1].organization, { roots_or_ous: ['ou-ab12-33333333'], exclude: [] });
+    assert.deepEqual(config.tenants[0].organization, { roots_or_ous: [ORG_OU], exclude: ['222222222222', 'ou-ab12-22222222'], environment_tag: 'env', tag_reads_per_refresh: 50 });
+    assert.deepEqual(config.tenants[1].organization, { roots_or_ous: ['ou-ab12-33333333'], exclude: [], tag_reads_per_refresh: 500 });
     assert.equal(config.tenants[0].accounts_only, false, 'an organization alone restricts the targets (ownAccountsOnly), without accounts_only');
   });
 

@@ -4,22 +4,25 @@
 // created seen at the next read, and an account two tenants would own refused. The organisation is
 // moto's (test/support/organization.ts).
 import assert from 'node:assert/strict';
-import { CloseAccountCommand, MoveAccountCommand, UpdateOrganizationalUnitCommand } from '@aws-sdk/client-organizations';
+import { CloseAccountCommand, MoveAccountCommand, TagResourceCommand, UntagResourceCommand, UpdateOrganizationalUnitCommand } from '@aws-sdk/client-organizations';
 import { ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../src/activities';
 import { loadConfig } from '../src/config';
 import type { OrganizationReport } from '../src/domain/accounts';
+import { unpackOrganization } from '../src/latest-run';
 import { organizationScheduleId } from '../src/schedules';
+import type { GrantView } from '../src/domain/grant';
 import type { EntitlementView } from '../src/service/entitlements';
 import type { organizationWorkflow } from '../src/workflows/organization';
 import { accountNamed, organization, organizationsClient } from './support/organization';
-import { call, current, deleteReconcileSchedule, type EnsureReply, eventually, ORG_TENANT, reconciliationRound, recordRun, target, tokenFor } from './support/world';
+import { grantEvents } from './support/audit';
+import { assignmentsOf, call, current, deleteReconcileSchedule, type EnsureReply, eventually, ORG_TENANT, reconciliationRound, recordRun, target, tokenFor } from './support/world';
 
 /** The workflow id of the run organizationRead last waited for. */
 let lastRead = '';
 
 /** Triggers a read of the tenant's organisation (its Schedule, as an operator would) and answers its report once it completed. */
-async function organizationRead(tenantId = ORG_TENANT.id): Promise<OrganizationReport> {
+async function organizationRead(tenantId = ORG_TENANT.id): Promise<OrganizationReport & { grantsEnded: number | null }> {
   const { temporal } = current();
   const schedule = temporal.schedule.getHandle(organizationScheduleId(tenantId));
   const runsOf = async () => (await schedule.describe()).info.recentActions.map((a) => a.action.workflow);
@@ -33,7 +36,7 @@ async function organizationRead(tenantId = ORG_TENANT.id): Promise<OrganizationR
       return run && temporal.workflow.getHandle<typeof organizationWorkflow>(run.workflowId, run.firstExecutionRunId).result();
     },
     60_000,
-  );
+  ).then((result) => ({ ...unpackOrganization(result), grantsEnded: result.grantsEnded }));
 }
 
 /** What a dry-run ensure of ReadOnlyAccess on the account would do for alice (engineering) in ORG_TENANT: its change, or the refusal. */
@@ -83,7 +86,9 @@ describe('accounts from AWS Organizations', function () {
       status: 'ACTIVE',
       tags: { env: 'production', team: 'payments' },
       ou_path: [rootId, ous.workloads, ous.prod, ous.payments],
+      tags_read_at: first.accounts[accounts.paymentsProd].tags_read_at,
     });
+    assert.ok(Date.parse(first.accounts[accounts.paymentsProd].tags_read_at) <= Date.parse(first.readAt));
     assert.deepEqual(first.accounts[accounts.sandbox].ou_path, [rootId, ous.workloads, ous.dev]);
     assert.equal(first.ous[ous.payments], 'payments');
     assert.equal(first.ous[ous.workloads], 'workloads');
@@ -174,8 +179,74 @@ describe('accounts from AWS Organizations', function () {
     const listing = createActivities({ tenants: [tenant, { ...neighbour, accounts_only: true, accounts: { [accounts.sandbox]: { environment: 'development' } } }] });
     await assert.rejects(listing.readOrganization(ORG_TENANT.id), refused(accounts.sandbox));
     // ...or in an OU of the neighbour's, nested inside this tenant's.
-    const nested = createActivities({ tenants: [tenant, { ...neighbour, accounts: {}, organization: { roots_or_ous: [ous.payments], exclude: [] } }] });
+    const nested = createActivities({ tenants: [tenant, { ...neighbour, accounts: {}, organization: { roots_or_ous: [ous.payments], exclude: [], tag_reads_per_refresh: 500 } }] });
     // (the first account found under payments: payments-prod, or one an earlier test moved there)
     await assert.rejects(nested.readOrganization(ORG_TENANT.id), refused('\\d{12}'));
+  });
+
+  it('asks for the tags of new accounts at once, and of known ones only within its budget (tag_reads_per_refresh), oldest first', async () => {
+    const { rootId, ous, accounts } = organization();
+    const aws = organizationsClient(current().stack.awsEndpoint);
+    const config = loadConfig(current().stack.configPath);
+    const tenant = config.tenants.find((t) => t.id === ORG_TENANT.id)!;
+    // The worker's activities with this tenant's budget set, reading on from the latest read.
+    const readWith = async (budget: number) =>
+      unpackOrganization(await createActivities({ tenants: [{ ...tenant, organization: { ...tenant.organization!, tag_reads_per_refresh: budget } }] }, { client: current().temporal }).readOrganization(ORG_TENANT.id));
+    try {
+      const latest = await organizationRead();
+      await aws.send(new TagResourceCommand({ ResourceId: accounts.sandbox, Tags: [{ Key: 'team', Value: `retagged-${process.pid}` }] }));
+      const newcomer = await accountNamed(aws, rootId, ous.dev, `tagged-newcomer-${process.pid}`, { env: 'development', team: 'new' });
+
+      const none = await readWith(0);
+      assert.deepEqual(none.accounts[accounts.sandbox].tags, latest.accounts[accounts.sandbox].tags, 'a known account keeps the tags last read');
+      assert.equal(none.accounts[accounts.sandbox].tags_read_at, latest.accounts[accounts.sandbox].tags_read_at);
+      assert.deepEqual(none.accounts[newcomer].tags, { env: 'development', team: 'new' }, "a new account's tags are asked for at once");
+      // Each known account costs one call (ListTagsForResource) only when its turn comes.
+      const known = Object.keys(latest.accounts).length;
+      const all = await readWith(known + 1);
+      assert.equal(all.calls - none.calls, known, 'one ListTagsForResource per known account');
+      assert.equal(all.accounts[accounts.sandbox].tags.team, `retagged-${process.pid}`);
+    } finally {
+      await aws.send(new UntagResourceCommand({ ResourceId: accounts.sandbox, TagKeys: ['team'] }));
+      aws.destroy();
+    }
+  });
+
+  it("ends an open grant on an account that left the tenant's OUs, with a diagnostic and an audit event, and grants it no more", async () => {
+    const { rootId, ous } = organization();
+    const aws = organizationsClient(current().stack.awsEndpoint);
+    try {
+      const leaver = await accountNamed(aws, rootId, ous.dev, `leaver-${process.pid}`);
+      await organizationRead();
+      await decidedAs(leaver, /^activated$/);
+      const alice = await tokenFor('alice', ORG_TENANT.id);
+      const granted = await call<EnsureReply>('POST', '/v1/access/ensure', {
+        token: alice,
+        tenant: ORG_TENANT.id,
+        body: { entitlements: [{ target: target(leaver), role: 'ReadOnlyAccess', duration_seconds: 3600 }], justification: { reason: 'leaver test' } },
+      });
+      assert.equal(granted.status, 200, JSON.stringify(granted.body));
+      const grantId = granted.body.grants[0].id;
+      await eventually('the assignment', async () => ((await assignmentsOf('alice', leaver, 'ReadOnlyAccess', ORG_TENANT.id)) === 1 ? true : undefined));
+
+      await aws.send(new MoveAccountCommand({ AccountId: leaver, SourceParentId: ous.dev, DestinationParentId: ous.elsewhere }));
+      const next = await organizationRead();
+      assert.equal(next.accounts[leaver], undefined);
+      assert.ok((next.grantsEnded ?? 0) >= 1, `grants ended: ${next.grantsEnded}`);
+
+      const ended = await eventually('the grant to end', async () => {
+        const reply = await call<GrantView>('GET', `/v1/access/grants/${grantId}`, { token: alice, tenant: ORG_TENANT.id });
+        return reply.status === 200 && reply.body.status === 'revoked' ? reply.body : undefined;
+      });
+      const why = ended.diagnostics.find((d) => d.code === 'revoked');
+      assert.match(why?.message ?? '', new RegExp(`account ${leaver} is no longer in this tenant's organization`));
+      assert.equal(await assignmentsOf('alice', leaver, 'ReadOnlyAccess', ORG_TENANT.id), 0);
+      const [revoked] = (await grantEvents(grantId, ['revoked'], ORG_TENANT.id)).filter((e) => e.event.event === 'revoked');
+      assert.deepEqual(revoked.event.actor, { type: 'operator', id: 'organization' });
+      assert.match(revoked.event.details.reason, /no longer in this tenant's organization/);
+      await decidedAs(leaver, /^403 forbidden: AWS::Account::\d{12} is not one of this tenant's accounts/);
+    } finally {
+      aws.destroy();
+    }
   });
 });

@@ -24,7 +24,7 @@ import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAtt
 import type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
 import { createReconcileActivities } from './reconcile';
 import { createOrganizationActivities } from './organizations';
-import { latestResult, organizationScheduleId } from '../latest-run';
+import { latestOrganization } from '../latest-run';
 import { type OrganizationReport, tenantAccountIds } from '../domain/accounts';
 import { createPolicyActivities } from './policy';
 import { createSessionActivities } from './sessions';
@@ -84,7 +84,7 @@ export function createActivities(
     if (cached && cached.until > Date.now()) return cached.value;
     const entry: { until: number; runId?: string; value: Promise<OrganizationReport | undefined> } = { until: Date.now() + env.organizationCheckMs, value: Promise.resolve(undefined) };
     entry.value = (async () => {
-      const latest = await latestResult<OrganizationReport>(client ?? failNoClient(), organizationScheduleId(tenantId));
+      const latest = await latestOrganization(client ?? failNoClient(), tenantId);
       entry.runId = latest?.runId;
       if (!latest) return undefined;
       return cached?.runId === latest.runId ? cached.value : latest.result();
@@ -423,6 +423,9 @@ export function createActivities(
         const tenant = tenantById(config, tenantId)!;
         return config.tenants.filter((t) => t.aws.sso_instance_arn === tenant.aws.sso_instance_arn && t.id !== tenant.id);
       },
+      // Without a client (a test's direct call), no previous read: every account's tags are asked for.
+      previousOf: (tenantId) => (client ? organizationOf(tenantId) : Promise.resolve(undefined)),
+      client: () => client ?? failNoClient(),
     }),
     ...createPolicyActivities(config, {
       organizationOf,

@@ -11,6 +11,8 @@ export interface OrganizationAccount {
   tags: Record<string, string>;
   /** The ids of the root and OUs above it, from the root down. */
   ou_path: string[];
+  /** When its tags were last asked for (a read carries older ones over; see tag_reads_per_refresh). */
+  tags_read_at: string;
 }
 
 /** One read of a tenant's organisation: the result of organizationWorkflow, which the API holds. */

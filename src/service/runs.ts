@@ -15,7 +15,8 @@ import { askedByGrant, policyContext } from '../policy/context';
 import { GRANT_MEMO, grantStateQuery, searchAttributes } from '../workflows/messages';
 import type { reconcileWorkflow } from '../workflows/reconcile';
 import type { PermissionSetSummary } from '../activities/reconcile';
-import { latestResult, organizationScheduleId, reconcileScheduleId } from '../schedules';
+import { latestOrganization } from '../latest-run';
+import { latestResult, reconcileScheduleId } from '../schedules';
 import type { CallRates } from './rate-limit';
 
 export interface Caller {
@@ -146,7 +147,7 @@ export class GrantRuns {
     const entry = {
       until: Date.now() + (this.organizations.has(tenantId) ? env.organizationCheckMs : Math.min(env.organizationCheckMs, NO_ORGANIZATION_CHECK_MS)),
       value: (async () => {
-        const latest = await latestResult<OrganizationReport>(this.client, organizationScheduleId(tenantId));
+        const latest = await latestOrganization(this.client, tenantId);
         if (!latest || this.organizations.get(tenantId)?.runId === latest.runId) return;
         this.organizations.set(tenantId, { runId: latest.runId, report: await latest.result() });
       })(),
