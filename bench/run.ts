@@ -30,6 +30,7 @@ import { reconcileScheduleId } from '../src/schedules';
 import { launchChromium, signedIn } from '../test/support/browser';
 import { FaultProxy } from '../test/support/fault-proxy';
 import { FLOOR_TASK_QUEUE, type FloorAws } from './floor';
+import { organizationScenario, seedBenchOrganization } from './organization';
 
 const int = (name: string, fallback: number): number => {
   const value = process.env[name];
@@ -52,7 +53,7 @@ const ints = (name: string, fallback: number[]): number[] => {
 /** The engine under test: the dev server, or with TEMPORAL_PERSISTENCE=postgres a server on PostgreSQL. */
 const ENGINE =
   process.env.TEMPORAL_PERSISTENCE === 'postgres' ? 'Temporal server on PostgreSQL (4 history shards)' : 'Temporal dev server (SQLite)';
-const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile', 'entitlements', 'console'];
+const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile', 'entitlements', 'console', 'organization'];
 
 const settings = {
   /** autocannon connections for the no-change and extension scenarios and their floors (scale-out: split over its APIs). */
@@ -102,6 +103,9 @@ const settings = {
   entitlementsSamples: int('BENCH_ENTITLEMENTS_SAMPLES', 100),
   /** First loads of each console page measured (each in a new browser context: nothing cached). */
   consoleSamples: int('BENCH_CONSOLE_SAMPLES', 40),
+  /** The organisation refresh: accounts in the tenant's organisation, and its OUs (two levels). */
+  organizationAccounts: int('BENCH_ORG_ACCOUNTS', 10_000),
+  organizationOus: int('BENCH_ORG_OUS', 40),
   /** Results go to bench/results/<out>.{md,json}. */
   out: process.env.BENCH_OUT || 'results',
   /** Which scenarios to run (comma-separated); default all. */
@@ -119,6 +123,8 @@ const RECONCILE_TENANT = { id: 'b0000000-0000-4000-8000-0000000ec0c1', region: '
 /** The entitlements scenario's tenant (issue 37 §3): an organisation's accounts and permission sets, on an instance of its own. */
 const CATALOGUE_TENANT = { id: 'b0000000-0000-4000-8000-0000000ca7a1', region: 'me-south-1' };
 const CATALOGUE_ENVIRONMENTS = ['production', 'staging', 'development'];
+/** The organisation scenario's tenant (issue 39): its accounts in AWS Organizations, on an instance of its own at the default quota. */
+const ORGANIZATION_TENANT = { id: 'b0000000-0000-4000-8000-0000000a0a90', region: 'ap-east-1' };
 /** The console scenario's tenant (issue 38): signed in through a local provider, on the stack's own instance for it. */
 const CONSOLE_TENANT = { id: 'b0000000-0000-4000-8000-00000000c0e5' };
 /** Grants the console scenario's person holds while their pages load. */
@@ -463,6 +469,7 @@ async function main(): Promise<void> {
       ...(settings.scenarios.includes('reads') ? [{ id: READS_TENANT.id, name: 'reads', grants: BENCH_GRANTS }] : []),
       ...(settings.scenarios.includes('reconcile') ? [{ id: RECONCILE_TENANT.id, name: 'reconcile', grants: BENCH_GRANTS }] : []),
       ...(settings.scenarios.includes('entitlements') ? [{ id: CATALOGUE_TENANT.id, name: 'catalogue', grants: BENCH_GRANTS, policies: cataloguePolicies(dir) }] : []),
+      ...(settings.scenarios.includes('organization') ? [{ id: ORGANIZATION_TENANT.id, name: 'organization', grants: BENCH_GRANTS }] : []),
       ...(settings.scenarios.includes('console')
         ? [{
             id: CONSOLE_TENANT.id,
@@ -491,6 +498,9 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   const readsSeed = settings.scenarios.includes('reads') ? await seedRegion(stack.awsEndpoint, READS_TENANT.region) : undefined;
   const reconcileWorld = settings.scenarios.includes('reconcile') ? await seedReconcileWorld(stack.awsEndpoint) : undefined;
   const catalogueWorld = settings.scenarios.includes('entitlements') ? await seedCatalogueWorld(stack.awsEndpoint) : undefined;
+  const organizationSeed = settings.scenarios.includes('organization') ? await seedRegion(stack.awsEndpoint, ORGANIZATION_TENANT.region) : undefined;
+  if (organizationSeed) log(`organization: seeding ${settings.organizationAccounts} accounts in ${settings.organizationOus} OUs`);
+  const organizationWorld = organizationSeed ? await seedBenchOrganization(stack.awsEndpoint, settings.organizationAccounts, settings.organizationOus) : undefined;
   const config = parseYaml(readFileSync(stack.configPath, 'utf8')) as { tenants: ({ id: string; aws: Record<string, unknown> } & Record<string, unknown>)[] };
   config.tenants.forEach((t, i) => {
     if (t.id === RECONCILE_TENANT.id) {
@@ -498,6 +508,13 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
       // AWS's own quota (the default limits), through the proxy that counts the calls; the rounds measured are the scenario's own.
       Object.assign(t.aws, { region: RECONCILE_TENANT.region, sso_instance_arn: w.instanceArn, identity_store_id: w.identityStoreId, endpoint: w.proxy.url });
       Object.assign(t, { accounts: Object.fromEntries(w.accounts.map((a) => [a, {}])), reconcile_interval_seconds: 86_400 });
+      return;
+    }
+    if (t.id === ORGANIZATION_TENANT.id) {
+      const s = organizationSeed!;
+      Object.assign(t.aws, { region: s.region, sso_instance_arn: s.instanceArn, identity_store_id: s.identityStoreId });
+      // The first read starts with the worker (its Schedule runs at creation); the refresh is triggered.
+      Object.assign(t, { organization: { roots_or_ous: organizationWorld!.topOus, environment_tag: 'env', refresh_interval_seconds: 86_400 }, reconcile_interval_seconds: 86_400 });
       return;
     }
     // The console's tenant keeps the instance the stack made for it.
@@ -570,6 +587,11 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   const results: Record<string, unknown> = {};
 
   // --- The console: a person's first load of a page, as a browser does it. ---------------------
+  results.organization = await attempt('organization', async () => {
+    log('organization: waiting for the first read, then a refresh');
+    return { ...(await organizationScenario(temporal, ORGANIZATION_TENANT.id, callsPerSecond)), callsPerSecond };
+  });
+
   results.console = await attempt('console', async () => {
     const id = CONSOLE_TENANT.id;
     const consoleUrl = `${api}/t/${id}/`;
@@ -1342,7 +1364,7 @@ function writeResults(results: Record<string, any>): void {
   const out = path.join(repoRoot, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, `${settings.out}.json`), JSON.stringify(results, null, 2) + '\n');
-  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, entitlements, console: consolePages, settings: s, machine } = results;
+  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, entitlements, console: consolePages, organization, settings: s, machine } = results;
   const x = (a: number, b: number) => `${round(a / b, 2)}x`;
   const yes = (ok: boolean) => (ok ? 'met' : '**missed**');
   const section = (name: string, value: any, make: () => string[][]): string[][] =>
@@ -1467,6 +1489,20 @@ function writeResults(results: Record<string, any>): void {
           yes(e.allPages.listed === e.pairs),
         ],
       ];
+    }),
+  );
+  rows.push(
+    ...section('organization', organization, () => {
+      const o = organization;
+      const row = (label: string, r: any, target: string, met: boolean | undefined) => [
+        `organisation ${label}: ${r.accounts} accounts in ${s.organizationOus} OUs`,
+        `${r.seconds} s, ${r.calls} calls (result ${round(r.resultBytes / 1024)} KB for a ${round(r.mapBytes / 1024)} KB map)`,
+        `${r.floorSeconds} s (its calls at ${o.callsPerSecond} a second)`,
+        x(r.seconds, r.floorSeconds),
+        target,
+        met === undefined ? '' : yes(met),
+      ];
+      return [row('first read (every account\'s tags)', o.first, '', undefined), row('refresh', o.refresh, '< 60 s', o.refresh.seconds < 60)];
     }),
   );
   rows.push(

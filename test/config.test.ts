@@ -156,7 +156,7 @@ describe('config', () => {
     };
     const config = loadConfig(write('organization.json', JSON.stringify(shared)));
     assert.deepEqual(config.tenants[0].organization, { roots_or_ous: [ORG_OU], exclude: ['222222222222', 'ou-ab12-22222222'], environment_tag: 'env', tag_reads_per_refresh: 50 });
-    assert.deepEqual(config.tenants[1].organization, { roots_or_ous: ['ou-ab12-33333333'], exclude: [], tag_reads_per_refresh: 500 });
+    assert.deepEqual(config.tenants[1].organization, { roots_or_ous: ['ou-ab12-33333333'], exclude: [], tag_reads_per_refresh: 300 });
     assert.equal(config.tenants[0].accounts_only, false, 'an organization alone restricts the targets (ownAccountsOnly), without accounts_only');
   });
 

@@ -114,17 +114,24 @@ export function asDeletion<T>(work: () => Promise<T>): Promise<T> {
   return deletionContext.run(true, work);
 }
 
-// Reconciliation's reads come last: after deletions and creations, so a round never holds back
-// what grants need, and within a share of the instance's calls (see `pacer`'s callers).
-const backgroundContext = new AsyncLocalStorage<true>();
+// Background reads come last: after deletions and creations, so they never hold back what grants
+// need. Reconciliation's also keep within a share of the instance's calls (see `pacer`'s callers);
+// an organisation's read, a minute of calls every quarter of an hour, may take what grants leave.
+type Background = 'reconciliation' | 'organization';
+const backgroundContext = new AsyncLocalStorage<Background>();
 
-/** Runs `work` with the lowest priority (reconciliation): its paced calls wait behind every other. */
-export function asBackground<T>(work: () => Promise<T>): Promise<T> {
-  return backgroundContext.run(true, work);
+/** Runs `work` with the lowest priority: its paced calls wait behind every other. */
+export function asBackground<T>(work: () => Promise<T>, kind: Background = 'reconciliation'): Promise<T> {
+  return backgroundContext.run(kind, work);
 }
 
 export function inBackground(): boolean {
-  return backgroundContext.getStore() === true;
+  return backgroundContext.getStore() !== undefined;
+}
+
+/** Whether the calls made now keep within reconciliation's share of the instance's calls. */
+export function inReconciliation(): boolean {
+  return backgroundContext.getStore() === 'reconciliation';
 }
 
 // A call can wait at the pacer for minutes under load; the activity attempt that made it may be

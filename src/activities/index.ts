@@ -18,7 +18,7 @@ import { env, tenantById, type AppConfig, type AwsTenantConfig } from '../config
 import type { Principal } from '../domain/grant';
 import { sessionSecondsOf } from '../domain/sessions';
 import type { WorkerMetrics } from '../metrics';
-import { asDeletion, checkedWhenPaced, createTenantClients, inBackground, listPermissionSets, pacer, type PermissionSetEntry, semaphore, type TenantClients } from './aws';
+import { asDeletion, checkedWhenPaced, createTenantClients, inReconciliation, listPermissionSets, pacer, type PermissionSetEntry, semaphore, type TenantClients } from './aws';
 import type { QuotaShare } from './fleet';
 import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
@@ -106,7 +106,7 @@ export function createActivities(
       // Reconciliation's calls first wait for its share, then for the instance's pacer (last in line).
       const reconcileShare = pacer(() => callsNow() * share);
       limits = {
-        pace: () => (inBackground() ? reconcileShare().then(shared) : shared()),
+        pace: () => (inReconciliation() ? reconcileShare().then(shared) : shared()),
         inFlight: quota ? semaphore(() => quota.of(operations), waiting) : semaphore(operations, waiting),
       };
       instances.set(aws.sso_instance_arn, limits);

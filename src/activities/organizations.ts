@@ -1,7 +1,7 @@
 // Where a tenant's accounts are: AWS Organizations read into facts (name, state, tags, OU path) for
 // the policies, one read per run of organizationWorkflow. Every call is the tenant's paced client's,
-// at background priority (after grants' calls, within the reconciliation share): a read of
-// thousands of accounts takes minutes, never a grant's turn. A read resumes where its last beat
+// at background priority (after every grant's call, with what the instance's quota has left): a
+// read of 10,000 accounts is a minute of calls, never a grant's turn. A read resumes where its last beat
 // left it, so a worker lost mid-read costs the OU it was in, not the whole organisation.
 import {
   DescribeOrganizationalUnitCommand,
@@ -49,6 +49,8 @@ interface Progress {
 // after another, sets the pace (AWS answers in about 100 ms; the default pace is 20 calls a second).
 const PARENTS_AT_ONCE = 4;
 const TAG_READS_AT_ONCE = 20;
+/** The most Organizations' listings give in one page (without it, AWS may give fewer). */
+const MOST_PER_PAGE = 20;
 
 interface Deps {
   /** The tenant's config and its paced Organizations client. */
@@ -111,7 +113,7 @@ export function createOrganizationActivities({ organizationsOf, neighboursOf, pr
        */
       async function read(parent: Parent): Promise<{ accounts: Record<string, OrganizationAccount>; children: Parent[]; names: Record<string, string> }> {
         const accounts: Record<string, OrganizationAccount> = {};
-        for await (const page of paginateListAccountsForParent({ client }, { ParentId: parent.id })) {
+        for await (const page of paginateListAccountsForParent({ client, pageSize: MOST_PER_PAGE }, { ParentId: parent.id })) {
           for (const a of counted(page).Accounts ?? []) {
             // Closed, suspended or not yet active: not an account anyone can be given access to.
             if (!a.Id || (a.State ?? a.Status) !== 'ACTIVE' || organization!.exclude.includes(a.Id)) continue;
@@ -121,7 +123,7 @@ export function createOrganizationActivities({ organizationsOf, neighboursOf, pr
         }
         const children: Parent[] = [];
         const names: Record<string, string> = {};
-        for await (const page of paginateListOrganizationalUnitsForParent({ client }, { ParentId: parent.id })) {
+        for await (const page of paginateListOrganizationalUnitsForParent({ client, pageSize: MOST_PER_PAGE }, { ParentId: parent.id })) {
           for (const ou of counted(page).OrganizationalUnits ?? []) {
             if (!ou.Id || organization!.exclude.includes(ou.Id)) continue;
             names[ou.Id] = ou.Name ?? ou.Id;
@@ -164,7 +166,7 @@ export function createOrganizationActivities({ organizationsOf, neighboursOf, pr
             }
             refuseOverlap(tenant, progress.accounts, neighboursOf(tenantId));
             return packOrganization({ tenantId: tenant.id, readAt: new Date().toISOString(), accounts: progress.accounts, ous: progress.ous, calls: progress.calls });
-          }),
+          }, 'organization'),
         { details: () => ({ packed: packed(progress) }) },
       );
     },
