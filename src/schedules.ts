@@ -12,50 +12,36 @@ const DEFAULT_ORGANIZATION_INTERVAL_SECONDS = 900;
 export const reconcileScheduleId = (tenantId: string) => `reconcile/${tenantId.toLowerCase()}`;
 export { latestResult, organizationScheduleId } from './latest-run';
 
-function organizationScheduleOf(tenant: TenantConfig, taskQueue: string) {
-  const intervalSeconds = tenant.organization?.refresh_interval_seconds ?? DEFAULT_ORGANIZATION_INTERVAL_SECONDS;
+/**
+ * A tenant's workflow run every `intervalSeconds`; a run still going when the next is due makes
+ * that one skip, never pile up, and a run past `timeoutSeconds` is stuck, not slow: it is ended,
+ * so the next one can start.
+ */
+function everyInterval(taskQueue: string, workflowType: string, workflowId: string, args: unknown[], intervalSeconds: number, timeoutSeconds: number) {
   return {
     spec: { intervals: [{ every: intervalSeconds * 1000 }] },
-    action: {
-      type: 'startWorkflow' as const,
-      workflowType: 'organizationWorkflow',
-      workflowId: organizationScheduleId(tenant.id),
-      taskQueue,
-      args: [{ tenantId: tenant.id }] as Parameters<typeof organizationWorkflow>,
-      workflowExecutionTimeout: Math.max(intervalSeconds, 2 * 3600) * 1000,
-    },
-    // The first read at once: until one completes, none of the organisation's accounts may be a target.
+    action: { type: 'startWorkflow' as const, workflowType, workflowId, taskQueue, args, workflowExecutionTimeout: Math.max(intervalSeconds, timeoutSeconds) * 1000 },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: 60_000 },
-    state: { triggerImmediately: true },
   };
 }
 
 function scheduleOf(tenant: TenantConfig, taskQueue: string) {
-  const intervalSeconds = tenant.reconcile_interval_seconds ?? DEFAULT_INTERVAL_SECONDS;
-  return {
-    spec: { intervals: [{ every: intervalSeconds * 1000 }] },
-    action: {
-      type: 'startWorkflow' as const,
-      workflowType: 'reconcileWorkflow',
-      workflowId: reconcileScheduleId(tenant.id),
-      taskQueue,
-      args: [{ tenantId: tenant.id }] as Parameters<typeof reconcileWorkflow>,
-      // A run that takes this long is stuck, not slow: end it, so the next one can start.
-      workflowExecutionTimeout: Math.max(intervalSeconds, 30 * 60) * 1000,
-    },
-    // A run still going when the next is due makes that one skip, never pile up.
-    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: 60_000 },
-  };
+  const args: Parameters<typeof reconcileWorkflow> = [{ tenantId: tenant.id }];
+  return everyInterval(taskQueue, 'reconcileWorkflow', reconcileScheduleId(tenant.id), args, tenant.reconcile_interval_seconds ?? DEFAULT_INTERVAL_SECONDS, 30 * 60);
+}
+
+function organizationScheduleOf(tenant: TenantConfig, taskQueue: string) {
+  const args: Parameters<typeof organizationWorkflow> = [{ tenantId: tenant.id }];
+  const intervalSeconds = tenant.organization?.refresh_interval_seconds ?? DEFAULT_ORGANIZATION_INTERVAL_SECONDS;
+  return everyInterval(taskQueue, 'organizationWorkflow', organizationScheduleId(tenant.id), args, intervalSeconds, 2 * 3600);
 }
 
 /** Idempotent: creates each tenant's Schedule, or updates it to the config (keeping a pause an operator set). */
 export async function ensureReconcileSchedules(client: Client, config: AppConfig, taskQueue = env.taskQueue): Promise<void> {
   for (const tenant of config.tenants) {
     await ensureSchedule(client, reconcileScheduleId(tenant.id), scheduleOf(tenant, taskQueue));
-    if (tenant.organization) {
-      const { state, ...wanted } = organizationScheduleOf(tenant, taskQueue);
-      await ensureSchedule(client, organizationScheduleId(tenant.id), wanted, state);
-    }
+    // The first read at once: until one completes, none of the organisation's accounts may be a target.
+    if (tenant.organization) await ensureSchedule(client, organizationScheduleId(tenant.id), organizationScheduleOf(tenant, taskQueue), { triggerImmediately: true });
   }
 }
 
