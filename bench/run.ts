@@ -655,13 +655,22 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
     const sso = ssoOf[0];
     const n = settings.manyAccounts;
     const { calls_per_second: perSecond, assignment_operations_in_flight: inFlight } = loadConfig(configPath).tenants.find((c) => c.id === t.id)!.aws.limits;
-    const accounts = Array.from({ length: n }, (_, i) => account(12, i));
+    // 12 digits of their own (every one-digit prefix of account() is some scenario's).
+    const accounts = Array.from({ length: n }, (_, i) => String(880_000_000_000 + i));
+    const ensureOf = (token: string, role: string, on: string[]) =>
+      fetch(`${api}/v1/access/ensure`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'x-tenant-id': t.id },
+        body: JSON.stringify({ entitlements: on.map((a) => ({ target: `AWS::Account::${a}`, role, duration_seconds: 3600 })), justification: { reason: 'bench' } }),
+      });
+    // First what starting the grants alone costs: as many reviewed grants (one access request, nothing provisioned).
+    const requestedStarted = performance.now();
+    const requested = await ensureOf(await stack.issueToken(t.id, REQUESTER, { expiresIn: '4h' }), 'AdministratorAccess', accounts.map((_, i) => String(882_000_000_000 + i)));
+    const requestedMs = performance.now() - requestedStarted;
+    const requestedBody = (await requested.json()) as { grants: GrantView[] };
+    if (!requested.ok || requestedBody.grants.some((g) => g.change !== 'requested')) throw new Error(`many accounts, requested: HTTP ${requested.status} ${JSON.stringify(requestedBody).slice(0, 500)}`);
     const started = performance.now();
-    const res = await fetch(`${api}/v1/access/ensure`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headersOf(t) },
-      body: JSON.stringify({ entitlements: accounts.map((a) => ({ target: `AWS::Account::${a}`, role: ROLE, duration_seconds: 7200 })), justification: { reason: 'bench' } }),
-    });
+    const res = await ensureOf(t.token, ROLE, accounts);
     const body = (await res.json()) as { grants: GrantView[] };
     const answerMs = performance.now() - started;
     if (!res.ok || body.grants.length !== n) throw new Error(`many accounts: HTTP ${res.status} ${JSON.stringify(body).slice(0, 500)}`);
@@ -689,7 +698,7 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
       accounts.map((_, i) =>
         operation(async () => {
           const created = await call(() =>
-            sso.send(new CreateAccountAssignmentCommand({ InstanceArn: t.instanceArn, TargetId: account(13, i), TargetType: 'AWS_ACCOUNT', PermissionSetArn: t.permissionSetArn, PrincipalType: 'USER', PrincipalId: t.userId })),
+            sso.send(new CreateAccountAssignmentCommand({ InstanceArn: t.instanceArn, TargetId: String(881_000_000_000 + i), TargetType: 'AWS_ACCOUNT', PermissionSetArn: t.permissionSetArn, PrincipalType: 'USER', PrincipalId: t.userId })),
           );
           for (let status = created.AccountAssignmentCreationStatus; status?.Status !== 'SUCCEEDED'; ) {
             if (status?.Status === 'FAILED') throw new Error(`floor assignment failed: ${status.FailureReason}`);
@@ -699,7 +708,7 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
       ),
     );
     const floorMs = performance.now() - floorStarted;
-    return { accounts: n, activated, answerMs: round(answerMs), everyAssignmentSeconds: round(everyMs / 1000, 1), floorSeconds: round(floorMs / 1000, 1), floorCalls, callsPerSecond: perSecond, operationsInFlight: inFlight };
+    return { accounts: n, activated, answerMs: round(answerMs), requestedAnswerMs: round(requestedMs), everyAssignmentSeconds: round(everyMs / 1000, 1), floorSeconds: round(floorMs / 1000, 1), floorCalls, callsPerSecond: perSecond, operationsInFlight: inFlight };
   });
 
   // --- Entitlements: what may I ask for, at an organisation's size. ---------------------------
@@ -1547,7 +1556,8 @@ function writeResults(results: Record<string, any>): void {
       const m = manyAccounts;
       const what = `one ensure of ${m.accounts} accounts × 1 role`;
       return [
-        [`${what}: the answer (${m.activated} activated)`, `${m.answerMs} ms`, '', '', 'without waiting for AWS', yes(m.answerMs < 1000 * m.floorSeconds)],
+        [`${what}: the answer (${m.activated} activated)`, `${m.answerMs} ms`, '', '', 'before every assignment (not waiting for AWS)', yes(m.answerMs < 1000 * m.everyAssignmentSeconds)],
+        [`${what}: the answer when every grant is reviewed (one access request, nothing provisioning)`, `${m.requestedAnswerMs} ms`, '', '', '', ''],
         [
           `${what}: until every assignment exists`,
           `${m.everyAssignmentSeconds} s`,
