@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { organizationScheduleId } from '../src/schedules';
 import { grantWorkflowId } from '../src/domain/grant';
 import type { EntitlementView } from '../src/service/entitlements';
-import { access, show } from './support/cli';
+import { execFile } from 'node:child_process';
+import { access, BIN, show } from './support/cli';
 import { organization } from './support/organization';
 import {
   assertErrorShape,
@@ -205,6 +206,29 @@ describe('many accounts in one request', function () {
     const { grants } = JSON.parse(sent.stdout) as EnsureReply;
     assert.deepEqual(grants.map((g) => g.target), selected.map(target));
     assert.equal(new Set(grants.map((g) => g.access_request_id)).size, 1, 'one access request');
+  });
+
+  it('access ensure --account-name on a terminal asks before sending: no sends nothing, yes sends the selection', async () => {
+    const selected = MANY_ACCOUNTS.filter((a) => /^web-48\d$/.test(a.name)).map((a) => a.id);
+    const onTerminal = async (answer: string) => {
+      const env = { PATH: process.env.PATH, ACCESS_URL: current().baseUrl, ACCESS_TENANT_ID: MANY_TENANT.id, ACCESS_TOKEN: await tokenFor('alice', MANY_TENANT.id) };
+      const command = [process.execPath, BIN, 'ensure', '--account-name', "'web-48*'", '--role', ROLE, '--reason', 'tty'].join(' ');
+      // script(1) gives the CLI a terminal: stdin.isTTY, and the answer typed into it.
+      return new Promise<{ code: number; output: string }>((resolve) => {
+        const child = execFile('script', ['-qec', command, '/dev/null'], { env, timeout: 60_000 }, (err, stdout) => resolve({ code: err ? Number(err.code) : 0, output: stdout }));
+        child.stdin!.end(`${answer}\n`);
+      });
+    };
+    const declined = await onTerminal('n');
+    assert.equal(declined.code, 1, declined.output);
+    assert.match(declined.output, /10 accounts for AdministratorAccess:/, declined.output);
+    assert.match(declined.output, /Ensure AdministratorAccess on these 10 accounts, as one access request\? \[y\/N\]/, declined.output);
+    assert.match(declined.output, /Not sent\./, declined.output);
+    await assertNothingStarted(selected);
+
+    const accepted = await onTerminal('y');
+    assert.equal(accepted.code, 0, accepted.output);
+    for (const a of selected) assert.match(accepted.output, new RegExp(`REQUESTED +AdministratorAccess on AWS::Account::${a}`), accepted.output);
   });
 });
 
