@@ -8,6 +8,8 @@ import path from 'node:path';
 import { IdentitystoreClient, CreateUserCommand, ConflictException, GetUserIdCommand } from '@aws-sdk/client-identitystore';
 import {
   SSOAdminClient,
+  CreateAccountAssignmentCommand,
+  DescribeAccountAssignmentCreationStatusCommand,
   ListInstancesCommand,
   CreatePermissionSetCommand,
   DescribePermissionSetCommand,
@@ -18,7 +20,7 @@ import { Client, Connection } from '@temporalio/client';
 import autocannon from 'autocannon';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { awsClientConfig, type Child, freePort, repoRoot, startChild, startStack, stopChild, waitFor, type Stack } from '../scripts/stack';
-import { WIRE_SLACK_MS } from '../src/activities/aws';
+import { pacer, semaphore, WIRE_SLACK_MS } from '../src/activities/aws';
 import { FLEET_REFRESH_MS, pollersOf, presenceQueueOf } from '../src/activities/fleet';
 import { env as workerEnv, loadConfig } from '../src/config';
 import { WORKER_ENV, WORKER_NODE_FLAGS } from '../src/worker-process';
@@ -53,7 +55,7 @@ const ints = (name: string, fallback: number[]): number[] => {
 /** The engine under test: the dev server, or with TEMPORAL_PERSISTENCE=postgres a server on PostgreSQL. */
 const ENGINE =
   process.env.TEMPORAL_PERSISTENCE === 'postgres' ? 'Temporal server on PostgreSQL (4 history shards)' : 'Temporal dev server (SQLite)';
-const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile', 'entitlements', 'console', 'organization'];
+const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile', 'entitlements', 'console', 'organization', 'many-accounts'];
 
 const settings = {
   /** autocannon connections for the no-change and extension scenarios and their floors (scale-out: split over its APIs). */
@@ -101,6 +103,8 @@ const settings = {
   entitlementsAccounts: int('BENCH_ENTITLEMENTS_ACCOUNTS', 3000),
   entitlementsPermissionSets: int('BENCH_ENTITLEMENTS_PERMISSION_SETS', 25),
   entitlementsSamples: int('BENCH_ENTITLEMENTS_SAMPLES', 100),
+  /** Many accounts: entitlements in the one ensure (accounts × 1 role), and as many assignments made by the floor. */
+  manyAccounts: int('BENCH_MANY_ACCOUNTS', 200),
   /** First loads of each console page measured (each in a new browser context: nothing cached). */
   consoleSamples: int('BENCH_CONSOLE_SAMPLES', 40),
   /** The organisation refresh: accounts in the tenant's organisation, and its OUs (two levels). */
@@ -665,6 +669,68 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
     } finally {
       await browser.close();
     }
+  });
+
+  // --- Many accounts: one ensure for an organisation's accounts (issue 39 §2). -----------------
+  results.manyAccounts = await attempt('many-accounts', async () => {
+    const t = tenants[0];
+    const sso = ssoOf[0];
+    const n = settings.manyAccounts;
+    const { calls_per_second: perSecond, assignment_operations_in_flight: inFlight } = loadConfig(configPath).tenants.find((c) => c.id === t.id)!.aws.limits;
+    // 12 digits of their own (every one-digit prefix of account() is some scenario's).
+    const accounts = Array.from({ length: n }, (_, i) => String(880_000_000_000 + i));
+    const ensureOf = (token: string, role: string, on: string[]) =>
+      fetch(`${api}/v1/access/ensure`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'x-tenant-id': t.id },
+        body: JSON.stringify({ entitlements: on.map((a) => ({ target: `AWS::Account::${a}`, role, duration_seconds: 3600 })), justification: { reason: 'bench' } }),
+      });
+    // First what starting the grants alone costs: as many reviewed grants (one access request, nothing provisioned).
+    const requestedStarted = performance.now();
+    const requested = await ensureOf(await stack.issueToken(t.id, REQUESTER, { expiresIn: '4h' }), 'AdministratorAccess', accounts.map((_, i) => String(882_000_000_000 + i)));
+    const requestedMs = performance.now() - requestedStarted;
+    const requestedBody = (await requested.json()) as { grants: GrantView[] };
+    if (!requested.ok || requestedBody.grants.some((g) => g.change !== 'requested')) throw new Error(`many accounts, requested: HTTP ${requested.status} ${JSON.stringify(requestedBody).slice(0, 500)}`);
+    const started = performance.now();
+    const res = await ensureOf(t.token, ROLE, accounts);
+    const body = (await res.json()) as { grants: GrantView[] };
+    const answerMs = performance.now() - started;
+    if (!res.ok || body.grants.length !== n) throw new Error(`many accounts: HTTP ${res.status} ${JSON.stringify(body).slice(0, 500)}`);
+    const activated = body.grants.filter((g) => g.change === 'activated').length;
+    // Every assignment, as AWS lists them (listed straight from moto, not through the tenant's pacer).
+    let everyMs = 0;
+    for (;;) {
+      const held = await assignedAccounts(sso, t);
+      if (accounts.every((a) => held.has(a))) {
+        everyMs = performance.now() - started;
+        break;
+      }
+      if (performance.now() - started > 15 * 60_000) throw new Error(`many accounts: ${accounts.filter((a) => !held.has(a)).length} assignments still missing after 15 min`);
+      await sleep(250);
+    }
+
+    // The floor: the same assignments' calls alone (CreateAccountAssignment, then its status until
+    // it succeeded), at the tenant's pace and operations in flight, with the worker's own pacer.
+    const pace = pacer(perSecond);
+    const operation = semaphore(inFlight);
+    let floorCalls = 0;
+    const call = async <T>(send: () => Promise<T>) => (await pace(), floorCalls++, send());
+    const floorStarted = performance.now();
+    await Promise.all(
+      accounts.map((_, i) =>
+        operation(async () => {
+          const created = await call(() =>
+            sso.send(new CreateAccountAssignmentCommand({ InstanceArn: t.instanceArn, TargetId: String(881_000_000_000 + i), TargetType: 'AWS_ACCOUNT', PermissionSetArn: t.permissionSetArn, PrincipalType: 'USER', PrincipalId: t.userId })),
+          );
+          for (let status = created.AccountAssignmentCreationStatus; status?.Status !== 'SUCCEEDED'; ) {
+            if (status?.Status === 'FAILED') throw new Error(`floor assignment failed: ${status.FailureReason}`);
+            status = (await call(() => sso.send(new DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: t.instanceArn, AccountAssignmentCreationRequestId: created.AccountAssignmentCreationStatus?.RequestId })))).AccountAssignmentCreationStatus;
+          }
+        }),
+      ),
+    );
+    const floorMs = performance.now() - floorStarted;
+    return { accounts: n, activated, answerMs: round(answerMs), requestedAnswerMs: round(requestedMs), everyAssignmentSeconds: round(everyMs / 1000, 1), floorSeconds: round(floorMs / 1000, 1), floorCalls, callsPerSecond: perSecond, operationsInFlight: inFlight };
   });
 
   // --- Entitlements: what may I ask for, at an organisation's size. ---------------------------
@@ -1364,7 +1430,7 @@ function writeResults(results: Record<string, any>): void {
   const out = path.join(repoRoot, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, `${settings.out}.json`), JSON.stringify(results, null, 2) + '\n');
-  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, entitlements, console: consolePages, organization, settings: s, machine } = results;
+  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, entitlements, console: consolePages, organization, manyAccounts, settings: s, machine } = results;
   const x = (a: number, b: number) => `${round(a / b, 2)}x`;
   const yes = (ok: boolean) => (ok ? 'met' : '**missed**');
   const section = (name: string, value: any, make: () => string[][]): string[][] =>
@@ -1518,6 +1584,24 @@ function writeResults(results: Record<string, any>): void {
         ...row('access', `My access (${c.grants} grants)`),
         ...row('request', 'Request access (a page of the catalogue)'),
         ['console: script on a first load', `${c.scriptKB} KB (and ${c.stylesheetKB} KB of stylesheet)`, '', '', '< 100 KB', yes(c.scriptKB < 100)],
+      ];
+    }),
+  );
+  rows.push(
+    ...section('many accounts', manyAccounts, () => {
+      const m = manyAccounts;
+      const what = `one ensure of ${m.accounts} accounts × 1 role`;
+      return [
+        [`${what}: the answer (${m.activated} activated)`, `${m.answerMs} ms`, '', '', 'before every assignment (not waiting for AWS)', yes(m.answerMs < 1000 * m.everyAssignmentSeconds)],
+        [`${what}: the answer when every grant is reviewed (one access request, nothing provisioning)`, `${m.requestedAnswerMs} ms`, '', '', '', ''],
+        [
+          `${what}: until every assignment exists`,
+          `${m.everyAssignmentSeconds} s`,
+          `${m.floorSeconds} s (the same assignments' ${m.floorCalls} calls alone, ${m.callsPerSecond}/s, ${m.operationsInFlight} in flight)`,
+          x(m.everyAssignmentSeconds, m.floorSeconds),
+          '',
+          '',
+        ],
       ];
     }),
   );

@@ -32,12 +32,22 @@ const breakGlassRules = {
   },
 };
 
+/** Entitlements one ensure may hold: one access request, reviewed as a whole (an organisation's accounts for one role). */
+export const MAX_ENTITLEMENTS = 500;
+
+/**
+ * JSON bodies: an ensure of MAX_ENTITLEMENTS at their longest (about 60 KB), with a reason and
+ * attachments at their longest (about 45 KB in ASCII), pretty-printed, fits with room to spare.
+ */
+export const BODY_LIMIT_BYTES = 256 * 1024;
+
 export const ensureBodySchema = z
   .strictObject({
     entitlements: z
       .array(z.strictObject({ target: targetSchema, role: roleSchema, duration_seconds: z.int().positive().optional() }))
       .min(1)
-      .max(20),
+      .max(MAX_ENTITLEMENTS)
+      .meta({ description: `1 to ${MAX_ENTITLEMENTS} (target, role) pairs, each once: one access request, reviewed as a whole, all or nothing by policy; one grant each in the answer` }),
     justification: z
       .strictObject({
         reason: z.string().max(4000).optional(),
@@ -234,6 +244,23 @@ export const entitlementFiltersSchema = z.strictObject({
     .optional()
     .meta({ description: "Only accounts of this environment (the tenant's `accounts`; `unknown` for one listed without)" }),
   q: z.string().min(1).max(100).optional().meta({ description: "Text in the account's id or name, or the role's name (any case)" }),
+  ou: z
+    .string()
+    .regex(/^(?:ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$/, 'must be an OU id (ou-...) or a root id (r-...)')
+    .optional()
+    .meta({ description: 'Only accounts under this OU or root, at any depth (as the latest read of the organisation placed them)', examples: ['ou-ab12-cdef3456'] }),
+  tag: z
+    .string()
+    .max(513)
+    .regex(/^[^=]+=/, 'must be key=value')
+    .optional()
+    .meta({ description: 'Only accounts with this tag, as key=value (split at the first =; the value may be empty)', examples: ['env=dev'] }),
+  name: z
+    .string()
+    .min(1)
+    .max(100)
+    .optional()
+    .meta({ description: "Only accounts whose name matches this pattern, whole and in any case: * for any run of characters, ? for one", examples: ['data-*'] }),
   limit: z.coerce.number().int().min(1).max(100).optional().meta({ description: 'Page size (default 50, at most 100)' }),
   cursor: signedCursorSchema(1024).optional(),
 });

@@ -34,7 +34,7 @@ import { markdownText } from '../domain/text';
 import type { grantWorkflow } from '../workflows/grant';
 import { ensureUpdate, GRANT_MEMO, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
 import { policyContext } from '../policy/context';
-import { type Caller, equals, type GrantRuns, pause } from './runs';
+import { allBounded, type Caller, equals, type GrantRuns, pause, settledBounded } from './runs';
 import { grpcCodeOf, isQueryBufferFull, onceMoreIfTaskFailed, rejectionType, temporalUnavailableError } from './temporal-errors';
 
 export interface EnsureInput {
@@ -119,12 +119,14 @@ export class EnsureService {
     // One entitlement only: with more, a fallback refused by the open-grant limit (ensureOne) would
     // come after another entitlement of the call had already changed, and the call is all-or-nothing.
     const extending = planned.map((p) => planned.length === 1 && !dryRun && this.predictsExtension(grantWorkflowId(p.key), p.request));
-    const found = await Promise.all(planned.map((p, i) => (extending[i] ? undefined : this.currentState(grantWorkflowId(p.key), dryRun))));
+    // Bounded: a call of MAX_ENTITLEMENTS asks about its grants a few dozen at a time.
+    const found = await allBounded(planned, (p, i) => (extending[i] ? Promise.resolve(undefined) : this.currentState(grantWorkflowId(p.key), dryRun)));
     const starting = planned.filter((p, i) => startsGrant(found[i], p.request)).length;
     if (starting > 0) await this.checkOpenGrants(caller, starting);
     if (starting > 0 && startsAt) await this.checkScheduledGrants(caller, starting);
-    const settled = await Promise.allSettled(
-      planned.map(async (p, i) => (extending[i] && (await this.extend(p.key, p.request))) || this.ensureOne(caller, p.key, p.request, dryRun, found[i], extending[i])),
+    const settled = await settledBounded(
+      planned,
+      async (p, i) => (extending[i] && (await this.extend(p.key, p.request))) || this.ensureOne(caller, p.key, p.request, dryRun, found[i], extending[i]),
     );
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) {

@@ -14,6 +14,12 @@ export interface EntitlementFilters {
   environment?: string;
   /** Text in the account's id or name, or in the role's name (any case). */
   q?: string;
+  /** An OU or root id: only accounts under it, at any depth. */
+  ou?: string;
+  /** key=value: only accounts with that tag. */
+  tag?: string;
+  /** A name pattern (* any run, ? one character), whole, any case. */
+  name?: string;
   limit?: number;
   cursor?: string;
 }
@@ -82,7 +88,8 @@ export class EntitlementService {
     const { tenant } = caller;
     const { sets, sessionSeconds } = await this.runs.permissionSets(tenant.id);
     const index = this.indexOf(tenant);
-    const scope = JSON.stringify(['entitlements', tenant.id, filters.account ?? null, filters.role ?? null, filters.environment ?? null, filters.q ?? null]);
+    const scope = JSON.stringify(['entitlements', tenant.id, filters.account ?? null, filters.role ?? null, filters.environment ?? null, filters.q ?? null, filters.ou ?? null, filters.tag ?? null, filters.name ?? null]);
+    const placed = accountSelector(filters);
     const after = filters.cursor === undefined ? undefined : cursorValue<{ a: string; r: string }>(filters.cursor, scope, this.runs.cursorKey);
     const limit = filters.limit ?? 50;
     const q = filters.q?.toLowerCase();
@@ -94,6 +101,7 @@ export class EntitlementService {
     for (const account of index.accounts) {
       if ((accountId !== undefined && account.id !== accountId) || (after && account.id < after.a)) continue;
       if (filters.environment !== undefined && account.environment !== filters.environment) continue;
+      if (!placed(account)) continue;
       const accountFound = q === undefined || account.id.includes(q) || (account.name?.toLowerCase().includes(q) ?? false);
       for (const role of roles) {
         if (after && account.id === after.a && role.name <= after.r) continue;
@@ -180,4 +188,36 @@ export class EntitlementService {
     if (decide('activate', defaultSeconds).allowed) return { action: 'activate', approvals_required: 0, ...durations, requires };
     return { action: 'request', approvals_required: policies.approvalsRequired((asked.allowed ? asked : allowed).policyIds), ...durations, requires };
   }
+}
+
+/**
+ * The selector filters (`ou`, `tag`, `name`) as one test of an account: what `access ensure --ou,
+ * --tag, --account-name` expand through. Only accounts the latest organisation read placed have an
+ * OU path and tags; a name is the config's or the organisation's.
+ */
+function accountSelector({ ou, tag, name }: Pick<EntitlementFilters, 'ou' | 'tag' | 'name'>): (account: AccountFacts) => boolean {
+  const at = tag?.indexOf('=') ?? -1;
+  const [tagKey, tagValue] = tag === undefined ? [] : [tag.slice(0, at), tag.slice(at + 1)];
+  const pattern = name?.toLowerCase();
+  return (account) =>
+    (ou === undefined || account.ou_path.includes(ou)) &&
+    (tagKey === undefined || (Object.hasOwn(account.tags, tagKey) && account.tags[tagKey] === tagValue)) &&
+    (pattern === undefined || (account.name !== null && globMatches(pattern, account.name.toLowerCase())));
+}
+
+/**
+ * Whether `text` matches `pattern` whole (* any run, ? one character). Greedy, going back only to
+ * the last *: at most pattern x text steps, whatever the caller writes (a regular expression of
+ * many .* could take exponential time on a name that does not match).
+ */
+export function globMatches(pattern: string, text: string): boolean {
+  let [p, t, star, resume] = [0, 0, -1, 0];
+  while (t < text.length) {
+    if (pattern[p] === '*') [star, resume, p] = [p, t, p + 1];
+    else if (p < pattern.length && (pattern[p] === '?' || pattern[p] === text[t])) [p, t] = [p + 1, t + 1];
+    else if (star >= 0) [p, t, resume] = [star + 1, resume + 1, resume + 1];
+    else return false;
+  }
+  while (pattern[p] === '*') p++;
+  return p === pattern.length;
 }

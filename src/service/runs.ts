@@ -389,6 +389,40 @@ export function pause(ms: number): Promise<void> {
   return delay(ms, undefined, { ref: false });
 }
 
+/**
+ * Temporal calls one API call sends at once for its grants (an ensure, a review of up to
+ * MAX_ENTITLEMENTS): bounded, so a call of 500 does not open 500 streams at once, but high: a grant
+ * answers an ensure once the worker has taken its first workflow task, and the first tasks of
+ * grants started later queue behind the provisioning of those started earlier (the many-accounts
+ * bench: 200 grants answered in 31 s 32 at a time, 14 s all at once, on a loaded 2-core machine).
+ */
+export const GRANT_CALLS_AT_ONCE = 100;
+
+/** `fn` over `items`, at most `atOnce` at a time, settled in the items' order (as Promise.allSettled). */
+export async function settledBounded<T, R>(items: readonly T[], fn: (item: T, index: number) => Promise<R>, atOnce = GRANT_CALLS_AT_ONCE): Promise<PromiseSettledResult<R>[]> {
+  const settled: PromiseSettledResult<R>[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < items.length; i = next++) {
+      try {
+        settled[i] = { status: 'fulfilled', value: await fn(items[i], i) };
+      } catch (reason) {
+        settled[i] = { status: 'rejected', reason };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(atOnce, items.length) }, lane));
+  return settled;
+}
+
+/** settledBounded, failing with the first item's failure (as Promise.all). */
+export async function allBounded<T, R>(items: readonly T[], fn: (item: T, index: number) => Promise<R>, atOnce = GRANT_CALLS_AT_ONCE): Promise<R[]> {
+  const settled = await settledBounded(items, fn, atOnce);
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<R>).value);
+}
+
 /** `attribute IN ('a', 'b')`: values checked as `equals` checks them. */
 export function among(attribute: { name: string }, values: string[]): string {
   return `${attribute.name} IN (${values.map((v) => equals(attribute, v).slice(attribute.name.length + 3)).join(', ')})`;

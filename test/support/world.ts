@@ -103,6 +103,15 @@ export const CONSOLE_ACCOUNTS = { sandbox: '720000000001', tools: '720000000002'
  */
 export const ORG_TENANT = { id: '0a9a0000-0000-4000-8000-00000000a0a9', name: 'organization' };
 
+/**
+ * Many accounts in one request (test/many.test.ts): the shipped policies over MANY_ACCOUNTS, named
+ * data-000..data-249 and web-250..web-499, all staging, and one production account
+ * (MANY_PRODUCTION_ACCOUNT), on an instance of its own.
+ */
+export const MANY_TENANT = { id: '3a7e0000-0000-4000-8000-00000000a7e1', name: 'many' };
+export const MANY_ACCOUNTS = Array.from({ length: 500 }, (_, i) => ({ id: String(730000000000 + i), name: `${i < 250 ? 'data' : 'web'}-${String(i).padStart(3, '0')}` }));
+export const MANY_PRODUCTION_ACCOUNT = '739999999999';
+
 export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
 /** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
 export const SLACK_TWO_APPROVALS_ACCOUNT = '111111111113';
@@ -367,6 +376,14 @@ export async function startWorld(): Promise<void> {
           exclude: [organization().accounts.excluded, organization().ous.attic],
           environment_tag: 'env',
         }),
+      },
+      {
+        ...MANY_TENANT,
+        grants: TEST_LIMITS,
+        accounts: {
+          ...Object.fromEntries(MANY_ACCOUNTS.map((a) => [a.id, { environment: 'staging', name: a.name }])),
+          [MANY_PRODUCTION_ACCOUNT]: { environment: 'production', name: 'many-prod' },
+        },
       },
       {
         ...CATALOGUE_OTHER_TENANT,
