@@ -22,6 +22,7 @@ import {
   MANY_PRODUCTION_ACCOUNT,
   MANY_TENANT,
   ORG_TENANT,
+  organizationRead,
   reconciliationRound,
   target,
   tokenFor,
@@ -240,8 +241,12 @@ describe('selecting accounts of an organisation by OU and tag', function () {
   before(async () => {
     // Its Schedules (the reconciliation round's and the organisation's), then a read the API holds.
     await reconciliationRound(ORG_TENANT.id);
-    await current().temporal.schedule.getHandle(organizationScheduleId(ORG_TENANT.id)).trigger();
-    await eventually('the organisation read in the catalogue', async () => ((await catalogue(ORG_TENANT.id, { role: 'ReadOnlyAccess' })).some((e) => e.account.id === org().accounts.sandbox) ? true : undefined), 60_000);
+    const read = await organizationRead(ORG_TENANT.id);
+    // The API holds this read once the catalogue lists no account it lacks (an earlier read's may hold accounts other suites made).
+    await eventually('the organisation read in the catalogue', async () => {
+      const listed = await catalogue(ORG_TENANT.id, { role: 'ReadOnlyAccess' });
+      return listed.some((e) => e.account.id === org().accounts.sandbox) && listed.every((e) => read.accounts[e.account.id]) ? true : undefined;
+    }, 60_000);
   });
   after(async () => {
     await deleteReconcileSchedule(ORG_TENANT.id);

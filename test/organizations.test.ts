@@ -13,30 +13,16 @@ import { unpackOrganization } from '../src/latest-run';
 import { organizationScheduleId } from '../src/schedules';
 import type { GrantView } from '../src/domain/grant';
 import type { EntitlementView } from '../src/service/entitlements';
-import type { organizationWorkflow } from '../src/workflows/organization';
 import { accountNamed, organization, organizationsClient } from './support/organization';
 import { grantEvents } from './support/audit';
-import { assignmentsOf, call, current, deleteReconcileSchedule, type EnsureReply, eventually, ORG_TENANT, reconciliationRound, recordRun, target, tokenFor } from './support/world';
+import { assignmentsOf, call, current, deleteReconcileSchedule, lastOrganizationRead, organizationRead, type EnsureReply, eventually, ORG_TENANT, reconciliationRound, recordRun, target, tokenFor } from './support/world';
 
-/** The workflow id of the run organizationRead last waited for. */
-let lastRead = '';
-
-/** Triggers a read of the tenant's organisation (its Schedule, as an operator would) and answers its report once it completed. */
-async function organizationRead(tenantId = ORG_TENANT.id): Promise<OrganizationReport & { grantsEnded: number | null }> {
-  const { temporal } = current();
-  const schedule = temporal.schedule.getHandle(organizationScheduleId(tenantId));
-  const runsOf = async () => (await schedule.describe()).info.recentActions.map((a) => a.action.workflow);
-  const before = new Set((await runsOf()).map((run) => run.firstExecutionRunId));
-  await schedule.trigger();
-  return eventually(
-    'a read of the organisation',
-    async () => {
-      const run = (await runsOf()).find((r) => !before.has(r.firstExecutionRunId));
-      if (run) lastRead = run.workflowId;
-      return run && temporal.workflow.getHandle<typeof organizationWorkflow>(run.workflowId, run.firstExecutionRunId).result();
-    },
-    60_000,
-  ).then((result) => ({ ...unpackOrganization(result), grantsEnded: result.grantsEnded }));
+/** Accounts a test made in the tenant's OUs: closed at the end, so later suites see the organisation as seeded. */
+const made: string[] = [];
+async function madeAccount(...args: Parameters<typeof accountNamed>): Promise<string> {
+  const id = await accountNamed(...args);
+  made.push(id);
+  return id;
 }
 
 /** What a dry-run ensure of ReadOnlyAccess on the account would do for alice (engineering) in ORG_TENANT: its change, or the refusal. */
@@ -74,6 +60,9 @@ describe('accounts from AWS Organizations', function () {
     first = await organizationRead();
   });
   after(async () => {
+    const aws = organizationsClient(current().stack.awsEndpoint);
+    for (const id of made) await aws.send(new CloseAccountCommand({ AccountId: id })).catch(() => undefined);
+    aws.destroy();
     await deleteReconcileSchedule(ORG_TENANT.id);
     await current().temporal.schedule.getHandle(organizationScheduleId(ORG_TENANT.id)).delete();
   });
@@ -96,7 +85,7 @@ describe('accounts from AWS Organizations', function () {
   });
 
   it('records the history of a read (RECORD_HISTORIES=1), for the replay test', async () => {
-    await recordRun('organization-read', `WorkflowId = '${lastRead}'`);
+    await recordRun('organization-read', `WorkflowId = '${lastOrganizationRead}'`);
   });
 
   it('decides an ensure by the OU an account is in, however deep, and refuses an account outside the OUs or excluded', async () => {
@@ -135,15 +124,15 @@ describe('accounts from AWS Organizations', function () {
     const { rootId, ous } = organization();
     const client = organizationsClient(current().stack.awsEndpoint);
     try {
-      const mover = await accountNamed(client, rootId, ous.dev, `mover-${process.pid}`);
-      const closer = await accountNamed(client, rootId, ous.dev, `closer-${process.pid}`);
+      const mover = await madeAccount(client, rootId, ous.dev, `mover-${process.pid}`);
+      const closer = await madeAccount(client, rootId, ous.dev, `closer-${process.pid}`);
       await organizationRead();
       await decidedAs(mover, /^activated$/);
       await decidedAs(closer, /^activated$/);
 
       await client.send(new MoveAccountCommand({ AccountId: mover, SourceParentId: ous.dev, DestinationParentId: ous.payments }));
       await client.send(new CloseAccountCommand({ AccountId: closer }));
-      const newcomer = await accountNamed(client, rootId, ous.prod, `newcomer-${process.pid}`);
+      const newcomer = await madeAccount(client, rootId, ous.prod, `newcomer-${process.pid}`);
       await client.send(new UpdateOrganizationalUnitCommand({ OrganizationalUnitId: ous.dev, Name: `dev-${process.pid}` }));
       // Decided on the previous read until the next one: nothing changes before it.
       assert.equal(await wouldDo(mover), 'activated');
@@ -195,7 +184,7 @@ describe('accounts from AWS Organizations', function () {
     try {
       const latest = await organizationRead();
       await aws.send(new TagResourceCommand({ ResourceId: accounts.sandbox, Tags: [{ Key: 'team', Value: `retagged-${process.pid}` }] }));
-      const newcomer = await accountNamed(aws, rootId, ous.dev, `tagged-newcomer-${process.pid}`, { env: 'development', team: 'new' });
+      const newcomer = await madeAccount(aws, rootId, ous.dev, `tagged-newcomer-${process.pid}`, { env: 'development', team: 'new' });
 
       const none = await readWith(0);
       assert.deepEqual(none.accounts[accounts.sandbox].tags, latest.accounts[accounts.sandbox].tags, 'a known account keeps the tags last read');
@@ -216,7 +205,7 @@ describe('accounts from AWS Organizations', function () {
     const { rootId, ous } = organization();
     const aws = organizationsClient(current().stack.awsEndpoint);
     try {
-      const leaver = await accountNamed(aws, rootId, ous.dev, `leaver-${process.pid}`);
+      const leaver = await madeAccount(aws, rootId, ous.dev, `leaver-${process.pid}`);
       await organizationRead();
       await decidedAs(leaver, /^activated$/);
       const alice = await tokenFor('alice', ORG_TENANT.id);

@@ -7,10 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { CreateAccountAssignmentCommand, DeleteAccountAssignmentCommand, ListAccountAssignmentsCommand, ListPermissionSetsCommand, DescribePermissionSetCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
-import { Client } from '@temporalio/client';
+import { Client, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { env, loadConfig } from '../../src/config';
-import { ensureReconcileSchedules, reconcileScheduleId } from '../../src/schedules';
+import { ensureReconcileSchedules, organizationScheduleId, reconcileScheduleId } from '../../src/schedules';
+import { unpackOrganization } from '../../src/latest-run';
+import type { OrganizationReport } from '../../src/domain/accounts';
+import type { organizationWorkflow } from '../../src/workflows/organization';
 import type { ReconcileReport, reconcileWorkflow } from '../../src/workflows/reconcile';
 import { type EnsureRequest, grantWorkflowId, type GrantView } from '../../src/domain/grant';
 import type { WorkerMetrics } from '../../src/metrics';
@@ -590,6 +593,32 @@ export async function reconciliationRound(tenantId: string): Promise<ReconcileRe
     const run = (await runsOf()).find((r) => !before.has(r.firstExecutionRunId));
     return run && temporal.workflow.getHandle<typeof reconcileWorkflow>(run.workflowId, run.firstExecutionRunId).result();
   }, 60_000);
+}
+
+/** The workflow id of the run organizationRead last waited for. */
+export let lastOrganizationRead = '';
+
+/**
+ * Triggers a read of the tenant's organisation (its Schedule, as an operator would: buffered behind
+ * a read still going, which may have begun before the change) and answers its report, unpacked,
+ * once it completed. The API takes it within ORGANIZATION_CHECK_SECONDS.
+ */
+export async function organizationRead(tenantId = ORG_TENANT.id): Promise<OrganizationReport & { grantsEnded: number | null }> {
+  const { temporal } = current();
+  const schedule = temporal.schedule.getHandle(organizationScheduleId(tenantId));
+  const runsOf = async () => (await schedule.describe()).info.recentActions.map((a) => a.action.workflow);
+  const before = new Set((await runsOf()).map((run) => run.firstExecutionRunId));
+  await schedule.trigger(ScheduleOverlapPolicy.BUFFER_ONE);
+  const result = await eventually(
+    'a read of the organisation',
+    async () => {
+      const run = (await runsOf()).find((r) => !before.has(r.firstExecutionRunId));
+      if (run) lastOrganizationRead = run.workflowId;
+      return run && temporal.workflow.getHandle<typeof organizationWorkflow>(run.workflowId, run.firstExecutionRunId).result();
+    },
+    120_000,
+  );
+  return { ...unpackOrganization(result), grantsEnded: result.grantsEnded };
 }
 
 export async function deleteReconcileSchedule(tenantId: string): Promise<void> {
