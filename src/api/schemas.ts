@@ -1,13 +1,18 @@
 // Request schemas: the seed's field names, checked strictly (unknown fields are errors).
 import { z } from 'zod';
 import { AUDIT_EVENTS } from '../domain/audit';
-import { TARGET_PATTERN } from '../domain/grant';
+import { ENTITLEMENT_TARGET_PATTERN, TARGET_PATTERN } from '../domain/grant';
 import { REQUEST_STATUSES } from '../domain/request';
 
 export const targetSchema = z
   .string()
-  .regex(TARGET_PATTERN, 'must be AWS::Account::{12-digit account id}')
-  .meta({ description: 'Entitlement target in format AWS::Account::{account_id}', examples: ['AWS::Account::123456789012'] });
+  .regex(ENTITLEMENT_TARGET_PATTERN, 'must be AWS::Account::{12-digit account id} or AWS::IdentityStore::Group::{group name or id}')
+  .meta({
+    description: 'Entitlement target: AWS::Account::{account_id}, or AWS::IdentityStore::Group::{group name or id} (role `member`: membership of a grantable group)',
+    examples: ['AWS::Account::123456789012', 'AWS::IdentityStore::Group::data-admins'],
+  });
+/** An account target only (the audit trail's and the catalogue's filters). */
+const accountOnlyTargetSchema = z.string().regex(TARGET_PATTERN, 'must be AWS::Account::{12-digit account id}');
 /** IAM Identity Center permission-set names (ASCII spelled out: \w is wider in some JSON Schema tools). */
 export const roleSchema = z
   .string()
@@ -197,7 +202,7 @@ const accountTargetSchema = z
   .string()
   .regex(/^(?:AWS::Account::)?[0-9]{12}$/, 'must be a 12-digit account id or AWS::Account::{account id}')
   .transform((v) => (v.startsWith('AWS::Account::') ? v : `AWS::Account::${v}`))
-  .pipe(targetSchema)
+  .pipe(accountOnlyTargetSchema)
   .meta({ description: 'An account: AWS::Account::{account_id} or the 12-digit id' });
 
 export const auditQuerySchema = z.strictObject({

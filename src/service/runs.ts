@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import { defaultPayloadConverter, WorkflowNotFoundError } from '@temporalio/common';
 import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non-workflow';
 import { env, type TenantConfig } from '../config';
-import { type AccountFacts, accountFacts, type OrganizationReport } from '../domain/accounts';
+import { type AccountFacts, accountFacts, type OrganizationReport, policyResourceOf } from '../domain/accounts';
 import { accountIdOf, type GrantKey, grantName, type GrantState, grantWorkflowId, type Principal } from '../domain/grant';
 import { AccessError } from '../domain/errors';
 import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
@@ -199,15 +199,7 @@ export class GrantRuns {
 
   /** The caller's `action` on the entitlement of `key`, in the context policyContext made. */
   decide({ tenant, principal }: Caller, action: PolicyAction, key: GrantKey, context: PolicyRequest['context']): PolicyDecision {
-    const account = this.accountOf(tenant, accountIdOf(key.target));
-    return this.policySet(tenant).authorize({
-      principal,
-      action,
-      accountId: account.id,
-      accountEnvironment: account.environment,
-      account,
-      context,
-    });
+    return this.policySet(tenant).authorize({ principal, action, ...policyResourceOf(tenant, key.target, this.organization(tenant.id)), context });
   }
 
   policySet(tenant: TenantConfig): PolicySet {
