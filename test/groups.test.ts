@@ -9,7 +9,7 @@ import { env } from '../src/config';
 import { grantWorkflowId, type GrantView } from '../src/domain/grant';
 import type { reconcileWorkflow } from '../src/workflows/reconcile';
 import { groups } from './support/groups';
-import { assertErrorShape, call, current, type EnsureReply, eventually, GROUPS_TENANT, tokenFor, userIdOf, USERS } from './support/world';
+import { assertErrorShape, call, current, type EnsureReply, eventually, GROUPS_TENANT, recordHistory, recordRun, tokenFor, userIdOf, USERS } from './support/world';
 
 type User = keyof typeof USERS;
 
@@ -47,9 +47,9 @@ async function isMember(user: User, groupId: string): Promise<boolean> {
   return (await membersOf(groupId)).includes(await userIdOf(user));
 }
 
-async function reconcile(): Promise<Awaited<ReturnType<typeof reconcileWorkflow>>> {
+async function reconcile(workflowId = `reconcile-test/${randomUUID()}`): Promise<Awaited<ReturnType<typeof reconcileWorkflow>>> {
   return current().temporal.workflow.execute<typeof reconcileWorkflow>('reconcileWorkflow', {
-    workflowId: `reconcile-test/${randomUUID()}`,
+    workflowId,
     taskQueue: env.taskQueue,
     args: [{ tenantId: GROUPS_TENANT.id }],
   });
@@ -73,6 +73,7 @@ describe('group grants', function () {
     assert.equal(Date.parse(active.expires_at!) - Date.parse(active.activated_at!), 4000);
     await reaching('alice', grant.id, 'expired');
     assert.equal(await isMember('alice', ids.dataAdmins), false, 'removed at expiry');
+    await recordHistory('group-activate-expire', grant.id);
   });
 
   it('leaves a membership that existed before the grant in place when the grant ends', async () => {
@@ -102,6 +103,7 @@ describe('group grants', function () {
     assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
     await reaching('otto', pending.id, 'revoked');
     assert.equal(await isMember('otto', ids.prodAdmins), false);
+    await recordHistory('group-request-approve-revoke', pending.id);
   });
 
   it('extends an active group grant by a longer ensure; the membership stays', async () => {
@@ -164,7 +166,9 @@ describe('group grants', function () {
     // sam was made a member by hand: no grant's.
     await current().identity.send(new CreateGroupMembershipCommand({ IdentityStoreId: identityStoreId, GroupId: ids.dataAdmins, MemberId: { UserId: await userIdOf('sam') } }));
 
-    const report = await reconcile();
+    const round = `reconcile-test/${randomUUID()}`;
+    const report = await reconcile(round);
+    await recordRun('group-reconcile-removes-leftover', `WorkflowId = '${round}'`);
     const entry = report.removed.find((r) => r.grantId === grant.id);
     assert.equal(entry?.removed, true, JSON.stringify(report.removed));
     assert.equal(await isMember('fred', ids.dataAdmins), false);
