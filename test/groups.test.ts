@@ -74,6 +74,15 @@ describe('group grants', function () {
     await reaching('alice', grant.id, 'expired');
     assert.equal(await isMember('alice', ids.dataAdmins), false, 'removed at expiry');
     await recordHistory('group-activate-expire', grant.id);
+    // On the audit trail under the group's target, for an auditor who asks about the group.
+    const trail = await eventually('the grant\'s events on the audit trail', async () => {
+      const read = await as<{ events: { event: string; grant_id: string | null; details: Record<string, unknown> }[] }>('sam', 'GET', `/v1/access/audit?target=${encodeURIComponent(group('data-admins'))}&principal=alice`);
+      assert.equal(read.status, 200, JSON.stringify(read.body));
+      const mine = read.body.events.filter((e) => e.grant_id === grant.id);
+      return mine.some((e) => e.event === 'deprovisioned') ? mine : undefined;
+    });
+    assert.deepEqual(trail.map((e) => e.event).sort(), ['activated', 'deprovisioned', 'expired', 'requested']);
+    assert.deepEqual(trail.find((e) => e.event === 'activated')!.details.assignment_ids, { user_id: await userIdOf('alice'), group_id: ids.dataAdmins });
   });
 
   it('leaves a membership that existed before the grant in place when the grant ends', async () => {

@@ -1,7 +1,7 @@
 // Request schemas: the seed's field names, checked strictly (unknown fields are errors).
 import { z } from 'zod';
 import { AUDIT_EVENTS } from '../domain/audit';
-import { ENTITLEMENT_TARGET_PATTERN, TARGET_PATTERN } from '../domain/grant';
+import { ENTITLEMENT_TARGET_PATTERN, GROUP_TARGET_PATTERN, TARGET_PATTERN } from '../domain/grant';
 import { REQUEST_STATUSES } from '../domain/request';
 
 export const targetSchema = z
@@ -205,11 +205,18 @@ const accountTargetSchema = z
   .pipe(accountOnlyTargetSchema)
   .meta({ description: 'An account: AWS::Account::{account_id} or the 12-digit id' });
 
+/** The audit trail's and the access report's target: an account as above, or a group grant's target (by the group's name, as grants keep it). */
+const auditTargetSchema = z
+  .string()
+  .regex(new RegExp(`^(?:(?:AWS::Account::)?[0-9]{12}|${GROUP_TARGET_PATTERN.source.slice(1, -1)})$`), 'must be a 12-digit account id, AWS::Account::{account id} or AWS::IdentityStore::Group::{group name}')
+  .transform((v) => (/^[0-9]{12}$/.test(v) ? `AWS::Account::${v}` : v))
+  .meta({ description: 'An account (AWS::Account::{account_id} or the 12-digit id), or a group: AWS::IdentityStore::Group::{group name}' });
+
 export const auditQuerySchema = z.strictObject({
   from: timeSchema.optional().meta({ description: 'Default: 7 days before `to`; at most 92 days before it' }),
   to: timeSchema.optional().meta({ description: 'Default: now' }),
   principal: z.string().min(1).max(256).optional().meta({ description: "The grant's (or the refused caller's) principal id" }),
-  target: accountTargetSchema.optional(),
+  target: auditTargetSchema.optional(),
   role: roleSchema.optional(),
   event: z.enum(AUDIT_EVENTS).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -223,7 +230,7 @@ export const auditQuerySchema = z.strictObject({
 });
 
 export const reportQuerySchema = z.strictObject({
-  target: accountTargetSchema,
+  target: auditTargetSchema,
   role: roleSchema.optional(),
   from: timeSchema,
   to: timeSchema,

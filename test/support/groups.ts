@@ -74,6 +74,9 @@ when { resource.environment != "production" };
 @id("groups-review")
 permit (principal in Group::"platform-admins", action == Action::"review", resource is AWS::IdentityStoreGroup);
 
+@id("groups-audit")
+permit (principal in Group::"security-auditors", action == Action::"audit", resource);
+
 @id("payroll-never")
 @advice("Nobody is granted payroll.")
 forbid (principal, action, resource == AWS::IdentityStoreGroup::"payroll");
