@@ -19,10 +19,11 @@ async function as<T = any>(user: User, method: string, urlPath: string, body?: u
   return call<T>(method, urlPath, { token: await tokenFor(user, GROUPS_TENANT.id), tenant: GROUPS_TENANT.id, body });
 }
 
-async function ensureGroup(user: User, target: string, opts: { role?: string; duration?: number } = {}) {
+async function ensureGroup(user: User, target: string, opts: { role?: string; duration?: number; startsAt?: string } = {}) {
   return as<EnsureReply>(user, 'POST', '/v1/access/ensure', {
     entitlements: [{ target, role: opts.role ?? 'member', ...(opts.duration && { duration_seconds: opts.duration }) }],
     justification: { reason: 'group test' },
+    ...(opts.startsAt && { starts_at: opts.startsAt }),
   });
 }
 
@@ -129,6 +130,22 @@ describe('group grants', function () {
     await as('erin', 'POST', `/v1/access/grants/${active.id}/revoke`, { reason: 'done' });
     await reaching('erin', active.id, 'revoked');
     assert.equal(await isMember('erin', ids.dataAdmins), false);
+  });
+
+  it('starts a scheduled group grant at its starts_at, decided again then, and not before', async () => {
+    const { ids } = groups();
+    const startsAt = new Date(Date.now() + 4000).toISOString();
+    const reply = await ensureGroup('otto', group('data-admins'), { duration: 3, startsAt });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    const [scheduled] = reply.body.grants;
+    assert.equal(scheduled.status, 'pending');
+    assert.equal(scheduled.starts_at, startsAt);
+    assert.equal(await isMember('otto', ids.dataAdmins), false, 'nothing made before the start');
+    const active = await reaching('otto', scheduled.id, 'active');
+    assert.ok(Date.parse(active.activated_at!) >= Date.parse(startsAt));
+    assert.ok(await isMember('otto', ids.dataAdmins));
+    await reaching('otto', scheduled.id, 'expired');
+    assert.equal(await isMember('otto', ids.dataAdmins), false);
   });
 
   it('refuses a group the tenant does not list, and another role than member, in the contract\'s shape; nothing is started or made', async () => {
