@@ -4,7 +4,7 @@
 // by SCIM (moto never sets ExternalIds).
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { CreateGroupMembershipCommand, paginateListGroupMemberships } from '@aws-sdk/client-identitystore';
+import { CreateGroupMembershipCommand, DeleteGroupMembershipCommand, ListGroupMembershipsForMemberCommand, paginateListGroupMemberships } from '@aws-sdk/client-identitystore';
 import { env } from '../src/config';
 import { grantWorkflowId, type GrantView } from '../src/domain/grant';
 import type { reconcileWorkflow } from '../src/workflows/reconcile';
@@ -180,6 +180,28 @@ describe('group grants', function () {
     const failed = closed.diagnostics.find((d) => d.code === 'provisioning_failed');
     assert.match(failed?.message ?? '', /provisioned by an external identity provider \(https:\/\/scim\.idp\.example\.com\).*next sync would undo or refuse/, JSON.stringify(closed.diagnostics));
     assert.equal(await isMember('fred', ids.scimSynced), false);
+  });
+
+  it('reconciliation has the grant re-create a membership removed behind its back; the grant stays active', async () => {
+    const { ids, identityStoreId } = groups();
+    const reply = await ensureGroup('bob', group('prod-admins'));
+    const review = await as('carol', 'POST', `/v1/access/requests/${reply.body.grants[0].access_request_id}/review`, { decision: 'approve' });
+    assert.equal(review.status, 200, JSON.stringify(review.body));
+    const grant = await reaching('bob', reply.body.grants[0].id, 'active');
+    const userId = await userIdOf('bob');
+    const { GroupMemberships = [] } = await current().identity.send(new ListGroupMembershipsForMemberCommand({ IdentityStoreId: identityStoreId, MemberId: { UserId: userId } }));
+    const membership = GroupMemberships.find((m) => m.GroupId === ids.prodAdmins)!;
+    await current().identity.send(new DeleteGroupMembershipCommand({ IdentityStoreId: identityStoreId, MembershipId: membership.MembershipId! }));
+    assert.equal(await isMember('bob', ids.prodAdmins), false);
+
+    const report = await reconcile();
+    assert.equal(report.restored.find((r) => r.grantId === grant.id)?.outcome, 'restored', JSON.stringify(report.restored));
+    assert.ok(await isMember('bob', ids.prodAdmins), 're-created');
+    const after = await reaching('bob', grant.id, 'active');
+    assert.ok(after.diagnostics.some((d) => d.code === 'assignment_restored'), JSON.stringify(after.diagnostics));
+    await as('bob', 'POST', `/v1/access/grants/${grant.id}/revoke`, { reason: 'done' });
+    await reaching('bob', grant.id, 'revoked');
+    assert.equal(await isMember('bob', ids.prodAdmins), false);
   });
 
   it('reconciliation removes the membership a terminated grant left, and leaves a membership no grant made', async () => {

@@ -269,9 +269,14 @@ export function createActivities(
   /** The user's membership of the group, if any (ListGroupMembershipsForMember: a user has few). */
   async function membershipIdOf({ tenant, userId, groupId }: { tenant: Tenant; userId: string; groupId: string }): Promise<string | undefined> {
     const pages = paginateListGroupMembershipsForMember({ client: tenant.identity }, { IdentityStoreId: tenant.aws.identity_store_id, MemberId: { UserId: userId } });
-    for await (const page of pages) {
-      const found = page.GroupMemberships?.find((m) => m.GroupId === groupId);
-      if (found) return found.MembershipId;
+    try {
+      for await (const page of pages) {
+        const found = page.GroupMemberships?.find((m) => m.GroupId === groupId);
+        if (found) return found.MembershipId;
+      }
+    } catch (err) {
+      // A user deleted from the identity store has lost its memberships with it.
+      if (!(err instanceof IdentityNotFound)) throw err;
     }
     return undefined;
   }
