@@ -172,6 +172,27 @@ describe('group grants', function () {
     assertErrorShape(badName);
   });
 
+  it('decides by policy on the group entity: a forbid on one grantable group refuses it with its advice', async () => {
+    const { ids } = groups();
+    const reply = await ensureGroup('fred', group('restricted'));
+    assert.equal(reply.status, 403, JSON.stringify(reply.body));
+    assertErrorShape(reply, 'forbidden');
+    assert.deepEqual(reply.body.notices, ['Nobody is granted the restricted group.']);
+    assert.equal(await isMember('fred', ids.restricted), false);
+  });
+
+  it('an operator cancelling the workflow of an active group grant revokes it and removes the membership', async () => {
+    const { ids } = groups();
+    const reply = await ensureGroup('otto', group('data-admins'), { duration: 600 });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    const grant = await reaching('otto', reply.body.grants[0].id, 'active');
+    assert.ok(await isMember('otto', ids.dataAdmins));
+    await current().temporal.workflow.getHandle(grantWorkflowId({ tenantId: GROUPS_TENANT.id, principalId: USERS.otto.sub, target: group('data-admins'), role: 'member' })).cancel();
+    const revoked = await reaching('otto', grant.id, 'revoked');
+    assert.ok(revoked.diagnostics.some((d) => d.code === 'revoked' && /an operator/.test(d.message)), JSON.stringify(revoked.diagnostics));
+    assert.equal(await isMember('otto', ids.dataAdmins), false);
+  });
+
   it('refuses a group synced from an external identity provider (SCIM) before making anything: the grant closes saying why', async () => {
     const { ids } = groups();
     const reply = await ensureGroup('fred', group('scim-synced'));

@@ -12,7 +12,7 @@ import { awsClientConfig, repoRoot } from '../../scripts/stack';
 export interface SeededGroups {
   identityStoreId: string;
   /** Group name to its id in moto. */
-  ids: { dataAdmins: string; prodAdmins: string; scimSynced: string; payroll: string };
+  ids: { dataAdmins: string; prodAdmins: string; scimSynced: string; payroll: string; restricted: string };
   policies: string;
 }
 
@@ -30,6 +30,7 @@ export function groupsConfig() {
     { name: 'data-admins', brings: [{ account: '111111111111', permission_set: 'PowerUserAccess' }] },
     { name: 'prod-admins', id: ids.prodAdmins, environment: 'production' },
     { name: 'scim-synced', id: ids.scimSynced },
+    { name: 'restricted' },
   ];
 }
 
@@ -55,6 +56,7 @@ export async function seedGroups(endpoint: string, dir: string): Promise<SeededG
       prodAdmins: await groupNamed(identity, identityStoreId, 'prod-admins'),
       scimSynced: await groupNamed(identity, identityStoreId, 'scim-synced'),
       payroll: await groupNamed(identity, identityStoreId, 'payroll'),
+      restricted: await groupNamed(identity, identityStoreId, 'restricted'),
     };
     const policies = path.join(dir, 'group-policies');
     mkdirSync(policies, { recursive: true });
@@ -77,9 +79,9 @@ permit (principal in Group::"platform-admins", action == Action::"review", resou
 @id("groups-audit")
 permit (principal in Group::"security-auditors", action == Action::"audit", resource);
 
-@id("payroll-never")
-@advice("Nobody is granted payroll.")
-forbid (principal, action, resource == AWS::IdentityStoreGroup::"payroll");
+@id("restricted-never")
+@advice("Nobody is granted the restricted group.")
+forbid (principal, action, resource == AWS::IdentityStoreGroup::"restricted");
 `,
     );
     seeded = { identityStoreId, ids, policies };
