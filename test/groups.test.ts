@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { CreateGroupMembershipCommand, DeleteGroupMembershipCommand, ListGroupMembershipsForMemberCommand, paginateListGroupMemberships } from '@aws-sdk/client-identitystore';
+import { parseTarget } from '../src/cli/main';
 import { env } from '../src/config';
 import { grantWorkflowId, type GrantView } from '../src/domain/grant';
 import type { reconcileWorkflow } from '../src/workflows/reconcile';
@@ -146,6 +147,15 @@ describe('group grants', function () {
     assert.ok(await isMember('otto', ids.dataAdmins));
     await reaching('otto', scheduled.id, 'expired');
     assert.equal(await isMember('otto', ids.dataAdmins), false);
+  });
+
+  it('the CLI takes a group target (--target AWS::IdentityStore::Group::{name or id}) and refuses a malformed one before sending', () => {
+    assert.equal(parseTarget(group('data-admins')), group('data-admins'));
+    assert.equal(parseTarget(group('Data Admins EU')), group('Data Admins EU'));
+    assert.equal(parseTarget('123456789012'), 'AWS::Account::123456789012');
+    for (const bad of [group(''), group('"quoted"'), group('trailing '), 'AWS::IdentityStore::Group']) {
+      assert.throws(() => parseTarget(bad), /AWS::IdentityStore::Group::\{group name or id\}/, bad);
+    }
   });
 
   it('refuses a group the tenant does not list, and another role than member, in the contract\'s shape; nothing is started or made', async () => {
