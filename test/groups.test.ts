@@ -177,6 +177,13 @@ describe('group grants', function () {
     }
     assert.equal(await isMember('fred', ids.payroll), false);
     assert.equal(await isMember('fred', ids.dataAdmins), false);
+    const twice = await as<EnsureReply>('fred', 'POST', '/v1/access/ensure', {
+      entitlements: [{ target: group('prod-admins'), role: 'member' }, { target: group(ids.prodAdmins), role: 'member' }],
+      justification: { reason: 'group test' },
+    });
+    assert.equal(twice.status, 400, JSON.stringify(twice.body));
+    assertErrorShape(twice, 'invalid_request');
+    assert.match(twice.body.message!, /asked for twice/);
     const badName = await ensureGroup('fred', group('"quoted"'));
     assert.equal(badName.status, 400, JSON.stringify(badName.body));
     assertErrorShape(badName);

@@ -374,6 +374,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       log.warn('grant state unreadable; skipped this round', { workflowId: info.workflowId, runId: info.runId, open, error: (err as Error).message });
       return null;
     }
+    const group = groupOf(state.key.target);
     return {
       tenantId: state.key.tenantId,
       workflowId: info.workflowId,
@@ -385,8 +386,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       grantId: state.id,
       status: state.status,
       closing: state.closing,
-      accountId: groupOf(state.key.target) === undefined ? accountIdOf(state.key.target) : '',
-      ...(groupOf(state.key.target) !== undefined && { group: groupOf(state.key.target) }),
+      ...(group === undefined ? { accountId: accountIdOf(state.key.target) } : { accountId: '', group }),
       role: state.key.role,
       principalId: state.key.principalId,
       assignmentPreexisted: state.assignmentPreexisted,
@@ -423,14 +423,13 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
         continue;
       }
       records.push(record);
+      const mayHold = (record.open && record.status !== 'pending' && record.status !== 'new') || (!record.open && !record.removalConfirmed);
       if (record.group !== undefined) {
-        const mayHold = (record.open && record.status !== 'pending' && record.status !== 'new') || (!record.open && !record.removalConfirmed);
         if (mayHold && record.ids?.groupId !== undefined) groups.add(record.ids.groupId);
         else if (mayHold && record.open) groupsUndecided = true;
         continue;
       }
       const pair = arn ? pairOf(record.accountId, arn) : undefined;
-      const mayHold = (record.open && record.status !== 'pending' && record.status !== 'new') || (!record.open && !record.removalConfirmed);
       if (!mayHold || !pair) continue;
       if (record.ids) {
         pairs.add(pair);

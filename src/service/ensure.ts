@@ -84,6 +84,9 @@ export class EnsureService {
     const planned = input.entitlements.map((e) =>
       this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false, startsAt, calledAt, sessionSeconds),
     );
+    // A group named by its name and by its id in one call: the same grant twice.
+    const twice = planned.find((p, i) => planned.findIndex((q) => q.key.target === p.key.target && q.key.role === p.key.role) !== i);
+    if (twice) throw new AccessError('invalid_request', `${twice.key.role} on ${twice.key.target} is asked for twice (by the group's name and by its id); nothing was changed.`);
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
       // On record before the caller hears the answer (issue 13), as one event per refused call
