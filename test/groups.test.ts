@@ -128,6 +128,16 @@ describe('group grants', function () {
     assert.equal(again.body.grants[0].id, active.id);
     assert.ok(Date.parse(again.body.grants[0].expires_at!) > Date.parse(active.expires_at!));
     assert.ok(await isMember('erin', ids.dataAdmins));
+    // Listed by its target, as any grant; a group name with a space is a target like another.
+    const listed = await eventually('the grant listed by its group target', async () => {
+      const reply = await as<{ grants: GrantView[] }>('erin', 'GET', `/v1/access/grants?target=${encodeURIComponent(group('data-admins'))}`);
+      assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      return reply.body.grants.some((g) => g.id === active.id) ? reply.body.grants : undefined;
+    });
+    assert.ok(listed.every((g) => g.target === group('data-admins')));
+    const spaced = await as<{ grants: GrantView[] }>('erin', 'GET', `/v1/access/grants?target=${encodeURIComponent(group('Data Admins EU'))}`);
+    assert.equal(spaced.status, 200, JSON.stringify(spaced.body));
+    assert.deepEqual(spaced.body.grants, []);
     await as('erin', 'POST', `/v1/access/grants/${active.id}/revoke`, { reason: 'done' });
     await reaching('erin', active.id, 'revoked');
     assert.equal(await isMember('erin', ids.dataAdmins), false);

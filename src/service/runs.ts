@@ -367,7 +367,8 @@ const macOf = (payload: string, query: string, key: Buffer) => createHmac('sha25
  * the literal, so no input can widen a query beyond its tenant.
  */
 export function equals(attribute: { name: string }, value: string): string {
-  if (!/^[\w:.@%+=,~-]*$/.test(value)) throw new Error(`refusing an unsafe value in a visibility query: ${JSON.stringify(value)}`);
+  // A space is safe inside the quotes (a group's name may hold one); a quote or backslash is not.
+  if (!/^[\w:.@%+=,~ -]*$/.test(value)) throw new Error(`refusing an unsafe value in a visibility query: ${JSON.stringify(value)}`);
   return `${attribute.name} = '${value}'`;
 }
 
