@@ -75,6 +75,8 @@ export interface StackTenant {
   oidcClientId?: string;
   /** `organization`, asked for once moto is seeded (StackOptions.beforeConfig): its ids are moto's. */
   organization?: () => { roots_or_ous: string[]; exclude?: string[]; environment_tag?: string; refresh_interval_seconds?: number };
+  /** `groups`, asked for once moto is seeded (StackOptions.beforeConfig): the grantable groups, with moto's ids where given. */
+  groups?: () => { name: string; id?: string; environment?: string; brings?: { account: string; permission_set: string }[] }[];
 }
 
 export interface StackOptions {
@@ -628,6 +630,7 @@ function writeConfig(
       ...(t.accounts ? { accounts: t.accounts } : {}),
       ...(t.accounts_only !== undefined ? { accounts_only: t.accounts_only } : {}),
       ...(t.organization ? { organization: t.organization() } : {}),
+      ...(t.groups ? { groups: t.groups() } : {}),
       ...(t.notifications ? { notifications: t.notifications } : {}),
       audit: { s3: { bucket: AUDIT_BUCKET, prefix: AUDIT_PREFIX, region: AWS_REGION, endpoint: t.auditEndpoint ?? aws.endpoint, object_lock_days: AUDIT_LOCK_DAYS } },
     })),

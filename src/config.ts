@@ -5,7 +5,7 @@ import path from 'node:path';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { NOTIFICATION_EVENTS } from './domain/grant';
+import { GROUP_TARGET_PATTERN, GROUP_TARGET_PREFIX, NOTIFICATION_EVENTS } from './domain/grant';
 import { httpsOrLoopback } from './net';
 
 export type ConsoleClient = NonNullable<NonNullable<z.infer<typeof authSchema>['oidc']>['console']>;
@@ -27,6 +27,22 @@ const OU_ID = /^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/;
  * account under these roots or OUs, nested to any depth, less `exclude`. Read by the worker on a
  * Schedule (src/activities/organizations.ts); policies see each account's name, tags and OUs.
  */
+/** A group name as a target may carry it (GROUP_TARGET_PATTERN). */
+const groupNameSchema = z.string().refine((name) => GROUP_TARGET_PATTERN.test(GROUP_TARGET_PREFIX + name), 'letters, digits, spaces and ._@+=,- (up to 128, no space at either end)');
+
+/** One grantable Identity Store group (docs/configuration.md, "Group grants"). */
+const groupSchema = z.strictObject({
+  /** Its DisplayName in the Identity Store: what targets, policies (`resource.name`) and the audit trail call it. */
+  name: groupNameSchema,
+  /** Its GroupId, when known: a target may name it by id too, and the worker does not look the name up. */
+  id: groupNameSchema.optional(),
+  /** What policies see as `resource.environment` (as for accounts; "unknown" when not said). */
+  environment: z.string().default(UNKNOWN_ENVIRONMENT),
+  /** What the group's membership brings (its account assignments), as the tenant declares it: shown to requesters and reviewers. */
+  brings: z.array(z.strictObject({ account: z.string().regex(/^\d{12}$/), permission_set: z.string().min(1) })).default([]),
+});
+export type GroupConfig = z.infer<typeof groupSchema>;
+
 const organizationSchema = z.strictObject({
   roots_or_ous: z
     .array(z.string().refine((id) => ROOT_ID.test(id) || OU_ID.test(id), 'a root id (r-...) or an OU id (ou-...-...)'))
@@ -266,6 +282,11 @@ const tenantSchema = z.strictObject({
    * the ones listed) may be targets, as with accounts_only.
    */
   organization: organizationSchema.optional(),
+  /**
+   * The Identity Store groups whose membership may be granted (target
+   * `AWS::IdentityStore::Group::{name or id}`, role `member`); no other group may be a target.
+   */
+  groups: z.array(groupSchema).default([]),
 });
 
 const configSchema = z.strictObject({ tenants: z.array(tenantSchema).min(1) });
@@ -297,6 +318,13 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
   for (const [i, tenant] of parsed.data.tenants.entries()) {
     if (ids.has(tenant.id)) throw new ConfigError(`${file}: tenants: duplicate id ${tenant.id}`);
     ids.add(tenant.id);
+    const groupNames = new Set<string>();
+    for (const [g, group] of tenant.groups.entries()) {
+      const again = [group.name, group.id].find((n) => n !== undefined && groupNames.has(n));
+      if (again !== undefined) throw new ConfigError(`${file}: tenants.${i}.groups.${g}: ${again} names two groups; a target names one group`);
+      groupNames.add(group.name);
+      if (group.id !== undefined) groupNames.add(group.id);
+    }
     // The limits are the instance's: tenants on one instance share one pacer, so they must agree.
     const limits = JSON.stringify(tenant.aws.limits);
     const seen = limitsByInstance.get(tenant.aws.sso_instance_arn);
@@ -354,6 +382,11 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
     }
   }
   return parsed.data;
+}
+
+/** The tenant's grantable group a target's name or id names (GROUP_TARGET_PATTERN), if any. */
+export function grantableGroup(tenant: Pick<TenantConfig, 'groups'>, nameOrId: string): GroupConfig | undefined {
+  return tenant.groups.find((g) => g.name === nameOrId) ?? tenant.groups.find((g) => g.id === nameOrId);
 }
 
 /** Whether only the tenant's own accounts may be targets: those it lists, and its organisation's. */

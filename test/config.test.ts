@@ -111,6 +111,13 @@ describe('config', () => {
     ],
     ['an account id among roots_or_ous', { tenants: [{ ...tenant, organization: { roots_or_ous: ['111111111111'] } }] }, /tenants\.0\.organization\.roots_or_ous\.0: a root id \(r-\.\.\.\) or an OU id/],
     ['a root in exclude', { tenants: [{ ...tenant, organization: { roots_or_ous: [ORG_OU], exclude: ['r-ab12'] } }] }, /tenants\.0\.organization\.exclude\.0: an account id \(12 digits\) or an OU id/],
+    ['a group name with a quote', { tenants: [{ ...tenant, groups: [{ name: 'data "admins"' }] }] }, /tenants\.0\.groups\.0\.name: letters, digits, spaces/],
+    ['an unknown group field', { tenants: [{ ...tenant, groups: [{ name: 'data-admins', members: [] }] }] }, /tenants\.0\.groups\.0: Unrecognized key/],
+    [
+      'a group named twice (by one name and another\'s id)',
+      { tenants: [{ ...tenant, groups: [{ name: 'data-admins', id: 'g-1' }, { name: 'g-1' }] }] },
+      /tenants\.0\.groups\.1: g-1 names two groups; a target names one group$/,
+    ],
     ['an unknown organization field', { tenants: [{ ...tenant, organization: { roots_or_ous: [ORG_OU], ous: [] } }] }, /tenants\.0\.organization: Unrecognized key/],
     [
       'an OU named by two tenants on one instance',
@@ -145,6 +152,16 @@ describe('config', () => {
     };
     const config = loadConfig(write('shared.json', JSON.stringify(shared)));
     assert.deepEqual(config.tenants.map((t) => Object.keys(t.accounts)), [['111111111111'], ['333333333333']]);
+  });
+
+  it('reads grantable groups: name, id, environment (default unknown) and what they bring', () => {
+    const groups = [{ name: 'Data Admins', id: '9067a5e4-0001', brings: [{ account: '111111111111', permission_set: 'PowerUserAccess' }] }, { name: 'prod-admins', environment: 'production' }];
+    const [t] = loadConfig(write('groups.json', JSON.stringify({ tenants: [{ ...tenant, groups }] }))).tenants;
+    assert.deepEqual(t.groups, [
+      { name: 'Data Admins', id: '9067a5e4-0001', environment: 'unknown', brings: [{ account: '111111111111', permission_set: 'PowerUserAccess' }] },
+      { name: 'prod-admins', environment: 'production', brings: [] },
+    ]);
+    assert.deepEqual(loadConfig(write('no-groups.json', JSON.stringify({ tenants: [tenant] }))).tenants[0].groups, []);
   });
 
   it('reads an organization: where the accounts are, exclusions, the environment tag; tenants on one instance may each name their own OUs', () => {

@@ -257,7 +257,10 @@ describe('policy: accounts in AWS Organizations', () => {
   });
 
   it('keeps a schema from before organisations working: its accounts are sent with their environment alone', () => {
-    const old = schema.replace(/namespace AWS \{[\s\S]*?\n\}\n/, '').replace(/entity Account in \[AWS::OrgUnit\] \{[\s\S]*?\n\};/, 'entity Account {\n  environment: String,\n};');
+    const old = schema
+      .replace(/namespace AWS \{[\s\S]*?\n\}\n/, '')
+      .replace(/entity Account in \[AWS::OrgUnit\] \{[\s\S]*?\n\};/, 'entity Account {\n  environment: String,\n};')
+      .replace('resource: [Account, AWS::IdentityStoreGroup]', 'resource: Account');
     assert.doesNotMatch(old, /OrgUnit|tags/);
     const set = loadPolicySet(folder({ 'schema.cedarschema': old, 'allow.cedar': '@id("allow") permit(principal, action, resource) when { resource.environment == "staging" };' }));
     assert.equal(set.authorize(req({ account: payments })).allowed, true);
@@ -302,7 +305,7 @@ describe('policy: loading a folder', () => {
     const msg = loadError({
       'a.cedar': ok + '\n@id("typo")\npermit(principal, action == Action::"request", resource)\nwhen { resource.enviroment == "production" };\n',
     });
-    assert.match(msg, /^a\.cedar:6:8: .*attribute `enviroment` on entity type `Account` not found/);
+    assert.match(msg, /^a\.cedar:6:8: .*attribute `enviroment` on entity type `(Account|AWS::IdentityStoreGroup)` not found/);
   });
 
   it('requires @id on every policy', () => {
@@ -355,3 +358,37 @@ function folder(files: Record<string, string>): string {
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
   return dir;
 }
+
+describe('policy: group grants', () => {
+  const schema = fs.readFileSync(path.join(POLICIES, 'schema.cedarschema'), 'utf8');
+  const group = (name: string, environment = 'unknown') => req({ accountId: '', accountEnvironment: environment, group: { name, environment }, context: { role: 'member' } });
+
+  it('sees the group as the resource (AWS::IdentityStoreGroup, by name) with its name and environment; account policies do not match it', () => {
+    const set = loadPolicySet(
+      folder({
+        'schema.cedarschema': schema,
+        'groups.cedar': [
+          '@id("data-admins") permit(principal, action == Action::"request", resource == AWS::IdentityStoreGroup::"data-admins") when { context.role == "member" };',
+          '@id("named") permit(principal, action == Action::"activate", resource is AWS::IdentityStoreGroup) when { resource.name like "readers-*" };',
+          '@id("prod-groups") @advice("Production groups need review.") forbid(principal, action == Action::"activate", resource) when { resource.environment == "production" };',
+          '@id("accounts") permit(principal, action, resource is Account);',
+        ].join('\n'),
+      }),
+    );
+    assert.equal(set.authorize(group('data-admins')).allowed, true);
+    assert.equal(set.authorize(group('ops')).allowed, false, 'a permit for one group (or for accounts) allows no other group');
+    assert.equal(set.authorize({ ...group('readers-eu'), action: 'activate' }).allowed, true, 'resource.name');
+    assert.deepEqual(set.authorize({ ...group('readers-prod', 'production'), action: 'activate' }), { allowed: false, policyIds: ['prod-groups'], notices: ['Production groups need review.'] });
+    assert.equal(set.authorize(req({})).allowed, true, 'accounts are decided as before');
+  });
+
+  it('refuses group targets, with a notice, under a schema that does not declare the group entity', () => {
+    const old = schema.replace(/\n  entity IdentityStoreGroup \{[\s\S]*?\n  \};\n/, '\n').replace('resource: [Account, AWS::IdentityStoreGroup]', 'resource: Account');
+    assert.doesNotMatch(old, /IdentityStoreGroup/);
+    const set = loadPolicySet(folder({ 'schema.cedarschema': old, 'allow.cedar': '@id("allow") permit(principal, action, resource);' }));
+    const d = set.authorize(group('data-admins'));
+    assert.equal(d.allowed, false);
+    assert.match(d.notices[0], /does not declare AWS::IdentityStoreGroup/);
+    assert.equal(set.authorize(req({})).allowed, true);
+  });
+});

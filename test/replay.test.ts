@@ -48,6 +48,9 @@ const OTHER_HISTORIES = [
   'reconcile-removes-leftover',
   'leftover-removed',
   'organization-read',
+  'group-activate-expire',
+  'group-request-approve-revoke',
+  'group-reconcile-removes-leftover',
 ];
 /**
  * Recorded under 1.0 while their runs were still open (before recordRun waited for the close):

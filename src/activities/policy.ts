@@ -3,9 +3,9 @@
 // permission set may have changed since. Today's policies decide, with the account as configured
 // now, the permission set's session duration as AWS says now, and the requester as the grant
 // keeps them (their groups at the call).
-import { type AppConfig, ownAccountsOnly, tenantById } from '../config';
-import { accountFacts, type OrganizationReport } from '../domain/accounts';
-import { accountIdOf, type GrantState } from '../domain/grant';
+import { type AppConfig, grantableGroup, ownAccountsOnly, tenantById } from '../config';
+import { type OrganizationReport, policyResourceOf } from '../domain/accounts';
+import type { GrantState } from '../domain/grant';
 import { loadPolicySet, type PolicySet } from '../policy';
 import { askedByGrant, policyContext } from '../policy/context';
 
@@ -39,10 +39,10 @@ export function createPolicyActivities(
       const tenant = tenantById(config, key.tenantId);
       const refused = (notice: string, policyIds: readonly string[] = []): StartDecision => ({ allowed: false, notices: [notice], policyIds: [...policyIds] });
       if (!tenant) return refused('The tenant is no longer configured.');
-      const accountId = accountIdOf(key.target);
       // As the API sees it: the organisation as last read (an account moved out, or closed, since the call is refused).
-      const account = accountFacts(tenant, accountId, await organizationOf(tenant.id));
-      if (ownAccountsOnly(tenant) && !account.owned) return refused(`${key.target} is no longer one of this tenant's accounts.`);
+      const resource = policyResourceOf(tenant, key.target, await organizationOf(tenant.id));
+      if (resource.group && !grantableGroup(tenant, resource.group.name)) return refused(`${key.target} is no longer a grantable group of this tenant.`);
+      if (resource.account && ownAccountsOnly(tenant) && !resource.account.owned) return refused(`${key.target} is no longer one of this tenant's accounts.`);
       if (grant.durationSeconds > tenant.grants.max_duration_seconds) {
         return refused(`${key.role} on ${key.target}: at most ${tenant.grants.max_duration_seconds} seconds may now be requested (the grant is for ${grant.durationSeconds}).`);
       }
@@ -50,7 +50,7 @@ export function createPolicyActivities(
       const context = policyContext(askedByGrant(grant), { [key.role]: await sessionSeconds(tenant.id, key.role) });
       const policies = byFolder.get(tenant.policies) ?? loadPolicySet(tenant.policies);
       const decide = (action: 'request' | 'activate') =>
-        policies.authorize({ principal: grant.principal, action, accountId, accountEnvironment: account.environment, account, context });
+        policies.authorize({ principal: grant.principal, action, ...resource, context });
       const asked = decide('request');
       if (!asked.allowed) {
         return { allowed: false, notices: asked.notices.length > 0 ? [...asked.notices] : [`No policy allows ${grant.principal.id} to request ${key.role} on ${key.target} any more.`], policyIds: [...asked.policyIds] };

@@ -3,7 +3,7 @@
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { decodeJwt } from 'jose';
 import type { AccessInterval, AuditEvent } from '../domain/audit';
-import { TARGET_PATTERN } from '../domain/grant';
+import { ENTITLEMENT_TARGET_PATTERN } from '../domain/grant';
 import { type AccessRequest, ApiError, callApi, type Connection, EXIT, type Grant } from './api';
 import { DEFAULT_PROFILE, PROFILE_NAME, readProfile, withProfilesLock, writeProfile } from './profiles';
 import { accessTokenOf, requireSafeUrl, revokeAtProvider, signInOf, signInWithBrowser, signInWithDevice } from './sign-in';
@@ -63,10 +63,10 @@ export function parseProfileName(value: string): string {
   return value;
 }
 
-/** An account id or `AWS::Account::{id}`. */
+/** An account id or `AWS::Account::{id}`, or a group: `AWS::IdentityStore::Group::{name or id}`. */
 export function parseTarget(value: string): string {
   const target = /^\d{12}$/.test(value) ? `AWS::Account::${value}` : value;
-  if (!TARGET_PATTERN.test(target)) throw new InvalidArgumentError('expected a 12-digit account id or AWS::Account::{id}');
+  if (!ENTITLEMENT_TARGET_PATTERN.test(target)) throw new InvalidArgumentError('expected a 12-digit account id, AWS::Account::{id} or AWS::IdentityStore::Group::{group name or id}');
   return target;
 }
 
@@ -763,8 +763,8 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .action(action(whoamiCommand));
 
   common(root.command('ensure'))
-    .description('make sure you hold a role on an account (or on every account a selector names): activate it, request it or extend it')
-    .option('--target <account>', 'account id or AWS::Account::{id}', parseTarget)
+    .description('make sure you hold a role on an account or group (or on every account a selector names): activate it, request it or extend it')
+    .option('--target <account>', 'account id, AWS::Account::{id}, or AWS::IdentityStore::Group::{group}', parseTarget)
     .option('--ou <id>', 'instead of --target: every account under this OU (ou-...) you may request the role on, at any depth')
     .option('--tag <key=value>', 'instead of --target: every account with this tag you may request the role on')
     .option('--account-name <pattern>', "instead of --target: every account whose name matches, e.g. 'data-*' (* any run, ? one character)")
@@ -860,7 +860,7 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
 
   common(root.command('report'))
     .description('who held which role on an account, when: intervals from the audit trail')
-    .requiredOption('--target <account>', 'account id or AWS::Account::{id}', parseTarget)
+    .requiredOption('--target <account>', 'account id, AWS::Account::{id}, or AWS::IdentityStore::Group::{group}', parseTarget)
     .option('--role <name>', 'only this role')
     .requiredOption('--from <time>', 'ISO time or date, e.g. 2026-10-01')
     .requiredOption('--to <time>', 'ISO time or date (a date counts to its end), at most 92 days after --from')

@@ -1,7 +1,8 @@
 // What policies and listings know of one of a tenant's accounts: its config entry, and what the
 // latest read of its organisation said (src/activities/organizations.ts). Pure: the API and the
 // worker decide on the same facts.
-import { environmentOf, type OrganizationConfig, type TenantConfig, UNKNOWN_ENVIRONMENT } from '../config';
+import { environmentOf, grantableGroup, type OrganizationConfig, type TenantConfig, UNKNOWN_ENVIRONMENT } from '../config';
+import { accountIdOf, groupOf } from './grant';
 
 /** One ACTIVE account as AWS Organizations lists it. */
 export interface OrganizationAccount {
@@ -74,4 +75,18 @@ export function tenantAccountIds(tenant: Pick<TenantConfig, 'accounts' | 'organi
 export function inOrganization(organization: OrganizationConfig, accountId: string, ouPath: readonly string[]): boolean {
   if (organization.exclude.includes(accountId) || ouPath.some((id) => organization.exclude.includes(id))) return false;
   return ouPath.some((id) => organization.roots_or_ous.includes(id));
+}
+
+/**
+ * What policies see of a target: its account's facts, or a grantable group's name and environment
+ * (a group the tenant does not list is seen with environment "unknown").
+ */
+export function policyResourceOf(tenant: Pick<TenantConfig, 'accounts' | 'organization' | 'groups'>, target: string, organization: OrganizationReport | undefined) {
+  const group = groupOf(target);
+  if (group !== undefined) {
+    const environment = grantableGroup(tenant, group)?.environment ?? UNKNOWN_ENVIRONMENT;
+    return { accountId: '', accountEnvironment: environment, group: { name: group, environment } };
+  }
+  const account = accountFacts(tenant, accountIdOf(target), organization);
+  return { accountId: account.id, accountEnvironment: account.environment, account };
 }

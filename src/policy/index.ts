@@ -18,6 +18,8 @@ export interface PolicyRequest {
   accountEnvironment: string;
   /** What the organisation says of the account (src/domain/accounts.ts); absent: nothing (no name, no tags, no OUs). */
   account?: AccountAttributes;
+  /** A group target: the resource is the group (GROUP_ENTITY_TYPE, by name), not an account. */
+  group?: { name: string; environment: string };
   context: {
     role: string;
     duration_seconds: number;
@@ -49,9 +51,17 @@ interface AccountShape {
   tags: boolean;
   /** `entity Account in [AWS::OrgUnit]`: the account's OUs are its parents. */
   orgUnits: boolean;
+  /** The schema declares the group entity (GROUP_ENTITY_TYPE), and whether with `tags` (sent empty: a group has none). */
+  group: false | { tags: boolean };
 }
 
-const NO_ACCOUNT_SHAPE: AccountShape = { name: false, tags: false, orgUnits: false };
+const NO_ACCOUNT_SHAPE: AccountShape = { name: false, tags: false, orgUnits: false, group: false };
+
+/**
+ * The Cedar entity type of an Identity Store group target. Not `AWS::IdentityStore::Group`: Cedar
+ * refuses a namespaced type whose last name shadows the schema's own `Group` (the principal's groups).
+ */
+export const GROUP_ENTITY_TYPE = 'AWS::IdentityStoreGroup';
 
 /** The Cedar entity type of an OU or root (`resource in AWS::OrgUnit::"ou-..."`). */
 export const ORG_UNIT_TYPE = 'AWS::OrgUnit';
@@ -170,6 +180,8 @@ export class PolicySet {
   }
 
   authorize(req: PolicyRequest): PolicyDecision {
+    // A schema from before group grants (a tenant's own copy): its policies were not written for groups.
+    if (req.group && !this.accountShape.group) return NO_GROUP_ENTITY;
     const request = cedarRequest(req, this.accountShape);
     const key = JSON.stringify(request);
     let decision = this.decisions.get(key);
@@ -342,16 +354,25 @@ export function loadPolicySet(dir: string): PolicySet {
   return new PolicySet(policySetId, schemaName, order, advice, approvals, { ...index, numbers: [...index.numbers] }, accountShape);
 }
 
-/** What the schema's `Account` (in the unnamed namespace) declares of names, tags and OUs. */
+const NO_GROUP_ENTITY: PolicyDecision = Object.freeze({
+  allowed: false,
+  policyIds: Object.freeze([]),
+  notices: Object.freeze([`This tenant's policy schema does not declare ${GROUP_ENTITY_TYPE}, so no policy decides group grants (docs/policies.md).`]),
+});
+
+/** What the schema's `Account` (in the unnamed namespace) declares of names, tags and OUs, and whether it declares the group entity. */
 function accountShapeOf(schema: string): AccountShape {
   const answer = cedar.schemaToJson(schema);
   if (answer.type === 'failure') return NO_ACCOUNT_SHAPE;
+  const [namespace, typeName] = [GROUP_ENTITY_TYPE.split('::').slice(0, -1).join('::'), GROUP_ENTITY_TYPE.split('::').at(-1)!];
+  const group = answer.json[namespace]?.entityTypes?.[typeName] as { shape?: { attributes?: Record<string, unknown> } } | undefined;
   const account = answer.json['']?.entityTypes?.Account as { memberOfTypes?: string[]; shape?: { attributes?: Record<string, unknown> } } | undefined;
   const attributes = account?.shape?.attributes ?? {};
   return {
     name: Object.hasOwn(attributes, 'name'),
     tags: Object.hasOwn(attributes, 'tags'),
     orgUnits: (account?.memberOfTypes ?? []).includes(ORG_UNIT_TYPE),
+    group: group ? { tags: Object.hasOwn(group.shape?.attributes ?? {}, 'tags') } : false,
   };
 }
 
@@ -375,10 +396,14 @@ function cedarRequest(req: PolicyRequest, shape: AccountShape): CedarRequest {
     // A set of {key, value}: `resource.tags.contains({key: "env", value: "prod"})`.
     ...(shape.tags && { tags: Object.entries(req.account?.tags ?? {}).sort().map(([key, value]) => ({ key, value })) }),
   };
+  const resource = req.group ? { type: GROUP_ENTITY_TYPE, id: req.group.name } : account;
+  const resourceEntities: cedar.EntityJson[] = req.group
+    ? [{ uid: resource, attrs: { name: req.group.name, environment: req.group.environment, ...(shape.group && shape.group.tags && { tags: [] }) }, parents: [] }]
+    : [...orgUnits, { uid: account, attrs: accountAttrs, parents: ouPath.length > 0 ? [{ type: ORG_UNIT_TYPE, id: ouPath.at(-1)! }] : [] }];
   return {
     principal: user,
     action: { type: 'Action', id: req.action },
-    resource: account,
+    resource,
     context: {
       role: context.role,
       duration_seconds: context.duration_seconds,
@@ -392,8 +417,7 @@ function cedarRequest(req: PolicyRequest, shape: AccountShape): CedarRequest {
     entities: [
       { uid: user, attrs: { email: principal.email ?? '' }, parents: groups },
       ...groups.map((uid): cedar.EntityJson => ({ uid, attrs: {}, parents: [] })),
-      ...orgUnits,
-      { uid: account, attrs: accountAttrs, parents: ouPath.length > 0 ? [{ type: ORG_UNIT_TYPE, id: ouPath.at(-1)! }] : [] },
+      ...resourceEntities,
     ],
   };
 }
@@ -408,9 +432,10 @@ function selfCheck(policySetId: string, schemaName: string, schemaFile: string, 
     account: { name: 'self-check', tags: { env: 'self-check' }, ou_path: ['r-self', 'ou-self-checkabc'] },
     context: { role: 'self-check', duration_seconds: 0, has_reason: false, has_ticket_attachment: false },
   };
-  for (const action of ['request', 'activate', 'review', 'revoke', 'audit'] as const) {
+  const samples = [sample, ...(shape.group ? [{ ...sample, accountId: '', account: undefined, group: { name: 'self-check', environment: 'unknown' } }] : [])];
+  for (const [action, asked] of (['request', 'activate', 'review', 'revoke', 'audit'] as const).flatMap((a) => samples.map((s) => [a, s] as const))) {
     const answer = cedar.statefulIsAuthorized({
-      ...cedarRequest({ ...sample, action }, shape),
+      ...cedarRequest({ ...asked, action }, shape),
       preparsedPolicySetId: policySetId,
       preparsedSchemaName: schemaName,
       validateRequest: true,

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { LRUCache } from 'lru-cache';
-import { env, ownAccountsOnly, type TenantConfig } from '../config';
+import { env, grantableGroup, ownAccountsOnly, type TenantConfig } from '../config';
 import type { AuditRecord } from '../domain/audit';
 import { AccessError } from '../domain/errors';
 import { newId } from '../domain/ids';
@@ -18,6 +18,10 @@ import {
   type GrantKey,
   type GrantState,
   type GrantView,
+  GROUP_ROLE,
+  GROUP_TARGET_PREFIX,
+  groupOf,
+  groupSessionWarning,
   grantName,
   grantWorkflowId,
   isOpen,
@@ -80,6 +84,9 @@ export class EnsureService {
     const planned = input.entitlements.map((e) =>
       this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false, startsAt, calledAt, sessionSeconds),
     );
+    // A group named by its name and by its id in one call: the same grant twice.
+    const twice = planned.find((p, i) => planned.findIndex((q) => q.key.target === p.key.target && q.key.role === p.key.role) !== i);
+    if (twice) throw new AccessError('invalid_request', `${twice.key.role} on ${twice.key.target} is asked for twice (by the group's name and by its id); nothing was changed.`);
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
       // On record before the caller hears the answer (issue 13), as one event per refused call
@@ -215,7 +222,10 @@ export class EnsureService {
     const { tenant, principal } = caller;
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
     const limits = tenant.grants;
-    const accountId = accountIdOf(key.target);
+    const groupAsked = groupOf(key.target);
+    // A group named by its id is the same grant as by its name: the key keeps the name.
+    const group = groupAsked === undefined ? undefined : grantableGroup(tenant, groupAsked);
+    if (group) key.target = GROUP_TARGET_PREFIX + group.name;
     const durationSeconds = entitlement.duration_seconds ?? limits.default_duration_seconds;
     const validation = validateJustification(justification);
     const context = policyContext({ role: key.role, durationSeconds, justification, breakGlass, startsAt, askedAt: calledAt }, sessionSeconds);
@@ -229,7 +239,15 @@ export class EnsureService {
       notifications: notificationsOf(tenant),
       ...(startsAt && { startsAt }),
     };
-    if (ownAccountsOnly(tenant) && !this.runs.accountOf(tenant, accountId).owned) {
+    if (groupAsked !== undefined && !group) {
+      const notice = `${key.target} is not a grantable group of this tenant: only the groups its configuration lists under groups may be targets.`;
+      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
+    }
+    if (group && key.role !== GROUP_ROLE) {
+      const notice = `${key.target}: a group grant's role is "${GROUP_ROLE}" (membership of the group), not "${key.role}".`;
+      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
+    }
+    if (!group && ownAccountsOnly(tenant) && !this.runs.accountOf(tenant, accountIdOf(key.target)).owned) {
       const notice = !tenant.organization
         ? `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists may be targets.`
         : this.runs.organization(tenant.id)
@@ -374,6 +392,11 @@ function laterStart(tenant: TenantConfig, startsAt: string | undefined, calledAt
  * not only once it is active (when the worker, reading AWS, notes it on the grant).
  */
 function withSessionWarning(tenant: TenantConfig, view: GrantView, sessionSeconds: number | undefined): Diagnostic[] {
+  const group = groupOf(view.target);
+  if (group !== undefined) {
+    if (view.diagnostics.some((d) => d.code === 'session_may_outlive_grant')) return view.diagnostics;
+    return [...view.diagnostics, groupSessionWarning(group, grantableGroup(tenant, group)?.brings ?? [])];
+  }
   if (tenant.aws.revoke_sessions || !sessionSeconds || view.diagnostics.some((d) => d.code === 'session_may_outlive_grant')) return view.diagnostics;
   const warning = sessionMayOutliveGrant(sessionSeconds, view.duration_seconds);
   return warning ? [...view.diagnostics, warning] : view.diagnostics;
@@ -447,7 +470,7 @@ function uiSummary(principal: Principal, key: GrantKey, req: EnsureRequest): { s
     ...(reason?.trim() ? [`Reason: ${markdownText(reason.trim().slice(0, 500))}`] : []),
     ...(attachments.length > 0 ? [`Attachments: ${attachments.slice(0, 5).map(markdownText).join(', ')}`] : []),
   ];
-  return { staticSummary: `${who}: ${role} on ${accountIdOf(key.target)} for ${hours} (${how})`, staticDetails: details.join('\n\n') };
+  return { staticSummary: `${who}: ${role} on ${groupOf(key.target) ?? accountIdOf(key.target)} for ${hours} (${how})`, staticDetails: details.join('\n\n') };
 }
 
 /**

@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import { defaultPayloadConverter, WorkflowNotFoundError } from '@temporalio/common';
 import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non-workflow';
 import { env, type TenantConfig } from '../config';
-import { type AccountFacts, accountFacts, type OrganizationReport } from '../domain/accounts';
+import { type AccountFacts, accountFacts, type OrganizationReport, policyResourceOf } from '../domain/accounts';
 import { accountIdOf, type GrantKey, grantName, type GrantState, grantWorkflowId, type Principal } from '../domain/grant';
 import { AccessError } from '../domain/errors';
 import type { PolicyAction, PolicyDecision, PolicyRequest, PolicySet } from '../policy';
@@ -200,15 +200,7 @@ export class GrantRuns {
 
   /** The caller's `action` on the entitlement of `key`, in the context policyContext made. */
   decide({ tenant, principal }: Caller, action: PolicyAction, key: GrantKey, context: PolicyRequest['context']): PolicyDecision {
-    const account = this.accountOf(tenant, accountIdOf(key.target));
-    return this.policySet(tenant).authorize({
-      principal,
-      action,
-      accountId: account.id,
-      accountEnvironment: account.environment,
-      account,
-      context,
-    });
+    return this.policySet(tenant).authorize({ principal, action, ...policyResourceOf(tenant, key.target, this.organization(tenant.id)), context });
   }
 
   policySet(tenant: TenantConfig): PolicySet {
@@ -376,7 +368,8 @@ const macOf = (payload: string, query: string, key: Buffer) => createHmac('sha25
  * the literal, so no input can widen a query beyond its tenant.
  */
 export function equals(attribute: { name: string }, value: string): string {
-  if (!/^[\w:.@%+=,~-]*$/.test(value)) throw new Error(`refusing an unsafe value in a visibility query: ${JSON.stringify(value)}`);
+  // A space is safe inside the quotes (a group's name may hold one); a quote or backslash is not.
+  if (!/^[\w:.@%+=,~ -]*$/.test(value)) throw new Error(`refusing an unsafe value in a visibility query: ${JSON.stringify(value)}`);
   return `${attribute.name} = '${value}'`;
 }
 

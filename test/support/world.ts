@@ -23,6 +23,7 @@ import { awsClientConfig, repoRoot, type Stack, startLocalServices, startStack }
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
 import { type FakeSlack, startFakeSlack } from './slack';
 import { organization, seedOrganization } from './organization';
+import { groups, groupsConfig, seedGroups } from './groups';
 
 export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 /** Its own policies (everything auto-activates) and a 3-second review window. */
@@ -104,6 +105,8 @@ export const CONSOLE_ACCOUNTS = { sandbox: '720000000001', tools: '720000000002'
  * policies on its OUs and tags, on an instance of its own. Its organisation is read only when a
  * test triggers its Schedule (organizationRead).
  */
+/** Group grants (issue 39 §3): its groups are test/support/groups.ts's; its AWS calls pass the groupsAws proxy. */
+export const GROUPS_TENANT = { id: '6a0b0000-0000-4000-8000-0000000060a1', name: 'groups' };
 export const ORG_TENANT = { id: '0a9a0000-0000-4000-8000-00000000a0a9', name: 'organization' };
 
 /**
@@ -216,6 +219,8 @@ interface World {
   faults: FaultProxy;
   /** Between the sessions tenant and moto. */
   sessionsAws: FaultProxy;
+  /** Between the groups tenant and moto: describes a SCIM-synced group as AWS does. */
+  groupsAws: FaultProxy;
   /** Slack's API and response_urls, for SLACK_TENANT and OTHER_TENANT. */
   slack: FakeSlack;
   /** Between the faults tenant's audit store and moto's S3. */
@@ -258,6 +263,7 @@ export async function startWorld(): Promise<void> {
   const webhooks = await startWebhookReceiver();
   const faults = await FaultProxy.start();
   const sessionsAws = await FaultProxy.start();
+  const groupsAws = await FaultProxy.start();
   const slack = await startFakeSlack(SLACK_BOT_TOKEN, SLACK_EMAILS);
   const botTokenFile = path.join(dir, 'slack-bot-token');
   writeFileSync(botTokenFile, `${SLACK_BOT_TOKEN}\n`);
@@ -284,7 +290,10 @@ export async function startWorld(): Promise<void> {
   env.organizationCheckMs = 1_000;
   const stack = await startStack({
     dir,
-    beforeConfig: async (awsEndpoint) => void (await seedOrganization(awsEndpoint, dir)),
+    beforeConfig: async (awsEndpoint) => {
+      await seedOrganization(awsEndpoint, dir);
+      await seedGroups(awsEndpoint, dir);
+    },
     tenants: [
       {
         ...TENANT,
@@ -380,6 +389,7 @@ export async function startWorld(): Promise<void> {
           environment_tag: 'env',
         }),
       },
+      { ...GROUPS_TENANT, policies: path.join(dir, 'group-policies'), grants: TEST_LIMITS, awsEndpoint: groupsAws.url, groups: groupsConfig },
       {
         ...MANY_TENANT,
         grants: TEST_LIMITS,
@@ -407,6 +417,8 @@ export async function startWorld(): Promise<void> {
   }
   await faults.upstream(stack.awsEndpoint);
   await sessionsAws.upstream(stack.awsEndpoint);
+  await groupsAws.upstream(stack.awsEndpoint);
+  await groupsAws.externalGroup(groups().ids.scimSynced);
   auditOutage.forwardTo(stack.awsEndpoint);
   const config = loadConfig(stack.configPath);
   const services = await startLocalServices(stack, config);
@@ -421,6 +433,7 @@ export async function startWorld(): Promise<void> {
     webhooks,
     faults,
     sessionsAws,
+    groupsAws,
     slack,
     auditOutage,
     workerMetrics: services.workerMetrics,
@@ -431,6 +444,7 @@ export async function startWorld(): Promise<void> {
       await webhooks.close();
       await faults.close();
       await sessionsAws.close();
+      await groupsAws.close();
       await slack.close();
       await auditOutage.close();
     },
