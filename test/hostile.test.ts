@@ -240,7 +240,9 @@ describe('values that reach Temporal', function () {
 
   it('refuses to build a visibility query from a value that could end its literal', () => {
     assert.equal(equals(searchAttributes.target, 'AWS::Account::123456789012'), "AccessTarget = 'AWS::Account::123456789012'");
-    for (const value of ["x' OR AccessTenant != '", 'a"b', 'a\\b', "x') OR ('1'='1", 'a b']) {
+    // A space stays inside the quotes (a group's name may hold one); a quote or a backslash could end them.
+    assert.equal(equals(searchAttributes.target, 'AWS::IdentityStore::Group::data admins'), "AccessTarget = 'AWS::IdentityStore::Group::data admins'");
+    for (const value of ["x' OR AccessTenant != '", 'a"b', 'a\\b', "x') OR ('1'='1", "a b'"]) {
       assert.throws(() => equals(searchAttributes.principal, value), /unsafe value/);
     }
   });
