@@ -8,6 +8,8 @@ import path from 'node:path';
 import { IdentitystoreClient, CreateUserCommand, ConflictException, GetUserIdCommand } from '@aws-sdk/client-identitystore';
 import {
   SSOAdminClient,
+  CreateAccountAssignmentCommand,
+  DescribeAccountAssignmentCreationStatusCommand,
   ListInstancesCommand,
   CreatePermissionSetCommand,
   DescribePermissionSetCommand,
@@ -18,7 +20,7 @@ import { Client, Connection } from '@temporalio/client';
 import autocannon from 'autocannon';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { awsClientConfig, type Child, freePort, repoRoot, startChild, startStack, stopChild, waitFor, type Stack } from '../scripts/stack';
-import { WIRE_SLACK_MS } from '../src/activities/aws';
+import { pacer, semaphore, WIRE_SLACK_MS } from '../src/activities/aws';
 import { FLEET_REFRESH_MS, pollersOf, presenceQueueOf } from '../src/activities/fleet';
 import { env as workerEnv, loadConfig } from '../src/config';
 import { WORKER_ENV, WORKER_NODE_FLAGS } from '../src/worker-process';
@@ -30,6 +32,7 @@ import { reconcileScheduleId } from '../src/schedules';
 import { launchChromium, signedIn } from '../test/support/browser';
 import { FaultProxy } from '../test/support/fault-proxy';
 import { FLOOR_TASK_QUEUE, type FloorAws } from './floor';
+import { organizationScenario, seedBenchOrganization } from './organization';
 
 const int = (name: string, fallback: number): number => {
   const value = process.env[name];
@@ -52,7 +55,7 @@ const ints = (name: string, fallback: number[]): number[] => {
 /** The engine under test: the dev server, or with TEMPORAL_PERSISTENCE=postgres a server on PostgreSQL. */
 const ENGINE =
   process.env.TEMPORAL_PERSISTENCE === 'postgres' ? 'Temporal server on PostgreSQL (4 history shards)' : 'Temporal dev server (SQLite)';
-const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile', 'entitlements', 'console'];
+const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile', 'entitlements', 'console', 'organization', 'many-accounts'];
 
 const settings = {
   /** autocannon connections for the no-change and extension scenarios and their floors (scale-out: split over its APIs). */
@@ -100,8 +103,13 @@ const settings = {
   entitlementsAccounts: int('BENCH_ENTITLEMENTS_ACCOUNTS', 3000),
   entitlementsPermissionSets: int('BENCH_ENTITLEMENTS_PERMISSION_SETS', 25),
   entitlementsSamples: int('BENCH_ENTITLEMENTS_SAMPLES', 100),
+  /** Many accounts: entitlements in the one ensure (accounts × 1 role), and as many assignments made by the floor. */
+  manyAccounts: int('BENCH_MANY_ACCOUNTS', 200),
   /** First loads of each console page measured (each in a new browser context: nothing cached). */
   consoleSamples: int('BENCH_CONSOLE_SAMPLES', 40),
+  /** The organisation refresh: accounts in the tenant's organisation, and its OUs (two levels). */
+  organizationAccounts: int('BENCH_ORG_ACCOUNTS', 10_000),
+  organizationOus: int('BENCH_ORG_OUS', 40),
   /** Results go to bench/results/<out>.{md,json}. */
   out: process.env.BENCH_OUT || 'results',
   /** Which scenarios to run (comma-separated); default all. */
@@ -119,6 +127,8 @@ const RECONCILE_TENANT = { id: 'b0000000-0000-4000-8000-0000000ec0c1', region: '
 /** The entitlements scenario's tenant (issue 37 §3): an organisation's accounts and permission sets, on an instance of its own. */
 const CATALOGUE_TENANT = { id: 'b0000000-0000-4000-8000-0000000ca7a1', region: 'me-south-1' };
 const CATALOGUE_ENVIRONMENTS = ['production', 'staging', 'development'];
+/** The organisation scenario's tenant (issue 39): its accounts in AWS Organizations, on an instance of its own at the default quota. */
+const ORGANIZATION_TENANT = { id: 'b0000000-0000-4000-8000-0000000a0a90', region: 'ap-east-1' };
 /** The console scenario's tenant (issue 38): signed in through a local provider, on the stack's own instance for it. */
 const CONSOLE_TENANT = { id: 'b0000000-0000-4000-8000-00000000c0e5' };
 /** Grants the console scenario's person holds while their pages load. */
@@ -463,6 +473,7 @@ async function main(): Promise<void> {
       ...(settings.scenarios.includes('reads') ? [{ id: READS_TENANT.id, name: 'reads', grants: BENCH_GRANTS }] : []),
       ...(settings.scenarios.includes('reconcile') ? [{ id: RECONCILE_TENANT.id, name: 'reconcile', grants: BENCH_GRANTS }] : []),
       ...(settings.scenarios.includes('entitlements') ? [{ id: CATALOGUE_TENANT.id, name: 'catalogue', grants: BENCH_GRANTS, policies: cataloguePolicies(dir) }] : []),
+      ...(settings.scenarios.includes('organization') ? [{ id: ORGANIZATION_TENANT.id, name: 'organization', grants: BENCH_GRANTS }] : []),
       ...(settings.scenarios.includes('console')
         ? [{
             id: CONSOLE_TENANT.id,
@@ -491,6 +502,9 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   const readsSeed = settings.scenarios.includes('reads') ? await seedRegion(stack.awsEndpoint, READS_TENANT.region) : undefined;
   const reconcileWorld = settings.scenarios.includes('reconcile') ? await seedReconcileWorld(stack.awsEndpoint) : undefined;
   const catalogueWorld = settings.scenarios.includes('entitlements') ? await seedCatalogueWorld(stack.awsEndpoint) : undefined;
+  const organizationSeed = settings.scenarios.includes('organization') ? await seedRegion(stack.awsEndpoint, ORGANIZATION_TENANT.region) : undefined;
+  if (organizationSeed) log(`organization: seeding ${settings.organizationAccounts} accounts in ${settings.organizationOus} OUs`);
+  const organizationWorld = organizationSeed ? await seedBenchOrganization(stack.awsEndpoint, settings.organizationAccounts, settings.organizationOus) : undefined;
   const config = parseYaml(readFileSync(stack.configPath, 'utf8')) as { tenants: ({ id: string; aws: Record<string, unknown> } & Record<string, unknown>)[] };
   config.tenants.forEach((t, i) => {
     if (t.id === RECONCILE_TENANT.id) {
@@ -498,6 +512,13 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
       // AWS's own quota (the default limits), through the proxy that counts the calls; the rounds measured are the scenario's own.
       Object.assign(t.aws, { region: RECONCILE_TENANT.region, sso_instance_arn: w.instanceArn, identity_store_id: w.identityStoreId, endpoint: w.proxy.url });
       Object.assign(t, { accounts: Object.fromEntries(w.accounts.map((a) => [a, {}])), reconcile_interval_seconds: 86_400 });
+      return;
+    }
+    if (t.id === ORGANIZATION_TENANT.id) {
+      const s = organizationSeed!;
+      Object.assign(t.aws, { region: s.region, sso_instance_arn: s.instanceArn, identity_store_id: s.identityStoreId });
+      // The first read starts with the worker (its Schedule runs at creation); the refresh is triggered.
+      Object.assign(t, { organization: { roots_or_ous: organizationWorld!.topOus, environment_tag: 'env', refresh_interval_seconds: 86_400 }, reconcile_interval_seconds: 86_400 });
       return;
     }
     // The console's tenant keeps the instance the stack made for it.
@@ -570,6 +591,11 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
   const results: Record<string, unknown> = {};
 
   // --- The console: a person's first load of a page, as a browser does it. ---------------------
+  results.organization = await attempt('organization', async () => {
+    log('organization: waiting for the first read, then a refresh');
+    return { ...(await organizationScenario(temporal, ORGANIZATION_TENANT.id, callsPerSecond)), callsPerSecond };
+  });
+
   results.console = await attempt('console', async () => {
     const id = CONSOLE_TENANT.id;
     const consoleUrl = `${api}/t/${id}/`;
@@ -643,6 +669,68 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
     } finally {
       await browser.close();
     }
+  });
+
+  // --- Many accounts: one ensure for an organisation's accounts (issue 39 §2). -----------------
+  results.manyAccounts = await attempt('many-accounts', async () => {
+    const t = tenants[0];
+    const sso = ssoOf[0];
+    const n = settings.manyAccounts;
+    const { calls_per_second: perSecond, assignment_operations_in_flight: inFlight } = loadConfig(configPath).tenants.find((c) => c.id === t.id)!.aws.limits;
+    // 12 digits of their own (every one-digit prefix of account() is some scenario's).
+    const accounts = Array.from({ length: n }, (_, i) => String(880_000_000_000 + i));
+    const ensureOf = (token: string, role: string, on: string[]) =>
+      fetch(`${api}/v1/access/ensure`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'x-tenant-id': t.id },
+        body: JSON.stringify({ entitlements: on.map((a) => ({ target: `AWS::Account::${a}`, role, duration_seconds: 3600 })), justification: { reason: 'bench' } }),
+      });
+    // First what starting the grants alone costs: as many reviewed grants (one access request, nothing provisioned).
+    const requestedStarted = performance.now();
+    const requested = await ensureOf(await stack.issueToken(t.id, REQUESTER, { expiresIn: '4h' }), 'AdministratorAccess', accounts.map((_, i) => String(882_000_000_000 + i)));
+    const requestedMs = performance.now() - requestedStarted;
+    const requestedBody = (await requested.json()) as { grants: GrantView[] };
+    if (!requested.ok || requestedBody.grants.some((g) => g.change !== 'requested')) throw new Error(`many accounts, requested: HTTP ${requested.status} ${JSON.stringify(requestedBody).slice(0, 500)}`);
+    const started = performance.now();
+    const res = await ensureOf(t.token, ROLE, accounts);
+    const body = (await res.json()) as { grants: GrantView[] };
+    const answerMs = performance.now() - started;
+    if (!res.ok || body.grants.length !== n) throw new Error(`many accounts: HTTP ${res.status} ${JSON.stringify(body).slice(0, 500)}`);
+    const activated = body.grants.filter((g) => g.change === 'activated').length;
+    // Every assignment, as AWS lists them (listed straight from moto, not through the tenant's pacer).
+    let everyMs = 0;
+    for (;;) {
+      const held = await assignedAccounts(sso, t);
+      if (accounts.every((a) => held.has(a))) {
+        everyMs = performance.now() - started;
+        break;
+      }
+      if (performance.now() - started > 15 * 60_000) throw new Error(`many accounts: ${accounts.filter((a) => !held.has(a)).length} assignments still missing after 15 min`);
+      await sleep(250);
+    }
+
+    // The floor: the same assignments' calls alone (CreateAccountAssignment, then its status until
+    // it succeeded), at the tenant's pace and operations in flight, with the worker's own pacer.
+    const pace = pacer(perSecond);
+    const operation = semaphore(inFlight);
+    let floorCalls = 0;
+    const call = async <T>(send: () => Promise<T>) => (await pace(), floorCalls++, send());
+    const floorStarted = performance.now();
+    await Promise.all(
+      accounts.map((_, i) =>
+        operation(async () => {
+          const created = await call(() =>
+            sso.send(new CreateAccountAssignmentCommand({ InstanceArn: t.instanceArn, TargetId: String(881_000_000_000 + i), TargetType: 'AWS_ACCOUNT', PermissionSetArn: t.permissionSetArn, PrincipalType: 'USER', PrincipalId: t.userId })),
+          );
+          for (let status = created.AccountAssignmentCreationStatus; status?.Status !== 'SUCCEEDED'; ) {
+            if (status?.Status === 'FAILED') throw new Error(`floor assignment failed: ${status.FailureReason}`);
+            status = (await call(() => sso.send(new DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: t.instanceArn, AccountAssignmentCreationRequestId: created.AccountAssignmentCreationStatus?.RequestId })))).AccountAssignmentCreationStatus;
+          }
+        }),
+      ),
+    );
+    const floorMs = performance.now() - floorStarted;
+    return { accounts: n, activated, answerMs: round(answerMs), requestedAnswerMs: round(requestedMs), everyAssignmentSeconds: round(everyMs / 1000, 1), floorSeconds: round(floorMs / 1000, 1), floorCalls, callsPerSecond: perSecond, operationsInFlight: inFlight };
   });
 
   // --- Entitlements: what may I ask for, at an organisation's size. ---------------------------
@@ -1342,7 +1430,7 @@ function writeResults(results: Record<string, any>): void {
   const out = path.join(repoRoot, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, `${settings.out}.json`), JSON.stringify(results, null, 2) + '\n');
-  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, entitlements, console: consolePages, settings: s, machine } = results;
+  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, entitlements, console: consolePages, organization, manyAccounts, settings: s, machine } = results;
   const x = (a: number, b: number) => `${round(a / b, 2)}x`;
   const yes = (ok: boolean) => (ok ? 'met' : '**missed**');
   const section = (name: string, value: any, make: () => string[][]): string[][] =>
@@ -1470,6 +1558,20 @@ function writeResults(results: Record<string, any>): void {
     }),
   );
   rows.push(
+    ...section('organization', organization, () => {
+      const o = organization;
+      const row = (label: string, r: any, target: string, met: boolean | undefined) => [
+        `organisation ${label}: ${r.accounts} accounts in ${s.organizationOus} OUs`,
+        `${r.seconds} s, ${r.calls} calls (result ${round(r.resultBytes / 1024)} KB for a ${round(r.mapBytes / 1024)} KB map)`,
+        `${r.floorSeconds} s (its calls at ${o.callsPerSecond} a second)`,
+        x(r.seconds, r.floorSeconds),
+        target,
+        met === undefined ? '' : yes(met),
+      ];
+      return [row('first read (every account\'s tags)', o.first, '', undefined), row('refresh', o.refresh, '< 60 s', o.refresh.seconds < 60)];
+    }),
+  );
+  rows.push(
     ...section('console', consolePages, () => {
       const c = consolePages;
       const row = (name: 'access' | 'request', label: string) => {
@@ -1482,6 +1584,24 @@ function writeResults(results: Record<string, any>): void {
         ...row('access', `My access (${c.grants} grants)`),
         ...row('request', 'Request access (a page of the catalogue)'),
         ['console: script on a first load', `${c.scriptKB} KB (and ${c.stylesheetKB} KB of stylesheet)`, '', '', '< 100 KB', yes(c.scriptKB < 100)],
+      ];
+    }),
+  );
+  rows.push(
+    ...section('many accounts', manyAccounts, () => {
+      const m = manyAccounts;
+      const what = `one ensure of ${m.accounts} accounts × 1 role`;
+      return [
+        [`${what}: the answer (${m.activated} activated)`, `${m.answerMs} ms`, '', '', 'before every assignment (not waiting for AWS)', yes(m.answerMs < 1000 * m.everyAssignmentSeconds)],
+        [`${what}: the answer when every grant is reviewed (one access request, nothing provisioning)`, `${m.requestedAnswerMs} ms`, '', '', '', ''],
+        [
+          `${what}: until every assignment exists`,
+          `${m.everyAssignmentSeconds} s`,
+          `${m.floorSeconds} s (the same assignments' ${m.floorCalls} calls alone, ${m.callsPerSecond}/s, ${m.operationsInFlight} in flight)`,
+          x(m.everyAssignmentSeconds, m.floorSeconds),
+          '',
+          '',
+        ],
       ];
     }),
   );

@@ -73,6 +73,10 @@ export interface StackTenant {
   identityProvider?: { port?: number; people: Person[]; accessTokenSeconds?: number };
   /** Without a local provider: `auth.oidc.client_id` alone, so the sign-in lookup answers. */
   oidcClientId?: string;
+  /** `organization`, asked for once moto is seeded (StackOptions.beforeConfig): its ids are moto's. */
+  organization?: () => { roots_or_ous: string[]; exclude?: string[]; environment_tag?: string; refresh_interval_seconds?: number };
+  /** `groups`, asked for once moto is seeded (StackOptions.beforeConfig): the grantable groups, with moto's ids where given. */
+  groups?: () => { name: string; id?: string; environment?: string; brings?: { account: string; permission_set: string }[] }[];
 }
 
 export interface StackOptions {
@@ -92,6 +96,8 @@ export interface StackOptions {
    * running ones: for tests that stop and restart the servers.
    */
   ownServers?: boolean;
+  /** Runs once moto answers and before the config is written: e.g. an organisation made in moto, whose ids the config names. */
+  beforeConfig?: (awsEndpoint: string) => Promise<void>;
 }
 
 export interface Stack {
@@ -623,6 +629,8 @@ function writeConfig(
       ...(t.grants ? { grants: t.grants } : {}),
       ...(t.accounts ? { accounts: t.accounts } : {}),
       ...(t.accounts_only !== undefined ? { accounts_only: t.accounts_only } : {}),
+      ...(t.organization ? { organization: t.organization() } : {}),
+      ...(t.groups ? { groups: t.groups() } : {}),
       ...(t.notifications ? { notifications: t.notifications } : {}),
       audit: { s3: { bucket: AUDIT_BUCKET, prefix: AUDIT_PREFIX, region: AWS_REGION, endpoint: t.auditEndpoint ?? aws.endpoint, object_lock_days: AUDIT_LOCK_DAYS } },
     })),
@@ -662,6 +670,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const temporal = (temporalR as PromiseFulfilledResult<Awaited<ReturnType<typeof startTemporal>>>).value;
 
     const [aws] = await Promise.all([seedAws(moto.endpoint, opts.tenants, opts.users, opts.permissionSets), createAuditBucket(moto.endpoint)]);
+    await opts.beforeConfig?.(moto.endpoint);
     const keyByTenant = new Map(opts.tenants.map((t, i) => [t.id.toLowerCase(), keys[i]]));
     const providers = new Map<string, IdentityProvider>();
     for (const t of opts.tenants.filter((t) => t.identityProvider)) {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { NOTIFICATION_EVENTS } from './domain/grant';
+import { GROUP_TARGET_PATTERN, GROUP_TARGET_PREFIX, NOTIFICATION_EVENTS } from './domain/grant';
 import { httpsOrLoopback } from './net';
 
 export type ConsoleClient = NonNullable<NonNullable<z.infer<typeof authSchema>['oidc']>['console']>;
@@ -13,10 +13,55 @@ export type ConsoleClient = NonNullable<NonNullable<z.infer<typeof authSchema>['
 /** The environment policies see for an account the tenant's config does not describe. */
 export const UNKNOWN_ENVIRONMENT = 'unknown';
 
-/** The environment policies see for one of the tenant's accounts (UNKNOWN_ENVIRONMENT when the config does not say). */
+/** The environment the tenant's config gives one of its accounts (UNKNOWN_ENVIRONMENT when it does not say; src/domain/accounts.ts adds what the organisation says). */
 export function environmentOf(tenant: Pick<TenantConfig, 'accounts'>, accountId: string): string {
   return tenant.accounts[accountId]?.environment ?? UNKNOWN_ENVIRONMENT;
 }
+
+const ACCOUNT_ID = /^\d{12}$/;
+const ROOT_ID = /^r-[0-9a-z]{4,32}$/;
+const OU_ID = /^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/;
+
+/**
+ * Where the tenant's accounts are in AWS Organizations (docs/configuration.md): every ACTIVE
+ * account under these roots or OUs, nested to any depth, less `exclude`. Read by the worker on a
+ * Schedule (src/activities/organizations.ts); policies see each account's name, tags and OUs.
+ */
+/** A group name as a target may carry it (GROUP_TARGET_PATTERN). */
+const groupNameSchema = z.string().refine((name) => GROUP_TARGET_PATTERN.test(GROUP_TARGET_PREFIX + name), 'letters, digits, spaces and ._@+=,- (up to 128, no space at either end)');
+
+/** One grantable Identity Store group (docs/configuration.md, "Group grants"). */
+const groupSchema = z.strictObject({
+  /** Its DisplayName in the Identity Store: what targets, policies (`resource.name`) and the audit trail call it. */
+  name: groupNameSchema,
+  /** Its GroupId, when known: a target may name it by id too, and the worker does not look the name up. */
+  id: groupNameSchema.optional(),
+  /** What policies see as `resource.environment` (as for accounts; "unknown" when not said). */
+  environment: z.string().default(UNKNOWN_ENVIRONMENT),
+  /** What the group's membership brings (its account assignments), as the tenant declares it: shown to requesters and reviewers. */
+  brings: z.array(z.strictObject({ account: z.string().regex(/^\d{12}$/), permission_set: z.string().min(1) })).default([]),
+});
+export type GroupConfig = z.infer<typeof groupSchema>;
+
+const organizationSchema = z.strictObject({
+  roots_or_ous: z
+    .array(z.string().refine((id) => ROOT_ID.test(id) || OU_ID.test(id), 'a root id (r-...) or an OU id (ou-...-...)'))
+    .min(1, 'name at least one root (r-...) or OU (ou-...)'),
+  /** Accounts (12 digits) and OUs (with everything under them) that are not the tenant's. */
+  exclude: z.array(z.string().refine((id) => ACCOUNT_ID.test(id) || OU_ID.test(id), 'an account id (12 digits) or an OU id (ou-...-...)')).default([]),
+  /** The tag whose value is an account's `environment` when `accounts` does not give one. */
+  environment_tag: z.string().min(1).max(128).optional(),
+  /** How often the worker reads the organisation again (default 900). */
+  refresh_interval_seconds: z.int().min(60).optional(),
+  /**
+   * Tags are one call per account (ListTagsForResource): a read asks for a new account's at once,
+   * and for at most this many others (those asked longest ago), so a refresh of 10,000 accounts is
+   * under a minute of calls, not nine, and every account's tags are asked again within
+   * accounts / this reads (10,000 accounts: 34 reads, 8.5 hours at the default interval).
+   */
+  tag_reads_per_refresh: z.int().min(0).default(300),
+});
+export type OrganizationConfig = z.infer<typeof organizationSchema>;
 
 const awsSchema = z.strictObject({
   region: z.string().min(1),
@@ -230,8 +275,18 @@ const tenantSchema = z.strictObject({
       }),
     )
     .default({}),
-  /** Only the accounts listed under `accounts` may be targets. */
+  /** Only the accounts listed under `accounts` may be targets (with `organization`: those and the organisation's). */
   accounts_only: z.boolean().default(false),
+  /**
+   * The tenant's accounts in AWS Organizations, besides or instead of `accounts`: only these (and
+   * the ones listed) may be targets, as with accounts_only.
+   */
+  organization: organizationSchema.optional(),
+  /**
+   * The Identity Store groups whose membership may be granted (target
+   * `AWS::IdentityStore::Group::{name or id}`, role `member`); no other group may be a target.
+   */
+  groups: z.array(groupSchema).default([]),
 });
 
 const configSchema = z.strictObject({ tenants: z.array(tenantSchema).min(1) });
@@ -263,6 +318,13 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
   for (const [i, tenant] of parsed.data.tenants.entries()) {
     if (ids.has(tenant.id)) throw new ConfigError(`${file}: tenants: duplicate id ${tenant.id}`);
     ids.add(tenant.id);
+    const groupNames = new Set<string>();
+    for (const [g, group] of tenant.groups.entries()) {
+      const again = [group.name, group.id].find((n) => n !== undefined && groupNames.has(n));
+      if (again !== undefined) throw new ConfigError(`${file}: tenants.${i}.groups.${g}: ${again} names two groups; a target names one group`);
+      groupNames.add(group.name);
+      if (group.id !== undefined) groupNames.add(group.id);
+    }
     // The limits are the instance's: tenants on one instance share one pacer, so they must agree.
     const limits = JSON.stringify(tenant.aws.limits);
     const seen = limitsByInstance.get(tenant.aws.sso_instance_arn);
@@ -275,14 +337,20 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
       // policies would decide access to the other's accounts.
       if (other.aws.sso_instance_arn === tenant.aws.sso_instance_arn) {
         const both = `tenants "${other.name}" (${other.id}) and "${tenant.name}" (${tenant.id}) share sso_instance_arn ${tenant.aws.sso_instance_arn}`;
-        if (!other.accounts_only || !tenant.accounts_only) {
+        if (!ownAccountsOnly(other) || !ownAccountsOnly(tenant)) {
           throw new ConfigError(
-            `${file}: tenants.${i}.accounts_only: ${both}; an account belongs to one tenant per instance, so each must set accounts_only: true and list its own accounts`,
+            `${file}: tenants.${i}.accounts_only: ${both}; an account belongs to one tenant per instance, so each must set accounts_only: true and list its own accounts, or say where they are (organization)`,
           );
         }
         const listedByBoth = Object.keys(tenant.accounts).find((account) => Object.hasOwn(other.accounts, account));
         if (listedByBoth) {
           throw new ConfigError(`${file}: tenants.${i}.accounts.${listedByBoth}: listed by both ${both}; an account belongs to one tenant per instance`);
+        }
+        // What can be told without asking AWS; an OU inside another's, or a listed account in
+        // another's OU, is found by each refresh of the organisation (src/activities/organizations.ts).
+        const namedByBoth = tenant.organization?.roots_or_ous.find((id) => other.organization?.roots_or_ous.includes(id));
+        if (namedByBoth) {
+          throw new ConfigError(`${file}: tenants.${i}.organization.roots_or_ous: ${namedByBoth} named by both ${both}; an account belongs to one tenant per instance`);
         }
       }
       // Otherwise a token of one would pass for the other's, X-Tenant-ID choosing which.
@@ -314,6 +382,16 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
     }
   }
   return parsed.data;
+}
+
+/** The tenant's grantable group a target's name or id names (GROUP_TARGET_PATTERN), if any. */
+export function grantableGroup(tenant: Pick<TenantConfig, 'groups'>, nameOrId: string): GroupConfig | undefined {
+  return tenant.groups.find((g) => g.name === nameOrId) ?? tenant.groups.find((g) => g.id === nameOrId);
+}
+
+/** Whether only the tenant's own accounts may be targets: those it lists, and its organisation's. */
+export function ownAccountsOnly(tenant: Pick<TenantConfig, 'accounts_only' | 'organization'>): boolean {
+  return tenant.accounts_only || tenant.organization !== undefined;
 }
 
 /** True when some claim both require has no value both allow: no token can meet both. */
@@ -414,5 +492,10 @@ export const env = (() => {
      * call for twice this. The same on every worker of a deployment.
      */
     workerFleetRefreshMs: Number(process.env.WORKER_FLEET_REFRESH_SECONDS ?? 5) * 1000,
+    /**
+     * How often the API (and the worker) look for a newer read of a tenant's organisation; the map
+     * itself is fetched only when there is one. Read at each look.
+     */
+    organizationCheckMs: Number(process.env.ORGANIZATION_CHECK_SECONDS ?? 60) * 1000,
   };
 })();

@@ -102,6 +102,7 @@ describe('activities against moto', function () {
           notifications: { webhooks: [], expiry_warning_seconds: 300 },
           accounts: {},
           accounts_only: false,
+          groups: [],
         },
       ],
     };

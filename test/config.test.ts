@@ -14,6 +14,9 @@ const tenant = {
 };
 
 /** Another tenant on the same instance, with an identity provider of its own. */
+/** An OU id as AWS Organizations writes them. */
+const ORG_OU = 'ou-ab12-11111111';
+
 const neighbour = { ...tenant, id: '7d1f0c4e-5a6b-4c3d-9e8f-0a1b2c3d4e5f', name: 'neighbour', auth: { ...tenant.auth, audience: 'neighbour-api' } };
 
 function write(name: string, text: string): string {
@@ -101,6 +104,26 @@ describe('config', () => {
       },
       /tenants\.1\.accounts\.222222222222: listed by both tenants "example" .* and "neighbour" .* share sso_instance_arn/,
     ],
+    [
+      'an organization without a root or OU',
+      { tenants: [{ ...tenant, organization: { roots_or_ous: [] } }] },
+      /tenants\.0\.organization\.roots_or_ous: name at least one root \(r-\.\.\.\) or OU \(ou-\.\.\.\)/,
+    ],
+    ['an account id among roots_or_ous', { tenants: [{ ...tenant, organization: { roots_or_ous: ['111111111111'] } }] }, /tenants\.0\.organization\.roots_or_ous\.0: a root id \(r-\.\.\.\) or an OU id/],
+    ['a root in exclude', { tenants: [{ ...tenant, organization: { roots_or_ous: [ORG_OU], exclude: ['r-ab12'] } }] }, /tenants\.0\.organization\.exclude\.0: an account id \(12 digits\) or an OU id/],
+    ['a group name with a quote', { tenants: [{ ...tenant, groups: [{ name: 'data "admins"' }] }] }, /tenants\.0\.groups\.0\.name: letters, digits, spaces/],
+    ['an unknown group field', { tenants: [{ ...tenant, groups: [{ name: 'data-admins', members: [] }] }] }, /tenants\.0\.groups\.0: Unrecognized key/],
+    [
+      'a group named twice (by one name and another\'s id)',
+      { tenants: [{ ...tenant, groups: [{ name: 'data-admins', id: 'g-1' }, { name: 'g-1' }] }] },
+      /tenants\.0\.groups\.1: g-1 names two groups; a target names one group$/,
+    ],
+    ['an unknown organization field', { tenants: [{ ...tenant, organization: { roots_or_ous: [ORG_OU], ous: [] } }] }, /tenants\.0\.organization: Unrecognized key/],
+    [
+      'an OU named by two tenants on one instance',
+      { tenants: [{ ...tenant, organization: { roots_or_ous: [ORG_OU] } }, { ...neighbour, organization: { roots_or_ous: ['ou-ab12-99999999', ORG_OU] } }] },
+      /tenants\.1\.organization\.roots_or_ous: ou-ab12-11111111 named by both tenants "example" .* and "neighbour" .* share sso_instance_arn .*; an account belongs to one tenant per instance$/,
+    ],
     ['an external_id without assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, external_id: 'abc-123' } }] }, /tenants\.0\.aws\.external_id: applies only with assume_role_arn/],
     ['a role_session_name without assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, role_session_name: 'jit' } }] }, /tenants\.0\.aws\.role_session_name: applies only with assume_role_arn/],
     ['a user ARN for assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, assume_role_arn: 'arn:aws:iam::123456789012:user/jit' } }] }, /tenants\.0\.aws\.assume_role_arn: an IAM role ARN/],
@@ -129,6 +152,29 @@ describe('config', () => {
     };
     const config = loadConfig(write('shared.json', JSON.stringify(shared)));
     assert.deepEqual(config.tenants.map((t) => Object.keys(t.accounts)), [['111111111111'], ['333333333333']]);
+  });
+
+  it('reads grantable groups: name, id, environment (default unknown) and what they bring', () => {
+    const groups = [{ name: 'Data Admins', id: '9067a5e4-0001', brings: [{ account: '111111111111', permission_set: 'PowerUserAccess' }] }, { name: 'prod-admins', environment: 'production' }];
+    const [t] = loadConfig(write('groups.json', JSON.stringify({ tenants: [{ ...tenant, groups }] }))).tenants;
+    assert.deepEqual(t.groups, [
+      { name: 'Data Admins', id: '9067a5e4-0001', environment: 'unknown', brings: [{ account: '111111111111', permission_set: 'PowerUserAccess' }] },
+      { name: 'prod-admins', environment: 'production', brings: [] },
+    ]);
+    assert.deepEqual(loadConfig(write('no-groups.json', JSON.stringify({ tenants: [tenant] }))).tenants[0].groups, []);
+  });
+
+  it('reads an organization: where the accounts are, exclusions, the environment tag; tenants on one instance may each name their own OUs', () => {
+    const shared = {
+      tenants: [
+        { ...tenant, organization: { roots_or_ous: [ORG_OU], exclude: ['222222222222', 'ou-ab12-22222222'], environment_tag: 'env', tag_reads_per_refresh: 50 } },
+        { ...neighbour, accounts_only: true, accounts: { '333333333333': {} }, organization: { roots_or_ous: ['ou-ab12-33333333'] } },
+      ],
+    };
+    const config = loadConfig(write('organization.json', JSON.stringify(shared)));
+    assert.deepEqual(config.tenants[0].organization, { roots_or_ous: [ORG_OU], exclude: ['222222222222', 'ou-ab12-22222222'], environment_tag: 'env', tag_reads_per_refresh: 50 });
+    assert.deepEqual(config.tenants[1].organization, { roots_or_ous: ['ou-ab12-33333333'], exclude: [], tag_reads_per_refresh: 300 });
+    assert.equal(config.tenants[0].accounts_only, false, 'an organization alone restricts the targets (ownAccountsOnly), without accounts_only');
   });
 
   it('reads the role to assume with its external id, session name and duration', () => {

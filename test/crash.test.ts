@@ -12,7 +12,7 @@ describe('crashes and restarts', function () {
 
   before(async function () {
     this.timeout(180_000);
-    world = await startCrashWorld('crash');
+    world = await startCrashWorld('crash', {}, { group: true });
   });
   after(async function () {
     this.timeout(60_000);
@@ -46,6 +46,32 @@ describe('crashes and restarts', function () {
     assert.equal(expired.expiresAt, active.expiresAt);
     assert.equal(expired.provisioningStatus, 'successful');
     assert.equal(await world.assignments(account), 0);
+  });
+
+  it('a worker killed while adding and while removing a group membership leaves exactly the right memberships', async () => {
+    const groupIn = (status: string) =>
+      eventually(`the group grant to be ${status}`, async () => {
+        const state = await world.groupState();
+        return state?.status === status ? state : undefined;
+      }, 120_000);
+    const created = world.killWorkerDuring(['CreateGroupMembership']);
+    const reply = await world.ensureGroup(10);
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.equal(await created, 'CreateGroupMembership');
+    assert.equal(await world.memberships(), 1, 'moto made the membership; the worker never heard');
+    const deleted = world.killWorkerDuring(['DeleteGroupMembership']);
+    await world.worker.start();
+
+    const active = await groupIn('active');
+    assert.equal(active.assignmentPreexisted, false, 'the retry took the membership for the grant\'s own, by the look recorded before it');
+    assert.equal(await world.memberships(), 1, 'the retried creation made no second membership');
+    assert.equal(await deleted, 'DeleteGroupMembership');
+    assert.equal(await world.memberships(), 0, 'moto deleted it; the worker never heard');
+    await world.worker.start();
+
+    const expired = await groupIn('expired');
+    assert.equal(expired.expiresAt, active.expiresAt);
+    assert.equal(await world.memberships(), 0);
   });
 
   it('expires a grant whose expiry passed while the Temporal server was down', async () => {

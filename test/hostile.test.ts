@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ListAccountAssignmentsCommand } from '@aws-sdk/client-sso-admin';
 import fc from 'fast-check';
+import { BODY_LIMIT_BYTES, MAX_ENTITLEMENTS } from '../src/api/schemas';
 import { DRY_RUN_GRANT_ID } from '../src/service/ensure';
 import { equals } from '../src/service/runs';
 import { searchAttributes } from '../src/workflows/messages';
@@ -59,7 +60,7 @@ const corruption: fc.Arbitrary<(body: any) => void> = fc.oneof(
     .tuple(fc.string({ minLength: 1 }).filter((k) => !['target', 'role', 'duration_seconds'].includes(k)), fc.jsonValue())
     .map(([key, value]) => (b: any) => void Object.defineProperty(b.entitlements[1], key, { value, enumerable: true })),
   fc
-    .oneof(fc.constant([]), fc.jsonValue().filter((v) => !Array.isArray(v)), fc.constant(Array.from({ length: 21 }, (_, i) => ({ target: target(String(400000000000 + i)), role: 'ReadOnlyAccess' }))))
+    .oneof(fc.constant([]), fc.jsonValue().filter((v) => !Array.isArray(v)), fc.constant(Array.from({ length: MAX_ENTITLEMENTS + 1 }, (_, i) => ({ target: target(String(400000000000 + i)), role: 'ReadOnlyAccess' }))))
     .map((bad) => (b: any) => void (b.entitlements = bad)),
   fc.oneof(fc.string(), fc.integer(), fc.array(fc.jsonValue(), { minLength: 1 })).map((bad) => (b: any) => void (b.justification = bad)),
   fc.oneof(fc.integer(), fc.boolean(), fc.constant(null)).map((bad) => (b: any) => void (b.justification.reason = bad)),
@@ -110,7 +111,7 @@ describe('hostile input', function () {
       }),
       { numRuns: RUNS },
     );
-    const big = JSON.stringify({ ...VALID_BODY, justification: { reason: 'x'.repeat(70 * 1024) } });
+    const big = JSON.stringify({ ...VALID_BODY, justification: { reason: 'x'.repeat(BODY_LIMIT_BYTES + 1024) } });
     const tooLarge = await send('POST', '/v1/access/ensure', jsonHeaders(token), big);
     assert.equal(tooLarge.status, 413);
     assertErrorShape(tooLarge, 'payload_too_large');
@@ -239,7 +240,9 @@ describe('values that reach Temporal', function () {
 
   it('refuses to build a visibility query from a value that could end its literal', () => {
     assert.equal(equals(searchAttributes.target, 'AWS::Account::123456789012'), "AccessTarget = 'AWS::Account::123456789012'");
-    for (const value of ["x' OR AccessTenant != '", 'a"b', 'a\\b', "x') OR ('1'='1", 'a b']) {
+    // A space stays inside the quotes (a group's name may hold one); a quote or a backslash could end them.
+    assert.equal(equals(searchAttributes.target, 'AWS::IdentityStore::Group::data admins'), "AccessTarget = 'AWS::IdentityStore::Group::data admins'");
+    for (const value of ["x' OR AccessTenant != '", 'a"b', 'a\\b', "x') OR ('1'='1", "a b'"]) {
       assert.throws(() => equals(searchAttributes.principal, value), /unsafe value/);
     }
   });

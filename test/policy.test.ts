@@ -220,6 +220,53 @@ describe('policy: scheduled calls', () => {
   });
 });
 
+describe('policy: accounts in AWS Organizations', () => {
+  const schema = fs.readFileSync(path.join(POLICIES, 'schema.cedarschema'), 'utf8');
+  const prodOu = 'ou-ab12-prod0001';
+  const payments = { name: 'payments-prod', tags: { env: 'production', team: 'payments' }, ou_path: ['r-ab12', 'ou-ab12-work0001', prodOu, 'ou-ab12-paym0001'] };
+  const sandbox = { name: 'sandbox', tags: { env: 'development' }, ou_path: ['r-ab12', 'ou-ab12-work0001', 'ou-ab12-dev00001'] };
+  const policies = () =>
+    loadPolicySet(
+      folder({
+        'schema.cedarschema': schema,
+        'allow.cedar': '@id("allow") permit(principal, action, resource);',
+        'org.cedar': [
+          `@id("prod-ou") @advice("Under prod.") forbid(principal, action == Action::"activate", resource in AWS::OrgUnit::"${prodOu}");`,
+          '@id("restricted") forbid(principal, action == Action::"request", resource) when { resource.tags.contains({key: "data-classification", value: "restricted"}) };',
+          '@id("data-names") forbid(principal, action == Action::"request", resource) when { resource.name like "data-*" };',
+        ].join('\n'),
+      }),
+    );
+
+  it('sees an account in every OU above it (`resource in AWS::OrgUnit`, nested), its tags and its name', () => {
+    const set = policies();
+    assert.deepEqual(set.authorize(req({ action: 'activate', account: payments })), { allowed: false, policyIds: ['prod-ou'], notices: ['Under prod.'] });
+    assert.equal(set.authorize(req({ action: 'activate', account: sandbox })).allowed, true);
+    assert.equal(set.authorize(req({ account: { ...sandbox, tags: { 'data-classification': 'restricted' } } })).allowed, false);
+    assert.equal(set.authorize(req({ account: { ...sandbox, name: 'data-lake' } })).allowed, false);
+    assert.equal(set.authorize(req({ action: 'activate' })).allowed, true, 'an account only listed in the config: no OUs, no tags, name ""');
+  });
+
+  it('puts accounts in one class for the catalogue unless what a policy reads tells them apart', () => {
+    const set = policies();
+    const classOf = (account: typeof sandbox) => set.accountClass('123456789012', 'staging', account);
+    // The same name and tags, and in no OU a policy names: one class, though their OUs differ.
+    assert.equal(classOf({ ...sandbox, ou_path: ['r-ab12', 'ou-ab12-othr0001'] }), classOf(sandbox));
+    assert.notEqual(classOf(payments), classOf(sandbox), 'under prod, which a policy names');
+    assert.notEqual(classOf({ ...sandbox, name: 'data-lake' }), classOf(sandbox), 'a policy reads the name');
+  });
+
+  it('keeps a schema from before organisations working: its accounts are sent with their environment alone', () => {
+    const old = schema
+      .replace(/namespace AWS \{[\s\S]*?\n\}\n/, '')
+      .replace(/entity Account in \[AWS::OrgUnit\] \{[\s\S]*?\n\};/, 'entity Account {\n  environment: String,\n};')
+      .replace('resource: [Account, AWS::IdentityStoreGroup]', 'resource: Account');
+    assert.doesNotMatch(old, /OrgUnit|tags/);
+    const set = loadPolicySet(folder({ 'schema.cedarschema': old, 'allow.cedar': '@id("allow") permit(principal, action, resource) when { resource.environment == "staging" };' }));
+    assert.equal(set.authorize(req({ account: payments })).allowed, true);
+  });
+});
+
 describe('policy: loading a folder', () => {
   const schema = fs.readFileSync(path.join(POLICIES, 'schema.cedarschema'), 'utf8');
 
@@ -258,7 +305,7 @@ describe('policy: loading a folder', () => {
     const msg = loadError({
       'a.cedar': ok + '\n@id("typo")\npermit(principal, action == Action::"request", resource)\nwhen { resource.enviroment == "production" };\n',
     });
-    assert.match(msg, /^a\.cedar:6:8: .*attribute `enviroment` on entity type `Account` not found/);
+    assert.match(msg, /^a\.cedar:6:8: .*attribute `enviroment` on entity type `(Account|AWS::IdentityStoreGroup)` not found/);
   });
 
   it('requires @id on every policy', () => {
@@ -311,3 +358,37 @@ function folder(files: Record<string, string>): string {
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
   return dir;
 }
+
+describe('policy: group grants', () => {
+  const schema = fs.readFileSync(path.join(POLICIES, 'schema.cedarschema'), 'utf8');
+  const group = (name: string, environment = 'unknown') => req({ accountId: '', accountEnvironment: environment, group: { name, environment }, context: { role: 'member' } });
+
+  it('sees the group as the resource (AWS::IdentityStoreGroup, by name) with its name and environment; account policies do not match it', () => {
+    const set = loadPolicySet(
+      folder({
+        'schema.cedarschema': schema,
+        'groups.cedar': [
+          '@id("data-admins") permit(principal, action == Action::"request", resource == AWS::IdentityStoreGroup::"data-admins") when { context.role == "member" };',
+          '@id("named") permit(principal, action == Action::"activate", resource is AWS::IdentityStoreGroup) when { resource.name like "readers-*" };',
+          '@id("prod-groups") @advice("Production groups need review.") forbid(principal, action == Action::"activate", resource) when { resource.environment == "production" };',
+          '@id("accounts") permit(principal, action, resource is Account);',
+        ].join('\n'),
+      }),
+    );
+    assert.equal(set.authorize(group('data-admins')).allowed, true);
+    assert.equal(set.authorize(group('ops')).allowed, false, 'a permit for one group (or for accounts) allows no other group');
+    assert.equal(set.authorize({ ...group('readers-eu'), action: 'activate' }).allowed, true, 'resource.name');
+    assert.deepEqual(set.authorize({ ...group('readers-prod', 'production'), action: 'activate' }), { allowed: false, policyIds: ['prod-groups'], notices: ['Production groups need review.'] });
+    assert.equal(set.authorize(req({})).allowed, true, 'accounts are decided as before');
+  });
+
+  it('refuses group targets, with a notice, under a schema that does not declare the group entity', () => {
+    const old = schema.replace(/\n  entity IdentityStoreGroup \{[\s\S]*?\n  \};\n/, '\n').replace('resource: [Account, AWS::IdentityStoreGroup]', 'resource: Account');
+    assert.doesNotMatch(old, /IdentityStoreGroup/);
+    const set = loadPolicySet(folder({ 'schema.cedarschema': old, 'allow.cedar': '@id("allow") permit(principal, action, resource);' }));
+    const d = set.authorize(group('data-admins'));
+    assert.equal(d.allowed, false);
+    assert.match(d.notices[0], /does not declare AWS::IdentityStoreGroup/);
+    assert.equal(set.authorize(req({})).allowed, true);
+  });
+});

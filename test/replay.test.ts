@@ -47,6 +47,10 @@ const OTHER_HISTORIES = [
   'sessions-continue-as-new',
   'reconcile-removes-leftover',
   'leftover-removed',
+  'organization-read',
+  'group-activate-expire',
+  'group-request-approve-revoke',
+  'group-reconcile-removes-leftover',
 ];
 /**
  * Recorded under 1.0 while their runs were still open (before recordRun waited for the close):

@@ -1,12 +1,16 @@
-// What the activities know an account assignment by, and what provisioning found.
-import type { Principal } from '../domain/grant';
+// What the activities know an account assignment (or a group membership) by, and what provisioning found.
+import type { AssignmentIds, Principal } from '../domain/grant';
+
+export type { AssignmentIds } from '../domain/grant';
 
 export interface AssignmentRef {
   tenantId: string;
-  /** 12 digits */
+  /** 12 digits; "" for a group grant */
   accountId: string;
-  /** Permission set name */
+  /** Permission set name; `member` for a group grant */
   role: string;
+  /** A group grant: the group's name or id, as its target says. Its access is a membership of the group, not an account assignment. */
+  group?: string;
   principal: Pick<Principal, 'id' | 'email' | 'identityStoreUser'>;
   /**
    * The ids findAssignment resolved. Later calls use them as they are, so a user renamed or a
@@ -17,11 +21,6 @@ export interface AssignmentRef {
   expiredAt?: string;
   /** The grant's id, when a grant asks: its sessions' end is put on record under it. */
   grantId?: string;
-}
-
-export interface AssignmentIds {
-  userId: string;
-  permissionSetArn: string;
 }
 
 /** What provisionAssignment found before creating anything: the grant's to remove, or not. */

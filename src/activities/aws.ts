@@ -1,6 +1,7 @@
 // AWS clients for one tenant, and the request pacing the Identity Center quotas call for (CONTRACT §7).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { IdentitystoreClient } from '@aws-sdk/client-identitystore';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import {
   DescribePermissionSetCommand,
   paginateListPermissionSets,
@@ -22,6 +23,8 @@ const log = createLogger('aws');
 export interface TenantClients {
   sso: SSOAdminClient;
   identity: IdentitystoreClient;
+  /** Read-only: where the tenant's accounts are (src/activities/organizations.ts). */
+  organizations: OrganizationsClient;
 }
 
 // The SDK retries throttling, conflicts and 5xx with backoff; adaptive mode also slows down the
@@ -49,15 +52,19 @@ export function createTenantClients(aws: AwsTenantConfig, pace: () => Promise<vo
   const sso = new SSOAdminClient(config);
   // Inside the retry loop (each attempt is a call AWS counts), before signing (a request that
   // waited is signed when it leaves).
-  const paced: FinalizeRequestMiddleware<ServiceInputTypes, ServiceOutputTypes> = (next, context) => async (args) => {
+  const paced = <I extends object, O extends object>(): FinalizeRequestMiddleware<I, O> => (next, context) => async (args) => {
     await pace();
     callerCheck.getStore()?.();
     if (log.isLevelEnabled('debug')) log.debug({ operation: context.commandName, paced_at: Date.now() }, 'aws call paced');
     return next(args);
   };
-  sso.middlewareStack.addRelativeTo(paced, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'jitPace' },
-  );
-  return { sso, identity: new IdentitystoreClient(config) };
+  const where = { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'jitPace' } as const;
+  sso.middlewareStack.addRelativeTo(paced<ServiceInputTypes, ServiceOutputTypes>(), where);
+  // Its reads wait in the same line as the instance's calls: one role, one management account,
+  // and a refresh of thousands of accounts must never hold back what grants need.
+  const organizations = new OrganizationsClient(config);
+  organizations.middlewareStack.addRelativeTo(paced(), where);
+  return { sso, identity: new IdentitystoreClient(config), organizations };
 }
 
 /**
@@ -107,17 +114,24 @@ export function asDeletion<T>(work: () => Promise<T>): Promise<T> {
   return deletionContext.run(true, work);
 }
 
-// Reconciliation's reads come last: after deletions and creations, so a round never holds back
-// what grants need, and within a share of the instance's calls (see `pacer`'s callers).
-const backgroundContext = new AsyncLocalStorage<true>();
+// Background reads come last: after deletions and creations, so they never hold back what grants
+// need. Reconciliation's also keep within a share of the instance's calls (see `pacer`'s callers);
+// an organisation's read, a minute of calls every quarter of an hour, may take what grants leave.
+type Background = 'reconciliation' | 'organization';
+const backgroundContext = new AsyncLocalStorage<Background>();
 
-/** Runs `work` with the lowest priority (reconciliation): its paced calls wait behind every other. */
-export function asBackground<T>(work: () => Promise<T>): Promise<T> {
-  return backgroundContext.run(true, work);
+/** Runs `work` with the lowest priority: its paced calls wait behind every other. */
+export function asBackground<T>(work: () => Promise<T>, kind: Background = 'reconciliation'): Promise<T> {
+  return backgroundContext.run(kind, work);
 }
 
 export function inBackground(): boolean {
-  return backgroundContext.getStore() === true;
+  return backgroundContext.getStore() !== undefined;
+}
+
+/** Whether the calls made now keep within reconciliation's share of the instance's calls. */
+export function inReconciliation(): boolean {
+  return backgroundContext.getStore() === 'reconciliation';
 }
 
 // A call can wait at the pacer for minutes under load; the activity attempt that made it may be

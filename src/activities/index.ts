@@ -1,7 +1,17 @@
 // The grant workflow's activities: look up, create and delete one IAM Identity Center account
 // assignment (CONTRACT §7). Whether an assignment may be deleted (it must not have existed before
 // the grant) is the workflow's decision; these functions only do what they are asked, idempotently.
-import { GetUserIdCommand, ResourceNotFoundException as IdentityNotFound } from '@aws-sdk/client-identitystore';
+import {
+  ConflictException as IdentityConflict,
+  CreateGroupMembershipCommand,
+  DeleteGroupMembershipCommand,
+  DescribeGroupCommand,
+  GetGroupIdCommand,
+  GetUserIdCommand,
+  paginateListGroupMemberships,
+  paginateListGroupMembershipsForMember,
+  ResourceNotFoundException as IdentityNotFound,
+} from '@aws-sdk/client-identitystore';
 import {
   CreateAccountAssignmentCommand,
   DeleteAccountAssignmentCommand,
@@ -14,15 +24,18 @@ import {
 } from '@aws-sdk/client-sso-admin';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { env, tenantById, type AppConfig, type AwsTenantConfig } from '../config';
+import { env, grantableGroup, tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import { sessionSecondsOf } from '../domain/sessions';
 import type { WorkerMetrics } from '../metrics';
-import { asDeletion, checkedWhenPaced, createTenantClients, inBackground, listPermissionSets, pacer, type PermissionSetEntry, semaphore, type TenantClients } from './aws';
+import { asDeletion, checkedWhenPaced, createTenantClients, inReconciliation, listPermissionSets, pacer, type PermissionSetEntry, semaphore, type TenantClients } from './aws';
 import type { QuotaShare } from './fleet';
 import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAttempt, settle } from './poll';
 import type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
 import { createReconcileActivities } from './reconcile';
+import { createOrganizationActivities } from './organizations';
+import { latestOrganization } from '../latest-run';
+import { type OrganizationReport, tenantAccountIds } from '../domain/accounts';
 import { createPolicyActivities } from './policy';
 import { createSessionActivities } from './sessions';
 import { sessionCutoffSignal, type SessionCutoffRequest, sessionsWorkflowId } from '../workflows/messages';
@@ -68,6 +81,28 @@ export function createActivities(
   const tenants = new Map<string, Tenant>();
   const instances = new Map<string, { pace: () => Promise<void>; inFlight: ReturnType<typeof semaphore> }>();
   const permissionSets = new Map<string, PermissionSetListing>();
+  const organizations = new Map<string, { until: number; runId?: string; value: Promise<OrganizationReport | undefined> }>();
+
+  /**
+   * The tenant's latest completed organisation read, as the API holds it (kept a minute; fetched
+   * again only when a newer run completed). Undefined when the tenant names no organization, or
+   * none has completed yet.
+   */
+  function organizationOf(tenantId: string): Promise<OrganizationReport | undefined> {
+    if (!tenantById(config, tenantId)?.organization) return Promise.resolve(undefined);
+    const cached = organizations.get(tenantId);
+    if (cached && cached.until > Date.now()) return cached.value;
+    const entry: { until: number; runId?: string; value: Promise<OrganizationReport | undefined> } = { until: Date.now() + env.organizationCheckMs, value: Promise.resolve(undefined) };
+    entry.value = (async () => {
+      const latest = await latestOrganization(client ?? failNoClient(), tenantId);
+      entry.runId = latest?.runId;
+      if (!latest) return undefined;
+      return cached?.runId === latest.runId ? cached.value : latest.result();
+    })();
+    entry.value.catch(() => organizations.get(tenantId) === entry && organizations.delete(tenantId));
+    organizations.set(tenantId, entry);
+    return entry.value;
+  }
 
   // Per instance: the config's `aws.limits` (one per instance, see config.ts), for the whole
   // deployment: each worker process takes its `quota` share of them (fleet.ts), or all of them.
@@ -81,7 +116,7 @@ export function createActivities(
       // Reconciliation's calls first wait for its share, then for the instance's pacer (last in line).
       const reconcileShare = pacer(() => callsNow() * share);
       limits = {
-        pace: () => (inBackground() ? reconcileShare().then(shared) : shared()),
+        pace: () => (inReconciliation() ? reconcileShare().then(shared) : shared()),
         inFlight: quota ? semaphore(() => quota.of(operations), waiting) : semaphore(operations, waiting),
       };
       instances.set(aws.sso_instance_arn, limits);
@@ -160,7 +195,7 @@ export function createActivities(
       throw ApplicationFailure.nonRetryable(`Not an AWS account id: "${ref.accountId}"`, 'InvalidAccountId');
     }
     const tenant = tenantOf(ref.tenantId);
-    if (ref.ids) return { tenant, ...ref.ids };
+    if (ref.ids?.permissionSetArn !== undefined) return { tenant, userId: ref.ids.userId, permissionSetArn: ref.ids.permissionSetArn };
     const [userId, { arn: permissionSetArn }] = await Promise.all([userIdOf(tenant, ref.principal), permissionSetOf(tenant, ref.role)]);
     return { tenant, userId, permissionSetArn };
   }
@@ -187,6 +222,111 @@ export function createActivities(
     } as const;
   }
 
+
+  // ---- Group grants: a membership of an Identity Store group instead of an account assignment ----
+
+  /**
+   * The group's id, for a group the tenant lists as grantable and the identity store manages
+   * itself. A group provisioned by an external identity provider (SCIM: it has ExternalIds) is
+   * refused: the provider's next sync would undo the membership, or refuse the change.
+   */
+  async function groupIdOf(tenant: Tenant, tenantId: string, nameOrId: string): Promise<string> {
+    const configured = grantableGroup(tenantById(config, tenantId) ?? { groups: [] }, nameOrId);
+    if (!configured) throw ApplicationFailure.nonRetryable(`Group "${nameOrId}" is not a grantable group of tenant ${tenantId} (its config's groups)`, 'GroupNotGrantable');
+    const IdentityStoreId = tenant.aws.identity_store_id;
+    let groupId = configured.id;
+    if (groupId === undefined) {
+      try {
+        ({ GroupId: groupId } = await tenant.identity.send(
+          new GetGroupIdCommand({ IdentityStoreId, AlternateIdentifier: { UniqueAttribute: { AttributePath: 'displayName', AttributeValue: configured.name } } }),
+        ));
+      } catch (err) {
+        if (!(err instanceof IdentityNotFound)) throw err;
+      }
+    }
+    const group = groupId === undefined ? undefined : await tenant.identity.send(new DescribeGroupCommand({ IdentityStoreId, GroupId: groupId })).catch((err) => {
+      if (err instanceof IdentityNotFound) return undefined;
+      throw err;
+    });
+    if (!group?.GroupId) throw ApplicationFailure.nonRetryable(`Group "${configured.name}" is not in identity store ${IdentityStoreId}`, 'GroupNotFound');
+    if ((group.ExternalIds ?? []).length > 0) {
+      const issuers = [...new Set(group.ExternalIds!.map((e) => e.Issuer))].join(', ');
+      throw ApplicationFailure.nonRetryable(
+        `Group "${configured.name}" is provisioned by an external identity provider (${issuers}): its next sync would undo or refuse a membership made here; grant it in the provider instead`,
+        'GroupManagedExternally',
+      );
+    }
+    return group.GroupId;
+  }
+
+  async function resolveGroup(ref: AssignmentRef): Promise<{ tenant: Tenant; userId: string; groupId: string }> {
+    const tenant = tenantOf(ref.tenantId);
+    if (ref.ids?.groupId !== undefined) return { tenant, userId: ref.ids.userId, groupId: ref.ids.groupId };
+    const [userId, groupId] = await Promise.all([userIdOf(tenant, ref.principal), groupIdOf(tenant, ref.tenantId, ref.group!)]);
+    return { tenant, userId, groupId };
+  }
+
+  /** The user's membership of the group, if any (ListGroupMembershipsForMember: a user has few). */
+  async function membershipIdOf({ tenant, userId, groupId }: { tenant: Tenant; userId: string; groupId: string }): Promise<string | undefined> {
+    const pages = paginateListGroupMembershipsForMember({ client: tenant.identity }, { IdentityStoreId: tenant.aws.identity_store_id, MemberId: { UserId: userId } });
+    try {
+      for await (const page of pages) {
+        const found = page.GroupMemberships?.find((m) => m.GroupId === groupId);
+        if (found) return found.MembershipId;
+      }
+    } catch (err) {
+      // A user deleted from the identity store has lost its memberships with it.
+      if (!(err instanceof IdentityNotFound)) throw err;
+    }
+    return undefined;
+  }
+
+  async function findMembership(ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> {
+    const resolved = await resolveGroup(ref);
+    return { exists: (await membershipIdOf(resolved)) !== undefined, ids: { userId: resolved.userId, groupId: resolved.groupId } };
+  }
+
+  async function createMembership(ref: AssignmentRef, opts: { justChecked?: boolean; stillCurrent?: () => void }): Promise<{ created: boolean; assignedAt: string }> {
+    const resolved = await resolveGroup(ref);
+    if (!opts.justChecked && (await membershipIdOf(resolved)) !== undefined) return { created: false, assignedAt: new Date().toISOString() };
+    const { tenant, userId, groupId } = resolved;
+    await limitsOf(tenant.aws).inFlight(async () => {
+      opts.stillCurrent?.();
+      try {
+        await checkedWhenPaced(opts.stillCurrent, () =>
+          tenant.identity.send(new CreateGroupMembershipCommand({ IdentityStoreId: tenant.aws.identity_store_id, GroupId: groupId, MemberId: { UserId: userId } })),
+        );
+      } catch (err) {
+        // Already a member: made by an earlier attempt of this grant (the look before it found none).
+        if (!(err instanceof IdentityConflict && (await membershipIdOf(resolved)) !== undefined)) throw err;
+      }
+    });
+    return { created: true, assignedAt: new Date().toISOString() };
+  }
+
+  /** The membership is gone (looked up by user and group: its id is not kept). Undefined when nothing of ours can have existed. */
+  async function deleteMembership(ref: AssignmentRef): Promise<true | undefined> {
+    let resolved;
+    try {
+      resolved = await resolveGroup(ref);
+    } catch (err) {
+      // Only without ids, i.e. nothing was ever found, so nothing of ours can exist.
+      if (err instanceof ApplicationFailure && ['UserNotFound', 'GroupNotFound', 'GroupNotGrantable', 'GroupManagedExternally'].includes(err.type ?? '')) return undefined;
+      throw err;
+    }
+    const membershipId = await membershipIdOf(resolved);
+    if (membershipId === undefined) return true;
+    const { tenant } = resolved;
+    await limitsOf(tenant.aws).inFlight(async () => {
+      try {
+        await tenant.identity.send(new DeleteGroupMembershipCommand({ IdentityStoreId: tenant.aws.identity_store_id, MembershipId: membershipId }));
+      } catch (err) {
+        if (!(err instanceof IdentityNotFound)) throw err;
+      }
+    });
+    return true;
+  }
+
   /** Counts a failed attempt (Temporal retries it unless it is non-retryable) and passes it on. */
   async function counted<T>(operation: 'provision' | 'deprovision', attempt: () => Promise<T>): Promise<T> {
     try {
@@ -199,7 +339,7 @@ export function createActivities(
     }
   }
 
-  const describe = (ref: AssignmentRef) => `${ref.role} on ${ref.accountId} for ${ref.principal.email ?? ref.principal.id}`;
+  const describe = (ref: AssignmentRef) => `${ref.role} on ${ref.group ?? ref.accountId} for ${ref.principal.email ?? ref.principal.id}`;
 
   const grantActivities = {
     findAssignment: (ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> =>
@@ -213,10 +353,18 @@ export function createActivities(
 
     // The workflow's look counts for the first attempt only: the attempt before a retry may have created it.
     createAssignment: (ref: AssignmentRef, opts: { justChecked?: boolean } = {}): Promise<{ created: boolean; assignedAt: string }> =>
-      heartbeating(() => counted('provision', () => createAssignment(ref, { justChecked: opts.justChecked === true && firstAttempt() }))),
+      heartbeating(() =>
+        counted('provision', () => (ref.group !== undefined ? createMembership : createAssignment)(ref, { justChecked: opts.justChecked === true && firstAttempt() })),
+      ),
 
     /** `sessionCutoff`: the tenant ends sessions too (`aws.revoke_sessions`), and this moment's cut-off was handed to the permission set's workflow. */
     async deleteAssignment(ref: AssignmentRef): Promise<{ sessionCutoff?: string }> {
+      if (ref.group !== undefined) {
+        // A group's sessions are not cut (groupSessionWarning): the membership's removal is all.
+        await heartbeating(() => counted('deprovision', () => asDeletion(() => deleteMembership(ref))));
+        if (ref.expiredAt) metrics?.expiryLag.observe(Math.max(0, (Date.now() - Date.parse(ref.expiredAt)) / 1000));
+        return {};
+      }
       // Every call it makes, lookups and status polls included, goes before creations' (aws.ts).
       const resolved = await heartbeating(() => counted('deprovision', () => asDeletion(() => deleteAssignment(ref))));
       // Confirmed gone (or never there): how long after its expiry the access lasted.
@@ -264,6 +412,7 @@ export function createActivities(
   }
 
   async function findAssignment(ref: AssignmentRef): Promise<{ exists: boolean; ids: AssignmentIds }> {
+    if (ref.group !== undefined) return findMembership(ref);
     const resolved = await resolve(ref);
     return { exists: await exists(resolved, ref.accountId), ids: { userId: resolved.userId, permissionSetArn: resolved.permissionSetArn } };
   }
@@ -286,10 +435,11 @@ export function createActivities(
     try {
       const made = lookup.preexisted
         ? undefined
-        : await createAssignment({ ...ref, ids: lookup.ids }, { justChecked: !attempt.recorded, stillCurrent: attempt.stillCurrent });
+        : await (ref.group !== undefined ? createMembership : createAssignment)({ ...ref, ids: lookup.ids }, { justChecked: !attempt.recorded, stillCurrent: attempt.stillCurrent });
       // Without `aws.revoke_sessions`, a session from the grant may outlive it: the grant says so.
+      // (A group grant's answer says so at the API: groupSessionWarning.)
       const tenant = tenantOf(ref.tenantId);
-      const sessionSeconds = tenant.aws.revoke_sessions ? undefined : (await permissionSetOf(tenant, ref.role).catch(() => undefined))?.sessionSeconds;
+      const sessionSeconds = tenant.aws.revoke_sessions || ref.group !== undefined ? undefined : (await permissionSetOf(tenant, ref.role).catch(() => undefined))?.sessionSeconds;
       return { ...lookup, assignedAt: made?.assignedAt ?? new Date().toISOString(), ...(sessionSeconds !== undefined && { sessionSeconds }) };
     } catch (err) {
       throw withLookup(err, lookup);
@@ -381,14 +531,37 @@ export function createActivities(
     ...createReconcileActivities({
       client: () => client ?? failNoClient(),
       ssoOf,
-      configuredAccounts: (tenantId) => Object.keys(tenantById(config, tenantId)?.accounts ?? {}),
+      configuredAccounts: async (tenantId) => {
+        const tenant = tenantById(config, tenantId);
+        return tenant ? tenantAccountIds(tenant, await organizationOf(tenantId)) : [];
+      },
       tenantsOnInstanceOf: (tenantId) => {
         const instanceArn = tenantOf(tenantId).aws.sso_instance_arn;
         return config.tenants.filter((t) => t.aws.sso_instance_arn === instanceArn).map((t) => t.id);
       },
       deleteAssignment: grantActivities.deleteAssignment,
+      membersOf: async (tenantId, groupId) => {
+        const { identity, aws } = tenantOf(tenantId);
+        const members: string[] = [];
+        for await (const page of paginateListGroupMemberships({ client: identity }, { IdentityStoreId: aws.identity_store_id, GroupId: groupId })) {
+          for (const m of page.GroupMemberships ?? []) if (m.MemberId && 'UserId' in m.MemberId && m.MemberId.UserId) members.push(m.MemberId.UserId);
+        }
+        return members;
+      },
+    }),
+    ...createOrganizationActivities({
+      // tenantOf first: it refuses a tenant the config does not hold.
+      organizationsOf: (tenantId) => ({ organizations: tenantOf(tenantId).organizations, tenant: tenantById(config, tenantId)! }),
+      neighboursOf: (tenantId) => {
+        const tenant = tenantById(config, tenantId)!;
+        return config.tenants.filter((t) => t.aws.sso_instance_arn === tenant.aws.sso_instance_arn && t.id !== tenant.id);
+      },
+      // Without a client (a test's direct call), no previous read: every account's tags are asked for.
+      previousOf: (tenantId) => (client ? organizationOf(tenantId) : Promise.resolve(undefined)),
+      client: () => client ?? failNoClient(),
     }),
     ...createPolicyActivities(config, {
+      organizationOf,
       // As AWS says now (the cached listing's may be minutes old); 0 when AWS does not say, as policies see a duration not known.
       sessionSeconds: async (tenantId, role) => {
         const tenant = tenantOf(tenantId);

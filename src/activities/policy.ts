@@ -3,8 +3,9 @@
 // permission set may have changed since. Today's policies decide, with the account as configured
 // now, the permission set's session duration as AWS says now, and the requester as the grant
 // keeps them (their groups at the call).
-import { type AppConfig, environmentOf, tenantById } from '../config';
-import { accountIdOf, type GrantState } from '../domain/grant';
+import { type AppConfig, grantableGroup, ownAccountsOnly, tenantById } from '../config';
+import { type OrganizationReport, policyResourceOf } from '../domain/accounts';
+import type { GrantState } from '../domain/grant';
 import { loadPolicySet, type PolicySet } from '../policy';
 import { askedByGrant, policyContext } from '../policy/context';
 
@@ -20,7 +21,10 @@ export interface StartDecision {
 
 export type PolicyActivities = ReturnType<typeof createPolicyActivities>;
 
-export function createPolicyActivities(config: AppConfig, { sessionSeconds }: { sessionSeconds: (tenantId: string, role: string) => Promise<number> }) {
+export function createPolicyActivities(
+  config: AppConfig,
+  { sessionSeconds, organizationOf }: { sessionSeconds: (tenantId: string, role: string) => Promise<number>; organizationOf: (tenantId: string) => Promise<OrganizationReport | undefined> },
+) {
   // Loaded at start-up, as the API does: a policy folder that does not load stops the worker.
   const byFolder = new Map<string, PolicySet>();
   for (const tenant of config.tenants) if (!byFolder.has(tenant.policies)) byFolder.set(tenant.policies, loadPolicySet(tenant.policies));
@@ -35,8 +39,10 @@ export function createPolicyActivities(config: AppConfig, { sessionSeconds }: { 
       const tenant = tenantById(config, key.tenantId);
       const refused = (notice: string, policyIds: readonly string[] = []): StartDecision => ({ allowed: false, notices: [notice], policyIds: [...policyIds] });
       if (!tenant) return refused('The tenant is no longer configured.');
-      const accountId = accountIdOf(key.target);
-      if (tenant.accounts_only && !Object.hasOwn(tenant.accounts, accountId)) return refused(`${key.target} is no longer one of this tenant's accounts.`);
+      // As the API sees it: the organisation as last read (an account moved out, or closed, since the call is refused).
+      const resource = policyResourceOf(tenant, key.target, await organizationOf(tenant.id));
+      if (resource.group && !grantableGroup(tenant, resource.group.name)) return refused(`${key.target} is no longer a grantable group of this tenant.`);
+      if (resource.account && ownAccountsOnly(tenant) && !resource.account.owned) return refused(`${key.target} is no longer one of this tenant's accounts.`);
       if (grant.durationSeconds > tenant.grants.max_duration_seconds) {
         return refused(`${key.role} on ${key.target}: at most ${tenant.grants.max_duration_seconds} seconds may now be requested (the grant is for ${grant.durationSeconds}).`);
       }
@@ -44,7 +50,7 @@ export function createPolicyActivities(config: AppConfig, { sessionSeconds }: { 
       const context = policyContext(askedByGrant(grant), { [key.role]: await sessionSeconds(tenant.id, key.role) });
       const policies = byFolder.get(tenant.policies) ?? loadPolicySet(tenant.policies);
       const decide = (action: 'request' | 'activate') =>
-        policies.authorize({ principal: grant.principal, action, accountId, accountEnvironment: environmentOf(tenant, accountId), context });
+        policies.authorize({ principal: grant.principal, action, ...resource, context });
       const asked = decide('request');
       if (!asked.allowed) {
         return { allowed: false, notices: asked.notices.length > 0 ? [...asked.notices] : [`No policy allows ${grant.principal.id} to request ${key.role} on ${key.target} any more.`], policyIds: [...asked.policyIds] };

@@ -8,7 +8,7 @@ import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolic
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure, fromPayloadsAtIndex, WorkflowNotFoundError } from '@temporalio/common';
 import type { SSOAdminClient } from '@aws-sdk/client-sso-admin';
-import { accountIdOf, type GrantState, type GrantStatus } from '../domain/grant';
+import { accountIdOf, type GrantState, type GrantStatus, groupOf } from '../domain/grant';
 import { GRANT_MEMO, grantStateQuery, reconcileUpdate, type ReconcileOutcome, rejection, searchAttributes } from '../workflows/messages';
 import { asBackground, listPermissionSets, semaphore } from './aws';
 import { heartbeating } from './poll';
@@ -39,7 +39,10 @@ export interface GrantRecord {
   grantId: string;
   status: GrantStatus | 'new';
   closing: boolean;
+  /** "" for a group grant */
   accountId: string;
+  /** A group grant's group (its name): its access is a membership (see membershipAsAssignment). */
+  group?: string;
   role: string;
   principalId: string;
   assignmentPreexisted: boolean | null;
@@ -59,6 +62,7 @@ export interface GrantRef {
   workflowId: string;
   grantId: string;
   accountId: string;
+  group?: string;
   role: string;
   principalId: string;
 }
@@ -123,7 +127,13 @@ function quoted(workflowId: string): string {
   return `'${workflowId}'`;
 }
 
-const grantTriple = (g: GrantRecord) => (g.ids ? tripleOf(g.accountId, g.ids.permissionSetArn, 'USER', g.ids.userId) : null);
+/**
+ * A group membership, judged by the same rules as an account assignment: the group in the
+ * account's place, `member` in the permission set's (a group grant's ids have its GroupId).
+ */
+export const membershipAsAssignment = (groupId: string, userId: string): Assignment => ({ accountId: `group:${groupId}`, permissionSetArn: 'member', principalType: 'USER', principalId: userId });
+const grantTriple = (g: GrantRecord) =>
+  !g.ids ? null : g.ids.groupId !== undefined ? tripleOf(`group:${g.ids.groupId}`, 'member', 'USER', g.ids.userId) : tripleOf(g.accountId, g.ids.permissionSetArn, 'USER', g.ids.userId);
 const pairOf = (accountId: string, permissionSetArn: string) => `${accountId}|${permissionSetArn}`;
 /** Past this after a run closed mid-provisioning, no creation it asked for is still under way (the provisioning activity's start-to-close is 2 minutes). */
 const CREATION_SETTLED_MS = 10 * 60_000;
@@ -174,7 +184,7 @@ export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { 
     const triple = grantTriple(grant);
     if (triple) byTriple.set(triple, [...(byTriple.get(triple) ?? []), grant]);
   }
-  const ref = (g: GrantRecord): GrantRef => ({ workflowId: g.workflowId, grantId: g.grantId, accountId: g.accountId, role: g.role, principalId: g.principalId });
+  const ref = (g: GrantRecord): GrantRef => ({ workflowId: g.workflowId, grantId: g.grantId, accountId: g.accountId, ...(g.group !== undefined && { group: g.group }), role: g.role, principalId: g.principalId });
 
   const missing = grants
     .filter((g) => g.tenantId === tenantId)
@@ -215,14 +225,16 @@ interface Deps {
   client(): Client;
   /** The tenant's SSO client (paced) and instance. */
   ssoOf(tenantId: string): { sso: SSOAdminClient; instanceArn: string };
-  /** Account ids the tenant's config names. */
-  configuredAccounts(tenantId: string): string[];
+  /** The tenant's own account ids: those its config names, and its organisation's at the latest read. */
+  configuredAccounts(tenantId: string): Promise<string[]>;
   /** Every tenant whose config names the same IAM Identity Center instance, the tenant included. */
   tenantsOnInstanceOf(tenantId: string): string[];
   deleteAssignment(ref: AssignmentRef): Promise<unknown>;
+  /** Every member (user id) of an Identity Store group. */
+  membersOf(tenantId: string, groupId: string): Promise<string[]>;
 }
 
-export function createReconcileActivities({ client: clientOf, ssoOf, configuredAccounts, tenantsOnInstanceOf, deleteAssignment }: Deps) {
+export function createReconcileActivities({ client: clientOf, ssoOf, configuredAccounts, tenantsOnInstanceOf, deleteAssignment, membersOf }: Deps) {
   /** Every permission set's name by ARN, and the session durations by name. */
   async function permissionSets(tenantId: string): Promise<{ names: Map<string, string>; sessionSeconds: Record<string, number>; summaries: PermissionSetSummary[] }> {
     const { sso, instanceArn } = ssoOf(tenantId);
@@ -362,6 +374,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       log.warn('grant state unreadable; skipped this round', { workflowId: info.workflowId, runId: info.runId, open, error: (err as Error).message });
       return null;
     }
+    const group = groupOf(state.key.target);
     return {
       tenantId: state.key.tenantId,
       workflowId: info.workflowId,
@@ -373,7 +386,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       grantId: state.id,
       status: state.status,
       closing: state.closing,
-      accountId: accountIdOf(state.key.target),
+      ...(group === undefined ? { accountId: accountIdOf(state.key.target) } : { accountId: '', group }),
       role: state.key.role,
       principalId: state.key.principalId,
       assignmentPreexisted: state.assignmentPreexisted,
@@ -395,16 +408,28 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
     const undecided = new Set<string>();
     const pairs = new Set<string>();
     const users = new Set<string>();
+    /** The groups of group grants that may hold a membership or have left one; `groupsUndecided`: one whose group is not known yet (no membership is removed this round). */
+    const groups = new Set<string>();
+    let groupsUndecided = false;
     for (const { run, record } of read) {
       const arn = arnOfRole.get(record?.role ?? attributeOf(run, searchAttributes.role) ?? '');
+      const target = record ? undefined : attributeOf(run, searchAttributes.target);
+      if (target !== undefined && groupOf(target) !== undefined) {
+        groupsUndecided = true;
+        continue;
+      }
       if (!record) {
-        const target = attributeOf(run, searchAttributes.target);
         if (target && arn) undecided.add(pairOf(accountIdOf(target), arn));
         continue;
       }
       records.push(record);
-      const pair = arn ? pairOf(record.accountId, arn) : undefined;
       const mayHold = (record.open && record.status !== 'pending' && record.status !== 'new') || (!record.open && !record.removalConfirmed);
+      if (record.group !== undefined) {
+        if (mayHold && record.ids?.groupId !== undefined) groups.add(record.ids.groupId);
+        else if (mayHold && record.open) groupsUndecided = true;
+        continue;
+      }
+      const pair = arn ? pairOf(record.accountId, arn) : undefined;
       if (!mayHold || !pair) continue;
       if (record.ids) {
         pairs.add(pair);
@@ -413,7 +438,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
         undecided.add(pair);
       }
     }
-    return { records, undecided, pairs, users };
+    return { records, undecided, pairs, users, groups, groupsUndecided };
   }
 
   return {
@@ -430,17 +455,21 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
         const arnOfRole = new Map([...sets].map(([arn, name]) => [name, arn]));
         // Runs read before the listing say where to look; read again after it, they judge what it
         // found, so an assignment made meanwhile is judged with the grant that made it.
-        const { pairs, users, undecided: unreadBefore } = await readScope(tenantId, arnOfRole);
+        const { pairs, users, undecided: unreadBefore, groups, groupsUndecided: groupsUnreadBefore } = await readScope(tenantId, arnOfRole);
         // A tenant that shares its instance looks only at its own accounts (config.ts makes them its list).
-        const own = tenantsOnInstanceOf(tenantId).length > 1 ? new Set(configuredAccounts(tenantId)) : undefined;
+        const own = tenantsOnInstanceOf(tenantId).length > 1 ? new Set(await configuredAccounts(tenantId)) : undefined;
         // As many users as pairs: per user, which also sees the grantees' assignments elsewhere.
         const byUser = users.size <= pairs.size;
         const listedFrom = new Date().toISOString();
         const assignments = (byUser ? await listByUser(tenantId, users) : await listByPair(tenantId, pairs)).filter((a) => !own || own.has(a.accountId));
-        const looked = (accountId: string, ids: AssignmentIds) => (byUser ? users.has(ids.userId) : pairs.has(pairOf(accountId, ids.permissionSetArn)));
+        // Group grants' memberships: every member of each group in scope.
+        for (const groupId of groups) for (const userId of await membersOf(tenantId, groupId)) assignments.push(membershipAsAssignment(groupId, userId));
+        const looked = (accountId: string, ids: AssignmentIds) =>
+          ids.groupId !== undefined ? groups.has(ids.groupId) : byUser ? users.has(ids.userId) : pairs.has(pairOf(accountId, ids.permissionSetArn));
         const present = new Set(assignments.map((a) => tripleOf(a.accountId, a.permissionSetArn, a.principalType, a.principalId)));
-        const { records, undecided } = await readScope(tenantId, arnOfRole);
+        const { records, undecided, groupsUndecided } = await readScope(tenantId, arnOfRole);
         for (const pair of unreadBefore) undecided.add(pair);
+        if (groupsUndecided || groupsUnreadBefore) for (const groupId of groups) undecided.add(pairOf(`group:${groupId}`, 'member'));
 
         for (const record of records) {
           if (record.open || record.removalConfirmed) continue;
@@ -459,7 +488,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
           grantsChecked: records.length,
           listing: byUser ? 'users' : 'pairs',
           listed: byUser ? users.size : pairs.size,
-          foreign: drift.foreign.map((a) => ({ ...a, permissionSetName: sets.get(a.permissionSetArn) })),
+          foreign: drift.foreign.map((a) => ({ ...a, permissionSetName: sets.get(a.permissionSetArn) ?? (a.accountId.startsWith('group:') ? 'member' : undefined) })),
           sessionSeconds,
           permissionSets: summaries,
         };
@@ -492,6 +521,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       await deleteAssignment({
         tenantId: leak.tenantId,
         accountId: leak.accountId,
+        ...(leak.group !== undefined && { group: leak.group }),
         role: leak.role,
         principal: { id: leak.principalId },
         ids: leak.ids,

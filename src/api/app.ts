@@ -19,7 +19,7 @@ import { MAX_RANGE_DAYS } from '../domain/audit';
 import type { SlackInteractions } from '../service/slack';
 import type { Authenticator } from './auth';
 import { openApiDocument } from './openapi';
-import { auditQuerySchema, ensureBodySchema, entitlementFiltersSchema, grantFiltersSchema, reportQuerySchema, requestFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
+import { auditQuerySchema, BODY_LIMIT_BYTES, ensureBodySchema, entitlementFiltersSchema, grantFiltersSchema, reportQuerySchema, requestFiltersSchema, reviewBodySchema, revokeBodySchema, uuidSchema } from './schemas';
 
 export interface AppDeps {
   ensurer: EnsureService;
@@ -45,7 +45,8 @@ export interface AppDeps {
   console?: express.Router;
 }
 
-const BODY_LIMIT = '64kb';
+/** Slack's signed forms are small: a click. */
+const SLACK_BODY_LIMIT = '64kb';
 
 /** A client's X-Request-ID is kept when it is a plain token; anything else is replaced. */
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -128,14 +129,14 @@ export function createApp({
   // Slack signs the raw form body, so this one route reads it as bytes, before the JSON parser.
   // Slack wants an answer within 3 s and a review may wait 5 s for visibility: the click is
   // acknowledged once its signature checks out, and the outcome goes to its response_url.
-  app.post('/v1/integrations/slack/interactions', express.raw({ limit: BODY_LIMIT, type: () => true }), (req, res) => {
+  app.post('/v1/integrations/slack/interactions', express.raw({ limit: SLACK_BODY_LIMIT, type: () => true }), (req, res) => {
     const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
     if (!slack) throw new AccessError('unauthenticated', 'The request is not a signed Slack interaction for a tenant of this service.');
     const click = slack.take(raw, req.get('x-slack-request-timestamp'), req.get('x-slack-signature'));
     res.status(200).end();
     slack.act(click, req.log).catch((err) => req.log.error({ err }, 'Slack click failed'));
   });
-  app.use(express.json({ limit: BODY_LIMIT, type: () => true }));
+  app.use(express.json({ limit: BODY_LIMIT_BYTES, type: () => true }));
 
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());

@@ -2,6 +2,7 @@
 // with (and the response schemas next to them), so the document cannot drift from the code.
 import { z } from 'zod';
 import {
+  BODY_LIMIT_BYTES,
   auditPageSchema,
   auditQuerySchema,
   ensureBodySchema,
@@ -57,7 +58,7 @@ const ERRORS = {
 };
 
 /** Every route with a body. */
-const BODY_TOO_LARGE = errorResponse('The body is larger than 64 KiB (`payload_too_large`)');
+const BODY_TOO_LARGE = errorResponse(`The body is larger than ${BODY_LIMIT_BYTES / 1024} KiB (\`payload_too_large\`)`);
 
 const tenantHeader = {
   name: 'X-Tenant-ID',

@@ -1,13 +1,18 @@
 // Request schemas: the seed's field names, checked strictly (unknown fields are errors).
 import { z } from 'zod';
 import { AUDIT_EVENTS } from '../domain/audit';
-import { TARGET_PATTERN } from '../domain/grant';
+import { ENTITLEMENT_TARGET_PATTERN, GROUP_TARGET_PATTERN, TARGET_PATTERN } from '../domain/grant';
 import { REQUEST_STATUSES } from '../domain/request';
 
 export const targetSchema = z
   .string()
-  .regex(TARGET_PATTERN, 'must be AWS::Account::{12-digit account id}')
-  .meta({ description: 'Entitlement target in format AWS::Account::{account_id}', examples: ['AWS::Account::123456789012'] });
+  .regex(ENTITLEMENT_TARGET_PATTERN, 'must be AWS::Account::{12-digit account id} or AWS::IdentityStore::Group::{group name or id}')
+  .meta({
+    description: 'Entitlement target: AWS::Account::{account_id}, or AWS::IdentityStore::Group::{group name or id} (role `member`: membership of a grantable group)',
+    examples: ['AWS::Account::123456789012', 'AWS::IdentityStore::Group::data-admins'],
+  });
+/** An account target only (the audit trail's and the catalogue's filters). */
+const accountOnlyTargetSchema = z.string().regex(TARGET_PATTERN, 'must be AWS::Account::{12-digit account id}');
 /** IAM Identity Center permission-set names (ASCII spelled out: \w is wider in some JSON Schema tools). */
 export const roleSchema = z
   .string()
@@ -32,12 +37,22 @@ const breakGlassRules = {
   },
 };
 
+/** Entitlements one ensure may hold: one access request, reviewed as a whole (an organisation's accounts for one role). */
+export const MAX_ENTITLEMENTS = 500;
+
+/**
+ * JSON bodies: an ensure of MAX_ENTITLEMENTS at their longest (about 60 KB), with a reason and
+ * attachments at their longest (about 45 KB in ASCII), pretty-printed, fits with room to spare.
+ */
+export const BODY_LIMIT_BYTES = 256 * 1024;
+
 export const ensureBodySchema = z
   .strictObject({
     entitlements: z
       .array(z.strictObject({ target: targetSchema, role: roleSchema, duration_seconds: z.int().positive().optional() }))
       .min(1)
-      .max(20),
+      .max(MAX_ENTITLEMENTS)
+      .meta({ description: `1 to ${MAX_ENTITLEMENTS} (target, role) pairs, each once: one access request, reviewed as a whole, all or nothing by policy; one grant each in the answer` }),
     justification: z
       .strictObject({
         reason: z.string().max(4000).optional(),
@@ -197,14 +212,21 @@ const accountTargetSchema = z
   .string()
   .regex(/^(?:AWS::Account::)?[0-9]{12}$/, 'must be a 12-digit account id or AWS::Account::{account id}')
   .transform((v) => (v.startsWith('AWS::Account::') ? v : `AWS::Account::${v}`))
-  .pipe(targetSchema)
+  .pipe(accountOnlyTargetSchema)
   .meta({ description: 'An account: AWS::Account::{account_id} or the 12-digit id' });
+
+/** The audit trail's and the access report's target: an account as above, or a group grant's target (by the group's name, as grants keep it). */
+const auditTargetSchema = z
+  .string()
+  .regex(new RegExp(`^(?:(?:AWS::Account::)?[0-9]{12}|${GROUP_TARGET_PATTERN.source.slice(1, -1)})$`), 'must be a 12-digit account id, AWS::Account::{account id} or AWS::IdentityStore::Group::{group name}')
+  .transform((v) => (/^[0-9]{12}$/.test(v) ? `AWS::Account::${v}` : v))
+  .meta({ description: 'An account (AWS::Account::{account_id} or the 12-digit id), or a group: AWS::IdentityStore::Group::{group name}' });
 
 export const auditQuerySchema = z.strictObject({
   from: timeSchema.optional().meta({ description: 'Default: 7 days before `to`; at most 92 days before it' }),
   to: timeSchema.optional().meta({ description: 'Default: now' }),
   principal: z.string().min(1).max(256).optional().meta({ description: "The grant's (or the refused caller's) principal id" }),
-  target: accountTargetSchema.optional(),
+  target: auditTargetSchema.optional(),
   role: roleSchema.optional(),
   event: z.enum(AUDIT_EVENTS).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -218,7 +240,7 @@ export const auditQuerySchema = z.strictObject({
 });
 
 export const reportQuerySchema = z.strictObject({
-  target: accountTargetSchema,
+  target: auditTargetSchema,
   role: roleSchema.optional(),
   from: timeSchema,
   to: timeSchema,
@@ -234,6 +256,23 @@ export const entitlementFiltersSchema = z.strictObject({
     .optional()
     .meta({ description: "Only accounts of this environment (the tenant's `accounts`; `unknown` for one listed without)" }),
   q: z.string().min(1).max(100).optional().meta({ description: "Text in the account's id or name, or the role's name (any case)" }),
+  ou: z
+    .string()
+    .regex(/^(?:ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$/, 'must be an OU id (ou-...) or a root id (r-...)')
+    .optional()
+    .meta({ description: 'Only accounts under this OU or root, at any depth (as the latest read of the organisation placed them)', examples: ['ou-ab12-cdef3456'] }),
+  tag: z
+    .string()
+    .max(513)
+    .regex(/^[^=]+=/, 'must be key=value')
+    .optional()
+    .meta({ description: 'Only accounts with this tag, as key=value (split at the first =; the value may be empty)', examples: ['env=dev'] }),
+  name: z
+    .string()
+    .min(1)
+    .max(100)
+    .optional()
+    .meta({ description: "Only accounts whose name matches this pattern, whole and in any case: * for any run of characters, ? for one", examples: ['data-*'] }),
   limit: z.coerce.number().int().min(1).max(100).optional().meta({ description: 'Page size (default 50, at most 100)' }),
   cursor: signedCursorSchema(1024).optional(),
 });

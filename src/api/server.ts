@@ -51,7 +51,7 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
     }
   };
   const rates = new CallRates();
-  const runs = new GrantRuns(client, policies, cursorKeyOf(config), rates);
+  const runs = new GrantRuns(client, policies, cursorKeyOf(config), rates, new Set(config.tenants.filter((t) => t.organization).map((t) => t.id)));
   const requests = new RequestService(runs);
   return createApp({
     ensurer: new EnsureService(runs, recordAudit),

@@ -3,7 +3,7 @@
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { decodeJwt } from 'jose';
 import type { AccessInterval, AuditEvent } from '../domain/audit';
-import { TARGET_PATTERN } from '../domain/grant';
+import { ENTITLEMENT_TARGET_PATTERN } from '../domain/grant';
 import { type AccessRequest, ApiError, callApi, type Connection, EXIT, type Grant } from './api';
 import { DEFAULT_PROFILE, PROFILE_NAME, readProfile, withProfilesLock, writeProfile } from './profiles';
 import { accessTokenOf, requireSafeUrl, revokeAtProvider, signInOf, signInWithBrowser, signInWithDevice } from './sign-in';
@@ -63,10 +63,10 @@ export function parseProfileName(value: string): string {
   return value;
 }
 
-/** An account id or `AWS::Account::{id}`. */
+/** An account id or `AWS::Account::{id}`, or a group: `AWS::IdentityStore::Group::{name or id}`. */
 export function parseTarget(value: string): string {
   const target = /^\d{12}$/.test(value) ? `AWS::Account::${value}` : value;
-  if (!TARGET_PATTERN.test(target)) throw new InvalidArgumentError('expected a 12-digit account id or AWS::Account::{id}');
+  if (!ENTITLEMENT_TARGET_PATTERN.test(target)) throw new InvalidArgumentError('expected a 12-digit account id, AWS::Account::{id} or AWS::IdentityStore::Group::{group name or id}');
   return target;
 }
 
@@ -213,8 +213,52 @@ async function waitForActive(conn: Connection, grants: Grant[], timeoutSeconds: 
   }
 }
 
-async function ensureCommand(opts: CommonOptions & {
-  target: string;
+/** What one ensure may hold (the API's MAX_ENTITLEMENTS). */
+const MAX_ENTITLEMENTS = 500;
+
+interface Selectors {
+  ou?: string;
+  tag?: string;
+  accountName?: string;
+}
+
+/**
+ * The accounts a selector names that the caller may request `role` on: the catalogue's pages for
+ * that role, filtered by the API (ou, tag, name), read to the end. Refused when none match, or more
+ * than one ensure may hold.
+ */
+async function selectedAccounts(conn: Connection, role: string, { ou, tag, accountName }: Selectors): Promise<Entitlement[]> {
+  const found: Entitlement[] = [];
+  let cursor: string | undefined;
+  do {
+    const query = new URLSearchParams({ role, limit: '100' });
+    for (const [key, value] of Object.entries({ ou, tag, name: accountName, cursor })) if (value) query.set(key, value);
+    const page = await callApi<{ entitlements: Entitlement[]; next_cursor: string | null }>(conn, 'GET', `/v1/access/entitlements?${query}`);
+    found.push(...page.entitlements);
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor);
+  const named = [ou && `--ou ${ou}`, tag && `--tag ${tag}`, accountName && `--account-name ${accountName}`].filter(Boolean).join(' ');
+  if (found.length === 0) throw new ApiError(400, { code: 'invalid_request', message: `No account you may request ${role} on matches ${named}; nothing was sent.` });
+  if (found.length > MAX_ENTITLEMENTS) {
+    throw new ApiError(400, { code: 'invalid_request', message: `${found.length} accounts match ${named}: one ensure holds at most ${MAX_ENTITLEMENTS}; narrow the selector. Nothing was sent.` });
+  }
+  return found;
+}
+
+/** Asks on the terminal; false unless the answer is y or yes. */
+async function confirmed(question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+async function ensureCommand(opts: CommonOptions & Selectors & {
+  target?: string;
+  yes?: boolean;
   role: string;
   duration?: number;
   reason?: string;
@@ -227,9 +271,31 @@ async function ensureCommand(opts: CommonOptions & {
   pollInterval: number;
 }): Promise<number> {
   if (opts.breakGlass && !opts.reason?.trim()) throw new ApiError(400, { code: 'invalid_request', message: '--break-glass needs --reason: reviewers are told why.' });
+  const selecting = Boolean(opts.ou || opts.tag || opts.accountName);
+  if (selecting === Boolean(opts.target)) {
+    throw new ApiError(400, { code: 'invalid_request', message: 'Name the accounts with --target, or select them with --ou, --tag or --account-name (not both).' });
+  }
   const conn = await connectionOf(opts);
+  let targets = [opts.target!];
+  if (selecting) {
+    const selected = await selectedAccounts(conn, opts.role, opts);
+    targets = selected.map((e) => e.target);
+    // Shown before anything is sent, on stderr (stdout stays the answer, --json too).
+    const rows = selected.map((e) => [e.account.id, e.account.name ?? '-', e.account.environment, e.action === 'activate' ? 'ACTIVATE' : 'REQUEST'].map(terminalText));
+    printError([`${selected.length} account${selected.length === 1 ? '' : 's'} for ${opts.role}:`, ...table(['ACCOUNT', 'NAME', 'ENVIRONMENT', 'ENSURE WILL'], rows)]);
+    // A dry run changes nothing: no question. Otherwise a person says yes, or --yes does.
+    if (!opts.dryRun && !opts.yes) {
+      if (!process.stdin.isTTY) {
+        throw new ApiError(400, { code: 'invalid_request', message: `Not sent: pass --yes to ensure ${opts.role} on these ${selected.length} accounts without being asked (stdin is not a terminal).` });
+      }
+      if (!(await confirmed(`Ensure ${opts.role} on these ${selected.length} accounts, as one access request? [y/N] `))) {
+        printError(['Not sent.']);
+        return EXIT.usage;
+      }
+    }
+  }
   const body = {
-    entitlements: [{ target: opts.target, role: opts.role, ...(opts.duration ? { duration_seconds: opts.duration } : {}) }],
+    entitlements: targets.map((target) => ({ target, role: opts.role, ...(opts.duration ? { duration_seconds: opts.duration } : {}) })),
     justification: { ...(opts.reason ? { reason: opts.reason } : {}), ...(opts.attach.length ? { attachments: opts.attach } : {}) },
     dry_run: Boolean(opts.dryRun),
     ...(opts.breakGlass ? { break_glass: true } : {}),
@@ -369,7 +435,7 @@ async function revokeCommand(grantId: string, opts: CommonOptions & { reason?: s
 interface Entitlement {
   target: string;
   role: string;
-  account: { id: string; name: string | null; environment: string };
+  account: { id: string; name: string | null; environment: string; tags: Record<string, string>; ou_path: string[] };
   action: 'activate' | 'request';
   approvals_required: number;
   default_duration_seconds: number;
@@ -377,11 +443,11 @@ interface Entitlement {
   requires: string[];
 }
 
-type EntitlementFilters = { account?: string; role?: string; environment?: string; search?: string; limit?: number; cursor?: string };
+type EntitlementFilters = Selectors & { account?: string; role?: string; environment?: string; search?: string; limit?: number; cursor?: string };
 
-function entitlementsPath({ account, role, environment, search, limit, cursor }: EntitlementFilters): string {
+function entitlementsPath({ account, role, environment, search, ou, tag, accountName, limit, cursor }: EntitlementFilters): string {
   const query = new URLSearchParams();
-  for (const [key, value] of Object.entries({ account, role, environment, q: search, cursor })) if (value) query.set(key, value);
+  for (const [key, value] of Object.entries({ account, role, environment, q: search, ou, tag, name: accountName, cursor })) if (value) query.set(key, value);
   if (limit) query.set('limit', String(limit));
   return `/v1/access/entitlements${query.size ? `?${query}` : ''}`;
 }
@@ -697,8 +763,12 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .action(action(whoamiCommand));
 
   common(root.command('ensure'))
-    .description('make sure you hold a role on an account: activate it, request it or extend it')
-    .requiredOption('--target <account>', 'account id or AWS::Account::{id}', parseTarget)
+    .description('make sure you hold a role on an account or group (or on every account a selector names): activate it, request it or extend it')
+    .option('--target <account>', 'account id, AWS::Account::{id}, or AWS::IdentityStore::Group::{group}', parseTarget)
+    .option('--ou <id>', 'instead of --target: every account under this OU (ou-...) you may request the role on, at any depth')
+    .option('--tag <key=value>', 'instead of --target: every account with this tag you may request the role on')
+    .option('--account-name <pattern>', "instead of --target: every account whose name matches, e.g. 'data-*' (* any run, ? one character)")
+    .option('--yes', 'with a selector: send without asking (needed when stdin is not a terminal)')
     .requiredOption('--role <name>', 'permission set name')
     .option('--duration <time>', 'how long, e.g. 1h, 30m, 1h30m (default: the tenant default)', parseDuration)
     .option('--reason <text>', 'why you need it')
@@ -728,6 +798,9 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
     .option('--role <name>', 'only this role')
     .option('--environment <name>', 'only accounts of this environment')
     .option('--search <text>', "text in the account's id or name, or the role's name")
+    .option('--ou <id>', 'only accounts under this OU (ou-...), at any depth')
+    .option('--tag <key=value>', 'only accounts with this tag')
+    .option('--account-name <pattern>', "only accounts whose name matches, e.g. 'data-*'")
     .option('--limit <n>', 'at most this many (default 50, at most 100)', parseCount)
     .option('--cursor <cursor>', 'the next page, as the previous one said')
     .action(action(entitlementsCommand));
@@ -787,7 +860,7 @@ Exit codes: 0 ok, 1 usage or rejected input, 2 forbidden by policy, 3 not active
 
   common(root.command('report'))
     .description('who held which role on an account, when: intervals from the audit trail')
-    .requiredOption('--target <account>', 'account id or AWS::Account::{id}', parseTarget)
+    .requiredOption('--target <account>', 'account id, AWS::Account::{id}, or AWS::IdentityStore::Group::{group}', parseTarget)
     .option('--role <name>', 'only this role')
     .requiredOption('--from <time>', 'ISO time or date, e.g. 2026-10-01')
     .requiredOption('--to <time>', 'ISO time or date (a date counts to its end), at most 92 days after --from')

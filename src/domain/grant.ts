@@ -42,7 +42,7 @@ export interface Principal {
 export interface GrantKey {
   tenantId: string;
   principalId: string;
-  /** `AWS::Account::{12 digits}` */
+  /** `AWS::Account::{12 digits}`, or `AWS::IdentityStore::Group::{name}` (role `member`) */
   target: string;
   role: string;
 }
@@ -227,7 +227,7 @@ export interface GrantState {
   /** Set once the assignment has been looked up: true if it existed before this grant. */
   assignmentPreexisted: boolean | null;
   /** The provider's ids for the assignment, from that lookup: what deprovisioning deletes. */
-  assignmentIds: { userId: string; permissionSetArn: string } | null;
+  assignmentIds: AssignmentIds | null;
   /** True from the moment deprovisioning starts until the assignment is gone. */
   closing: boolean;
   validation: Validation;
@@ -296,6 +296,29 @@ export function accountIdOf(target: string): string {
   return match[1];
 }
 
+/**
+ * An Identity Store group, by its display name or id (the API keeps the name: one grant per group).
+ * Letters, digits, spaces and `._@+=,-`: no quote or backslash, so the name is safe in a workflow
+ * id and a visibility query.
+ */
+export const GROUP_TARGET_PATTERN = /^AWS::IdentityStore::Group::([A-Za-z0-9](?:[A-Za-z0-9 ._@+=,-]{0,126}[A-Za-z0-9._@+=,-])?)$/;
+/** Either kind of target: the API's pattern. */
+export const ENTITLEMENT_TARGET_PATTERN = new RegExp(`^(?:${TARGET_PATTERN.source.slice(1, -1)}|${GROUP_TARGET_PATTERN.source.slice(1, -1)})$`);
+/** The one role of a group target: membership of the group. */
+export const GROUP_ROLE = 'member';
+export const GROUP_TARGET_PREFIX = 'AWS::IdentityStore::Group::';
+
+/** The group a target names (its name or id), or undefined for an account target. */
+export function groupOf(target: string): string | undefined {
+  return GROUP_TARGET_PATTERN.exec(target)?.[1];
+}
+
+/**
+ * What the grant's access is made of at the provider: an account assignment (user, permission
+ * set, and the account in the key) or an Identity Store group membership (user, group).
+ */
+export type AssignmentIds = { userId: string; permissionSetArn: string; groupId?: undefined } | { userId: string; groupId: string; permissionSetArn?: undefined };
+
 /** A grant that waits for its scheduled start (it may be approved already). */
 export function isScheduled(state: GrantState): boolean {
   return (state.status === 'pending' || state.status === 'new') && !!state.startsAt;
@@ -323,6 +346,23 @@ export function sessionMayOutliveGrant(sessionSeconds: number, durationSeconds: 
   };
 }
 
+/**
+ * A group grant ends with the membership, not with the sessions it let the user open: the
+ * sessions' cut-off (`aws.revoke_sessions`) is per permission set and account, and a group's
+ * assignments are not the grant's to know for sure. Always said of a group grant.
+ */
+export function groupSessionWarning(group: string, brings: readonly { account: string; permission_set: string }[]): Diagnostic {
+  const through = brings.length > 0 ? brings.map((b) => `${b.permission_set} on ${b.account}`).join(', ') : "the group's account assignments";
+  return {
+    level: 'warning',
+    code: 'session_may_outlive_grant',
+    message:
+      `Ending this grant removes the membership of ${group}; AWS sessions already opened through it (${through}) last until their permission set's session duration: ` +
+      'aws.revoke_sessions does not end sessions reached through a group.',
+    group,
+  };
+}
+
 export function isOpen(state: GrantState): boolean {
   return state.status !== 'new' && OPEN_STATUSES.includes(state.status) && !state.closing;
 }
@@ -341,7 +381,9 @@ export function encodePrincipal(principalId: string): string {
 
 /** Workflow id of a grant key: readable by an operator, unambiguous. */
 export function grantWorkflowId(key: GrantKey): string {
-  return `grant/${key.tenantId}/${encodePrincipal(key.principalId)}/${accountIdOf(key.target)}/${key.role}`;
+  const group = groupOf(key.target);
+  const where = group === undefined ? accountIdOf(key.target) : `group:${encodePrincipal(group)}`;
+  return `grant/${key.tenantId}/${encodePrincipal(key.principalId)}/${where}/${key.role}`;
 }
 
 /**

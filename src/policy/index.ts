@@ -16,6 +16,10 @@ export interface PolicyRequest {
   accountId: string;
   /** e.g. 'production'; 'unknown' for an account the tenant's config does not describe */
   accountEnvironment: string;
+  /** What the organisation says of the account (src/domain/accounts.ts); absent: nothing (no name, no tags, no OUs). */
+  account?: AccountAttributes;
+  /** A group target: the resource is the group (GROUP_ENTITY_TYPE, by name), not an account. */
+  group?: { name: string; environment: string };
   context: {
     role: string;
     duration_seconds: number;
@@ -30,6 +34,37 @@ export interface PolicyRequest {
     session_duration_seconds?: number;
   };
 }
+
+/** An account's attributes beyond its environment, and the OUs above it (ids from the root down). */
+export interface AccountAttributes {
+  name: string | null;
+  tags: Readonly<Record<string, string>>;
+  ou_path: readonly string[];
+}
+
+/**
+ * What the policy folder's schema declares of an account beyond `environment`: a schema from before
+ * organisations (a tenant's own copy) keeps working, its accounts sent as before.
+ */
+interface AccountShape {
+  name: boolean;
+  tags: boolean;
+  /** `entity Account in [AWS::OrgUnit]`: the account's OUs are its parents. */
+  orgUnits: boolean;
+  /** The schema declares the group entity (GROUP_ENTITY_TYPE), and whether with `tags` (sent empty: a group has none). */
+  group: false | { tags: boolean };
+}
+
+const NO_ACCOUNT_SHAPE: AccountShape = { name: false, tags: false, orgUnits: false, group: false };
+
+/**
+ * The Cedar entity type of an Identity Store group target. Not `AWS::IdentityStore::Group`: Cedar
+ * refuses a namespaced type whose last name shadows the schema's own `Group` (the principal's groups).
+ */
+export const GROUP_ENTITY_TYPE = 'AWS::IdentityStoreGroup';
+
+/** The Cedar entity type of an OU or root (`resource in AWS::OrgUnit::"ou-..."`). */
+export const ORG_UNIT_TYPE = 'AWS::OrgUnit';
 
 export interface PolicyDecision {
   readonly allowed: boolean;
@@ -89,18 +124,28 @@ export class PolicySet {
     /** @id -> its @approvals("N") */
     private readonly approvals: ReadonlyMap<string, number> = new Map(),
     /** What the policies are written against, for listings that decide one request per kind (see accountClass). */
-    private readonly index: PolicyIndex = { namedAccounts: new Set(), numbers: [], read: null },
+    private readonly index: PolicyIndex = { namedAccounts: new Set(), namedOrgUnits: new Set(), numbers: [], read: null },
+    private readonly accountShape: AccountShape = NO_ACCOUNT_SHAPE,
   ) {}
 
   /**
    * What the policies can tell of an account: the attributes of its entity (cedarRequest makes it:
-   * its environment, no parents), and its id only where a policy names the account
-   * (`Account::"..."`). Cedar has no other way to look at an entity, so two accounts of one class
-   * get the same decision for every request: a listing of thousands of accounts decides one account
-   * per class. A change to the Account entity (an attribute, parents) is a change here too.
+   * its environment, and, where the schema declares them, its name, tags and OUs), and its id
+   * only where a policy names the account (`Account::"..."`). Cedar has no other way to look at an
+   * entity, so two accounts of one class get the same decision for every request: a listing of
+   * thousands of accounts decides one account per class. Only what a policy reads counts: its name
+   * and tags when a policy reads `name` or `tags`, of its OUs only those a policy names. A change
+   * to the Account entity (an attribute, parents) is a change here too.
    */
-  accountClass(accountId: string, environment: string): string {
-    return this.index.namedAccounts.has(accountId) ? `account ${accountId}` : `environment ${environment}`;
+  accountClass(accountId: string, environment: string, account?: AccountAttributes): string {
+    if (this.index.namedAccounts.has(accountId)) return `account ${accountId}`;
+    const { name, tags, orgUnits } = this.accountShape;
+    return JSON.stringify([
+      environment,
+      name && this.reads('name') ? (account?.name ?? '') : null,
+      tags && this.reads('tags') ? Object.entries(account?.tags ?? {}).sort() : null,
+      orgUnits ? (account?.ou_path ?? []).filter((id) => this.index.read === null || this.index.namedOrgUnits.has(id)) : null,
+    ]);
   }
 
   /**
@@ -135,7 +180,9 @@ export class PolicySet {
   }
 
   authorize(req: PolicyRequest): PolicyDecision {
-    const request = cedarRequest(req);
+    // A schema from before group grants (a tenant's own copy): its policies were not written for groups.
+    if (req.group && !this.accountShape.group) return NO_GROUP_ENTITY;
+    const request = cedarRequest(req, this.accountShape);
     const key = JSON.stringify(request);
     let decision = this.decisions.get(key);
     if (!decision) {
@@ -177,6 +224,8 @@ export class PolicySet {
 interface PolicyIndex {
   /** Account ids a policy names. */
   namedAccounts: ReadonlySet<string>;
+  /** Root and OU ids a policy names (`AWS::OrgUnit::"..."`). */
+  namedOrgUnits: ReadonlySet<string>;
   /** Every number in a policy. */
   numbers: readonly number[];
   /** `{effect} {attribute}` for every attribute a policy reads; null: not known (anything may be read). */
@@ -184,13 +233,14 @@ interface PolicyIndex {
 }
 
 /** Notes what one policy (cedar's JSON of it) names: accounts, numbers, and the attributes it reads. */
-function indexPolicy(json: cedar.PolicyJson, into: { namedAccounts: Set<string>; numbers: Set<number>; read: Set<string> }): void {
+function indexPolicy(json: cedar.PolicyJson, into: { namedAccounts: Set<string>; namedOrgUnits: Set<string>; numbers: Set<number>; read: Set<string> }): void {
   const walk = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(walk);
     if (node === null || typeof node !== 'object') return;
     const { type, id, Value, attr } = node as Record<string, unknown>;
     // An entity reference: `{type, id}` in a scope, `{"__entity": {type, id}}` in a condition.
     if (typeof type === 'string' && typeof id === 'string' && (type === 'Account' || type.endsWith('::Account'))) into.namedAccounts.add(id);
+    if (typeof type === 'string' && typeof id === 'string' && type === ORG_UNIT_TYPE) into.namedOrgUnits.add(id);
     if (typeof Value === 'number') into.numbers.add(Value);
     if (typeof attr === 'string') into.read.add(`${json.effect} ${attr}`);
     Object.values(node).forEach(walk);
@@ -221,7 +271,7 @@ export function loadPolicySet(dir: string): PolicySet {
   const byId = new Map<string, PolicySource>();
   const advice = new Map<string, string>();
   const approvals = new Map<string, number>();
-  const index = { namedAccounts: new Set<string>(), numbers: new Set<number>(), read: new Set<string>() };
+  const index = { namedAccounts: new Set<string>(), namedOrgUnits: new Set<string>(), numbers: new Set<number>(), read: new Set<string>() };
   for (const name of policyFiles) {
     const file = path.join(dir, name);
     const fileText = fs.readFileSync(file, 'utf8');
@@ -299,13 +349,36 @@ export function loadPolicySet(dir: string): PolicySet {
   for (const answer of cached) {
     if (answer.type === 'failure') fail(answer.errors.map((e) => `${dir}: ${e.message}`));
   }
-  selfCheck(policySetId, schemaName, schemaFile);
-  return new PolicySet(policySetId, schemaName, order, advice, approvals, { ...index, numbers: [...index.numbers] });
+  const accountShape = accountShapeOf(schema);
+  selfCheck(policySetId, schemaName, schemaFile, accountShape);
+  return new PolicySet(policySetId, schemaName, order, advice, approvals, { ...index, numbers: [...index.numbers] }, accountShape);
+}
+
+const NO_GROUP_ENTITY: PolicyDecision = Object.freeze({
+  allowed: false,
+  policyIds: Object.freeze([]),
+  notices: Object.freeze([`This tenant's policy schema does not declare ${GROUP_ENTITY_TYPE}, so no policy decides group grants (docs/policies.md).`]),
+});
+
+/** What the schema's `Account` (in the unnamed namespace) declares of names, tags and OUs, and whether it declares the group entity. */
+function accountShapeOf(schema: string): AccountShape {
+  const answer = cedar.schemaToJson(schema);
+  if (answer.type === 'failure') return NO_ACCOUNT_SHAPE;
+  const [namespace, typeName] = [GROUP_ENTITY_TYPE.split('::').slice(0, -1).join('::'), GROUP_ENTITY_TYPE.split('::').at(-1)!];
+  const group = answer.json[namespace]?.entityTypes?.[typeName] as { shape?: { attributes?: Record<string, unknown> } } | undefined;
+  const account = answer.json['']?.entityTypes?.Account as { memberOfTypes?: string[]; shape?: { attributes?: Record<string, unknown> } } | undefined;
+  const attributes = account?.shape?.attributes ?? {};
+  return {
+    name: Object.hasOwn(attributes, 'name'),
+    tags: Object.hasOwn(attributes, 'tags'),
+    orgUnits: (account?.memberOfTypes ?? []).includes(ORG_UNIT_TYPE),
+    group: group ? { tags: Object.hasOwn(group.shape?.attributes ?? {}, 'tags') } : false,
+  };
 }
 
 type CedarRequest = Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>;
 
-function cedarRequest(req: PolicyRequest): CedarRequest {
+function cedarRequest(req: PolicyRequest, shape: AccountShape): CedarRequest {
   const { principal, context } = req;
   if (!Number.isSafeInteger(context.duration_seconds)) {
     // Cedar has only integers (Long); a fraction would fail deep inside with a vague message.
@@ -314,10 +387,23 @@ function cedarRequest(req: PolicyRequest): CedarRequest {
   const user = { type: 'User', id: principal.id };
   const account = { type: 'Account', id: req.accountId };
   const groups = [...new Set(principal.groups)].map((id) => ({ type: 'Group', id }));
+  // Each OU's parent is the one above it, so `in` sees the hierarchy as AWS users know it.
+  const ouPath = shape.orgUnits ? (req.account?.ou_path ?? []) : [];
+  const orgUnits = ouPath.map((id, i): cedar.EntityJson => ({ uid: { type: ORG_UNIT_TYPE, id }, attrs: {}, parents: i > 0 ? [{ type: ORG_UNIT_TYPE, id: ouPath[i - 1] }] : [] }));
+  const accountAttrs = {
+    environment: req.accountEnvironment,
+    ...(shape.name && { name: req.account?.name ?? '' }),
+    // A set of {key, value}: `resource.tags.contains({key: "env", value: "prod"})`.
+    ...(shape.tags && { tags: Object.entries(req.account?.tags ?? {}).sort().map(([key, value]) => ({ key, value })) }),
+  };
+  const resource = req.group ? { type: GROUP_ENTITY_TYPE, id: req.group.name } : account;
+  const resourceEntities: cedar.EntityJson[] = req.group
+    ? [{ uid: resource, attrs: { name: req.group.name, environment: req.group.environment, ...(shape.group && shape.group.tags && { tags: [] }) }, parents: [] }]
+    : [...orgUnits, { uid: account, attrs: accountAttrs, parents: ouPath.length > 0 ? [{ type: ORG_UNIT_TYPE, id: ouPath.at(-1)! }] : [] }];
   return {
     principal: user,
     action: { type: 'Action', id: req.action },
-    resource: account,
+    resource,
     context: {
       role: context.role,
       duration_seconds: context.duration_seconds,
@@ -331,23 +417,25 @@ function cedarRequest(req: PolicyRequest): CedarRequest {
     entities: [
       { uid: user, attrs: { email: principal.email ?? '' }, parents: groups },
       ...groups.map((uid): cedar.EntityJson => ({ uid, attrs: {}, parents: [] })),
-      { uid: account, attrs: { environment: req.accountEnvironment }, parents: [] },
+      ...resourceEntities,
     ],
   };
 }
 
 /** Fails the load if the schema does not describe the request authorize() sends. */
-function selfCheck(policySetId: string, schemaName: string, schemaFile: string): void {
+function selfCheck(policySetId: string, schemaName: string, schemaFile: string, shape: AccountShape): void {
   const sample: PolicyRequest = {
     principal: { id: 'self-check', email: 'self-check@example.com', groups: ['self-check'] },
     action: 'request',
     accountId: '000000000000',
     accountEnvironment: 'unknown',
+    account: { name: 'self-check', tags: { env: 'self-check' }, ou_path: ['r-self', 'ou-self-checkabc'] },
     context: { role: 'self-check', duration_seconds: 0, has_reason: false, has_ticket_attachment: false },
   };
-  for (const action of ['request', 'activate', 'review', 'revoke', 'audit'] as const) {
+  const samples = [sample, ...(shape.group ? [{ ...sample, accountId: '', account: undefined, group: { name: 'self-check', environment: 'unknown' } }] : [])];
+  for (const [action, asked] of (['request', 'activate', 'review', 'revoke', 'audit'] as const).flatMap((a) => samples.map((s) => [a, s] as const))) {
     const answer = cedar.statefulIsAuthorized({
-      ...cedarRequest({ ...sample, action }),
+      ...cedarRequest({ ...asked, action }, shape),
       preparsedPolicySetId: policySetId,
       preparsedSchemaName: schemaName,
       validateRequest: true,

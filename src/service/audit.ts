@@ -3,9 +3,10 @@
 // Simple and bounded (at most 92 days a call); Athena over the same objects is for more.
 import type { AuditWriter } from '../activities/audit';
 import { environmentOf } from '../config';
+import { policyResourceOf } from '../domain/accounts';
 import { type AccessInterval, accessIntervals, type AuditCursor, type AuditEvent, type AuditFilters, daysNewestFirst, matchesFilters, narrowedTo, newestFirst } from '../domain/audit';
 import { AccessError } from '../domain/errors';
-import { accountIdOf } from '../domain/grant';
+import { accountIdOf, groupOf } from '../domain/grant';
 import type { PolicySet } from '../policy';
 import type { Caller } from './runs';
 
@@ -58,13 +59,15 @@ export class AuditService {
 
   /** Action `audit` on the account asked about (Account::"*" for all of them), with the role asked about ("" for all). */
   private authorize(caller: Caller, filters: AuditFilters): void {
-    const accountId = filters.target ? accountIdOf(filters.target) : ALL_ACCOUNTS;
+    const group = filters.target && groupOf(filters.target) !== undefined ? policyResourceOf(caller.tenant, filters.target, undefined) : undefined;
+    const accountId = filters.target && !group ? accountIdOf(filters.target) : ALL_ACCOUNTS;
     const verdict = this.policies.get(caller.tenant.id)?.authorize({
       principal: caller.principal,
       action: 'audit',
       accountId,
       // As ensure sees it: an account the config does not describe is "unknown" ("" for all accounts).
       accountEnvironment: accountId === ALL_ACCOUNTS ? '' : environmentOf(caller.tenant, accountId),
+      ...group,
       context: { role: filters.role ?? '', duration_seconds: 0, has_reason: false, has_ticket_attachment: false },
     });
     if (!verdict?.allowed) {

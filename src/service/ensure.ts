@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { LRUCache } from 'lru-cache';
-import { env, type TenantConfig } from '../config';
+import { env, grantableGroup, ownAccountsOnly, type TenantConfig } from '../config';
 import type { AuditRecord } from '../domain/audit';
 import { AccessError } from '../domain/errors';
 import { newId } from '../domain/ids';
@@ -18,6 +18,10 @@ import {
   type GrantKey,
   type GrantState,
   type GrantView,
+  GROUP_ROLE,
+  GROUP_TARGET_PREFIX,
+  groupOf,
+  groupSessionWarning,
   grantName,
   grantWorkflowId,
   isOpen,
@@ -34,7 +38,7 @@ import { markdownText } from '../domain/text';
 import type { grantWorkflow } from '../workflows/grant';
 import { ensureUpdate, GRANT_MEMO, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
 import { policyContext } from '../policy/context';
-import { type Caller, equals, type GrantRuns, pause } from './runs';
+import { allBounded, type Caller, equals, type GrantRuns, pause, settledBounded } from './runs';
 import { grpcCodeOf, isQueryBufferFull, onceMoreIfTaskFailed, rejectionType, temporalUnavailableError } from './temporal-errors';
 
 export interface EnsureInput {
@@ -80,6 +84,9 @@ export class EnsureService {
     const planned = input.entitlements.map((e) =>
       this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false, startsAt, calledAt, sessionSeconds),
     );
+    // A group named by its name and by its id in one call: the same grant twice.
+    const twice = planned.find((p, i) => planned.findIndex((q) => q.key.target === p.key.target && q.key.role === p.key.role) !== i);
+    if (twice) throw new AccessError('invalid_request', `${twice.key.role} on ${twice.key.target} is asked for twice (by the group's name and by its id); nothing was changed.`);
     const denied = planned.filter((p) => p.denied);
     if (denied.length > 0) {
       // On record before the caller hears the answer (issue 13), as one event per refused call
@@ -119,12 +126,14 @@ export class EnsureService {
     // One entitlement only: with more, a fallback refused by the open-grant limit (ensureOne) would
     // come after another entitlement of the call had already changed, and the call is all-or-nothing.
     const extending = planned.map((p) => planned.length === 1 && !dryRun && this.predictsExtension(grantWorkflowId(p.key), p.request));
-    const found = await Promise.all(planned.map((p, i) => (extending[i] ? undefined : this.currentState(grantWorkflowId(p.key), dryRun))));
+    // Bounded: a call of MAX_ENTITLEMENTS asks about its grants a few dozen at a time.
+    const found = await allBounded(planned, (p, i) => (extending[i] ? Promise.resolve(undefined) : this.currentState(grantWorkflowId(p.key), dryRun)));
     const starting = planned.filter((p, i) => startsGrant(found[i], p.request)).length;
     if (starting > 0) await this.checkOpenGrants(caller, starting);
     if (starting > 0 && startsAt) await this.checkScheduledGrants(caller, starting);
-    const settled = await Promise.allSettled(
-      planned.map(async (p, i) => (extending[i] && (await this.extend(p.key, p.request))) || this.ensureOne(caller, p.key, p.request, dryRun, found[i], extending[i])),
+    const settled = await settledBounded(
+      planned,
+      async (p, i) => (extending[i] && (await this.extend(p.key, p.request))) || this.ensureOne(caller, p.key, p.request, dryRun, found[i], extending[i]),
     );
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) {
@@ -213,7 +222,10 @@ export class EnsureService {
     const { tenant, principal } = caller;
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
     const limits = tenant.grants;
-    const accountId = accountIdOf(key.target);
+    const groupAsked = groupOf(key.target);
+    // A group named by its id is the same grant as by its name: the key keeps the name.
+    const group = groupAsked === undefined ? undefined : grantableGroup(tenant, groupAsked);
+    if (group) key.target = GROUP_TARGET_PREFIX + group.name;
     const durationSeconds = entitlement.duration_seconds ?? limits.default_duration_seconds;
     const validation = validateJustification(justification);
     const context = policyContext({ role: key.role, durationSeconds, justification, breakGlass, startsAt, askedAt: calledAt }, sessionSeconds);
@@ -227,8 +239,20 @@ export class EnsureService {
       notifications: notificationsOf(tenant),
       ...(startsAt && { startsAt }),
     };
-    if (tenant.accounts_only && !Object.hasOwn(tenant.accounts, accountId)) {
-      const notice = `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists may be targets.`;
+    if (groupAsked !== undefined && !group) {
+      const notice = `${key.target} is not a grantable group of this tenant: only the groups its configuration lists under groups may be targets.`;
+      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
+    }
+    if (group && key.role !== GROUP_ROLE) {
+      const notice = `${key.target}: a group grant's role is "${GROUP_ROLE}" (membership of the group), not "${key.role}".`;
+      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
+    }
+    if (!group && ownAccountsOnly(tenant) && !this.runs.accountOf(tenant, accountIdOf(key.target)).owned) {
+      const notice = !tenant.organization
+        ? `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists may be targets.`
+        : this.runs.organization(tenant.id)
+          ? `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists, and the active accounts in its organization (as last read), may be targets.`
+          : `${key.target} is not one of this tenant's accounts as far as is known: its organization has not been read yet (try again in a minute).`;
       return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
     }
     if (durationSeconds > limits.max_duration_seconds) {
@@ -368,6 +392,11 @@ function laterStart(tenant: TenantConfig, startsAt: string | undefined, calledAt
  * not only once it is active (when the worker, reading AWS, notes it on the grant).
  */
 function withSessionWarning(tenant: TenantConfig, view: GrantView, sessionSeconds: number | undefined): Diagnostic[] {
+  const group = groupOf(view.target);
+  if (group !== undefined) {
+    if (view.diagnostics.some((d) => d.code === 'session_may_outlive_grant')) return view.diagnostics;
+    return [...view.diagnostics, groupSessionWarning(group, grantableGroup(tenant, group)?.brings ?? [])];
+  }
   if (tenant.aws.revoke_sessions || !sessionSeconds || view.diagnostics.some((d) => d.code === 'session_may_outlive_grant')) return view.diagnostics;
   const warning = sessionMayOutliveGrant(sessionSeconds, view.duration_seconds);
   return warning ? [...view.diagnostics, warning] : view.diagnostics;
@@ -441,7 +470,7 @@ function uiSummary(principal: Principal, key: GrantKey, req: EnsureRequest): { s
     ...(reason?.trim() ? [`Reason: ${markdownText(reason.trim().slice(0, 500))}`] : []),
     ...(attachments.length > 0 ? [`Attachments: ${attachments.slice(0, 5).map(markdownText).join(', ')}`] : []),
   ];
-  return { staticSummary: `${who}: ${role} on ${accountIdOf(key.target)} for ${hours} (${how})`, staticDetails: details.join('\n\n') };
+  return { staticSummary: `${who}: ${role} on ${groupOf(key.target) ?? accountIdOf(key.target)} for ${hours} (${how})`, staticDetails: details.join('\n\n') };
 }
 
 /**

@@ -1,6 +1,7 @@
 // What a caller may ask for: every (account, role) pair of the tenant that policy lets them
 // request, with what an ensure of it would do. Decided as ensure decides, without an ensure.
-import { environmentOf, type TenantConfig } from '../config';
+import type { TenantConfig } from '../config';
+import { type AccountFacts, type OrganizationReport, tenantAccountIds } from '../domain/accounts';
 import { accountIdOf, type GrantKey, type Justification } from '../domain/grant';
 import type { PolicyDecision, PolicySet } from '../policy';
 import { policyContext } from '../policy/context';
@@ -13,6 +14,12 @@ export interface EntitlementFilters {
   environment?: string;
   /** Text in the account's id or name, or in the role's name (any case). */
   q?: string;
+  /** An OU or root id: only accounts under it, at any depth. */
+  ou?: string;
+  /** key=value: only accounts with that tag. */
+  tag?: string;
+  /** A name pattern (* any run, ? one character), whole, any case. */
+  name?: string;
   limit?: number;
   cursor?: string;
 }
@@ -58,13 +65,15 @@ export const MAX_OFFERS_PER_CALL = 250;
 /** The tenant's accounts in id order, each with its class under the tenant's policy set, and one account per class that decides for it. */
 interface AccountIndex {
   policies: PolicySet;
-  accounts: { id: string; name: string | null; environment: string; kind: string }[];
+  /** The organisation read it was made from (undefined: none). */
+  organization: OrganizationReport | undefined;
+  accounts: (AccountFacts & { kind: string })[];
   /** The first account of each class: the one its decisions are asked about (so the decision memo serves every call). */
   deciding: Map<string, string>;
 }
 
 export class EntitlementService {
-  /** Per tenant config, for as long as its policy set is the same one (a reload makes a new one, and so a new index). */
+  /** Per tenant config, for as long as its policy set and organisation read are the same (a reload or a newer read makes a new index). */
   private readonly indexes = new WeakMap<TenantConfig, AccountIndex>();
 
   constructor(private readonly runs: GrantRuns) {}
@@ -77,9 +86,10 @@ export class EntitlementService {
    */
   async list(caller: Caller, filters: EntitlementFilters): Promise<{ entitlements: EntitlementView[]; next_cursor: string | null }> {
     const { tenant } = caller;
-    const index = this.indexOf(tenant);
     const { sets, sessionSeconds } = await this.runs.permissionSets(tenant.id);
-    const scope = JSON.stringify(['entitlements', tenant.id, filters.account ?? null, filters.role ?? null, filters.environment ?? null, filters.q ?? null]);
+    const index = this.indexOf(tenant);
+    const scope = JSON.stringify(['entitlements', tenant.id, filters.account ?? null, filters.role ?? null, filters.environment ?? null, filters.q ?? null, filters.ou ?? null, filters.tag ?? null, filters.name ?? null]);
+    const placed = accountSelector(filters);
     const after = filters.cursor === undefined ? undefined : cursorValue<{ a: string; r: string }>(filters.cursor, scope, this.runs.cursorKey);
     const limit = filters.limit ?? 50;
     const q = filters.q?.toLowerCase();
@@ -91,6 +101,7 @@ export class EntitlementService {
     for (const account of index.accounts) {
       if ((accountId !== undefined && account.id !== accountId) || (after && account.id < after.a)) continue;
       if (filters.environment !== undefined && account.environment !== filters.environment) continue;
+      if (!placed(account)) continue;
       const accountFound = q === undefined || account.id.includes(q) || (account.name?.toLowerCase().includes(q) ?? false);
       for (const role of roles) {
         if (after && account.id === after.a && role.name <= after.r) continue;
@@ -118,7 +129,7 @@ export class EntitlementService {
           target: `AWS::Account::${account.id}`,
           role: role.name,
           role_description: role.description,
-          account: { id: account.id, name: account.name, environment: account.environment, tags: {}, ou_path: [] },
+          account: { id: account.id, name: account.name, environment: account.environment, tags: account.tags, ou_path: account.ou_path },
           ...offer,
         });
       }
@@ -128,17 +139,16 @@ export class EntitlementService {
 
   private indexOf(tenant: TenantConfig): AccountIndex {
     const policies = this.runs.policySet(tenant);
+    const organization = this.runs.organization(tenant.id);
     const known = this.indexes.get(tenant);
-    if (known?.policies === policies) return known;
-    const accounts = Object.keys(tenant.accounts)
-      .sort()
-      .map((id) => {
-        const environment = environmentOf(tenant, id);
-        return { id, name: tenant.accounts[id].name ?? null, environment, kind: policies.accountClass(id, environment) };
-      });
+    if (known?.policies === policies && known.organization === organization) return known;
+    const accounts = tenantAccountIds(tenant, organization).map((id) => {
+      const facts = this.runs.accountOf(tenant, id);
+      return { ...facts, kind: policies.accountClass(id, facts.environment, facts) };
+    });
     const deciding = new Map<string, string>();
     for (const a of accounts) if (!deciding.has(a.kind)) deciding.set(a.kind, a.id);
-    const index = { policies, accounts, deciding };
+    const index = { policies, organization, accounts, deciding };
     this.indexes.set(tenant, index);
     return index;
   }
@@ -178,4 +188,36 @@ export class EntitlementService {
     if (decide('activate', defaultSeconds).allowed) return { action: 'activate', approvals_required: 0, ...durations, requires };
     return { action: 'request', approvals_required: policies.approvalsRequired((asked.allowed ? asked : allowed).policyIds), ...durations, requires };
   }
+}
+
+/**
+ * The selector filters (`ou`, `tag`, `name`) as one test of an account: what `access ensure --ou,
+ * --tag, --account-name` expand through. Only accounts the latest organisation read placed have an
+ * OU path and tags; a name is the config's or the organisation's.
+ */
+function accountSelector({ ou, tag, name }: Pick<EntitlementFilters, 'ou' | 'tag' | 'name'>): (account: AccountFacts) => boolean {
+  const at = tag?.indexOf('=') ?? -1;
+  const [tagKey, tagValue] = tag === undefined ? [] : [tag.slice(0, at), tag.slice(at + 1)];
+  const pattern = name?.toLowerCase();
+  return (account) =>
+    (ou === undefined || account.ou_path.includes(ou)) &&
+    (tagKey === undefined || (Object.hasOwn(account.tags, tagKey) && account.tags[tagKey] === tagValue)) &&
+    (pattern === undefined || (account.name !== null && globMatches(pattern, account.name.toLowerCase())));
+}
+
+/**
+ * Whether `text` matches `pattern` whole (* any run, ? one character). Greedy, going back only to
+ * the last *: at most pattern x text steps, whatever the caller writes (a regular expression of
+ * many .* could take exponential time on a name that does not match).
+ */
+export function globMatches(pattern: string, text: string): boolean {
+  let [p, t, star, resume] = [0, 0, -1, 0];
+  while (t < text.length) {
+    if (pattern[p] === '*') [star, resume, p] = [p, t, p + 1];
+    else if (p < pattern.length && (pattern[p] === '?' || pattern[p] === text[t])) [p, t] = [p + 1, t + 1];
+    else if (star >= 0) [p, t, resume] = [star + 1, resume + 1, resume + 1];
+    else return false;
+  }
+  while (pattern[p] === '*') p++;
+  return p === pattern.length;
 }

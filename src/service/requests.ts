@@ -1,10 +1,10 @@
 // Access requests: what a caller may review or asked for, and the reviews themselves.
 import { AccessError } from '../domain/errors';
-import { alreadyDecided, approvedAsAnother, encodePrincipal, grantName, grantWorkflowId, personOf, reviewsOwn } from '../domain/grant';
+import { alreadyDecided, approvedAsAnother, encodePrincipal, type GrantState, grantName, grantWorkflowId, personOf, reviewsOwn } from '../domain/grant';
 import { type AccessRequestView, requestGrantsOf, requestIdsOf, requestPartOf, type RequestPart, requestStatus, type RequestStatus, toRequestView } from '../domain/request';
 import { reviewUpdate, searchAttributes } from '../workflows/messages';
 import { type Asked, policyContext } from '../policy/context';
-import { among, type Caller, equals, type GrantRow, type GrantRuns, notFound, pause, sortGrants, VISIBILITY_WAIT_MS } from './runs';
+import { allBounded, among, type Caller, equals, GRANT_CALLS_AT_ONCE, type GrantRow, type GrantRuns, notFound, pause, settledBounded, sortGrants, VISIBILITY_WAIT_MS } from './runs';
 import { rejectionsAsErrors } from './temporal-errors';
 
 export interface RequestFilters {
@@ -88,24 +88,25 @@ export class RequestService {
     if (toSend.length === 0 && !parts.some((p) => alreadyDecided(p, review))) {
       throw new AccessError('conflict', `The request is ${requestStatus(parts)}, not pending.`);
     }
-    const sent = await Promise.allSettled(
-      toSend.map((st) => {
-        const workflowId = grantWorkflowId(st.key);
-        this.runs.changing(workflowId, st.id, accessRequestId);
-        return rejectionsAsErrors(() => this.runs.client.workflow.getHandle(workflowId).executeUpdate(reviewUpdate, { args: [review] }));
-      }),
-    );
+    const sent = await settledBounded(toSend, (st) => {
+      const workflowId = grantWorkflowId(st.key);
+      this.runs.changing(workflowId, st.id, accessRequestId);
+      return rejectionsAsErrors(() => this.runs.client.workflow.getHandle(workflowId).executeUpdate(reviewUpdate, { args: [review] }));
+    });
     const failed = sent.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     // The decision is taken; the grants leave `pending` in their next step. Answer with that.
     const deadline = Date.now() + VISIBILITY_WAIT_MS;
-    for (;;) {
-      const after = await Promise.all(states.map((st) => this.runs.latestState(st)));
-      // An approval ahead of a scheduled start leaves the grant pending until then: settled.
-      const settling = after.some((st) => st.status === 'pending' && st.review && !(st.approved && st.startsAt && Date.parse(st.startsAt) > Date.now()));
+    // An approval ahead of a scheduled start leaves the grant pending until then: settled.
+    const settling = (st: GrantState) => st.status === 'pending' && st.review && !(st.approved && st.startsAt && Date.parse(st.startsAt) > Date.now());
+    // Read again only the grants still settling: a request of hundreds is not read whole each round.
+    const after = [...states];
+    for (let round = 0; ; round++) {
+      const waiting = round === 0 ? after.map((_, i) => i) : after.flatMap((st, i) => (settling(st) ? [i] : []));
+      await allBounded(waiting, async (i) => void (after[i] = await this.runs.latestState(states[i])));
       const now = new Date();
-      if (!settling || Date.now() > deadline) return toRequestView(accessRequestId, after.map((st) => requestPartOf(st, accessRequestId, now)!));
-      await pause(100);
+      if (!after.some(settling) || Date.now() > deadline) return toRequestView(accessRequestId, after.map((st) => requestPartOf(st, accessRequestId, now)!));
+      await pause(waiting.length > GRANT_CALLS_AT_ONCE ? 250 : 100);
     }
   }
 
@@ -128,12 +129,18 @@ export class RequestService {
    * else as `readState` answers.
    */
   private async requestParts(caller: Caller, accessRequestId: string, forWrite: boolean): Promise<RequestPart[]> {
+    // A request of many grants may be listed in part for a moment after its call (visibility
+    // lags each grant on its own): while visibility may lag, wait until it lists as many grants
+    // as the call made (EnsureRequest.requestGrants, at most that many), so that a review reaches
+    // them all; past that, what is listed is the request.
+    let listed: GrantRow[] = [];
     const rows = await this.runs.whenVisible(caller, accessRequestId, async () => {
-      const found = await this.runs.all(caller.tenant, [equals(searchAttributes.requestIds, accessRequestId)]);
-      return found.length > 0 ? found : undefined;
+      listed = await this.runs.all(caller.tenant, [equals(searchAttributes.requestIds, accessRequestId)]);
+      const expected = Math.max(1, ...listed.map((row) => requestGrantsOf(row.state, accessRequestId) ?? 1));
+      return listed.length >= expected ? listed : undefined;
     });
-    if (!rows) throw notFound('access request');
-    const fresh = await Promise.all(rows.map(async (row) => ({ ...row, state: await (forWrite ? this.runs.latestState(row.state) : this.runs.readState(row)) })));
+    if (!rows && listed.length === 0) throw notFound('access request');
+    const fresh = await allBounded(rows ?? listed, async (row) => ({ ...row, state: await (forWrite ? this.runs.latestState(row.state) : this.runs.readState(row)) }));
     const parts = partsOf(fresh, accessRequestId, new Date());
     if (parts.length === 0) throw notFound('access request');
     return parts;

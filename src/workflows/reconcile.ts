@@ -9,6 +9,7 @@
 import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { GrantActivities } from '../activities';
 import type { AuditActivities } from '../activities/audit';
+import { GROUP_TARGET_PREFIX } from '../domain/grant';
 import type { ForeignAssignment, GrantRef, LeftoverRun, PermissionSetSummary } from '../activities/reconcile';
 
 export interface ReconcileInput {
@@ -87,7 +88,7 @@ export async function reconcileWorkflow({ tenantId }: ReconcileInput): Promise<R
             at: new Date(Date.now()).toISOString(),
             actor: { type: 'system', id: 'reconciliation' },
             principal: { id: leak.principalId },
-            target: `AWS::Account::${leak.accountId}`,
+            target: leak.group !== undefined ? `${GROUP_TARGET_PREFIX}${leak.group}` : `AWS::Account::${leak.accountId}`,
             role: leak.role,
             grant_id: leak.grantId,
             access_request_id: null,

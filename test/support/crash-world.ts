@@ -4,22 +4,25 @@
 // the request, so the worker can be killed at exactly that moment.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DescribePermissionSetCommand, ListAccountAssignmentsCommand, ListPermissionSetsCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
-import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
+import { CreateGroupCommand, GetUserIdCommand, IdentitystoreClient, ListGroupMembershipsForMemberCommand } from '@aws-sdk/client-identitystore';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { type GrantState, type GrantView, grantWorkflowId } from '../../src/domain/grant';
 import { grantStateQuery } from '../../src/workflows/messages';
-import { awsClientConfig, type Stack, startStack } from '../../scripts/stack';
+import { awsClientConfig, repoRoot, type Stack, startStack } from '../../scripts/stack';
 import { apiProcess, type ServiceProcess, workerProcess } from './processes';
 import { assertEngine, claimedStore, engineOf } from './engine';
 
 export const CRASH_TENANT = { id: '3c9a1f52-7d4e-4b8a-9f10-2e6d5c4b3a21', name: 'crash' };
 const ALICE = { sub: 'alice', email: 'alice@example.com', groups: ['engineering'] };
 export const ROLE = 'ReadOnlyAccess';
+/** The grantable group of a crash world made with `group: true` (issue 39 §3). */
+export const CRASH_GROUP = 'crash-admins';
+const GROUP_TARGET = `AWS::IdentityStore::Group::${CRASH_GROUP}`;
 
 /** Holds back the next response to one of the named operations; passes everything else through. */
 class HoldingProxy {
@@ -128,6 +131,12 @@ export interface CrashWorld {
    * before the answer reaches it. Returns the operation.
    */
   killWorkerDuring(operations: string[], timeoutMs?: number): Promise<string>;
+  /** With `group: true`: POST /v1/access/ensure as alice for membership of CRASH_GROUP. */
+  ensureGroup(durationSeconds: number): Promise<Reply<{ grants: GrantView[] }>>;
+  /** alice's memberships of CRASH_GROUP, as moto holds them (read past the proxy). */
+  memberships(): Promise<number>;
+  /** The group grant's state, from its workflow; null before its first run. */
+  groupState(): Promise<GrantState | null>;
   stop(): Promise<void>;
 }
 
@@ -135,9 +144,18 @@ export async function startCrashWorld(
   name: string,
   grants: { max_duration_seconds?: number } = {},
   /** Accounts the tenant lists (its only targets), permission sets made besides ROLE, and the Schedule's reconciliation interval. */
-  { accounts, permissionSets = [], reconcileIntervalSeconds }: { accounts?: string[]; permissionSets?: string[]; reconcileIntervalSeconds?: number } = {},
+  { accounts, permissionSets = [], reconcileIntervalSeconds, group = false }: { accounts?: string[]; permissionSets?: string[]; reconcileIntervalSeconds?: number; group?: boolean } = {},
 ): Promise<CrashWorld> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `access-${name}-`));
+  // With a group: the shipped policies, and alice may have the group's membership at once.
+  const policies = path.join(dir, 'policies');
+  if (group) {
+    cpSync(path.join(repoRoot, 'policies'), policies, { recursive: true });
+    writeFileSync(
+      path.join(policies, 'crash-group.cedar'),
+      '@id("crash-group")\npermit (principal, action in [Action::"request", Action::"activate"], resource is AWS::IdentityStoreGroup) when { context.role == "member" };\n',
+    );
+  }
   const stack = await startStack({
     dir,
     ownServers: true,
@@ -147,6 +165,7 @@ export async function startCrashWorld(
         ...CRASH_TENANT,
         grants: { max_open_per_principal: 100_000, ensure_rate_per_minute: 1_000_000, ensure_burst: 100_000, read_rate_per_minute: 1_000_000, read_burst: 100_000, ...grants },
         ...(accounts && { accounts_only: true, accounts: Object.fromEntries(accounts.map((a) => [a, { environment: 'staging' }])) }),
+        ...(group && { policies, groups: () => [{ name: CRASH_GROUP }] }),
       },
     ],
     users: [ALICE.email],
@@ -200,6 +219,8 @@ export async function startCrashWorld(
       if (PermissionSet?.Name === ROLE) permissionSetArn = arn;
     }
 
+    const groupId = group ? (await identity.send(new CreateGroupCommand({ IdentityStoreId: stack.identityStoreId, DisplayName: CRASH_GROUP }))).GroupId! : '';
+    const groupWorkflowId = grantWorkflowId({ tenantId: CRASH_TENANT.id, principalId: ALICE.sub, target: GROUP_TARGET, role: 'member' });
     const token = await stack.issueToken(CRASH_TENANT.id, ALICE, { expiresIn: '12h' });
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'x-tenant-id': CRASH_TENANT.id };
     let accountSeq = 0;
@@ -269,6 +290,26 @@ export async function startCrashWorld(
         await worker.kill();
         proxy.dropHeld();
         return operation;
+      },
+      async ensureGroup(durationSeconds) {
+        const res = await fetch(`${api.url}/v1/access/ensure`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ entitlements: [{ target: GROUP_TARGET, role: 'member', duration_seconds: durationSeconds }], justification: { reason: 'crash test' } }),
+        });
+        return { status: res.status, body: (await res.json()) as any };
+      },
+      async memberships() {
+        const { GroupMemberships = [] } = await identity.send(new ListGroupMembershipsForMemberCommand({ IdentityStoreId: stack.identityStoreId, MemberId: { UserId: userId! } }));
+        return GroupMemberships.filter((m) => m.GroupId === groupId).length;
+      },
+      async groupState() {
+        try {
+          return await temporal.workflow.getHandle(groupWorkflowId).query(grantStateQuery);
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) return null;
+          throw err;
+        }
       },
       stop: stopAll,
     };

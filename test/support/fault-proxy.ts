@@ -54,6 +54,8 @@ interface Tracked {
 }
 
 const ADMIN_TARGET = 'SWBExternalService.';
+/** An Identity Store group provisioned by SCIM, as AWS describes it (moto never sets ExternalIds). */
+const SCIM_EXTERNAL_ID = { Issuer: 'https://scim.idp.example.com', Id: 'scim-group-1' };
 
 class FaultProxyServer {
   upstream = '';
@@ -66,6 +68,8 @@ class FaultProxyServer {
   operationsInFlight = 0;
   maxOperationsInFlight = 0;
   private rules = new Map<Operation, FaultRule>();
+  /** Group ids whose DescribeGroup answer carries ExternalIds (kept across resets: it is what the group is). */
+  externalGroups = new Set<string>();
   private tracked = new Map<string, Tracked>();
   private server = http.createServer((req, res) => void this.handle(req, res));
 
@@ -164,6 +168,10 @@ class FaultProxyServer {
       this.policyWrites.push({ permissionSetArn: sent.PermissionSetArn, inlinePolicy: sent.InlinePolicy ?? null });
     }
     if (op && upstream.status === 200) body = this.rewriteStatus(op, rule, body);
+    if (target === 'AWSIdentityStore.DescribeGroup' && upstream.status === 200) {
+      const group = JSON.parse(body.toString('utf8')) as { GroupId?: string; ExternalIds?: unknown[] };
+      if (group.GroupId && this.externalGroups.has(group.GroupId)) body = Buffer.from(JSON.stringify({ ...group, ExternalIds: [SCIM_EXTERNAL_ID] }));
+    }
     const headers = { ...upstream.headers, 'content-length': String(body.length) };
     delete headers['transfer-encoding'];
     res.writeHead(upstream.status, headers).end(body);
@@ -226,7 +234,7 @@ class FaultProxyServer {
   }
 }
 
-type Message = { method: 'on'; op: Operation; rule: FaultRule } | { method: 'reset' | 'stats' } | { method: 'upstream'; url: string };
+type Message = { method: 'on'; op: Operation; rule: FaultRule } | { method: 'reset' | 'stats' } | { method: 'upstream'; url: string } | { method: 'externalGroup'; groupId: string };
 type Command = Message & { id: number };
 
 /** The tests' handle on the proxy process. */
@@ -271,6 +279,11 @@ export class FaultProxy {
     return this.send({ method: 'on', op, rule });
   }
 
+  /** From now on the group is described as AWS describes one synced from an external identity provider (SCIM): with ExternalIds. */
+  externalGroup(groupId: string): Promise<void> {
+    return this.send({ method: 'externalGroup', groupId });
+  }
+
   /** No rules, counters at zero. */
   reset(): Promise<void> {
     return this.send({ method: 'reset' });
@@ -300,6 +313,7 @@ if (require.main === module && process.argv.includes('--serve')) {
     if (c.method === 'on') server.on(c.op, c.rule);
     else if (c.method === 'reset') server.reset();
     else if (c.method === 'upstream') server.upstream = c.url;
+    else if (c.method === 'externalGroup') server.externalGroups.add(c.groupId);
     else result = server.stats();
     process.send!({ id: c.id, result: result ?? null });
   });

@@ -7,10 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { CreateAccountAssignmentCommand, DeleteAccountAssignmentCommand, ListAccountAssignmentsCommand, ListPermissionSetsCommand, DescribePermissionSetCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
-import { Client } from '@temporalio/client';
+import { Client, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { env, loadConfig } from '../../src/config';
-import { ensureReconcileSchedules, reconcileScheduleId } from '../../src/schedules';
+import { ensureReconcileSchedules, organizationScheduleId, reconcileScheduleId } from '../../src/schedules';
+import { unpackOrganization } from '../../src/latest-run';
+import type { OrganizationReport } from '../../src/domain/accounts';
+import type { organizationWorkflow } from '../../src/workflows/organization';
 import type { ReconcileReport, reconcileWorkflow } from '../../src/workflows/reconcile';
 import { type EnsureRequest, grantWorkflowId, type GrantView } from '../../src/domain/grant';
 import type { WorkerMetrics } from '../../src/metrics';
@@ -19,6 +22,8 @@ import { OutageProxy } from './outage-proxy';
 import { awsClientConfig, repoRoot, type Stack, startLocalServices, startStack } from '../../scripts/stack';
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
 import { type FakeSlack, startFakeSlack } from './slack';
+import { organization, seedOrganization } from './organization';
+import { groups, groupsConfig, seedGroups } from './groups';
 
 export const TENANT = { id: '2489e9ad-2ee2-8e00-8ec9-32d5f69181c0', name: 'example' };
 /** Its own policies (everything auto-activates) and a 3-second review window. */
@@ -93,6 +98,25 @@ export const CATALOGUE_OTHER_ACCOUNTS = { staging: '710000000001', vault: '71000
  */
 export const CONSOLE_TENANT = { id: 'c0e501e0-0000-4000-8000-00000000c0e5', name: 'console' };
 export const CONSOLE_ACCOUNTS = { sandbox: '720000000001', tools: '720000000002', payments: '720000000003' };
+
+/**
+ * Accounts from AWS Organizations (test/organizations.test.ts): the organisation
+ * test/support/organization.ts makes in moto (its `workloads` OU, less an account and an OU), with
+ * policies on its OUs and tags, on an instance of its own. Its organisation is read only when a
+ * test triggers its Schedule (organizationRead).
+ */
+/** Group grants (issue 39 §3): its groups are test/support/groups.ts's; its AWS calls pass the groupsAws proxy. */
+export const GROUPS_TENANT = { id: '6a0b0000-0000-4000-8000-0000000060a1', name: 'groups' };
+export const ORG_TENANT = { id: '0a9a0000-0000-4000-8000-00000000a0a9', name: 'organization' };
+
+/**
+ * Many accounts in one request (test/many.test.ts): the shipped policies over MANY_ACCOUNTS, named
+ * data-000..data-249 and web-250..web-499, all staging, and one production account
+ * (MANY_PRODUCTION_ACCOUNT), on an instance of its own.
+ */
+export const MANY_TENANT = { id: '3a7e0000-0000-4000-8000-00000000a7e1', name: 'many' };
+export const MANY_ACCOUNTS = Array.from({ length: 500 }, (_, i) => ({ id: String(730000000000 + i), name: `${i < 250 ? 'data' : 'web'}-${String(i).padStart(3, '0')}` }));
+export const MANY_PRODUCTION_ACCOUNT = '739999999999';
 
 export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
 /** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
@@ -195,6 +219,8 @@ interface World {
   faults: FaultProxy;
   /** Between the sessions tenant and moto. */
   sessionsAws: FaultProxy;
+  /** Between the groups tenant and moto: describes a SCIM-synced group as AWS does. */
+  groupsAws: FaultProxy;
   /** Slack's API and response_urls, for SLACK_TENANT and OTHER_TENANT. */
   slack: FakeSlack;
   /** Between the faults tenant's audit store and moto's S3. */
@@ -237,6 +263,7 @@ export async function startWorld(): Promise<void> {
   const webhooks = await startWebhookReceiver();
   const faults = await FaultProxy.start();
   const sessionsAws = await FaultProxy.start();
+  const groupsAws = await FaultProxy.start();
   const slack = await startFakeSlack(SLACK_BOT_TOKEN, SLACK_EMAILS);
   const botTokenFile = path.join(dir, 'slack-bot-token');
   writeFileSync(botTokenFile, `${SLACK_BOT_TOKEN}\n`);
@@ -259,8 +286,14 @@ export async function startWorld(): Promise<void> {
     };
   };
   const auditOutage = await OutageProxy.start();
+  // A newer read of an organisation is seen within a second, not a minute (tests wait for it).
+  env.organizationCheckMs = 1_000;
   const stack = await startStack({
     dir,
+    beforeConfig: async (awsEndpoint) => {
+      await seedOrganization(awsEndpoint, dir);
+      await seedGroups(awsEndpoint, dir);
+    },
     tenants: [
       {
         ...TENANT,
@@ -347,6 +380,25 @@ export async function startWorld(): Promise<void> {
         identityProvider: { people: (['alice', 'carol', 'dave', 'olga', 'sam', 'mallory'] as const).map((u) => ({ login: USERS[u].sub, email: USERS[u].email, groups: USERS[u].groups })) },
       },
       {
+        ...ORG_TENANT,
+        policies: path.join(dir, 'organization-policies'),
+        grants: TEST_LIMITS,
+        organization: () => ({
+          roots_or_ous: [organization().ous.workloads],
+          exclude: [organization().accounts.excluded, organization().ous.attic],
+          environment_tag: 'env',
+        }),
+      },
+      { ...GROUPS_TENANT, policies: path.join(dir, 'group-policies'), grants: TEST_LIMITS, awsEndpoint: groupsAws.url, groups: groupsConfig },
+      {
+        ...MANY_TENANT,
+        grants: TEST_LIMITS,
+        accounts: {
+          ...Object.fromEntries(MANY_ACCOUNTS.map((a) => [a.id, { environment: 'staging', name: a.name }])),
+          [MANY_PRODUCTION_ACCOUNT]: { environment: 'production', name: 'many-prod' },
+        },
+      },
+      {
         ...CATALOGUE_OTHER_TENANT,
         policies: path.join(repoRoot, 'test/fixtures/catalogue-policies'),
         grants: TEST_LIMITS,
@@ -365,6 +417,8 @@ export async function startWorld(): Promise<void> {
   }
   await faults.upstream(stack.awsEndpoint);
   await sessionsAws.upstream(stack.awsEndpoint);
+  await groupsAws.upstream(stack.awsEndpoint);
+  await groupsAws.externalGroup(groups().ids.scimSynced);
   auditOutage.forwardTo(stack.awsEndpoint);
   const config = loadConfig(stack.configPath);
   const services = await startLocalServices(stack, config);
@@ -379,6 +433,7 @@ export async function startWorld(): Promise<void> {
     webhooks,
     faults,
     sessionsAws,
+    groupsAws,
     slack,
     auditOutage,
     workerMetrics: services.workerMetrics,
@@ -389,6 +444,7 @@ export async function startWorld(): Promise<void> {
       await webhooks.close();
       await faults.close();
       await sessionsAws.close();
+      await groupsAws.close();
       await slack.close();
       await auditOutage.close();
     },
@@ -551,6 +607,32 @@ export async function reconciliationRound(tenantId: string): Promise<ReconcileRe
     const run = (await runsOf()).find((r) => !before.has(r.firstExecutionRunId));
     return run && temporal.workflow.getHandle<typeof reconcileWorkflow>(run.workflowId, run.firstExecutionRunId).result();
   }, 60_000);
+}
+
+/** The workflow id of the run organizationRead last waited for. */
+export let lastOrganizationRead = '';
+
+/**
+ * Triggers a read of the tenant's organisation (its Schedule, as an operator would: buffered behind
+ * a read still going, which may have begun before the change) and answers its report, unpacked,
+ * once it completed. The API takes it within ORGANIZATION_CHECK_SECONDS.
+ */
+export async function organizationRead(tenantId = ORG_TENANT.id): Promise<OrganizationReport & { grantsEnded: number | null }> {
+  const { temporal } = current();
+  const schedule = temporal.schedule.getHandle(organizationScheduleId(tenantId));
+  const runsOf = async () => (await schedule.describe()).info.recentActions.map((a) => a.action.workflow);
+  const before = new Set((await runsOf()).map((run) => run.firstExecutionRunId));
+  await schedule.trigger(ScheduleOverlapPolicy.BUFFER_ONE);
+  const result = await eventually(
+    'a read of the organisation',
+    async () => {
+      const run = (await runsOf()).find((r) => !before.has(r.firstExecutionRunId));
+      if (run) lastOrganizationRead = run.workflowId;
+      return run && temporal.workflow.getHandle<typeof organizationWorkflow>(run.workflowId, run.firstExecutionRunId).result();
+    },
+    120_000,
+  );
+  return { ...unpackOrganization(result), grantsEnded: result.grantsEnded };
 }
 
 export async function deleteReconcileSchedule(tenantId: string): Promise<void> {

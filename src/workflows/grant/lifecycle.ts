@@ -141,7 +141,11 @@ async function provision(grant: Grant): Promise<void> {
     system('provisioning'),
     {
       preexisted: state.assignmentPreexisted,
-      assignment_ids: state.assignmentIds && { user_id: state.assignmentIds.userId, permission_set_arn: state.assignmentIds.permissionSetArn },
+      assignment_ids:
+        state.assignmentIds &&
+        (state.assignmentIds.groupId !== undefined
+          ? { user_id: state.assignmentIds.userId, group_id: state.assignmentIds.groupId }
+          : { user_id: state.assignmentIds.userId, permission_set_arn: state.assignmentIds.permissionSetArn }),
       expires_at: state.expiresAt,
       duration_seconds: state.durationSeconds,
       reason: state.justification.reason ?? null,

@@ -3,7 +3,7 @@
 // (lifecycle.ts) change the state through it.
 import { setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import type { AuditActor, AuditEventName } from '../../domain/audit';
-import { accountIdOf, type Diagnostic, type FollowUp, type GrantState, newGrantState, type NotificationEvent, type Revocation } from '../../domain/grant';
+import { accountIdOf, type Diagnostic, groupOf, type FollowUp, type GrantState, newGrantState, type NotificationEvent, type Revocation } from '../../domain/grant';
 import { GRANT_MEMO, type GrantWorkflowInput } from '../messages';
 import { versions } from '../versions';
 import { Outbox } from './outbox';
@@ -147,12 +147,14 @@ export class GrantRecord {
     return { type: 'principal', id: this.state.principal.id };
   }
 
-  /** Where the grant's assignment is, for the activities. */
+  /** Where the grant's assignment (or group membership) is, for the activities. */
   assignment() {
     const { state } = this;
+    const group = groupOf(state.key.target);
     return {
       tenantId: state.key.tenantId,
-      accountId: accountIdOf(state.key.target),
+      accountId: group === undefined ? accountIdOf(state.key.target) : '',
+      ...(group !== undefined && { group }),
       role: state.key.role,
       principal: { id: state.principal.id, email: state.principal.email, identityStoreUser: state.principal.identityStoreUser },
       ids: state.assignmentIds ?? undefined,
