@@ -348,6 +348,12 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
         }
         // What can be told without asking AWS; an OU inside another's, or a listed account in
         // another's OU, is found by each refresh of the organisation (src/activities/organizations.ts).
+        // A group is the instance's (one identity store): its members' access is one tenant's to decide.
+        const otherGroups = new Set(other.groups.flatMap((g) => [g.name, g.id].filter((n): n is string => n !== undefined)));
+        const groupOfBoth = tenant.groups.flatMap((g) => [g.name, g.id]).find((n) => n !== undefined && otherGroups.has(n));
+        if (groupOfBoth) {
+          throw new ConfigError(`${file}: tenants.${i}.groups: ${groupOfBoth} listed by both ${both}; a group belongs to one tenant per instance`);
+        }
         const namedByBoth = tenant.organization?.roots_or_ous.find((id) => other.organization?.roots_or_ous.includes(id));
         if (namedByBoth) {
           throw new ConfigError(`${file}: tenants.${i}.organization.roots_or_ous: ${namedByBoth} named by both ${both}; an account belongs to one tenant per instance`);

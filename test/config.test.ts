@@ -124,6 +124,16 @@ describe('config', () => {
       { tenants: [{ ...tenant, organization: { roots_or_ous: [ORG_OU] } }, { ...neighbour, organization: { roots_or_ous: ['ou-ab12-99999999', ORG_OU] } }] },
       /tenants\.1\.organization\.roots_or_ous: ou-ab12-11111111 named by both tenants "example" .* and "neighbour" .* share sso_instance_arn .*; an account belongs to one tenant per instance$/,
     ],
+    [
+      'a group listed by two tenants on one instance (by its name, or its id)',
+      {
+        tenants: [
+          { ...tenant, accounts_only: true, accounts: { '111111111111': {} }, groups: [{ name: 'data-admins', id: 'g-1' }] },
+          { ...neighbour, accounts_only: true, accounts: { '333333333333': {} }, groups: [{ name: 'other-admins' }, { name: 'renamed', id: 'g-1' }] },
+        ],
+      },
+      /tenants\.1\.groups: g-1 listed by both tenants "example" .* and "neighbour" .* share sso_instance_arn .*; a group belongs to one tenant per instance$/,
+    ],
     ['an external_id without assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, external_id: 'abc-123' } }] }, /tenants\.0\.aws\.external_id: applies only with assume_role_arn/],
     ['a role_session_name without assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, role_session_name: 'jit' } }] }, /tenants\.0\.aws\.role_session_name: applies only with assume_role_arn/],
     ['a user ARN for assume_role_arn', { tenants: [{ ...tenant, aws: { ...tenant.aws, assume_role_arn: 'arn:aws:iam::123456789012:user/jit' } }] }, /tenants\.0\.aws\.assume_role_arn: an IAM role ARN/],

@@ -6,11 +6,14 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { CreateGroupMembershipCommand, DeleteGroupMembershipCommand, ListGroupMembershipsForMemberCommand, paginateListGroupMemberships } from '@aws-sdk/client-identitystore';
 import { parseTarget } from '../src/cli/main';
-import { env } from '../src/config';
+import { CreateAccountAssignmentCommand, DeleteAccountAssignmentCommand } from '@aws-sdk/client-sso-admin';
+import { ApplicationFailure } from '@temporalio/common';
+import { createActivities } from '../src/activities';
+import { env, loadConfig } from '../src/config';
 import { grantWorkflowId, type GrantView } from '../src/domain/grant';
 import type { reconcileWorkflow } from '../src/workflows/reconcile';
 import { groups } from './support/groups';
-import { assertErrorShape, call, current, type EnsureReply, eventually, GROUPS_TENANT, recordHistory, recordRun, tokenFor, userIdOf, USERS } from './support/world';
+import { assertErrorShape, call, current, type EnsureReply, eventually, GROUPS_TENANT, permissionSetArnOf, recordHistory, recordRun, tokenFor, userIdOf, USERS } from './support/world';
 
 type User = keyof typeof USERS;
 
@@ -274,5 +277,32 @@ describe('group grants', function () {
     const next = await reconcile();
     assert.equal(next.removed.length, 0, JSON.stringify(next.removed));
     assert.ok(await isMember('sam', ids.dataAdmins));
+  });
+
+  it('refuses, for a tenant that owns only its accounts, a group assigned on an account not its own, and a configured id that names another group', async () => {
+    const { ids } = groups();
+    const tenant = loadConfig(current().stack.configPath).tenants.find((t) => t.id === GROUPS_TENANT.id)!;
+    const assignment = {
+      InstanceArn: current().stack.instanceArnOf(GROUPS_TENANT.id),
+      TargetId: '222200000001',
+      TargetType: 'AWS_ACCOUNT' as const,
+      PermissionSetArn: await permissionSetArnOf('ReadOnlyAccess', GROUPS_TENANT.id),
+      PrincipalType: 'GROUP' as const,
+      PrincipalId: ids.restricted,
+    };
+    // The worker's own look before a membership is made (findAssignment), with the tenant's config changed.
+    const look = (changed: Partial<typeof tenant>) =>
+      createActivities({ tenants: [{ ...tenant, ...changed }] }).findAssignment({ tenantId: GROUPS_TENANT.id, accountId: '', role: 'member', group: 'restricted', principal: { id: USERS.fred.sub, email: USERS.fred.email } });
+    const refused = (type: string, message: RegExp) => (err: unknown) => err instanceof ApplicationFailure && err.type === type && err.nonRetryable && message.test(err.message);
+    await current().sso.send(new CreateAccountAssignmentCommand(assignment));
+    try {
+      await assert.rejects(look({ accounts_only: true, accounts: { '222200000002': { environment: 'staging' } } }), refused('GroupOutsideTenant', /assigned on account 222200000001, which is not one of tenant/));
+      assert.equal((await look({ accounts_only: true, accounts: { '222200000001': { environment: 'staging' } } })).exists, false, 'its assignments all on its own accounts: granted as before');
+      assert.equal((await look({})).exists, false, 'a tenant not limited to its accounts is not asked');
+      const mislabelled = tenant.groups.map((g) => (g.name === 'restricted' ? { ...g, id: ids.payroll } : g));
+      await assert.rejects(look({ groups: mislabelled }), refused('GroupMismatch', /is "payroll" in identity store .*, not "restricted" as the config says/));
+    } finally {
+      await current().sso.send(new DeleteAccountAssignmentCommand(assignment));
+    }
   });
 });

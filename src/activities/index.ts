@@ -20,11 +20,12 @@ import {
   DescribePermissionSetCommand,
   ResourceNotFoundException as SsoNotFound,
   paginateListAccountAssignments,
+  paginateListAccountAssignmentsForPrincipal,
   type SSOAdminClient,
 } from '@aws-sdk/client-sso-admin';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { env, grantableGroup, tenantById, type AppConfig, type AwsTenantConfig } from '../config';
+import { env, grantableGroup, ownAccountsOnly, tenantById, type AppConfig, type AwsTenantConfig } from '../config';
 import type { Principal } from '../domain/grant';
 import { sessionSecondsOf } from '../domain/sessions';
 import type { WorkerMetrics } from '../metrics';
@@ -256,7 +257,34 @@ export function createActivities(
         'GroupManagedExternally',
       );
     }
+    // A configured id is taken as given, so it must be the group the tenant named (policies decide on the name).
+    if (group.DisplayName !== configured.name) {
+      throw ApplicationFailure.nonRetryable(`Group id ${group.GroupId} is "${group.DisplayName}" in identity store ${IdentityStoreId}, not "${configured.name}" as the config says`, 'GroupMismatch');
+    }
+    await refuseForeignAssignments(tenant, tenantId, configured.name, group.GroupId);
     return group.GroupId;
+  }
+
+  /**
+   * A tenant that owns only its accounts (accounts_only, organization: as on an instance shared
+   * with other tenants) may grant a group only if everything the group is assigned is on those
+   * accounts: else the membership would bring access to an account the tenant's policies do not
+   * decide (another tenant's, on a shared instance).
+   */
+  async function refuseForeignAssignments(tenant: Tenant, tenantId: string, name: string, groupId: string): Promise<void> {
+    const tenantConfig = tenantById(config, tenantId)!;
+    if (!ownAccountsOnly(tenantConfig)) return;
+    const own = new Set(tenantAccountIds(tenantConfig, await organizationOf(tenantId)));
+    const pages = paginateListAccountAssignmentsForPrincipal({ client: tenant.sso }, { InstanceArn: tenant.aws.sso_instance_arn, PrincipalId: groupId, PrincipalType: 'GROUP' });
+    for await (const page of pages) {
+      const foreign = (page.AccountAssignments ?? []).find((a) => a.AccountId && !own.has(a.AccountId));
+      if (foreign) {
+        throw ApplicationFailure.nonRetryable(
+          `Group "${name}" is assigned on account ${foreign.AccountId}, which is not one of tenant ${tenantId}'s accounts: a membership would bring access its policies do not decide`,
+          'GroupOutsideTenant',
+        );
+      }
+    }
   }
 
   async function resolveGroup(ref: AssignmentRef): Promise<{ tenant: Tenant; userId: string; groupId: string }> {
