@@ -198,6 +198,23 @@ describe('the ensure rate limiter', () => {
 });
 
 describe('Slack clicks', () => {
+  it('count an ensure as one write per 20 entitlements, at most the whole burst', () => {
+    const rates = new CallRates();
+    const tenant = { id: 'rates-by-size', grants: { ensure_rate_per_minute: 1, ensure_burst: 5, read_rate_per_minute: 60, read_burst: 5 } } as unknown as TenantConfig;
+    const who = (id: string) => ({ tenant, principal: { id } });
+    const limited = (err: AccessError) => err.code === 'rate_limited' && /calls that change access/.test(err.message);
+    // 60 entitlements: 3 writes of 5; then 2 of 1 each; then none is left.
+    rates.take(who('a'), 'write', 60);
+    rates.take(who('a'), 'write');
+    rates.take(who('a'), 'write', 20);
+    assert.throws(() => rates.take(who('a'), 'write'), limited);
+    // 500 entitlements take the whole burst, not more: a large call can still be sent.
+    rates.take(who('b'), 'write', 500);
+    assert.throws(() => rates.take(who('b'), 'write', 1), limited);
+    // Reads are apart.
+    rates.take(who('b'), 'read');
+  });
+
   it('are limited per tenant and Slack user at the tenant write rate, under a tenant-wide ceiling: 429 rate_limited with when to try again', () => {
     const rates = new CallRates();
     const tenantWith = (id: string) =>

@@ -167,11 +167,11 @@ export function createApp({
   });
 
   /** The authenticated caller, once the call is within their rate (reads and writes apart). */
-  const caller = async (req: Request, res: Response): Promise<Caller> => {
+  const caller = async (req: Request, res: Response, entitlements = 1): Promise<Caller> => {
     const who = await auth.authenticate(req.get('authorization'), req.get('x-tenant-id'));
     res.locals.caller = who;
     req.log = req.log.child(callerFields(who));
-    rates.take(who, req.method === 'GET' ? 'read' : 'write');
+    rates.take(who, req.method === 'GET' ? 'read' : 'write', entitlements);
     return who;
   };
   /** One log line per grant an answer changed or reports on, with the ids an operator searches by. */
@@ -183,7 +183,8 @@ export function createApp({
   };
 
   app.post('/v1/access/ensure', async (req, res) => {
-    const who = await caller(req, res);
+    // Counted as sent, before validation: an invalid body of many entitlements costs as much.
+    const who = await caller(req, res, Array.isArray(req.body?.entitlements) ? req.body.entitlements.length : 1);
     const body = parse(ensureBodySchema, req.body);
     const grants = await ensurer.ensure(who, body, String(req.id));
     if (!body.dry_run) {

@@ -11,6 +11,9 @@ export const SIGN_IN_LOOKUPS_BURST = 60;
 export const SIGN_IN_MISSES_PER_MINUTE = 30;
 export const SIGN_IN_MISSES_BURST = 10;
 
+/** An ensure of up to this many entitlements (the most one call held before 500 were allowed) costs one write. */
+export const ENTITLEMENTS_PER_WRITE = 20;
+
 interface Bucket {
   tokens: number;
   at: number;
@@ -22,14 +25,15 @@ export class RateLimiter {
 
   constructor(private readonly maxKeys = 10_000) {}
 
-  /** Takes a token from `key`'s bucket: 0 if there was one, else the seconds until there is. */
-  take(key: string, perMinute: number, burst: number, now = performance.now()): number {
+  /** Takes `cost` tokens (at most `burst`) from `key`'s bucket: 0 if it held them, else the seconds until it will. */
+  take(key: string, perMinute: number, burst: number, now = performance.now(), cost = 1): number {
     const perMs = perMinute / 60_000;
     const last = this.buckets.get(key);
     let tokens = last ? Math.min(burst, last.tokens + (now - last.at) * perMs) : burst;
+    const taken = Math.min(cost, burst);
     let waitSeconds = 0;
-    if (tokens >= 1) tokens -= 1;
-    else waitSeconds = Math.max(1, Math.ceil((1 - tokens) / perMs / 1000));
+    if (tokens >= taken) tokens -= taken;
+    else waitSeconds = Math.max(1, Math.ceil((taken - tokens) / perMs / 1000));
     // Re-inserted, so the map's order is least recently used first.
     this.buckets.delete(key);
     this.buckets.set(key, { tokens, at: now });
@@ -54,11 +58,17 @@ export class CallRates {
   private readonly signIns = new RateLimiter();
   private readonly signInMisses = new RateLimiter();
 
-  take({ tenant, principal }: { tenant: TenantConfig; principal: Pick<Principal, 'id'> }, kind: 'read' | 'write'): void {
+  /**
+   * `entitlements`: what a write asks about. An ensure costs a write per ENTITLEMENTS_PER_WRITE of
+   * them (at most the burst): one of 500 makes 500 workflow calls, and must not cost what one of
+   * one does.
+   */
+  take({ tenant, principal }: { tenant: TenantConfig; principal: Pick<Principal, 'id'> }, kind: 'read' | 'write', entitlements = 1): void {
     const key = `${tenant.id}\n${principal.id}`;
     const g = tenant.grants;
     if (kind === 'write') {
-      limit(this.writes.take(key, g.ensure_rate_per_minute, g.ensure_burst), 'calls that change access (ensure, review, revoke)', 'per principal', {
+      const cost = Math.max(1, Math.ceil(entitlements / ENTITLEMENTS_PER_WRITE));
+      limit(this.writes.take(key, g.ensure_rate_per_minute, g.ensure_burst, performance.now(), cost), 'calls that change access (ensure, review, revoke)', 'per principal', {
         ensure_rate_per_minute: g.ensure_rate_per_minute,
         ensure_burst: g.ensure_burst,
       });
