@@ -3,8 +3,18 @@
 // read by the real worker's organizationWorkflow at the default quota (20 calls a second on an
 // instance of its own). Measured: the first read (every account's tags asked for), then a refresh
 // (tags carried over, at most tag_reads_per_refresh asked again), each against its floor: its own
-// calls at the quota's pace, one after another with no work between them.
-import { CreateAccountCommand, MoveAccountCommand } from '@aws-sdk/client-organizations';
+// calls at the quota's pace, and (for the refresh) the same calls sent straight to moto by a plain
+// loop through the worker's pacer, with no workflow, heartbeat or packing: what moto and the pace
+// alone cost.
+import {
+  CreateAccountCommand,
+  MoveAccountCommand,
+  OrganizationsClient,
+  paginateListAccountsForParent,
+  paginateListOrganizationalUnitsForParent,
+  paginateListTagsForResource,
+} from '@aws-sdk/client-organizations';
+import { pacer } from '../src/activities/aws';
 import type { Client } from '@temporalio/client';
 import { unpackOrganization } from '../src/latest-run';
 import { organizationScheduleId } from '../src/schedules';
@@ -38,6 +48,42 @@ export async function seedBenchOrganization(endpoint: string, accounts: number, 
       }),
     );
     return { topOus, accounts };
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
+ * The refresh's calls without the service: every OU's accounts and child OUs listed (four OUs at
+ * once, pages of 20), then `tagReads` accounts' tags (twenty at once), each call through a pacer
+ * of `callsPerSecond`, as the worker's.
+ */
+export async function refreshFloor(endpoint: string, topOus: string[], tagReads: number, callsPerSecond: number): Promise<{ seconds: number; calls: number }> {
+  const client: OrganizationsClient = organizationsClient(endpoint);
+  const pace = pacer(callsPerSecond);
+  client.middlewareStack.add((next) => async (args) => (await pace(), next(args)), { step: 'finalizeRequest', name: 'benchPace' });
+  let calls = 0;
+  const started = performance.now();
+  try {
+    const accounts: string[] = [];
+    let queue = [...topOus];
+    while (queue.length > 0) {
+      const taken = queue.splice(0, 4);
+      const children = await Promise.all(
+        taken.map(async (parent) => {
+          for await (const page of paginateListAccountsForParent({ client, pageSize: 20 }, { ParentId: parent })) calls++, accounts.push(...(page.Accounts ?? []).map((a) => a.Id!));
+          const found: string[] = [];
+          for await (const page of paginateListOrganizationalUnitsForParent({ client, pageSize: 20 }, { ParentId: parent })) calls++, found.push(...(page.OrganizationalUnits ?? []).map((ou) => ou.Id!));
+          return found;
+        }),
+      );
+      queue = [...queue, ...children.flat()];
+    }
+    const due = accounts.slice(0, tagReads);
+    for (let i = 0; i < due.length; i += 20) {
+      await Promise.all(due.slice(i, i + 20).map(async (id) => { for await (const _ of paginateListTagsForResource({ client }, { ResourceId: id })) calls++; }));
+    }
+    return { seconds: Math.round((performance.now() - started) / 100) / 10, calls };
   } finally {
     client.destroy();
   }
