@@ -64,3 +64,41 @@ export async function latestOrganization(client: Client, tenantId: string): Prom
   const latest = await latestResult<PackedOrganizationReport>(client, organizationScheduleId(tenantId));
   return latest && { runId: latest.runId, result: async () => unpackOrganization(await latest.result()) };
 }
+
+/**
+ * Each tenant's latest completed organisation read, as one process (the API, a worker) holds it:
+ * looked for at most once per `checkMs(holding)`, the map fetched only when a newer run completed.
+ * A look that fails (Temporal down) rejects its callers and is made again by the next one; the map
+ * held meanwhile stays.
+ */
+export class OrganizationMaps {
+  private readonly held = new Map<string, { runId: string; report: OrganizationReport }>();
+  private readonly looks = new Map<string, { until: number; value: Promise<void> }>();
+
+  constructor(
+    private readonly client: () => Client,
+    /** How long a look holds, by whether a map is held already. */
+    private readonly checkMs: (holding: boolean) => number,
+  ) {}
+
+  refresh(tenantId: string): Promise<void> {
+    const cached = this.looks.get(tenantId);
+    if (cached && cached.until > Date.now()) return cached.value;
+    const look = {
+      until: Date.now() + this.checkMs(this.held.has(tenantId)),
+      value: (async () => {
+        const latest = await latestOrganization(this.client(), tenantId);
+        if (!latest || this.held.get(tenantId)?.runId === latest.runId) return;
+        this.held.set(tenantId, { runId: latest.runId, report: await latest.result() });
+      })(),
+    };
+    look.value.catch(() => this.looks.get(tenantId) === look && this.looks.delete(tenantId));
+    this.looks.set(tenantId, look);
+    return look.value;
+  }
+
+  /** The map held (undefined: no read has completed, as far as this process has looked). */
+  get(tenantId: string): OrganizationReport | undefined {
+    return this.held.get(tenantId)?.report;
+  }
+}

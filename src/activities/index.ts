@@ -35,7 +35,7 @@ import { activityContext, heartbeating, heartbeatingWithRecord, type RecordedAtt
 import type { AssignmentIds, AssignmentLookup, AssignmentRef, Provisioned } from './assignment';
 import { createReconcileActivities } from './reconcile';
 import { createOrganizationActivities } from './organizations';
-import { latestOrganization } from '../latest-run';
+import { OrganizationMaps } from '../latest-run';
 import { type OrganizationReport, tenantAccountIds } from '../domain/accounts';
 import { createPolicyActivities } from './policy';
 import { createSessionActivities } from './sessions';
@@ -82,27 +82,22 @@ export function createActivities(
   const tenants = new Map<string, Tenant>();
   const instances = new Map<string, { pace: () => Promise<void>; inFlight: ReturnType<typeof semaphore> }>();
   const permissionSets = new Map<string, PermissionSetListing>();
-  const organizations = new Map<string, { until: number; runId?: string; value: Promise<OrganizationReport | undefined> }>();
+  const organizations = new OrganizationMaps(() => client ?? failNoClient(), () => env.organizationCheckMs);
 
   /**
-   * The tenant's latest completed organisation read, as the API holds it (kept a minute; fetched
-   * again only when a newer run completed). Undefined when the tenant names no organization, or
-   * none has completed yet.
+   * The tenant's latest completed organisation read, as the API holds it. Undefined when the
+   * tenant names no organization, or none has completed yet.
    */
-  function organizationOf(tenantId: string): Promise<OrganizationReport | undefined> {
-    if (!tenantById(config, tenantId)?.organization) return Promise.resolve(undefined);
-    const cached = organizations.get(tenantId);
-    if (cached && cached.until > Date.now()) return cached.value;
-    const entry: { until: number; runId?: string; value: Promise<OrganizationReport | undefined> } = { until: Date.now() + env.organizationCheckMs, value: Promise.resolve(undefined) };
-    entry.value = (async () => {
-      const latest = await latestOrganization(client ?? failNoClient(), tenantId);
-      entry.runId = latest?.runId;
-      if (!latest) return undefined;
-      return cached?.runId === latest.runId ? cached.value : latest.result();
-    })();
-    entry.value.catch(() => organizations.get(tenantId) === entry && organizations.delete(tenantId));
-    organizations.set(tenantId, entry);
-    return entry.value;
+  /** The tenants on the tenant's IAM Identity Center instance, itself included (tenantOf refuses one the config does not hold). */
+  function tenantsOnInstanceOf(tenantId: string) {
+    const instanceArn = tenantOf(tenantId).aws.sso_instance_arn;
+    return config.tenants.filter((t) => t.aws.sso_instance_arn === instanceArn);
+  }
+
+  async function organizationOf(tenantId: string): Promise<OrganizationReport | undefined> {
+    if (!tenantById(config, tenantId)?.organization) return undefined;
+    await organizations.refresh(tenantId);
+    return organizations.get(tenantId);
   }
 
   // Per instance: the config's `aws.limits` (one per instance, see config.ts), for the whole
@@ -563,10 +558,7 @@ export function createActivities(
         const tenant = tenantById(config, tenantId);
         return tenant ? tenantAccountIds(tenant, await organizationOf(tenantId)) : [];
       },
-      tenantsOnInstanceOf: (tenantId) => {
-        const instanceArn = tenantOf(tenantId).aws.sso_instance_arn;
-        return config.tenants.filter((t) => t.aws.sso_instance_arn === instanceArn).map((t) => t.id);
-      },
+      tenantsOnInstanceOf: (tenantId) => tenantsOnInstanceOf(tenantId).map((t) => t.id),
       deleteAssignment: grantActivities.deleteAssignment,
       membersOf: async (tenantId, groupId) => {
         const { identity, aws } = tenantOf(tenantId);
@@ -580,10 +572,7 @@ export function createActivities(
     ...createOrganizationActivities({
       // tenantOf first: it refuses a tenant the config does not hold.
       organizationsOf: (tenantId) => ({ organizations: tenantOf(tenantId).organizations, tenant: tenantById(config, tenantId)! }),
-      neighboursOf: (tenantId) => {
-        const tenant = tenantById(config, tenantId)!;
-        return config.tenants.filter((t) => t.aws.sso_instance_arn === tenant.aws.sso_instance_arn && t.id !== tenant.id);
-      },
+      neighboursOf: (tenantId) => tenantsOnInstanceOf(tenantId).filter((t) => t !== tenantById(config, tenantId)),
       // Without a client (a test's direct call), no previous read: every account's tags are asked for.
       previousOf: (tenantId) => (client ? organizationOf(tenantId) : Promise.resolve(undefined)),
       client: () => client ?? failNoClient(),

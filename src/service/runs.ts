@@ -15,7 +15,7 @@ import { askedByGrant, policyContext } from '../policy/context';
 import { GRANT_MEMO, grantStateQuery, searchAttributes } from '../workflows/messages';
 import type { reconcileWorkflow } from '../workflows/reconcile';
 import type { PermissionSetSummary } from '../activities/reconcile';
-import { latestOrganization } from '../latest-run';
+import { OrganizationMaps } from '../latest-run';
 import { latestResult, reconcileScheduleId } from '../schedules';
 import type { CallRates } from './rate-limit';
 
@@ -57,12 +57,14 @@ const NO_ORGANIZATION_CHECK_MS = 5_000;
 export class GrantRuns {
   private readonly catalogues = new Map<string, { until: number; value: Promise<PermissionSetCatalogue> }>();
   /**
-   * Each organisation tenant's latest completed read (organizationWorkflow), with its run: the map
-   * decisions read synchronously, so a Cedar decision never waits on AWS or Temporal. One map per
-   * tenant, replaced whole by a newer read (about 3 MB at 10,000 accounts).
+   * Each organisation tenant's latest completed read (organizationWorkflow): the map decisions read
+   * synchronously, so a Cedar decision never waits on AWS or Temporal. One map per tenant, replaced
+   * whole by a newer read (about 3 MB at 10,000 accounts).
    */
-  private readonly organizations = new Map<string, { runId: string; report: OrganizationReport }>();
-  private readonly organizationReads = new Map<string, { until: number; value: Promise<void> }>();
+  private readonly organizations = new OrganizationMaps(
+    () => this.client,
+    (holding) => (holding ? env.organizationCheckMs : Math.min(env.organizationCheckMs, NO_ORGANIZATION_CHECK_MS)),
+  );
   /**
    * Grant workflows this process sent a change to, for as long as visibility may lag it: a read of
    * one of them reads its run, so whoever changed it through this API reads the change back.
@@ -136,31 +138,14 @@ export class GrantRuns {
     return { sessionSeconds: {}, sets: [] };
   }
 
-  /**
-   * Brings the tenant's organisation map up to the latest completed read, looking at most once per
-   * env.organizationCheckMs; the map itself is fetched only when a newer run has completed.
-   */
+  /** Brings the tenant's organisation map up to the latest completed read (see OrganizationMaps). */
   private loadOrganization(tenantId: string): Promise<void> {
-    if (!this.organizationTenants.has(tenantId)) return Promise.resolve();
-    const cached = this.organizationReads.get(tenantId);
-    if (cached && cached.until > Date.now()) return cached.value;
-    const entry = {
-      until: Date.now() + (this.organizations.has(tenantId) ? env.organizationCheckMs : Math.min(env.organizationCheckMs, NO_ORGANIZATION_CHECK_MS)),
-      value: (async () => {
-        const latest = await latestOrganization(this.client, tenantId);
-        if (!latest || this.organizations.get(tenantId)?.runId === latest.runId) return;
-        this.organizations.set(tenantId, { runId: latest.runId, report: await latest.result() });
-      })(),
-    };
-    // Temporal could not be asked: the next call asks again (decisions meanwhile use the map held).
-    entry.value.catch(() => this.organizationReads.get(tenantId) === entry && this.organizationReads.delete(tenantId));
-    this.organizationReads.set(tenantId, entry);
-    return entry.value;
+    return this.organizationTenants.has(tenantId) ? this.organizations.refresh(tenantId) : Promise.resolve();
   }
 
   /** The tenant's latest organisation read this process holds (undefined: none yet, or the tenant names no organization). */
   organization(tenantId: string): OrganizationReport | undefined {
-    return this.organizations.get(tenantId)?.report;
+    return this.organizations.get(tenantId);
   }
 
   /** What policies see of the account, from the config and the organisation map held (never waits). */
