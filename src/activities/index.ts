@@ -382,17 +382,13 @@ export function createActivities(
 
     /** `sessionCutoff`: the tenant ends sessions too (`aws.revoke_sessions`), and this moment's cut-off was handed to the permission set's workflow. */
     async deleteAssignment(ref: AssignmentRef): Promise<{ sessionCutoff?: string }> {
-      if (ref.group !== undefined) {
-        // A group's sessions are not cut (groupSessionWarning): the membership's removal is all.
-        await heartbeating(() => counted('deprovision', () => asDeletion(() => deleteMembership(ref))));
-        if (ref.expiredAt) metrics?.expiryLag.observe(Math.max(0, (Date.now() - Date.parse(ref.expiredAt)) / 1000));
-        return {};
-      }
       // Every call it makes, lookups and status polls included, goes before creations' (aws.ts).
-      const resolved = await heartbeating(() => counted('deprovision', () => asDeletion(() => deleteAssignment(ref))));
+      const group = ref.group !== undefined;
+      const resolved = await heartbeating(() => counted('deprovision', () => asDeletion(async () => (group ? void (await deleteMembership(ref)) : deleteAssignment(ref)))));
       // Confirmed gone (or never there): how long after its expiry the access lasted.
       if (ref.expiredAt) metrics?.expiryLag.observe(Math.max(0, (Date.now() - Date.parse(ref.expiredAt)) / 1000));
-      if (!resolved?.tenant.aws.revoke_sessions) return {};
+      // A group's sessions are not cut (groupSessionWarning): the membership's removal is all.
+      if (group || !resolved?.tenant.aws.revoke_sessions) return {};
       return { sessionCutoff: await handOffSessionCutoff(ref, resolved) };
     },
   };
