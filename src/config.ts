@@ -63,6 +63,61 @@ const organizationSchema = z.strictObject({
 });
 export type OrganizationConfig = z.infer<typeof organizationSchema>;
 
+/**
+ * A secret of an outside source (issue 40), from a file or the environment, never from this file:
+ * exactly one of token_file (resolved against this file's folder) and token_env.
+ */
+const secretFields = {
+  token_file: z.string().min(1).optional(),
+  token_env: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
+    .superRefine((name, ctx) => {
+      if (!process.env[name]) ctx.addIssue({ code: 'custom', message: `the environment variable ${name} is not set` });
+    })
+    .optional(),
+};
+const oneSecret = [(s: { token_file?: string; token_env?: string }) => Boolean(s.token_file) !== Boolean(s.token_env), 'give exactly one of token_file and token_env'] as const;
+const sourceUrl = z.url().refine(httpsOrLoopback, 'must be an https URL (plain http only for a loopback address)');
+/** How long an ensure waits for a source, and how long its answer about a person or a ticket is kept. */
+const sourceTiming = {
+  timeout_ms: z.int().min(50).max(10_000).default(1500),
+  cache_seconds: z.int().min(0).max(3600).default(60),
+};
+
+/** Who is on call (docs/configuration.md, "On call"): policies see `context.oncall`. */
+const oncallSchema = z
+  .strictObject({
+    source: z.enum(['pagerduty', 'opsgenie']),
+    /** The provider's API (default https://api.pagerduty.com, https://api.opsgenie.com; EU: https://api.eu.opsgenie.com). */
+    url: sourceUrl.optional(),
+    ...secretFields,
+    ...sourceTiming,
+  })
+  .refine(...oneSecret);
+export type OncallConfig = z.infer<typeof oncallSchema>;
+
+/** The ticket a justification names (docs/configuration.md, "Tickets"): policies see `context.ticket`. */
+const ticketsSchema = z
+  .strictObject({
+    source: z.enum(['jira', 'servicenow']),
+    /** The site: https://example.atlassian.net, https://example.service-now.com. */
+    url: sourceUrl,
+    /** Basic authentication's user (Jira: the account's email, with an API token); absent: the token is a bearer token. */
+    username: z.string().min(1).optional(),
+    ...secretFields,
+    /** A ticket key in the reason or the attachments (default Jira `[A-Z][A-Z0-9]+-\d+`, ServiceNow `(?:CHG|INC)\d{7}`): the first match is the ticket. */
+    pattern: z
+      .string()
+      .refine((p) => { try { new RegExp(p); return true; } catch { return false; } }, 'a regular expression')
+      .optional(),
+    /** Jira: the fields holding a change request's window (e.g. Jira Service Management's customfield_10047/10048). */
+    change_window: z.strictObject({ start_field: z.string().min(1), end_field: z.string().min(1) }).optional(),
+    ...sourceTiming,
+  })
+  .refine(...oneSecret);
+export type TicketsConfig = z.infer<typeof ticketsSchema>;
+
 const awsSchema = z.strictObject({
   region: z.string().min(1),
   sso_instance_arn: z.string().regex(/^arn:aws:sso:::instance\/ssoins-[a-zA-Z0-9.-]+$/, 'an IAM Identity Center instance ARN'),
@@ -287,6 +342,10 @@ const tenantSchema = z.strictObject({
    * `AWS::IdentityStore::Group::{name or id}`, role `member`); no other group may be a target.
    */
   groups: z.array(groupSchema).default([]),
+  /** Who is on call now, for policies (`context.oncall`). */
+  oncall: oncallSchema.optional(),
+  /** The ticket a justification names, for policies (`context.ticket`) and the answer's `validation`. */
+  tickets: ticketsSchema.optional(),
 });
 
 const configSchema = z.strictObject({ tenants: z.array(tenantSchema).min(1) });
@@ -386,6 +445,7 @@ export function loadConfig(file = process.env.ACCESS_CONFIG): AppConfig {
       slack.signing_secret_file = path.resolve(base, slack.signing_secret_file);
       slack.bot_token_file = path.resolve(base, slack.bot_token_file);
     }
+    for (const source of [tenant.oncall, tenant.tickets]) if (source?.token_file) source.token_file = path.resolve(base, source.token_file);
   }
   return parsed.data;
 }
