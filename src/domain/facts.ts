@@ -6,14 +6,20 @@
 /** On call "unknown": the source is down, slow, rate-limited, or the tenant has none. */
 export type OncallStatus = 'on_call' | 'not_on_call' | 'unknown';
 
+/** A provider's schedule or service: policies may name it either way. */
+export interface Named {
+  id: string;
+  name: string;
+}
+
 export interface OncallFacts {
   status: OncallStatus;
   /** The tenant's source: "pagerduty", "opsgenie"; "none" when the tenant has none. */
   source: string;
-  /** Schedules the person is on call for now, by name and by id. */
-  schedules: string[];
-  /** Services whose escalation reaches the person now, by name and by id. */
-  services: string[];
+  /** Schedules the person is on call for now. */
+  schedules: Named[];
+  /** Services whose escalation reaches the person now. */
+  services: Named[];
   /** Their lowest (closest) escalation level now, 1 first; null when not on call. */
   level: number | null;
   /** When their shift ends: the earliest end of their entries at `level`; null when not on call or it does not end. */
@@ -68,3 +74,51 @@ export const NO_TICKET_SOURCE: TicketFacts = {
   change_window: null,
   note: 'the tenant has no ticket source',
 };
+
+/** Shorter than this left of a shift, access tied to it is not worth starting: a reviewer decides. */
+export const SHORTEST_SHIFT_GRANT_SECONDS = 60;
+
+/**
+ * Seconds from `begins` until the requester's on-call shift ends: null when it does not end, 0
+ * when they are not on call (or nobody can say).
+ */
+export function shiftSecondsLeft(oncall: OncallFacts | undefined, begins: Date): number | null {
+  if (oncall?.status !== 'on_call') return 0;
+  if (oncall.until === null) return null;
+  return Math.max(0, Math.floor((Date.parse(oncall.until) - begins.getTime()) / 1000));
+}
+
+/**
+ * The facts as a requester reads them beside a refusal or a review (issue 40 §3: no refusal is
+ * silent): one line per source the tenant has.
+ */
+export function factNotices(facts: Facts): string[] {
+  const notices: string[] = [];
+  const { oncall, ticket } = facts;
+  if (oncall && oncall.source !== 'none') {
+    const by = `(${oncall.source})`;
+    if (oncall.status === 'on_call') {
+      const what = [...oncall.schedules, ...oncall.services].map((n) => n.name);
+      notices.push(`On call ${by} at escalation level ${oncall.level}${what.length ? ` for ${what.join(', ')}` : ''}${oncall.until ? `, until ${oncall.until}` : ''}.`);
+    } else if (oncall.status === 'not_on_call') {
+      notices.push(`Not on call ${by} now${oncall.note ? `: ${oncall.note}` : ''}.`);
+    } else {
+      notices.push(`Whether you are on call is unknown ${by}: ${oncall.note ?? 'no answer'}.`);
+    }
+  }
+  if (ticket && ticket.source !== 'none') {
+    const by = `(${ticket.source})`;
+    if (ticket.status === 'found') {
+      const who = ticket.requester_is_assignee ? 'assigned to you' : ticket.requester_is_reporter ? 'reported by you, assigned to someone else' : 'not assigned to you';
+      const window = ticket.change_window ? `; change window ${ticket.change_window.start} to ${ticket.change_window.end}` : '';
+      notices.push(`Ticket ${ticket.key} ${by}: ${ticket.type}, ${ticket.status_name} (${ticket.status_category?.replace('_', ' ')})${ticket.priority ? `, priority ${ticket.priority}` : ''}, ${who}${window}.`);
+    } else if (ticket.status === 'not_found') {
+      notices.push(`Ticket ${ticket.key} ${by} does not exist.`);
+    } else if (ticket.status === 'unknown') {
+      notices.push(`Ticket ${ticket.key} ${by} is unknown: ${ticket.note ?? 'no answer'}.`);
+    } else {
+      notices.push(`No ticket named ${by}: ${ticket.note ?? 'none in the reason or the attachments'}.`);
+    }
+  }
+  return notices;
+}

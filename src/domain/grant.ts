@@ -1,6 +1,7 @@
 // The grant's types and the pure rules over them. Imported by the workflow (so: deterministic,
 // no I/O, no Node APIs) and by the API (for dry runs and the read-only path).
 import type { AuditRecord } from './audit';
+import type { OncallFacts, TicketFacts } from './facts';
 
 export type GrantStatus = 'pending' | 'provisioning' | 'active' | 'expired' | 'revoked';
 export type GrantChange = 'none' | 'activated' | 'requested' | 'extended';
@@ -50,6 +51,10 @@ export interface GrantKey {
 export interface Validation {
   has_reason: boolean;
   has_ticket_attachment: boolean;
+  /** What the tenant's on-call source said of the requester at the call (issue 40); absent without one. */
+  oncall?: OncallFacts;
+  /** What the tenant's ticket source said of the ticket the justification names; absent without one. */
+  ticket?: TicketFacts;
 }
 
 export interface Justification {

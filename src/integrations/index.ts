@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import type { OncallConfig, TenantConfig, TicketsConfig } from '../config';
-import { NO_ONCALL_SOURCE, NO_TICKET_SOURCE, type Facts, type OncallFacts, type TicketFacts, type TicketStatusCategory } from '../domain/facts';
+import { type Named, NO_ONCALL_SOURCE, NO_TICKET_SOURCE, type Facts, type OncallFacts, type TicketFacts, type TicketStatusCategory } from '../domain/facts';
 import type { Justification } from '../domain/grant';
 import { SourceError } from './http';
 import { jiraSource } from './jira';
@@ -24,9 +24,9 @@ export interface Person {
 /** One way a person is on call now. */
 export interface OncallEntry {
   /** The schedule that puts them on call; absent when an escalation rule names them directly. */
-  schedule?: { id: string; name: string };
+  schedule?: Named;
   /** The services this escalation reaches (PagerDuty: its escalation policy's services; Opsgenie: its team's services). */
-  services: { id: string; name: string }[];
+  services: Named[];
   /** Escalation level, 1 first. */
   level: number;
   /** When this entry ends (ISO 8601, UTC); null when it does not end. */
@@ -224,12 +224,12 @@ export function oncallFactsOf(source: string, answer: OncallEntry[] | { unknownP
   if (answer.length === 0) return { status: 'not_on_call', source, schedules: [], services: [], level: null, until: null };
   const level = Math.min(...answer.map((e) => e.level));
   const ends = answer.filter((e) => e.level === level && e.end !== null).map((e) => e.end!);
-  const namesAndIds = (items: { id: string; name: string }[]) => [...new Set(items.flatMap((i) => [i.name, i.id]))].sort();
+  const distinct = (items: Named[]) => [...new Map(items.map((i) => [i.id, i])).values()].sort((a, b) => a.name.localeCompare(b.name));
   return {
     status: 'on_call',
     source,
-    schedules: namesAndIds(answer.flatMap((e) => (e.schedule ? [e.schedule] : []))),
-    services: namesAndIds(answer.flatMap((e) => e.services)),
+    schedules: distinct(answer.flatMap((e) => (e.schedule ? [e.schedule] : []))),
+    services: distinct(answer.flatMap((e) => e.services)),
     level,
     // The earliest end at that level: access tied to the shift ends with the first shift that ends.
     until: ends.length > 0 ? ends.sort()[0] : null,

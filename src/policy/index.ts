@@ -5,7 +5,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { LRUCache } from 'lru-cache';
+import { NO_ONCALL_SOURCE, NO_TICKET_SOURCE } from '../domain/facts';
 import type { Principal } from '../domain/grant';
+import { oncallContext, ticketContext } from './context';
 
 export type PolicyAction = 'request' | 'activate' | 'review' | 'revoke' | 'audit';
 
@@ -32,8 +34,35 @@ export interface PolicyRequest {
     starts_in_seconds?: number;
     /** The permission set's session duration in seconds; 0 when not known. */
     session_duration_seconds?: number;
+    /** Letters and digits in the reason (issue 40). */
+    reason_length?: number;
+    oncall?: OncallContext;
+    ticket?: TicketContext;
   };
 }
+
+/** `context.oncall` (schema.cedarschema says what each means). */
+// Type aliases, not interfaces: Cedar's JSON value type needs their implicit index signature.
+export type OncallContext = {
+  status: string;
+  schedules: string[];
+  services: string[];
+  level: number;
+  seconds_left: number;
+};
+
+/** `context.ticket` (schema.cedarschema says what each means). */
+export type TicketContext = {
+  status: string;
+  key: string;
+  type: string;
+  status_category: string;
+  priority: string;
+  requester_is_assignee: boolean;
+  requester_is_reporter: boolean;
+  has_change_window: boolean;
+  in_change_window: boolean;
+};
 
 /** An account's attributes beyond its environment, and the OUs above it (ids from the root down). */
 export interface AccountAttributes {
@@ -53,9 +82,11 @@ interface AccountShape {
   orgUnits: boolean;
   /** The schema declares the group entity (GROUP_ENTITY_TYPE), and whether with `tags` (sent empty: a group has none). */
   group: false | { tags: boolean };
+  /** The context attributes of issue 40 the schema declares (`reason_length`, `oncall`, `ticket`): only those are sent. */
+  context: { reason_length: boolean; oncall: boolean; ticket: boolean };
 }
 
-const NO_ACCOUNT_SHAPE: AccountShape = { name: false, tags: false, orgUnits: false, group: false };
+const NO_ACCOUNT_SHAPE: AccountShape = { name: false, tags: false, orgUnits: false, group: false, context: { reason_length: false, oncall: false, ticket: false } };
 
 /**
  * The Cedar entity type of an Identity Store group target. Not `AWS::IdentityStore::Group`: Cedar
@@ -126,7 +157,17 @@ export class PolicySet {
     /** What the policies are written against, for listings that decide one request per kind (see accountClass). */
     private readonly index: PolicyIndex = { namedAccounts: new Set(), namedOrgUnits: new Set(), numbers: [], read: null },
     private readonly accountShape: AccountShape = NO_ACCOUNT_SHAPE,
+    /** The @id of each permit with @until_shift_end("true"). */
+    private readonly shiftBound: ReadonlySet<string> = new Set(),
   ) {}
+
+  /**
+   * Whether what `policyIds` (the determining policies of an `activate` decision) allow ends with
+   * the requester's on-call shift: one of them has @until_shift_end("true").
+   */
+  untilShiftEnd(policyIds: readonly string[]): boolean {
+    return policyIds.some((id) => this.shiftBound.has(id));
+  }
 
   /**
    * What the policies can tell of an account: the attributes of its entity (cedarRequest makes it:
@@ -271,6 +312,7 @@ export function loadPolicySet(dir: string): PolicySet {
   const byId = new Map<string, PolicySource>();
   const advice = new Map<string, string>();
   const approvals = new Map<string, number>();
+  const shiftBound = new Set<string>();
   const index = { namedAccounts: new Set<string>(), namedOrgUnits: new Set<string>(), numbers: new Set<number>(), read: new Set<string>() };
   for (const name of policyFiles) {
     const file = path.join(dir, name);
@@ -316,6 +358,14 @@ export function loadPolicySet(dir: string): PolicySet {
         }
         approvals.set(id, Number(approvalsText));
       }
+      const untilShiftEnd = json.json.annotations?.until_shift_end;
+      if (untilShiftEnd !== undefined && untilShiftEnd !== null) {
+        if (untilShiftEnd !== 'true' || json.json.effect !== 'permit') {
+          problems.push(`${file}:${where}: @until_shift_end("true") is the only form, and only on a permit (it caps what the permit grants)`);
+          continue;
+        }
+        shiftBound.add(id);
+      }
     }
     if (problems.length === before) problems.push(...fileErrors);
   }
@@ -351,7 +401,7 @@ export function loadPolicySet(dir: string): PolicySet {
   }
   const accountShape = accountShapeOf(schema);
   selfCheck(policySetId, schemaName, schemaFile, accountShape);
-  return new PolicySet(policySetId, schemaName, order, advice, approvals, { ...index, numbers: [...index.numbers] }, accountShape);
+  return new PolicySet(policySetId, schemaName, order, advice, approvals, { ...index, numbers: [...index.numbers] }, accountShape, shiftBound);
 }
 
 const NO_GROUP_ENTITY: PolicyDecision = Object.freeze({
@@ -368,7 +418,17 @@ function accountShapeOf(schema: string): AccountShape {
   const group = answer.json[namespace]?.entityTypes?.[typeName] as { shape?: { attributes?: Record<string, unknown> } } | undefined;
   const account = answer.json['']?.entityTypes?.Account as { memberOfTypes?: string[]; shape?: { attributes?: Record<string, unknown> } } | undefined;
   const attributes = account?.shape?.attributes ?? {};
+  // The `request` action's context: a record of its own, or a common type (EntitlementContext) that names one.
+  type Shape = { type?: string; attributes?: Record<string, unknown> };
+  const declared = answer.json['']?.actions?.request?.appliesTo?.context as Shape | undefined;
+  const record = declared?.type === 'Record' ? declared : (answer.json['']?.commonTypes?.[declared?.type ?? ''] as Shape | undefined);
+  const contextAttributes = record?.attributes ?? {};
   return {
+    context: {
+      reason_length: Object.hasOwn(contextAttributes, 'reason_length'),
+      oncall: Object.hasOwn(contextAttributes, 'oncall'),
+      ticket: Object.hasOwn(contextAttributes, 'ticket'),
+    },
     name: Object.hasOwn(attributes, 'name'),
     tags: Object.hasOwn(attributes, 'tags'),
     orgUnits: (account?.memberOfTypes ?? []).includes(ORG_UNIT_TYPE),
@@ -413,6 +473,10 @@ function cedarRequest(req: PolicyRequest, shape: AccountShape): CedarRequest {
       scheduled: context.scheduled ?? false,
       starts_in_seconds: context.starts_in_seconds ?? 0,
       session_duration_seconds: context.session_duration_seconds ?? 0,
+      // A schema from before issue 40 (a tenant's own copy) is sent what it declares, as for accounts.
+      ...(shape.context.reason_length && { reason_length: context.reason_length ?? 0 }),
+      ...(shape.context.oncall && { oncall: context.oncall ?? oncallContext(NO_ONCALL_SOURCE, new Date()) }),
+      ...(shape.context.ticket && { ticket: context.ticket ?? ticketContext(NO_TICKET_SOURCE, new Date()) }),
     },
     entities: [
       { uid: user, attrs: { email: principal.email ?? '' }, parents: groups },
