@@ -33,6 +33,19 @@ export function createApiMetrics() {
       labelNames: ['query'] as const,
       registers,
     }),
+    factLookups: new Counter({
+      name: 'access_fact_lookups_total',
+      help: "Facts an ensure asked of an outside source (on call, tickets), by source and outcome: cached, answered, or unknown (down, slow past its timeout_ms, rate-limited)",
+      labelNames: ['source', 'outcome'] as const,
+      registers,
+    }),
+    factLookupDuration: new Histogram({
+      name: 'access_fact_lookup_seconds',
+      help: 'Time an outside source took to answer (or to be given up on), by source',
+      labelNames: ['source'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
     tokensChecked: tokensChecked(registers),
     auditWriteFailures: auditWriteFailures(registers),
   };

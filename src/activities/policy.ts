@@ -10,7 +10,10 @@ import { loadPolicySet, type PolicySet } from '../policy';
 import { askedByGrant, policyContext } from '../policy/context';
 
 /** What the start is decided on: the grant as it waits. */
-export type ScheduledGrant = Pick<GrantState, 'key' | 'principal' | 'durationSeconds' | 'justification' | 'startsAt' | 'requestedAt' | 'review'>;
+export type ScheduledGrant = Pick<GrantState, 'key' | 'principal' | 'durationSeconds' | 'justification' | 'startsAt' | 'requestedAt' | 'review'> & {
+  /** With the facts the call was decided on (issue 40); absent from grants started before. */
+  validation?: GrantState['validation'];
+};
 
 export interface StartDecision {
   allowed: boolean;

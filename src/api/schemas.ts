@@ -130,6 +130,36 @@ export const diagnosticSchema = z
   .catchall(z.unknown())
   .meta({ description: 'Why the grant is as it is: review needed, who may review, when it expires, a provider failure.' });
 
+const namedSchema = z.strictObject({ id: z.string(), name: z.string() });
+
+const oncallFactsSchema = z
+  .strictObject({
+    status: z.enum(['on_call', 'not_on_call', 'unknown']),
+    source: z.string(),
+    schedules: z.array(namedSchema),
+    services: z.array(namedSchema),
+    level: z.int().nullable(),
+    until: z.iso.datetime({ offset: true }).nullable(),
+    note: z.string().optional(),
+  })
+  .meta({ description: "What the tenant's on-call source said of the requester at the call (PagerDuty, Opsgenie): what policies saw as context.oncall." });
+
+const ticketFactsSchema = z
+  .strictObject({
+    status: z.enum(['found', 'not_found', 'none', 'unknown']),
+    source: z.string(),
+    key: z.string().nullable(),
+    type: z.string().nullable(),
+    status_category: z.enum(['open', 'in_progress', 'done']).nullable(),
+    status_name: z.string().nullable(),
+    priority: z.string().nullable(),
+    requester_is_assignee: z.boolean(),
+    requester_is_reporter: z.boolean(),
+    change_window: z.strictObject({ start: z.iso.datetime({ offset: true }), end: z.iso.datetime({ offset: true }) }).nullable(),
+    note: z.string().optional(),
+  })
+  .meta({ description: "What the tenant's ticket source said of the ticket the justification names (Jira, ServiceNow): what policies saw as context.ticket." });
+
 export const grantSchema = z.strictObject({
   id: z.uuid({ version: undefined }),
   name: z.string(),
@@ -141,7 +171,12 @@ export const grantSchema = z.strictObject({
   activated_at: z.iso.datetime({ offset: true }).nullable().optional(),
   access_request_id: z.uuid({ version: undefined }).nullable().optional(),
   provisioning_status: provisioningStatusSchema.optional(),
-  validation: z.strictObject({ has_reason: z.boolean().optional(), has_ticket_attachment: z.boolean().optional() }),
+  validation: z.strictObject({
+    has_reason: z.boolean().optional(),
+    has_ticket_attachment: z.boolean().optional(),
+    oncall: oncallFactsSchema.optional(),
+    ticket: ticketFactsSchema.optional(),
+  }),
   diagnostics: z.array(diagnosticSchema),
   starts_at: z.iso.datetime({ offset: true }).nullable().optional().meta({ description: 'When a scheduled grant begins (or began); null when it was asked for at once.' }),
   // Beyond the seed: which entitlement and whose, for the grants endpoints.

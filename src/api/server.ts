@@ -3,6 +3,7 @@ import type { Server, ServerResponse } from 'node:http';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { auditEventOf, checkAuditStores, createAuditWriter } from '../activities/audit';
 import { type AppConfig, cursorKeyOf, env, loadConfig } from '../config';
+import { FactSources } from '../integrations';
 import { createLogger, type Logger } from '../log';
 import { loadPolicySet, type PolicySet } from '../policy';
 import { createApiMetrics } from '../metrics';
@@ -54,7 +55,14 @@ export function createApi(config: AppConfig, connection: Connection, logger?: Lo
   const runs = new GrantRuns(client, policies, cursorKeyOf(config), rates, new Set(config.tenants.filter((t) => t.organization).map((t) => t.id)));
   const requests = new RequestService(runs);
   return createApp({
-    ensurer: new EnsureService(runs, recordAudit),
+    ensurer: new EnsureService(
+      runs,
+      recordAudit,
+      new FactSources(config.tenants, ({ source, outcome }, seconds) => {
+        metrics.factLookups.inc({ source, outcome });
+        if (seconds !== undefined) metrics.factLookupDuration.observe({ source }, seconds);
+      }),
+    ),
     grants: new GrantService(runs),
     entitlements: new EntitlementService(runs),
     requests,

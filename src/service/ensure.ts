@@ -34,7 +34,9 @@ import {
   toView,
   validateJustification,
 } from '../domain/grant';
+import { type Facts, factNotices, SHORTEST_SHIFT_GRANT_SECONDS, shiftSecondsLeft } from '../domain/facts';
 import { markdownText } from '../domain/text';
+import { FactSources } from '../integrations';
 import type { grantWorkflow } from '../workflows/grant';
 import { ensureUpdate, GRANT_MEMO, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
 import { policyContext } from '../policy/context';
@@ -47,6 +49,19 @@ export interface EnsureInput {
   dry_run?: boolean;
   break_glass?: boolean;
   starts_at?: string;
+}
+
+/** One entitlement of a call, decided: refused (with why), or the request to send its grant. */
+interface PlannedEntitlement {
+  key: GrantKey;
+  request: EnsureRequest;
+  denied: boolean;
+  notices: string[];
+  policyIds: readonly string[];
+  /** Said in the answer beside the grant's own diagnostics when the call changes it. */
+  diagnostics: Diagnostic[];
+  /** Tied to the requester's shift: the request for review of the time past it, should the shift's cap extend nothing. */
+  pastShift?: EnsureRequest;
 }
 
 /** Id of the grant a dry run would make: no grant exists yet, so none is invented. */
@@ -72,6 +87,7 @@ export class EnsureService {
   constructor(
     private readonly runs: GrantRuns,
     private readonly recordAudit: RecordAudit = async () => {},
+    private readonly sources: FactSources = new FactSources([]),
   ) {}
 
   /** `requestId`: the HTTP request's (X-Request-ID), kept in an ensure_denied event as data, never as its id. */
@@ -80,9 +96,11 @@ export class EnsureService {
     const accessRequestId = newId();
     const calledAt = new Date();
     const startsAt = laterStart(caller.tenant, input.starts_at, calledAt);
-    const sessionSeconds = await this.runs.sessionSeconds(caller.tenant.id);
+    const justification = input.justification ?? {};
+    // Asked once per call, each source within its deadline: what policies decide every entitlement on.
+    const [sessionSeconds, facts] = await Promise.all([this.runs.sessionSeconds(caller.tenant.id), this.sources.facts(caller.tenant.id, caller.principal, justification)]);
     const planned = input.entitlements.map((e) =>
-      this.authorizeEntitlement(caller, e, input.justification ?? {}, accessRequestId, input.break_glass ?? false, startsAt, calledAt, sessionSeconds),
+      this.authorizeEntitlement(caller, e, justification, accessRequestId, input.break_glass ?? false, startsAt, calledAt, sessionSeconds, facts),
     );
     // A group named by its name and by its id in one call: the same grant twice.
     const twice = planned.find((p, i) => planned.findIndex((q) => q.key.target === p.key.target && q.key.role === p.key.role) !== i);
@@ -115,19 +133,30 @@ export class EnsureService {
         },
         occurrence: randomUUID(),
       });
+      // The rule (each denied entitlement's determining policies) and the facts behind it.
       throw new AccessError('forbidden', 'Policy does not allow every entitlement; nothing was changed.', {
-        details: { denied: denied.map((p) => ({ target: p.key.target, role: p.key.role })) },
-        notices: [...new Set(denied.flatMap((p) => p.notices))],
+        details: { denied: denied.map((p) => ({ target: p.key.target, role: p.key.role, policies: p.policyIds })) },
+        notices: [...new Set([...denied.flatMap((p) => p.notices), ...factNotices(facts)])],
       });
     }
-    const sharing = planned.filter((p) => p.request.accessRequestId === accessRequestId);
-    for (const p of sharing) p.request.requestGrants = sharing.length;
     const dryRun = input.dry_run ?? false;
     // One entitlement only: with more, a fallback refused by the open-grant limit (ensureOne) would
     // come after another entitlement of the call had already changed, and the call is all-or-nothing.
-    const extending = planned.map((p) => planned.length === 1 && !dryRun && this.predictsExtension(grantWorkflowId(p.key), p.request));
+    // Not one tied to a shift: whether it extends anything is decided on the grant as found (below).
+    const extending = planned.map((p) => planned.length === 1 && !dryRun && !p.pastShift && this.predictsExtension(grantWorkflowId(p.key), p.request));
     // Bounded: a call of MAX_ENTITLEMENTS asks about its grants a few dozen at a time.
     const found = await allBounded(planned, (p, i) => (extending[i] ? Promise.resolve(undefined) : this.currentState(grantWorkflowId(p.key), dryRun)));
+    // An active grant already lasting to the shift's end: the cap extends nothing, so the time past
+    // it is asked of a reviewer (issue 40 §1: an extension past the shift needs the next shift or a review).
+    planned.forEach((p, i) => {
+      const open = found[i] ? unlessRevoked(found[i]) : null;
+      if (p.pastShift && open && decideEnsure(open, p.request, calledAt).change === 'none' && decideEnsure(open, { ...p.pastShift, autoApprove: true }, calledAt).change === 'extended') {
+        p.request = p.pastShift;
+        p.diagnostics = [];
+      }
+    });
+    const sharing = planned.filter((p) => p.request.accessRequestId === accessRequestId);
+    for (const p of sharing) p.request.requestGrants = sharing.length;
     const starting = planned.filter((p, i) => startsGrant(found[i], p.request)).length;
     if (starting > 0) await this.checkOpenGrants(caller, starting);
     if (starting > 0 && startsAt) await this.checkScheduledGrants(caller, starting);
@@ -142,7 +171,11 @@ export class EnsureService {
     }
     const views = settled.map((r) => (r as PromiseFulfilledResult<GrantView>).value);
     // `validation` answers this call's justification, not the one the grant was first asked with.
-    return views.map((view, i) => ({ ...view, validation: planned[i].request.validation, diagnostics: withSessionWarning(caller.tenant, view, sessionSeconds[view.role]) }));
+    return views.map((view, i) => ({
+      ...view,
+      validation: planned[i].request.validation,
+      diagnostics: [...withSessionWarning(caller.tenant, view, sessionSeconds[view.role]), ...(view.change === 'none' ? [] : planned[i].diagnostics)],
+    }));
   }
 
   /** Whether this process last saw the grant active, open, and ending before `request` would have it end. */
@@ -218,7 +251,8 @@ export class EnsureService {
     startsAt: string | undefined,
     calledAt: Date,
     sessionSeconds: Record<string, number>,
-  ) {
+    facts: Facts,
+  ): PlannedEntitlement {
     const { tenant, principal } = caller;
     const key: GrantKey = { tenantId: tenant.id, principalId: principal.id, target: entitlement.target, role: entitlement.role };
     const limits = tenant.grants;
@@ -227,8 +261,8 @@ export class EnsureService {
     const group = groupAsked === undefined ? undefined : grantableGroup(tenant, groupAsked);
     if (group) key.target = GROUP_TARGET_PREFIX + group.name;
     const durationSeconds = entitlement.duration_seconds ?? limits.default_duration_seconds;
-    const validation = validateJustification(justification);
-    const context = policyContext({ role: key.role, durationSeconds, justification, breakGlass, startsAt, askedAt: calledAt }, sessionSeconds);
+    const validation = { ...validateJustification(justification), ...facts };
+    const context = policyContext({ role: key.role, durationSeconds, justification, breakGlass, startsAt, askedAt: calledAt, facts }, sessionSeconds);
     const request: EnsureRequest = {
       durationSeconds,
       autoApprove: false,
@@ -241,11 +275,11 @@ export class EnsureService {
     };
     if (groupAsked !== undefined && !group) {
       const notice = `${key.target} is not a grantable group of this tenant: only the groups its configuration lists under groups may be targets.`;
-      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
+      return { key, request, denied: true, notices: [notice], policyIds: [], diagnostics: [] };
     }
     if (group && key.role !== GROUP_ROLE) {
       const notice = `${key.target}: a group grant's role is "${GROUP_ROLE}" (membership of the group), not "${key.role}".`;
-      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
+      return { key, request, denied: true, notices: [notice], policyIds: [], diagnostics: [] };
     }
     if (!group && ownAccountsOnly(tenant) && !this.runs.accountOf(tenant, accountIdOf(key.target)).owned) {
       const notice = !tenant.organization
@@ -253,46 +287,79 @@ export class EnsureService {
         : this.runs.organization(tenant.id)
           ? `${key.target} is not one of this tenant's accounts: only the accounts its configuration lists, and the active accounts in its organization (as last read), may be targets.`
           : `${key.target} is not one of this tenant's accounts as far as is known: its organization has not been read yet (try again in a minute).`;
-      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
+      return { key, request, denied: true, notices: [notice], policyIds: [], diagnostics: [] };
     }
     if (durationSeconds > limits.max_duration_seconds) {
       const notice = `${key.role} on ${key.target}: at most ${limits.max_duration_seconds} seconds may be requested (asked for ${durationSeconds}).`;
-      return { key, request, denied: true, notices: [notice], policyIds: [] as string[] };
+      return { key, request, denied: true, notices: [notice], policyIds: [], diagnostics: [] };
     }
     const asked = this.runs.decide(caller, 'request', key, context);
     if (!asked.allowed) {
-      const notices = asked.notices.length > 0 ? asked.notices : [`No policy allows ${principal.id} to request ${key.role} on ${key.target}.`];
-      return { key, request, denied: true, notices, policyIds: asked.policyIds };
+      const notices = asked.notices.length > 0 ? [...asked.notices] : [`No policy allows ${principal.id} to request ${key.role} on ${key.target}.`];
+      return { key, request, denied: true, notices, policyIds: asked.policyIds, diagnostics: [] };
     }
     const activate = this.runs.decide(caller, 'activate', key, context);
     request.autoApprove = activate.allowed;
+    const policies = this.runs.policySet(tenant);
+    // @until_shift_end: what the permit gives ends with the requester's on-call shift.
+    let pastShift: EnsureRequest | undefined;
+    const diagnostics: Diagnostic[] = [];
+    const shiftNotices: string[] = [];
+    if (activate.allowed && !breakGlass && policies.untilShiftEnd(activate.policyIds)) {
+      const begins = startsAt ? new Date(startsAt) : calledAt;
+      const left = shiftSecondsLeft(facts.oncall, begins);
+      const until = facts.oncall?.until;
+      if (left !== null && left < SHORTEST_SHIFT_GRANT_SECONDS) {
+        request.autoApprove = false;
+        shiftNotices.push(
+          facts.oncall?.status === 'on_call'
+            ? `Your on-call shift ends at ${until}: ${key.role} past it needs a reviewer's approval (or ask again on your next shift).`
+            : `${key.role} without review is for whoever is on call, until their shift ends; you are not on call now, so a reviewer decides.`,
+        );
+      } else if (left !== null) {
+        if (left < durationSeconds) {
+          request.durationSeconds = left;
+          diagnostics.push({
+            level: 'info',
+            code: 'until_shift_end',
+            message: `${key.role} on ${key.target} ends with your on-call shift, at ${until}: ${left} of the ${durationSeconds} seconds asked for. Past it, ask again on your next shift, or a reviewer decides.`,
+            shift_ends_at: until,
+          });
+        }
+        pastShift = { ...request, durationSeconds, autoApprove: false };
+        this.needsReview(pastShift, asked, accessRequestId, caller, key, [`Your grant already lasts until your on-call shift ends (${until}): the time past it needs a reviewer's approval.`]);
+      }
+    }
     if (breakGlass) {
       // Break-glass is access at once or nothing: a role policy would only let one ask for is refused.
       if (!activate.allowed) {
-        const notices = activate.notices.length > 0 ? activate.notices : [`No policy allows ${principal.id} to break the glass for ${key.role} on ${key.target}.`];
-        return { key, request, denied: true, notices };
+        const notices = activate.notices.length > 0 ? [...activate.notices] : [`No policy allows ${principal.id} to break the glass for ${key.role} on ${key.target}.`];
+        return { key, request, denied: true, notices, policyIds: activate.policyIds, diagnostics: [] };
       }
       request.breakGlass = true;
       request.accessRequestId = accessRequestId;
-      request.approvalsRequired = this.runs.policySet(tenant).approvalsRequired(asked.policyIds);
+      request.approvalsRequired = policies.approvalsRequired(asked.policyIds);
     }
-    if (!request.autoApprove) {
-      const approvalsRequired = this.runs.policySet(tenant).approvalsRequired(asked.policyIds);
-      request.accessRequestId = accessRequestId;
-      request.approvalsRequired = approvalsRequired;
-      const needs = approvalsRequired === 1 ? 'approval by a reviewer' : `${approvalsRequired} approvals, each by a different reviewer`;
-      request.reviewDiagnostics = [
-        {
-          level: 'info',
-          code: 'review_required',
-          message: `${key.role} on ${key.target} needs ${needs}.`,
-          approvals_required: approvalsRequired,
-          notices: asked.notices,
-          policies: asked.policyIds,
-        },
-      ];
-    }
-    return { key, request, denied: false, notices: [] as string[], policyIds: [] as string[] };
+    if (!request.autoApprove) this.needsReview(request, asked, accessRequestId, caller, key, [...shiftNotices, ...factNotices(facts)]);
+    return { key, request, denied: false, notices: [], policyIds: [], diagnostics: [...diagnostics, ...unknownFacts(facts)], pastShift };
+  }
+
+  /** Makes `request` one for review: by how many reviewers its `request` decision's policies say, and why (their advice, then `why`). */
+  private needsReview(request: EnsureRequest, asked: { policyIds: readonly string[]; notices: readonly string[] }, accessRequestId: string, caller: Caller, key: GrantKey, why: string[]): void {
+    const approvalsRequired = this.runs.policySet(caller.tenant).approvalsRequired(asked.policyIds);
+    request.accessRequestId = accessRequestId;
+    request.approvalsRequired = approvalsRequired;
+    const needs = approvalsRequired === 1 ? 'approval by a reviewer' : `${approvalsRequired} approvals, each by a different reviewer`;
+    request.reviewDiagnostics = [
+      {
+        level: 'info',
+        code: 'review_required',
+        message: `${key.role} on ${key.target} needs ${needs}.`,
+        approvals_required: approvalsRequired,
+        notices: [...new Set([...asked.notices, ...why])],
+        policies: [...asked.policyIds],
+      },
+    ];
   }
 
   /**
@@ -490,4 +557,16 @@ function withChanged(err: unknown, changed: GrantView[]): AccessError {
     ),
     { cause: err },
   );
+}
+
+/** A warning per source that did not answer: the requester hears that policies decided without it (issue 40 §1). */
+function unknownFacts({ oncall, ticket }: Facts): Diagnostic[] {
+  const unknown: Diagnostic[] = [];
+  if (oncall && oncall.source !== 'none' && oncall.status === 'unknown') {
+    unknown.push({ level: 'warning', code: 'oncall_unknown', message: `Whether you are on call is unknown: ${oncall.note ?? 'no answer'}. Policies decided without it.`, source: oncall.source });
+  }
+  if (ticket && ticket.status === 'unknown') {
+    unknown.push({ level: 'warning', code: 'ticket_unknown', message: `Ticket ${ticket.key} is unknown: ${ticket.note ?? 'no answer'}. Policies decided without it.`, source: ticket.source });
+  }
+  return unknown;
 }

@@ -93,8 +93,8 @@ async function awaitStart(grant: Grant): Promise<void> {
  */
 async function decideStartAgain(grant: Grant): Promise<void> {
   const { state } = grant;
-  const { key, principal, durationSeconds, justification, startsAt, requestedAt, review } = state;
-  const decision = await deciding.authorizeStart({ key, principal, durationSeconds, justification, startsAt, requestedAt, review });
+  const { key, principal, durationSeconds, justification, startsAt, requestedAt, review, validation } = state;
+  const decision = await deciding.authorizeStart({ key, principal, durationSeconds, justification, startsAt, requestedAt, review, validation });
   // A revoke while it was decided withdraws it anyway (awaitStart).
   if (decision.allowed || state.revocation) return;
   state.status = 'revoked';
