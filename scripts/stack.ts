@@ -77,6 +77,9 @@ export interface StackTenant {
   organization?: () => { roots_or_ous: string[]; exclude?: string[]; environment_tag?: string; refresh_interval_seconds?: number };
   /** `groups`, asked for once moto is seeded (StackOptions.beforeConfig): the grantable groups, with moto's ids where given. */
   groups?: () => { name: string; id?: string; environment?: string; brings?: { account: string; permission_set: string }[] }[];
+  /** `oncall` and `tickets` (issue 40), as the config file has them. */
+  oncall?: Record<string, unknown>;
+  tickets?: Record<string, unknown>;
 }
 
 export interface StackOptions {
@@ -631,6 +634,8 @@ function writeConfig(
       ...(t.accounts_only !== undefined ? { accounts_only: t.accounts_only } : {}),
       ...(t.organization ? { organization: t.organization() } : {}),
       ...(t.groups ? { groups: t.groups() } : {}),
+      ...(t.oncall ? { oncall: t.oncall } : {}),
+      ...(t.tickets ? { tickets: t.tickets } : {}),
       ...(t.notifications ? { notifications: t.notifications } : {}),
       audit: { s3: { bucket: AUDIT_BUCKET, prefix: AUDIT_PREFIX, region: AWS_REGION, endpoint: t.auditEndpoint ?? aws.endpoint, object_lock_days: AUDIT_LOCK_DAYS } },
     })),

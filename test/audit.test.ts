@@ -91,7 +91,7 @@ describe('audit trail', function () {
     assert.equal(byName.revoked.details.reason, 'done');
     await recordHistory('audit-request-approve-revoke', pending.id);
 
-    const other = (await ensure([{ target: target(freshAccount()), role: 'AdministratorAccess' }], { reason: 'x' })).body.grants[0];
+    const other = (await ensure([{ target: target(freshAccount()), role: 'AdministratorAccess' }], { reason: 'audit the other' })).body.grants[0];
     await call('POST', `/v1/access/requests/${other.access_request_id}/review`, { as: 'carol', body: { decision: 'deny', comment: 'no' } });
     const denied = await grantEvents(other.id, ['requested', 'denied']);
     assert.deepEqual(names(denied), ['requested', 'denied']);
@@ -277,7 +277,7 @@ describe('audit trail: ensure_denied', function () {
       const res = await fetch(`${url}/v1/access/ensure`, {
         method: 'POST',
         headers: { authorization: `Bearer ${await tokenFor('mallory')}`, 'x-tenant-id': TENANT.id, 'content-type': 'application/json' },
-        body: JSON.stringify({ entitlements: [{ target: target(freshAccount()), role: 'AdministratorAccess' }], justification: { reason: 'x' } }),
+        body: JSON.stringify({ entitlements: [{ target: target(freshAccount()), role: 'AdministratorAccess' }], justification: { reason: 'audit a forged id' } }),
       });
       assert.equal(res.status, 403);
       assert.equal(((await res.json()) as any).code, 'forbidden');

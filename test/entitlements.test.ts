@@ -144,7 +144,7 @@ describe('GET /v1/access/entitlements: what may I ask for', function () {
     const refused = await call('POST', '/v1/access/ensure', {
       token: await tokenFor('carol', CATALOGUE_TENANT.id),
       tenant: CATALOGUE_TENANT.id,
-      body: { entitlements: [{ target: `AWS::Account::${production.id}`, role: 'AdministratorAccess' }], justification: { reason: 'r', attachments: ['OPS-1'] }, dry_run: true },
+      body: { entitlements: [{ target: `AWS::Account::${production.id}`, role: 'AdministratorAccess' }], justification: { reason: 'rotate', attachments: ['OPS-1'] }, dry_run: true },
     });
     assert.equal(refused.status, 403, JSON.stringify(refused.body));
     // Nobody's groups: still ReadOnlyAccess, nothing else.

@@ -21,7 +21,13 @@ import { FaultProxy } from './fault-proxy';
 import { OutageProxy } from './outage-proxy';
 import { awsClientConfig, repoRoot, type Stack, startLocalServices, startStack } from '../../scripts/stack';
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
+import { startFakeJira } from './jira';
+import type { FakeOncallServer } from './oncall';
+import { startFakeOpsgenie } from './opsgenie';
+import { startFakePagerDuty } from './pagerduty';
+import { startFakeServiceNow } from './servicenow';
 import { type FakeSlack, startFakeSlack } from './slack';
+import type { FakeTicketServer } from './tickets';
 import { organization, seedOrganization } from './organization';
 import { groups, groupsConfig, seedGroups } from './groups';
 
@@ -117,6 +123,18 @@ export const ORG_TENANT = { id: '0a9a0000-0000-4000-8000-00000000a0a9', name: 'o
 export const MANY_TENANT = { id: '3a7e0000-0000-4000-8000-00000000a7e1', name: 'many' };
 export const MANY_ACCOUNTS = Array.from({ length: 500 }, (_, i) => ({ id: String(730000000000 + i), name: `${i < 250 ? 'data' : 'web'}-${String(i).padStart(3, '0')}` }));
 export const MANY_PRODUCTION_ACCOUNT = '739999999999';
+
+/**
+ * Facts from outside sources (issue 40, test/facts.test.ts): FACTS_TENANT asks PagerDuty and Jira,
+ * FACTS_OTHER_TENANT Opsgenie and ServiceNow (fakes in test/support), under the shipped policies.
+ * No cache (each test changes what the sources say), and short deadlines.
+ */
+export const FACTS_TENANT = { id: 'fac70000-0000-4000-8000-00000000fac7', name: 'facts' };
+export const FACTS_OTHER_TENANT = { id: 'fac70000-0000-4000-8000-00000000fac8', name: 'facts-other' };
+export const FACTS_ACCOUNTS = { dev: '444400000001', production: '444400000002', otherDev: '444400000011' };
+export const FACTS_TIMEOUT_MS = 400;
+const SOURCE_SECRETS = { pagerduty: 'pd-test-token', opsgenie: 'og-test-key', jira: 'jira-api-token', servicenow: 'snow-password' };
+const SOURCE_USER = 'jit-access@example.com';
 
 export const SLACK_TENANT = { id: '5a1ac000-0000-4000-8000-000000005ac0', name: 'slack' };
 /** SLACK_TENANT's production account where AdministratorAccess needs two approvals. */
@@ -225,6 +243,8 @@ interface World {
   slack: FakeSlack;
   /** Between the faults tenant's audit store and moto's S3. */
   auditOutage: OutageProxy;
+  /** What FACTS_TENANT (PagerDuty, Jira) and FACTS_OTHER_TENANT (Opsgenie, ServiceNow) ask. */
+  sources: { pagerduty: FakeOncallServer; opsgenie: FakeOncallServer; jira: FakeTicketServer; servicenow: FakeTicketServer };
   /** The in-process worker's metrics. */
   workerMetrics: WorkerMetrics;
   /** False when the run uses the Temporal that TEMPORAL_ADDRESS names (TEST_REUSE_TEMPORAL=1). */
@@ -286,6 +306,18 @@ export async function startWorld(): Promise<void> {
     };
   };
   const auditOutage = await OutageProxy.start();
+  const pagerduty = await startFakePagerDuty(SOURCE_SECRETS.pagerduty);
+  const opsgenie = await startFakeOpsgenie(SOURCE_SECRETS.opsgenie);
+  const jira = await startFakeJira(SOURCE_USER, SOURCE_SECRETS.jira);
+  const servicenow = await startFakeServiceNow(SOURCE_USER, SOURCE_SECRETS.servicenow);
+  // One secret from the environment, the others from files, as a deployment may have them.
+  process.env.TEST_PAGERDUTY_TOKEN = SOURCE_SECRETS.pagerduty;
+  const secretFile = (name: keyof typeof SOURCE_SECRETS) => {
+    const file = path.join(dir, `${name}-secret`);
+    writeFileSync(file, `${SOURCE_SECRETS[name]}\n`);
+    return file;
+  };
+  const timing = { timeout_ms: FACTS_TIMEOUT_MS, cache_seconds: 0 };
   // A newer read of an organisation is seen within a second, not a minute (tests wait for it).
   env.organizationCheckMs = 1_000;
   const stack = await startStack({
@@ -399,6 +431,20 @@ export async function startWorld(): Promise<void> {
         },
       },
       {
+        ...FACTS_TENANT,
+        grants: TEST_LIMITS,
+        accounts: { [FACTS_ACCOUNTS.dev]: { environment: 'development', name: 'facts-dev' }, [FACTS_ACCOUNTS.production]: { environment: 'production', name: 'facts-prod' } },
+        oncall: { source: 'pagerduty', url: pagerduty.url, token_env: 'TEST_PAGERDUTY_TOKEN', ...timing },
+        tickets: { source: 'jira', url: jira.url, username: SOURCE_USER, token_file: secretFile('jira'), change_window: jira.changeWindowFields, ...timing },
+      },
+      {
+        ...FACTS_OTHER_TENANT,
+        grants: TEST_LIMITS,
+        accounts: { [FACTS_ACCOUNTS.otherDev]: { environment: 'development', name: 'facts-other-dev' } },
+        oncall: { source: 'opsgenie', url: opsgenie.url, token_file: secretFile('opsgenie'), ...timing },
+        tickets: { source: 'servicenow', url: servicenow.url, username: SOURCE_USER, token_file: secretFile('servicenow'), ...timing },
+      },
+      {
         ...CATALOGUE_OTHER_TENANT,
         policies: path.join(repoRoot, 'test/fixtures/catalogue-policies'),
         grants: TEST_LIMITS,
@@ -436,6 +482,7 @@ export async function startWorld(): Promise<void> {
     groupsAws,
     slack,
     auditOutage,
+    sources: { pagerduty, opsgenie, jira, servicenow },
     workerMetrics: services.workerMetrics,
     temporalStartedHere: !reuse,
     async stop() {
@@ -447,6 +494,7 @@ export async function startWorld(): Promise<void> {
       await groupsAws.close();
       await slack.close();
       await auditOutage.close();
+      await Promise.all([pagerduty.close(), opsgenie.close(), jira.close(), servicenow.close()]);
     },
   };
 }
