@@ -1,0 +1,8 @@
+// Who an on-call source is asked about: providers know people by email.
+import type { Person } from '.';
+
+/** The person's email: their token's email, else their id when it is one. */
+export function emailOf(person: Person): string | undefined {
+  if (person.email) return person.email;
+  return /^[^@\s]+@[^@\s]+$/.test(person.id) ? person.id : undefined;
+}
