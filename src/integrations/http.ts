@@ -42,7 +42,8 @@ export async function getJson<T>(url: URL | string, init: { headers: Record<stri
   }
   if (!response.ok) {
     await response.body?.cancel();
-    const retryAfter = response.status === 429 ? retryAfterSeconds(response.headers.get('retry-after')) : undefined;
+    // PagerDuty says how long to wait in ratelimit-reset (seconds), not in Retry-After.
+    const retryAfter = response.status === 429 ? (retryAfterSeconds(response.headers.get('retry-after')) ?? retryAfterSeconds(response.headers.get('ratelimit-reset'))) : undefined;
     throw new SourceError(`${where.host}${where.pathname}: HTTP ${response.status}${response.status === 429 ? ' (rate limited)' : ''}`, retryAfter);
   }
   try {
