@@ -104,7 +104,7 @@ describe('on call: policies see who is on call, at which level, until when', fun
   });
 
   it('sends someone on call only at level 3 (the whole team) to a reviewer', async () => {
-    pagerduty.onCall(USERS.alice.email, [{ schedule: 'payments-team', service: 'payments', level: 3, end: minutesFromNow(120) }]);
+    pagerduty.onCall(USERS.alice.email, [{ schedule: 'payments-primary', service: 'payments', level: 3, end: minutesFromNow(120) }]);
     const grant = grantOf(await ensureIn(FACTS_TENANT.id, freshAccount()));
     assert.equal(grant.change, 'requested');
     assert.equal(grant.validation.oncall?.level, 3);

@@ -59,10 +59,10 @@ for (const { source, start, namesServices } of PROVIDERS) {
       assert.equal(oncall.status, 'on_call');
       assert.equal(oncall.level, 1);
       assert.equal(oncall.until, end.toISOString());
-      for (const schedule of ['Payments primary', 'Checkout primary', 'Search secondary']) assert.ok(oncall.schedules.includes(schedule), `${schedule} in ${oncall.schedules}`);
-      assert.ok(!oncall.schedules.includes('Ledger primary'), 'another user’s schedule');
+      for (const schedule of ['Payments primary', 'Checkout primary', 'Search secondary']) assert.ok(oncall.schedules.map((s) => s.name).includes(schedule), `${schedule} in ${oncall.schedules}`);
+      assert.ok(!oncall.schedules.map((s) => s.name).includes('Ledger primary'), 'another user’s schedule');
       assert.deepEqual(
-        oncall.services.filter((s) => ['Payments', 'Checkout', 'Search', 'Ledger'].includes(s)),
+        oncall.services.map((s) => s.name).filter((s) => ['Payments', 'Checkout', 'Search', 'Ledger'].includes(s)),
         namesServices ? ['Checkout', 'Payments', 'Search'] : [],
       );
     });
@@ -74,7 +74,7 @@ for (const { source, start, namesServices } of PROVIDERS) {
       assert.equal(oncall.status, 'on_call');
       assert.equal(oncall.level, 3);
       assert.equal(oncall.until, end.toISOString());
-      assert.ok(oncall.schedules.includes('Database escalation'));
+      assert.ok(oncall.schedules.map((s) => s.name).includes('Database escalation'));
     });
 
     it('names only what a user is on call for, not another service on call by someone else', async () => {
@@ -82,10 +82,10 @@ for (const { source, start, namesServices } of PROVIDERS) {
       fake.onCall('carl@example.com', [{ schedule: 'Search primary', service: 'Search', level: 1, end: hoursFromNow(3) }]);
       const oncall = await oncallOf(sourcesWith(), 'carl@example.com');
       assert.equal(oncall.status, 'on_call');
-      assert.ok(oncall.schedules.includes('Search primary'));
-      assert.ok(!oncall.schedules.includes('Payments primary'));
-      assert.ok(!oncall.services.includes('Payments'));
-      assert.equal(oncall.services.includes('Search'), namesServices);
+      assert.ok(oncall.schedules.map((s) => s.name).includes('Search primary'));
+      assert.ok(!oncall.schedules.map((s) => s.name).includes('Payments primary'));
+      assert.ok(!oncall.services.map((s) => s.name).includes('Payments'));
+      assert.equal(oncall.services.map((s) => s.name).includes('Search'), namesServices);
     });
 
     it('says a person the source does not know is not on call, and that it does not know them', async () => {

@@ -9,7 +9,7 @@ import type { TicketsConfig } from '../config';
 import type { TicketStatusCategory } from '../domain/facts';
 import { getJson, SourceError } from './http';
 import { authorizationOf, safeTicketKey, siteUrl } from './tickets';
-import type { ProviderFactory, TicketProvider, TicketRecord } from '.';
+import type { ProviderFactory, TicketProvider, TicketRecord } from './provider';
 
 export const JIRA_DEFAULT_PATTERN = '[A-Z][A-Z0-9]+-\\d+';
 

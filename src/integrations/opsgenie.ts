@@ -11,7 +11,7 @@
 import type { OncallConfig } from '../config';
 import { getJson } from './http';
 import { emailOf } from './person';
-import type { OncallEntry, OncallProvider, ProviderFactory } from '.';
+import type { OncallEntry, OncallProvider, ProviderFactory } from './provider';
 
 /** How far ahead a timeline is read: a period reaching past it is said to end there (earlier, never later, than it does). */
 const TIMELINE = [['interval', '1'], ['intervalUnit', 'months']] as const;

@@ -5,7 +5,7 @@
 import type { OncallConfig } from '../config';
 import { getJson } from './http';
 import { emailOf } from './person';
-import type { OncallEntry, OncallProvider, ProviderFactory } from '.';
+import type { OncallEntry, OncallProvider, ProviderFactory } from './provider';
 
 /** PagerDuty's largest page: the fewest calls. */
 const PAGE_LIMIT = 100;

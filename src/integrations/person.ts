@@ -1,7 +1,7 @@
-// Who an on-call source is asked about: providers know people by email. (The Person shape is
-// spelled out, not imported from '.', so this file adds no import cycle.)
+// Who an on-call source is asked about: providers know people by email.
+import type { Person } from './provider';
 /** The person's email: their token's email, else their id when it is one. */
-export function emailOf(person: { id: string; email?: string }): string | undefined {
+export function emailOf(person: Person): string | undefined {
   if (person.email) return person.email;
   return /^[^@\s]+@[^@\s]+$/.test(person.id) ? person.id : undefined;
 }

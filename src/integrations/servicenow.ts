@@ -8,7 +8,7 @@ import type { TicketsConfig } from '../config';
 import type { TicketStatusCategory } from '../domain/facts';
 import { getJson, SourceError } from './http';
 import { authorizationOf, safeTicketKey, siteUrl } from './tickets';
-import type { ProviderFactory, TicketProvider, TicketRecord } from '.';
+import type { ProviderFactory, TicketProvider, TicketRecord } from './provider';
 
 export const SERVICENOW_DEFAULT_PATTERN = '(?:CHG|INC)\\d{7}';
 
