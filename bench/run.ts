@@ -33,6 +33,8 @@ import { launchChromium, signedIn } from '../test/support/browser';
 import { FaultProxy } from '../test/support/fault-proxy';
 import { FLOOR_TASK_QUEUE, type FloorAws } from './floor';
 import { organizationScenario, refreshFloor, seedBenchOrganization } from './organization';
+import { startFakeJira } from '../test/support/jira';
+import { startFakePagerDuty } from '../test/support/pagerduty';
 
 const int = (name: string, fallback: number): number => {
   const value = process.env[name];
@@ -55,7 +57,7 @@ const ints = (name: string, fallback: number[]): number[] => {
 /** The engine under test: the dev server, or with TEMPORAL_PERSISTENCE=postgres a server on PostgreSQL. */
 const ENGINE =
   process.env.TEMPORAL_PERSISTENCE === 'postgres' ? 'Temporal server on PostgreSQL (4 history shards)' : 'Temporal dev server (SQLite)';
-const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile', 'entitlements', 'console', 'organization', 'many-accounts'];
+const SCENARIOS = ['no-change', 'extension', 'activation', 'scale-out', 'expiry', 'held', 'reads', 'reconcile', 'entitlements', 'console', 'organization', 'many-accounts', 'facts'];
 
 const settings = {
   /** autocannon connections for the no-change and extension scenarios and their floors (scale-out: split over its APIs). */
@@ -131,6 +133,12 @@ const CATALOGUE_ENVIRONMENTS = ['production', 'staging', 'development'];
 const ORGANIZATION_TENANT = { id: 'b0000000-0000-4000-8000-0000000a0a90', region: 'ap-east-1' };
 /** The console scenario's tenant (issue 38): signed in through a local provider, on the stack's own instance for it. */
 const CONSOLE_TENANT = { id: 'b0000000-0000-4000-8000-00000000c0e5' };
+/**
+ * The facts scenario's tenant (issue 40): asks a PagerDuty and a Jira (the tests' fakes, on
+ * loopback) before every decision, with their answers cached as configured by default.
+ */
+const FACTS_TENANT = { id: 'b0000000-0000-4000-8000-00000000fac7' };
+const FACTS_TICKET = 'PAY-1';
 /** Grants the console scenario's person holds while their pages load. */
 const CONSOLE_GRANTS = 10;
 /** Asks for AdministratorAccess (reviewed by platform-admins in the shipped policies): the same identity-store user as USER. */
@@ -466,6 +474,12 @@ async function main(): Promise<void> {
   log('settings', settings, 'work dir', dir);
   const started = Date.now();
   const tenantIds = Array.from({ length: settings.instances }, (_, i) => `b0000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+  // The bench user is on call at level 1, and the ticket is theirs: every lookup finds something.
+  const sources = settings.scenarios.includes('facts') ? { pagerduty: await startFakePagerDuty('bench-pd'), jira: await startFakeJira('bench@example.com', 'bench-jira') } : undefined;
+  sources?.pagerduty.onCall(USER.email, [{ schedule: 'payments-primary', service: 'payments', level: 1, end: new Date(Date.now() + 24 * 3600_000) }]);
+  sources?.jira.put({ key: FACTS_TICKET, status: 'in_progress', assignee: USER.email });
+  process.env.BENCH_PAGERDUTY_TOKEN = 'bench-pd';
+  process.env.BENCH_JIRA_TOKEN = 'bench-jira';
   const stack: Stack = await startStack({
     dir,
     tenants: [
@@ -474,6 +488,15 @@ async function main(): Promise<void> {
       ...(settings.scenarios.includes('reconcile') ? [{ id: RECONCILE_TENANT.id, name: 'reconcile', grants: BENCH_GRANTS }] : []),
       ...(settings.scenarios.includes('entitlements') ? [{ id: CATALOGUE_TENANT.id, name: 'catalogue', grants: BENCH_GRANTS, policies: cataloguePolicies(dir) }] : []),
       ...(settings.scenarios.includes('organization') ? [{ id: ORGANIZATION_TENANT.id, name: 'organization', grants: BENCH_GRANTS }] : []),
+      ...(sources
+        ? [{
+            id: FACTS_TENANT.id,
+            name: 'facts',
+            grants: BENCH_GRANTS,
+            oncall: { source: 'pagerduty', url: sources.pagerduty.url, token_env: 'BENCH_PAGERDUTY_TOKEN' },
+            tickets: { source: 'jira', url: sources.jira.url, username: 'bench@example.com', token_env: 'BENCH_JIRA_TOKEN' },
+          }]
+        : []),
       ...(settings.scenarios.includes('console')
         ? [{
             id: CONSOLE_TENANT.id,
@@ -488,14 +511,15 @@ async function main(): Promise<void> {
     permissionSets: [ROLE],
   });
   try {
-    await run(stack, dir, tenantIds, started);
+    await run(stack, dir, tenantIds, started, sources);
   } finally {
     await stopProcs();
     await stack.stop();
+    await Promise.all([sources?.pagerduty.close(), sources?.jira.close()]);
   }
 }
 
-async function run(stack: Stack, dir: string, tenantIds: string[], started: number): Promise<void> {
+async function run(stack: Stack, dir: string, tenantIds: string[], started: number, sources?: { pagerduty: { requests: number }; jira: { requests: number } }): Promise<void> {
   Object.assign(runOf, { dir, awsPort: new URL(stack.awsEndpoint).port, temporalData: stack.temporalDataDir ?? '' });
   // Each tenant on its own instance: rewrite the stack's config with one region per tenant.
   const seeded = await Promise.all(tenantIds.map((_, i) => seedRegion(stack.awsEndpoint, REGIONS[i])));
@@ -521,8 +545,8 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
       Object.assign(t, { organization: { roots_or_ous: organizationWorld!.topOus, environment_tag: 'env', refresh_interval_seconds: 86_400 }, reconcile_interval_seconds: 86_400 });
       return;
     }
-    // The console's tenant keeps the instance the stack made for it.
-    if (t.id === CONSOLE_TENANT.id) return;
+    // The console's and the facts' tenants keep the instances the stack made for them.
+    if (t.id === CONSOLE_TENANT.id || t.id === FACTS_TENANT.id) return;
     if (t.id === CATALOGUE_TENANT.id) {
       const w = catalogueWorld!;
       Object.assign(t.aws, { region: CATALOGUE_TENANT.region, sso_instance_arn: w.instanceArn, identity_store_id: w.identityStoreId });
@@ -846,6 +870,44 @@ async function run(stack: Stack, dir: string, tenantIds: string[], started: numb
     const floorResult = await measure(queryFloorSpec);
     log('no-change: ensure');
     return { ensure: await measure(noChangeSpec), floor: floorResult };
+  });
+
+  // --- Facts: the same no-change ensure, by a tenant that asks PagerDuty and Jira (cached). ---
+  results.facts = await attempt('facts', async () => {
+    const factsTenant = { id: FACTS_TENANT.id, token: await stack.issueToken(FACTS_TENANT.id, USER, { expiresIn: '4h' }) };
+    const plainTenant = tenants[0];
+    const body = (acct: string, duration: number) =>
+      JSON.stringify({ entitlements: [{ target: `AWS::Account::${acct}`, role: ROLE, duration_seconds: duration }], justification: { reason: 'bench', attachments: [FACTS_TICKET] } });
+    const ensureIn = async (t: { id: string; token: string }, acct: string, duration: number): Promise<GrantView> => {
+      const res = await fetch(`${api}/v1/access/ensure`, { method: 'POST', headers: { 'content-type': 'application/json', ...headersOf(t as TenantSetup) }, body: body(acct, duration) });
+      const answer = (await res.json()) as { grants: GrantView[] };
+      if (!res.ok) throw new Error(`ensure ${acct}: HTTP ${res.status} ${JSON.stringify(answer)}`);
+      return answer.grants[0];
+    };
+    log(`facts: creating ${settings.noChangePool} grants in each of two tenants, one with sources`);
+    const pools = [{ t: plainTenant, series: 10 }, { t: factsTenant, series: 11 }];
+    for (const { t, series } of pools) {
+      await closedLoop(settings.noChangePool, settings.activationConcurrency, async (i) => {
+        const deadline = Date.now() + 120_000;
+        while ((await ensureIn(t, account(series, i), 7200)).status !== 'active') {
+          if (Date.now() > deadline) throw new Error(`facts: grant ${series}/${i} not active`);
+          await sleep(250);
+        }
+      });
+    }
+    const sample = await ensureIn(factsTenant, account(11, 0), 3600);
+    if (sample.validation.oncall?.status !== 'on_call' || sample.validation.ticket?.status !== 'found') throw new Error(`facts: the sources did not answer: ${JSON.stringify(sample.validation)}`);
+    const spec = (t: { id: string; token: string }, series: number): LoadSpec => ({
+      url: api,
+      request: (i) => ({ path: '/v1/access/ensure', headers: headersOf(t as TenantSetup), body: body(account(series, i % settings.noChangePool), 3600) }),
+      expect: changeIs('none'),
+    });
+    const requestsBefore = sources!.pagerduty.requests + sources!.jira.requests;
+    log('facts: no-change ensure without sources');
+    const without = await measure(spec(plainTenant, 10));
+    log('facts: no-change ensure with both sources (cached)');
+    const withSources = await measure(spec(factsTenant, 11));
+    return { without, withSources, sourceRequests: sources!.pagerduty.requests + sources!.jira.requests - requestsBefore };
   });
 
   // --- Extension: each request extends an active grant. ---------------------------------------
@@ -1433,7 +1495,7 @@ function writeResults(results: Record<string, any>): void {
   const out = path.join(repoRoot, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, `${settings.out}.json`), JSON.stringify(results, null, 2) + '\n');
-  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, entitlements, console: consolePages, organization, manyAccounts, settings: s, machine } = results;
+  const { noChange, extension, activation, scaleOut, expiry, held, reads, reconcile, entitlements, console: consolePages, organization, manyAccounts, facts, settings: s, machine } = results;
   const x = (a: number, b: number) => `${round(a / b, 2)}x`;
   const yes = (ok: boolean) => (ok ? 'met' : '**missed**');
   const section = (name: string, value: any, make: () => string[][]): string[][] =>
@@ -1576,6 +1638,19 @@ function writeResults(results: Record<string, any>): void {
         : [];
       return [row('first read (every account\'s tags)', o.first, '', undefined), row('refresh', o.refresh, '< 60 s', o.refresh.seconds < 60), ...floorRow];
     }),
+  );
+  rows.push(
+    ...section('facts', facts, () => [
+      [
+        'no-change ensure with on call and ticket sources (cached): p99',
+        `${facts.withSources.p99} ms (p50 ${facts.withSources.p50} ms; ${facts.sourceRequests} calls to the sources while measured)`,
+        `${facts.without.p99} ms (p50 ${facts.without.p50} ms), the same ensure in a tenant without sources`,
+        x(facts.withSources.p99, facts.without.p99),
+        '≤ 1.25x',
+        yes(facts.withSources.p99 <= 1.25 * facts.without.p99),
+      ],
+      ['no-change ensure with sources: throughput', `${facts.withSources.rps} req/s`, `${facts.without.rps} req/s`, x(facts.withSources.rps, facts.without.rps), '', ''],
+    ]),
   );
   rows.push(
     ...section('console', consolePages, () => {
