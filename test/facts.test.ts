@@ -53,9 +53,9 @@ async function activeIn(tenantId: string, id: string): Promise<GrantView> {
   });
 }
 
-/** The notices a review-needed answer gives the requester (its review_required diagnostic's). */
+/** The notices a review-needed answer gives the requester (its review_required or extension_requested diagnostic's). */
 function reviewNotices(grant: GrantView): string[] {
-  const review = grant.diagnostics.find((d) => d.code === 'review_required');
+  const review = grant.diagnostics.find((d) => d.code === 'review_required' || d.code === 'extension_requested');
   assert.ok(review, JSON.stringify(grant.diagnostics));
   return review.notices as string[];
 }
