@@ -93,6 +93,8 @@ const oncallSchema = z
     url: sourceUrl.optional(),
     ...secretFields,
     ...sourceTiming,
+    /** At most 5 minutes: a handoff or an override ends a shift early, and a kept answer would not know. */
+    cache_seconds: z.int().min(0).max(300).default(60),
   })
   .refine(...oneSecret);
 export type OncallConfig = z.infer<typeof oncallSchema>;

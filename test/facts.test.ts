@@ -30,13 +30,12 @@ async function ensureIn(
   tenantId: string,
   account: string,
   justification: { reason?: string; attachments?: string[] } = { reason: 'payments are failing' },
-  extra: { duration_seconds?: number; starts_at?: string } = {},
+  role = ROLE,
 ) {
-  const { starts_at, ...entitlement } = extra;
   return call<EnsureReply>('POST', '/v1/access/ensure', {
     token: await tokenFor('alice', tenantId),
     tenant: tenantId,
-    body: { entitlements: [{ target: target(account), role: ROLE, duration_seconds: HOUR, ...entitlement }], justification, ...(starts_at && { starts_at }) },
+    body: { entitlements: [{ target: target(account), role, duration_seconds: HOUR }], justification },
   });
 }
 
@@ -170,9 +169,9 @@ describe('tickets: policies see what the ticket named in the justification says'
     sources().servicenow.behave({ kind: 'ok' });
   });
 
-  it('activates at once for an open ticket assigned to the requester, and says what it found in validation', async () => {
+  it('activates PowerUserAccess at once for an open ticket assigned to the requester, and says what it found in validation', async () => {
     sources().jira.put({ key: 'PAY-101', type: 'Task', status: 'in_progress', priority: 'High', assignee: USERS.alice.email, reporter: USERS.bob.email });
-    const grant = grantOf(await ensureIn(FACTS_TENANT.id, freshAccount(), { reason: 'fixing the payouts', attachments: ['PAY-101'] }));
+    const grant = grantOf(await ensureIn(FACTS_TENANT.id, freshAccount(), { reason: 'fixing the payouts', attachments: ['PAY-101'] }, 'PowerUserAccess'));
     assert.equal(grant.change, 'activated', JSON.stringify(grant));
     assert.deepEqual(
       { ...grant.validation.ticket, note: undefined },
@@ -210,21 +209,25 @@ describe('tickets: policies see what the ticket named in the justification says'
     assert.ok(reply.body.notices!.some((n) => /Ticket PAY-404 \(jira\) does not exist/.test(n)), JSON.stringify(reply.body.notices));
   });
 
-  it('sends a change request outside its window to a reviewer, and activates one inside it', async () => {
-    sources().jira.put({ key: 'CHG-7', type: 'Change', status: 'open', assignee: USERS.alice.email, window: { start: minutesFromNow(60), end: minutesFromNow(120) } });
+  it('sends a change outside its window, or not yet in progress, to a reviewer, and activates one in progress inside it', async () => {
+    sources().jira.put({ key: 'CHG-6', type: 'Change', status: 'open', assignee: USERS.alice.email, window: { start: minutesFromNow(-10), end: minutesFromNow(120) } });
+    const notApproved = grantOf(await ensureIn(FACTS_TENANT.id, freshAccount(), { reason: 'the CHG-6 rollout' }));
+    assert.equal(notApproved.change, 'requested');
+    sources().jira.put({ key: 'CHG-7', type: 'Change', status: 'in_progress', assignee: USERS.alice.email, window: { start: minutesFromNow(60), end: minutesFromNow(120) } });
     const outside = grantOf(await ensureIn(FACTS_TENANT.id, freshAccount(), { reason: 'the CHG-7 rollout' }));
     assert.equal(outside.change, 'requested');
     assert.ok(reviewNotices(outside).some((n) => /Ticket CHG-7 \(jira\).*change window/.test(n)), JSON.stringify(outside.diagnostics));
-    sources().jira.put({ key: 'CHG-8', type: 'Change', status: 'open', assignee: USERS.alice.email, window: { start: minutesFromNow(-10), end: minutesFromNow(120) } });
+    sources().jira.put({ key: 'CHG-8', type: 'Change', status: 'in_progress', assignee: USERS.alice.email, window: { start: minutesFromNow(-10), end: minutesFromNow(120) } });
     const inside = grantOf(await ensureIn(FACTS_TENANT.id, freshAccount(), { reason: 'the CHG-8 rollout' }));
     assert.equal(inside.change, 'activated', JSON.stringify(inside));
   });
 
-  it("does not activate on someone else's ticket", async () => {
+  it("does not activate PowerUserAccess on someone else's ticket, and says why", async () => {
     sources().jira.put({ key: 'PAY-103', status: 'open', assignee: USERS.bob.email, reporter: USERS.alice.email });
-    const grant = grantOf(await ensureIn(FACTS_TENANT.id, freshAccount(), { reason: 'PAY-103' }));
+    const grant = grantOf(await ensureIn(FACTS_TENANT.id, freshAccount(), { reason: 'payouts', attachments: ['PAY-103'] }, 'PowerUserAccess'));
     assert.equal(grant.change, 'requested');
     assert.equal(grant.validation.ticket?.requester_is_reporter, true);
+    assert.ok(reviewNotices(grant).some((n) => /open and assigned to you/.test(n)), JSON.stringify(grant.diagnostics));
   });
 
   it('when the source is down: the ticket is unknown, the request goes to a reviewer with a warning', async () => {

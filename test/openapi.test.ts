@@ -29,6 +29,8 @@ const SEED = {
 };
 /** Ours, beyond the seed, on each grant (docs/api.md: the grants endpoints say which entitlement and whose). */
 const GRANT_EXTRAS = ['target', 'role', 'principal_id'];
+/** Ours, beyond the seed, in `validation`: what the tenant's on-call and ticket sources said (issue 40). */
+const VALIDATION_EXTRAS = ['oncall', 'ticket'];
 
 type Schema = { type?: string; properties?: Record<string, Schema>; required?: string[]; items?: Schema; enum?: string[]; anyOf?: Schema[]; format?: string; $ref?: string };
 
@@ -100,7 +102,7 @@ describe('GET /openapi.json', () => {
       }
       assert.equal(grant.properties!.id.format, 'uuid');
       assert.equal(grant.properties!.expires_at.anyOf![0].format, 'date-time');
-      assert.deepEqual(sorted(Object.keys(grant.properties!.validation.properties!)), sorted(SEED.validation.fields));
+      assert.deepEqual(sorted(Object.keys(grant.properties!.validation.properties!)), sorted([...SEED.validation.fields, ...VALIDATION_EXTRAS]));
       assert.equal(grant.properties!.diagnostics.type, 'array');
     }
   });

@@ -14,7 +14,8 @@ function req(overrides: Partial<Omit<PolicyRequest, 'context'>> & { context?: Pa
     accountId: '123456789012',
     accountEnvironment: 'staging',
     ...overrides,
-    context: { role: 'ReadOnlyAccess', duration_seconds: 3600, has_reason: false, has_ticket_attachment: false, ...overrides.context },
+    // A reason, when there is one, that says something (policies/administrator.cedar refuses one that does not).
+    context: { role: 'ReadOnlyAccess', duration_seconds: 3600, has_reason: false, has_ticket_attachment: false, reason_length: overrides.context?.has_reason ? 20 : 0, ...overrides.context },
   };
 }
 

@@ -157,13 +157,16 @@ export class Authenticator {
       throw new AccessError('tenant_mismatch', 'The credential belongs to a different tenant than X-Tenant-ID names.');
     }
     // Anyone may put any address on an account at some providers; only a verified one names a user.
-    if (userClaim === 'email' && (payload.email_verified === false || payload.email_verified === 'false')) {
+    if (userClaim === 'email' && isFalse(payload.email_verified)) {
       throw new AccessError('forbidden', 'The token says its email is not verified (email_verified: false); verify the address with your identity provider first.');
     }
     const principal: Principal = { id: claims.data.sub, email: claims.data.email, groups: claims.data.groups ?? [], identityStoreUser: user.data };
-    return { tenant, principal };
+    return { tenant, principal, ...(isFalse(payload.email_verified) && { emailUnverified: true }) };
   }
 }
+
+/** email_verified: false, as a boolean or (some providers) a string. */
+const isFalse = (claim: unknown) => claim === false || claim === 'false';
 
 /** Every listed claim matches: it equals one of the allowed values, or (an array) holds one. */
 function meetsRequiredClaims(payload: JWTPayload, required: AuthConfig['required_claims']): boolean {

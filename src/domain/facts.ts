@@ -16,9 +16,9 @@ export interface OncallFacts {
   status: OncallStatus;
   /** The tenant's source: "pagerduty", "opsgenie"; "none" when the tenant has none. */
   source: string;
-  /** Schedules the person is on call for now. */
+  /** Schedules the person is on call for now, at `level`. */
   schedules: Named[];
-  /** Services whose escalation reaches the person now. */
+  /** Services whose escalation reaches the person now, at `level`. */
   services: Named[];
   /** Their lowest (closest) escalation level now, 1 first; null when not on call. */
   level: number | null;

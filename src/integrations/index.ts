@@ -105,7 +105,8 @@ class TenantSources {
         return value;
       } catch (err) {
         const message = err instanceof SourceError ? err.message : `failed: ${(err as Error).message}`;
-        if (err instanceof SourceError && err.retryAfterSeconds !== undefined) this.quietUntil.set(source, Date.now() + err.retryAfterSeconds * 1000);
+        // At most a minute: a provider's long Retry-After (or a flood of lookups that earned it) does not blind the tenant for long.
+        if (err instanceof SourceError && err.retryAfterSeconds !== undefined) this.quietUntil.set(source, Date.now() + Math.min(60, err.retryAfterSeconds) * 1000);
         const value = unknown(`${source} did not answer: ${message}`);
         cache.set(key, value, { ttl: Math.min(UNKNOWN_KEPT_MS, Math.max(1, config.cache_seconds * 1000)) });
         this.lookups({ source, outcome: 'unknown' }, (performance.now() - started) / 1000);
@@ -174,13 +175,16 @@ export function oncallFactsOf(source: string, answer: OncallEntry[] | { unknownP
   if (!Array.isArray(answer)) return { status: 'not_on_call', source, schedules: [], services: [], level: null, until: null, note: `${source} has no user ${answer.unknownPerson}` };
   if (answer.length === 0) return { status: 'not_on_call', source, schedules: [], services: [], level: null, until: null };
   const level = Math.min(...answer.map((e) => e.level));
-  const ends = answer.filter((e) => e.level === level && e.end !== null).map((e) => e.end!);
+  // Only what reaches them at that level: `level <= 1 && services.contains(...)` must hold of one
+  // shift, not of a level-1 shift for one service and a level-3 one for another.
+  const closest = answer.filter((e) => e.level === level);
+  const ends = closest.filter((e) => e.end !== null).map((e) => e.end!);
   const distinct = (items: Named[]) => [...new Map(items.map((i) => [i.id, i])).values()].sort((a, b) => a.name.localeCompare(b.name));
   return {
     status: 'on_call',
     source,
-    schedules: distinct(answer.flatMap((e) => (e.schedule ? [e.schedule] : []))),
-    services: distinct(answer.flatMap((e) => e.services)),
+    schedules: distinct(closest.flatMap((e) => (e.schedule ? [e.schedule] : []))),
+    services: distinct(closest.flatMap((e) => e.services)),
     level,
     // The earliest end at that level: access tied to the shift ends with the first shift that ends.
     until: ends.length > 0 ? ends.sort()[0] : null,

@@ -51,9 +51,10 @@ export const opsgenieSource: ProviderFactory<OncallConfig, OncallProvider> = (co
       .map((p) => ({ start: Date.parse(p.startDate), end: Date.parse(p.endDate) }));
     let end = now;
     for (let next; (next = theirs.find((p) => p.start <= end && p.end > end)); ) end = next.end;
-    // Nothing of theirs on the timeline though on call: all that is known is up to its end.
+    // Nothing of theirs on the timeline though on call (a team's rotation): no end is known, so the
+    // shift is taken to end now (access tied to it goes to a reviewer), never a month out.
     const windowEnd = Date.parse(data.endDate);
-    return new Date(end === now || end > windowEnd ? windowEnd : end).toISOString();
+    return new Date(end > windowEnd ? windowEnd : end).toISOString();
   };
 
   /**

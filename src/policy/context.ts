@@ -54,16 +54,23 @@ export function reasonLength(reason: string | undefined): number {
 }
 
 /** `context.oncall`: NOT_ON_CALL_LEVEL and no time left when not on call, so no level or time test holds by accident. */
-export function oncallContext(facts: OncallFacts, askedAt: Date): OncallContext {
+function oncallContext(facts: OncallFacts, askedAt: Date): OncallContext {
   const onCall = facts.status === 'on_call';
   const left = !onCall ? 0 : facts.until === null ? Number.MAX_SAFE_INTEGER : Math.max(0, Math.floor((Date.parse(facts.until) - askedAt.getTime()) / 1000));
-  // By name and by id: a policy may say either.
-  const namesAndIds = (items: Named[]) => [...new Set(items.flatMap((i) => [i.name, i.id]))].sort();
-  return { status: facts.status, schedules: namesAndIds(facts.schedules), services: namesAndIds(facts.services), level: onCall ? (facts.level ?? NOT_ON_CALL_LEVEL) : NOT_ON_CALL_LEVEL, seconds_left: left };
+  // Names apart from ids: a name is what people read, and anyone who may create a schedule may give it one already in use.
+  const names = (items: Named[]) => [...new Set(items.map((i) => i.name))].sort();
+  const ids = (items: Named[]) => [...new Set(items.map((i) => i.id))].sort();
+  return {
+    status: facts.status,
+    schedules: names(facts.schedules),
+    schedule_ids: ids(facts.schedules),
+    services: names(facts.services),
+    service_ids: ids(facts.services),
+    level: onCall ? (facts.level ?? NOT_ON_CALL_LEVEL) : NOT_ON_CALL_LEVEL, seconds_left: left };
 }
 
 /** `context.ticket`, with whether `at` (the start asked for: now, or starts_at) is inside a change window. */
-export function ticketContext(facts: TicketFacts, at: Date): TicketContext {
+function ticketContext(facts: TicketFacts, at: Date): TicketContext {
   const window = facts.change_window;
   return {
     status: facts.status,

@@ -5,9 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { LRUCache } from 'lru-cache';
-import { NO_ONCALL_SOURCE, NO_TICKET_SOURCE } from '../domain/facts';
+import { NOT_ON_CALL_LEVEL } from '../domain/facts';
 import type { Principal } from '../domain/grant';
-import { oncallContext, ticketContext } from './context';
 
 export type PolicyAction = 'request' | 'activate' | 'review' | 'revoke' | 'audit';
 
@@ -46,9 +45,17 @@ export interface PolicyRequest {
 export type OncallContext = {
   status: string;
   schedules: string[];
+  schedule_ids: string[];
   services: string[];
+  service_ids: string[];
   level: number;
   seconds_left: number;
+};
+
+/** What a context made without the sources says (policyContext gives the same for a tenant without them). */
+const NOTHING_KNOWN: { oncall: OncallContext; ticket: TicketContext } = {
+  oncall: { status: 'unknown', schedules: [], schedule_ids: [], services: [], service_ids: [], level: NOT_ON_CALL_LEVEL, seconds_left: 0 },
+  ticket: { status: 'none', key: '', type: '', status_category: '', priority: '', requester_is_assignee: false, requester_is_reporter: false, has_change_window: false, in_change_window: false },
 };
 
 /** `context.ticket` (schema.cedarschema says what each means). */
@@ -475,8 +482,8 @@ function cedarRequest(req: PolicyRequest, shape: AccountShape): CedarRequest {
       session_duration_seconds: context.session_duration_seconds ?? 0,
       // A schema from before issue 40 (a tenant's own copy) is sent what it declares, as for accounts.
       ...(shape.context.reason_length && { reason_length: context.reason_length ?? 0 }),
-      ...(shape.context.oncall && { oncall: context.oncall ?? oncallContext(NO_ONCALL_SOURCE, new Date()) }),
-      ...(shape.context.ticket && { ticket: context.ticket ?? ticketContext(NO_TICKET_SOURCE, new Date()) }),
+      ...(shape.context.oncall && { oncall: context.oncall ?? NOTHING_KNOWN.oncall }),
+      ...(shape.context.ticket && { ticket: context.ticket ?? NOTHING_KNOWN.ticket }),
     },
     entities: [
       { uid: user, attrs: { email: principal.email ?? '' }, parents: groups },

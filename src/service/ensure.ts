@@ -98,7 +98,7 @@ export class EnsureService {
     const startsAt = laterStart(caller.tenant, input.starts_at, calledAt);
     const justification = input.justification ?? {};
     // Asked once per call, each source within its deadline: what policies decide every entitlement on.
-    const [sessionSeconds, facts] = await Promise.all([this.runs.sessionSeconds(caller.tenant.id), this.sources.facts(caller.tenant.id, caller.principal, justification)]);
+    const [sessionSeconds, facts] = await Promise.all([this.runs.sessionSeconds(caller.tenant.id), this.sources.facts(caller.tenant.id, asked(caller), justification)]);
     const planned = input.entitlements.map((e) =>
       this.authorizeEntitlement(caller, e, justification, accessRequestId, input.break_glass ?? false, startsAt, calledAt, sessionSeconds, facts),
     );
@@ -340,7 +340,9 @@ export class EnsureService {
       request.accessRequestId = accessRequestId;
       request.approvalsRequired = policies.approvalsRequired(asked.policyIds);
     }
-    if (!request.autoApprove) this.needsReview(request, asked, accessRequestId, caller, key, [...shiftNotices, ...factNotices(facts)]);
+    // Why not at once: the forbids that refused `activate` (their advice), the shift, the facts.
+    const whyReview = [...(activate.allowed ? [] : activate.notices), ...shiftNotices, ...factNotices(facts)];
+    if (!request.autoApprove) this.needsReview(request, asked, accessRequestId, caller, key, whyReview);
     return { key, request, denied: false, notices: [], policyIds: [], diagnostics: [...diagnostics, ...unknownFacts(facts)], pastShift };
   }
 
@@ -557,6 +559,15 @@ function withChanged(err: unknown, changed: GrantView[]): AccessError {
     ),
     { cause: err },
   );
+}
+
+/**
+ * Whom the sources are asked about: the requester, by an email their identity provider has not
+ * said is unverified (anyone may put another's address on an account at some providers, and claim
+ * their shifts and tickets).
+ */
+function asked({ principal, emailUnverified }: Caller): { id: string; email?: string } {
+  return { id: principal.id, ...(!emailUnverified && principal.email !== undefined && { email: principal.email }) };
 }
 
 /** A warning per source that did not answer: the requester hears that policies decided without it (issue 40 §1). */

@@ -22,6 +22,8 @@ import type { CallRates } from './rate-limit';
 export interface Caller {
   tenant: TenantConfig;
   principal: Principal;
+  /** The token says its email is not verified (email_verified: false): it finds nobody in an outside source (issue 40). */
+  emailUnverified?: boolean;
 }
 
 /** A grant run as visibility lists it: its grant's state from the run's memo. */
