@@ -122,7 +122,7 @@ export interface Stack {
    */
   issueToken(
     tenantId: string,
-    claims: { sub: string; email?: string; groups?: string[] },
+    claims: { sub: string; email?: string; groups?: string[]; email_verified?: boolean },
     opts?: { expiresIn?: string | number; notBefore?: string },
   ): Promise<string>;
   /**
@@ -719,6 +719,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         const payload: Record<string, unknown> = {};
         if (claims.email !== undefined) payload.email = claims.email;
         if (claims.groups !== undefined) payload.groups = claims.groups;
+        if (claims.email_verified !== undefined) payload.email_verified = claims.email_verified;
         const now = Math.floor(Date.now() / 1000);
         const expiresIn = tokenOpts.expiresIn ?? '1h';
         const jwt = new SignJWT(payload)

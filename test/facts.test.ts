@@ -110,6 +110,20 @@ describe('on call: policies see who is on call, at which level, until when', fun
     assert.ok(reviewNotices(again).some((n) => /past it needs a reviewer's approval/.test(n)), JSON.stringify(again.diagnostics));
   });
 
+  it("does not take a token's unverified email for the on-call engineer's", async () => {
+    sources().pagerduty.onCall(USERS.alice.email, [{ schedule: 'payments-primary', service: 'payments', level: 1, end: minutesFromNow(120) }]);
+    const token = await current().stack.issueToken(FACTS_TENANT.id, { ...USERS.alice, email_verified: false });
+    const reply = await call<EnsureReply>('POST', '/v1/access/ensure', {
+      token,
+      tenant: FACTS_TENANT.id,
+      body: { entitlements: [{ target: target(freshAccount()), role: ROLE, duration_seconds: HOUR }], justification: { reason: 'payments are failing' } },
+    });
+    // This tenant finds users by email (auth.user_claim), so the token is refused whole; with another
+    // user claim, the ensure goes on without asking the sources about that email (src/service/ensure.ts).
+    assert.equal(reply.status, 403, JSON.stringify(reply.body));
+    assert.match(reply.body.message!, /not verified/);
+  });
+
   it('sends someone on call only at level 3 (the whole team) to a reviewer', async () => {
     sources().pagerduty.onCall(USERS.alice.email, [{ schedule: 'payments-primary', service: 'payments', level: 3, end: minutesFromNow(120) }]);
     const grant = grantOf(await ensureIn(FACTS_TENANT.id, freshAccount()));
