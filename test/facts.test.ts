@@ -124,6 +124,24 @@ describe('on call: policies see who is on call, at which level, until when', fun
     assert.match(reply.body.message!, /not verified/);
   });
 
+  it('starts a scheduled grant on the facts of the call, and ends it with the shift', async () => {
+    const end = minutesFromNow(30);
+    sources().pagerduty.onCall(USERS.alice.email, [{ schedule: 'payments-primary', service: 'payments', level: 1, end }]);
+    const startsAt = new Date(Date.now() + 5_000).toISOString();
+    const reply = await call<EnsureReply>('POST', '/v1/access/ensure', {
+      token: await tokenFor('alice', FACTS_TENANT.id),
+      tenant: FACTS_TENANT.id,
+      body: { entitlements: [{ target: target(freshAccount()), role: ROLE, duration_seconds: HOUR }], justification: { reason: 'payments are failing' }, starts_at: startsAt },
+    });
+    const grant = grantOf(reply);
+    assert.equal(grant.change, 'activated', JSON.stringify(grant));
+    assert.ok(grant.duration_seconds! < 1800 && grant.duration_seconds! > 1780, String(grant.duration_seconds));
+    // The source has forgotten them by the start: the worker decides on what the call saw.
+    sources().pagerduty.onCall(USERS.alice.email, []);
+    const active = await activeIn(FACTS_TENANT.id, grant.id);
+    assert.ok(Math.abs(Date.parse(active.expires_at!) - end.getTime()) < 15_000, `${active.expires_at} vs ${end.toISOString()}`);
+  });
+
   it('sends someone on call only at level 3 (the whole team) to a reviewer', async () => {
     sources().pagerduty.onCall(USERS.alice.email, [{ schedule: 'payments-primary', service: 'payments', level: 3, end: minutesFromNow(120) }]);
     const grant = grantOf(await ensureIn(FACTS_TENANT.id, freshAccount()));
