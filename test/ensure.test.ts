@@ -127,7 +127,8 @@ describe('POST /v1/access/ensure', function () {
     assert.equal(reply.status, 403);
     assert.equal(reply.body.code, 'forbidden');
     assert.ok(reply.body.notices!.some((n: string) => /at most 1 hour/.test(n)), JSON.stringify(reply.body));
-    assert.deepEqual(reply.body.details.denied, [{ target: target(PRODUCTION_ACCOUNT), role: 'AdministratorAccess' }]);
+    // The entitlement refused, and the rule that refused it.
+    assert.deepEqual(reply.body.details.denied, [{ target: target(PRODUCTION_ACCOUNT), role: 'AdministratorAccess', policies: ['production-max-1h'] }]);
     for (const account of [a, b]) {
       const id = grantWorkflowId({ tenantId: TENANT.id, principalId: 'alice', target: target(account), role: 'ReadOnlyAccess' });
       await assert.rejects(current().temporal.workflow.getHandle(id).describe(), WorkflowNotFoundError);

@@ -146,7 +146,7 @@ describe('many accounts in one request', function () {
     });
     assert.equal(reply.status, 403, JSON.stringify(reply.body).slice(0, 500));
     assertErrorShape(reply, 'forbidden');
-    assert.deepEqual(reply.body.details.denied, [{ target: target(MANY_PRODUCTION_ACCOUNT), role: ROLE }]);
+    assert.deepEqual(reply.body.details.denied, [{ target: target(MANY_PRODUCTION_ACCOUNT), role: ROLE, policies: ['production-max-1h'] }]);
     assert.ok(reply.body.notices?.some((n) => /at most 1 hour/.test(n)), JSON.stringify(reply.body.notices));
     await assertNothingStarted([...accounts, MANY_PRODUCTION_ACCOUNT]);
   });

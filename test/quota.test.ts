@@ -169,7 +169,8 @@ describe('accounts a tenant knows', function () {
     const refused = await ensure([entitlement(LISTED_ACCOUNT), entitlement(unlisted)], { as: 'lena' });
     assert.equal(refused.status, 403, JSON.stringify(refused.body));
     assertErrorShape(refused, 'forbidden');
-    assert.deepEqual(refused.body.details.denied, [{ target: target(unlisted), role: ROLE }]);
+    // No policy was asked: the account is not the tenant's.
+    assert.deepEqual(refused.body.details.denied, [{ target: target(unlisted), role: ROLE, policies: [] }]);
     assert.ok(refused.body.notices?.some((n) => n.includes(target(unlisted)) && n.includes('not one of this tenant')), JSON.stringify(refused.body));
     assert.equal(await assignmentsOf('lena', LISTED_ACCOUNT, ROLE), 0, 'all or nothing');
   });
