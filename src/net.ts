@@ -30,21 +30,23 @@ export function httpsOrLoopback(url: string): boolean {
 export const ANSWER_LIMIT_BYTES = 64 * 1024;
 
 /**
- * An HTTP request to a URL someone else runs (a webhook, Slack): redirects are not followed (a
- * 3xx is an answer we do not trust to re-send to), it gives up after `timeoutMs`, and only the
- * first ANSWER_LIMIT_BYTES of the answer are read (Slack's is short).
+ * An HTTP request to a URL someone else runs (a webhook, Slack, an on-call or ticket source):
+ * redirects are not followed (a 3xx is an answer we do not trust to re-send to), it gives up
+ * after `timeoutMs` (or when `signal` aborts), and only the first `limitBytes` of the answer are
+ * read (default ANSWER_LIMIT_BYTES: Slack's is short); `truncated` says the answer was longer.
  */
 export async function fetchCapped(
-  url: string,
-  init: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; signal?: AbortSignal; timeoutMs: number },
-): Promise<{ status: number; ok: boolean; text: string }> {
-  const timeout = AbortSignal.timeout(init.timeoutMs);
+  url: string | URL,
+  init: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; signal?: AbortSignal; timeoutMs?: number; limitBytes?: number },
+): Promise<{ status: number; ok: boolean; text: string; headers: Headers; truncated: boolean }> {
+  const signals = [init.signal, init.timeoutMs === undefined ? undefined : AbortSignal.timeout(init.timeoutMs)].filter((s) => s !== undefined);
+  const limit = init.limitBytes ?? ANSWER_LIMIT_BYTES;
   const res = await fetch(url, {
     method: init.method,
     headers: init.headers,
     body: init.body,
     redirect: 'manual',
-    signal: init.signal ? AbortSignal.any([init.signal, timeout]) : timeout,
+    signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0],
   });
   const chunks: Uint8Array[] = [];
   let read = 0;
@@ -52,7 +54,7 @@ export async function fetchCapped(
   for await (const chunk of (res.body ?? []) as unknown as AsyncIterable<Uint8Array>) {
     chunks.push(chunk);
     read += chunk.byteLength;
-    if (read >= ANSWER_LIMIT_BYTES) break;
+    if (read > limit) break;
   }
-  return { status: res.status, ok: res.ok, text: Buffer.concat(chunks).subarray(0, ANSWER_LIMIT_BYTES).toString('utf8') };
+  return { status: res.status, ok: res.ok, text: Buffer.concat(chunks).subarray(0, limit).toString('utf8'), headers: res.headers, truncated: read > limit };
 }

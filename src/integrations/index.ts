@@ -32,7 +32,7 @@ export function secretOf(source: { token_file?: string; token_env?: string }): s
   return source.token_file ? readFileSync(source.token_file, 'utf8').trim() : (process.env[source.token_env!] ?? '');
 }
 
-/** Counts each lookup's outcome: a metric per source and outcome (hit, found, not found, unknown). */
+/** Counts each lookup's outcome (cached, answered, unknown), with how long an asked source took. */
 export type FactLookups = (labels: { source: string; outcome: string }, seconds?: number) => void;
 
 /** How long an unknown answer is kept: a source that is down is asked again soon, not by every call. */
@@ -40,10 +40,12 @@ const UNKNOWN_KEPT_MS = 5_000;
 
 /** One tenant's sources, with their caches. */
 class TenantSources {
-  private readonly oncall?: { config: OncallConfig; provider: OncallProvider; cache: LRUCache<string, OncallFacts, AbortSignal> };
-  private readonly tickets?: { config: TicketsConfig; provider: TicketProvider; cache: LRUCache<string, TicketRecord | 'missing' | SourceUnknown, AbortSignal> };
+  private readonly oncall?: { config: OncallConfig; provider: OncallProvider; cache: LRUCache<string, OncallFacts> };
+  private readonly tickets?: { config: TicketsConfig; provider: TicketProvider; cache: LRUCache<string, TicketRecord | 'missing' | SourceUnknown> };
   /** Until when a source asked to be left alone (429 Retry-After). */
   private readonly quietUntil = new Map<string, number>();
+  /** The question in flight for each source and key: calls that wait for the same answer share it. */
+  private readonly inFlight = new Map<string, Promise<unknown>>();
 
   constructor(
     tenant: TenantConfig,
@@ -61,19 +63,19 @@ class TenantSources {
     }
   }
 
+  /** An answer is kept cache_seconds (an unknown one less: see `ask`). */
   private cacheOf<V extends {}>(config: { cache_seconds: number }) {
-    return new LRUCache<string, V, AbortSignal>({ max: 10_000, ttl: Math.max(1, config.cache_seconds * 1000) });
+    return new LRUCache<string, V>({ max: 10_000, ttl: Math.max(1, config.cache_seconds * 1000) });
   }
 
   /**
    * The answer for `key`, kept or asked of the provider within the deadline; one question in
    * flight per key however many calls wait for it.
    */
-  private readonly inFlight = new Map<string, Promise<unknown>>();
   private async ask<V extends {}>(
     source: string,
     config: { timeout_ms: number; cache_seconds: number },
-    cache: LRUCache<string, V, AbortSignal>,
+    cache: LRUCache<string, V>,
     key: string,
     fetch: (signal: AbortSignal) => Promise<V>,
     unknown: (note: string) => V,
@@ -100,7 +102,7 @@ class TenantSources {
           // A provider that ignores the signal still does not hold the call past its deadline.
           new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new SourceError(`no answer within ${config.timeout_ms} ms`)), { once: true })),
         ]);
-        cache.set(key, value, { ttl: Math.max(1, config.cache_seconds * 1000) });
+        cache.set(key, value);
         this.lookups({ source, outcome: 'answered' }, (performance.now() - started) / 1000);
         return value;
       } catch (err) {

@@ -7,8 +7,8 @@
 // (its own timeouts and retries) to the API's runtime for that one call.
 import type { TicketsConfig } from '../config';
 import type { TicketStatusCategory } from '../domain/facts';
-import { getJson, SourceError } from './http';
-import { authorizationOf, safeTicketKey, siteUrl } from './tickets';
+import { getJson, providerUrl, SourceError } from './http';
+import { authorizationOf, safeTicketKey } from './tickets';
 import type { ProviderFactory, TicketProvider, TicketRecord } from './provider';
 
 export const JIRA_DEFAULT_PATTERN = '[A-Z][A-Z0-9]+-\\d+';
@@ -43,7 +43,7 @@ export const jiraSource: ProviderFactory<TicketsConfig, TicketProvider> = (confi
   return {
     pattern,
     async ticket(key, signal) {
-      const url = siteUrl(config.url, `rest/api/3/issue/${encodeURIComponent(safeTicketKey('jira', pattern, key))}`);
+      const url = providerUrl(config.url, `rest/api/3/issue/${encodeURIComponent(safeTicketKey('jira', pattern, key))}`);
       url.searchParams.set('fields', fields);
       const issue = await getJson<JiraIssue | null>(url, { headers, signal }, () => null);
       if (issue === null) return null;

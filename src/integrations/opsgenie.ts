@@ -9,7 +9,7 @@
 // team's services costs the schedule, then every page of services: policies on an Opsgenie
 // tenant decide on schedules.
 import type { OncallConfig } from '../config';
-import { getJson } from './http';
+import { getJson, providerUrl } from './http';
 import { emailOf } from './person';
 import type { OncallEntry, OncallProvider, ProviderFactory } from './provider';
 
@@ -35,13 +35,10 @@ interface Escalations {
 }
 
 export const opsgenieSource: ProviderFactory<OncallConfig, OncallProvider> = (config) => {
-  const base = (config.url ?? 'https://api.opsgenie.com').replace(/\/+$/, '');
+  const base = config.url ?? 'https://api.opsgenie.com';
   const headers = { authorization: `GenieKey ${config.secret}` };
-  const get = <T>(path: string, query: readonly (readonly [string, string])[], signal: AbortSignal, notFound?: () => T) => {
-    const url = new URL(base + path);
-    for (const [name, value] of query) url.searchParams.append(name, value);
-    return getJson<T>(url, { headers, signal }, notFound);
-  };
+  const get = <T>(path: string, query: readonly (readonly [string, string])[], signal: AbortSignal, notFound?: () => T) =>
+    getJson<T>(providerUrl(base, path, query), { headers, signal }, notFound);
 
   /** When the person's period that holds `now` ends, through the periods of theirs that follow on without a gap. */
   const endOf = ({ data }: Timeline, username: string, now: number): string => {

@@ -3,7 +3,7 @@
 // user by email, then their on-calls with the escalation policies included (which carry the
 // policy's services); a policy included without its services is read on its own.
 import type { OncallConfig } from '../config';
-import { getJson } from './http';
+import { getJson, providerUrl } from './http';
 import { emailOf } from './person';
 import type { OncallEntry, OncallProvider, ProviderFactory } from './provider';
 
@@ -26,13 +26,9 @@ interface Oncall {
 type Page<K extends string, T> = { [key in K]?: T[] } & { more?: boolean };
 
 export const pagerdutySource: ProviderFactory<OncallConfig, OncallProvider> = (config) => {
-  const base = (config.url ?? 'https://api.pagerduty.com').replace(/\/+$/, '');
+  const base = config.url ?? 'https://api.pagerduty.com';
   const headers = { authorization: `Token token=${config.secret}`, accept: 'application/vnd.pagerduty+json;version=2' };
-  const get = <T>(path: string, query: [string, string][], signal: AbortSignal) => {
-    const url = new URL(base + path);
-    for (const [name, value] of query) url.searchParams.append(name, value);
-    return getJson<T>(url, { headers, signal });
-  };
+  const get = <T>(path: string, query: [string, string][], signal: AbortSignal) => getJson<T>(providerUrl(base, path, query), { headers, signal });
   /** Each page's items, following `more` (offset by what came, whatever limit the answer says). */
   async function* paged<K extends string, T>(path: string, key: K, query: [string, string][], signal: AbortSignal) {
     for (let offset = 0; ; ) {

@@ -6,8 +6,8 @@
 // and dates come as values in UTC.
 import type { TicketsConfig } from '../config';
 import type { TicketStatusCategory } from '../domain/facts';
-import { getJson, SourceError } from './http';
-import { authorizationOf, safeTicketKey, siteUrl } from './tickets';
+import { getJson, providerUrl, SourceError } from './http';
+import { authorizationOf, safeTicketKey } from './tickets';
 import type { ProviderFactory, TicketProvider, TicketRecord } from './provider';
 
 export const SERVICENOW_DEFAULT_PATTERN = '(?:CHG|INC)\\d{7}';
@@ -47,7 +47,7 @@ export const servicenowSource: ProviderFactory<TicketsConfig, TicketProvider> = 
     async ticket(key, signal) {
       const number = safeTicketKey('servicenow', pattern, key);
       const table = tableOf(number);
-      const url = siteUrl(config.url, `api/now/table/${table}`);
+      const url = providerUrl(config.url, `api/now/table/${table}`);
       url.search = new URLSearchParams({
         sysparm_query: `number=${number}`,
         sysparm_limit: '1',

@@ -8,11 +8,6 @@ export function authorizationOf(config: Pick<TicketsConfig, 'username'> & { secr
   return config.username ? `Basic ${Buffer.from(`${config.username}:${config.secret}`).toString('base64')}` : `Bearer ${config.secret}`;
 }
 
-/** `path` on the tenant's site, keeping a path the site URL has (a proxy's prefix). */
-export function siteUrl(site: string, path: string): URL {
-  return new URL(path, site.endsWith('/') ? site : `${site}/`);
-}
-
 /**
  * `key` when the pattern names it whole and it holds only letters, digits, `-` and `_` (every
  * Jira key and ServiceNow number does); a SourceError otherwise. A tenant's broad pattern could

@@ -1,6 +1,6 @@
 // What policies see of one action on an entitlement: made in one place for the API's decisions
 // (src/service) and the worker's (a scheduled grant's start, src/activities/policy.ts).
-import { type Facts, type Named, NO_ONCALL_SOURCE, NO_TICKET_SOURCE, NOT_ON_CALL_LEVEL, type OncallFacts, type TicketFacts } from '../domain/facts';
+import { type Facts, type Named, NO_ONCALL_SOURCE, NO_TICKET_SOURCE, NOT_ON_CALL_LEVEL, type OncallFacts, shiftSecondsLeft, type TicketFacts } from '../domain/facts';
 import { type GrantState, type Justification, validateJustification } from '../domain/grant';
 import type { OncallContext, PolicyRequest, TicketContext } from '.';
 
@@ -56,9 +56,10 @@ export function reasonLength(reason: string | undefined): number {
 /** `context.oncall`: NOT_ON_CALL_LEVEL and no time left when not on call, so no level or time test holds by accident. */
 function oncallContext(facts: OncallFacts, askedAt: Date): OncallContext {
   const onCall = facts.status === 'on_call';
+  const exact = shiftSecondsLeft(facts, askedAt);
   // In whole minutes (as seconds): the context of a person's calls within a minute is the same, so
   // their decisions come from the policy set's memo, not from Cedar each time.
-  const left = !onCall ? 0 : facts.until === null ? Number.MAX_SAFE_INTEGER : Math.max(0, Math.floor((Date.parse(facts.until) - askedAt.getTime()) / 60_000) * 60);
+  const left = exact === null ? Number.MAX_SAFE_INTEGER : Math.floor(exact / 60) * 60;
   // Names apart from ids: a name is what people read, and anyone who may create a schedule may give it one already in use.
   const names = (items: Named[]) => [...new Set(items.map((i) => i.name))].sort();
   const ids = (items: Named[]) => [...new Set(items.map((i) => i.id))].sort();
