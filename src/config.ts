@@ -18,6 +18,14 @@ export function environmentOf(tenant: Pick<TenantConfig, 'accounts'>, accountId:
   return tenant.accounts[accountId]?.environment ?? UNKNOWN_ENVIRONMENT;
 }
 
+/** The name of an environment variable holding a secret: start-up stops when it is not set. */
+const setEnvironmentVariable = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
+  .superRefine((name, ctx) => {
+    if (!process.env[name]) ctx.addIssue({ code: 'custom', message: `the environment variable ${name} is not set` });
+  });
+
 const ACCOUNT_ID = /^\d{12}$/;
 const ROOT_ID = /^r-[0-9a-z]{4,32}$/;
 const OU_ID = /^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/;
@@ -69,13 +77,7 @@ export type OrganizationConfig = z.infer<typeof organizationSchema>;
  */
 const secretFields = {
   token_file: z.string().min(1).optional(),
-  token_env: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
-    .superRefine((name, ctx) => {
-      if (!process.env[name]) ctx.addIssue({ code: 'custom', message: `the environment variable ${name} is not set` });
-    })
-    .optional(),
+  token_env: setEnvironmentVariable.optional(),
 };
 const oneSecret = [(s: { token_file?: string; token_env?: string }) => Boolean(s.token_file) !== Boolean(s.token_env), 'give exactly one of token_file and token_env'] as const;
 const sourceUrl = z.url().refine(httpsOrLoopback, 'must be an https URL (plain http only for a loopback address)');
@@ -254,13 +256,7 @@ const authSchema = z
         console: z
           .strictObject({
             client_id: z.string().min(1),
-            client_secret_env: z
-              .string()
-              .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
-              .superRefine((name, ctx) => {
-                if (!process.env[name]) ctx.addIssue({ code: 'custom', message: `the environment variable ${name} is not set` });
-              })
-              .optional(),
+            client_secret_env: setEnvironmentVariable.optional(),
           })
           .optional(),
       })
