@@ -546,6 +546,15 @@ export const env = (() => {
      */
     workerMaxConcurrentActivities: Number(process.env.WORKER_MAX_CONCURRENT_ACTIVITIES ?? 1000),
     /**
+     * How long a workflow task waits on the worker's sticky queue (where the worker that holds the
+     * grant in memory takes it) before Temporal hands it to any worker with its whole history. The
+     * SDK's 10 s is shorter than a burst of expiries takes to drain on two cores: past it, each
+     * late task is timed out and replayed elsewhere, more work exactly when the worker is behind.
+     * Longer costs a worker crash: a task already on a dead worker's sticky queue waits this long
+     * (test/reliability/worker-crashes.test.ts measures it).
+     */
+    workerStickyTimeoutMs: Number(process.env.WORKER_STICKY_TIMEOUT_SECONDS ?? 30) * 1000,
+    /**
      * The workflow code bundled ahead (a file `bundleWorkflowCode` wrote from this build's
      * src/workflows): the worker starts without bundling it, a few seconds less per start. Unset:
      * the worker bundles at start.

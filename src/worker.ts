@@ -22,6 +22,7 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
     taskQueue: env.taskQueue,
     ...(env.workflowBundle ? { workflowBundle: { codePath: env.workflowBundle } } : { workflowsPath: require.resolve('./workflows') }),
     maxCachedWorkflows: env.workerMaxCachedWorkflows,
+    stickyQueueScheduleToStartTimeout: env.workerStickyTimeoutMs,
     maxConcurrentActivityTaskExecutions: env.workerMaxConcurrentActivities,
     activities: workerActivities(config, { client: new Client({ connection, namespace: env.temporalNamespace }), metrics, quota }),
   });
