@@ -30,10 +30,11 @@ export async function createWorker(config: AppConfig, connection: NativeConnecti
 
 /** Every activity the workflows call: a worker that lacks one fails the workflow tasks that call it. */
 export function workerActivities(config: AppConfig, { client, metrics, quota }: { client: Client; metrics?: WorkerMetrics; quota?: QuotaShare }) {
+  const audit = createAuditActivities(config, { metrics });
   return {
-    ...createActivities(config, { client, metrics, quota }),
+    ...createActivities(config, { client, metrics, quota, writeAuditEvents: audit.writeAuditEvents }),
     ...createNotifyActivities(config),
-    ...createAuditActivities(config, { metrics }),
+    ...audit,
   };
 }
 

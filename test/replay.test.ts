@@ -51,6 +51,14 @@ const OTHER_HISTORIES = [
   'group-activate-expire',
   'group-request-approve-revoke',
   'group-reconcile-removes-leftover',
+  'expire-deletion-falls-back',
+  // Expiries as 1.2 ended them (three workflow tasks), before 1.3 ended them in the timer's own.
+  'activate-then-expire-1.2',
+  'activate-extend-expire-1.2',
+  'audit-activate-expire-1.2',
+  'group-activate-expire-1.2',
+  'notify-activate-warn-extend-expire-1.2',
+  'preexisting-assignment-1.2',
 ];
 /**
  * Recorded under 1.0 while their runs were still open (before recordRun waited for the close):

@@ -9,4 +9,6 @@ export const versions = {
   sessionsPerAccount: () => patched('1.2-sessions-per-account'),
   /** 1.2: a scheduled grant's start is decided again by today's policies before anything is made. */
   scheduledStartCheck: () => patched('1.2-scheduled-start-check'),
+  /** 1.3: an expiry ends in its timer's workflow task (a local activity deletes and writes the audit events) where it can. */
+  expiryInOneTask: () => patched('1.3-expiry-in-one-task'),
 };

@@ -735,6 +735,32 @@ export async function recordHistory(name: string, grantId: string, run: 'last' |
 }
 
 /**
+ * What a grant's last run did once its expiry timer fired, from its history: the workflow tasks it
+ * took, the activities it scheduled (by type), and whether a local activity ran (its marker).
+ */
+export async function afterExpiryTimer(grantId: string): Promise<{ workflowTasks: number; activities: string[]; localActivities: number; completed: boolean }> {
+  const temporal = current().temporal;
+  const run = await eventually(
+    `the closed run of grant ${grantId}`,
+    async () => {
+      for await (const info of temporal.workflow.list({ query: `AccessGrantId = '${grantId}'` })) return info.status.name === 'RUNNING' ? undefined : info;
+      return undefined;
+    },
+    60_000,
+  );
+  const events = (await temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? [];
+  const fired = events.map((e) => e.timerFiredEventAttributes != null).lastIndexOf(true);
+  assert.ok(fired >= 0, `no timer fired in grant ${grantId}'s run`);
+  const after = events.slice(fired);
+  return {
+    workflowTasks: after.filter((e) => e.workflowTaskCompletedEventAttributes).length,
+    activities: after.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : [])),
+    localActivities: after.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length,
+    completed: after.some((e) => e.workflowExecutionCompletedEventAttributes),
+  };
+}
+
+/**
  * With RECORD_HISTORIES=1, writes the history of the latest run the visibility `query` lists to
  * test/histories/<name>.json, once that run has closed: a history recorded while its run is open
  * ends mid-way, and its replay proves only that far.

@@ -29,11 +29,17 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       grant.publishChanges();
       return result;
     };
+  const accepted =
+    <A extends unknown[], R>(handle: (...args: A) => R) =>
+    (...args: A): R => {
+      grant.updateAccepted();
+      return handle(...args);
+    };
   setHandler(grantStateQuery, () => grant.state);
-  setHandler(ensureUpdate, shown((req) => grant.ensure(req)), { validator: (req) => grant.validateEnsure(req) });
-  setHandler(reviewUpdate, shown((r) => grant.review(r)), { validator: (r) => grant.validateReview(r) });
-  setHandler(revokeUpdate, shown((r) => grant.revoke(r)), { validator: (r) => grant.validateRevoke(r) });
-  setHandler(reconcileUpdate, () => grant.reconcile(), { validator: () => grant.validateReconcile() });
+  setHandler(ensureUpdate, accepted(shown((req) => grant.ensure(req))), { validator: (req) => grant.validateEnsure(req) });
+  setHandler(reviewUpdate, accepted(shown((r) => grant.review(r))), { validator: (r) => grant.validateReview(r) });
+  setHandler(revokeUpdate, accepted(shown((r) => grant.revoke(r))), { validator: (r) => grant.validateRevoke(r) });
+  setHandler(reconcileUpdate, accepted(() => grant.reconcile()), { validator: () => grant.validateReconcile() });
   setHandler(approveSignal, shown((r) => grant.operatorReview('approve', r)));
   setHandler(denySignal, shown((r) => grant.operatorReview('deny', r)));
   setHandler(revokeSignal, shown((r) => void grant.revoke(r, true)));

@@ -5,7 +5,7 @@ import { allHandlersFinished, condition, continueAsNew, sleep, workflowInfo } fr
 import type { AssignmentLookup } from '../../activities';
 import type { AuditActor } from '../../domain/audit';
 import { type GrantState, sessionMayOutliveGrant } from '../../domain/grant';
-import { deciding, deprovisioning, provisioning, restoring } from './calls';
+import { deciding, deprovisioning, endingInTask, provisioning, restoring } from './calls';
 import type { Grant } from './entity';
 import { now } from './record';
 import { lookupOf, providerReason } from './failures';
@@ -229,16 +229,59 @@ async function close(grant: Grant): Promise<void> {
   grant.reconciled = { outcome: 'ended' };
   grant.reconcileServed = grant.reconcileAsked;
   state.closing = true;
-  grant.publish();
   const endedAt = now().toISOString();
+  let triedBefore = false;
+  if (!state.revocation && !grant.updateAcceptedInThisTask() && versions.expiryInOneTask()) {
+    const tried = await endInThisTask(grant);
+    if (tried === 'ended') return;
+    triedBefore = tried === 'failed';
+  }
+  grant.publish();
   // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
-  const deleted = state.assignmentPreexisted ? undefined : await deprovision(grant, state.revocation ? undefined : (state.expiresAt ?? undefined));
+  const deleted = state.assignmentPreexisted ? undefined : await deprovision(grant, state.revocation ? undefined : (state.expiresAt ?? undefined), triedBefore);
   // Both events are written after the deletion, in one batch.
   if (!state.revocation) grant.audit('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted }, { at: endedAt });
   if (!state.assignmentPreexisted) grant.audit('deprovisioned', system('deprovisioning'), { ended: state.revocation ? 'revoked' : 'expired' });
   state.status = state.revocation ? 'revoked' : 'expired';
   grant.publish();
   if (deleted?.sessionCutoff) await awaitSessionsEnded(grant, deleted.sessionCutoff);
+}
+
+/**
+ * An expiry in the workflow task its timer fired in: one local activity deletes the assignment and
+ * writes the last audit events, the state is shown once, and the run completes in the same task
+ * (the activity path takes three tasks, two activities and twice the history and visibility
+ * writes: what a burst of expiries queues behind). Never in a task that also accepted an update:
+ * a local activity there held back the update's answer under load (issue 24). 'busy' (nothing
+ * was tried: the deletion would have waited for the instance's pacing) and 'failed' (it may have
+ * begun) leave the state as it was, and close() takes the activity path.
+ */
+async function endInThisTask(grant: Grant): Promise<'ended' | 'busy' | 'failed'> {
+  const { state } = grant;
+  const own = !state.assignmentPreexisted;
+  const numbered = state.auditSequence;
+  const expired = grant.auditRecord('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted });
+  const deprovisioned = own ? grant.auditRecord('deprovisioned', system('deprovisioning'), { ended: 'expired' }) : undefined;
+  const ref = own ? { ...grant.assignment(), grantId: state.id, expiredAt: state.expiresAt! } : undefined;
+  let done;
+  try {
+    done = await endingInTask.endAccess({ ref, events: [expired], deprovisioned });
+  } catch {
+    done = undefined;
+  }
+  if (!done?.ended) {
+    // The activity path numbers the same events again.
+    state.auditSequence = numbered;
+    return done ? 'busy' : 'failed';
+  }
+  if (!done.audited) {
+    grant.outbox.audit(expired);
+    if (deprovisioned) grant.outbox.audit({ ...deprovisioned, at: done.endedAt! });
+  }
+  state.status = 'expired';
+  grant.publish();
+  if (done.sessionCutoff) await awaitSessionsEnded(grant, done.sessionCutoff);
+  return 'ended';
 }
 
 /** How long a closed grant's run waits to hear its sessions were ended (a new grant for its key waits for the run, at most 90 s); the permission set's workflow keeps at it regardless. */
@@ -297,10 +340,10 @@ async function restoreAssignment(grant: Grant): Promise<void> {
 }
 
 /** Until the assignment is gone; answers what the deletion says (null from runs recorded before it said anything). */
-async function deprovision(grant: Grant, expiredAt?: string): Promise<{ sessionCutoff?: string } | undefined> {
+async function deprovision(grant: Grant, expiredAt?: string, triedBefore = false): Promise<{ sessionCutoff?: string } | undefined> {
   for (let round = 1; ; round++) {
     try {
-      const deleted = await deprovisioning.deleteAssignment({ ...grant.assignment(), grantId: grant.state.id, ...(expiredAt && { expiredAt }) });
+      const deleted = await deprovisioning.deleteAssignment({ ...grant.assignment(), grantId: grant.state.id, ...(expiredAt && { expiredAt }), ...(triedBefore && { triedBefore }) });
       grant.state.diagnostics = grant.state.diagnostics.filter((d) => d.code !== 'deprovisioning_retrying');
       grant.publishChanges();
       return deleted ?? undefined;

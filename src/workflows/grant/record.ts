@@ -2,7 +2,7 @@
 // notifications, and what operators see in Temporal. Messages (entity.ts) and phases
 // (lifecycle.ts) change the state through it.
 import { setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
-import type { AuditActor, AuditEventName } from '../../domain/audit';
+import type { AuditActor, AuditEventName, AuditRecord } from '../../domain/audit';
 import { accountIdOf, type Diagnostic, groupOf, type FollowUp, type GrantState, newGrantState, type NotificationEvent, type Revocation } from '../../domain/grant';
 import { GRANT_MEMO, type GrantWorkflowInput } from '../messages';
 import { versions } from '../versions';
@@ -45,15 +45,20 @@ export class GrantRecord {
   }
 
   /** An audit event, written without waiting. `accessRequestId`: a follow-up's own request (extension, break-glass) rather than the grant's first. */
-  audit(
+  audit(...args: Parameters<GrantRecord['auditRecord']>): void {
+    this.outbox.audit(this.auditRecord(...args));
+  }
+
+  /** The grant's next audit event, numbered (its id derives from the number), for whoever writes it. */
+  auditRecord(
     event: AuditEventName,
     actor: AuditActor,
     details: Record<string, unknown> = {},
     { at = now().toISOString(), accessRequestId = this.state.accessRequestId }: { at?: string; accessRequestId?: string | null } = {},
-  ): void {
+  ): AuditRecord {
     const { state } = this;
     state.auditSequence = (state.auditSequence ?? 0) + 1;
-    this.outbox.audit({
+    return {
       tenant_id: state.key.tenantId,
       event,
       at,
@@ -65,7 +70,7 @@ export class GrantRecord {
       access_request_id: accessRequestId,
       details,
       occurrence: String(state.auditSequence),
-    });
+    };
   }
 
   /** A notification, sent without waiting. A follow-up (extension, break-glass) speaks of what it asks for. */
