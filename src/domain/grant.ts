@@ -266,6 +266,11 @@ export interface GrantState {
   auditSequence?: number;
   /** Audit events made while the previous run drained before continuing as new: this run writes them first. */
   auditBacklog?: AuditRecord[];
+  /**
+   * Audit events an update handed to its caller to write (an extension's: the API writes it before
+   * it answers); the workflow writes them too at its next wake, so none is lost with the caller.
+   */
+  auditHandedOff?: AuditRecord[];
   /** Extension and break-glass requests, oldest first (the last ten); absent in grants from before them. */
   followUps?: FollowUp[];
 }

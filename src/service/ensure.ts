@@ -38,7 +38,7 @@ import { type Facts, factNotices, SHORTEST_SHIFT_GRANT_SECONDS, shiftSecondsLeft
 import { markdownText } from '../domain/text';
 import { FactSources } from '../integrations';
 import type { grantWorkflow } from '../workflows/grant';
-import { ensureUpdate, GRANT_MEMO, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
+import { type EnsureOutcome, ensureUpdate, GRANT_MEMO, grantStateQuery, rejection, searchAttributes } from '../workflows/messages';
 import { policyContext } from '../policy/context';
 import { allBounded, type Caller, equals, type GrantRuns, pause, settledBounded } from './runs';
 import { grpcCodeOf, isQueryBufferFull, onceMoreIfTaskFailed, rejectionType, temporalUnavailableError } from './temporal-errors';
@@ -185,6 +185,15 @@ export class EnsureService {
   }
 
   /**
+   * The audit events the grant handed back (an extension's), written before the call answers, so
+   * the trail shows them at once. A write that fails is only logged: the grant writes them too at
+   * its next wake, at the latest when it ends.
+   */
+  private async writeHandedOff(outcome: EnsureOutcome): Promise<void> {
+    if (outcome.audit?.length) await Promise.all(outcome.audit.map((record) => this.recordAudit(record)));
+  }
+
+  /**
    * An extension sent straight to the running grant, as one update (no query first, nothing
    * started). Undefined when the grant is no longer running or is being closed: the usual path
    * then finds out what it is.
@@ -197,6 +206,7 @@ export class EnsureService {
         this.runs.client.workflow.getHandle<typeof grantWorkflow>(workflowId).executeUpdate(ensureUpdate, { args: [request] }),
       );
       this.seen.set(workflowId, outcome.state);
+      await this.writeHandedOff(outcome);
       return toView(outcome.state, outcome.change, outcome.diagnostics);
     } catch (err) {
       this.seen.delete(workflowId);
@@ -405,6 +415,7 @@ export class EnsureService {
           }),
         );
         this.seen.set(workflowId, outcome.state);
+        await this.writeHandedOff(outcome);
         return toView(outcome.state, outcome.change, outcome.diagnostics);
       } catch (err) {
         // The grant is being closed: once its run ends, the next attempt starts a new grant.

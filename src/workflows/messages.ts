@@ -2,6 +2,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Diagnostic, EnsureRequest, GrantChange, GrantKey, GrantState, Principal, Revocation, Review } from '../domain/grant';
+import type { AuditRecord } from '../domain/audit';
 
 export interface GrantWorkflowInput {
   key: GrantKey;
@@ -16,6 +17,8 @@ export interface EnsureOutcome {
   change: GrantChange;
   state: GrantState;
   diagnostics: Diagnostic[];
+  /** Audit events for the caller to write (the same objects the workflow writes later): an extension's. */
+  audit?: AuditRecord[];
 }
 
 /** What a `reconcile` update found: the assignment was `present`, `restored`, restoring it `failed`, or the grant `ended` first. */

@@ -11,4 +11,6 @@ export const versions = {
   scheduledStartCheck: () => patched('1.2-scheduled-start-check'),
   /** 1.3: an expiry ends in its timer's workflow task (a local activity deletes and writes the audit events) where it can. */
   expiryInOneTask: () => patched('1.3-expiry-in-one-task'),
+  /** 1.3: an extension's audit event is written by the API from the update's answer; the workflow writes it at its next wake. */
+  extensionAuditByCaller: () => patched('1.3-extension-audit-by-caller'),
 };

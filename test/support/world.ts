@@ -18,6 +18,7 @@ import type { ReconcileReport, reconcileWorkflow } from '../../src/workflows/rec
 import { type EnsureRequest, grantWorkflowId, type GrantView } from '../../src/domain/grant';
 import type { WorkerMetrics } from '../../src/metrics';
 import { FaultProxy } from './fault-proxy';
+import { type AfterExpiry, afterLastTimer } from './history';
 import { OutageProxy } from './outage-proxy';
 import { awsClientConfig, repoRoot, type Stack, startLocalServices, startStack } from '../../scripts/stack';
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
@@ -734,11 +735,8 @@ export async function recordHistory(name: string, grantId: string, run: 'last' |
   await recordRun(name, `AccessGrantId = '${grantId}'${which}`);
 }
 
-/**
- * What a grant's last run did once its expiry timer fired, from its history: the workflow tasks it
- * took, the activities it scheduled (by type), and whether a local activity ran (its marker).
- */
-export async function afterExpiryTimer(grantId: string): Promise<{ workflowTasks: number; activities: string[]; localActivities: number; completed: boolean }> {
+/** What a grant's last run did once its expiry timer fired (test/support/history.ts). */
+export async function afterExpiryTimer(grantId: string): Promise<AfterExpiry> {
   const temporal = current().temporal;
   const run = await eventually(
     `the closed run of grant ${grantId}`,
@@ -748,16 +746,7 @@ export async function afterExpiryTimer(grantId: string): Promise<{ workflowTasks
     },
     60_000,
   );
-  const events = (await temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? [];
-  const fired = events.map((e) => e.timerFiredEventAttributes != null).lastIndexOf(true);
-  assert.ok(fired >= 0, `no timer fired in grant ${grantId}'s run`);
-  const after = events.slice(fired);
-  return {
-    workflowTasks: after.filter((e) => e.workflowTaskCompletedEventAttributes).length,
-    activities: after.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : [])),
-    localActivities: after.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length,
-    completed: after.some((e) => e.workflowExecutionCompletedEventAttributes),
-  };
+  return afterLastTimer((await temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? []);
 }
 
 /**

@@ -17,7 +17,8 @@ import {
   type Review,
   type Revocation,
 } from '../../domain/grant';
-import type { AuditActor } from '../../domain/audit';
+import type { AuditActor, AuditRecord } from '../../domain/audit';
+import { versions } from '../versions';
 import { type EnsureOutcome, type OperatorReview, type ReconcileOutcome, rejection, type SessionsRevoked } from '../messages';
 import { openFollowUp, reviewFollowUp } from './follow-ups';
 import { CANCELLED_BY_OPERATOR, GrantRecord, now } from './record';
@@ -56,13 +57,17 @@ export class Grant extends GrantRecord {
     if (decision.change === 'extended') {
       state.durationSeconds = req.durationSeconds;
       // Still provisioning (no expiry yet): the clock starts at activation, so the longer duration is just kept.
+      let audit: AuditRecord[] | undefined;
       if (decision.expiresAt !== null) {
         this.expireAt(decision.expiresAt);
-        this.audit('extended', this.requester(), { expires_at: decision.expiresAt, duration_seconds: req.durationSeconds, reason: req.justification.reason ?? null });
+        const details = { expires_at: decision.expiresAt, duration_seconds: req.durationSeconds, reason: req.justification.reason ?? null };
+        // Without a workflow task of its own for the write (a stream of extensions made one each).
+        if (versions.extensionAuditByCaller()) audit = [this.auditByCaller('extended', this.requester(), details)];
+        else this.audit('extended', this.requester(), details);
       }
       if (req.breakGlass) openFollowUp(this, 'break_glass', req, at);
       this.publish();
-      return { change: 'extended', state, diagnostics: [] };
+      return { change: 'extended', state, diagnostics: [], ...(audit && { audit }) };
     }
     if (decision.change === 'requested' && state.status === 'active') {
       // A reviewed role on an active grant: the extension waits for reviewers; the grant runs on.

@@ -21,12 +21,14 @@ import { lifecycle } from './lifecycle';
 
 export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantState> {
   const grant = new Grant(input);
-  // What a message changed is shown (search attributes, memo) in the workflow task that made it.
+  // What a message changed is shown (search attributes, memo) in the workflow task that made it:
+  // once, whether the message showed it itself or not.
   const shown =
     <A extends unknown[], R>(handle: (...args: A) => R) =>
     (...args: A): R => {
+      const before = grant.publishes;
       const result = handle(...args);
-      grant.publishChanges();
+      if (grant.publishes === before) grant.publishChanges();
       return result;
     };
   const accepted =

@@ -30,6 +30,7 @@ export async function lifecycle(grant: Grant): Promise<GrantState> {
     await holdUntilExpiry(grant);
     await close(grant);
   }
+  grant.outbox.writeHandedOff();
   await grant.outbox.settled();
   await condition(allHandlersFinished);
   return state;
@@ -209,13 +210,15 @@ async function holdUntilExpiry(grant: Grant): Promise<void> {
     }
     const untilWarning = warnIn < remaining;
     const woken = await condition(
-      () => state.revocation !== null || historyIsLong() || grant.reconcilePending(),
+      () => state.revocation !== null || historyIsLong() || grant.reconcilePending() || grant.outbox.handedOffPiling(),
       Math.max(untilWarning ? warnIn : remaining, 1),
     );
     // An extension taken in the same workflow task as the expiry timer wins: its caller was told
     // `extended`. Temporal's core hands a task's updates to the workflow before its fired timers
     // (sdk-core #639): the changed expiry keeps the loop going (test/races.test.ts holds this).
     if (!woken && !untilWarning && state.expiresAt === expiresAt) return;
+    // Any other wake writes what extensions handed to their callers (close() takes them at the end).
+    grant.outbox.writeHandedOff();
     // Woken before the expiry timer fired, so the grant still holds: re-create what was removed.
     if (woken && grant.reconcilePending() && !state.revocation) await restoreAssignment(grant);
     if (historyIsLong() && !state.revocation) await continueAsNewIfIdle(grant, () => state.revocation === null);
@@ -236,6 +239,7 @@ async function close(grant: Grant): Promise<void> {
     if (tried === 'ended') return;
     triedBefore = tried === 'failed';
   }
+  grant.outbox.writeHandedOff();
   grant.publish();
   // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
   const deleted = state.assignmentPreexisted ? undefined : await deprovision(grant, state.revocation ? undefined : (state.expiresAt ?? undefined), triedBefore);
@@ -263,9 +267,11 @@ async function endInThisTask(grant: Grant): Promise<'ended' | 'busy' | 'failed'>
   const expired = grant.auditRecord('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted });
   const deprovisioned = own ? grant.auditRecord('deprovisioned', system('deprovisioning'), { ended: 'expired' }) : undefined;
   const ref = own ? { ...grant.assignment(), grantId: state.id, expiredAt: state.expiresAt! } : undefined;
+  // What extensions handed to their callers goes with them: the run ends in this task.
+  const handedOff = state.auditHandedOff ?? [];
   let done;
   try {
-    done = await endingInTask.endAccess({ ref, events: [expired], deprovisioned });
+    done = await endingInTask.endAccess({ ref, events: [...handedOff, expired], deprovisioned });
   } catch {
     done = undefined;
   }
@@ -274,8 +280,9 @@ async function endInThisTask(grant: Grant): Promise<'ended' | 'busy' | 'failed'>
     state.auditSequence = numbered;
     return done ? 'busy' : 'failed';
   }
+  grant.outbox.takeHandedOff();
   if (!done.audited) {
-    grant.outbox.audit(expired);
+    [...handedOff, expired].forEach((e) => grant.outbox.audit(e));
     if (deprovisioned) grant.outbox.audit({ ...deprovisioned, at: done.endedAt! });
   }
   state.status = 'expired';

@@ -9,6 +9,8 @@ import { providerReason } from './failures';
 
 /** Audit events one activity writes at most (each is a few KB; an activity's input stays far below Temporal's limits). */
 const AUDIT_BATCH_SIZE = 100;
+/** Handed-off events a grant keeps at most before it writes them itself (each is in every update's answer until then). */
+const HANDED_OFF_MAX = 10;
 
 export class Outbox {
   private notificationsInFlight = 0;
@@ -63,6 +65,31 @@ export class Outbox {
       );
     }
     this.auditDraining = false;
+  }
+
+  /**
+   * An event the update's caller writes (it comes back in the update's answer), kept in the state
+   * until the workflow writes it too (`writeHandedOff`): no workflow task of its own now, and a
+   * caller that never writes it loses nothing. Written again, it is the same object.
+   */
+  handOff(record: AuditRecord): void {
+    this.state.auditHandedOff = [...(this.state.auditHandedOff ?? []), record];
+  }
+
+  /** So many handed-off events that the workflow should write them without waiting for its next wake. */
+  handedOffPiling(): boolean {
+    return (this.state.auditHandedOff?.length ?? 0) >= HANDED_OFF_MAX;
+  }
+
+  /** The handed-off events, to be written now (here, or by whoever takes them). */
+  takeHandedOff(): AuditRecord[] {
+    const records = this.state.auditHandedOff ?? [];
+    delete this.state.auditHandedOff;
+    return records;
+  }
+
+  writeHandedOff(): void {
+    this.takeHandedOff().forEach((record) => this.audit(record));
   }
 
   /** Until `release`, new audit events wait in the state for the next run. */

@@ -22,6 +22,8 @@ export class GrantRecord {
   readonly continued: boolean;
   private published = '';
   private publishedMemo = '';
+  /** How many times the state was shown: a message that showed it needs no second look (index.ts). */
+  publishes = 0;
 
   constructor(readonly input: GrantWorkflowInput) {
     this.state = input.state ?? newGrantState(input.key, input.principal, input.grantId);
@@ -47,6 +49,13 @@ export class GrantRecord {
   /** An audit event, written without waiting. `accessRequestId`: a follow-up's own request (extension, break-glass) rather than the grant's first. */
   audit(...args: Parameters<GrantRecord['auditRecord']>): void {
     this.outbox.audit(this.auditRecord(...args));
+  }
+
+  /** An audit event its update's caller writes (Outbox.handOff); the workflow writes it later too. */
+  auditByCaller(...args: Parameters<GrantRecord['auditRecord']>): AuditRecord {
+    const record = this.auditRecord(...args);
+    this.outbox.handOff(record);
+    return record;
   }
 
   /** The grant's next audit event, numbered (its id derives from the number), for whoever writes it. */
@@ -107,6 +116,7 @@ export class GrantRecord {
    * API's reads (the memo), each written only when it changed, in the workflow task that changed it.
    */
   publish(): void {
+    this.publishes++;
     // Not a command: the Web UI reads it with the workflow metadata query.
     setCurrentDetails(currentDetails(this.state));
     const forReads = versions.grantMemo();

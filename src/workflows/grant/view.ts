@@ -28,7 +28,7 @@ export function searchAttributePairs(state: GrantState, now: Date, forReads: boo
 
 /** What the API reads of the grant (its memo): the state, less the audit events still to write. */
 export function memoOf(state: GrantState): GrantState {
-  const { auditBacklog: _, ...shown } = state;
+  const { auditBacklog: _, auditHandedOff: __, ...shown } = state;
   return shown;
 }
 
