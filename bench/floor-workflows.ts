@@ -1,8 +1,17 @@
 // The floors' workflows: as little as a Temporal workflow can be. `floorWorkflow` answers a query
 // with the state it was started with and accepts an empty update; that is all the no-change,
 // extension and activation floors ask of Temporal. `floorTimerWorkflow` is what any expiry needs
-// of it: a timer that fires, then the end. Deterministic code only (bundled by the floor worker).
-import { allHandlersFinished, condition, defineQuery, defineUpdate, setHandler, sleep } from '@temporalio/workflow';
+// of it: a timer that fires, then the end; `floorEndAccessWorkflow` the least an expiry that ends
+// access can be. Deterministic code only (bundled by the floor worker).
+import { allHandlersFinished, condition, defineQuery, defineUpdate, proxyLocalActivities, setHandler, sleep } from '@temporalio/workflow';
+
+/** The floor worker's activities (bench/floor.ts). */
+export interface FloorActivities {
+  /** One DeleteAccountAssignment of the bench user's assignment on `account`, on the `region`-th instance. */
+  endAccess(region: number, account: string): Promise<void>;
+}
+
+const { endAccess } = proxyLocalActivities<FloorActivities>({ startToCloseTimeout: '30 seconds' });
 
 export const floorStateQuery = defineQuery<unknown>('state');
 export const touchUpdate = defineUpdate<null>('touch');
@@ -29,4 +38,13 @@ export async function floorWorkflow(input: FloorInput): Promise<void> {
 /** Sleeps until `dueMs` (epoch ms), then ends. */
 export async function floorTimerWorkflow(dueMs: number): Promise<void> {
   await sleep(Math.max(1, dueMs - Date.now()));
+}
+
+/**
+ * Sleeps until `dueMs` (epoch ms), then ends access: one DeleteAccountAssignment, in a local
+ * activity, so in the timer's own workflow task; then ends (that task completes the run).
+ */
+export async function floorEndAccessWorkflow(input: { dueMs: number; region: number; account: string }): Promise<void> {
+  await sleep(Math.max(1, input.dueMs - Date.now()));
+  await endAccess(input.region, input.account);
 }

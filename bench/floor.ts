@@ -1,14 +1,19 @@
 // The floors the benchmark divides by, as their own processes (like the real worker and API):
 //   node dist/bench/floor.js worker   a worker for floorWorkflow on the task queue FLOOR_TASK_QUEUE
 //   node dist/bench/floor.js server   an Express server whose routes each do only what a floor names
-// Environment: TEMPORAL_ADDRESS, PORT, and for the server BENCH_AWS (JSON: endpoint and, per
-// region, the instance, user and permission set that the activation floor assigns).
+// Environment: TEMPORAL_ADDRESS, PORT, BENCH_AWS (JSON: endpoint and, per region, the instance,
+// user and permission set that the activation floor assigns and the end-access floor unassigns),
+// and for the server ACCESS_CONFIG (the stack's config: its first tenant's audit store is where
+// the extension floor writes).
 import { randomUUID } from 'node:crypto';
-import { CreateAccountAssignmentCommand, DescribeAccountAssignmentCreationStatusCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
+import { CreateAccountAssignmentCommand, DeleteAccountAssignmentCommand, DescribeAccountAssignmentCreationStatusCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import express from 'express';
-import { floorStateQuery, touchUpdate, type floorWorkflow } from './floor-workflows';
+import { createAuditWriter } from '../src/activities/audit';
+import { env, loadConfig } from '../src/config';
+import { createLogger } from '../src/log';
+import { floorStateQuery, touchUpdate, type FloorActivities, type floorWorkflow } from './floor-workflows';
 
 export const FLOOR_TASK_QUEUE = 'bench-floor';
 
@@ -19,9 +24,42 @@ export interface FloorAws {
 
 const address = process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
 
+/** BENCH_AWS's instances, each with a client of its region. */
+function floorInstances() {
+  const aws = JSON.parse(process.env.BENCH_AWS ?? '{"endpoint":"","regions":[]}') as FloorAws;
+  return aws.regions.map((r) => ({
+    ...r,
+    sso: new SSOAdminClient({ region: r.region, endpoint: aws.endpoint, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }),
+  }));
+}
+
 async function runWorker(): Promise<void> {
+  const instances = floorInstances();
+  const activities: FloorActivities = {
+    async endAccess(region, account) {
+      const target = instances[region];
+      await target.sso.send(
+        new DeleteAccountAssignmentCommand({
+          InstanceArn: target.instanceArn,
+          TargetId: account,
+          TargetType: 'AWS_ACCOUNT',
+          PermissionSetArn: target.permissionSetArn,
+          PrincipalType: 'USER',
+          PrincipalId: target.userId,
+        }),
+      );
+    },
+  };
   const connection = await NativeConnection.connect({ address });
-  const worker = await Worker.create({ connection, taskQueue: FLOOR_TASK_QUEUE, workflowsPath: require.resolve('./floor-workflows') });
+  // Cached workflows and the sticky queue's timeout as the real worker has them (src/worker.ts).
+  const worker = await Worker.create({
+    connection,
+    taskQueue: FLOOR_TASK_QUEUE,
+    workflowsPath: require.resolve('./floor-workflows'),
+    activities,
+    maxCachedWorkflows: env.workerMaxCachedWorkflows,
+    stickyQueueScheduleToStartTimeout: env.workerStickyTimeoutMs,
+  });
   process.on('SIGTERM', () => worker.shutdown());
   console.log(`floor worker polling ${FLOOR_TASK_QUEUE}`);
   await worker.run();
@@ -29,11 +67,10 @@ async function runWorker(): Promise<void> {
 }
 
 async function runServer(): Promise<void> {
-  const aws = JSON.parse(process.env.BENCH_AWS ?? '{"endpoint":"","regions":[]}') as FloorAws;
-  const clients = aws.regions.map((r) => ({
-    ...r,
-    sso: new SSOAdminClient({ region: r.region, endpoint: aws.endpoint, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }),
-  }));
+  const clients = floorInstances();
+  const config = loadConfig();
+  const audit = createAuditWriter(config, createLogger('floor-audit'));
+  const auditTenant = config.tenants[0].id;
   const client = new Client({ connection: await Connection.connect({ address }) });
   const app = express();
   app.get('/healthz', (_req, res) => {
@@ -46,6 +83,27 @@ async function runServer(): Promise<void> {
   // Extension floor: one empty update to a running workflow.
   app.post('/floor/update/:id', async (req, res) => {
     res.json(await client.workflow.getHandle(req.params.id).executeUpdate(touchUpdate));
+  });
+  // Extension floor with its audit write: the empty update, then one event shaped as an
+  // extension's (src/workflows/grant/entity.ts), written as the worker writes it (the same writer,
+  // store and bucket).
+  app.post('/floor/update-audit/:id', async (req, res) => {
+    const answer = await client.workflow.getHandle(req.params.id).executeUpdate(touchUpdate);
+    const at = new Date().toISOString();
+    await audit.write({
+      occurrence: randomUUID(),
+      at,
+      tenant_id: auditTenant,
+      event: 'extended',
+      actor: { type: 'principal', id: 'bench-floor' },
+      principal: { id: 'bench-floor', email: 'bench-floor@example.com' },
+      target: `AWS::Account::${req.params.id}`,
+      role: 'ReadOnlyAccess',
+      grant_id: randomUUID(),
+      access_request_id: null,
+      details: { expires_at: at, duration_seconds: 3600, reason: 'bench' },
+    });
+    res.json(answer);
   });
   // Activation floor: update-with-start of an empty workflow, then one CreateAccountAssignment and
   // one status call.

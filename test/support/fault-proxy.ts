@@ -41,8 +41,8 @@ export interface ProxyStats {
   creationsInFlight: number;
   maxCreationsInFlight: number;
   maxOperationsInFlight: number;
-  /** Every CreateAccountAssignment, DeleteAccountAssignment and ProvisionPermissionSet: when it arrived (ms since the first call), for which account, and whether its caller was still there to read the answer. */
-  assignmentCalls: { at: number; op: Operation; account: string; answered: boolean }[];
+  /** Every CreateAccountAssignment, DeleteAccountAssignment and ProvisionPermissionSet: when it arrived (ms since the first call, and `epochMs` on the wall clock, to set beside times other processes give), for which account, and whether its caller was still there to read the answer. */
+  assignmentCalls: { at: number; epochMs: number; op: Operation; account: string; answered: boolean }[];
   /** Every PutInlinePolicyToPermissionSet and DeleteInlinePolicyFromPermissionSet that AWS carried out, in the order AWS answered them (`inlinePolicy` null for a deletion). */
   policyWrites: { permissionSetArn: string; inlinePolicy: string | null }[];
 }
@@ -140,7 +140,7 @@ class FaultProxyServer {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const rule = op ? this.take(op) : undefined;
     if (op === 'CreateAccountAssignment' || op === 'DeleteAccountAssignment' || op === 'ProvisionPermissionSet') {
-      const call = { at: performance.now() - this.calls[0].at, op, account: String(JSON.parse(Buffer.concat(chunks).toString('utf8')).TargetId), answered: false };
+      const call = { at: performance.now() - this.calls[0].at, epochMs: Date.now(), op, account: String(JSON.parse(Buffer.concat(chunks).toString('utf8')).TargetId), answered: false };
       this.assignmentCalls.push(call);
       res.on('close', () => (call.answered = res.writableFinished));
     }
