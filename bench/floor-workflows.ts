@@ -3,7 +3,7 @@
 // extension and activation floors ask of Temporal. `floorTimerWorkflow` is what any expiry needs
 // of it: a timer that fires, then the end; `floorEndAccessWorkflow` the least an expiry that ends
 // access can be. Deterministic code only (bundled by the floor worker).
-import { allHandlersFinished, condition, defineQuery, defineUpdate, proxyLocalActivities, setHandler, sleep } from '@temporalio/workflow';
+import { allHandlersFinished, condition, defineQuery, defineUpdate, proxyActivities, proxyLocalActivities, setHandler, sleep } from '@temporalio/workflow';
 
 /** The floor worker's activities (bench/floor.ts). */
 export interface FloorActivities {
@@ -11,7 +11,8 @@ export interface FloorActivities {
   endAccess(region: number, account: string): Promise<void>;
 }
 
-const { endAccess } = proxyLocalActivities<FloorActivities>({ startToCloseTimeout: '30 seconds' });
+const local = proxyLocalActivities<FloorActivities>({ startToCloseTimeout: '30 seconds' });
+const scheduled = proxyActivities<FloorActivities>({ startToCloseTimeout: '30 seconds' });
 
 export const floorStateQuery = defineQuery<unknown>('state');
 export const touchUpdate = defineUpdate<null>('touch');
@@ -46,5 +47,15 @@ export async function floorTimerWorkflow(dueMs: number): Promise<void> {
  */
 export async function floorEndAccessWorkflow(input: { dueMs: number; region: number; account: string }): Promise<void> {
   await sleep(Math.max(1, input.dueMs - Date.now()));
-  await endAccess(input.region, input.account);
+  await local.endAccess(input.region, input.account);
+}
+
+/**
+ * The same with an ordinary activity: scheduled by the timer's task, its result seen by a second
+ * task that ends the run. The least an expiry can be whose AWS call follows the task that decided
+ * it (a local activity's runs before that task is accepted: lifecycle.ts, endAtExpiry).
+ */
+export async function floorEndAccessByActivityWorkflow(input: { dueMs: number; region: number; account: string }): Promise<void> {
+  await sleep(Math.max(1, input.dueMs - Date.now()));
+  await scheduled.endAccess(input.region, input.account);
 }

@@ -411,27 +411,6 @@ describe('request pacing', function () {
     assert.deepEqual(went, ['creation 1', 'deletion', 'creation 2', 'creation 3']);
   });
 
-  it('pacer and semaphore say whether a call asked now would go at once (what an expiry in its own workflow task asks)', async function () {
-    const pace = pacer(2, 1000);
-    assert.equal(pace.waitMs(), 0, 'idle: at once');
-    const first = pace();
-    // After an idle spell the first call may take half a spacing (250 ms) of the time it had.
-    assert.ok(pace.waitMs() > 0 && pace.waitMs() <= 500, `the next goes within a spacing (500 ms): ${pace.waitMs()}`);
-    const second = pace();
-    assert.ok(pace.waitMs() > 500, `one waiting ahead adds a spacing: ${pace.waitMs()}`);
-    await Promise.all([first, second]);
-    assert.equal(pacer(() => 0).waitMs(), Infinity, 'a limit of 0 lets nothing go');
-
-    const limit = semaphore(1);
-    assert.equal(limit.free(), true);
-    let release!: () => void;
-    const held = limit(() => new Promise<void>((resolve) => (release = resolve)));
-    assert.equal(limit.free(), false, 'its one slot is held');
-    release();
-    await held;
-    assert.equal(limit.free(), true);
-  });
-
   it('semaphore hands a freed slot to a waiting deletion first', async function () {
     const limit = semaphore(1);
     const went: string[] = [];

@@ -48,25 +48,6 @@ describe('crashes and restarts', function () {
     assert.equal(await world.assignments(account), 0);
   });
 
-  it('a worker killed while the deprovisioning activity deletes, after the deletion in the expiry’s own task failed, leaves no assignment', async () => {
-    const account = world.freshAccount();
-    const reply = await world.ensure(account, 5);
-    assert.equal(reply.status, 200, JSON.stringify(reply.body));
-    const active = await grantIn(account, 'active');
-    // The local attempt's five SDK attempts fail; the activity's deletion reaches moto, whose answer is held.
-    world.failNext('DeleteAccountAssignment', 5);
-    assert.equal(await world.killWorkerDuring(['DeleteAccountAssignment']), 'DeleteAccountAssignment');
-    assert.equal(await world.assignments(account), 0, 'moto deleted it; the worker never heard');
-    await world.worker.start();
-
-    const expired = await grantIn(account, 'expired');
-    assert.equal(expired.expiresAt, active.expiresAt);
-    assert.equal(await world.assignments(account), 0);
-    const after = await world.afterExpiryTimer(account);
-    assert.equal(after.localActivities, 1, 'the deletion was tried in the timer’s task first');
-    assert.ok(after.activities.includes('deleteAssignment'), `then by the deprovisioning activity: ${after.activities}`);
-  });
-
   it('a worker killed while adding and while removing a group membership leaves exactly the right memberships', async () => {
     const groupIn = (status: string) =>
       eventually(`the group grant to be ${status}`, async () => {

@@ -204,9 +204,8 @@ describe('POST /v1/access/ensure', function () {
     const expired = await grantReaching(active.id, 'expired');
     assert.equal(expired.expires_at, active.expires_at);
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
-    // Ended in the timer's own workflow task: the deletion and the audit events in one local
-    // activity, the run completed in the same task.
-    assert.deepEqual(await afterExpiryTimer(active.id), { workflowTasks: 1, activities: [], localActivities: 1, completed: true });
+    // Ended by one activity (the deletion, then the audit events), the run completed in the task that saw it done.
+    assert.deepEqual(await afterExpiryTimer(active.id), { workflowTasks: 2, activities: ['endAccess'], completed: true });
     await recordHistory('activate-then-expire', active.id);
 
     const next = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 }]);
@@ -236,8 +235,8 @@ describe('POST /v1/access/ensure', function () {
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1, 'no second assignment');
     await grantReaching(active.id, 'expired');
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1, 'the pre-existing assignment is still there');
-    // Nothing to delete: the local activity writes the events only, in the timer's task.
-    assert.deepEqual(await afterExpiryTimer(active.id), { workflowTasks: 1, activities: [], localActivities: 1, completed: true });
+    // Nothing to delete: the one activity writes the events only.
+    assert.deepEqual(await afterExpiryTimer(active.id), { workflowTasks: 2, activities: ['endAccess'], completed: true });
     await recordHistory('preexisting-assignment', active.id);
   });
 });

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type { GrantView } from '../src/domain/grant';
 import type { FaultRule } from './support/fault-proxy';
-import { afterExpiryTimer, assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, recordHistory, target } from './support/world';
+import { assignmentsOf, call, current, ensure, eventually, freshAccount, grantReaching, target } from './support/world';
 
 const ROLE = 'ReadOnlyAccess';
 
@@ -98,21 +98,6 @@ describe('faults at the provider', function () {
       assert.equal(await proxy().count(op), calls, `${op} calls`);
     });
   }
-
-  it('a deletion that fails in the expiry’s own workflow task is made by the deprovisioning activity, which looks first', async () => {
-    const account = freshAccount();
-    const grant = await activate(account, 3);
-    await grantReaching(grant.id, 'active', 'fay');
-    // Every attempt the SDK makes inside the local activity (5) fails; the activity's succeeds.
-    await proxy().on('DeleteAccountAssignment', { status: 500, times: 5 });
-    await grantReaching(grant.id, 'expired', 'fay', 60_000);
-    assert.equal(await assignmentsOf('fay', account, ROLE), 0);
-    const after = await afterExpiryTimer(grant.id);
-    assert.equal(after.localActivities, 1, 'tried in the timer’s task first');
-    assert.deepEqual(after.activities.filter((a) => a === 'deleteAssignment'), ['deleteAssignment'], 'then one deprovisioning activity');
-    assert.equal(await proxy().count('DeleteAccountAssignment'), 6, 'five failed attempts, then one deletion');
-    await recordHistory('expire-deletion-falls-back', grant.id);
-  });
 
   it('when deletion keeps failing, the grant stays active with a diagnostic until the assignment is gone, then expires', async () => {
     const account = freshAccount();

@@ -51,14 +51,16 @@ const OTHER_HISTORIES = [
   'group-activate-expire',
   'group-request-approve-revoke',
   'group-reconcile-removes-leftover',
-  'expire-deletion-falls-back',
-  // Expiries as 1.2 ended them (three workflow tasks), before 1.3 ended them in the timer's own.
+  // Expiries and extensions as 1.2 made them, before 1.3 ended an expiry with one activity and
+  // handed an extension's audit event to the API.
   'activate-then-expire-1.2',
   'activate-extend-expire-1.2',
   'audit-activate-expire-1.2',
   'group-activate-expire-1.2',
   'notify-activate-warn-extend-expire-1.2',
   'preexisting-assignment-1.2',
+  'audit-extend-cancel-1.2',
+  'extensions-continue-as-new-1.2',
 ];
 /**
  * Recorded under 1.0 while their runs were still open (before recordRun waited for the close):

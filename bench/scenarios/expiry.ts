@@ -25,7 +25,7 @@ export const scenario: Scenario = {
     const grants = Math.min(...runs.map((r) => r.grants));
     const what = `${grants} expiring together (${runs.length} runs)`;
     const everyDeleted = runs.every((r) => r.deleted === r.grants);
-    const lags = (key: 'lagSeconds' | 'endAccessFloor' | 'bareTimers') => {
+    const lags = (key: 'lagSeconds' | 'endAccessFloor' | 'endAccessLocalFloor' | 'bareTimers') => {
       const of = (r: any) => (key === 'lagSeconds' ? r.lagSeconds : r[key].lagSeconds);
       return `${med((r) => of(r).p50)} / ${med((r) => of(r).p99)} / ${med((r) => of(r).max)} s`;
     };
@@ -33,10 +33,18 @@ export const scenario: Scenario = {
       ...(['p50', 'p99'] as const).map((p) => [
         `${what}: lag ${p}`,
         `${med((r) => r.lagSeconds[p])} s`,
-        `${med((r) => r.endAccessFloor.lagSeconds[p])} s (timers spread alike, each ending access)`,
+        `${med((r) => r.endAccessFloor.lagSeconds[p])} s (timers spread alike, each ending access by an activity)`,
         ratios((r) => r.ratios.endAccess[p]),
         '≤ 1.3x',
         yes(median(runs.map((r) => r.ratios.endAccess[p])) <= 1.3 && everyDeleted),
+      ]),
+      ...(['p50', 'p99'] as const).map((p) => [
+        `${what}: lag ${p}, ratio to timers ending access by a local activity`,
+        `${med((r) => r.lagSeconds[p])} s`,
+        `${med((r) => r.endAccessLocalFloor.lagSeconds[p])} s (the same, in the timer's own task)`,
+        ratios((r) => r.ratios.endAccessLocal[p]),
+        '',
+        '',
       ]),
       ...(['p50', 'p99'] as const).map((p) => [
         `${what}: lag ${p}, ratio to bare timers`,
@@ -47,7 +55,8 @@ export const scenario: Scenario = {
         '',
       ]),
       [`${what}: lag p50 / p99 / max`, lags('lagSeconds'), `${quotaFloorSeconds(grants, s.instances, s.callsPerSecond)} s (provider quota)`, '', '', ''],
-      [`${grants} timers spread as the grants' expires_at, each one DeleteAccountAssignment in a local activity: due to the call, p50 / p99 / max`, lags('endAccessFloor'), '', '', '', ''],
+      [`${grants} timers spread as the grants' expires_at, each one DeleteAccountAssignment in an activity: due to the call, p50 / p99 / max`, lags('endAccessFloor'), '', '', '', ''],
+      [`${grants} timers spread alike, each one DeleteAccountAssignment in a local activity: due to the call, p50 / p99 / max`, lags('endAccessLocalFloor'), '', '', '', ''],
       [`${runs[0].bareTimers.workflows} bare Temporal timers due together: due to close, p50 / p99 / max`, lags('bareTimers'), '', '', '', ''],
     ];
   },
@@ -105,9 +114,9 @@ async function run(b: Bench) {
    * DeleteAccountAssignment in a local activity (so in the timer's own workflow task) through the
    * same proxy as the grants, on accounts of its own; from the due time to the call's arrival.
    */
-  async function endAccessFloor(offsetsMs: number[], run: number) {
+  async function endAccessFloor(offsetsMs: number[], run: number, by: 'local activity' | 'activity') {
     const n = offsetsMs.length;
-    const accounts = offsetsMs.map((_, i) => String(870_000_000_000 + run * settings.expiring + i));
+    const accounts = offsetsMs.map((_, i) => String((by === 'activity' ? 880_000_000_000 : 870_000_000_000) + run * settings.expiring + i));
     // The assignments it removes, made beforehand straight in moto (not measured).
     await closedLoop(n, 16, async (i) => {
       const t = tenantOf(i);
@@ -119,7 +128,7 @@ async function run(b: Bench) {
     const startedAt = Date.now();
     const dueMs = startedAt + 20_000;
     await closedLoop(n, 20, async (i) => {
-      await temporal.workflow.start('floorEndAccessWorkflow', {
+      await temporal.workflow.start(by === 'activity' ? 'floorEndAccessByActivityWorkflow' : 'floorEndAccessWorkflow', {
         taskQueue: FLOOR_TASK_QUEUE,
         workflowId: `floor-end-access/${startedAt}/${i}`,
         args: [{ dueMs: dueMs + offsetsMs[i], region: i % tenants.length, account: accounts[i] }],
@@ -156,15 +165,23 @@ async function run(b: Bench) {
       const grants = await expiringGrants(run, waveSeconds, percentile(calibration, 50) / 1000);
       const first = Math.min(...grants.expiresAt);
       const offsets = grants.expiresAt.map((at) => at - first);
-      log(`expiry: the floor, ${offsets.length} timers each ending access, spread over ${grants.expiresAtSpreadMs} ms`);
-      const endAccess = await endAccessFloor(offsets, run);
-      log('expiry: end-access floor', JSON.stringify(endAccess));
+      log(`expiry: the floors, ${offsets.length} timers each ending access, spread over ${grants.expiresAtSpreadMs} ms`);
+      const endAccess = await endAccessFloor(offsets, run, 'activity');
+      log('expiry: end-access floor (an activity)', JSON.stringify(endAccess));
+      const endAccessLocal = await endAccessFloor(offsets, run, 'local activity');
+      log('expiry: end-access floor (a local activity)', JSON.stringify(endAccessLocal));
       log(`expiry: ${n} bare timers due in the same second`);
       const bareTimers = await timerFloor(n);
       log('expiry: bare timers', JSON.stringify(bareTimers));
       const { expiresAt: _, ...measured } = grants;
       const ratio = (floor: { p50: number; p99: number }) => ({ p50: round(grants.lagSeconds.p50 / floor.p50, 2), p99: round(grants.lagSeconds.p99 / floor.p99, 2) });
-      runs.push({ ...measured, endAccessFloor: endAccess, bareTimers, ratios: { endAccess: ratio(endAccess.lagSeconds), bareTimers: ratio(bareTimers.lagSeconds) } });
+      runs.push({
+        ...measured,
+        endAccessFloor: endAccess,
+        endAccessLocalFloor: endAccessLocal,
+        bareTimers,
+        ratios: { endAccess: ratio(endAccess.lagSeconds), endAccessLocal: ratio(endAccessLocal.lagSeconds), bareTimers: ratio(bareTimers.lagSeconds) },
+      });
     }
     return { asked: n, instances: tenants.length, runs };
   }

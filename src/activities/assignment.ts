@@ -21,8 +21,6 @@ export interface AssignmentRef {
   expiredAt?: string;
   /** The grant's id, when a grant asks: its sessions' end is put on record under it. */
   grantId?: string;
-  /** A deletion already tried (in the expiry's workflow task, lifecycle.ts): looked for first, as on a retry. */
-  triedBefore?: boolean;
 }
 
 /** What provisionAssignment found before creating anything: the grant's to remove, or not. */

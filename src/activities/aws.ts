@@ -173,7 +173,7 @@ const RECHECK_MS = 250;
  * due meanwhile: no window of `windowMs` less half a spacing holds more than `perSecond` calls. A
  * limit read afresh (a worker's share) holds from the next call on; while it is 0, nothing goes.
  */
-export function pacer(perSecond: Limit, windowMs = 1000 + WIRE_SLACK_MS): (() => Promise<void>) & { waitMs: () => number } {
+export function pacer(perSecond: Limit, windowMs = 1000 + WIRE_SLACK_MS): () => Promise<void> {
   const waiting = new PriorityLine();
   let timer: NodeJS.Timeout | undefined;
   let nextAt = -Infinity; // when the next call may go
@@ -195,26 +195,18 @@ export function pacer(perSecond: Limit, windowMs = 1000 + WIRE_SLACK_MS): (() =>
       waiting.shift()!();
     }
   };
-  const pace = () =>
+  return () =>
     new Promise<void>((resolve) => {
       waiting.push(resolve);
       if (!timer) release();
     });
-  /** How long a call asked for now would wait: 0 when it goes at once, Infinity while the limit is 0. */
-  const waitMs = (): number => {
-    const limit = current(perSecond);
-    if (limit <= 0) return Infinity;
-    // Those already waiting go first, a spacing each.
-    return Math.max(0, nextAt - performance.now()) + waiting.length * (windowMs / limit);
-  };
-  return Object.assign(pace, { waitMs });
 }
 
 /**
  * At most `limit` holders at once; the rest wait, deletions first, then in order. `onWaiting` hears
  * how many wait, each time that changes.
  */
-export function semaphore(limit: Limit, onWaiting: (waiting: number) => void = () => {}): (<T>(fn: () => Promise<T>) => Promise<T>) & { free: () => boolean } {
+export function semaphore(limit: Limit, onWaiting: (waiting: number) => void = () => {}): <T>(fn: () => Promise<T>) => Promise<T> {
   let active = 0;
   const waiting = new PriorityLine();
   let timer: NodeJS.Timeout | undefined;
@@ -232,7 +224,7 @@ export function semaphore(limit: Limit, onWaiting: (waiting: number) => void = (
       }, RECHECK_MS);
     }
   };
-  const hold = async <T>(fn: () => Promise<T>): Promise<T> => {
+  return async (fn) => {
     if (waiting.length === 0 && active < current(limit)) active++;
     else {
       const admitted = new Promise<void>((resolve) => waiting.push(resolve));
@@ -247,8 +239,6 @@ export function semaphore(limit: Limit, onWaiting: (waiting: number) => void = (
       admit();
     }
   };
-  /** Whether a holder asking now would go at once. */
-  return Object.assign(hold, { free: () => waiting.length === 0 && active < current(limit) });
 }
 
 /** One permission set of an instance: its name, ARN, description and session duration. */

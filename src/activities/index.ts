@@ -49,13 +49,6 @@ export type GrantActivities = ReturnType<typeof createActivities>;
 const PERMISSION_SETS_TTL_MS = 5 * 60_000;
 
 /**
- * The longest an expiry ended inside its workflow task may wait for the instance's pacing (one
- * spacing at 18 calls a second is 61 ms): longer, and the task would hold a workflow slot while
- * it waits, so the deletion goes to an activity instead.
- */
-const DELETION_WAIT_IN_TASK_MS = 100;
-
-/**
  * Added to a grant's session cut-off: a session AWS stamped a moment after the deletion (its clock
  * a little ahead of ours) is still denied. A session issued that late cannot be from the grant.
  */
@@ -88,7 +81,7 @@ export function createActivities(
   { client, metrics, quota, writeAuditEvents }: { client?: Client; metrics?: WorkerMetrics; quota?: QuotaShare; writeAuditEvents?: (records: AuditRecord[]) => Promise<void> } = {},
 ) {
   const tenants = new Map<string, Tenant>();
-  const instances = new Map<string, { pace: () => Promise<void>; inFlight: ReturnType<typeof semaphore>; deletionGoesNow: () => boolean }>();
+  const instances = new Map<string, { pace: () => Promise<void>; inFlight: ReturnType<typeof semaphore> }>();
   const permissionSets = new Map<string, PermissionSetListing>();
   const organizations = new OrganizationMaps(() => client ?? failNoClient(), () => env.organizationCheckMs);
 
@@ -119,11 +112,9 @@ export function createActivities(
       const shared = pacer(callsNow);
       // Reconciliation's calls first wait for its share, then for the instance's pacer (last in line).
       const reconcileShare = pacer(() => callsNow() * share);
-      const inFlight = quota ? semaphore(() => quota.of(operations), waiting) : semaphore(operations, waiting);
       limits = {
         pace: () => (inReconciliation() ? reconcileShare().then(shared) : shared()),
-        inFlight,
-        deletionGoesNow: () => inFlight.free() && shared.waitMs() <= DELETION_WAIT_IN_TASK_MS,
+        inFlight: quota ? semaphore(() => quota.of(operations), waiting) : semaphore(operations, waiting),
       };
       instances.set(aws.sso_instance_arn, limits);
     }
@@ -391,26 +382,18 @@ export function createActivities(
       ),
 
     /**
-     * An expiry ended in the workflow task its timer fired in (a local activity: lifecycle.ts,
-     * endInThisTask): the deletion, then the grant's last audit events. Nothing is done, and
-     * `ended` is false, when the deletion would wait for the instance's pacing or an in-flight
-     * slot: the workflow task would wait with it, so the workflow takes the deprovisioning
-     * activity instead. The events are written after the deletion (they never delay it); if they
-     * fail, `audited` is false and the workflow's outbox writes them. `deprovisioned` is dated
-     * `endedAt`, when the deletion was confirmed (by this worker's clock, never before the events
-     * it follows). Without `ref` (an assignment that existed before the grant) only `events` are
-     * written.
+     * A grant's end at expiry (lifecycle.ts, endAtExpiry): the deletion (without `ref`, an
+     * assignment that existed before the grant, none), then the grant's last audit events, which
+     * never delay it. `deprovisioned` is dated `endedAt`, when the deletion was confirmed (never
+     * before the events it follows). `audited` is false when the store failed: the workflow's
+     * outbox then writes them, and a retry of this activity for its events alone never happens.
      */
-    async endAccess({ ref, events, deprovisioned }: { ref?: AssignmentRef; events: AuditRecord[]; deprovisioned?: AuditRecord }): Promise<{ ended: boolean; audited: boolean; endedAt?: string; sessionCutoff?: string }> {
-      let sessionCutoff: string | undefined;
-      if (ref) {
-        if (!limitsOf(tenantOf(ref.tenantId).aws).deletionGoesNow()) return { ended: false, audited: false };
-        ({ sessionCutoff } = await grantActivities.deleteAssignment(ref));
-      }
+    async endAccess({ ref, events, deprovisioned }: { ref?: AssignmentRef; events: AuditRecord[]; deprovisioned?: AuditRecord }): Promise<{ audited: boolean; endedAt: string; sessionCutoff?: string }> {
+      const { sessionCutoff } = ref ? await grantActivities.deleteAssignment(ref) : {};
       const endedAt = new Date(Math.max(Date.now(), ...events.map((e) => Date.parse(e.at) + 1))).toISOString();
       const all = deprovisioned ? [...events, { ...deprovisioned, at: endedAt }] : events;
-      const audited = writeAuditEvents !== undefined && (await writeAuditEvents(all).then(() => true, () => false));
-      return { ended: true, audited, endedAt, ...(sessionCutoff && { sessionCutoff }) };
+      const audited = writeAuditEvents !== undefined && (await heartbeating(() => writeAuditEvents(all)).then(() => true, () => false));
+      return { audited, endedAt, ...(sessionCutoff && { sessionCutoff }) };
     },
 
     /** `sessionCutoff`: the tenant ends sessions too (`aws.revoke_sessions`), and this moment's cut-off was handed to the permission set's workflow. */
@@ -547,9 +530,8 @@ export function createActivities(
       throw err;
     }
     // First attempt: delete straight away (a missing assignment is handled below). A retry looks
-    // first, as does the activity after an attempt in the workflow task (`triedBefore`). One paced
-    // call per expiry instead of two, which is what bounds a fleet's expiry lag.
-    if (!(firstAttempt() && ref.ids && !ref.triedBefore) && !(await exists(resolved, ref.accountId))) return resolved;
+    // first. One paced call per expiry instead of two, which is what bounds a fleet's expiry lag.
+    if (!(firstAttempt() && ref.ids) && !(await exists(resolved, ref.accountId))) return resolved;
     const { sso, aws } = resolved.tenant;
     let deletedAt: Date | undefined;
     await limitsOf(aws).inFlight(async () => {

@@ -78,6 +78,9 @@ type Found = GrantState | null | undefined;
 const SEEN_FOR_MS = 5 * 60_000;
 
 /** Writes an audit event; never throws (a failure is counted and logged by whoever made it). */
+/** How long an extension's answer waits for its audit event's write (the grant writes it later regardless). */
+const HANDED_OFF_WAIT_MS = 1_000;
+
 export type RecordAudit = (record: AuditRecord) => Promise<void>;
 
 export class EnsureService {
@@ -186,11 +189,13 @@ export class EnsureService {
 
   /**
    * The audit events the grant handed back (an extension's), written before the call answers, so
-   * the trail shows them at once. A write that fails is only logged: the grant writes them too at
-   * its next wake, at the latest when it ends.
+   * the trail shows them at once; the answer waits a second at most. A write that fails is only
+   * logged: the grant writes them too at its next wake, at the latest when it ends.
    */
   private async writeHandedOff(outcome: EnsureOutcome): Promise<void> {
-    if (outcome.audit?.length) await Promise.all(outcome.audit.map((record) => this.recordAudit(record)));
+    if (!outcome.audit?.length) return;
+    const written = Promise.all(outcome.audit.map((record) => this.recordAudit(record)));
+    await Promise.race([written, new Promise((resolve) => setTimeout(resolve, HANDED_OFF_WAIT_MS).unref())]);
   }
 
   /**

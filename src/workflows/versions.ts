@@ -9,8 +9,8 @@ export const versions = {
   sessionsPerAccount: () => patched('1.2-sessions-per-account'),
   /** 1.2: a scheduled grant's start is decided again by today's policies before anything is made. */
   scheduledStartCheck: () => patched('1.2-scheduled-start-check'),
-  /** 1.3: an expiry ends in its timer's workflow task (a local activity deletes and writes the audit events) where it can. */
-  expiryInOneTask: () => patched('1.3-expiry-in-one-task'),
+  /** 1.3: an expiry ends with one activity (the deletion, then the last audit events), and the run completes in the task that sees it done. */
+  expiryInOneActivity: () => patched('1.3-expiry-in-one-activity'),
   /** 1.3: an extension's audit event is written by the API from the update's answer; the workflow writes it at its next wake. */
   extensionAuditByCaller: () => patched('1.3-extension-audit-by-caller'),
 };

@@ -16,7 +16,6 @@ import { grantStateQuery } from '../../src/workflows/messages';
 import { awsClientConfig, repoRoot, type Stack, startStack } from '../../scripts/stack';
 import { apiProcess, type ServiceProcess, workerProcess } from './processes';
 import { assertEngine, claimedStore, engineOf } from './engine';
-import { type AfterExpiry, afterLastTimer } from './history';
 
 export const CRASH_TENANT = { id: '3c9a1f52-7d4e-4b8a-9f10-2e6d5c4b3a21', name: 'crash' };
 const ALICE = { sub: 'alice', email: 'alice@example.com', groups: ['engineering'] };
@@ -32,8 +31,6 @@ class HoldingProxy {
   readonly url: string;
   /** Calls that reached it, by operation. */
   readonly calls = new Map<string, number>();
-  /** Calls to answer with an HTTP 500 (never sent to moto), by operation. */
-  readonly failing = new Map<string, number>();
 
   private constructor(
     private readonly server: http.Server,
@@ -43,14 +40,6 @@ class HoldingProxy {
     server.on('request', (req, res) => {
       const operation = String(req.headers['x-amz-target'] ?? '').split('.').pop() ?? '';
       this.calls.set(operation, (this.calls.get(operation) ?? 0) + 1);
-      const failures = this.failing.get(operation) ?? 0;
-      if (failures > 0) {
-        this.failing.set(operation, failures - 1);
-        res.writeHead(500, { 'content-type': 'application/x-amz-json-1.1' });
-        res.end(JSON.stringify({ __type: 'InternalServerException', message: 'failed by the test' }));
-        req.resume();
-        return;
-      }
       const forward = http.request(`${upstream}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
         const chunks: Buffer[] = [];
         answer.on('data', (c: Buffer) => chunks.push(c));
@@ -142,10 +131,7 @@ export interface CrashWorld {
    * before the answer reaches it. Returns the operation.
    */
   killWorkerDuring(operations: string[], timeoutMs?: number): Promise<string>;
-  /** The next `times` calls to `operation` answer HTTP 500 and never reach moto. */
-  failNext(operation: string, times: number): void;
-  /** What the grant's last run did once its expiry timer fired: its workflow tasks, activities scheduled, local activities run. */
-  afterExpiryTimer(account: string): Promise<AfterExpiry>;
+
   /** With `group: true`: POST /v1/access/ensure as alice for membership of CRASH_GROUP. */
   ensureGroup(durationSeconds: number): Promise<Reply<{ grants: GrantView[] }>>;
   /** alice's memberships of CRASH_GROUP, as moto holds them (read past the proxy). */
@@ -275,8 +261,6 @@ export async function startCrashWorld(
       },
       workflowId,
       awsCalls: () => Object.fromEntries(proxy.calls),
-      failNext: (operation, times) => void proxy.failing.set(operation, times),
-      afterExpiryTimer: async (account) => afterLastTimer((await temporal.workflow.getHandle(workflowId(account)).fetchHistory()).events ?? []),
       async state(account) {
         try {
           return await temporal.workflow.getHandle(workflowId(account)).query(grantStateQuery);

@@ -18,7 +18,6 @@ import type { ReconcileReport, reconcileWorkflow } from '../../src/workflows/rec
 import { type EnsureRequest, grantWorkflowId, type GrantView } from '../../src/domain/grant';
 import type { WorkerMetrics } from '../../src/metrics';
 import { FaultProxy } from './fault-proxy';
-import { type AfterExpiry, afterLastTimer } from './history';
 import { OutageProxy } from './outage-proxy';
 import { awsClientConfig, repoRoot, type Stack, startLocalServices, startStack } from '../../scripts/stack';
 import { startWebhookReceiver, type WebhookReceiver } from './webhooks';
@@ -735,8 +734,11 @@ export async function recordHistory(name: string, grantId: string, run: 'last' |
   await recordRun(name, `AccessGrantId = '${grantId}'${which}`);
 }
 
-/** What a grant's last run did once its expiry timer fired (test/support/history.ts). */
-export async function afterExpiryTimer(grantId: string): Promise<AfterExpiry> {
+/**
+ * What a grant's last run did once its expiry timer fired, from its history: the workflow tasks
+ * and activities (by type) an expiry costs, and whether the run completed.
+ */
+export async function afterExpiryTimer(grantId: string): Promise<{ workflowTasks: number; activities: string[]; completed: boolean }> {
   const temporal = current().temporal;
   const run = await eventually(
     `the closed run of grant ${grantId}`,
@@ -746,7 +748,15 @@ export async function afterExpiryTimer(grantId: string): Promise<AfterExpiry> {
     },
     60_000,
   );
-  return afterLastTimer((await temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? []);
+  const events = (await temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? [];
+  const fired = events.map((e) => e.timerFiredEventAttributes != null).lastIndexOf(true);
+  assert.ok(fired >= 0, `no timer fired in grant ${grantId}'s run`);
+  const after = events.slice(fired);
+  return {
+    workflowTasks: after.filter((e) => e.workflowTaskCompletedEventAttributes).length,
+    activities: after.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : [])),
+    completed: after.some((e) => e.workflowExecutionCompletedEventAttributes),
+  };
 }
 
 /**

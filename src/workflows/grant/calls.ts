@@ -1,5 +1,5 @@
 // The activities a grant calls, each with the timeouts and retries its part of the lifecycle needs.
-import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type { GrantActivities } from '../../activities';
 import type { AuditActivities } from '../../activities/audit';
 import type { NotifyActivities } from '../../activities/notify';
@@ -36,14 +36,6 @@ export const deprovisioning = proxyActivities<GrantActivities>({
   // would cut a look that waits long for the pacer.
   heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 2 },
-});
-
-// An expiry ended in its timer's workflow task (lifecycle.ts, endInThisTask): one attempt, done
-// well within the task's own timeout (10 s), waiting for a local slot included; whatever does not
-// finish by then goes to `deprovisioning`, which looks first.
-export const endingInTask = proxyLocalActivities<GrantActivities>({
-  scheduleToCloseTimeout: '4 seconds',
-  retry: { maximumAttempts: 1 },
 });
 
 // Notifications are best effort and bounded: a dead webhook is given up after 30 seconds (so a

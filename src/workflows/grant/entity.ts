@@ -1,7 +1,7 @@
 // The grant as an entity: its state, and one method per message that changes it. Every message
 // method but `reconcile` is synchronous, so no two of them ever interleave; `reconcile` only
 // waits for the main sequence (lifecycle.ts), which does the work.
-import { ApplicationFailure, CancellationScope, condition, log, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, log, uuid4 } from '@temporalio/workflow';
 import {
   alreadyDecided,
   approvedAsAnother,
@@ -34,8 +34,6 @@ export class Grant extends GrantRecord {
   sessionsRevokedAt: string | null = null;
   /** The moment the permission set's workflow wrote for the grant's user and account. */
   sessionsIssuedBefore: string | null = null;
-  /** The history length at the workflow task that last accepted an update (see updateAcceptedInThisTask). */
-  private updateAcceptedAt = -1;
 
   // ---- Messages ----
 
@@ -208,16 +206,6 @@ export class Grant extends GrantRecord {
 
   reconcilePending(): boolean {
     return this.reconcileServed < this.reconcileAsked;
-  }
-
-  /** Called by every update's handler: the task it runs in carries the update's acceptance. */
-  updateAccepted(): void {
-    this.updateAcceptedAt = workflowInfo().historyLength;
-  }
-
-  /** Whether this workflow task accepted an update (the history length is the task's; the same on replay). */
-  updateAcceptedInThisTask(): boolean {
-    return this.updateAcceptedAt === workflowInfo().historyLength;
   }
 
   // ---- Inside the messages ----

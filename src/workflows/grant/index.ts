@@ -18,6 +18,7 @@ import {
 } from '../messages';
 import { Grant } from './entity';
 import { lifecycle } from './lifecycle';
+import { memoOf } from './view';
 
 export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantState> {
   const grant = new Grant(input);
@@ -31,17 +32,12 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
       if (grant.publishes === before) grant.publishChanges();
       return result;
     };
-  const accepted =
-    <A extends unknown[], R>(handle: (...args: A) => R) =>
-    (...args: A): R => {
-      grant.updateAccepted();
-      return handle(...args);
-    };
   setHandler(grantStateQuery, () => grant.state);
-  setHandler(ensureUpdate, accepted(shown((req) => grant.ensure(req))), { validator: (req) => grant.validateEnsure(req) });
-  setHandler(reviewUpdate, accepted(shown((r) => grant.review(r))), { validator: (r) => grant.validateReview(r) });
-  setHandler(revokeUpdate, accepted(shown((r) => grant.revoke(r))), { validator: (r) => grant.validateRevoke(r) });
-  setHandler(reconcileUpdate, accepted(() => grant.reconcile()), { validator: () => grant.validateReconcile() });
+  // The answer carries the state as the memo shows it: the events still to write go in `audit` only.
+  setHandler(ensureUpdate, shown((req) => (({ state, ...outcome }) => ({ ...outcome, state: memoOf(state) }))(grant.ensure(req))), { validator: (req) => grant.validateEnsure(req) });
+  setHandler(reviewUpdate, shown((r) => grant.review(r)), { validator: (r) => grant.validateReview(r) });
+  setHandler(revokeUpdate, shown((r) => grant.revoke(r)), { validator: (r) => grant.validateRevoke(r) });
+  setHandler(reconcileUpdate, () => grant.reconcile(), { validator: () => grant.validateReconcile() });
   setHandler(approveSignal, shown((r) => grant.operatorReview('approve', r)));
   setHandler(denySignal, shown((r) => grant.operatorReview('deny', r)));
   setHandler(revokeSignal, shown((r) => void grant.revoke(r, true)));

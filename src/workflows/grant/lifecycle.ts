@@ -5,7 +5,7 @@ import { allHandlersFinished, condition, continueAsNew, sleep, workflowInfo } fr
 import type { AssignmentLookup } from '../../activities';
 import type { AuditActor } from '../../domain/audit';
 import { type GrantState, sessionMayOutliveGrant } from '../../domain/grant';
-import { deciding, deprovisioning, endingInTask, provisioning, restoring } from './calls';
+import { deciding, deprovisioning, provisioning, restoring } from './calls';
 import type { Grant } from './entity';
 import { now } from './record';
 import { lookupOf, providerReason } from './failures';
@@ -232,17 +232,12 @@ async function close(grant: Grant): Promise<void> {
   grant.reconciled = { outcome: 'ended' };
   grant.reconcileServed = grant.reconcileAsked;
   state.closing = true;
-  const endedAt = now().toISOString();
-  let triedBefore = false;
-  if (!state.revocation && !grant.updateAcceptedInThisTask() && versions.expiryInOneTask()) {
-    const tried = await endInThisTask(grant);
-    if (tried === 'ended') return;
-    triedBefore = tried === 'failed';
-  }
-  grant.outbox.writeHandedOff();
   grant.publish();
+  const endedAt = now().toISOString();
+  if (!state.revocation && versions.expiryInOneActivity()) return endAtExpiry(grant, endedAt);
+  grant.outbox.writeHandedOff();
   // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
-  const deleted = state.assignmentPreexisted ? undefined : await deprovision(grant, state.revocation ? undefined : (state.expiresAt ?? undefined), triedBefore);
+  const deleted = state.assignmentPreexisted ? undefined : await deprovision(grant, state.revocation ? undefined : (state.expiresAt ?? undefined));
   // Both events are written after the deletion, in one batch.
   if (!state.revocation) grant.audit('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted }, { at: endedAt });
   if (!state.assignmentPreexisted) grant.audit('deprovisioned', system('deprovisioning'), { ended: state.revocation ? 'revoked' : 'expired' });
@@ -252,43 +247,29 @@ async function close(grant: Grant): Promise<void> {
 }
 
 /**
- * An expiry in the workflow task its timer fired in: one local activity deletes the assignment and
- * writes the last audit events, the state is shown once, and the run completes in the same task
- * (the activity path takes three tasks, two activities and twice the history and visibility
- * writes: what a burst of expiries queues behind). Never in a task that also accepted an update:
- * a local activity there held back the update's answer under load (issue 24). 'busy' (nothing
- * was tried: the deletion would have waited for the instance's pacing) and 'failed' (it may have
- * begun) leave the state as it was, and close() takes the activity path.
+ * An expiry with one activity (1.3): it deletes the assignment (unless it was there before the
+ * grant), then writes the grant's last audit events, and the run completes in the workflow task
+ * that sees it done: two tasks and one activity, where 1.2 took three tasks and two activities
+ * (a separate activity for the events, and a task for each). The activity is scheduled, so its
+ * effects follow the task that decided the expiry: an update or signal that arrives meanwhile
+ * meets a grant already closing. Events it could not write go to the outbox.
  */
-async function endInThisTask(grant: Grant): Promise<'ended' | 'busy' | 'failed'> {
+async function endAtExpiry(grant: Grant, endedAt: string): Promise<void> {
   const { state } = grant;
   const own = !state.assignmentPreexisted;
-  const numbered = state.auditSequence;
-  const expired = grant.auditRecord('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted });
+  // What extensions handed to their callers goes with them.
+  const events = [...grant.outbox.takeHandedOff(), grant.auditRecord('expired', system('expiry'), { expires_at: state.expiresAt, preexisted: state.assignmentPreexisted }, { at: endedAt })];
   const deprovisioned = own ? grant.auditRecord('deprovisioned', system('deprovisioning'), { ended: 'expired' }) : undefined;
   const ref = own ? { ...grant.assignment(), grantId: state.id, expiredAt: state.expiresAt! } : undefined;
-  // What extensions handed to their callers goes with them: the run ends in this task.
-  const handedOff = state.auditHandedOff ?? [];
-  let done;
-  try {
-    done = await endingInTask.endAccess({ ref, events: [...handedOff, expired], deprovisioned });
-  } catch {
-    done = undefined;
-  }
-  if (!done?.ended) {
-    // The activity path numbers the same events again.
-    state.auditSequence = numbered;
-    return done ? 'busy' : 'failed';
-  }
-  grant.outbox.takeHandedOff();
-  if (!done.audited) {
-    [...handedOff, expired].forEach((e) => grant.outbox.audit(e));
-    if (deprovisioned) grant.outbox.audit({ ...deprovisioned, at: done.endedAt! });
+  // Shown once below, with the grant expired.
+  const ended = await untilRemoved(grant, () => deprovisioning.endAccess({ ref, events, deprovisioned }), false);
+  if (!ended.audited) {
+    events.forEach((e) => grant.outbox.audit(e));
+    if (deprovisioned) grant.outbox.audit({ ...deprovisioned, at: ended.endedAt });
   }
   state.status = 'expired';
   grant.publish();
-  if (done.sessionCutoff) await awaitSessionsEnded(grant, done.sessionCutoff);
-  return 'ended';
+  if (ended.sessionCutoff) await awaitSessionsEnded(grant, ended.sessionCutoff);
 }
 
 /** How long a closed grant's run waits to hear its sessions were ended (a new grant for its key waits for the run, at most 90 s); the permission set's workflow keeps at it regardless. */
@@ -347,13 +328,18 @@ async function restoreAssignment(grant: Grant): Promise<void> {
 }
 
 /** Until the assignment is gone; answers what the deletion says (null from runs recorded before it said anything). */
-async function deprovision(grant: Grant, expiredAt?: string, triedBefore = false): Promise<{ sessionCutoff?: string } | undefined> {
+async function deprovision(grant: Grant, expiredAt?: string): Promise<{ sessionCutoff?: string } | undefined> {
+  return (await untilRemoved(grant, () => deprovisioning.deleteAssignment({ ...grant.assignment(), grantId: grant.state.id, ...(expiredAt && { expiredAt }) }))) ?? undefined;
+}
+
+/** Calls `remove` in rounds until it succeeds; a failing round shows as a diagnostic (and its end, with `showEnd`). */
+async function untilRemoved<T>(grant: Grant, remove: () => Promise<T>, showEnd = true): Promise<T> {
   for (let round = 1; ; round++) {
     try {
-      const deleted = await deprovisioning.deleteAssignment({ ...grant.assignment(), grantId: grant.state.id, ...(expiredAt && { expiredAt }), ...(triedBefore && { triedBefore }) });
+      const removed = await remove();
       grant.state.diagnostics = grant.state.diagnostics.filter((d) => d.code !== 'deprovisioning_retrying');
-      grant.publishChanges();
-      return deleted ?? undefined;
+      if (showEnd) grant.publishChanges();
+      return removed;
     } catch (err) {
       grant.note({
         level: 'warning',
