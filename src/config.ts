@@ -546,14 +546,15 @@ export const env = (() => {
      */
     workerMaxConcurrentActivities: Number(process.env.WORKER_MAX_CONCURRENT_ACTIVITIES ?? 1000),
     /**
-     * How long a workflow task waits on the worker's sticky queue (where the worker that holds the
-     * grant in memory takes it) before Temporal hands it to any worker with its whole history. The
-     * SDK's 10 s is shorter than a burst of expiries takes to drain on two cores: past it, each
-     * late task is timed out and replayed elsewhere, more work exactly when the worker is behind.
-     * Longer costs a worker crash: a task already on a dead worker's sticky queue waits this long
-     * (test/reliability/worker-crashes.test.ts measures it).
+     * How long a workflow task, or a query, waits on the worker's sticky queue (where the worker
+     * that holds the grant in memory takes it) before Temporal hands it to any worker. Set, not
+     * left to the SDK, at the SDK's 10 s: 30 s made a burst's late tasks wait rather than replay
+     * elsewhere, but a query of a grant held by a dead or stalled worker then used the API's whole
+     * 30 s before the normal queue answered it (the reliability suite's api-crashes and many-calls
+     * on PostgreSQL), and a worker crash delayed expiries by 30 s instead of 10
+     * (test/reliability/worker-crashes.test.ts prints it).
      */
-    workerStickyTimeoutMs: Number(process.env.WORKER_STICKY_TIMEOUT_SECONDS ?? 30) * 1000,
+    workerStickyTimeoutMs: Number(process.env.WORKER_STICKY_TIMEOUT_SECONDS ?? 10) * 1000,
     /**
      * The workflow code bundled ahead (a file `bundleWorkflowCode` wrote from this build's
      * src/workflows): the worker starts without bundling it, a few seconds less per start. Unset:
