@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { grantWorkflowId } from '../src/domain/grant';
 import {
+  afterExpiryTimer,
   assignDirectly,
   assignmentsOf,
   current,
@@ -10,7 +11,6 @@ import {
   freshAccount,
   grantReaching,
   PRODUCTION_ACCOUNT,
-  afterExpiryTimer,
   recordHistory,
   target,
   TENANT,

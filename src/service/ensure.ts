@@ -77,10 +77,10 @@ type Found = GrantState | null | undefined;
  */
 const SEEN_FOR_MS = 5 * 60_000;
 
-/** Writes an audit event; never throws (a failure is counted and logged by whoever made it). */
 /** How long an extension's answer waits for its audit event's write (the grant writes it later regardless). */
 const HANDED_OFF_WAIT_MS = 1_000;
 
+/** Writes an audit event; never throws (a failure is counted and logged by whoever made it). */
 export type RecordAudit = (record: AuditRecord) => Promise<void>;
 
 export class EnsureService {
@@ -195,7 +195,7 @@ export class EnsureService {
   private async writeHandedOff(outcome: EnsureOutcome): Promise<void> {
     if (!outcome.audit?.length) return;
     const written = Promise.all(outcome.audit.map((record) => this.recordAudit(record)));
-    await Promise.race([written, new Promise((resolve) => setTimeout(resolve, HANDED_OFF_WAIT_MS).unref())]);
+    await Promise.race([written, pause(HANDED_OFF_WAIT_MS)]);
   }
 
   /**

@@ -131,7 +131,6 @@ export interface CrashWorld {
    * before the answer reaches it. Returns the operation.
    */
   killWorkerDuring(operations: string[], timeoutMs?: number): Promise<string>;
-
   /** With `group: true`: POST /v1/access/ensure as alice for membership of CRASH_GROUP. */
   ensureGroup(durationSeconds: number): Promise<Reply<{ grants: GrantView[] }>>;
   /** alice's memberships of CRASH_GROUP, as moto holds them (read past the proxy). */

@@ -734,21 +734,25 @@ export async function recordHistory(name: string, grantId: string, run: 'last' |
   await recordRun(name, `AccessGrantId = '${grantId}'${which}`);
 }
 
+/** The latest run the visibility `query` lists, once it has closed. */
+async function closedRun(query: string) {
+  return eventually(
+    `a closed run for ${query}`,
+    async () => {
+      for await (const info of current().temporal.workflow.list({ query })) return info.status.name === 'RUNNING' ? undefined : info;
+      return undefined;
+    },
+    120_000,
+  );
+}
+
 /**
  * What a grant's last run did once its expiry timer fired, from its history: the workflow tasks
  * and activities (by type) an expiry costs, and whether the run completed.
  */
 export async function afterExpiryTimer(grantId: string): Promise<{ workflowTasks: number; activities: string[]; completed: boolean }> {
-  const temporal = current().temporal;
-  const run = await eventually(
-    `the closed run of grant ${grantId}`,
-    async () => {
-      for await (const info of temporal.workflow.list({ query: `AccessGrantId = '${grantId}'` })) return info.status.name === 'RUNNING' ? undefined : info;
-      return undefined;
-    },
-    60_000,
-  );
-  const events = (await temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? [];
+  const run = await closedRun(`AccessGrantId = '${grantId}'`);
+  const events = (await current().temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? [];
   const fired = events.map((e) => e.timerFiredEventAttributes != null).lastIndexOf(true);
   assert.ok(fired >= 0, `no timer fired in grant ${grantId}'s run`);
   const after = events.slice(fired);
@@ -766,14 +770,7 @@ export async function afterExpiryTimer(grantId: string): Promise<{ workflowTasks
  */
 export async function recordRun(name: string, query: string): Promise<void> {
   if (process.env.RECORD_HISTORIES !== '1') return;
-  const run = await eventually(
-    `a closed run for ${query}`,
-    async () => {
-      for await (const info of current().temporal.workflow.list({ query })) return info.status.name === 'RUNNING' ? undefined : info;
-      return undefined;
-    },
-    120_000,
-  );
+  const run = await closedRun(query);
   const json = temporalCli(['workflow', 'show', '--workflow-id', run.workflowId, '--run-id', run.runId, '--output', 'json']);
   writeFileSync(path.join(repoRoot, 'test/histories', `${name}.json`), json);
 }

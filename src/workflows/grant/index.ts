@@ -6,6 +6,7 @@ import type { GrantState } from '../../domain/grant';
 import {
   approveSignal,
   denySignal,
+  type EnsureOutcome,
   ensureUpdate,
   grantStateQuery,
   type GrantWorkflowInput,
@@ -34,7 +35,8 @@ export async function grantWorkflow(input: GrantWorkflowInput): Promise<GrantSta
     };
   setHandler(grantStateQuery, () => grant.state);
   // The answer carries the state as the memo shows it: the events still to write go in `audit` only.
-  setHandler(ensureUpdate, shown((req) => (({ state, ...outcome }) => ({ ...outcome, state: memoOf(state) }))(grant.ensure(req))), { validator: (req) => grant.validateEnsure(req) });
+  const answered = (outcome: EnsureOutcome): EnsureOutcome => ({ ...outcome, state: memoOf(outcome.state) });
+  setHandler(ensureUpdate, shown((req) => answered(grant.ensure(req))), { validator: (req) => grant.validateEnsure(req) });
   setHandler(reviewUpdate, shown((r) => grant.review(r)), { validator: (r) => grant.validateReview(r) });
   setHandler(revokeUpdate, shown((r) => grant.revoke(r)), { validator: (r) => grant.validateRevoke(r) });
   setHandler(reconcileUpdate, () => grant.reconcile(), { validator: () => grant.validateReconcile() });

@@ -30,6 +30,7 @@ export async function lifecycle(grant: Grant): Promise<GrantState> {
     await holdUntilExpiry(grant);
     await close(grant);
   }
+  // Whatever an extension handed off after close() took the rest (or on a path close() never ran).
   grant.outbox.writeHandedOff();
   await grant.outbox.settled();
   await condition(allHandlersFinished);
