@@ -16,7 +16,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { AppConfig } from '../src/config';
 import { createWorkerMetrics } from '../src/metrics';
 import { createActivities, type AssignmentRef, type GrantActivities } from '../src/activities';
-import { asDeletion, pacer, semaphore } from '../src/activities/aws';
+import { afterDeletions, asDeletion, pacer, semaphore } from '../src/activities/aws';
 import { settle } from '../src/activities/poll';
 import { FaultProxy } from './support/fault-proxy';
 
@@ -422,6 +422,29 @@ describe('request pacing', function () {
     release();
     await Promise.all([first, ...queued, deletion]);
     assert.deepEqual(went, ['deletion', 'creation 2', 'creation 3']);
+  });
+
+  it("the worker's audit writes wait while it deletes, go once its deletions pause, and never wait past their limit", async function () {
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const went: string[] = [];
+    let endDeletion!: () => void;
+    const deletion = asDeletion(() => new Promise<void>((resolve) => (endDeletion = resolve)));
+    const write = afterDeletions(10_000).then(() => went.push('audit write'));
+    await pause(400);
+    assert.equal(went.length, 0, 'held while a deletion runs');
+    endDeletion();
+    await deletion.then(() => went.push('deletion'));
+    await write;
+    assert.deepEqual(went, ['deletion', 'audit write']);
+
+    // A worker that never stops deleting holds a write no longer than its limit.
+    let endLong!: () => void;
+    const long = asDeletion(() => new Promise<void>((resolve) => (endLong = resolve)));
+    const started = performance.now();
+    await afterDeletions(300);
+    assert.ok(performance.now() - started >= 290, 'waited its limit');
+    endLong();
+    await long;
   });
 
   it('semaphore keeps at most its limit running', async function () {

@@ -3,7 +3,7 @@
 // the API run as child processes on a Temporal and moto of their own (test/support/crash-world.ts).
 // Many rounds of the same: test/reliability (npm run test:reliability).
 import assert from 'node:assert/strict';
-import { eventually } from './support/world';
+import { assertErrorShape, eventually } from './support/world';
 import { type CrashWorld, sleep, startCrashWorld } from './support/crash-world';
 
 describe('crashes and restarts', function () {
@@ -90,6 +90,26 @@ describe('crashes and restarts', function () {
     const expired = await grantIn(account, 'expired');
     assert.equal(expired.id, active.id);
     assert.equal(await world.assignments(account), 0);
+  });
+
+  it('with no worker polling, an ensure that must ask the grant answers 503 with Retry-After, changes nothing, and is answered once the worker is back', async () => {
+    const account = world.freshAccount();
+    assert.equal((await world.ensure(account, 600)).status, 200);
+    const active = await grantIn(account, 'active');
+    await world.worker.kill();
+    // Past the server's window for pollers (20 s), it refuses a query at once ("no poller seen").
+    await sleep(25_000);
+    // Shorter than what is held: the API asks the grant for its state before anything else.
+    const refused = await world.ensure(account, 300);
+    assert.equal(refused.status, 503, JSON.stringify(refused.body));
+    assertErrorShape(refused, 'unavailable');
+    assert.ok(Number(refused.headers.get('retry-after')) > 0, 'Retry-After');
+    await world.worker.start();
+    const answered = await world.ensure(account, 300);
+    assert.equal(answered.status, 200, JSON.stringify(answered.body));
+    assert.equal(answered.body.grants[0].change, 'none');
+    assert.equal(answered.body.grants[0].expires_at, active.expiresAt);
+    assert.equal(await world.assignments(account), 1);
   });
 
   it('a client retrying an ensure cut off by an API crash gets the one grant', async () => {

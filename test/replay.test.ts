@@ -61,6 +61,14 @@ const OTHER_HISTORIES = [
   'preexisting-assignment-1.2',
   'audit-extend-cancel-1.2',
   'extensions-continue-as-new-1.2',
+  // Expiries as 1.3 made them: the grant shown `closing` in the timer's task, which also recorded
+  // the 1.3 patch, before 1.4 decided the expiry's path at the run's start and showed it once.
+  'activate-then-expire-1.3',
+  'activate-extend-expire-1.3',
+  'audit-activate-expire-1.3',
+  'group-activate-expire-1.3',
+  'notify-activate-warn-extend-expire-1.3',
+  'preexisting-assignment-1.3',
 ];
 /**
  * Recorded under 1.0 while their runs were still open (before recordRun waited for the close):

@@ -5,7 +5,10 @@ import { WIRE_SLACK_MS } from '../../src/activities/aws';
 import { FLOOR_TASK_QUEUE } from '../floor';
 import { type Scenario, yes } from '../scenario';
 import { closedLoop } from '../load';
-import { account, log, settings, sleep } from '../settings';
+import { cpuByProcess } from '../processes';
+import { account, log, ROLE, settings, sleep, USER } from '../settings';
+import { grantWorkflowId } from '../../src/domain/grant';
+import { temporal as temporalProto } from '@temporalio/proto';
 import { percentile, round, secondsSummary, summary, median } from '../stats';
 import type { Bench } from '../world';
 
@@ -136,9 +139,27 @@ async function run(b: Bench) {
     });
     if (Date.now() > dueMs - 2000) throw new Error(`starting ${n} end-access workflows took ${Date.now() - startedAt} ms: too late for their timers`);
     await sleep(dueMs - Date.now());
+    const cpuBefore = cpuByProcess();
     const deleted = await deletionsOf(new Set(accounts), dueMs + Math.max(...offsetsMs) + 10 * 60_000);
+    const type = by === 'activity' ? 'floorEndAccessByActivityWorkflow' : 'floorEndAccessWorkflow';
+    await waitFor('the floor\'s runs closed', async () => (await temporal.workflow.count(`WorkflowType = '${type}' AND ExecutionStatus = 'Running'`)).count === 0, 5 * 60_000);
     const lags = accounts.flatMap((a, i) => (deleted.has(a) ? [(deleted.get(a)! - dueMs - offsetsMs[i]) / 1000] : []));
-    return { workflows: n, ended: deleted.size, lagSeconds: secondsSummary(lags) };
+    return { workflows: n, ended: deleted.size, lagSeconds: secondsSummary(lags), cpuMsPerExpiry: cpuPer(cpuBefore, n) };
+  }
+
+  /** A grant run's workflow tasks after its last timer fired: started, timed out (sticky queue), and the seconds from the timer to the run's close. */
+  async function tasksAfterExpiry(workflowId: string) {
+    const history = await temporal.workflow.getHandle(workflowId).fetchHistory();
+    const events = history.events ?? [];
+    const fired = events.map((e) => Boolean(e.timerFiredEventAttributes)).lastIndexOf(true);
+    const after = events.slice(fired);
+    const seconds = (e: (typeof events)[number] | undefined) => Number(e?.eventTime?.seconds ?? 0) + (e?.eventTime?.nanos ?? 0) / 1e9;
+    return {
+      started: after.filter((e) => e.workflowTaskStartedEventAttributes).length,
+      timedOut: after.filter((e) => e.workflowTaskTimedOutEventAttributes).length,
+      seconds: round(seconds(events.at(-1)) - seconds(events[fired]), 2),
+      timeline: after.map((e) => `${String(temporalProto.api.enums.v1.EventType[e.eventType ?? 0]).replace('EVENT_TYPE_', '')} +${round(seconds(e) - seconds(events[fired]), 2)}`),
+    };
   }
 
   /**
@@ -201,6 +222,7 @@ async function run(b: Bench) {
     const target = Math.ceil(Date.now() / 1000) + Math.ceil(waves * (1.5 * waveSeconds + 1)) + 20;
     let delay = calibratedDelay;
     const expiresAt = new Map<string, number>();
+    const tenantIds = new Map<string, string>();
     log(`expiry: creating ${n} grants in ${waves} waves, all to expire at ${new Date(target * 1000 + 500).toISOString()}`);
     for (let w = 0; w < waves; w++) {
       const now = Date.now() / 1000;
@@ -223,6 +245,7 @@ async function run(b: Bench) {
           const view = await untilActive(i, acct, duration, 250);
           delays.push(Date.parse(view.activated_at!) - t0);
           expiresAt.set(acct, Date.parse(view.expires_at!));
+          tenantIds.set(acct, tenantOf(i).id);
         }),
       );
       delay = percentile(delays, 50) / 1000;
@@ -231,12 +254,21 @@ async function run(b: Bench) {
     const [first, last] = [Math.min(...expiries), Math.max(...expiries)];
     log(`expiry: all active; expires_at spread over ${last - first} ms; reading the proxy's log`);
     await sleep(Math.max(0, first - Date.now()));
+    const cpuBefore = cpuByProcess();
     const deleted = await deletionsOf(new Set(expiresAt.keys()), last + 15 * 60_000);
     const lags = [...deleted].map(([acct, at]) => (at - expiresAt.get(acct)!) / 1000);
     // The floors run on a machine the grants have left: every one of them closed (audit written).
     const open = `WorkflowType = 'grantWorkflow' AND ExecutionStatus = 'Running' AND AccessExpiresAt >= '${new Date(first).toISOString()}' AND AccessExpiresAt <= '${new Date(last).toISOString()}'`;
     await waitFor("the run's grants closed", async () => (await temporal.workflow.count(open)).count === 0, 5 * 60_000).catch((err) => log('expiry:', err instanceof Error ? err.message : err));
+    const cpuMsPerExpiry = cpuPer(cpuBefore, expiresAt.size);
+    log('expiry: CPU per expiry, ms by process', JSON.stringify(cpuMsPerExpiry));
+    // Where the slowest ten spent their time: their workflow tasks after the expiry timer, and how many timed out on the sticky queue.
+    const slowest = [...deleted].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([acct]) => acct);
+    const lateTasks = await Promise.all(slowest.map((acct) => tasksAfterExpiry(grantWorkflowId({ tenantId: tenantIds.get(acct)!, principalId: USER.sub, target: `AWS::Account::${acct}`, role: ROLE }))));
+    log('expiry: the ten latest deletions\' runs after their timer', JSON.stringify(lateTasks));
     return {
+      cpuMsPerExpiry,
+      lateTasks,
       grants: expiresAt.size,
       expiresAtSpreadMs: last - first,
       deleted: deleted.size,
@@ -245,6 +277,11 @@ async function run(b: Bench) {
       expiresAt: expiries,
     };
   }
+}
+
+/** CPU used by each process since `before`, in ms per expiry (from the first due time until every run closed). */
+function cpuPer(before: Record<string, number>, expiries: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(cpuByProcess()).map(([name, ms]) => [name, round((ms - (before[name] ?? 0)) / expiries, 2)]));
 }
 
 /**

@@ -111,7 +111,43 @@ const deletionContext = new AsyncLocalStorage<true>();
 
 /** Runs `work` with deletion priority for every paced call and in-flight slot it waits for. */
 export function asDeletion<T>(work: () => Promise<T>): Promise<T> {
-  return deletionContext.run(true, work);
+  deletionsRunning++;
+  return deletionContext.run(true, work).finally(deletionEnded);
+}
+
+// The worker's audit writes yield to its deletions (afterDeletions): in a burst of expiries the
+// writes, and the workflow tasks that follow them, come after the removals that end access.
+let deletionsRunning = 0;
+let lastDeletionEnded = -Infinity;
+let quietCheck: NodeJS.Timeout | undefined;
+const awaitingQuiet = new Set<() => void>();
+/** How long no deletion must have run for the deletions to count as done. */
+const DELETIONS_QUIET_MS = 250;
+
+const deletionsQuiet = () => deletionsRunning === 0 && performance.now() - lastDeletionEnded >= DELETIONS_QUIET_MS;
+
+function deletionEnded(): void {
+  deletionsRunning--;
+  lastDeletionEnded = performance.now();
+  if (deletionsRunning > 0 || awaitingQuiet.size === 0) return;
+  clearTimeout(quietCheck);
+  quietCheck = setTimeout(() => {
+    if (deletionsQuiet()) for (const wake of awaitingQuiet) wake();
+  }, DELETIONS_QUIET_MS);
+}
+
+/** Resolves once this process has run no deletion for a moment, or after `maxWaitMs`, whichever is first. */
+export function afterDeletions(maxWaitMs: number): Promise<void> {
+  if (deletionsQuiet()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const wake = () => {
+      clearTimeout(timer);
+      awaitingQuiet.delete(wake);
+      resolve();
+    };
+    const timer = setTimeout(wake, maxWaitMs);
+    awaitingQuiet.add(wake);
+  });
 }
 
 // Background reads come last: after deletions and creations, so they never hold back what grants

@@ -27,8 +27,13 @@ export function isQueryBufferFull(err: unknown): boolean {
  * failing ("Workflow Task in failed state"): the update changed nothing.
  */
 function isWorkflowTaskFailure(err: unknown): boolean {
+  return isFailedPrecondition(err, /workflow task/i);
+}
+
+/** A FAILED_PRECONDITION from Temporal, anywhere in the error's causes, whose message matches. */
+function isFailedPrecondition(err: unknown, message: RegExp): boolean {
   for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
-    if (isGrpcServiceError(cause) && cause.code === 9 && /workflow task/i.test(cause.message)) return true;
+    if (isGrpcServiceError(cause) && cause.code === 9 && message.test(cause.message)) return true;
   }
   return false;
 }
@@ -36,6 +41,14 @@ function isWorkflowTaskFailure(err: unknown): boolean {
 /** Answered when an update's workflow task failed (twice, for an ensure): a 503 the client may retry. */
 function taskFailedError(): AccessError {
   return new AccessError('unavailable', 'The grant could not take this call just now (its workflow task failed); nothing was changed. Try again.', {}, 1);
+}
+
+/**
+ * Temporal's answer (FAILED_PRECONDITION) to a query of a workflow whose task queue has had no
+ * worker polling it for a while (the server's poller window, 20 s by default): the worker is down.
+ */
+function isNoWorkerPolling(err: unknown): boolean {
+  return isFailedPrecondition(err, /no poller seen/i);
 }
 
 const UNAVAILABLE_GRPC_CODES = new Set([4 /* DEADLINE_EXCEEDED */, 14 /* UNAVAILABLE */]);
@@ -62,12 +75,14 @@ export function isNamespaceNotFound(err: unknown): boolean {
 /**
  * The 503 (always with Retry-After) for a Temporal that cannot be reached, that does not know the
  * namespace (yet), or is there but cannot answer this call now: RESOURCE_EXHAUSTED (a grant's
- * query buffer, a rate limit of the server's), or a grant whose workflow task is failing.
+ * query buffer, a rate limit of the server's), a grant whose workflow task is failing, or no worker
+ * polling to answer a query.
  * Undefined for any other error.
  */
 export function temporalUnavailableError(err: unknown): AccessError | undefined {
   if (isWorkflowTaskFailure(err)) return taskFailedError();
   if (grpcCodeOf(err) === 8) return new AccessError('unavailable', 'Temporal is busy with this grant or this tenant just now; nothing was changed. Try again.', {}, 1);
+  if (isNoWorkerPolling(err)) return new AccessError('unavailable', 'No worker is taking calls just now, so the grant cannot be asked; nothing was changed. Try again.', {}, ABSENT_RETRY_AFTER_SECONDS);
   if (isNamespaceNotFound(err)) return new AccessError('unavailable', 'Temporal does not know this service\'s namespace yet; nothing was changed. Try again.', {}, ABSENT_RETRY_AFTER_SECONDS);
   for (let cause: unknown = err; cause; cause = (cause as { cause?: unknown }).cause) {
     const code = (cause as { code?: unknown }).code;

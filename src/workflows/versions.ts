@@ -11,6 +11,12 @@ export const versions = {
   scheduledStartCheck: () => patched('1.2-scheduled-start-check'),
   /** 1.3: an expiry ends with one activity (the deletion, then the last audit events), and the run completes in the task that sees it done. */
   expiryInOneActivity: () => patched('1.3-expiry-in-one-activity'),
+  /**
+   * 1.4: an expiry shows the grant once, when access has ended (not `closing` first), and the run
+   * decides this when it starts: the timer's task then only schedules the activity, as the least an
+   * expiry can be does (a patch first decided there would add its marker and search attribute).
+   */
+  expiryShownOnce: () => patched('1.4-expiry-shown-once'),
   /** 1.3: an extension's audit event is written by the API from the update's answer; the workflow writes it at its next wake. */
   extensionAuditByCaller: () => patched('1.3-extension-audit-by-caller'),
 };

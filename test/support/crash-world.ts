@@ -100,6 +100,7 @@ class HoldingProxy {
 export interface Reply<T = any> {
   status: number;
   body: T;
+  headers: Headers;
 }
 
 export interface CrashWorld {
@@ -246,11 +247,11 @@ export async function startCrashWorld(
             ...extra,
           }),
         });
-        return { status: res.status, body: (await res.json()) as any };
+        return { status: res.status, body: (await res.json()) as any, headers: res.headers };
       },
       async get(suffix) {
         const res = await fetch(`${api.url}/v1/access/grants${suffix}`, { headers });
-        return { status: res.status, body: (await res.json()) as any };
+        return { status: res.status, body: (await res.json()) as any, headers: res.headers };
       },
       async assignments(account) {
         const listed = await sso.send(
@@ -297,7 +298,7 @@ export async function startCrashWorld(
           headers,
           body: JSON.stringify({ entitlements: [{ target: GROUP_TARGET, role: 'member', duration_seconds: durationSeconds }], justification: { reason: 'crash test' } }),
         });
-        return { status: res.status, body: (await res.json()) as any };
+        return { status: res.status, body: (await res.json()) as any, headers: res.headers };
       },
       async memberships() {
         const { GroupMemberships = [] } = await identity.send(new ListGroupMembershipsForMemberCommand({ IdentityStoreId: stack.identityStoreId, MemberId: { UserId: userId! } }));

@@ -9,6 +9,7 @@ import { CreateAccountAssignmentCommand, DeleteAccountAssignmentCommand, ListAcc
 import { GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
 import { Client, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
 import { env, loadConfig } from '../../src/config';
 import { ensureReconcileSchedules, organizationScheduleId, reconcileScheduleId } from '../../src/schedules';
 import { unpackOrganization } from '../../src/latest-run';
@@ -750,14 +751,18 @@ async function closedRun(query: string) {
  * What a grant's last run did once its expiry timer fired, from its history: the workflow tasks
  * and activities (by type) an expiry costs, and whether the run completed.
  */
-export async function afterExpiryTimer(grantId: string): Promise<{ workflowTasks: number; activities: string[]; completed: boolean }> {
+export async function afterExpiryTimer(grantId: string): Promise<{ workflowTasks: number; timerTask: string[]; activities: string[]; completed: boolean }> {
   const run = await closedRun(`AccessGrantId = '${grantId}'`);
   const events = (await current().temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? [];
   const fired = events.map((e) => e.timerFiredEventAttributes != null).lastIndexOf(true);
   assert.ok(fired >= 0, `no timer fired in grant ${grantId}'s run`);
   const after = events.slice(fired);
+  // The events the timer's own task recorded: each command's event names the task that sent it.
+  const timerTaskId = String(after.find((e) => e.workflowTaskCompletedEventAttributes)?.eventId);
+  const sentBy = (e: (typeof events)[number]) => Object.values(e).some((a) => a !== null && typeof a === 'object' && String((a as { workflowTaskCompletedEventId?: unknown }).workflowTaskCompletedEventId) === timerTaskId);
   return {
     workflowTasks: after.filter((e) => e.workflowTaskCompletedEventAttributes).length,
+    timerTask: after.filter(sentBy).map((e) => String(temporal.api.enums.v1.EventType[e.eventType ?? 0])),
     activities: after.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : [])),
     completed: after.some((e) => e.workflowExecutionCompletedEventAttributes),
   };
