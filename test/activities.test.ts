@@ -437,6 +437,13 @@ describe('request pacing', function () {
     await write;
     assert.deepEqual(went, ['deletion', 'audit write']);
 
+    // Asked just after a deletion ended (as endAccess writes after its own): it goes a moment later, not at its limit.
+    await asDeletion(async () => {});
+    const asked = performance.now();
+    await afterDeletions(10_000);
+    const waited = performance.now() - asked;
+    assert.ok(waited >= 200 && waited < 2_000, `waited ${waited.toFixed(0)} ms`);
+
     // A worker that never stops deleting holds a write no longer than its limit.
     let endLong!: () => void;
     const long = asDeletion(() => new Promise<void>((resolve) => (endLong = resolve)));

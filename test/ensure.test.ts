@@ -204,8 +204,8 @@ describe('POST /v1/access/ensure', function () {
     const expired = await grantReaching(active.id, 'expired');
     assert.equal(expired.expires_at, active.expires_at);
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 0);
-    // Ended by one activity (the deletion, then the audit events), the only command of the timer's task (1.4: no patch marker, nothing shown until access has ended); the run completed in the task that saw it done.
-    assert.deepEqual(await afterExpiryTimer(active.id), { workflowTasks: 2, timerTask: ['EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'], activities: ['endAccess'], completed: true });
+    // Ended by one activity (the deletion, then the audit events); the timer's task records the 1.4 patch (its marker and Temporal's version search attribute) and schedules it, showing nothing until access has ended (no memo); the run completed in the task that saw it done.
+    assert.deepEqual(await afterExpiryTimer(active.id), { workflowTasks: 2, timerTask: ['EVENT_TYPE_MARKER_RECORDED', 'EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES', 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'], activities: ['endAccess'], completed: true });
     await recordHistory('activate-then-expire', active.id);
 
     const next = await ensure([{ target: target(account), role: 'ReadOnlyAccess', duration_seconds: 600 }]);
@@ -236,7 +236,7 @@ describe('POST /v1/access/ensure', function () {
     await grantReaching(active.id, 'expired');
     assert.equal(await assignmentsOf('alice', account, 'ReadOnlyAccess'), 1, 'the pre-existing assignment is still there');
     // Nothing to delete: the one activity writes the events only.
-    assert.deepEqual(await afterExpiryTimer(active.id), { workflowTasks: 2, timerTask: ['EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'], activities: ['endAccess'], completed: true });
+    assert.deepEqual(await afterExpiryTimer(active.id), { workflowTasks: 2, timerTask: ['EVENT_TYPE_MARKER_RECORDED', 'EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES', 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'], activities: ['endAccess'], completed: true });
     await recordHistory('preexisting-assignment', active.id);
   });
 });

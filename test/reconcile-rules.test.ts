@@ -20,6 +20,7 @@ const grant = (accountId: string, userId: string, over: Partial<GrantRecord> = {
   assignmentPreexisted: false,
   ids: { userId, permissionSetArn: PS },
   activatedAt: '2026-01-01T00:00:00.000Z',
+  expiresAt: '2026-01-01T01:00:00.000Z',
   ...over,
 });
 /** A run that ended its own way: it removed what it created. */
@@ -51,6 +52,16 @@ describe('reconciliation rules', () => {
     const drift = findDriftIn(
       [],
       [grant('111111111111', 'u1', { activatedAt: '2026-01-01T00:09:59.999Z' }), grant('111111111112', 'u2', { activatedAt: '2026-01-01T00:10:00.001Z' })],
+      { tenantId: 't', listedFrom },
+    );
+    assert.deepEqual(drift.missing.map((m) => m.accountId), ['111111111111']);
+  });
+
+  it('a grant whose expiry passed before the listing began is not missing: its access is being removed', () => {
+    const listedFrom = '2026-01-01T01:00:00.000Z';
+    const drift = findDriftIn(
+      [],
+      [grant('111111111111', 'u1', { expiresAt: '2026-01-01T01:00:00.001Z' }), grant('111111111112', 'u2', { expiresAt: '2026-01-01T00:59:59.999Z' })],
       { tenantId: 't', listedFrom },
     );
     assert.deepEqual(drift.missing.map((m) => m.accountId), ['111111111111']);

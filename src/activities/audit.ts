@@ -15,6 +15,7 @@ import { type AppConfig, ConfigError, tenantById, type TenantConfig } from '../c
 import { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditRecord } from '../domain/audit';
 import { createLogger, type Logger } from '../log';
 import { afterDeletions, semaphore } from './aws';
+import { activityContext } from './poll';
 
 export type AuditStoreConfig = NonNullable<TenantConfig['audit']>['s3'];
 
@@ -161,19 +162,26 @@ export async function checkAuditStores(config: AppConfig): Promise<void> {
 }
 
 /**
- * How long a worker's audit write waits at most for its deletions to pause: in a burst of expiries
- * the writes come after the removals, and a grant shows `expired` up to this much later.
+ * How long a worker's audit write waits at most for its deletions to pause (and never more than
+ * half of what its activity attempt has left): in a burst of expiries the writes come after the
+ * removals, and a grant shows `expired` up to this much later.
  */
 const AUDIT_YIELD_MAX_MS = 15_000;
 /** The worker's audit writes in flight at once: those that waited out a burst go in turn, not all together (which timed out). */
 const AUDIT_WRITES_AT_ONCE = 16;
+
+/** What is left of the activity attempt's start-to-close time (from when it was scheduled, so less than that). */
+function attemptTimeLeftMs(): number {
+  const info = activityContext()?.info;
+  return info ? info.currentAttemptScheduledTimestampMs + info.startToCloseTimeoutMs - Date.now() : Infinity;
+}
 
 /** The worker's activity: retried by Temporal without limit; each failed attempt is counted. Each write yields to the worker's deletions first. */
 export function createAuditActivities(config: AppConfig, { metrics, logger }: { metrics?: { auditWriteFailures: { inc(): void } }; logger?: Logger } = {}) {
   const writer = createAuditWriter(config, logger);
   const inTurn = semaphore(AUDIT_WRITES_AT_ONCE);
   const write = async (record: AuditRecord): Promise<void> => {
-    await afterDeletions(AUDIT_YIELD_MAX_MS);
+    await afterDeletions(Math.min(AUDIT_YIELD_MAX_MS, attemptTimeLeftMs() / 2));
     try {
       await inTurn(() => writer.write(record));
     } catch (err) {

@@ -112,7 +112,14 @@ const deletionContext = new AsyncLocalStorage<true>();
 /** Runs `work` with deletion priority for every paced call and in-flight slot it waits for. */
 export function asDeletion<T>(work: () => Promise<T>): Promise<T> {
   deletionsRunning++;
-  return deletionContext.run(true, work).finally(deletionEnded);
+  let running: Promise<T>;
+  try {
+    running = deletionContext.run(true, work);
+  } catch (err) {
+    deletionEnded();
+    throw err;
+  }
+  return running.finally(deletionEnded);
 }
 
 // The worker's audit writes yield to its deletions (afterDeletions): in a burst of expiries the
@@ -124,21 +131,25 @@ const awaitingQuiet = new Set<() => void>();
 /** How long no deletion must have run for the deletions to count as done. */
 const DELETIONS_QUIET_MS = 250;
 
-const deletionsQuiet = () => deletionsRunning === 0 && performance.now() - lastDeletionEnded >= DELETIONS_QUIET_MS;
-
 function deletionEnded(): void {
   deletionsRunning--;
   lastDeletionEnded = performance.now();
-  if (deletionsRunning > 0 || awaitingQuiet.size === 0) return;
+  wakeWhenQuiet();
+}
+
+/** Wakes whoever waits once no deletion runs and none has for DELETIONS_QUIET_MS; a deletion that ends later sets it again. */
+function wakeWhenQuiet(): void {
   clearTimeout(quietCheck);
-  quietCheck = setTimeout(() => {
-    if (deletionsQuiet()) for (const wake of awaitingQuiet) wake();
-  }, DELETIONS_QUIET_MS);
+  quietCheck = undefined;
+  if (awaitingQuiet.size === 0 || deletionsRunning > 0) return;
+  const left = DELETIONS_QUIET_MS - (performance.now() - lastDeletionEnded);
+  if (left <= 0) for (const wake of [...awaitingQuiet]) wake();
+  else quietCheck = setTimeout(wakeWhenQuiet, left + 1);
 }
 
 /** Resolves once this process has run no deletion for a moment, or after `maxWaitMs`, whichever is first. */
 export function afterDeletions(maxWaitMs: number): Promise<void> {
-  if (deletionsQuiet()) return Promise.resolve();
+  if (maxWaitMs <= 0) return Promise.resolve();
   return new Promise((resolve) => {
     const wake = () => {
       clearTimeout(timer);
@@ -147,6 +158,7 @@ export function afterDeletions(maxWaitMs: number): Promise<void> {
     };
     const timer = setTimeout(wake, maxWaitMs);
     awaitingQuiet.add(wake);
+    wakeWhenQuiet();
   });
 }
 

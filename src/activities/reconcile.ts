@@ -49,6 +49,8 @@ export interface GrantRecord {
   ids: AssignmentIds | null;
   /** When the grant became active (its activity's clock); null before. */
   activatedAt: string | null;
+  /** When its access ends; null before it is active. */
+  expiresAt: string | null;
 }
 
 /** A closed grant run whose leftover assignment is gone: the input of leftoverRemovedWorkflow. */
@@ -190,6 +192,9 @@ export function findDriftIn(assignments: Assignment[], grants: GrantRecord[], { 
     .filter((g) => g.tenantId === tenantId)
     .filter((g) => g.open && g.ids && g.status === 'active' && !g.closing && g.assignmentPreexisted === false && !present.has(grantTriple(g)!))
     .filter((g) => !(listedFrom && g.activatedAt && g.activatedAt >= listedFrom))
+    // Expired before the listing began: its access is being removed (from 1.4 the memo shows it
+    // active until that is done), not missing.
+    .filter((g) => !(listedFrom && g.expiresAt && g.expiresAt <= listedFrom))
     .filter((g) => !looked || looked(g.accountId, g.ids!))
     .map(ref);
 
@@ -392,6 +397,7 @@ export function createReconcileActivities({ client: clientOf, ssoOf, configuredA
       assignmentPreexisted: state.assignmentPreexisted,
       ids: state.assignmentIds,
       activatedAt: state.activatedAt,
+      expiresAt: state.expiresAt,
     };
   }
 

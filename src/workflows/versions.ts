@@ -12,9 +12,9 @@ export const versions = {
   /** 1.3: an expiry ends with one activity (the deletion, then the last audit events), and the run completes in the task that sees it done. */
   expiryInOneActivity: () => patched('1.3-expiry-in-one-activity'),
   /**
-   * 1.4: an expiry shows the grant once, when access has ended (not `closing` first), and the run
-   * decides this when it starts: the timer's task then only schedules the activity, as the least an
-   * expiry can be does (a patch first decided there would add its marker and search attribute).
+   * 1.4: an expiry shows the grant once, when access has ended, not `closing` first: the timer's
+   * task records this patch and schedules the activity, nothing else. Decided in that task (where
+   * 1.3 is, and in its place), so a worker of either version that runs it acts as it decided.
    */
   expiryShownOnce: () => patched('1.4-expiry-shown-once'),
   /** 1.3: an extension's audit event is written by the API from the update's answer; the workflow writes it at its next wake. */

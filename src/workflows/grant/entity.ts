@@ -26,8 +26,6 @@ import { CANCELLED_BY_OPERATOR, GrantRecord, now } from './record';
 export class Grant extends GrantRecord {
   /** The latest time recorded in the history: the workflow's clock is never taken to be earlier. */
   clockFloor = 0;
-  /** 1.4 (versions.expiryShownOnce), decided as the run starts. */
-  expiryShownOnce = false;
   /** Reconcile requests are numbered; the main sequence serves every one asked so far in one check. */
   reconcileAsked = 0;
   reconcileServed = 0;

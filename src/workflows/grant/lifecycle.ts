@@ -21,7 +21,6 @@ const system = (id: string): AuditActor => ({ type: 'system', id });
 export async function lifecycle(grant: Grant): Promise<GrantState> {
   const { state } = grant;
   grant.publish();
-  grant.expiryShownOnce = versions.expiryShownOnce();
   if (state.status === 'new' && !(await condition(() => state.status !== 'new', FIRST_ENSURE_TIMEOUT))) return state;
   if (state.status === 'pending' && !state.approved) await awaitReview(grant);
   // Approved (by policy or reviewers) but scheduled for later.
@@ -234,12 +233,16 @@ async function close(grant: Grant): Promise<void> {
   grant.reconciled = { outcome: 'ended' };
   grant.reconcileServed = grant.reconcileAsked;
   state.closing = true;
-  const expiry = !state.revocation;
-  // A reader sees an expiring grant active until its access has ended, then expired (1.4): a burst
-  // of expiries writes visibility once each, after the deletions. Messages meanwhile see `closing`.
-  if (!(expiry && grant.expiryShownOnce)) grant.publish();
   const endedAt = now().toISOString();
-  if (expiry && (grant.expiryShownOnce || versions.expiryInOneActivity())) return endAtExpiry(grant, endedAt);
+  // A reader of the memo sees an expiring grant active until its access has ended and its last
+  // events are written, then expired (1.4): a burst of expiries writes visibility once each, after
+  // the deletions. Messages (queries, updates) and the Web UI's details see `closing` meanwhile.
+  if (!state.revocation && versions.expiryShownOnce()) {
+    grant.showDetails();
+    return endAtExpiry(grant, endedAt);
+  }
+  grant.publish();
+  if (!state.revocation && versions.expiryInOneActivity()) return endAtExpiry(grant, endedAt);
   grant.outbox.writeHandedOff();
   // An expiry (not a revocation) tells the activity when access should have ended: the expiry-lag metric.
   const deleted = state.assignmentPreexisted ? undefined : await deprovision(grant, state.revocation ? undefined : (state.expiresAt ?? undefined));

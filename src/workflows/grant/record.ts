@@ -117,8 +117,7 @@ export class GrantRecord {
    */
   publish(): void {
     this.publishes++;
-    // Not a command: the Web UI reads it with the workflow metadata query.
-    setCurrentDetails(currentDetails(this.state));
+    this.showDetails();
     const forReads = versions.grantMemo();
     const pairs = searchAttributePairs(this.state, now(), forReads);
     const snapshot = JSON.stringify(pairs.map((p) => p.value));
@@ -134,6 +133,11 @@ export class GrantRecord {
         this.publishedMemo = shown;
       }
     }
+  }
+
+  /** What the Web UI shows as the grant's details: not a command (it reads them with the workflow metadata query). */
+  showDetails(): void {
+    setCurrentDetails(currentDetails(this.state));
   }
 
   /**
