@@ -342,10 +342,18 @@ export async function withBench(scenarios: string[], save: (bench: Bench) => voi
       if (!res.ok) throw new Error(`ensure ${acct}: HTTP ${res.status} ${JSON.stringify(body)}`);
       return body.grants[0];
     }
+    /** Asked again while provisioning, and after a 503 (a busy server now and then while fixtures are made; the call changed nothing). */
     async function untilActive(i: number, acct: string, duration: number, pollMs = 250, base = api): Promise<GrantView> {
       const deadline = Date.now() + 120_000;
       for (;;) {
-        const view = await ensure(i, acct, duration, base);
+        const view = await ensure(i, acct, duration, base).catch((err: Error) => {
+          if (!/: HTTP 503 /.test(err.message) || Date.now() > deadline) throw err;
+          return undefined;
+        });
+        if (!view) {
+          await sleep(1000);
+          continue;
+        }
         if (view.status === 'active') return view;
         if (view.status !== 'provisioning' || Date.now() > deadline) throw new Error(`grant on ${acct} is ${view.status}: ${JSON.stringify(view.diagnostics)}`);
         await sleep(pollMs);
