@@ -130,14 +130,18 @@ async function run(b: Bench) {
     const grantsPage = await timedPair(n, () => call(requester, 'GET', '/v1/access/grants?limit=50'), () => bare(`${visible} AND ${principal}`, 50));
     const idOf = (i: number) => pending[(i * 7919) % pending.length];
     const byId = await timedPair(n, (i) => call(reviewer, 'GET', `/v1/access/requests/${idOf(i)}`), (i) => bare(`${visible} AND AccessRequestIds = '${idOf(i)}'`, 50));
-    // Every pending request, a page of 100 at a time, as a reviewer pages through the queue; then
-    // the same pages of bare visibility calls; five passes of each, in turn. Each page is timed.
+    // Every pending request, a page of 100 at a time, as a reviewer pages through the queue, beside
+    // the same pages of bare visibility calls: each step times the API's next page and the floor's
+    // next page, in turn (the order alternating), so drift in the machine's load falls on both.
+    // Five passes; each page is timed.
     const passes: { listed: string[]; ms: number; floorMs: number }[] = [];
     const [apiPageMs, floorPageMs]: number[][] = [[], []];
     for (let pass = 0; pass < 5; pass++) {
       const listed: string[] = [];
-      const apiFrom = apiPageMs.length;
-      for (let cursor: string | null = null, first = true; first || cursor; first = false) {
+      const [apiFrom, floorFrom] = [apiPageMs.length, floorPageMs.length];
+      let cursor: string | null | undefined; // undefined: not started; null: done
+      let token: Uint8Array | null | undefined;
+      const apiPage = async () => {
         const t0 = performance.now();
         const page: { requests: { id: string }[]; next_cursor: string | null } = await call(
           reviewer,
@@ -147,13 +151,17 @@ async function run(b: Bench) {
         apiPageMs.push(performance.now() - t0);
         listed.push(...page.requests.map((r) => r.id));
         cursor = page.next_cursor;
-      }
-      const floorFrom = floorPageMs.length;
-      for (let token: Uint8Array | undefined, first = true; first || token; first = false) {
+      };
+      const floorPage = async () => {
         const t0 = performance.now();
-        const page = await bare(pendingQuery, 100, token);
+        const page = await bare(pendingQuery, 100, token ?? undefined);
         floorPageMs.push(performance.now() - t0);
-        token = page.nextPageToken?.length ? page.nextPageToken : undefined;
+        token = page.nextPageToken?.length ? page.nextPageToken : null;
+      };
+      for (let step = 0; cursor !== null || token !== null; step++) {
+        const both = [cursor !== null && apiPage, token !== null && floorPage].filter((f) => f !== false);
+        if ((step + pass) % 2 === 1) both.reverse();
+        for (const next of both) await next();
       }
       passes.push({ listed, ms: sum(apiPageMs.slice(apiFrom)), floorMs: sum(floorPageMs.slice(floorFrom)) });
     }
