@@ -257,6 +257,31 @@ describe('policy: accounts in AWS Organizations', () => {
     assert.notEqual(classOf({ ...sandbox, name: 'data-lake' }), classOf(sandbox), 'a policy reads the name');
   });
 
+  it('decides once for accounts no policy tells apart, and anew for each account a policy can tell', () => {
+    const set = loadPolicySet(
+      folder({
+        'schema.cedarschema': schema,
+        'allow.cedar': '@id("allow") permit(principal, action, resource);',
+        'org.cedar': [
+          `@id("prod-ou") forbid(principal, action == Action::"activate", resource in AWS::OrgUnit::"${prodOu}");`,
+          '@id("data-names") forbid(principal, action == Action::"activate", resource) when { resource.name like "data-*" };',
+          '@id("one-account") forbid(principal, action == Action::"activate", resource == Account::"999999999999");',
+        ].join('\n'),
+      }),
+    );
+    const activate = (accountId: string, account: typeof sandbox, accountEnvironment = 'staging') => set.authorize(req({ action: 'activate', accountId, accountEnvironment, account }));
+    const first = activate('111111111111', sandbox);
+    assert.equal(first.allowed, true);
+    // Another id, other tags (no policy reads them), other OUs no policy names: the same decision, from the memo.
+    assert.equal(activate('222222222222', { ...sandbox, tags: { env: 'other' }, ou_path: ['r-ab12', 'ou-ab12-othr0001'] }), first);
+    // Each of these differs in what a policy reads: decided, and decided right, after the first was remembered.
+    assert.deepEqual(activate('333333333333', payments), { allowed: false, policyIds: ['prod-ou'], notices: [] });
+    assert.deepEqual(activate('444444444444', { ...sandbox, name: 'data-lake' }), { allowed: false, policyIds: ['data-names'], notices: [] });
+    assert.deepEqual(activate('999999999999', sandbox), { allowed: false, policyIds: ['one-account'], notices: [] });
+    assert.notEqual(activate('555555555555', sandbox, 'production'), first, 'another environment is another request');
+    assert.equal(activate('555555555555', sandbox, 'production').allowed, true);
+  });
+
   it('keeps a schema from before organisations working: its accounts are sent with their environment alone', () => {
     const old = schema
       .replace(/namespace AWS \{[\s\S]*?\n\}\n/, '')

@@ -231,13 +231,24 @@ export class PolicySet {
     // A schema from before group grants (a tenant's own copy): its policies were not written for groups.
     if (req.group && !this.accountShape.group) return NO_GROUP_ENTITY;
     const request = cedarRequest(req, this.accountShape);
-    const key = JSON.stringify(request);
+    const key = this.memoKey(req, request);
     let decision = this.decisions.get(key);
     if (!decision) {
       decision = this.decide(request);
       this.decisions.set(key, decision);
     }
     return decision;
+  }
+
+  /**
+   * The request, with an account given by its class (accountClass) in place of its id and entity:
+   * no policy can tell apart accounts of one class, so a page of 100 requests on 100 accounts of
+   * one class is one decision, not 100.
+   */
+  private memoKey(req: PolicyRequest, request: CedarRequest): string {
+    if (req.group) return JSON.stringify(request);
+    // The principal, as its entities are made of it; the context, as Cedar is sent it.
+    return JSON.stringify([this.accountClass(req.accountId, req.accountEnvironment, req.account), req.principal, req.action, request.context]);
   }
 
   private decide(request: CedarRequest): PolicyDecision {

@@ -36,11 +36,13 @@ export class RequestService {
       // By run: a key's closed run and its newer one are two grants, each with requests of its own.
       const grants = new Map((ids.length > 0 ? await this.runs.all(caller.tenant, [among(searchAttributes.requestIds, ids)]) : []).map((r) => [r.runId, r]));
       for (const row of rows) if (!grants.has(row.runId)) grants.set(row.runId, row);
+      const grantsOf = new Map<string, GrantRow[]>();
+      for (const g of grants.values()) for (const id of new Set(requestIdsOf(g.state))) grantsOf.set(id, [...(grantsOf.get(id) ?? []), g]);
       const now = new Date();
       const listed: AccessRequestView[] = [];
       for (const row of rows) {
         const views = requestIdsOf(row.state).flatMap((id) => {
-          const of = [...grants.values()].filter((g) => requestIdsOf(g.state).includes(id));
+          const of = grantsOf.get(id) ?? [];
           const lead = of.filter(listedBy).sort((a, b) => a.workflowId.localeCompare(b.workflowId))[0];
           if (lead?.runId !== row.runId) return [];
           const parts = partsOf(of, id, now);
