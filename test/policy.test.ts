@@ -278,6 +278,8 @@ describe('policy: accounts in AWS Organizations', () => {
     assert.deepEqual(activate('333333333333', payments), { allowed: false, policyIds: ['prod-ou'], notices: [] });
     assert.deepEqual(activate('444444444444', { ...sandbox, name: 'data-lake' }), { allowed: false, policyIds: ['data-names'], notices: [] });
     assert.deepEqual(activate('999999999999', sandbox), { allowed: false, policyIds: ['one-account'], notices: [] });
+    // A named account is still told apart by what it is: moved under prod, it is decided again.
+    assert.deepEqual(activate('999999999999', payments), { allowed: false, policyIds: ['prod-ou', 'one-account'], notices: [] });
     assert.notEqual(activate('555555555555', sandbox, 'production'), first, 'another environment is another request');
     assert.equal(activate('555555555555', sandbox, 'production').allowed, true);
   });

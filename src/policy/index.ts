@@ -179,16 +179,17 @@ export class PolicySet {
   /**
    * What the policies can tell of an account: the attributes of its entity (cedarRequest makes it:
    * its environment, and, where the schema declares them, its name, tags and OUs), and its id
-   * only where a policy names the account (`Account::"..."`). Cedar has no other way to look at an
-   * entity, so two accounts of one class get the same decision for every request: a listing of
-   * thousands of accounts decides one account per class. Only what a policy reads counts: its name
-   * and tags when a policy reads `name` or `tags`, of its OUs only those a policy names. A change
-   * to the Account entity (an attribute, parents) is a change here too.
+   * only where a policy names the account (`Account::"..."`; its attributes still count, since
+   * they change when it moves or is tagged). Cedar has no other way to look at an entity, so two
+   * accounts of one class get the same decision for every request: a listing of thousands of
+   * accounts decides one account per class, and the decision memo keeps one per class. Only what a
+   * policy reads counts: its name and tags when a policy reads `name` or `tags`, of its OUs only
+   * those a policy names. A change to the Account entity (an attribute, parents) is a change here too.
    */
   accountClass(accountId: string, environment: string, account?: AccountAttributes): string {
-    if (this.index.namedAccounts.has(accountId)) return `account ${accountId}`;
     const { name, tags, orgUnits } = this.accountShape;
     return JSON.stringify([
+      this.index.namedAccounts.has(accountId) ? accountId : null,
       environment,
       name && this.reads('name') ? (account?.name ?? '') : null,
       tags && this.reads('tags') ? Object.entries(account?.tags ?? {}).sort() : null,
