@@ -231,11 +231,10 @@ export class PolicySet {
   authorize(req: PolicyRequest): PolicyDecision {
     // A schema from before group grants (a tenant's own copy): its policies were not written for groups.
     if (req.group && !this.accountShape.group) return NO_GROUP_ENTITY;
-    const request = cedarRequest(req, this.accountShape);
-    const key = this.memoKey(req, request);
+    const key = this.memoKey(req);
     let decision = this.decisions.get(key);
     if (!decision) {
-      decision = this.decide(request);
+      decision = this.decide(cedarRequest(req, this.accountShape));
       this.decisions.set(key, decision);
     }
     return decision;
@@ -244,12 +243,13 @@ export class PolicySet {
   /**
    * The request, with an account given by its class (accountClass) in place of its id and entity:
    * no policy can tell apart accounts of one class, so a page of 100 requests on 100 accounts of
-   * one class is one decision, not 100.
+   * one class is one decision, not 100. Made without the account's entities, which only a
+   * decision not yet remembered needs.
    */
-  private memoKey(req: PolicyRequest, request: CedarRequest): string {
-    if (req.group) return JSON.stringify(request);
+  private memoKey(req: PolicyRequest): string {
+    if (req.group) return JSON.stringify(cedarRequest(req, this.accountShape));
     // The principal, as its entities are made of it; the context, as Cedar is sent it.
-    return JSON.stringify([this.accountClass(req.accountId, req.accountEnvironment, req.account), req.principal, req.action, request.context]);
+    return JSON.stringify([this.accountClass(req.accountId, req.accountEnvironment, req.account), req.principal, req.action, cedarContext(req.context, this.accountShape)]);
   }
 
   private decide(request: CedarRequest): PolicyDecision {
@@ -457,12 +457,30 @@ function accountShapeOf(schema: string): AccountShape {
 
 type CedarRequest = Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>;
 
-function cedarRequest(req: PolicyRequest, shape: AccountShape): CedarRequest {
-  const { principal, context } = req;
+/** The context as Cedar is sent it: what the schema declares, with its defaults. */
+function cedarContext(context: PolicyRequest['context'], shape: AccountShape): CedarRequest['context'] {
   if (!Number.isSafeInteger(context.duration_seconds)) {
     // Cedar has only integers (Long); a fraction would fail deep inside with a vague message.
     throw new TypeError(`duration_seconds must be an integer, got ${context.duration_seconds}`);
   }
+  return {
+    role: context.role,
+    duration_seconds: context.duration_seconds,
+    has_reason: context.has_reason,
+    has_ticket_attachment: context.has_ticket_attachment,
+    break_glass: context.break_glass ?? false,
+    scheduled: context.scheduled ?? false,
+    starts_in_seconds: context.starts_in_seconds ?? 0,
+    session_duration_seconds: context.session_duration_seconds ?? 0,
+    // A schema from before issue 40 (a tenant's own copy) is sent what it declares, as for accounts.
+    ...(shape.context.reason_length && { reason_length: context.reason_length ?? 0 }),
+    ...(shape.context.oncall && { oncall: context.oncall ?? NOTHING_KNOWN.oncall }),
+    ...(shape.context.ticket && { ticket: context.ticket ?? NOTHING_KNOWN.ticket }),
+  };
+}
+
+function cedarRequest(req: PolicyRequest, shape: AccountShape): CedarRequest {
+  const { principal } = req;
   const user = { type: 'User', id: principal.id };
   const account = { type: 'Account', id: req.accountId };
   const groups = [...new Set(principal.groups)].map((id) => ({ type: 'Group', id }));
@@ -483,20 +501,7 @@ function cedarRequest(req: PolicyRequest, shape: AccountShape): CedarRequest {
     principal: user,
     action: { type: 'Action', id: req.action },
     resource,
-    context: {
-      role: context.role,
-      duration_seconds: context.duration_seconds,
-      has_reason: context.has_reason,
-      has_ticket_attachment: context.has_ticket_attachment,
-      break_glass: context.break_glass ?? false,
-      scheduled: context.scheduled ?? false,
-      starts_in_seconds: context.starts_in_seconds ?? 0,
-      session_duration_seconds: context.session_duration_seconds ?? 0,
-      // A schema from before issue 40 (a tenant's own copy) is sent what it declares, as for accounts.
-      ...(shape.context.reason_length && { reason_length: context.reason_length ?? 0 }),
-      ...(shape.context.oncall && { oncall: context.oncall ?? NOTHING_KNOWN.oncall }),
-      ...(shape.context.ticket && { ticket: context.ticket ?? NOTHING_KNOWN.ticket }),
-    },
+    context: cedarContext(req.context, shape),
     entities: [
       { uid: user, attrs: { email: principal.email ?? '' }, parents: groups },
       ...groups.map((uid): cedar.EntityJson => ({ uid, attrs: {}, parents: [] })),

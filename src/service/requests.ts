@@ -37,7 +37,13 @@ export class RequestService {
       const grants = new Map((ids.length > 0 ? await this.runs.all(caller.tenant, [among(searchAttributes.requestIds, ids)]) : []).map((r) => [r.runId, r]));
       for (const row of rows) if (!grants.has(row.runId)) grants.set(row.runId, row);
       const grantsOf = new Map<string, GrantRow[]>();
-      for (const g of grants.values()) for (const id of new Set(requestIdsOf(g.state))) grantsOf.set(id, [...(grantsOf.get(id) ?? []), g]);
+      for (const g of grants.values()) {
+        for (const id of new Set(requestIdsOf(g.state))) {
+          const of = grantsOf.get(id);
+          if (of) of.push(g);
+          else grantsOf.set(id, [g]);
+        }
+      }
       const now = new Date();
       const listed: AccessRequestView[] = [];
       for (const row of rows) {
