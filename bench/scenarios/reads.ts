@@ -133,10 +133,10 @@ async function run(b: Bench) {
     // Every pending request, a page of 100 at a time, as a reviewer pages through the queue, beside
     // the same pages of bare visibility calls: each step times the API's next page and the floor's
     // next page, in turn (the order alternating), so drift in the machine's load falls on both.
-    // Five passes; each page is timed.
+    // Each page is timed, in every pass.
     const passes: { listed: string[]; ms: number; floorMs: number }[] = [];
     const [apiPageMs, floorPageMs]: number[][] = [[], []];
-    for (let pass = 0; pass < 5; pass++) {
+    for (let pass = 0; pass < settings.readsPasses; pass++) {
       const listed: string[] = [];
       const [apiFrom, floorFrom] = [apiPageMs.length, floorPageMs.length];
       let cursor: string | null | undefined; // undefined: not started; null: done
