@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import type { GrantView } from '../src/domain/grant';
 import { type PolicyApi, startApiWithPolicies } from './support/policy-api';
-import { freshAccount, target } from './support/world';
+import { freshAccount, OTHER_TENANT, target, TENANT } from './support/world';
 
 const DAY = 86_400;
 
@@ -105,5 +105,48 @@ describe('what policies see of a grant, for every action on it', function () {
     const refused = await api.call('POST', `/v1/access/grants/${now.id}/revoke`, { as: 'olga', body: {} });
     assert.equal(refused.status, 404, JSON.stringify(refused.body));
     await withdraw(now);
+  });
+});
+
+// Cedar's decisions are remembered per policy set, which tenants sharing a policy folder share, by
+// what a policy can read of the account (PolicySet.accountClass). Two tenants that say different
+// things of one account are never answered from each other's decisions.
+describe('one policy folder shared by two tenants that configure an account differently', function () {
+  this.timeout(120_000);
+  // Production in TENANT and staging in OTHER_TENANT; `named` is also named by a policy.
+  const [unnamed, named] = [freshAccount(), freshAccount()];
+  let api: PolicyApi;
+  before(async () => {
+    const policy = `@id("named-production-reviewed") forbid (principal, action == Action::"activate", resource == Account::"${named}") when { resource.environment == "production" };`;
+    api = await startApiWithPolicies(policy, (config) => {
+      const [mine, other] = [TENANT, OTHER_TENANT].map((t) => config.tenants.find((c) => c.id === t.id)!);
+      other.policies = mine.policies;
+      mine.accounts = { ...mine.accounts, [unnamed]: { environment: 'production' }, [named]: { environment: 'production' } };
+      other.accounts = { ...other.accounts, [unnamed]: { environment: 'staging' }, [named]: { environment: 'staging' } };
+    });
+  });
+  after(async () => {
+    await api?.stop();
+  });
+
+  /** alice (the same principal, groups and call in both tenants), asking without changing anything. */
+  const ask = async (tenant: string, account: string, duration_seconds: number) => {
+    const reply = await api.call('POST', '/v1/access/ensure', {
+      as: 'alice',
+      tenant,
+      body: { entitlements: [{ target: target(account), role: 'ReadOnlyAccess', duration_seconds }], justification: { reason: 'incident review' }, dry_run: true },
+    });
+    return reply.status === 200 ? reply.body.grants[0].change : `${reply.status} ${JSON.stringify(reply.body.details?.denied?.[0]?.policies)}`;
+  };
+
+  it('decides an account by what each tenant says of it, whichever tenant asked first', async () => {
+    // Two hours: more than production allows (production-max-1h).
+    assert.equal(await ask(OTHER_TENANT.id, unnamed, 7200), 'activated');
+    assert.equal(await ask(TENANT.id, unnamed, 7200), '403 ["production-max-1h"]');
+    assert.equal(await ask(OTHER_TENANT.id, unnamed, 7200), 'activated');
+    // The account a policy names: its class holds its id and what the tenant says of it.
+    assert.equal(await ask(TENANT.id, named, 600), 'requested');
+    assert.equal(await ask(OTHER_TENANT.id, named, 600), 'activated');
+    assert.equal(await ask(TENANT.id, named, 600), 'requested');
   });
 });

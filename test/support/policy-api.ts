@@ -14,7 +14,8 @@ import { current, type Reply, TENANT, tokenFor } from './world';
 
 export interface PolicyApi {
   url: string;
-  call(method: 'GET' | 'POST', urlPath: string, opts: { as: Parameters<typeof tokenFor>[0]; body?: unknown }): Promise<Reply>;
+  /** `tenant`: the tenant asked of (TENANT unless said), with the user's token from its issuer. */
+  call(method: 'GET' | 'POST', urlPath: string, opts: { as: Parameters<typeof tokenFor>[0]; body?: unknown; tenant?: string }): Promise<Reply>;
   stop(): Promise<void>;
 }
 
@@ -35,10 +36,10 @@ export async function startApiWithPolicies(policies?: string, adjust: (config: A
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
-    async call(method, urlPath, { as, body }) {
+    async call(method, urlPath, { as, body, tenant = TENANT.id }) {
       const res = await fetch(url + urlPath, {
         method,
-        headers: { authorization: `Bearer ${await tokenFor(as)}`, 'x-tenant-id': TENANT.id, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${await tokenFor(as, tenant)}`, 'x-tenant-id': tenant, 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       return { status: res.status, body: await res.json(), headers: res.headers };
