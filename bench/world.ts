@@ -339,15 +339,15 @@ export async function withBench(scenarios: string[], save: (bench: Bench) => voi
       const t = tenantOf(i);
       const res = await fetch(`${base}/v1/access/ensure`, { method: 'POST', headers: { 'content-type': 'application/json', ...headersOf(t) }, body: ensureBody(acct, duration) });
       const body = (await res.json()) as { grants: GrantView[] };
-      if (!res.ok) throw new Error(`ensure ${acct}: HTTP ${res.status} ${JSON.stringify(body)}`);
+      if (!res.ok) throw Object.assign(new Error(`ensure ${acct}: HTTP ${res.status} ${JSON.stringify(body)}`), { status: res.status });
       return body.grants[0];
     }
     /** Asked again while provisioning, and after a 503 (a busy server now and then while fixtures are made; the call changed nothing). */
     async function untilActive(i: number, acct: string, duration: number, pollMs = 250, base = api): Promise<GrantView> {
       const deadline = Date.now() + 120_000;
       for (;;) {
-        const view = await ensure(i, acct, duration, base).catch((err: Error) => {
-          if (!/: HTTP 503 /.test(err.message) || Date.now() > deadline) throw err;
+        const view = await ensure(i, acct, duration, base).catch((err: Error & { status?: number }) => {
+          if (err.status !== 503 || Date.now() > deadline) throw err;
           return undefined;
         });
         if (!view) {
