@@ -231,23 +231,24 @@ export class PolicySet {
   authorize(req: PolicyRequest): PolicyDecision {
     // A schema from before group grants (a tenant's own copy): its policies were not written for groups.
     if (req.group && !this.accountShape.group) return NO_GROUP_ENTITY;
-    const key = this.memoKey(req);
+    // A group's whole request is its key; an account's key is made without its entities (memoKey).
+    const groupRequest = req.group ? cedarRequest(req, this.accountShape) : undefined;
+    const key = groupRequest ? JSON.stringify(groupRequest) : this.memoKey(req);
     let decision = this.decisions.get(key);
     if (!decision) {
-      decision = this.decide(cedarRequest(req, this.accountShape));
+      decision = this.decide(groupRequest ?? cedarRequest(req, this.accountShape));
       this.decisions.set(key, decision);
     }
     return decision;
   }
 
   /**
-   * The request, with an account given by its class (accountClass) in place of its id and entity:
-   * no policy can tell apart accounts of one class, so a page of 100 requests on 100 accounts of
-   * one class is one decision, not 100. Made without the account's entities, which only a
-   * decision not yet remembered needs.
+   * An account's request, with the account given by its class (accountClass) in place of its id
+   * and entity: no policy can tell apart accounts of one class, so a page of 100 requests on 100
+   * accounts of one class is one decision, not 100. Made without the account's entities, which
+   * only a decision not yet remembered needs.
    */
   private memoKey(req: PolicyRequest): string {
-    if (req.group) return JSON.stringify(cedarRequest(req, this.accountShape));
     // The principal, as its entities are made of it; the context, as Cedar is sent it.
     return JSON.stringify([this.accountClass(req.accountId, req.accountEnvironment, req.account), req.principal, req.action, cedarContext(req.context, this.accountShape)]);
   }
