@@ -259,9 +259,9 @@ async function close(grant: Grant): Promise<void> {
  * the assignment (unless it was there before the grant), then writes the grant's last audit
  * events, and the run completes in the workflow task that sees it done: two tasks and one
  * activity, where 1.2 took three tasks and two activities (a separate activity for the events,
- * and a task for each). The activity is scheduled, so its
- * effects follow the task that decided the expiry: an update or signal that arrives meanwhile
- * meets a grant already closing. Events it could not write go to the outbox.
+ * and a task for each). The activity is scheduled, so its effects follow the task that decided
+ * the expiry: an update or signal that arrives meanwhile meets a grant already closing. Events it
+ * could not write go to the outbox.
  */
 async function endAtExpiry(grant: Grant, endedAt: string): Promise<void> {
   const { state } = grant;
